@@ -1,0 +1,130 @@
+# Helpers that keep nmesh's target declarations short. Modelled on Abseil's absl_cc_library.
+
+# nmesh_cc_library(NAME <name> [HDRS ...] [SRCS ...] [DEPS ...] [PRIVATE_DEPS ...]
+#                  [INSTALL_DIR <dir under include/nmesh>] [NO_INSTALL])
+# Declares target nmesh_<name> with alias nmesh::<name>. Headers install under
+# include/nmesh/<INSTALL_DIR> (default: the current folder relative to the source root).
+function(nmesh_cc_library)
+  cmake_parse_arguments(ARG "NO_INSTALL" "NAME;INSTALL_DIR" "HDRS;SRCS;DEPS;PRIVATE_DEPS" ${ARGN})
+  set(target nmesh_${ARG_NAME})
+  if(ARG_SRCS)
+    add_library(${target} ${ARG_SRCS} ${ARG_HDRS})
+    set(scope PUBLIC)
+    target_link_libraries(${target} PRIVATE ${ARG_PRIVATE_DEPS})
+  else()
+    add_library(${target} INTERFACE)
+    set(scope INTERFACE)
+  endif()
+  add_library(nmesh::${ARG_NAME} ALIAS ${target})
+  set_target_properties(${target} PROPERTIES EXPORT_NAME ${ARG_NAME})
+  target_include_directories(${target} ${scope}
+    $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}>
+    $<BUILD_INTERFACE:${PROJECT_BINARY_DIR}/generated>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}/nmesh>
+    $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
+  target_link_libraries(${target} ${scope} ${ARG_DEPS})
+  if(ARG_SRCS)
+    target_compile_options(${target} PRIVATE ${NMESH_WARNING_FLAGS})
+  endif()
+  if(NOT ARG_NO_INSTALL)
+    if(NOT ARG_INSTALL_DIR)
+      file(RELATIVE_PATH ARG_INSTALL_DIR "${PROJECT_SOURCE_DIR}" "${CMAKE_CURRENT_SOURCE_DIR}")
+    endif()
+    install(TARGETS ${target} EXPORT nmeshTargets
+            ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+            LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
+            RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+    install(FILES ${ARG_HDRS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nmesh/${ARG_INSTALL_DIR})
+    set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_LIBS ${target})
+  endif()
+endfunction()
+
+set(NMESH_WARNING_FLAGS -Wall -Wextra -Wno-unused-parameter)
+
+# nmesh_cc_test(NAME <name> SRCS ... [DEPS ...] [TIMEOUT s] [LABELS ...])
+# A single-process GoogleTest binary, registered with ctest as <name>.
+function(nmesh_cc_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  target_compile_options(${ARG_NAME} PRIVATE ${NMESH_WARNING_FLAGS})
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 120)
+  endif()
+  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
+  set_tests_properties(${ARG_NAME} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "unit;${ARG_LABELS}")
+endfunction()
+
+# nmesh_mpi_test(NAME <name> SRCS ... [DEPS ...] [NP 1 2 4 8] [TIMEOUT s])
+# A GoogleTest binary run under `mpirun -np N` for each N, registered as <name>.npN. It links the
+# MPI GoogleTest main (comm/mpi/testing), which reduces every verdict across ranks.
+function(nmesh_mpi_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;NP;LABELS" ${ARGN})
+  if(NOT ARG_NP)
+    set(ARG_NP 1 2 4 8)
+  endif()
+  if(NOT ARG_TIMEOUT)
+    set(ARG_TIMEOUT 180)
+  endif()
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} nmesh::mpi_gtest_main GTest::gmock)
+  target_compile_options(${ARG_NAME} PRIVATE ${NMESH_WARNING_FLAGS})
+  foreach(np IN LISTS ARG_NP)
+    nmesh_add_mpi_test_command(${ARG_NAME}.np${np} ${np} ${ARG_TIMEOUT} $<TARGET_FILE:${ARG_NAME}>)
+    set_property(TEST ${ARG_NAME}.np${np} APPEND PROPERTY LABELS "mpi;${ARG_LABELS}")
+  endforeach()
+endfunction()
+
+# nmesh_add_mpi_test_command(<test name> <np> <timeout> <command...>)
+# Registers a ctest entry that runs <command> under the project's mpirun wrapper, which adds the
+# flags the MPI flavour needs (Open MPI: --oversubscribe, and --allow-run-as-root as root).
+function(nmesh_add_mpi_test_command name np timeout)
+  add_test(NAME ${name}
+           COMMAND ${PROJECT_SOURCE_DIR}/scripts/mpirun.sh -np ${np} ${ARGN})
+  set_tests_properties(${name} PROPERTIES TIMEOUT ${timeout} PROCESSORS ${np}
+                       ENVIRONMENT "NMESH_MPIEXEC=${MPIEXEC_EXECUTABLE}")
+endfunction()
+
+# Chooses the MPI flavour (NMESH_MPI_FLAVOR=openmpi|mpich) by pointing FindMPI at its wrappers.
+macro(nmesh_find_mpi)
+  if(NMESH_MPI_FLAVOR STREQUAL "openmpi")
+    set(MPI_C_COMPILER mpicc.openmpi)
+    set(MPIEXEC_EXECUTABLE /usr/bin/mpirun.openmpi)
+  elseif(NMESH_MPI_FLAVOR STREQUAL "mpich")
+    set(MPI_C_COMPILER mpicc.mpich)
+    set(MPIEXEC_EXECUTABLE /usr/bin/mpiexec.mpich)
+  elseif(NOT NMESH_MPI_FLAVOR STREQUAL "")
+    message(FATAL_ERROR "NMESH_MPI_FLAVOR must be empty, openmpi or mpich, got '${NMESH_MPI_FLAVOR}'")
+  endif()
+  find_package(MPI REQUIRED COMPONENTS C)
+  # nmesh uses the C API only; keep mpi.h from dragging in the deprecated C++ bindings.
+  set_property(TARGET MPI::MPI_C APPEND PROPERTY
+               INTERFACE_COMPILE_DEFINITIONS OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
+  message(STATUS "nmesh: MPI ${MPI_C_VERSION} (${MPI_C_LIBRARY_VERSION_STRING}), "
+                 "launcher ${MPIEXEC_EXECUTABLE}")
+endmacro()
+
+# NMESH_SANITIZE=address,undefined | thread applies to every target of the build.
+macro(nmesh_configure_sanitizers)
+  if(NMESH_SANITIZE)
+    if(NOT NMESH_SANITIZE MATCHES "^(address|undefined|address,undefined|undefined,address|thread)$")
+      message(FATAL_ERROR "NMESH_SANITIZE must be address,undefined or thread, got '${NMESH_SANITIZE}'")
+    endif()
+    add_compile_options(-fsanitize=${NMESH_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
+    add_link_options(-fsanitize=${NMESH_SANITIZE})
+    message(STATUS "nmesh: sanitizers ${NMESH_SANITIZE}")
+  endif()
+endmacro()
+
+# Writes nmesh.pc from the libraries installed by nmesh_cc_library.
+function(nmesh_write_pkgconfig)
+  get_property(libs GLOBAL PROPERTY NMESH_INSTALLED_LIBS)
+  # Static archives need dependants before dependencies: reverse the declaration order.
+  list(REVERSE libs)
+  set(NMESH_PC_LIBS "")
+  foreach(lib IN LISTS libs)
+    string(APPEND NMESH_PC_LIBS " -l${lib}")
+  endforeach()
+  configure_file(${PROJECT_SOURCE_DIR}/cmake/nmesh.pc.in ${PROJECT_BINARY_DIR}/nmesh.pc @ONLY)
+  install(FILES ${PROJECT_BINARY_DIR}/nmesh.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+endfunction()

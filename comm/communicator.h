@@ -1,0 +1,219 @@
+// The communicator interface every nmesh backend implements.
+//
+// A Communicator is one group of ranks that can run collectives together: the world, one mesh axis,
+// or one flattened group. Backends live in their own folders and return this interface from
+// factories (comm/mpi: host memory over MPI; comm/nccl: device memory over NCCL); comm/self.h is
+// the trivial one-rank communicator used for groups of size 1.
+//
+//   std::unique_ptr<Communicator> world = ...;              // from a backend factory
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
+//                          world->Split(/*color=*/rank / 2, /*key=*/rank % 2, {.name = "tp"}));
+//   std::vector<float> grad(1024, 1.0f);
+//   NMESH_RETURN_IF_ERROR(tp->AllReduce<float>(grad, grad, ReduceOp::kSum));
+//
+// Collectives. Every method marked "Collective" must be called by every rank of the communicator,
+// in the same order, with matching counts, datatypes, ops and roots. A mismatch is a usage error
+// that a backend may detect (InvalidArgument) but may also turn into a hang that only a timeout
+// (CommOptions::timeout) ends.
+//
+// Memory. Buffers live in the memory kind the communicator reports (memory_kind()): host memory for
+// MPI and self, device memory for NCCL. In-place operation (send == recv) is allowed wherever the
+// method says so. A null buffer with a non-zero count is InvalidArgument; zero counts are no-ops
+// that still synchronise nothing and succeed.
+//
+// Errors. Every call returns absl::Status: InvalidArgument for bad arguments, FailedPrecondition
+// for use after Abort(), DeadlineExceeded when an operation outlives the timeout (the message names
+// the communicator's name, the operation and the timeout), Internal/Unavailable for backend
+// failures.
+//
+// Thread safety. A Communicator is not thread-safe: one thread at a time may call its methods, and
+// collectives on one communicator are issued in one order. Different communicators may be used from
+// different threads only where the backend's threading level allows it (see the backend header).
+// Abort() is the exception: it may be called from any thread to stop a hung operation.
+#ifndef NMESH_COMM_COMMUNICATOR_H_
+#define NMESH_COMM_COMMUNICATOR_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+
+namespace nmesh::comm {
+
+// Element types of collective buffers.
+enum class DataType : uint8_t {
+  kInt8,
+  kUint8,
+  kInt32,
+  kUint32,
+  kInt64,
+  kUint64,
+  kFloat16,
+  kBFloat16,
+  kFloat32,
+  kFloat64,
+};
+
+// IEEE 754 binary16 and bfloat16 storage types for host buffers. Arithmetic on them is done by the
+// backends (converted through float); these are plain bit containers.
+struct Float16 {
+  uint16_t bits = 0;
+  friend bool operator==(Float16, Float16) = default;
+};
+struct BFloat16 {
+  uint16_t bits = 0;
+  friend bool operator==(BFloat16, BFloat16) = default;
+};
+
+// Conversions between float and the 16-bit types (round to nearest even). Thread-safe.
+Float16 ToFloat16(float value);
+float FromFloat16(Float16 value);
+BFloat16 ToBFloat16(float value);
+float FromBFloat16(BFloat16 value);
+
+// Size in bytes of one element.
+size_t DataTypeSize(DataType type);
+// "int8", "uint8", "int32", "uint32", "int64", "uint64", "float16", "bfloat16", "float32",
+// "float64": the names nccl-tests prints.
+std::string_view DataTypeName(DataType type);
+
+// The DataType of a C++ element type, for the typed convenience overloads.
+template <typename T>
+struct DataTypeOf;
+template <>
+struct DataTypeOf<int8_t> {
+  static constexpr DataType value = DataType::kInt8;
+};
+template <>
+struct DataTypeOf<uint8_t> {
+  static constexpr DataType value = DataType::kUint8;
+};
+template <>
+struct DataTypeOf<int32_t> {
+  static constexpr DataType value = DataType::kInt32;
+};
+template <>
+struct DataTypeOf<uint32_t> {
+  static constexpr DataType value = DataType::kUint32;
+};
+template <>
+struct DataTypeOf<int64_t> {
+  static constexpr DataType value = DataType::kInt64;
+};
+template <>
+struct DataTypeOf<uint64_t> {
+  static constexpr DataType value = DataType::kUint64;
+};
+template <>
+struct DataTypeOf<Float16> {
+  static constexpr DataType value = DataType::kFloat16;
+};
+template <>
+struct DataTypeOf<BFloat16> {
+  static constexpr DataType value = DataType::kBFloat16;
+};
+template <>
+struct DataTypeOf<float> {
+  static constexpr DataType value = DataType::kFloat32;
+};
+template <>
+struct DataTypeOf<double> {
+  static constexpr DataType value = DataType::kFloat64;
+};
+
+// Reduction operators. kAvg is the sum divided by the communicator size (integer types: truncated
+// toward zero).
+enum class ReduceOp : uint8_t { kSum, kProd, kMin, kMax, kAvg };
+// "sum", "prod", "min", "max", "avg".
+std::string_view ReduceOpName(ReduceOp op);
+
+enum class MemoryKind : uint8_t { kHost, kDevice };
+
+// Options of a communicator, given when it is created (Split) and inherited by nothing.
+struct CommOptions {
+  // Label used in error messages, e.g. the mesh axis "tp" or flattened group "dp_shard_cp".
+  std::string name;
+  // When set, an operation that has not completed after this long fails with DeadlineExceeded
+  // naming `name`, the operation and the timeout, and the communicator is aborted.
+  std::optional<absl::Duration> timeout;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
+
+  // This rank's index in [0, size()). Not collective.
+  virtual int rank() const = 0;
+  // Number of ranks. Not collective.
+  virtual int size() const = 0;
+  // "mpi", "nccl" or "self". Not collective.
+  virtual std::string_view backend() const = 0;
+  // Where collective buffers must live. Not collective.
+  virtual MemoryKind memory_kind() const = 0;
+  // The options this communicator was created with. Not collective.
+  virtual const CommOptions& options() const = 0;
+
+  // Collective over this communicator: splits it into disjoint sub-communicators, one per distinct
+  // color. Ranks are ordered in each new communicator by `key` (ties by rank here). A rank passing
+  // std::nullopt joins none and receives nullptr. Colors must be non-negative.
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
+                                                              CommOptions options) = 0;
+
+  // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place allowed.
+  virtual absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
+                                 ReduceOp op) = 0;
+  // Collective. recv (size()*send_count elements) holds rank j's send buffer at j*send_count.
+  virtual absl::Status AllGather(const void* send, void* recv, size_t send_count,
+                                 DataType type) = 0;
+  // Collective. send holds size()*recv_count elements; rank j receives the reduction of every
+  // rank's block j.
+  virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                                     ReduceOp op) = 0;
+  // Collective. Copies `root`'s buffer into every rank's buffer.
+  virtual absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) = 0;
+  // Collective. send and recv hold size()*count elements; block j of send goes to rank j, and
+  // block j of recv comes from rank j. Not in-place.
+  virtual absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
+  // Point to point: must be matched by Recv on `peer` with the same count and type.
+  virtual absl::Status Send(const void* buffer, size_t count, DataType type, int peer) = 0;
+  virtual absl::Status Recv(void* buffer, size_t count, DataType type, int peer) = 0;
+  // Collective. Returns once every rank has entered it.
+  virtual absl::Status Barrier() = 0;
+
+  // Stops this communicator: pending and later operations fail. Not collective; idempotent; may be
+  // called from any thread.
+  virtual absl::Status Abort() = 0;
+
+  // Typed conveniences over host or device spans.
+  template <typename T>
+  absl::Status AllReduce(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op) {
+    if (send.size() != recv.size()) return SizeMismatch("all_reduce", send.size(), recv.size());
+    return AllReduce(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op);
+  }
+  template <typename T>
+  absl::Status AllGather(absl::Span<const T> send, absl::Span<T> recv) {
+    if (send.size() * static_cast<size_t>(size()) != recv.size()) {
+      return SizeMismatch("all_gather", send.size() * static_cast<size_t>(size()), recv.size());
+    }
+    return AllGather(send.data(), recv.data(), send.size(), DataTypeOf<T>::value);
+  }
+
+ protected:
+  Communicator() = default;
+
+ private:
+  static absl::Status SizeMismatch(std::string_view op, size_t expected, size_t got);
+};
+
+}  // namespace nmesh::comm
+
+#endif  // NMESH_COMM_COMMUNICATOR_H_

@@ -1,0 +1,45 @@
+// The MPI session: initialises MPI on construction and finalises it on destruction.
+//
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<nmesh::comm::mpi::Session> session,
+//                          nmesh::comm::mpi::Session::Init(&argc, &argv));
+//   std::cout << "rank " << session->world_rank() << " of " << session->world_size();
+//
+// One Session per process. It must outlive every communicator created from it.
+#ifndef NMESH_COMM_MPI_SESSION_H_
+#define NMESH_COMM_MPI_SESSION_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+
+namespace nmesh::comm::mpi {
+
+class Session {
+ public:
+  // Calls MPI_Init_thread asking for MPI_THREAD_MULTIPLE, unless MPI is already initialised (then
+  // the session neither initialises nor finalises it). Sets MPI_ERRORS_RETURN on the world.
+  // Not thread-safe; call once, from the main thread, before any other MPI use.
+  static absl::StatusOr<std::unique_ptr<Session>> Init(int* argc, char*** argv);
+
+  ~Session();
+  Session(const Session&) = delete;
+  Session& operator=(const Session&) = delete;
+
+  int world_rank() const { return world_rank_; }
+  int world_size() const { return world_size_; }
+  // The thread level MPI granted: "single", "funneled", "serialized" or "multiple".
+  const std::string& thread_level() const { return thread_level_; }
+
+ private:
+  Session() = default;
+
+  bool owns_mpi_ = false;
+  int world_rank_ = 0;
+  int world_size_ = 1;
+  std::string thread_level_;
+};
+
+}  // namespace nmesh::comm::mpi
+
+#endif  // NMESH_COMM_MPI_SESSION_H_

@@ -1,0 +1,18 @@
+// nmesh: n-dimensional device meshes with named axes over NCCL and MPI communicators.
+//
+// The umbrella header. Link the CMake target nmesh::nmesh (or `pkg-config nmesh`) and include this:
+//
+//   #include <nmesh/nmesh.h>
+//   std::cout << "nmesh " << nmesh::VersionString() << "\n";
+#ifndef NMESH_NMESH_H_
+#define NMESH_NMESH_H_
+
+#include "base/build_config.h"
+#include "base/status_macros.h"
+#include "base/version.h"
+#include "comm/communicator.h"
+#include "comm/mpi/session.h"
+#include "config/strategy.h"
+#include "mesh/axis_name.h"
+
+#endif  // NMESH_NMESH_H_

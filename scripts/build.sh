@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs missing dependencies, then configures and builds nmesh.
+#   scripts/build.sh [BUILD_DIR] [extra cmake -D options...]
+# BUILD_DIR defaults to build/. Idempotent: a second run rebuilds only what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build_dir="${1:-build}"
+shift || true
+scripts/install_deps.sh
+cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" "$@"
+# Two cores and about 1.5 GiB per C++ job: use every core.
+cmake --build "$build_dir" -j "$(nproc)"

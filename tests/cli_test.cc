@@ -1,0 +1,47 @@
+#include "tools/cli.h"
+
+#include <sstream>
+
+#include "base/version.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nmesh::tools {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct Result {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+Result RunNmesh(std::vector<std::string> args) {
+  args.insert(args.begin(), "nmesh");
+  std::ostringstream out, err;
+  int code = RunCli(args, out, err);
+  return {code, out.str(), err.str()};
+}
+
+TEST(CliTest, VersionPrintsTheLibraryVersion) {
+  Result r = RunNmesh({"--version"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_THAT(r.out, HasSubstr("nmesh " + VersionString()));
+}
+
+TEST(CliTest, HelpExitsZero) {
+  Result r = RunNmesh({"--help"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_THAT(r.out, HasSubstr("Usage"));
+}
+
+TEST(CliTest, UnknownFlagIsAUsageError) {
+  Result r = RunNmesh({"--no-such-flag"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("nmesh: error:"));
+  EXPECT_THAT(r.err, HasSubstr("--no-such-flag"));
+}
+
+}  // namespace
+}  // namespace nmesh::tools
