@@ -144,12 +144,14 @@ std::string_view ReduceOpName(ReduceOp op);
 enum class MemoryKind : uint8_t { kHost, kDevice };
 
 // Options of a communicator, given when it is created (Split) and inherited by nothing.
+// (Both fields have default member initializers so that designated initializers naming only one of
+// them compile without -Wmissing-field-initializers warnings.)
 struct CommOptions {
   // Label used in error messages, e.g. the mesh axis "tp" or flattened group "dp_shard_cp".
-  std::string name;
+  std::string name = {};
   // When set, an operation that has not completed after this long fails with DeadlineExceeded
   // naming `name`, the operation and the timeout, and the communicator is aborted.
-  std::optional<absl::Duration> timeout;
+  std::optional<absl::Duration> timeout = std::nullopt;
 };
 
 class Communicator {
