@@ -1,6 +1,5 @@
 #include "comm/self.h"
 
-#include <atomic>
 #include <cstring>
 #include <deque>
 #include <string_view>
@@ -104,7 +103,7 @@ class SelfCommunicator final : public Communicator {
   absl::Status Barrier() override { return Usable(internal::kBarrier); }
 
   absl::Status Abort() override {
-    aborted_.store(true);
+    abort_state_.Mark("Abort() was called");
     return absl::OkStatus();
   }
 
@@ -115,10 +114,7 @@ class SelfCommunicator final : public Communicator {
     std::vector<std::byte> bytes;
   };
 
-  absl::Status Usable(std::string_view op) const {
-    if (!aborted_.load()) return absl::OkStatus();
-    return internal::AbortedError(*this, op, "Abort() was called");
-  }
+  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
 
   absl::Status Copy(void* dst, const void* src, size_t count, DataType type) {
     if (count == 0 || dst == src) return absl::OkStatus();
@@ -129,7 +125,7 @@ class SelfCommunicator final : public Communicator {
   MemoryKind kind_;
   SelfCopyFn copy_;
   std::deque<Message> pending_;
-  std::atomic<bool> aborted_{false};
+  internal::AbortState abort_state_;
 };
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdint>
 #include <thread>
+#include <utility>
 
 #include "absl/strings/str_format.h"
 
@@ -57,6 +58,27 @@ absl::Status TimeoutError(const Communicator& comm, std::string_view op) {
 absl::Status AbortedError(const Communicator& comm, std::string_view op, std::string_view why) {
   return absl::FailedPreconditionError(absl::StrFormat("%s: the communicator was aborted (%s) %s",
                                                        OpContext(comm, op), why, RankSuffix(comm)));
+}
+
+absl::Status WithContext(const Communicator& comm, std::string_view op,
+                         const absl::Status& status) {
+  if (status.ok()) return status;
+  return absl::Status(status.code(),
+                      absl::StrFormat("%s: %s", OpContext(comm, op), status.message()));
+}
+
+bool AbortState::Mark(std::string reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (aborted_.load(std::memory_order_relaxed)) return false;
+  reason_ = std::move(reason);
+  aborted_.store(true, std::memory_order_release);
+  return true;
+}
+
+absl::Status AbortState::Check(const Communicator& comm, std::string_view op) const {
+  if (!aborted()) return absl::OkStatus();
+  std::lock_guard<std::mutex> lock(mu_);
+  return AbortedError(comm, op, reason_);
 }
 
 absl::Status CheckSplit(const Communicator& comm, std::optional<int> color) {

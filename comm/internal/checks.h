@@ -9,7 +9,9 @@
 #ifndef NMESH_COMM_INTERNAL_CHECKS_H_
 #define NMESH_COMM_INTERNAL_CHECKS_H_
 
+#include <atomic>
 #include <cstddef>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -42,6 +44,10 @@ absl::Status TimeoutError(const Communicator& comm, std::string_view op);
 // FailedPrecondition "<op> on axis '<name>': the communicator was aborted (<why>) (rank r of n)".
 absl::Status AbortedError(const Communicator& comm, std::string_view op, std::string_view why);
 
+// `status` with its message prefixed by "<op> on axis '<name>': "; OK stays OK. For backend errors
+// (MPI, NCCL, CUDA) that know the call but not the operation.
+absl::Status WithContext(const Communicator& comm, std::string_view op, const absl::Status& status);
+
 // The argument checks of each operation (InvalidArgument, messages start with OpContext). They
 // check null buffers with a non-zero count, roots and peers against size(), overlapping AllToAll
 // buffers and negative Split colors; sizes in bytes come from DataTypeSize(type).
@@ -55,6 +61,22 @@ absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* rec
                            DataType type);
 absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
                                size_t count, int peer);
+
+// Whether a communicator has been aborted, and why (the first reason wins). Mark() and Check() may
+// be called from any thread.
+class AbortState {
+ public:
+  bool aborted() const { return aborted_.load(std::memory_order_acquire); }
+  // Records the abort; returns false (and keeps the old reason) if it was already aborted.
+  bool Mark(std::string reason);
+  // OK while not aborted; afterwards AbortedError(comm, op, reason).
+  absl::Status Check(const Communicator& comm, std::string_view op) const;
+
+ private:
+  std::atomic<bool> aborted_{false};
+  mutable std::mutex mu_;
+  std::string reason_;  // guarded by mu_
+};
 
 // A point in time after which a waiting operation gives up; never expires without a timeout.
 class Deadline {

@@ -2,12 +2,10 @@
 
 #include <mpi.h>
 
-#include <atomic>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
-#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -234,7 +232,7 @@ class MpiCommunicator final : public Communicator {
   }
 
   absl::Status Abort() override {
-    MarkAborted("Abort() was called");
+    abort_state_.Mark("Abort() was called");
     return absl::OkStatus();
   }
 
@@ -261,24 +259,10 @@ class MpiCommunicator final : public Communicator {
     Scratch scratch;
   };
 
-  absl::Status Usable(std::string_view op) const {
-    if (!aborted_.load(std::memory_order_acquire)) return absl::OkStatus();
-    std::lock_guard<std::mutex> lock(abort_mu_);
-    return ci::AbortedError(*this, op, abort_reason_);
-  }
-
-  void MarkAborted(std::string reason) {
-    std::lock_guard<std::mutex> lock(abort_mu_);
-    if (aborted_.load(std::memory_order_relaxed)) return;  // keep the first reason
-    abort_reason_ = std::move(reason);
-    aborted_.store(true, std::memory_order_release);
-  }
+  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
 
   absl::Status Check(std::string_view op, int code, const char* call) const {
-    absl::Status status = MpiStatus(code, call, rank_);
-    if (status.ok()) return status;
-    return absl::Status(status.code(),
-                        absl::StrFormat("%s: %s", ci::OpContext(*this, op), status.message()));
+    return ci::WithContext(*this, op, MpiStatus(code, call, rank_));
   }
 
   absl::Status CheckCount(std::string_view op, size_t count) const {
@@ -308,15 +292,15 @@ class MpiCommunicator final : public Communicator {
       int done = 0;
       NMESH_RETURN_IF_ERROR(Check(op, MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test"));
       if (done) return absl::OkStatus();
-      if (aborted_.load(std::memory_order_acquire)) {
+      if (abort_state_.aborted()) {
         Abandon(request, std::move(scratch), cancellable);
         return Usable(op);
       }
       if (deadline.Expired()) {
         Abandon(request, std::move(scratch), cancellable);
         absl::Status timeout = ci::TimeoutError(*this, op);
-        MarkAborted(absl::StrFormat("an earlier %s timed out after %s", op,
-                                    ci::FormatTimeout(*options_.timeout)));
+        abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", op,
+                                          ci::FormatTimeout(*options_.timeout)));
         return timeout;
       }
       pacer.Pause();
@@ -340,9 +324,7 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   std::vector<Abandoned> abandoned_;
-  std::atomic<bool> aborted_{false};
-  mutable std::mutex abort_mu_;
-  std::string abort_reason_;  // guarded by abort_mu_
+  ci::AbortState abort_state_;
 };
 
 }  // namespace

@@ -3,7 +3,6 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -306,11 +305,7 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  absl::Status Usable(std::string_view op) const {
-    if (!aborted_.load(std::memory_order_acquire)) return absl::OkStatus();
-    std::lock_guard<std::mutex> lock(reason_mu_);
-    return ci::AbortedError(*this, op, abort_reason_);
-  }
+  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
 
   // Calls ncclCommAbort once and remembers why. Safe from any thread.
   void AbortComm(std::string reason) {
@@ -320,10 +315,7 @@ class NcclCommunicator final : public Communicator {
       ncclCommAbort(comm_);
       comm_ = nullptr;
     }
-    std::lock_guard<std::mutex> reason_lock(reason_mu_);
-    if (aborted_.load(std::memory_order_relaxed)) return;  // keep the first reason
-    abort_reason_ = std::move(reason);
-    aborted_.store(true, std::memory_order_release);
+    abort_state_.Mark(std::move(reason));
   }
 
   absl::Status FailTimeout(std::string_view op) {
@@ -345,17 +337,11 @@ class NcclCommunicator final : public Communicator {
 
   // Requires mu_ (ncclGetLastError reads the communicator).
   absl::Status Check(std::string_view op, ncclResult_t result, const char* call) const {
-    absl::Status status = NcclStatus(result, call, rank_, comm_);
-    if (status.ok()) return status;
-    return absl::Status(status.code(),
-                        absl::StrFormat("%s: %s", ci::OpContext(*this, op), status.message()));
+    return ci::WithContext(*this, op, NcclStatus(result, call, rank_, comm_));
   }
 
   absl::Status SetDevice(std::string_view op) const {
-    absl::Status status = CudaStatus(cudaSetDevice(device_), "cudaSetDevice", rank_);
-    if (status.ok()) return status;
-    return absl::Status(status.code(),
-                        absl::StrFormat("%s: %s", ci::OpContext(*this, op), status.message()));
+    return ci::WithContext(*this, op, CudaStatus(cudaSetDevice(device_), "cudaSetDevice", rank_));
   }
 
   // Issues one operation (`issue` gets the live communicator), waits until NCCL has enqueued it,
@@ -377,8 +363,7 @@ class NcclCommunicator final : public Communicator {
       if (query != cudaErrorNotReady) {
         absl::Status error = CudaStatus(query, "cudaStreamQuery", rank_);
         AbortComm(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
-        return absl::Status(error.code(),
-                            absl::StrFormat("%s: %s", ci::OpContext(*this, op), error.message()));
+        return ci::WithContext(*this, op, error);
       }
       // A peer's failure shows up as an asynchronous error while the kernel waits.
       ncclResult_t state = ncclSuccess;
@@ -401,9 +386,7 @@ class NcclCommunicator final : public Communicator {
   int size_;
   CommOptions options_;
   void* barrier_buffer_ = nullptr;
-  std::atomic<bool> aborted_{false};
-  mutable std::mutex reason_mu_;
-  std::string abort_reason_;  // guarded by reason_mu_
+  ci::AbortState abort_state_;
 };
 
 // Every rank learns whether every other rank failed a local step, so that all fail together

@@ -88,8 +88,6 @@ void ExpectElements(const std::vector<T>& got, Want want, const std::string& wha
 template <typename T>
 class TypedCollectiveTest : public ::testing::Test {};
 
-using AllTypes = ::testing::Types<int8_t, uint8_t, int32_t, uint32_t, int64_t, uint64_t, Float16,
-                                  BFloat16, float, double>;
 TYPED_TEST_SUITE(TypedCollectiveTest, AllTypes);
 
 TYPED_TEST(TypedCollectiveTest, AllReduceEveryOpAndSize) {

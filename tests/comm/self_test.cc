@@ -34,8 +34,6 @@ TEST(SelfCommunicatorTest, DescribesItself) {
 
 template <typename T>
 class SelfTypedTest : public ::testing::Test {};
-using AllTypes = ::testing::Types<int8_t, uint8_t, int32_t, uint32_t, int64_t, uint64_t, Float16,
-                                  BFloat16, float, double>;
 TYPED_TEST_SUITE(SelfTypedTest, AllTypes);
 
 // With one rank, every reduction of a value is the value itself (avg included).

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "gtest/gtest.h"
 
 namespace nmesh::comm::testing {
 
@@ -108,6 +109,10 @@ template <typename T>
 T Sentinel() {
   return FromDouble<T>(99);
 }
+
+// Every element type, for typed tests.
+using AllTypes = ::testing::Types<int8_t, uint8_t, int32_t, uint32_t, int64_t, uint64_t, Float16,
+                                  BFloat16, float, double>;
 
 inline constexpr ReduceOp kAllOps[] = {ReduceOp::kSum, ReduceOp::kProd, ReduceOp::kMin,
                                        ReduceOp::kMax, ReduceOp::kAvg};
