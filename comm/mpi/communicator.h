@@ -17,6 +17,10 @@
 // truncating toward zero. MPI counts are ints: a count above 2^31-1 elements is InvalidArgument
 // (split the buffer); for AllGather and AllToAll the limit applies to the per-rank count.
 //
+// Split first allgathers every rank's color (honouring the timeout), so a negative color fails on
+// every rank with InvalidArgument naming the rank that passed it; then MPI_Comm_split (blocking,
+// but every rank has already arrived) with MPI_UNDEFINED for ranks without a color.
+//
 // Errors. MPI errors come back as Status (MPI_ERRORS_RETURN is set on every communicator; see
 // comm/mpi/status.h for the codes), prefixed with the operation and the axis.
 //
