@@ -69,12 +69,12 @@ ncclRedOp_t NcclOp(ReduceOp op) {
   return ncclSum;
 }
 
-// A nonblocking config: every call returns at once and is polled.
-ncclConfig_t NonblockingConfig(const std::string& name) {
+// A nonblocking config: every call returns at once and is polled. commName stays unset: NCCL's
+// handling of that pointer's lifetime is not documented, and nmesh's messages carry the name.
+ncclConfig_t NonblockingConfig() {
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
   config.splitShare = 1;
-  config.commName = name.c_str();
   return config;
 }
 
@@ -157,9 +157,7 @@ class NcclCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
     NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
     ci::Deadline deadline(options_.timeout);
-    // NCCL keeps a pointer to the name until initialisation ends: keep it alive until then.
-    const std::string name = options.name;
-    ncclConfig_t config = NonblockingConfig(name);
+    ncclConfig_t config = NonblockingConfig();
     ncclComm_t child = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -479,8 +477,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
   cudaStream_t stream = nullptr;
   NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
                                    "cudaStreamCreateWithFlags", rank));
-  const std::string name = options.comm.name;
-  ncclConfig_t config = NonblockingConfig(name);
+  ncclConfig_t config = NonblockingConfig();
   ncclComm_t comm = nullptr;
   if (absl::Status s = NcclStatus(ncclCommInitRankConfig(&comm, size, id, rank, &config),
                                   "ncclCommInitRankConfig", rank, comm);
