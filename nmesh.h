@@ -11,8 +11,16 @@
 #include "base/status_macros.h"
 #include "base/version.h"
 #include "comm/communicator.h"
+#include "comm/mpi/communicator.h"
 #include "comm/mpi/session.h"
+#include "comm/self.h"
+#include "comm/topology.h"
 #include "config/strategy.h"
 #include "mesh/axis_name.h"
+
+#if NMESH_HAVE_NCCL
+#include "comm/nccl/communicator.h"
+#include "comm/nccl/runtime.h"
+#endif
 
 #endif  // NMESH_NMESH_H_

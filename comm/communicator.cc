@@ -112,9 +112,17 @@ float FromFloat16(Float16 value) {
   return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
-absl::Status Communicator::SizeMismatch(std::string_view op, size_t expected, size_t got) {
+absl::Status Communicator::SizeMismatch(std::string_view op, std::string_view which,
+                                        size_t expected, size_t got) const {
   return absl::InvalidArgumentError(
-      absl::StrFormat("%s: receive buffer holds %d elements, expected %d", op, got, expected));
+      absl::StrFormat("%s on axis '%s': %s buffer holds %d elements, expected %d", op,
+                      options().name, which, got, expected));
+}
+
+absl::Status Communicator::NotMultipleOfSize(std::string_view op, size_t got) const {
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s on axis '%s': buffer holds %d elements, not a multiple of the %d ranks",
+                      op, options().name, got, size()));
 }
 
 }  // namespace nmesh::comm

@@ -17,14 +17,21 @@
 // (CommOptions::timeout) ends.
 //
 // Memory. Buffers live in the memory kind the communicator reports (memory_kind()): host memory for
-// MPI and self, device memory for NCCL. In-place operation (send == recv) is allowed wherever the
-// method says so. A null buffer with a non-zero count is InvalidArgument; zero counts are no-ops
-// that still synchronise nothing and succeed.
+// MPI and self, device memory for NCCL. In-place operation is allowed wherever the method says so,
+// with the layout it gives. A null buffer with a non-zero count is InvalidArgument; zero counts are
+// no-ops that synchronise nothing and succeed.
 //
 // Errors. Every call returns absl::Status: InvalidArgument for bad arguments, FailedPrecondition
-// for use after Abort(), DeadlineExceeded when an operation outlives the timeout (the message names
-// the communicator's name, the operation and the timeout), Internal/Unavailable for backend
-// failures.
+// for use after Abort() or after a timeout, DeadlineExceeded when an operation outlives the timeout
+// (the message names the communicator's name, the operation and the timeout, e.g.
+// "all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)"), Internal/Unavailable for backend
+// failures. Operation names in messages: split, all_reduce, all_gather, reduce_scatter,
+// broadcast, all_to_all, send, recv, barrier.
+//
+// Changes since the first version of this header (all additive): typed ReduceScatter, Broadcast,
+// AllToAll, Send and Recv overloads; size-mismatch messages name the communicator; the in-place
+// layouts of AllGather and ReduceScatter; overlapping AllToAll buffers are InvalidArgument; a
+// negative Split color is InvalidArgument.
 //
 // Thread safety. A Communicator is not thread-safe: one thread at a time may call its methods, and
 // collectives on one communicator are issued in one order. Different communicators may be used from
@@ -137,12 +144,14 @@ std::string_view ReduceOpName(ReduceOp op);
 enum class MemoryKind : uint8_t { kHost, kDevice };
 
 // Options of a communicator, given when it is created (Split) and inherited by nothing.
+// (Both fields have default member initializers so that designated initializers naming only one of
+// them compile without -Wmissing-field-initializers warnings.)
 struct CommOptions {
   // Label used in error messages, e.g. the mesh axis "tp" or flattened group "dp_shard_cp".
-  std::string name;
+  std::string name = {};
   // When set, an operation that has not completed after this long fails with DeadlineExceeded
   // naming `name`, the operation and the timeout, and the communicator is aborted.
-  std::optional<absl::Duration> timeout;
+  std::optional<absl::Duration> timeout = std::nullopt;
 };
 
 class Communicator {
@@ -164,54 +173,104 @@ class Communicator {
 
   // Collective over this communicator: splits it into disjoint sub-communicators, one per distinct
   // color. Ranks are ordered in each new communicator by `key` (ties by rank here). A rank passing
-  // std::nullopt joins none and receives nullptr. Colors must be non-negative.
+  // std::nullopt joins none and receives nullptr. Colors must be non-negative: a negative color is
+  // InvalidArgument (the MPI backend reports it on every rank, not only the one that passed it).
+  // `options` belong to the new communicator only; nothing is inherited from this one.
   virtual absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                               CommOptions options) = 0;
 
-  // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place allowed.
+  // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place:
+  // send == recv.
   virtual absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
                                  ReduceOp op) = 0;
   // Collective. recv (size()*send_count elements) holds rank j's send buffer at j*send_count.
+  // In-place: send == recv + rank()*send_count (the NCCL convention; added).
   virtual absl::Status AllGather(const void* send, void* recv, size_t send_count,
                                  DataType type) = 0;
   // Collective. send holds size()*recv_count elements; rank j receives the reduction of every
-  // rank's block j.
+  // rank's block j. In-place: recv == send + rank()*recv_count (the NCCL convention; added).
   virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                                      ReduceOp op) = 0;
-  // Collective. Copies `root`'s buffer into every rank's buffer.
+  // Collective. Copies `root`'s buffer into every rank's buffer. A root outside [0, size()) is
+  // InvalidArgument.
   virtual absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) = 0;
   // Collective. send and recv hold size()*count elements; block j of send goes to rank j, and
-  // block j of recv comes from rank j. Not in-place.
+  // block j of recv comes from rank j. Not in-place: overlapping buffers are InvalidArgument.
   virtual absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
-  // Point to point: must be matched by Recv on `peer` with the same count and type.
+  // Point to point: must be matched by Recv on `peer` with the same count and type. A peer outside
+  // [0, size()) is InvalidArgument. Send may block until the matching Recv is posted, so a rank
+  // sending to itself must not rely on it (only the self communicator buffers such a message).
   virtual absl::Status Send(const void* buffer, size_t count, DataType type, int peer) = 0;
   virtual absl::Status Recv(void* buffer, size_t count, DataType type, int peer) = 0;
   // Collective. Returns once every rank has entered it.
   virtual absl::Status Barrier() = 0;
 
-  // Stops this communicator: pending and later operations fail. Not collective; idempotent; may be
-  // called from any thread.
+  // Stops this communicator: pending and later operations fail (FailedPrecondition). Not
+  // collective; idempotent; may be called from any thread. Whether an operation already blocked in
+  // the backend is interrupted depends on the backend (see its header).
   virtual absl::Status Abort() = 0;
 
-  // Typed conveniences over host or device spans.
+  // Typed conveniences over host or device spans. Each checks the span sizes against each other and
+  // against size() (InvalidArgument "<op> on axis '<name>': <which> buffer holds N elements,
+  // expected M" on a mismatch, before any communication), then calls the untyped method. T must be
+  // one of the types with a DataTypeOf specialisation; give it explicitly (AllReduce<float>(...)),
+  // because spans are not deduced from containers.
   template <typename T>
   absl::Status AllReduce(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op) {
-    if (send.size() != recv.size()) return SizeMismatch("all_reduce", send.size(), recv.size());
+    if (send.size() != recv.size()) {
+      return SizeMismatch("all_reduce", "receive", send.size(), recv.size());
+    }
     return AllReduce(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op);
   }
   template <typename T>
   absl::Status AllGather(absl::Span<const T> send, absl::Span<T> recv) {
     if (send.size() * static_cast<size_t>(size()) != recv.size()) {
-      return SizeMismatch("all_gather", send.size() * static_cast<size_t>(size()), recv.size());
+      return SizeMismatch("all_gather", "receive", send.size() * static_cast<size_t>(size()),
+                          recv.size());
     }
     return AllGather(send.data(), recv.data(), send.size(), DataTypeOf<T>::value);
+  }
+  // Added: typed ReduceScatter, Broadcast, AllToAll, Send and Recv.
+  template <typename T>
+  absl::Status ReduceScatter(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op) {
+    if (recv.size() * static_cast<size_t>(size()) != send.size()) {
+      return SizeMismatch("reduce_scatter", "send", recv.size() * static_cast<size_t>(size()),
+                          send.size());
+    }
+    return ReduceScatter(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, op);
+  }
+  template <typename T>
+  absl::Status Broadcast(absl::Span<T> buffer, int root) {
+    return Broadcast(buffer.data(), buffer.size(), DataTypeOf<T>::value, root);
+  }
+  // send.size() must equal recv.size() and be a multiple of size().
+  template <typename T>
+  absl::Status AllToAll(absl::Span<const T> send, absl::Span<T> recv) {
+    if (send.size() != recv.size()) {
+      return SizeMismatch("all_to_all", "receive", send.size(), recv.size());
+    }
+    const size_t n = static_cast<size_t>(size());
+    if (send.size() % n != 0) return NotMultipleOfSize("all_to_all", send.size());
+    return AllToAll(send.data(), recv.data(), send.size() / n, DataTypeOf<T>::value);
+  }
+  template <typename T>
+  absl::Status Send(absl::Span<const T> buffer, int peer) {
+    return Send(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer);
+  }
+  template <typename T>
+  absl::Status Recv(absl::Span<T> buffer, int peer) {
+    return Recv(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer);
   }
 
  protected:
   Communicator() = default;
 
  private:
-  static absl::Status SizeMismatch(std::string_view op, size_t expected, size_t got);
+  // InvalidArgument naming the operation, this communicator's name and the two sizes.
+  absl::Status SizeMismatch(std::string_view op, std::string_view which, size_t expected,
+                            size_t got) const;
+  // InvalidArgument: a buffer of `got` elements cannot be cut into size() equal blocks.
+  absl::Status NotMultipleOfSize(std::string_view op, size_t got) const;
 };
 
 }  // namespace nmesh::comm

@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include "absl/strings/str_format.h"
+#include "comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
 namespace {
@@ -31,8 +32,9 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Init(int* argc, char*** argv) 
   if (initialized) {
     MPI_Query_thread(&provided);
   } else {
-    if (MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided) != MPI_SUCCESS) {
-      return absl::UnavailableError("MPI_Init_thread failed");
+    if (int rc = MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided); rc != MPI_SUCCESS) {
+      absl::Status status = MpiStatus(rc, "MPI_Init_thread", -1);
+      return absl::UnavailableError(status.message());
     }
     session->owns_mpi_ = true;
   }

@@ -4,7 +4,9 @@
 //                          nmesh::comm::mpi::Session::Init(&argc, &argv));
 //   std::cout << "rank " << session->world_rank() << " of " << session->world_size();
 //
-// One Session per process. It must outlive every communicator created from it.
+// One Session per process. It must outlive every communicator created from it (a communicator
+// destroyed after MPI_Finalize frees nothing). The world communicator comes from
+// mpi::WorldCommunicator(session) (comm/mpi/communicator.h).
 #ifndef NMESH_COMM_MPI_SESSION_H_
 #define NMESH_COMM_MPI_SESSION_H_
 
@@ -28,7 +30,9 @@ class Session {
 
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
-  // The thread level MPI granted: "single", "funneled", "serialized" or "multiple".
+  // The thread level MPI granted: "single", "funneled", "serialized" or "multiple". MPI may grant
+  // less than the "multiple" asked for; the communicators need only "single" as long as one thread
+  // makes all MPI calls (Abort() makes none).
   const std::string& thread_level() const { return thread_level_; }
 
  private:

@@ -1,0 +1,106 @@
+// Helpers shared by the communicator backends (self, MPI, NCCL): argument checks that every backend
+// must make the same way, the messages for timeouts and aborted communicators, and the polling
+// pause used while waiting on a nonblocking operation. Not part of the installed API.
+//
+//   absl::Status MyComm::Broadcast(void* buffer, size_t count, DataType type, int root) {
+//     NMESH_RETURN_IF_ERROR(internal::CheckBroadcast(*this, buffer, count, root));
+//     ...
+//   }
+#ifndef NMESH_COMM_INTERNAL_CHECKS_H_
+#define NMESH_COMM_INTERNAL_CHECKS_H_
+
+#include <atomic>
+#include <cstddef>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "comm/communicator.h"
+
+namespace nmesh::comm::internal {
+
+// Operation names used in every message (the contract's vocabulary).
+inline constexpr std::string_view kSplit = "split";
+inline constexpr std::string_view kAllReduce = "all_reduce";
+inline constexpr std::string_view kAllGather = "all_gather";
+inline constexpr std::string_view kReduceScatter = "reduce_scatter";
+inline constexpr std::string_view kBroadcast = "broadcast";
+inline constexpr std::string_view kAllToAll = "all_to_all";
+inline constexpr std::string_view kSend = "send";
+inline constexpr std::string_view kRecv = "recv";
+inline constexpr std::string_view kBarrier = "barrier";
+
+// "<op> on axis '<name>'", the prefix of every message about an operation on `comm`.
+std::string OpContext(const Communicator& comm, std::string_view op);
+
+// "2 s", "1.5 s", "250 ms": a timeout as people write it.
+std::string FormatTimeout(absl::Duration timeout);
+
+// DeadlineExceeded "<op> on axis '<name>' timed out after <timeout> (rank r of n)".
+absl::Status TimeoutError(const Communicator& comm, std::string_view op);
+// FailedPrecondition "<op> on axis '<name>': the communicator was aborted (<why>) (rank r of n)".
+absl::Status AbortedError(const Communicator& comm, std::string_view op, std::string_view why);
+
+// `status` with its message prefixed by "<op> on axis '<name>': "; OK stays OK. For backend errors
+// (MPI, NCCL, CUDA) that know the call but not the operation.
+absl::Status WithContext(const Communicator& comm, std::string_view op, const absl::Status& status);
+
+// The argument checks of each operation (InvalidArgument, messages start with OpContext). They
+// check null buffers with a non-zero count, roots and peers against size(), overlapping AllToAll
+// buffers and negative Split colors; sizes in bytes come from DataTypeSize(type).
+absl::Status CheckSplit(const Communicator& comm, std::optional<int> color);
+absl::Status CheckAllReduce(const Communicator& comm, const void* send, void* recv, size_t count);
+absl::Status CheckAllGather(const Communicator& comm, const void* send, void* recv, size_t count);
+absl::Status CheckReduceScatter(const Communicator& comm, const void* send, void* recv,
+                                size_t count);
+absl::Status CheckBroadcast(const Communicator& comm, void* buffer, size_t count, int root);
+absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* recv, size_t count,
+                           DataType type);
+absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
+                               size_t count, int peer);
+
+// Whether a communicator has been aborted, and why (the first reason wins). Mark() and Check() may
+// be called from any thread.
+class AbortState {
+ public:
+  bool aborted() const { return aborted_.load(std::memory_order_acquire); }
+  // Records the abort; returns false (and keeps the old reason) if it was already aborted.
+  bool Mark(std::string reason);
+  // OK while not aborted; afterwards AbortedError(comm, op, reason).
+  absl::Status Check(const Communicator& comm, std::string_view op) const;
+
+ private:
+  std::atomic<bool> aborted_{false};
+  mutable std::mutex mu_;
+  std::string reason_;  // guarded by mu_
+};
+
+// A point in time after which a waiting operation gives up; never expires without a timeout.
+class Deadline {
+ public:
+  explicit Deadline(std::optional<absl::Duration> timeout)
+      : at_(timeout ? absl::Now() + *timeout : absl::InfiniteFuture()) {}
+  bool Expired() const { return absl::Now() >= at_; }
+
+ private:
+  absl::Time at_;
+};
+
+// Paces a polling loop: yields the CPU for the first polls (short operations finish quickly), then
+// sleeps for growing intervals up to 1 ms, so that ranks oversubscribing a few cores still let the
+// others progress. One per wait; not thread-safe.
+class PollPacer {
+ public:
+  void Pause();
+
+ private:
+  int polls_ = 0;
+  absl::Duration sleep_ = absl::Microseconds(10);
+};
+
+}  // namespace nmesh::comm::internal
+
+#endif  // NMESH_COMM_INTERNAL_CHECKS_H_

@@ -1,0 +1,361 @@
+#include "comm/mpi/communicator.h"
+
+#include <mpi.h>
+
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/status_macros.h"
+#include "comm/internal/checks.h"
+#include "comm/mpi/reduce_ops.h"
+#include "comm/mpi/status.h"
+
+namespace nmesh::comm::mpi {
+namespace {
+
+namespace ci = ::nmesh::comm::internal;
+
+// Point-to-point messages of nmesh use one tag; communicators keep them apart from other traffic.
+constexpr int kTag = 0x6e6d;
+
+// A staging copy of an input that overlaps the output. Shared so that an abandoned request can
+// keep it alive.
+using Scratch = std::shared_ptr<std::vector<std::byte>>;
+
+bool Overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+  const auto x = reinterpret_cast<uintptr_t>(a);
+  const auto y = reinterpret_cast<uintptr_t>(b);
+  return x < y + b_bytes && y < x + a_bytes;
+}
+
+// Returns `src`, or a staged copy of it when it overlaps the output (MPI forbids aliasing other
+// than MPI_IN_PLACE).
+const void* StageIfOverlapping(const void* src, size_t src_bytes, const void* dst, size_t dst_bytes,
+                               Scratch& scratch) {
+  if (!Overlaps(src, src_bytes, dst, dst_bytes)) return src;
+  scratch = std::make_shared<std::vector<std::byte>>(src_bytes);
+  std::memcpy(scratch->data(), src, src_bytes);
+  return scratch->data();
+}
+
+class MpiCommunicator final : public Communicator {
+ public:
+  // Takes ownership of `comm`, which has MPI_ERRORS_RETURN set.
+  MpiCommunicator(MPI_Comm comm, CommOptions options) : comm_(comm), options_(std::move(options)) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+
+  ~MpiCommunicator() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;  // MPI_Finalize already released everything.
+    for (Abandoned& a : abandoned_) {
+      int done = 0;
+      MPI_Test(&a.request, &done, MPI_STATUS_IGNORE);
+      // MPI may still read or write the staging copy: leak it rather than free it under MPI.
+      if (!done) new Scratch(std::move(a.scratch));
+    }
+    MPI_Comm_free(&comm_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string_view backend() const override { return "mpi"; }
+  MemoryKind memory_kind() const override { return MemoryKind::kHost; }
+  const CommOptions& options() const override { return options_; }
+
+  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
+                                                      CommOptions options) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+    // Every rank learns every color first, so a bad color fails on all ranks instead of leaving
+    // the others hung in MPI_Comm_split, and the exchange honours the timeout.
+    const int32_t mine[2] = {color.has_value() ? 1 : 0, color.value_or(0)};
+    std::vector<int32_t> all(2 * static_cast<size_t>(size_));
+    NMESH_RETURN_IF_ERROR(Execute(
+        ci::kSplit, "MPI_Allgather",
+        [&] { return MPI_Allgather(mine, 2, MPI_INT32_T, all.data(), 2, MPI_INT32_T, comm_); },
+        "MPI_Iallgather",
+        [&](MPI_Request* r) {
+          return MPI_Iallgather(mine, 2, MPI_INT32_T, all.data(), 2, MPI_INT32_T, comm_, r);
+        }));
+    std::vector<std::string> bad;
+    for (int r = 0; r < size_; ++r) {
+      const int32_t has = all[2 * static_cast<size_t>(r)];
+      const int32_t c = all[2 * static_cast<size_t>(r) + 1];
+      if (has && c < 0) bad.push_back(absl::StrFormat("rank %d passed %d", r, c));
+    }
+    if (!bad.empty()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: colors must be non-negative or absent; %s (rank %d of %d)",
+          ci::OpContext(*this, ci::kSplit), absl::StrJoin(bad, ", "), rank_, size_));
+    }
+    MPI_Comm out = MPI_COMM_NULL;
+    NMESH_RETURN_IF_ERROR(Check(ci::kSplit,
+                                MPI_Comm_split(comm_, color ? *color : MPI_UNDEFINED, key, &out),
+                                "MPI_Comm_split"));
+    if (out == MPI_COMM_NULL) return std::unique_ptr<Communicator>();
+    if (int rc = MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN); rc != MPI_SUCCESS) {
+      MPI_Comm_free(&out);
+      return Check(ci::kSplit, rc, "MPI_Comm_set_errhandler");
+    }
+    return std::unique_ptr<Communicator>(new MpiCommunicator(out, std::move(options)));
+  }
+
+  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
+                         ReduceOp op) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kAllReduce));
+    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllReduce, count));
+    if (count == 0) return absl::OkStatus();
+    const size_t bytes = count * DataTypeSize(type);
+    Scratch scratch;
+    const void* in =
+        send == recv ? MPI_IN_PLACE : StageIfOverlapping(send, bytes, recv, bytes, scratch);
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const MPI_Op mop = MpiOp(type, op);
+    NMESH_RETURN_IF_ERROR(Execute(
+        ci::kAllReduce, "MPI_Allreduce", [&] { return MPI_Allreduce(in, recv, n, dt, mop, comm_); },
+        "MPI_Iallreduce",
+        [&](MPI_Request* r) { return MPI_Iallreduce(in, recv, n, dt, mop, comm_, r); }, scratch));
+    if (op == ReduceOp::kAvg) DivideElements(recv, count, type, size_);
+    return absl::OkStatus();
+  }
+
+  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kAllGather));
+    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllGather, send_count));
+    if (send_count == 0) return absl::OkStatus();
+    const size_t bytes = send_count * DataTypeSize(type);
+    Scratch scratch;
+    const void* in_place_slot = static_cast<const std::byte*>(recv) + bytes * rank_;
+    const void* in = send == in_place_slot
+                         ? MPI_IN_PLACE
+                         : StageIfOverlapping(send, bytes, recv, bytes * size_, scratch);
+    const int n = static_cast<int>(send_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kAllGather, "MPI_Allgather",
+        [&] { return MPI_Allgather(in, n, dt, recv, n, dt, comm_); }, "MPI_Iallgather",
+        [&](MPI_Request* r) { return MPI_Iallgather(in, n, dt, recv, n, dt, comm_, r); }, scratch);
+  }
+
+  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                             ReduceOp op) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kReduceScatter));
+    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduceScatter, recv_count));
+    if (recv_count == 0) return absl::OkStatus();
+    const size_t bytes = recv_count * DataTypeSize(type);
+    // MPI's in-place reduce-scatter reads from and writes to the start of the receive buffer,
+    // which is not nmesh's layout (recv == send + rank * count): stage any overlapping input.
+    Scratch scratch;
+    const void* in = StageIfOverlapping(send, bytes * size_, recv, bytes, scratch);
+    const int n = static_cast<int>(recv_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const MPI_Op mop = MpiOp(type, op);
+    NMESH_RETURN_IF_ERROR(Execute(
+        ci::kReduceScatter, "MPI_Reduce_scatter_block",
+        [&] { return MPI_Reduce_scatter_block(in, recv, n, dt, mop, comm_); },
+        "MPI_Ireduce_scatter_block",
+        [&](MPI_Request* r) { return MPI_Ireduce_scatter_block(in, recv, n, dt, mop, comm_, r); },
+        scratch));
+    if (op == ReduceOp::kAvg) DivideElements(recv, recv_count, type, size_);
+    return absl::OkStatus();
+  }
+
+  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kBroadcast));
+    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kBroadcast, count));
+    if (count == 0) return absl::OkStatus();
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kBroadcast, "MPI_Bcast", [&] { return MPI_Bcast(buffer, n, dt, root, comm_); },
+        "MPI_Ibcast", [&](MPI_Request* r) { return MPI_Ibcast(buffer, n, dt, root, comm_, r); });
+  }
+
+  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kAllToAll));
+    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAll, count));
+    if (count == 0) return absl::OkStatus();
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kAllToAll, "MPI_Alltoall",
+        [&] { return MPI_Alltoall(send, n, dt, recv, n, dt, comm_); }, "MPI_Ialltoall",
+        [&](MPI_Request* r) { return MPI_Ialltoall(send, n, dt, recv, n, dt, comm_, r); });
+  }
+
+  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kSend));
+    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSend, count));
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kSend, "MPI_Send", [&] { return MPI_Send(buffer, n, dt, peer, kTag, comm_); },
+        "MPI_Isend", [&](MPI_Request* r) { return MPI_Isend(buffer, n, dt, peer, kTag, comm_, r); },
+        nullptr,
+        /*cancellable=*/true);
+  }
+
+  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kRecv));
+    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kRecv, count));
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kRecv, "MPI_Recv",
+        [&] { return MPI_Recv(buffer, n, dt, peer, kTag, comm_, MPI_STATUS_IGNORE); }, "MPI_Irecv",
+        [&](MPI_Request* r) { return MPI_Irecv(buffer, n, dt, peer, kTag, comm_, r); }, nullptr,
+        /*cancellable=*/true);
+  }
+
+  absl::Status Barrier() override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
+    return Execute(
+        ci::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
+        [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+  }
+
+  absl::Status Abort() override {
+    abort_state_.Mark("Abort() was called");
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<Topology> QueryTopology() {
+    NMESH_RETURN_IF_ERROR(Usable("topology"));
+    char name[MPI_MAX_PROCESSOR_NAME] = {};
+    int length = 0;
+    NMESH_RETURN_IF_ERROR(
+        Check("topology", MPI_Get_processor_name(name, &length), "MPI_Get_processor_name"));
+    NMESH_ASSIGN_OR_RETURN(Topology topo, ExchangeHostNames(*this, std::string_view(name, length)));
+    MPI_Comm local = MPI_COMM_NULL;
+    NMESH_RETURN_IF_ERROR(Check(
+        "topology", MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &local),
+        "MPI_Comm_split_type"));
+    MPI_Comm_rank(local, &topo.local_rank);
+    MPI_Comm_size(local, &topo.local_size);
+    MPI_Comm_free(&local);
+    return topo;
+  }
+
+ private:
+  struct Abandoned {
+    MPI_Request request;
+    Scratch scratch;
+  };
+
+  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+
+  absl::Status Check(std::string_view op, int code, const char* call) const {
+    return ci::WithContext(*this, op, MpiStatus(code, call, rank_));
+  }
+
+  absl::Status CheckCount(std::string_view op, size_t count) const {
+    if (count <= static_cast<size_t>(INT_MAX)) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s: count %d exceeds the MPI limit of %d elements per call; split the buffer (rank %d "
+        "of %d)",
+        ci::OpContext(*this, op), count, INT_MAX, rank_, size_));
+  }
+
+  // Runs one operation: the blocking call without a timeout; with one, the nonblocking call polled
+  // against the deadline. `scratch` must stay alive as long as MPI may use it.
+  template <typename Blocking, typename Start>
+  absl::Status Execute(std::string_view op, const char* blocking_call, Blocking blocking,
+                       const char* start_call, Start start, Scratch scratch = nullptr,
+                       bool cancellable = false) {
+    if (!options_.timeout) return Check(op, blocking(), blocking_call);
+    MPI_Request request = MPI_REQUEST_NULL;
+    NMESH_RETURN_IF_ERROR(Check(op, start(&request), start_call));
+    return Wait(op, request, std::move(scratch), cancellable);
+  }
+
+  absl::Status Wait(std::string_view op, MPI_Request request, Scratch scratch, bool cancellable) {
+    ci::Deadline deadline(options_.timeout);
+    ci::PollPacer pacer;
+    while (true) {
+      int done = 0;
+      NMESH_RETURN_IF_ERROR(Check(op, MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test"));
+      if (done) return absl::OkStatus();
+      if (abort_state_.aborted()) {
+        Abandon(request, std::move(scratch), cancellable);
+        return Usable(op);
+      }
+      if (deadline.Expired()) {
+        Abandon(request, std::move(scratch), cancellable);
+        absl::Status timeout = ci::TimeoutError(*this, op);
+        abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", op,
+                                          ci::FormatTimeout(*options_.timeout)));
+        return timeout;
+      }
+      pacer.Pause();
+    }
+  }
+
+  // Gives up on `request`: point-to-point requests are cancelled; collectives cannot be, so they
+  // are kept (with their staging copy) until the destructor looks at them once more.
+  void Abandon(MPI_Request request, Scratch scratch, bool cancellable) {
+    if (cancellable) {
+      MPI_Cancel(&request);
+      int done = 0;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+      if (done) return;
+    }
+    abandoned_.push_back({request, std::move(scratch)});
+  }
+
+  MPI_Comm comm_;
+  CommOptions options_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::vector<Abandoned> abandoned_;
+  ci::AbortState abort_state_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(Session& session,
+                                                                CommOptions options) {
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) {
+    return absl::FailedPreconditionError(
+        "mpi::WorldCommunicator: MPI is not initialised or already finalised");
+  }
+  MPI_Comm world = MPI_COMM_NULL;
+  NMESH_RETURN_IF_ERROR(
+      MpiStatus(MPI_Comm_dup(MPI_COMM_WORLD, &world), "MPI_Comm_dup", session.world_rank()));
+  if (int rc = MPI_Comm_set_errhandler(world, MPI_ERRORS_RETURN); rc != MPI_SUCCESS) {
+    MPI_Comm_free(&world);
+    return MpiStatus(rc, "MPI_Comm_set_errhandler", session.world_rank());
+  }
+  return std::unique_ptr<Communicator>(new MpiCommunicator(world, std::move(options)));
+}
+
+absl::StatusOr<Topology> GetTopology(Communicator& comm) {
+  auto* mpi_comm = dynamic_cast<MpiCommunicator*>(&comm);
+  if (mpi_comm == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mpi::GetTopology needs an MPI communicator; axis '%s' uses the %s backend",
+                        comm.options().name, comm.backend()));
+  }
+  return mpi_comm->QueryTopology();
+}
+
+}  // namespace nmesh::comm::mpi

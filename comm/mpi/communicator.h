@@ -1,0 +1,74 @@
+// MPI communicators on host memory: the world communicator, and through Split every
+// sub-communicator of it.
+//
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<mpi::Session> session, mpi::Session::Init(&argc,
+//   &argv)); NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world,
+//   mpi::WorldCommunicator(*session)); NMESH_ASSIGN_OR_RETURN(Topology topo,
+//   mpi::GetTopology(*world));   // local rank, host names
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
+//                          world->Split(world->rank() / 2, world->rank(),
+//                                       {.name = "tp", .timeout = absl::Seconds(30)}));
+//   std::vector<BFloat16> grad = ...;
+//   NMESH_RETURN_IF_ERROR(tp->AllReduce<BFloat16>(grad, absl::MakeSpan(grad), ReduceOp::kAvg));
+//
+// Every DataType and ReduceOp works on every collective that reduces. float16 and bfloat16 reduce
+// through float, one pair of values at a time, rounding to nearest even after each step; kAvg is
+// the sum (in the element type: integers wrap as MPI's sum does) divided by size(), integers
+// truncating toward zero. MPI counts are ints: a count above 2^31-1 elements is InvalidArgument
+// (split the buffer); for AllGather and AllToAll the limit applies to the per-rank count.
+//
+// Split first allgathers every rank's color (honouring the timeout), so a negative color fails on
+// every rank with InvalidArgument naming the rank that passed it; then MPI_Comm_split (blocking,
+// but every rank has already arrived) with MPI_UNDEFINED for ranks without a color.
+//
+// Errors. MPI errors come back as Status (MPI_ERRORS_RETURN is set on every communicator; see
+// comm/mpi/status.h for the codes), prefixed with the operation and the axis.
+//
+// Timeouts. Without CommOptions::timeout every operation is the blocking MPI call. With one, it is
+// the nonblocking call (MPI_Iallreduce, MPI_Irecv, ...) polled with MPI_Test until it completes or
+// the deadline passes; between polls the thread yields, then sleeps up to 1 ms, so oversubscribed
+// ranks still progress. On expiry the operation returns DeadlineExceeded
+// ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the communicator is aborted:
+// every later operation is FailedPrecondition. What happens to the request: a Send or Recv is
+// cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so its request is abandoned,
+// still holding the user's buffers (and any staging copy, which is kept alive). Do not reuse or
+// free those buffers while the process relies on MPI. The intended reaction to a timeout is to
+// report it and exit (MPI_Abort or a normal exit): MPI_Finalize may wait for the abandoned
+// collective if the other ranks never join it.
+//
+// Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread level
+// MPI granted). It ends a timed operation that is being polled at its next poll
+// (FailedPrecondition) but cannot interrupt a blocking MPI call: give the communicator a timeout to
+// make it abortable.
+//
+// Threads. One thread at a time per communicator. Using different communicators from different
+// threads needs the "multiple" thread level (Session::thread_level()).
+#ifndef NMESH_COMM_MPI_COMMUNICATOR_H_
+#define NMESH_COMM_MPI_COMMUNICATOR_H_
+
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "comm/communicator.h"
+#include "comm/mpi/session.h"
+#include "comm/topology.h"
+
+namespace nmesh::comm::mpi {
+
+// A communicator over every process of the job: a duplicate of MPI_COMM_WORLD, so its traffic and
+// error handler are its own. Collective over MPI_COMM_WORLD. Fails (FailedPrecondition) if MPI has
+// been finalised, or with the MPI error of MPI_Comm_dup. The session must outlive it. Thread-safe
+// in the sense of MPI_Comm_dup (needs the "multiple" level to race with other MPI calls).
+absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(Session& session,
+                                                                CommOptions options = {
+                                                                    .name = "world"});
+
+// Collective over `comm`, which must come from this backend (InvalidArgument otherwise): the host
+// name of every rank (MPI_Get_processor_name, allgathered) and this rank's local rank and local
+// size from MPI's shared-memory split (MPI_Comm_split_type with MPI_COMM_TYPE_SHARED), ordered by
+// rank. num_hosts counts distinct host names. Fails like the collectives it runs.
+absl::StatusOr<Topology> GetTopology(Communicator& comm);
+
+}  // namespace nmesh::comm::mpi
+
+#endif  // NMESH_COMM_MPI_COMMUNICATOR_H_

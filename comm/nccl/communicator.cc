@@ -1,0 +1,514 @@
+#include "comm/nccl/communicator.h"
+
+#include <cuda_runtime_api.h>
+#include <nccl.h>
+
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "comm/internal/checks.h"
+#include "comm/nccl/runtime.h"
+#include "comm/nccl/status.h"
+#include "comm/self.h"
+#include "comm/topology.h"
+
+namespace nmesh::comm::nccl {
+namespace {
+
+namespace ci = ::nmesh::comm::internal;
+
+constexpr std::string_view kInit = "init";
+
+ncclDataType_t NcclType(DataType type) {
+  switch (type) {
+    case DataType::kInt8:
+      return ncclInt8;
+    case DataType::kUint8:
+      return ncclUint8;
+    case DataType::kInt32:
+      return ncclInt32;
+    case DataType::kUint32:
+      return ncclUint32;
+    case DataType::kInt64:
+      return ncclInt64;
+    case DataType::kUint64:
+      return ncclUint64;
+    case DataType::kFloat16:
+      return ncclFloat16;
+    case DataType::kBFloat16:
+      return ncclBfloat16;
+    case DataType::kFloat32:
+      return ncclFloat32;
+    case DataType::kFloat64:
+      return ncclFloat64;
+  }
+  NMESH_CHECK(false) << "unknown DataType " << static_cast<int>(type);
+  return ncclFloat32;
+}
+
+ncclRedOp_t NcclOp(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+      return ncclSum;
+    case ReduceOp::kProd:
+      return ncclProd;
+    case ReduceOp::kMin:
+      return ncclMin;
+    case ReduceOp::kMax:
+      return ncclMax;
+    case ReduceOp::kAvg:
+      return ncclAvg;
+  }
+  NMESH_CHECK(false) << "unknown ReduceOp " << static_cast<int>(op);
+  return ncclSum;
+}
+
+// A nonblocking config: every call returns at once and is polled. commName stays unset: NCCL's
+// handling of that pointer's lifetime is not documented, and nmesh's messages carry the name.
+ncclConfig_t NonblockingConfig() {
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  config.splitShare = 1;
+  return config;
+}
+
+// Polls a communicator that nobody else can see yet (or any more) until NCCL has finished its
+// pending calls. Returns the final state, or ncclInProgress when the deadline passed first.
+ncclResult_t PollUntilReady(ncclComm_t comm, const ci::Deadline& deadline) {
+  ci::PollPacer pacer;
+  while (true) {
+    ncclResult_t state = ncclSuccess;
+    if (ncclResult_t rc = ncclCommGetAsyncError(comm, &state); rc != ncclSuccess) return rc;
+    if (state != ncclInProgress || deadline.Expired()) return state;
+    pacer.Pause();
+  }
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  // Takes ownership of `comm` (possibly still initialising) and `stream`.
+  NcclCommunicator(ncclComm_t comm, int device, cudaStream_t stream, int rank, int size,
+                   CommOptions options)
+      : comm_(comm),
+        device_(device),
+        stream_(stream),
+        rank_(rank),
+        size_(size),
+        options_(std::move(options)) {}
+
+  ~NcclCommunicator() override {
+    cudaSetDevice(device_);
+    ncclComm_t comm = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      comm = comm_;
+    }
+    if (comm != nullptr) {
+      // Finalise (flushes outstanding work; nonblocking), wait up to the timeout, then destroy.
+      // If finalisation fails or outlives the timeout, abort instead.
+      ncclResult_t state = ncclCommFinalize(comm);
+      if (state == ncclSuccess || state == ncclInProgress) {
+        state = PollUntilReady(comm, ci::Deadline(options_.timeout));
+      }
+      if (state == ncclSuccess) {
+        ncclCommDestroy(comm);
+      } else {
+        ncclCommAbort(comm);
+      }
+    }
+    if (barrier_buffer_ != nullptr) cudaFree(barrier_buffer_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string_view backend() const override { return "nccl"; }
+  MemoryKind memory_kind() const override { return MemoryKind::kDevice; }
+  const CommOptions& options() const override { return options_; }
+  int device() const { return device_; }
+
+  // Polls the communicator until NCCL has finished the calls issued so far (initialisation, a
+  // split, an enqueue). Aborts it on an asynchronous error or when the deadline passes.
+  absl::Status WaitReady(std::string_view op, const ci::Deadline& deadline) {
+    ci::PollPacer pacer;
+    while (true) {
+      ncclResult_t state = ncclSuccess;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (comm_ == nullptr) return Usable(op);
+        NMESH_RETURN_IF_ERROR(
+            Check(op, ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError"));
+      }
+      if (state == ncclSuccess) return absl::OkStatus();
+      if (state != ncclInProgress) return FailAsync(op, state);
+      if (deadline.Expired()) return FailTimeout(op);
+      pacer.Pause();
+    }
+  }
+
+  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
+                                                      CommOptions options) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+    NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
+    ci::Deadline deadline(options_.timeout);
+    ncclConfig_t config = NonblockingConfig();
+    ncclComm_t child = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (comm_ == nullptr) return Usable(ci::kSplit);
+      NMESH_RETURN_IF_ERROR(SetDevice(ci::kSplit));
+      NMESH_RETURN_IF_ERROR(
+          Check(ci::kSplit,
+                ncclCommSplit(comm_, color ? *color : NCCL_SPLIT_NOCOLOR, key, &child, &config),
+                "ncclCommSplit"));
+    }
+    // The split runs as a job of the parent; the child's handle may appear only when it ends.
+    if (absl::Status s = WaitReady(ci::kSplit, deadline); !s.ok()) {
+      if (child != nullptr) ncclCommAbort(child);
+      return s;
+    }
+    if (!color) return std::unique_ptr<Communicator>();
+    if (child == nullptr) {
+      return absl::InternalError(absl::StrFormat("%s: ncclCommSplit gave no communicator (rank %d)",
+                                                 ci::OpContext(*this, ci::kSplit), rank_));
+    }
+    // Then the child finishes its own initialisation. A child that cannot means the split failed
+    // on this communicator, which is aborted like any failed or timed-out operation.
+    const ncclResult_t state = PollUntilReady(child, deadline);
+    int child_rank = 0, child_size = 0;
+    ncclResult_t query = state;
+    if (query == ncclSuccess) query = ncclCommUserRank(child, &child_rank);
+    if (query == ncclSuccess) query = ncclCommCount(child, &child_size);
+    cudaStream_t stream = nullptr;
+    cudaError_t stream_error = cudaSuccess;
+    if (query == ncclSuccess) {
+      stream_error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    }
+    if (query != ncclSuccess || stream_error != cudaSuccess) {
+      absl::Status error =
+          query == ncclInProgress
+              ? ci::TimeoutError(*this, ci::kSplit)
+              : (query != ncclSuccess
+                     ? NcclStatus(query, "ncclCommSplit", rank_, child)
+                     : CudaStatus(stream_error, "cudaStreamCreateWithFlags", rank_));
+      ncclCommAbort(child);
+      if (query == ncclInProgress) {
+        AbortComm(
+            absl::StrFormat("an earlier split timed out after %s",
+                            ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
+      }
+      return error;
+    }
+    return std::unique_ptr<Communicator>(
+        new NcclCommunicator(child, device_, stream, child_rank, child_size, std::move(options)));
+  }
+
+  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
+                         ReduceOp op) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kAllReduce));
+    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
+    if (count == 0) return absl::OkStatus();
+    return Run(ci::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
+      return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, stream_);
+    });
+  }
+
+  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kAllGather));
+    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
+    if (send_count == 0) return absl::OkStatus();
+    return Run(ci::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
+      return ncclAllGather(send, recv, send_count, NcclType(type), c, stream_);
+    });
+  }
+
+  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                             ReduceOp op) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kReduceScatter));
+    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
+    if (recv_count == 0) return absl::OkStatus();
+    return Run(ci::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
+      return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c, stream_);
+    });
+  }
+
+  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kBroadcast));
+    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
+    if (count == 0) return absl::OkStatus();
+    return Run(ci::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
+      return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, stream_);
+    });
+  }
+
+  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kAllToAll));
+    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
+    if (count == 0) return absl::OkStatus();
+    const size_t block = count * DataTypeSize(type);
+    return Run(ci::kAllToAll, "ncclGroupEnd", [&](ncclComm_t c) {
+      ncclResult_t first_error = ncclGroupStart();
+      for (int peer = 0; peer < size_ && first_error == ncclSuccess; ++peer) {
+        const size_t offset = block * static_cast<size_t>(peer);
+        ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + offset, count,
+                                   NcclType(type), peer, c, stream_);
+        if (rc == ncclSuccess) {
+          rc = ncclRecv(static_cast<std::byte*>(recv) + offset, count, NcclType(type), peer, c,
+                        stream_);
+        }
+        first_error = rc;
+      }
+      const ncclResult_t end = ncclGroupEnd();
+      return first_error != ncclSuccess ? first_error : end;
+    });
+  }
+
+  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kSend));
+    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+    return Run(ci::kSend, "ncclSend", [&](ncclComm_t c) {
+      return ncclSend(buffer, count, NcclType(type), peer, c, stream_);
+    });
+  }
+
+  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kRecv));
+    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+    return Run(ci::kRecv, "ncclRecv", [&](ncclComm_t c) {
+      return ncclRecv(buffer, count, NcclType(type), peer, c, stream_);
+    });
+  }
+
+  absl::Status Barrier() override {
+    NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
+    if (barrier_buffer_ == nullptr) {
+      NMESH_RETURN_IF_ERROR(SetDevice(ci::kBarrier));
+      NMESH_RETURN_IF_ERROR(
+          CudaStatus(cudaMalloc(&barrier_buffer_, sizeof(float)), "cudaMalloc", rank_));
+    }
+    return Run(ci::kBarrier, "ncclAllReduce", [&](ncclComm_t c) {
+      return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c, stream_);
+    });
+  }
+
+  absl::Status Abort() override {
+    AbortComm("Abort() was called");
+    return absl::OkStatus();
+  }
+
+ private:
+  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+
+  // Calls ncclCommAbort once and remembers why. Safe from any thread.
+  void AbortComm(std::string reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (comm_ != nullptr) {
+      cudaSetDevice(device_);
+      ncclCommAbort(comm_);
+      comm_ = nullptr;
+    }
+    abort_state_.Mark(std::move(reason));
+  }
+
+  absl::Status FailTimeout(std::string_view op) {
+    absl::Status timeout = ci::TimeoutError(*this, op);
+    AbortComm(absl::StrFormat("an earlier %s timed out after %s", op,
+                              ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
+    return timeout;
+  }
+
+  absl::Status FailAsync(std::string_view op, ncclResult_t state) {
+    absl::Status error;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      error = Check(op, state, "asynchronous NCCL operation");
+    }
+    AbortComm(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
+    return error;
+  }
+
+  // Requires mu_ (ncclGetLastError reads the communicator).
+  absl::Status Check(std::string_view op, ncclResult_t result, const char* call) const {
+    return ci::WithContext(*this, op, NcclStatus(result, call, rank_, comm_));
+  }
+
+  absl::Status SetDevice(std::string_view op) const {
+    return ci::WithContext(*this, op, CudaStatus(cudaSetDevice(device_), "cudaSetDevice", rank_));
+  }
+
+  // Issues one operation (`issue` gets the live communicator), waits until NCCL has enqueued it,
+  // then until the stream has run it, polling against the deadline throughout.
+  template <typename Issue>
+  absl::Status Run(std::string_view op, const char* call, Issue issue) {
+    ci::Deadline deadline(options_.timeout);
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (comm_ == nullptr) return Usable(op);
+      NMESH_RETURN_IF_ERROR(SetDevice(op));
+      NMESH_RETURN_IF_ERROR(Check(op, issue(comm_), call));
+    }
+    NMESH_RETURN_IF_ERROR(WaitReady(op, deadline));
+    ci::PollPacer pacer;
+    while (true) {
+      const cudaError_t query = cudaStreamQuery(stream_);
+      if (query == cudaSuccess) return absl::OkStatus();
+      if (query != cudaErrorNotReady) {
+        absl::Status error = CudaStatus(query, "cudaStreamQuery", rank_);
+        AbortComm(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
+        return ci::WithContext(*this, op, error);
+      }
+      // A peer's failure shows up as an asynchronous error while the kernel waits.
+      ncclResult_t state = ncclSuccess;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (comm_ == nullptr) return Usable(op);
+        ncclCommGetAsyncError(comm_, &state);
+      }
+      if (state != ncclSuccess && state != ncclInProgress) return FailAsync(op, state);
+      if (deadline.Expired()) return FailTimeout(op);
+      pacer.Pause();
+    }
+  }
+
+  mutable std::mutex mu_;  // guards comm_ against Abort() from another thread
+  ncclComm_t comm_;        // null once aborted
+  const int device_;
+  cudaStream_t stream_;
+  int rank_;
+  int size_;
+  CommOptions options_;
+  void* barrier_buffer_ = nullptr;
+  ci::AbortState abort_state_;
+};
+
+// Every rank learns whether every other rank failed a local step, so that all fail together
+// rather than some waiting in a collective the others never reach.
+absl::Status AgreeOnStatus(Communicator& bootstrap, const absl::Status& local) {
+  constexpr size_t kMessageBytes = 252;
+  struct Record {
+    int32_t code;
+    char message[kMessageBytes];
+  };
+  Record mine{};
+  mine.code = static_cast<int32_t>(local.code());
+  const std::string text(local.message());
+  std::memcpy(mine.message, text.data(), std::min(text.size(), kMessageBytes - 1));
+  std::vector<Record> all(static_cast<size_t>(bootstrap.size()));
+  NMESH_RETURN_IF_ERROR(bootstrap.AllGather(&mine, all.data(), sizeof(Record), DataType::kUint8));
+  if (!local.ok()) return local;
+  for (int r = 0; r < bootstrap.size(); ++r) {
+    const Record& record = all[static_cast<size_t>(r)];
+    if (record.code == 0) continue;
+    return absl::Status(
+        static_cast<absl::StatusCode>(record.code),
+        absl::StrFormat("%s [reported by rank %d of %d]",
+                        std::string(record.message, strnlen(record.message, kMessageBytes)), r,
+                        bootstrap.size()));
+  }
+  return absl::OkStatus();
+}
+
+// Step 1 of CreateWorld on this rank: which device to use, or why none can be used.
+absl::StatusOr<int> ChooseDevice(const NcclWorldOptions& options, const Topology& topo,
+                                 const absl::StatusOr<int>& devices) {
+  if (!devices.ok()) {
+    return absl::Status(
+        devices.status().code(),
+        absl::StrFormat("%s (rank %d of %d)", devices.status().message(), topo.rank, topo.size));
+  }
+  if (!options.device && topo.local_size > *devices) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "host '%s' runs %d ranks but only %d CUDA devices are visible; run at most %d ranks per "
+        "host or set CUDA_VISIBLE_DEVICES per rank (rank %d of %d)",
+        topo.host_names[static_cast<size_t>(topo.rank)], topo.local_size, *devices, *devices,
+        topo.rank, topo.size));
+  }
+  const int device = options.device.value_or(topo.local_rank);
+  if (device < 0 || device >= *devices) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("CUDA device %d does not exist: %d are visible (rank %d of %d)", device,
+                        *devices, topo.rank, topo.size));
+  }
+  return device;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
+                                                          NcclWorldOptions options) {
+  if (bootstrap.memory_kind() != MemoryKind::kHost) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::CreateWorld needs a host-memory bootstrap communicator; axis '%s' uses the %s "
+        "backend",
+        bootstrap.options().name, bootstrap.backend()));
+  }
+  const int rank = bootstrap.rank();
+  const int size = bootstrap.size();
+  // First CUDA call of all, so that a machine without a GPU fails here and nowhere else.
+  const absl::StatusOr<int> devices = VisibleCudaDevices();
+
+  Topology topo;
+  if (options.local_rank) {
+    topo.rank = rank;
+    topo.size = size;
+    topo.local_rank = *options.local_rank;
+    topo.local_size = 0;  // unknown: only the device index is checked
+    topo.host_names.assign(static_cast<size_t>(size), "");
+  } else {
+    NMESH_ASSIGN_OR_RETURN(std::string host, LocalHostName());
+    NMESH_ASSIGN_OR_RETURN(topo, ExchangeHostNames(bootstrap, host));
+  }
+  const absl::StatusOr<int> device = ChooseDevice(options, topo, devices);
+  NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, device.status()));
+
+  absl::Status setup = CudaStatus(cudaSetDevice(*device), "cudaSetDevice", rank);
+  // Rank 0 creates the unique id; after every rank has agreed that setup worked, it broadcasts it.
+  ncclUniqueId id{};
+  if (rank == 0 && setup.ok()) setup = NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId", 0);
+  NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, setup));
+  NMESH_RETURN_IF_ERROR(bootstrap.Broadcast(&id, sizeof(id), DataType::kUint8, 0));
+
+  cudaStream_t stream = nullptr;
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                                   "cudaStreamCreateWithFlags", rank));
+  ncclConfig_t config = NonblockingConfig();
+  ncclComm_t comm = nullptr;
+  if (absl::Status s = NcclStatus(ncclCommInitRankConfig(&comm, size, id, rank, &config),
+                                  "ncclCommInitRankConfig", rank, comm);
+      !s.ok()) {
+    if (comm != nullptr) ncclCommAbort(comm);
+    cudaStreamDestroy(stream);
+    return s;
+  }
+  ci::Deadline deadline(options.comm.timeout);
+  auto world = std::make_unique<NcclCommunicator>(comm, *device, stream, rank, size,
+                                                  std::move(options.comm));
+  NMESH_RETURN_IF_ERROR(world->WaitReady(kInit, deadline));
+  return std::unique_ptr<Communicator>(std::move(world));
+}
+
+absl::StatusOr<int> DeviceOf(const Communicator& comm) {
+  const auto* nccl_comm = dynamic_cast<const NcclCommunicator*>(&comm);
+  if (nccl_comm == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("nccl::DeviceOf needs an NCCL communicator; axis '%s' uses the %s backend",
+                        comm.options().name, comm.backend()));
+  }
+  return nccl_comm->device();
+}
+
+std::unique_ptr<Communicator> NewDeviceSelfCommunicator(CommOptions options, int device) {
+  return NewSelfCommunicator(
+      std::move(options), MemoryKind::kDevice, [device](void* dst, const void* src, size_t bytes) {
+        NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", 0));
+        return CudaStatus(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy", 0);
+      });
+}
+
+}  // namespace nmesh::comm::nccl

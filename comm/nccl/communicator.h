@@ -1,0 +1,84 @@
+// NCCL communicators on device memory, bootstrapped through any host-memory Communicator (in
+// practice the MPI world).
+//
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> mpi_world,
+//   mpi::WorldCommunicator(*session)); NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world,
+//                          nccl::CreateWorld(*mpi_world, {.comm = {.name = "world",
+//                                                                  .timeout =
+//                                                                  absl::Seconds(60)}}));
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
+//                          world->Split(rank / 2, rank % 2, {.name = "tp"}));
+//   float* grad = ...;  // cudaMalloc'ed on nccl::DeviceOf(*world)
+//   NMESH_RETURN_IF_ERROR(tp->AllReduce(grad, grad, n, DataType::kBFloat16, ReduceOp::kAvg));
+//
+// Buffers. Every collective takes device pointers on this communicator's GPU (DeviceOf). Operations
+// run on a CUDA stream the communicator owns, and each call returns only when that stream has
+// finished the operation, so the buffers may be reused (or read on another stream) at once.
+// DataTypes map to ncclInt8 ... ncclFloat64, float16 and bfloat16 to ncclFloat16 and ncclBfloat16;
+// ReduceOps to ncclSum/Prod/Min/Max/Avg (NCCL's avg truncates integers toward zero, as nmesh
+// specifies). AllToAll is a group of ncclSend/ncclRecv; Barrier is an all-reduce of one float on a
+// small device buffer the communicator owns.
+//
+// Nonblocking communicators. Every communicator is created with ncclConfig_t.blocking = 0, so no
+// NCCL call blocks: initialisation, Split, and each operation are polled (ncclCommGetAsyncError,
+// then cudaStreamQuery) with a yield/sleep between polls. With CommOptions::timeout set, a poll
+// that outlives the deadline aborts the communicator (ncclCommAbort) and returns DeadlineExceeded
+// ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)"); later operations are
+// FailedPrecondition. An asynchronous NCCL error (a peer died, a network failure) also aborts the
+// communicator and is returned as the error of the operation that saw it.
+//
+// Split uses ncclCommSplit with splitShare = 1 (children share the parent's resources) and
+// NCCL_SPLIT_NOCOLOR for ranks without a color. Unlike the MPI backend, a negative color is
+// reported only on the rank that passed it; the others wait in ncclCommSplit until their timeout.
+//
+// Abort() may be called from any thread: it calls ncclCommAbort, which also ends an operation that
+// another thread is polling (that call returns FailedPrecondition). Destruction finalises the
+// communicator (ncclCommFinalize, polled up to the timeout, then ncclCommDestroy) or, when it was
+// aborted, frees only the stream and buffers.
+//
+// Threads. One thread at a time per communicator, plus Abort() from any thread.
+#ifndef NMESH_COMM_NCCL_COMMUNICATOR_H_
+#define NMESH_COMM_NCCL_COMMUNICATOR_H_
+
+#include <memory>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "comm/communicator.h"
+
+namespace nmesh::comm::nccl {
+
+struct NcclWorldOptions {
+  // Options of the world communicator. The timeout also bounds initialisation.
+  CommOptions comm = {.name = "world"};
+  // This process's index among the ranks on its host. Default: computed from the host names of
+  // every rank, allgathered over the bootstrap communicator (comm/topology.h).
+  std::optional<int> local_rank = std::nullopt;
+  // The CUDA device to use. Default: the local rank.
+  std::optional<int> device = std::nullopt;
+};
+
+// Collective over `bootstrap`, which must use host memory (InvalidArgument otherwise): creates an
+// NCCL communicator with bootstrap's size and rank order.
+//  1. Every rank checks that it sees a CUDA device (VisibleCudaDevices, before any other CUDA or
+//     NCCL call) and that its device index is below the number visible (fewer GPUs than local
+//     ranks is FailedPrecondition "host 'h' runs N ranks but only M CUDA devices are visible").
+//     The ranks share their verdicts over `bootstrap`, so every rank fails together: one without a
+//     GPU gets FailedPrecondition "no CUDA device visible: ...", and the others get the same
+//     message naming the rank that reported it, instead of hanging.
+//  2. Rank 0 calls ncclGetUniqueId and broadcasts it through `bootstrap`.
+//  3. ncclCommInitRankConfig (nonblocking), polled up to options.comm.timeout.
+// Fails with the NCCL or CUDA error (comm/nccl/status.h) of whichever step failed.
+absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
+                                                          NcclWorldOptions options = {});
+
+// The CUDA device of a communicator from this backend; InvalidArgument for any other backend.
+absl::StatusOr<int> DeviceOf(const Communicator& comm);
+
+// A one-rank communicator on device memory of `device` (comm/self.h semantics; copies with
+// cudaMemcpy), for groups of size 1 on the GPU backend. Never fails; copies report CUDA errors.
+std::unique_ptr<Communicator> NewDeviceSelfCommunicator(CommOptions options, int device);
+
+}  // namespace nmesh::comm::nccl
+
+#endif  // NMESH_COMM_NCCL_COMMUNICATOR_H_
