@@ -263,37 +263,22 @@ std::pair<int64_t, int64_t> Layout::IndexAndLocal(int64_t position, AxisSet axes
   return {index, local};
 }
 
-absl::StatusOr<Group> Layout::GroupOf(int64_t rank, AxisSet axes) const {
+absl::StatusOr<GroupView> Layout::ViewGroup(int64_t rank, AxisSet axes) const {
   NMESH_RETURN_IF_ERROR(CheckAxes(axes));
   NMESH_ASSIGN_OR_RETURN(int64_t position, MemberPosition(rank));
-  Group group;
-  std::tie(group.index, group.local_rank) = IndexAndLocal(position, axes);
-  const int64_t group_size = GroupSize(axes);
-  group.count = size_ / group_size;
-
-  // Walk the group with an odometer over the set's axes (the last fastest), starting from the
-  // member whose coordinates on the set are all zero.
-  std::vector<int> set_axes;
-  int64_t first = position;
+  GroupView view(this, axes);
+  std::tie(view.index_, view.local_rank_) = IndexAndLocal(position, axes);
+  view.size_ = GroupSize(axes);
+  view.first_ = position;
   for (int i = 0; i < ndim(); ++i) {
-    if (!axes.Contains(i)) continue;
-    set_axes.push_back(i);
-    first -= position / strides_[i] % shape_[i] * strides_[i];
+    if (axes.Contains(i)) view.first_ -= position / strides_[i] % shape_[i] * strides_[i];
   }
-  std::vector<int64_t> digits(set_axes.size(), 0);
-  group.ranks.reserve(group_size);
-  int64_t offset = 0;
-  for (int64_t k = 0; k < group_size; ++k) {
-    group.ranks.push_back(RankAtPosition(first + offset));
-    for (size_t j = set_axes.size(); j-- > 0;) {
-      const int axis = set_axes[j];
-      offset += strides_[axis];
-      if (++digits[j] < shape_[axis]) break;
-      offset -= shape_[axis] * strides_[axis];
-      digits[j] = 0;
-    }
-  }
-  return group;
+  return view;
+}
+
+absl::StatusOr<Group> Layout::GroupOf(int64_t rank, AxisSet axes) const {
+  NMESH_ASSIGN_OR_RETURN(GroupView view, ViewGroup(rank, axes));
+  return view.Materialize();
 }
 
 absl::StatusOr<Group> Layout::GroupOf(int64_t rank, std::string_view axis) const {
@@ -301,6 +286,53 @@ absl::StatusOr<Group> Layout::GroupOf(int64_t rank, std::string_view axis) const
   if (!index.ok()) return absl::InvalidArgumentError(index.status().message());
   return GroupOf(rank, AxisSet::Of({*index}));
 }
+
+int64_t GroupView::count() const { return layout_->size() / size_; }
+
+int64_t GroupView::RankAt(int64_t local) const {
+  NMESH_CHECK(local >= 0 && local < size_) << "local rank " << local << " of " << size_;
+  const std::vector<int64_t>& shape = layout_->shape_;
+  const std::vector<int64_t>& strides = layout_->strides_;
+  int64_t position = first_;
+  for (int i = layout_->ndim(); i-- > 0;) {
+    if (!axes_.Contains(i)) continue;
+    position += local % shape[i] * strides[i];
+    local /= shape[i];
+  }
+  return layout_->RankAtPosition(position);
+}
+
+void GroupView::ForEach(absl::FunctionRef<void(int64_t)> visit) const {
+  // An odometer over the set's axes (the last fastest) moves from member to member in O(1)
+  // amortised, instead of decoding every local rank.
+  const std::vector<int64_t>& shape = layout_->shape_;
+  const std::vector<int64_t>& strides = layout_->strides_;
+  std::vector<int> set_axes;
+  for (int i = 0; i < layout_->ndim(); ++i) {
+    if (axes_.Contains(i)) set_axes.push_back(i);
+  }
+  std::vector<int64_t> digits(set_axes.size(), 0);
+  int64_t offset = 0;
+  for (int64_t k = 0; k < size_; ++k) {
+    visit(layout_->RankAtPosition(first_ + offset));
+    for (size_t j = set_axes.size(); j-- > 0;) {
+      const int axis = set_axes[j];
+      offset += strides[axis];
+      if (++digits[j] < shape[axis]) break;
+      offset -= shape[axis] * strides[axis];
+      digits[j] = 0;
+    }
+  }
+}
+
+std::vector<int64_t> GroupView::Ranks() const {
+  std::vector<int64_t> ranks;
+  ranks.reserve(size_);
+  ForEach([&ranks](int64_t rank) { ranks.push_back(rank); });
+  return ranks;
+}
+
+Group GroupView::Materialize() const { return Group{Ranks(), local_rank_, index_, count()}; }
 
 absl::StatusOr<Layout> Layout::Submesh(int64_t rank,
                                        absl::Span<const std::string_view> names) const {

@@ -29,6 +29,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
@@ -86,6 +87,41 @@ struct Group {
   int64_t count = 1;
 };
 
+class Layout;
+
+// A group of one rank, evaluated lazily: O(ndim) to make, O(ndim) per member looked up, and no
+// memory proportional to the group. It refers to its layout, which must outlive it.
+class GroupView {
+ public:
+  // The number of ranks in the group.
+  int64_t size() const { return size_; }
+  // The queried rank's position in the group.
+  int64_t local_rank() const { return local_rank_; }
+  // The group's index among the groups of its kind (see Group::index).
+  int64_t index() const { return index_; }
+  // The number of groups of this kind.
+  int64_t count() const;
+  // The global rank with local rank `local`, which must be in [0, size()).
+  int64_t RankAt(int64_t local) const;
+  // Calls `visit` with each member's global rank, in group order. O(size).
+  void ForEach(absl::FunctionRef<void(int64_t)> visit) const;
+  // The members in group order. O(size) time and memory.
+  std::vector<int64_t> Ranks() const;
+  // Ranks() with the local rank, index and count.
+  Group Materialize() const;
+
+ private:
+  friend class Layout;
+  GroupView(const Layout* layout, AxisSet axes) : layout_(layout), axes_(axes) {}
+
+  const Layout* layout_;
+  AxisSet axes_;
+  int64_t first_ = 0;  // the position of the member with local rank 0
+  int64_t size_ = 1;
+  int64_t local_rank_ = 0;
+  int64_t index_ = 0;
+};
+
 class Layout {
  public:
   // A layout of shape `shape` with axis names `axis_names`, over ranks 0..size-1 or, when given,
@@ -141,9 +177,11 @@ class Layout {
   // One group holds every rank of the layout.
   bool IsWholeMesh(AxisSet axes) const { return GroupSize(axes) == size_; }
 
-  // The group of member `rank` over `axes`: its ordered global ranks, the rank's local rank, the
-  // group's index and the group count. FailedPrecondition for a non-member, InvalidArgument for
-  // bad axes. O(ndim + group size).
+  // The group of member `rank` over `axes`, lazily: the rank's local rank, the group's index and
+  // count, and its members on demand. FailedPrecondition for a non-member, InvalidArgument for bad
+  // axes. O(ndim).
+  absl::StatusOr<GroupView> ViewGroup(int64_t rank, AxisSet axes) const;
+  // ViewGroup, materialized: the ordered global ranks too. O(ndim + group size).
   absl::StatusOr<Group> GroupOf(int64_t rank, AxisSet axes) const;
   absl::StatusOr<Group> GroupOf(int64_t rank, std::string_view axis) const;
 
@@ -178,6 +216,7 @@ class Layout {
   absl::Status CheckAxes(AxisSet axes) const;
   absl::StatusOr<int64_t> MemberPosition(int64_t rank) const;
 
+  friend class GroupView;
   friend bool SamePartition(const Layout& a, AxisSet a_axes, const Layout& b, AxisSet b_axes);
 
   std::vector<int64_t> shape_;

@@ -334,6 +334,13 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
   return plan;
 }
 
+const Layout& MeshPlan::LayoutOf(MeshKind mesh) const {
+  if (mesh == MeshKind::kDevice) return device_mesh_;
+  NMESH_CHECK(moe_mesh_.has_value()) << "the " << config::StrategyName(strategy_)
+                                     << " plan has no moe mesh";
+  return moe_mesh_->layout;
+}
+
 absl::StatusOr<GroupRef> MeshPlan::ResolveGroup(std::string_view name) const {
   if (absl::StatusOr<int> axis = device_mesh_.AxisIndex(name); axis.ok()) {
     return GroupRef{MeshKind::kDevice, AxisSet::Of({*axis})};
@@ -356,10 +363,9 @@ absl::StatusOr<GroupRef> MeshPlan::ResolveGroup(std::string_view name) const {
                                              absl::StrJoin(known, ", ")));
 }
 
-absl::StatusOr<Group> MeshPlan::GroupOf(int64_t rank, std::string_view name) const {
+absl::StatusOr<GroupView> MeshPlan::ViewGroup(int64_t rank, std::string_view name) const {
   NMESH_ASSIGN_OR_RETURN(GroupRef ref, ResolveGroup(name));
-  const Layout& layout = ref.mesh == MeshKind::kMoe ? moe_mesh_->layout : device_mesh_;
-  return layout.GroupOf(rank, ref.axes);
+  return LayoutOf(ref.mesh).ViewGroup(rank, ref.axes);
 }
 
 absl::StatusOr<RankPlan> MeshPlan::QueryRank(int64_t rank) const {
@@ -367,19 +373,19 @@ absl::StatusOr<RankPlan> MeshPlan::QueryRank(int64_t rank) const {
   result.rank = rank;
   NMESH_ASSIGN_OR_RETURN(result.coordinate, device_mesh_.CoordinateOf(rank));
   for (int axis = 0; axis < device_mesh_.ndim(); ++axis) {
-    NMESH_ASSIGN_OR_RETURN(Group group, device_mesh_.GroupOf(rank, AxisSet::Of({axis})));
-    result.groups.push_back({device_mesh_.axis_names()[axis], std::move(group)});
+    NMESH_ASSIGN_OR_RETURN(GroupView group, device_mesh_.ViewGroup(rank, AxisSet::Of({axis})));
+    result.groups.push_back({device_mesh_.axis_names()[axis], group});
   }
   for (const FlattenedGroup& flattened : flattened_) {
-    NMESH_ASSIGN_OR_RETURN(Group group, device_mesh_.GroupOf(rank, flattened.axes));
-    result.groups.push_back({flattened.name, std::move(group)});
+    NMESH_ASSIGN_OR_RETURN(GroupView group, device_mesh_.ViewGroup(rank, flattened.axes));
+    result.groups.push_back({flattened.name, group});
   }
   if (moe_mesh_.has_value()) {
     result.moe_groups.emplace();
     for (MeshAxisName axis : {MeshAxisName::kEpShard, MeshAxisName::kEp}) {
       const std::string name(MeshAxisNameString(axis));
-      NMESH_ASSIGN_OR_RETURN(Group group, moe_mesh_->layout.GroupOf(rank, name));
-      result.moe_groups->push_back({name, std::move(group)});
+      NMESH_ASSIGN_OR_RETURN(GroupView group, ViewGroup(rank, name));
+      result.moe_groups->push_back({name, group});
     }
   }
   return result;
@@ -400,7 +406,7 @@ absl::StatusOr<Layout> MeshPlan::Submesh(int64_t rank,
           "submesh (%s) mixes device mesh and moe mesh names", absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", ")));
     }
     mesh = ref.mesh;
-    const Layout& layout = ref.mesh == MeshKind::kMoe ? moe_mesh_->layout : device_mesh_;
+    const Layout& layout = LayoutOf(ref.mesh);
     // The names' source axes must follow each other in mesh order, without overlap, so that the
     // group of their union, row-major, is the row-major order over the names.
     if (ref.axes.lowest() <= previous_highest) {
@@ -413,8 +419,7 @@ absl::StatusOr<Layout> MeshPlan::Submesh(int64_t rank,
     shape.push_back(layout.GroupSize(ref.axes));
     sub_names.emplace_back(name);
   }
-  const Layout& layout = *mesh == MeshKind::kMoe ? moe_mesh_->layout : device_mesh_;
-  NMESH_ASSIGN_OR_RETURN(Group group, layout.GroupOf(rank, all));
+  NMESH_ASSIGN_OR_RETURN(Group group, LayoutOf(*mesh).GroupOf(rank, all));
   return Layout::Create(std::move(shape), std::move(sub_names), std::move(group.ranks));
 }
 
@@ -433,14 +438,11 @@ std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {
       named.push_back({name, *plan.ResolveGroup(name)});
     }
   }
-  auto layout_of = [&plan](MeshKind mesh) -> const Layout& {
-    return mesh == MeshKind::kMoe ? plan.moe_mesh()->layout : plan.device_mesh();
-  };
   std::vector<GroupKind> kinds;
   for (const auto& [name, ref] : named) {
-    const Layout& layout = layout_of(ref.mesh);
+    const Layout& layout = plan.LayoutOf(ref.mesh);
     auto same = std::find_if(kinds.begin(), kinds.end(), [&](const GroupKind& kind) {
-      return SamePartition(layout_of(kind.mesh), kind.axes, layout, ref.axes);
+      return SamePartition(plan.LayoutOf(kind.mesh), kind.axes, layout, ref.axes);
     });
     if (same != kinds.end()) {
       same->names.push_back(name);

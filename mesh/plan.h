@@ -9,6 +9,7 @@
 //   NMESH_ASSIGN_OR_RETURN(RankPlan me, plan.QueryRank(0));
 //   // me.groups: pp {0}, dp_replicate {0}, dp_shard {0,4,8,12}, cp {0,2}, tp {0,1},
 //   //            dp {0,4,8,12}, dp_shard_cp {0,2,...,14}, dp_cp {0,2,...,14}
+//   std::vector<int64_t> tp_ranks = me.groups[4].group.Ranks();   // {0, 1}
 //   for (const GroupKind& kind : DistinctGroupKinds(plan)) { ... }   // one split per kind
 //
 // A plan answers for one rank in O(ndim + group size) at any world size (up to kMaxMeshSize): it
@@ -76,13 +77,13 @@ struct GroupRef {
   AxisSet axes;
 };
 
-// One named group of one rank.
+// One named group of one rank, evaluated lazily (it refers to the plan's layouts).
 struct NamedGroup {
   std::string name;
-  Group group;
+  GroupView group;
 };
 
-// Everything one member rank sees of a plan.
+// Everything one member rank sees of a plan. It refers to the plan, which must outlive it.
 struct RankPlan {
   int64_t rank = 0;
   // Along the device mesh's axes, in mesh order.
@@ -121,15 +122,17 @@ class MeshPlan {
   const std::vector<FlattenedGroup>& flattened() const { return flattened_; }
   const std::optional<MoeMesh>& moe_mesh() const { return moe_mesh_; }
 
+  // The device mesh, or the moe mesh's layout (which must exist for kMoe).
+  const Layout& LayoutOf(MeshKind mesh) const;
   // Whether global rank `rank` is a member of the mesh. O(1).
   bool Contains(int64_t rank) const { return device_mesh_.Contains(rank); }
   // Resolves a native axis, flattened group or moe axis name. NotFound when the plan has none.
   absl::StatusOr<GroupRef> ResolveGroup(std::string_view name) const;
-  // The group `name` of member `rank`. FailedPrecondition for a non-member, NotFound for an
-  // unknown name. O(ndim + group size).
-  absl::StatusOr<Group> GroupOf(int64_t rank, std::string_view name) const;
-  // Coordinate and every group of member `rank`. FailedPrecondition for a non-member.
-  // O(ndim + total group size).
+  // The group `name` of member `rank`, lazily (GroupView::Materialize gives the ranks).
+  // FailedPrecondition for a non-member, NotFound for an unknown name. O(ndim).
+  absl::StatusOr<GroupView> ViewGroup(int64_t rank, std::string_view name) const;
+  // The coordinate and every group of member `rank`, lazily. FailedPrecondition for a non-member.
+  // O(ndim * number of groups); listing a group's ranks costs O(ndim + its size) more.
   absl::StatusOr<RankPlan> QueryRank(int64_t rank) const;
   // The submesh of member `rank` over the named groups, in mesh order: native axes give a slice,
   // one flattened name its 1-D group, and (dp_replicate, dp_shard_cp) the 2-D HSDP view. The names'
