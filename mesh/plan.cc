@@ -249,8 +249,9 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
       const NamedSize non_pp_factors[] = {{"dp_size", *dp}, {"cp_size", cp}, {"tp_size", tp}};
       const std::optional<int64_t> non_pp = ProductOf(non_pp_factors);
       if (!non_pp.has_value()) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "non_pp_size (%s) overflows int64", ProductText(non_pp_factors, std::nullopt)));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("non_pp_size (%s) (%s)", FieldList(non_pp_factors),
+                            ProductText(non_pp_factors, std::nullopt)));
       }
       if (*non_pp % ep != 0) {
         return absl::InvalidArgumentError(absl::StrFormat(
