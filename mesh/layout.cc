@@ -83,9 +83,9 @@ absl::Status CheckShape(const std::vector<int64_t>& shape,
         absl::StrFormat("mesh size (%s) overflows int64", absl::StrJoin(shape, " * ")));
   }
   if (*size > kMaxMeshSize) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("mesh size (%s = %d) must be at most %d", absl::StrJoin(shape, " * "),
-                        *size, kMaxMeshSize));
+    return absl::InvalidArgumentError(absl::StrFormat("mesh size (%s = %d) must be at most %d",
+                                                      absl::StrJoin(shape, " * "), *size,
+                                                      kMaxMeshSize));
   }
   return absl::OkStatus();
 }
@@ -118,8 +118,8 @@ absl::StatusOr<Layout> Layout::Create(std::vector<int64_t> shape,
   if (!ranks.has_value()) return layout;
 
   if (static_cast<int64_t>(ranks->size()) != layout.size_) {
-    return absl::InvalidArgumentError(absl::StrFormat("mesh ranks (%d) must match mesh size (%d)",
-                                                      ranks->size(), layout.size_));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mesh ranks (%d) must match mesh size (%d)", ranks->size(), layout.size_));
   }
   auto table = std::make_shared<RankTable>();
   table->position.reserve(ranks->size());
@@ -159,8 +159,9 @@ absl::StatusOr<AxisSet> Layout::AxesOf(absl::Span<const std::string_view> names)
     absl::StatusOr<int> axis = AxisIndex(name);
     if (!axis.ok()) return absl::InvalidArgumentError(axis.status().message());
     if (set.Contains(*axis)) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("axis '%s' is named twice in (%s)", name, absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", ")));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "axis '%s' is named twice in (%s)", name,
+          absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", ")));
     }
     set = set.With(*axis);
   }
@@ -174,7 +175,8 @@ absl::StatusOr<AxisSet> Layout::AxesInMeshOrder(absl::Span<const std::string_vie
     const int axis = *AxisIndex(name);
     if (axis < previous) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("axes (%s) must be given in mesh order %s", absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", "),
+          absl::StrFormat("axes (%s) must be given in mesh order %s",
+                          absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", "),
                           AxesString(axis_names_)));
     }
     previous = axis;
@@ -235,8 +237,8 @@ absl::StatusOr<int64_t> Layout::RankAt(absl::Span<const int64_t> coordinate) con
 
 absl::Status Layout::CheckAxes(AxisSet axes) const {
   if (axes.highest() >= ndim()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "axis index %d is outside mesh %s of %d axes", axes.highest(), DebugString(), ndim()));
+    return absl::InvalidArgumentError(absl::StrFormat("axis index %d is outside mesh %s of %d axes",
+                                                      axes.highest(), DebugString(), ndim()));
   }
   return absl::OkStatus();
 }

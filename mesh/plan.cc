@@ -67,8 +67,8 @@ absl::StatusOr<int64_t> InferDp(int64_t world, absl::Span<const NamedSize> other
   const std::optional<int64_t> product = ProductOf(others);
   if (!product.has_value() || world % *product != 0) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("world_size (%d) must be divisible by (%s) (%s)", world,
-                        FieldList(others), ProductText(others, product)));
+        absl::StrFormat("world_size (%d) must be divisible by (%s) (%s)", world, FieldList(others),
+                        ProductText(others, product)));
   }
   return world / *product;
 }
@@ -84,9 +84,8 @@ absl::Status CheckMeshSize(absl::Span<const NamedSize> factors, int64_t mesh_siz
                         product.has_value() ? absl::StrCat(*product) : ProductText(factors, {})));
   }
   if (factors.size() == 1) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s (%d) must equal world_size (%d)",
-                                                      factors[0].field, factors[0].value,
-                                                      mesh_size));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s (%d) must equal world_size (%d)", factors[0].field, factors[0].value, mesh_size));
   }
   return absl::InvalidArgumentError(absl::StrFormat("(%s) (%s) must equal world_size (%d)",
                                                     FieldList(factors),
@@ -157,9 +156,8 @@ absl::StatusOr<Members> ResolveMembers(const config::MeshRequest& request) {
   }
   const auto [min_rank, max_rank] = std::minmax_element(ranks.begin(), ranks.end());
   if (*min_rank < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("mesh rank %d is outside the job's world (ranks are non-negative)",
-                        *min_rank));
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mesh rank %d is outside the job's world (ranks are non-negative)", *min_rank));
   }
   if (request.job_world_size.has_value()) {
     members.job_world = *request.job_world_size;
@@ -170,9 +168,9 @@ absl::StatusOr<Members> ResolveMembers(const config::MeshRequest& request) {
     }
   } else {
     if (*max_rank >= kMaxMeshSize) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "mesh rank %d is outside any job's world (ranks are at most %d)", *max_rank,
-          kMaxMeshSize - 1));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("mesh rank %d is outside any job's world (ranks are at most %d)",
+                          *max_rank, kMaxMeshSize - 1));
     }
     members.job_world = *max_rank + 1;
   }
@@ -187,7 +185,8 @@ absl::StatusOr<Layout> MakeLayout(const Members& members, std::vector<int64_t> s
                                   std::vector<MeshAxisName> axes) {
   std::vector<std::string> names;
   for (MeshAxisName axis : axes) names.emplace_back(MeshAxisNameString(axis));
-  if (members.listed.has_value()) return members.listed->Reshape(std::move(shape), std::move(names));
+  if (members.listed.has_value())
+    return members.listed->Reshape(std::move(shape), std::move(names));
   return Layout::Create(std::move(shape), std::move(names));
 }
 
@@ -254,11 +253,11 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
                             ProductText(non_pp_factors, std::nullopt)));
       }
       if (*non_pp % ep != 0) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "non_pp_size=%d must be a multiple of ep_size=%d", *non_pp, ep));
+        return absl::InvalidArgumentError(
+            absl::StrFormat("non_pp_size=%d must be a multiple of ep_size=%d", *non_pp, ep));
       }
-      const NamedSize factors[] = {{"dp_size", *dp}, {"tp_size", tp}, {"cp_size", cp},
-                                   {"pp_size", pp}};
+      const NamedSize factors[] = {
+          {"dp_size", *dp}, {"tp_size", tp}, {"cp_size", cp}, {"pp_size", pp}};
       NMESH_RETURN_IF_ERROR(CheckMeshSize(factors, world, listed));
       const int64_t dp_shard = *dp / dp_replicate;
       sizes.pp = pp;
@@ -337,8 +336,8 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
 
 const Layout& MeshPlan::LayoutOf(MeshKind mesh) const {
   if (mesh == MeshKind::kDevice) return device_mesh_;
-  NMESH_CHECK(moe_mesh_.has_value()) << "the " << config::StrategyName(strategy_)
-                                     << " plan has no moe mesh";
+  NMESH_CHECK(moe_mesh_.has_value())
+      << "the " << config::StrategyName(strategy_) << " plan has no moe mesh";
   return moe_mesh_->layout;
 }
 
@@ -404,16 +403,18 @@ absl::StatusOr<Layout> MeshPlan::Submesh(int64_t rank,
     NMESH_ASSIGN_OR_RETURN(GroupRef ref, ResolveGroup(name));
     if (mesh.has_value() && *mesh != ref.mesh) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "submesh (%s) mixes device mesh and moe mesh names", absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", ")));
+          "submesh (%s) mixes device mesh and moe mesh names",
+          absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", ")));
     }
     mesh = ref.mesh;
     const Layout& layout = LayoutOf(ref.mesh);
     // The names' source axes must follow each other in mesh order, without overlap, so that the
     // group of their union, row-major, is the row-major order over the names.
     if (ref.axes.lowest() <= previous_highest) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "submesh (%s) needs disjoint groups in mesh order %s", absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", "),
-          layout.DebugString()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("submesh (%s) needs disjoint groups in mesh order %s",
+                          absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", "),
+                          layout.DebugString()));
     }
     previous_highest = ref.axes.highest();
     all = all | ref.axes;
@@ -427,8 +428,8 @@ absl::StatusOr<Layout> MeshPlan::Submesh(int64_t rank,
 std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {
   std::vector<std::pair<std::string, GroupRef>> named;
   for (int axis = 0; axis < plan.device_mesh().ndim(); ++axis) {
-    named.push_back({plan.device_mesh().axis_names()[axis],
-                     GroupRef{MeshKind::kDevice, AxisSet::Of({axis})}});
+    named.push_back(
+        {plan.device_mesh().axis_names()[axis], GroupRef{MeshKind::kDevice, AxisSet::Of({axis})}});
   }
   for (const FlattenedGroup& group : plan.flattened()) {
     named.push_back({group.name, GroupRef{MeshKind::kDevice, group.axes}});
@@ -456,8 +457,8 @@ std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {
     kind.group_size = layout.GroupSize(ref.axes);
     kind.group_count = layout.GroupCount(ref.axes);
     kind.trivial = kind.group_size == 1;
-    kind.whole_world = layout.IsWholeMesh(ref.axes) && layout.is_identity() &&
-                       layout.size() == plan.world_size();
+    kind.whole_world =
+        layout.IsWholeMesh(ref.axes) && layout.is_identity() && layout.size() == plan.world_size();
     kinds.push_back(std::move(kind));
   }
   return kinds;

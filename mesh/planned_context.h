@@ -5,8 +5,8 @@
 // (sizes read from live communicators) share them:
 //
 //   MeshView view = MeshViewOf(plan);                 // or built from a DeviceMesh at runtime
-//   ContextSizes sizes = ContextSizesOf(view);        // sizes.dp_replicate_size: std::nullopt = none
-//   ParallelizeAxisKwargs kwargs = ParallelizeAxisKwargsOf(view);
+//   ContextSizes sizes = ContextSizesOf(view);        // sizes.dp_replicate_size: std::nullopt =
+//   none ParallelizeAxisKwargs kwargs = ParallelizeAxisKwargsOf(view);
 //   // kwargs.dp_axis_names == {kDpReplicate, kDpShardCp} for every FSDP2 mesh
 //
 // Everything here is pure and thread-safe.

@@ -47,7 +47,8 @@ struct BruteGroup {
 // The group of `rank` over the axes flagged in `in_set`: every coordinate that agrees with the
 // rank's outside the set, in enumeration order; its index is the order in which the outside parts
 // first appear.
-inline BruteGroup BruteGroupOf(const BruteMesh& mesh, int64_t rank, const std::vector<bool>& in_set) {
+inline BruteGroup BruteGroupOf(const BruteMesh& mesh, int64_t rank,
+                               const std::vector<bool>& in_set) {
   auto outside = [&](const std::vector<int64_t>& c) {
     std::vector<int64_t> out;
     for (size_t a = 0; a < c.size(); ++a) {

@@ -97,10 +97,10 @@ TEST(LayoutTest, GroupsMatchBruteForceOnManyShapes) {
 
 TEST(LayoutTest, GroupsMatchBruteForceWithShuffledRankLists) {
   uint32_t seed = 1;
-  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
-           {4}, {2, 3}, {2, 2, 2}, {3, 1, 4, 2}, {2, 3, 2, 2}}) {
-    const int64_t n = std::accumulate(shape.begin(), shape.end(), int64_t{1},
-                                      std::multiplies<int64_t>());
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{4}, {2, 3}, {2, 2, 2}, {3, 1, 4, 2}, {2, 3, 2, 2}}) {
+    const int64_t n =
+        std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
     ExpectAllGroupsMatchBruteForce(shape, Shuffled(n, seed++, /*offset=*/7));
   }
 }
@@ -235,8 +235,8 @@ TEST(LayoutTest, CheckedMath) {
 }
 
 TEST(LayoutTest, UnflattenSplitsAnAxisIntoNamedSubAxes) {
-  ASSERT_OK_AND_ASSIGN(Layout layout, Layout::Create({2, 4, 2}, {"dp", "cp", "tp"},
-                                                     Shuffled(16, 42)));
+  ASSERT_OK_AND_ASSIGN(Layout layout,
+                       Layout::Create({2, 4, 2}, {"dp", "cp", "tp"}, Shuffled(16, 42)));
   ASSERT_OK_AND_ASSIGN(Layout split, layout.Unflatten("cp", {2, 2}, {"ring", "ulysses"}));
   EXPECT_THAT(split.shape(), ElementsAre(2, 2, 2, 2));
   EXPECT_THAT(split.axis_names(), ElementsAre("dp", "ring", "ulysses", "tp"));
@@ -329,11 +329,12 @@ TEST(LayoutTest, SamePartitionMatchesBruteForceOnOneRankArray) {
 TEST(LayoutTest, SamePartitionMatchesBruteForceAcrossRankArrays) {
   // The same members in other orders, and other members: compared rank by rank.
   ASSERT_OK_AND_ASSIGN(Layout plain, Layout::Create({2, 2, 2}, Names(3)));
-  ASSERT_OK_AND_ASSIGN(Layout transposed,
-                       Layout::Create({2, 2, 2}, Names(3),
-                                      std::vector<int64_t>{0, 4, 2, 6, 1, 5, 3, 7}));
-  ASSERT_OK_AND_ASSIGN(Layout shifted,
-                       Layout::Create({2, 4}, Names(2), std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
+  ASSERT_OK_AND_ASSIGN(
+      Layout transposed,
+      Layout::Create({2, 2, 2}, Names(3), std::vector<int64_t>{0, 4, 2, 6, 1, 5, 3, 7}));
+  ASSERT_OK_AND_ASSIGN(
+      Layout shifted,
+      Layout::Create({2, 4}, Names(2), std::vector<int64_t>{1, 2, 3, 4, 5, 6, 7, 8}));
   ExpectSamePartitionMatchesBruteForce(plain, transposed);
   ExpectSamePartitionMatchesBruteForce(transposed, plain);
   ExpectSamePartitionMatchesBruteForce(plain, shifted);

@@ -245,8 +245,8 @@ TEST(PlanTest, RankSubsetInNonSortedOrderWithMoeStages) {
   EXPECT_THAT(Ranks(plan.ViewGroup(14, "ep")), ElementsAre(14, 7));
   EXPECT_THAT(Ranks(plan.ViewGroup(14, "ep_shard")), ElementsAre(9, 14));
   EXPECT_THAT(Ranks(plan.ViewGroup(14, "pp")), ElementsAre(14, 5));
-  EXPECT_THAT(plan.QueryRank(1), StatusIs(absl::StatusCode::kFailedPrecondition,
-                                          HasSubstr("rank 1 is not a member")));
+  EXPECT_THAT(plan.QueryRank(1),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("rank 1 is not a member")));
   EXPECT_FALSE(plan.Contains(15));
   EXPECT_TRUE(plan.Contains(3));
 }
@@ -385,7 +385,8 @@ TEST(PlanErrorTest, DpReplicateMustBeLessThanDp) {
 }
 
 TEST(PlanErrorTest, NonPpSizeMustBeAMultipleOfEp) {
-  ExpectError(Fsdp2({.world = 16, .pp = 2, .ep = 3}), "non_pp_size=8 must be a multiple of ep_size=3");
+  ExpectError(Fsdp2({.world = 16, .pp = 2, .ep = 3}),
+              "non_pp_size=8 must be a multiple of ep_size=3");
 }
 
 TEST(PlanErrorTest, ExplicitDpMustMatchTheWorld) {
@@ -422,12 +423,13 @@ TEST(PlanErrorTest, RankListErrors) {
 }
 
 TEST(PlanErrorTest, HugeSizesAreRejectedNamingTheValue) {
-  ExpectError(Fsdp2({.world = int64_t{1} << 31}), "world_size must be at most 2147483647, got 2147483648");
+  ExpectError(Fsdp2({.world = int64_t{1} << 31}),
+              "world_size must be at most 2147483647, got 2147483648");
   ExpectError(Fsdp2({.world = 8, .tp = int64_t{1} << 40}),
               "tp_size must be at most 2147483647, got 1099511627776");
-  ExpectError(Fsdp2({.world = kMaxMeshSize, .tp = kMaxMeshSize, .pp = kMaxMeshSize,
-                     .cp = kMaxMeshSize}),
-              "(2147483647 * 2147483647 * 2147483647, which overflows int64)");
+  ExpectError(
+      Fsdp2({.world = kMaxMeshSize, .tp = kMaxMeshSize, .pp = kMaxMeshSize, .cp = kMaxMeshSize}),
+      "(2147483647 * 2147483647 * 2147483647, which overflows int64)");
   ExpectError(Fsdp2({.world = 8, .dp = kMaxMeshSize, .tp = kMaxMeshSize, .cp = kMaxMeshSize}),
               "overflows int64");
 }
@@ -438,8 +440,8 @@ TEST(PlanTest, WorldTwoToTheThirtyOneMinusOneAnswersForOneRank) {
   const int64_t rank = kMaxMeshSize - 1;
   ASSERT_OK_AND_ASSIGN(RankPlan me, plan.QueryRank(rank));
   EXPECT_THAT(me.coordinate, ElementsAre(0, 0, rank, 0, 0));
-  EXPECT_THAT(me.groups[4].group.Ranks(), ElementsAre(rank));     // tp
-  EXPECT_EQ(me.groups[2].group.size(), kMaxMeshSize);             // dp_shard, never listed here
+  EXPECT_THAT(me.groups[4].group.Ranks(), ElementsAre(rank));  // tp
+  EXPECT_EQ(me.groups[2].group.size(), kMaxMeshSize);          // dp_shard, never listed here
   EXPECT_EQ(me.groups[2].group.local_rank(), rank);
   EXPECT_EQ(me.groups[2].group.RankAt(17), 17);
 }
@@ -484,8 +486,7 @@ TEST(PlanTest, DistinctGroupKindsMergeIdenticalPartitions) {
       for (const std::string& name : kinds[k].names) {
         EXPECT_TRUE(seen.insert(name).second) << name;
         EXPECT_EQ(partitions[name], partitions[kinds[k].names[0]]) << name;
-        EXPECT_EQ(kinds[k].group_size,
-                  static_cast<int64_t>(partitions[name].begin()->size()));
+        EXPECT_EQ(kinds[k].group_size, static_cast<int64_t>(partitions[name].begin()->size()));
         EXPECT_EQ(kinds[k].group_count, static_cast<int64_t>(partitions[name].size()));
       }
       EXPECT_EQ(kinds[k].trivial, kinds[k].group_size == 1);
@@ -503,9 +504,9 @@ TEST(PlanTest, Fsdp2SharesDpWithDpShardAndDpShardCpWithDpCp) {
   const std::vector<GroupKind> kinds = DistinctGroupKinds(plan);
   std::vector<std::vector<std::string>> names;
   for (const GroupKind& kind : kinds) names.push_back(kind.names);
-  EXPECT_THAT(names, ElementsAre(ElementsAre("pp", "dp_replicate", "cp"),
-                                 ElementsAre("dp_shard", "dp", "dp_shard_cp", "dp_cp"),
-                                 ElementsAre("tp")));
+  EXPECT_THAT(
+      names, ElementsAre(ElementsAre("pp", "dp_replicate", "cp"),
+                         ElementsAre("dp_shard", "dp", "dp_shard_cp", "dp_cp"), ElementsAre("tp")));
   EXPECT_TRUE(kinds[0].trivial);
   EXPECT_FALSE(kinds[1].whole_world);
 }
