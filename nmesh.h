@@ -14,5 +14,9 @@
 #include "comm/mpi/session.h"
 #include "config/strategy.h"
 #include "mesh/axis_name.h"
+#include "mesh/checked_math.h"
+#include "mesh/layout.h"
+#include "mesh/plan.h"
+#include "mesh/planned_context.h"
 
 #endif  // NMESH_NMESH_H_
