@@ -26,23 +26,15 @@ const CLI::Validator& Int64Validator() {
   return *validator;
 }
 
-void AddSize(CLI::App& app, const std::string& flag, std::optional<int64_t>& value,
-             const std::string& help) {
-  app.add_option_function<std::string>(
-         flag, [&value](const std::string& v) { value = ParseInt64(v); }, help)
-      ->check(Int64Validator())
-      ->type_name("N");
-}
-
 }  // namespace
 
-CLI::Option* AddRankOption(CLI::App& app, const std::string& flag, std::optional<int64_t>& value,
-                           const std::string& help) {
+CLI::Option* AddInt64Option(CLI::App& app, const std::string& flag, std::optional<int64_t>& value,
+                            const std::string& help) {
   return app
       .add_option_function<std::string>(
           flag, [&value](const std::string& v) { value = ParseInt64(v); }, help)
       ->check(Int64Validator())
-      ->type_name("R");
+      ->type_name("N");
 }
 
 void AddMeshOptions(CLI::App& app, MeshOptions& options) {
@@ -50,14 +42,15 @@ void AddMeshOptions(CLI::App& app, MeshOptions& options) {
          "--strategy", [&options](const std::string& v) { options.strategy = v; },
          "fsdp2 (default), megatron_fsdp (megatron-fsdp, mfsdp) or ddp")
       ->type_name("S");
-  AddSize(app, "--world", options.world,
-          "World size: the mesh's size, or with --ranks the job's (default max(rank)+1)");
-  AddSize(app, "--dp", options.dp, "Data-parallel size (default or -1: inferred)");
-  AddSize(app, "--dp-replicate", options.dp_replicate, "HSDP replica size (FSDP2 only)");
-  AddSize(app, "--tp", options.tp, "Tensor-parallel size");
-  AddSize(app, "--pp", options.pp, "Pipeline-parallel size");
-  AddSize(app, "--cp", options.cp, "Context-parallel size");
-  AddSize(app, "--ep", options.ep, "Expert-parallel size (FSDP2 moe mesh)");
+  AddInt64Option(app, "--world", options.sizes.world_size,
+                 "World size: the mesh's size, or with --ranks the job's (default max(rank)+1)");
+  AddInt64Option(app, "--dp", options.sizes.dp, "Data-parallel size (default or -1: inferred)");
+  AddInt64Option(app, "--dp-replicate", options.sizes.dp_replicate,
+                 "HSDP replica size (FSDP2 only)");
+  AddInt64Option(app, "--tp", options.sizes.tp, "Tensor-parallel size");
+  AddInt64Option(app, "--pp", options.sizes.pp, "Pipeline-parallel size");
+  AddInt64Option(app, "--cp", options.sizes.cp, "Context-parallel size");
+  AddInt64Option(app, "--ep", options.sizes.ep, "Expert-parallel size (FSDP2 moe mesh)");
   app.add_option_function<std::vector<std::string>>(
          "--ranks",
          [&options](const std::vector<std::string>& v) {
@@ -74,19 +67,20 @@ absl::Status ApplyMeshOptions(const MeshOptions& options, config::MeshRequest& r
   if (options.strategy.has_value()) {
     NMESH_ASSIGN_OR_RETURN(request.strategy, config::ParseStrategy(*options.strategy));
   }
+  const config::ParallelSizes& flags = options.sizes;
   config::ParallelSizes& sizes = request.sizes;
   for (auto [flag, field] :
-       {std::pair{&options.dp, &sizes.dp}, std::pair{&options.dp_replicate, &sizes.dp_replicate},
-        std::pair{&options.tp, &sizes.tp}, std::pair{&options.pp, &sizes.pp},
-        std::pair{&options.cp, &sizes.cp}, std::pair{&options.ep, &sizes.ep}}) {
+       {std::pair{&flags.dp, &sizes.dp}, std::pair{&flags.dp_replicate, &sizes.dp_replicate},
+        std::pair{&flags.tp, &sizes.tp}, std::pair{&flags.pp, &sizes.pp},
+        std::pair{&flags.cp, &sizes.cp}, std::pair{&flags.ep, &sizes.ep}}) {
     if (flag->has_value()) *field = *flag;
   }
   if (options.ranks.has_value()) request.ranks = options.ranks;
-  if (options.world.has_value()) {
+  if (flags.world_size.has_value()) {
     if (request.ranks.has_value()) {
-      request.job_world_size = options.world;
+      request.job_world_size = flags.world_size;
     } else {
-      sizes.world_size = options.world;
+      sizes.world_size = flags.world_size;
     }
   }
   return absl::OkStatus();

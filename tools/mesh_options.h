@@ -24,16 +24,11 @@
 
 namespace nmesh::tools {
 
-// The mesh flags as given; std::nullopt when absent.
+// The mesh flags as given; std::nullopt when absent. sizes.world_size holds --world, whose meaning
+// depends on --ranks (see ApplyMeshOptions).
 struct MeshOptions {
   std::optional<std::string> strategy;
-  std::optional<int64_t> world;
-  std::optional<int64_t> dp;
-  std::optional<int64_t> dp_replicate;
-  std::optional<int64_t> tp;
-  std::optional<int64_t> pp;
-  std::optional<int64_t> cp;
-  std::optional<int64_t> ep;
+  config::ParallelSizes sizes;
   std::optional<std::vector<int64_t>> ranks;
 };
 
@@ -41,10 +36,10 @@ struct MeshOptions {
 // A non-integer value is a CLI11 parse error naming the flag.
 void AddMeshOptions(CLI::App& app, MeshOptions& options);
 
-// Registers an optional integer flag such as --rank, parsed exactly: a non-integer or
+// Registers an optional integer flag (such as --tp or --rank), parsed exactly: a non-integer or
 // out-of-range value is a CLI11 parse error naming the flag and the value.
-CLI::Option* AddRankOption(CLI::App& app, const std::string& flag, std::optional<int64_t>& value,
-                           const std::string& help);
+CLI::Option* AddInt64Option(CLI::App& app, const std::string& flag, std::optional<int64_t>& value,
+                            const std::string& help);
 
 // Overrides `request` with every flag given: the strategy (parsed case-insensitively, with its
 // aliases; an unknown name is InvalidArgument), the sizes and the rank list. --world is the mesh's

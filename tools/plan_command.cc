@@ -256,8 +256,9 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   CLI::App* plan = app.add_subcommand(
       "plan", "Plan a mesh at any world size: sizes, axes, groups (no MPI, no GPU)");
   AddMeshOptions(*plan, options.mesh);
-  CLI::Option* rank = AddRankOption(*plan, "--rank", options.rank,
-                                    "Also print this global rank's coordinate and groups");
+  CLI::Option* rank = AddInt64Option(*plan, "--rank", options.rank,
+                                     "Also print this global rank's coordinate and groups")
+                          ->type_name("R");
   CLI::Option* all = plan->add_flag("--all-ranks", options.all_ranks,
                                     "Also print every member rank's coordinate and groups");
   rank->excludes(all);

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/cli/run_cli.h"
 #include "tests/mesh/brute_force.h"
 #include "tools/cli.h"
 
@@ -24,24 +25,13 @@ using ::testing::IsEmpty;
 using ::testing::StartsWith;
 using json = nlohmann::ordered_json;
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Result Nmesh(std::vector<std::string> args) {
-  args.insert(args.begin(), "nmesh");
-  std::ostringstream out, err;
-  const int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using Result = testing::CliResult;
 
 json PlanJson(std::vector<std::string> args) {
   args.insert(args.begin(), "plan");
   args.push_back("--format");
   args.push_back("json");
-  const Result r = Nmesh(args);
+  const Result r = testing::RunNmesh(args);
   EXPECT_EQ(r.code, kExitOk) << r.err;
   EXPECT_THAT(r.err, IsEmpty());
   return json::parse(r.out);
@@ -201,7 +191,7 @@ TEST(PlanCliTest, RankSubsetsReportTheJobsWorld) {
 }
 
 Result ExpectUsageError(std::vector<std::string> args, const std::string& message) {
-  Result r = Nmesh(args);
+  Result r = testing::RunNmesh(args);
   EXPECT_EQ(r.code, kExitUsage) << r.out;
   EXPECT_THAT(r.err, StartsWith("nmesh: error: "));
   EXPECT_THAT(r.err, HasSubstr(message));
@@ -241,7 +231,8 @@ TEST(PlanCliTest, ParseErrorsExitTwoNamingTheFlag) {
 }
 
 TEST(PlanCliTest, TextFormatShowsAxesGroupsAndTheRank) {
-  const Result r = Nmesh({"plan", "--world", "16", "--tp", "2", "--cp", "2", "--rank", "5"});
+  const Result r =
+      testing::RunNmesh({"plan", "--world", "16", "--tp", "2", "--cp", "2", "--rank", "5"});
   ASSERT_EQ(r.code, kExitOk) << r.err;
   EXPECT_THAT(r.out, HasSubstr("device mesh  (pp=1, dp_replicate=1, dp_shard=4, cp=2, tp=2)"));
   EXPECT_THAT(r.out, HasSubstr("dp_shard_cp    (dp_shard, cp)"));
