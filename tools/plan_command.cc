@@ -191,11 +191,12 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options, std::ostrea
   // One row per group name; names that split the ranks alike share a communicator.
   std::map<std::string, std::string> shared;
   const std::vector<mesh::GroupKind> kinds = mesh::DistinctGroupKinds(plan);
-  for (size_t k = 0; k < kinds.size(); ++k) {
-    const std::string what = kinds[k].trivial       ? "self"
-                             : kinds[k].whole_world ? "world"
-                                                    : absl::StrCat("split #", k);
-    for (const std::string& name : kinds[k].names) shared[name] = what;
+  int splits = 0;
+  for (const mesh::GroupKind& kind : kinds) {
+    const std::string what = kind.trivial       ? "self"
+                             : kind.whole_world ? "world"
+                                                : absl::StrCat("split #", ++splits);
+    for (const std::string& name : kind.names) shared[name] = what;
   }
   out << absl::StrFormat("\n%-14s %-36s %10s %10s  %s\n", "group", "axes", "size", "groups",
                          "communicator");
