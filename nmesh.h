@@ -17,6 +17,10 @@
 #include "comm/topology.h"
 #include "config/strategy.h"
 #include "mesh/axis_name.h"
+#include "mesh/checked_math.h"
+#include "mesh/layout.h"
+#include "mesh/plan.h"
+#include "mesh/planned_context.h"
 
 #if NMESH_HAVE_NCCL
 #include "comm/nccl/communicator.h"

@@ -27,7 +27,8 @@ struct ParallelSizes {
   std::optional<int64_t> pp;
   std::optional<int64_t> cp;
   std::optional<int64_t> ep;
-  // The number of ranks the mesh spans. With an explicit rank list it is the list's length.
+  // The number of ranks the mesh spans. With an explicit rank list it is the list's length (and,
+  // when given, must equal it).
   std::optional<int64_t> world_size;
 };
 
@@ -37,6 +38,10 @@ struct MeshRequest {
   StrategyKind strategy = kDefaultStrategy;
   ParallelSizes sizes;
   std::optional<std::vector<int64_t>> ranks;
+  // The size of the job's world that the mesh's ranks are drawn from (`nmesh plan --world` with
+  // --ranks). Every mesh rank must be below it. Defaults to world_size without `ranks` and to
+  // max(ranks) + 1 with them.
+  std::optional<int64_t> job_world_size;
 };
 
 }  // namespace nmesh::config

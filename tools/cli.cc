@@ -2,10 +2,14 @@
 
 #include <exception>
 #include <sstream>
+#include <string>
+#include <string_view>
 
 #include "CLI/CLI.hpp"
 #include "base/build_config.h"
 #include "base/version.h"
+#include "nlohmann/json.hpp"
+#include "tools/plan_command.h"
 #if NMESH_HAVE_NCCL
 #include "comm/nccl/runtime.h"
 #endif
@@ -24,6 +28,25 @@ std::string VersionText() {
   return text.str();
 }
 
+// Whether the command line asks for --format json. Read from the raw arguments, so that errors
+// CLI11 raises before it has parsed --format are reported as JSON too.
+bool WantsJson(const std::vector<std::string>& args) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--format=json") return true;
+    if (args[i] == "--format" && i + 1 < args.size() && args[i + 1] == "json") return true;
+  }
+  return false;
+}
+
+int UsageError(std::string_view message, bool json, std::ostream& out, std::ostream& err) {
+  err << "nmesh: error: " << message << "\n";
+  if (json) {
+    nlohmann::ordered_json error{{"error", std::string(message)}};
+    out << error.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
+  }
+  return kExitUsage;
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -31,6 +54,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   app.require_subcommand(0, 1);
   bool show_version = false;
   app.add_flag("--version", show_version, "Print the version and the backends built, then exit");
+  PlanOptions plan_options;
+  CLI::App* plan = AddPlanCommand(app, plan_options);
 
   std::vector<std::string> rest(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {
@@ -39,11 +64,16 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << app.help();
     return kExitOk;
   } catch (const CLI::ParseError& e) {
-    err << "nmesh: error: " << e.what() << "\n";
-    return kExitUsage;
+    return UsageError(e.what(), WantsJson(args), out, err);
   }
   if (show_version) {
     out << VersionText();
+    return kExitOk;
+  }
+  if (plan->parsed()) {
+    absl::Status status = RunPlan(plan_options, out);
+    if (!status.ok())
+      return UsageError(std::string(status.message()), plan_options.format == "json", out, err);
     return kExitOk;
   }
   out << app.help();

@@ -5,24 +5,15 @@
 #include "base/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/cli/run_cli.h"
 
 namespace nmesh::tools {
 namespace {
 
 using ::testing::HasSubstr;
 
-struct Result {
-  int code;
-  std::string out;
-  std::string err;
-};
-
-Result RunNmesh(std::vector<std::string> args) {
-  args.insert(args.begin(), "nmesh");
-  std::ostringstream out, err;
-  int code = RunCli(args, out, err);
-  return {code, out.str(), err.str()};
-}
+using Result = testing::CliResult;
+using testing::RunNmesh;
 
 TEST(CliTest, VersionPrintsTheLibraryVersion) {
   Result r = RunNmesh({"--version"});

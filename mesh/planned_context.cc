@@ -1,0 +1,109 @@
+#include "mesh/planned_context.h"
+
+#include "base/status_macros.h"
+
+namespace nmesh::mesh {
+namespace {
+
+const MeshAxisInfo* Find(const std::optional<std::vector<MeshAxisInfo>>& mesh, MeshAxisName name) {
+  if (!mesh.has_value()) return nullptr;
+  for (const MeshAxisInfo& axis : *mesh) {
+    if (axis.name == name) return &axis;
+  }
+  return nullptr;
+}
+
+// The reference reads sizes from native axes and flattened groups alike.
+std::optional<int64_t> SizeOf(const std::optional<std::vector<MeshAxisInfo>>& mesh,
+                              MeshAxisName name) {
+  const MeshAxisInfo* axis = Find(mesh, name);
+  if (axis == nullptr) return std::nullopt;
+  return axis->size;
+}
+
+// Axis-name kwargs name only native axes.
+std::optional<MeshAxisName> NativeAxis(const std::optional<std::vector<MeshAxisInfo>>& mesh,
+                                       MeshAxisName name) {
+  const MeshAxisInfo* axis = Find(mesh, name);
+  if (axis == nullptr || !axis->native) return std::nullopt;
+  return name;
+}
+
+std::vector<MeshAxisInfo> AxesOf(const Layout& layout) {
+  std::vector<MeshAxisInfo> axes;
+  for (int i = 0; i < layout.ndim(); ++i) {
+    // Plans only ever name their axes with MeshAxisName strings.
+    absl::StatusOr<MeshAxisName> name = ParseMeshAxisName(layout.axis_names()[i]);
+    NMESH_CHECK(name.ok()) << name.status();
+    axes.push_back({*name, layout.shape()[i], /*native=*/true});
+  }
+  return axes;
+}
+
+}  // namespace
+
+MeshView MeshViewOf(const MeshPlan& plan) {
+  MeshView view;
+  view.device_mesh = AxesOf(plan.device_mesh());
+  for (const FlattenedGroup& group : plan.flattened()) {
+    absl::StatusOr<MeshAxisName> name = ParseMeshAxisName(group.name);
+    NMESH_CHECK(name.ok()) << name.status();
+    view.device_mesh->push_back(
+        {*name, plan.device_mesh().GroupSize(group.axes), /*native=*/false});
+  }
+  if (plan.moe_mesh().has_value()) {
+    view.moe_mesh = {{MeshAxisName::kEpShard, plan.moe_mesh()->ep_shard, /*native=*/true},
+                     {MeshAxisName::kEp, plan.moe_mesh()->ep, /*native=*/true}};
+  }
+  return view;
+}
+
+ContextSizes ContextSizesOf(const MeshView& view) {
+  ContextSizes sizes;
+  sizes.pp_size = SizeOf(view.device_mesh, MeshAxisName::kPp).value_or(1);
+  sizes.pp_enabled = sizes.pp_size > 1;
+  sizes.tp_size = SizeOf(view.device_mesh, MeshAxisName::kTp).value_or(1);
+  sizes.cp_size = SizeOf(view.device_mesh, MeshAxisName::kCp).value_or(1);
+  sizes.ep_size = SizeOf(view.moe_mesh, MeshAxisName::kEp).value_or(1);
+  sizes.dp_size = SizeOf(view.device_mesh, MeshAxisName::kDp);
+  sizes.dp_replicate_size = SizeOf(view.device_mesh, MeshAxisName::kDpReplicate);
+  sizes.dp_shard_size = SizeOf(view.device_mesh, MeshAxisName::kDpShard).value_or(1);
+  return sizes;
+}
+
+std::vector<MeshAxisName> DpAxisNamesOf(const MeshView& view) {
+  if (NativeAxis(view.device_mesh, MeshAxisName::kDpReplicate).has_value() &&
+      Find(view.device_mesh, MeshAxisName::kDpShardCp) != nullptr) {
+    return {MeshAxisName::kDpReplicate, MeshAxisName::kDpShardCp};
+  }
+  return {MeshAxisName::kDpShardCp};
+}
+
+ParallelizeAxisKwargs ParallelizeAxisKwargsOf(const MeshView& view) {
+  ParallelizeAxisKwargs kwargs;
+  kwargs.dp_axis_names = DpAxisNamesOf(view);
+  kwargs.cp_axis_name = NativeAxis(view.device_mesh, MeshAxisName::kCp);
+  kwargs.tp_axis_name = NativeAxis(view.device_mesh, MeshAxisName::kTp);
+  kwargs.ep_axis_name = NativeAxis(view.moe_mesh, MeshAxisName::kEp);
+  if (NativeAxis(view.moe_mesh, MeshAxisName::kEpShard).has_value()) {
+    kwargs.ep_shard_axis_names = std::vector<MeshAxisName>{MeshAxisName::kEpShard};
+  }
+  return kwargs;
+}
+
+PipelineAxisKwargs PipelineAxisKwargsOf(const MeshView& view) {
+  PipelineAxisKwargs kwargs;
+  kwargs.parallelize = ParallelizeAxisKwargsOf(view);
+  return kwargs;
+}
+
+PlannedContext PlanContext(const MeshPlan& plan) {
+  const MeshView view = MeshViewOf(plan);
+  PlannedContext context;
+  context.sizes = ContextSizesOf(view);
+  context.parallelize_axis_kwargs = ParallelizeAxisKwargsOf(view);
+  context.pipeline_axis_kwargs.parallelize = context.parallelize_axis_kwargs;
+  return context;
+}
+
+}  // namespace nmesh::mesh

@@ -1,0 +1,128 @@
+#include "mesh/planned_context.h"
+
+#include "base/status_macros.h"
+#include "base/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "mesh/plan.h"
+
+namespace nmesh::mesh {
+namespace {
+
+using ::nmesh::config::MeshRequest;
+using ::nmesh::config::StrategyKind;
+using ::testing::ElementsAre;
+using ::testing::Optional;
+
+constexpr MeshAxisName kPp = MeshAxisName::kPp;
+constexpr MeshAxisName kCp = MeshAxisName::kCp;
+constexpr MeshAxisName kTp = MeshAxisName::kTp;
+constexpr MeshAxisName kEp = MeshAxisName::kEp;
+constexpr MeshAxisName kEpShard = MeshAxisName::kEpShard;
+constexpr MeshAxisName kDpReplicate = MeshAxisName::kDpReplicate;
+constexpr MeshAxisName kDpShardCp = MeshAxisName::kDpShardCp;
+
+MeshPlan Plan(StrategyKind strategy, int64_t world, int64_t tp = 1, int64_t cp = 1, int64_t pp = 1,
+              int64_t ep = 1, int64_t dp_replicate = 1) {
+  MeshRequest request;
+  request.strategy = strategy;
+  request.sizes.world_size = world;
+  request.sizes.tp = tp;
+  request.sizes.cp = cp;
+  request.sizes.pp = pp;
+  request.sizes.ep = ep;
+  request.sizes.dp_replicate = dp_replicate;
+  absl::StatusOr<MeshPlan> plan = PlanMesh(request);
+  NMESH_CHECK(plan.ok()) << plan.status();
+  return *std::move(plan);
+}
+
+TEST(PlannedContextTest, Fsdp2ReportsEverySizeAndTheHsdpAxisNames) {
+  const PlannedContext context = PlanContext(Plan(StrategyKind::kFsdp2, 16, /*tp=*/2, /*cp=*/2));
+  const ContextSizes& s = context.sizes;
+  EXPECT_EQ(s.pp_size, 1);
+  EXPECT_FALSE(s.pp_enabled);
+  EXPECT_EQ(s.tp_size, 2);
+  EXPECT_EQ(s.cp_size, 2);
+  EXPECT_EQ(s.ep_size, 1);
+  EXPECT_THAT(s.dp_size, Optional(4));
+  EXPECT_THAT(s.dp_replicate_size, Optional(1));
+  EXPECT_EQ(s.dp_shard_size, 4);
+  const ParallelizeAxisKwargs& kw = context.parallelize_axis_kwargs;
+  // Even with dp_replicate = 1.
+  EXPECT_THAT(kw.dp_axis_names, ElementsAre(kDpReplicate, kDpShardCp));
+  EXPECT_THAT(kw.cp_axis_name, Optional(kCp));
+  EXPECT_THAT(kw.tp_axis_name, Optional(kTp));
+  EXPECT_EQ(kw.ep_axis_name, std::nullopt);
+  EXPECT_EQ(kw.ep_shard_axis_names, std::nullopt);
+  EXPECT_EQ(context.pipeline_axis_kwargs.pp_axis_name, kPp);
+  EXPECT_THAT(context.pipeline_axis_kwargs.parallelize.dp_axis_names,
+              ElementsAre(kDpReplicate, kDpShardCp));
+}
+
+TEST(PlannedContextTest, Fsdp2WithPipelineAndExperts) {
+  const PlannedContext context =
+      PlanContext(Plan(StrategyKind::kFsdp2, 32, /*tp=*/2, /*cp=*/1, /*pp=*/2, /*ep=*/4,
+                       /*dp_replicate=*/2));
+  EXPECT_EQ(context.sizes.pp_size, 2);
+  EXPECT_TRUE(context.sizes.pp_enabled);
+  EXPECT_EQ(context.sizes.ep_size, 4);
+  EXPECT_THAT(context.sizes.dp_size, Optional(8));
+  EXPECT_THAT(context.sizes.dp_replicate_size, Optional(2));
+  EXPECT_EQ(context.sizes.dp_shard_size, 4);
+  EXPECT_THAT(context.parallelize_axis_kwargs.ep_axis_name, Optional(kEp));
+  ASSERT_TRUE(context.parallelize_axis_kwargs.ep_shard_axis_names.has_value());
+  EXPECT_THAT(*context.parallelize_axis_kwargs.ep_shard_axis_names, ElementsAre(kEpShard));
+}
+
+TEST(PlannedContextTest, MegatronFsdpHasNoReplicaAxis) {
+  const PlannedContext context =
+      PlanContext(Plan(StrategyKind::kMegatronFsdp, 16, /*tp=*/2, /*cp=*/2));
+  EXPECT_THAT(context.sizes.dp_size, Optional(4));
+  EXPECT_EQ(context.sizes.dp_replicate_size, std::nullopt);
+  EXPECT_EQ(context.sizes.dp_shard_size, 1);
+  EXPECT_EQ(context.sizes.cp_size, 2);
+  EXPECT_THAT(context.parallelize_axis_kwargs.dp_axis_names, ElementsAre(kDpShardCp));
+  EXPECT_THAT(context.parallelize_axis_kwargs.cp_axis_name, Optional(kCp));
+}
+
+TEST(PlannedContextTest, DdpReportsTheWorldAsDp) {
+  const PlannedContext context = PlanContext(Plan(StrategyKind::kDdp, 8));
+  EXPECT_THAT(context.sizes.dp_size, Optional(8));
+  EXPECT_EQ(context.sizes.dp_replicate_size, std::nullopt);
+  EXPECT_EQ(context.sizes.tp_size, 1);
+  EXPECT_EQ(context.parallelize_axis_kwargs.tp_axis_name, std::nullopt);
+  EXPECT_EQ(context.parallelize_axis_kwargs.cp_axis_name, std::nullopt);
+  EXPECT_THAT(context.parallelize_axis_kwargs.dp_axis_names, ElementsAre(kDpShardCp));
+}
+
+TEST(PlannedContextTest, MissingMeshesGiveTheDefaults) {
+  const MeshView none;
+  const ContextSizes s = ContextSizesOf(none);
+  EXPECT_EQ(s.pp_size, 1);
+  EXPECT_EQ(s.tp_size, 1);
+  EXPECT_EQ(s.cp_size, 1);
+  EXPECT_EQ(s.ep_size, 1);
+  EXPECT_EQ(s.dp_size, std::nullopt);
+  EXPECT_EQ(s.dp_replicate_size, std::nullopt);
+  EXPECT_EQ(s.dp_shard_size, 1);
+  EXPECT_THAT(DpAxisNamesOf(none), ElementsAre(kDpShardCp));
+  const ParallelizeAxisKwargs kw = ParallelizeAxisKwargsOf(none);
+  EXPECT_EQ(kw.cp_axis_name, std::nullopt);
+  EXPECT_EQ(kw.tp_axis_name, std::nullopt);
+  EXPECT_EQ(PipelineAxisKwargsOf(none).pp_axis_name, kPp);
+}
+
+TEST(PlannedContextTest, AxisNamesNeedNativeAxesWhileSizesReadGroupsToo) {
+  MeshView view;
+  view.device_mesh = {{kDpReplicate, 2, /*native=*/true}, {kCp, 4, /*native=*/false}};
+  EXPECT_EQ(ContextSizesOf(view).cp_size, 4);
+  EXPECT_EQ(ParallelizeAxisKwargsOf(view).cp_axis_name, std::nullopt);
+  // A native dp_replicate without a dp_shard_cp group is not the HSDP pair.
+  EXPECT_THAT(DpAxisNamesOf(view), ElementsAre(kDpShardCp));
+  view.device_mesh->push_back({kDpShardCp, 2, /*native=*/false});
+  EXPECT_THAT(DpAxisNamesOf(view), ElementsAre(kDpReplicate, kDpShardCp));
+}
+
+}  // namespace
+}  // namespace nmesh::mesh

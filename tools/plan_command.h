@@ -1,0 +1,53 @@
+// `nmesh plan`: a dry run of a mesh at any world size, with no MPI and no GPU (contract §9).
+//
+//   nmesh plan --world 16 --tp 2 --cp 2 --rank 0 --format json
+//
+// prints the plan object of §9: strategy, world_size, ranks, sizes, device_mesh (axes, shape,
+// flattened groups), moe_mesh, context, and with --rank R or --all-ranks a per_rank array with each
+// rank's coordinate, groups and moe groups. --format text prints the same as readable tables.
+//
+// The JSON writers are shared with `nmesh run`, whose object adds keys to the same summary and to
+// each per_rank entry.
+#ifndef NMESH_TOOLS_PLAN_COMMAND_H_
+#define NMESH_TOOLS_PLAN_COMMAND_H_
+
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "mesh/plan.h"
+#include "nlohmann/json.hpp"
+#include "tools/mesh_options.h"
+
+namespace nmesh::tools {
+
+struct PlanOptions {
+  MeshOptions mesh;
+  std::optional<int64_t> rank;
+  bool all_ranks = false;
+  std::string format = "text";
+};
+
+// Registers the `plan` subcommand and its flags on `app`; `options` must outlive the parse.
+CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options);
+
+// Plans the mesh the flags describe and writes it to `out` in options.format. Returns
+// InvalidArgument (a usage or config error, exit code 2) before writing anything when the flags,
+// the sizes or --rank are invalid. --all-ranks streams one entry at a time: memory stays bounded
+// by the largest group (plus the rank list, when one is given).
+absl::Status RunPlan(const PlanOptions& options, std::ostream& out);
+
+// The §9 plan object without per_rank: strategy, world_size, ranks, sizes, device_mesh, moe_mesh
+// and context, in that order.
+nlohmann::ordered_json PlanSummaryJson(const mesh::MeshPlan& plan);
+
+// Writes one per_rank entry ({"rank", "coordinate", "groups", "moe_groups"}) as compact JSON,
+// streaming each group's ranks without materialising them.
+void WriteRankEntryJson(const mesh::RankPlan& rank, std::ostream& out);
+
+}  // namespace nmesh::tools
+
+#endif  // NMESH_TOOLS_PLAN_COMMAND_H_
