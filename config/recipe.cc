@@ -438,7 +438,7 @@ absl::StatusOr<Recipe> Parser::Parse(std::string_view text) {
                         internal::FormatWhere(file(), internal::ToPosition(e.mark))));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("malformed YAML in recipe: %s (%s)", e.msg,
+        absl::StrFormat("malformed YAML in recipe: %s (%s)", internal::Printable(e.msg),
                         internal::FormatWhere(file(), internal::ToPosition(e.mark))));
   }
   const std::string wanted = section_name();
@@ -785,7 +785,7 @@ absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view 
     return parser.Parse(yaml_text);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("invalid YAML in recipe: %s (%s)", e.msg,
+        absl::StrFormat("invalid YAML in recipe: %s (%s)", internal::Printable(e.msg),
                         internal::FormatWhere(filename, internal::ToPosition(e.mark))));
   } catch (const std::exception& e) {
     return absl::InternalError(

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
@@ -15,7 +16,7 @@ namespace {
 
 constexpr size_t kMaxQuotedChars = 60;
 // Deeper than any real recipe; keeps recursion over (possibly self-referencing) nodes bounded.
-constexpr int kMaxDepth = 256;
+constexpr int kMaxDepth = 512;
 // Bounds the work on alias-expanded trees (a few KiB of YAML can name billions of values).
 constexpr int64_t kMaxValues = 100000;
 
@@ -105,6 +106,18 @@ std::string Quote(std::string_view text) {
 
 }  // namespace
 
+std::string Printable(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (c >= 0x20 && c < 0x7f) {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, absl::StrFormat("\\x%02x", c));
+    }
+  }
+  return out;
+}
+
 Position ToPosition(const YAML::Mark& mark) {
   if (mark.is_null() || mark.line < 0 || mark.column < 0) return {};
   return {mark.line + 1, mark.column + 1};
@@ -148,8 +161,12 @@ bool Value::IsPlain() const {
 
 std::string Value::Describe() const {
   if (IsNull()) return "null";
-  if (node_.IsSequence()) return absl::StrFormat("a list of %d items", node_.size());
-  if (node_.IsMap()) return absl::StrFormat("a map of %d keys", node_.size());
+  if (node_.IsSequence()) {
+    return absl::StrFormat("a list of %d item%s", node_.size(), node_.size() == 1 ? "" : "s");
+  }
+  if (node_.IsMap()) {
+    return absl::StrFormat("a map of %d key%s", node_.size(), node_.size() == 1 ? "" : "s");
+  }
   const std::string text = Text();
   int64_t integer = 0;
   double number = 0;
@@ -235,16 +252,18 @@ absl::StatusOr<Dtype> Value::DtypeValue() const {
 absl::StatusOr<nlohmann::json> Value::Json(int64_t max_nodes) const {
   int64_t budget = max_nodes;
   absl::StatusOr<nlohmann::json> json = JsonImpl(budget, /*depth=*/0);
-  if (!json.ok() && budget < 0) {
-    return Error(absl::StrFormat("more than %d values after expanding aliases", max_nodes));
+  // Report limits against this key: the nested keys of a self-referencing alias grow without end.
+  if (json.status().code() == absl::StatusCode::kResourceExhausted) {
+    return Error(
+        absl::StrFormat("more than %d values or %d levels of nesting after expanding aliases",
+                        max_nodes, kMaxDepth));
   }
   return json;
 }
 
 absl::StatusOr<nlohmann::json> Value::JsonImpl(int64_t& budget, int depth) const {
   // yaml-cpp bounds the nesting it parses, but an alias can refer to an enclosing node.
-  if (depth > kMaxDepth) return Error("nested too deeply (a recursive alias?)");
-  if (--budget < 0) return absl::ResourceExhaustedError("too many values");
+  if (depth > kMaxDepth || --budget < 0) return absl::ResourceExhaustedError("too large");
   if (IsNull()) return nlohmann::json(nullptr);
   if (node_.IsSequence()) {
     nlohmann::json array = nlohmann::json::array();
@@ -276,7 +295,13 @@ absl::StatusOr<nlohmann::json> Value::JsonImpl(int64_t& budget, int depth) const
 
 absl::StatusOr<std::vector<Entry>> Value::Entries() const {
   int64_t budget = kMaxValues;
-  return EntriesImpl(budget);
+  absl::StatusOr<std::vector<Entry>> entries = EntriesImpl(budget);
+  if (entries.status().code() == absl::StatusCode::kResourceExhausted) {
+    return Error(
+        absl::StrFormat("more than %d keys or %d levels of merge keys (<<) after expanding aliases",
+                        kMaxValues, kMaxDepth));
+  }
+  return entries;
 }
 
 absl::StatusOr<std::vector<Entry>> Value::EntriesImpl(int64_t& budget) const {
@@ -289,11 +314,8 @@ absl::StatusOr<std::vector<Entry>> Value::EntriesImpl(int64_t& budget) const {
 absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int64_t& budget) const {
   // Aliases can make a map merge itself, or fan out exponentially; real recipes nest merges a
   // level or two.
-  if (merge_depth > kMaxDepth) return Error("merge keys (<<) nested too deeply");
   budget -= static_cast<int64_t>(node_.size());
-  if (budget < 0) {
-    return Error(absl::StrFormat("more than %d keys after expanding merge keys (<<)", kMaxValues));
-  }
+  if (merge_depth > kMaxDepth || budget < 0) return absl::ResourceExhaustedError("too large");
   auto find = [&out](std::string_view name) {
     return std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.name == name; });
   };

@@ -35,6 +35,9 @@ struct Position {
 // Converts a yaml-cpp Mark (0-based) to a Position; a null mark gives {0, 0}.
 Position ToPosition(const YAML::Mark& mark);
 
+// `text` with bytes outside printable ASCII written as \xNN (for messages about binary input).
+std::string Printable(std::string_view text);
+
 // "file:line:col", or just "file" when the position is unknown.
 std::string FormatWhere(std::string_view file, Position position);
 
@@ -86,7 +89,7 @@ class Value {
   absl::StatusOr<Dtype> DtypeValue() const;
   // The value as a JSON-like tree (scalars typed as above). Fails when more than `max_nodes`
   // values would be produced (aliases can make a small file expand exponentially) or when it
-  // nests deeper than 256 levels (an alias can refer to an enclosing node).
+  // nests deeper than 512 levels (an alias can refer to an enclosing node).
   absl::StatusOr<nlohmann::json> Json(int64_t max_nodes) const;
 
   // The entries of a map in document order, `<<` merge keys expanded (explicit keys win).
