@@ -12,6 +12,7 @@
 #include "base/version.h"
 #include "comm/communicator.h"
 #include "comm/mpi/session.h"
+#include "config/recipe.h"
 #include "config/strategy.h"
 #include "mesh/axis_name.h"
 
