@@ -156,6 +156,9 @@ Field<C> Member(std::string_view name, T C::*member, Extra... extra) {
           }};
 }
 
+// A field whose YAML key is its C++ name, in a table where `C` names the config type.
+#define NMESH_FIELD(name, ...) Member(#name, &C::name __VA_OPT__(, ) __VA_ARGS__)
+
 template <typename C>
 const Field<C>* FindField(const Fields<C>& fields, std::string_view name) {
   for (const Field<C>& field : fields) {
@@ -211,19 +214,20 @@ absl::Status ReadStruct(const Value& v, const Fields<C>& fields, C& out) {
 }
 
 const Fields<MixedPrecisionPolicy>& MixedPrecisionFields() {
-  using M = MixedPrecisionPolicy;
-  static const auto* fields = new Fields<M>{
-      Member("param_dtype", &M::param_dtype),
-      Member("reduce_dtype", &M::reduce_dtype),
-      Member("output_dtype", &M::output_dtype),
-      Member("cast_forward_inputs", &M::cast_forward_inputs),
+  using C = MixedPrecisionPolicy;
+  static const auto* fields = new Fields<C>{
+      NMESH_FIELD(param_dtype),
+      NMESH_FIELD(reduce_dtype),
+      NMESH_FIELD(output_dtype),
+      NMESH_FIELD(cast_forward_inputs),
   };
   return *fields;
 }
 
 const Fields<OffloadPolicy>& OffloadFields() {
-  static const auto* fields = new Fields<OffloadPolicy>{
-      Member("pin_memory", &OffloadPolicy::pin_memory),
+  using C = OffloadPolicy;
+  static const auto* fields = new Fields<C>{
+      NMESH_FIELD(pin_memory),
   };
   return *fields;
 }
@@ -267,24 +271,24 @@ absl::Status ReadZeroDpStrategy(const Value& v, MegatronFSDPConfig& config) {
 const Fields<FSDP2Config>& Fsdp2Fields() {
   using C = FSDP2Config;
   static const auto* fields = new Fields<C>{
-      Member("sequence_parallel", &C::sequence_parallel),
-      Member("tp_plan", &C::tp_plan),
-      Member("patch_is_packed_sequence", &C::patch_is_packed_sequence),
-      Member("mp_policy", &C::mp_policy),
-      Member("offload_policy", &C::offload_policy),
-      Member("autocast_dtype", &C::autocast_dtype),
-      Member("activation_checkpointing_scope", &C::activation_checkpointing_scope),
-      Member("defer_fsdp_grad_sync", &C::defer_fsdp_grad_sync),
-      Member("reshard_after_forward", &C::reshard_after_forward),
-      Member("enable_async_tensor_parallel", &C::enable_async_tensor_parallel),
-      Member("enable_compile", &C::enable_compile),
-      Member("enable_fsdp2_prefetch", &C::enable_fsdp2_prefetch),
+      NMESH_FIELD(sequence_parallel),
+      NMESH_FIELD(tp_plan),
+      NMESH_FIELD(patch_is_packed_sequence),
+      NMESH_FIELD(mp_policy),
+      NMESH_FIELD(offload_policy),
+      NMESH_FIELD(autocast_dtype),
+      NMESH_FIELD(activation_checkpointing_scope),
+      NMESH_FIELD(defer_fsdp_grad_sync),
+      NMESH_FIELD(reshard_after_forward),
+      NMESH_FIELD(enable_async_tensor_parallel),
+      NMESH_FIELD(enable_compile),
+      NMESH_FIELD(enable_fsdp2_prefetch),
       Member("fsdp2_backward_prefetch_depth", &C::fsdp2_backward_prefetch_depth,
              IntRule::kNonNegative),
       Member("fsdp2_forward_prefetch_depth", &C::fsdp2_forward_prefetch_depth,
              IntRule::kNonNegative),
-      Member("multimodal", &C::multimodal),
-      Member("backend", &C::backend),
+      NMESH_FIELD(multimodal),
+      NMESH_FIELD(backend),
   };
   return *fields;
 }
@@ -292,23 +296,23 @@ const Fields<FSDP2Config>& Fsdp2Fields() {
 const Fields<MegatronFSDPConfig>& MegatronFsdpFields() {
   using C = MegatronFSDPConfig;
   static const auto* fields = new Fields<C>{
-      Member("sequence_parallel", &C::sequence_parallel),
-      Member("megatron_fsdp_unit_modules", &C::megatron_fsdp_unit_modules),
+      NMESH_FIELD(sequence_parallel),
+      NMESH_FIELD(megatron_fsdp_unit_modules),
       Field<C>{"zero_dp_strategy", ReadZeroDpStrategy},
-      Member("init_fsdp_with_meta_device", &C::init_fsdp_with_meta_device),
-      Member("grad_reduce_in_fp32", &C::grad_reduce_in_fp32),
-      Member("preserve_fp32_weights", &C::preserve_fp32_weights),
-      Member("overlap_grad_reduce", &C::overlap_grad_reduce),
-      Member("overlap_param_gather", &C::overlap_param_gather),
-      Member("check_for_nan_in_grad", &C::check_for_nan_in_grad),
-      Member("report_nan_in_param_grad", &C::report_nan_in_param_grad),
-      Member("average_in_collective", &C::average_in_collective),
-      Member("disable_bucketing", &C::disable_bucketing),
-      Member("calculate_per_token_loss", &C::calculate_per_token_loss),
-      Member("keep_fp8_transpose_cache", &C::keep_fp8_transpose_cache),
-      Member("nccl_ub", &C::nccl_ub),
-      Member("fsdp_double_buffer", &C::fsdp_double_buffer),
-      Member("backend", &C::backend),
+      NMESH_FIELD(init_fsdp_with_meta_device),
+      NMESH_FIELD(grad_reduce_in_fp32),
+      NMESH_FIELD(preserve_fp32_weights),
+      NMESH_FIELD(overlap_grad_reduce),
+      NMESH_FIELD(overlap_param_gather),
+      NMESH_FIELD(check_for_nan_in_grad),
+      NMESH_FIELD(report_nan_in_param_grad),
+      NMESH_FIELD(average_in_collective),
+      NMESH_FIELD(disable_bucketing),
+      NMESH_FIELD(calculate_per_token_loss),
+      NMESH_FIELD(keep_fp8_transpose_cache),
+      NMESH_FIELD(nccl_ub),
+      NMESH_FIELD(fsdp_double_buffer),
+      NMESH_FIELD(backend),
   };
   return *fields;
 }
@@ -316,14 +320,14 @@ const Fields<MegatronFSDPConfig>& MegatronFsdpFields() {
 const Fields<DDPConfig>& DdpFields() {
   using C = DDPConfig;
   static const auto* fields = new Fields<C>{
-      Member("activation_checkpointing_scope", &C::activation_checkpointing_scope),
-      Member("broadcast_buffers", &C::broadcast_buffers),
-      Member("find_unused_parameters", &C::find_unused_parameters),
-      Member("static_graph", &C::static_graph),
-      Member("bucket_cap_mb", &C::bucket_cap_mb),
-      Member("gradient_as_bucket_view", &C::gradient_as_bucket_view),
-      Member("autocast_dtype", &C::autocast_dtype),
-      Member("backend", &C::backend),
+      NMESH_FIELD(activation_checkpointing_scope),
+      NMESH_FIELD(broadcast_buffers),
+      NMESH_FIELD(find_unused_parameters),
+      NMESH_FIELD(static_graph),
+      NMESH_FIELD(bucket_cap_mb),
+      NMESH_FIELD(gradient_as_bucket_view),
+      NMESH_FIELD(autocast_dtype),
+      NMESH_FIELD(backend),
   };
   return *fields;
 }
@@ -337,19 +341,19 @@ const Fields<DDPConfig>& FieldsOf(const DDPConfig&) { return DdpFields(); }
 const Fields<PipelineConfig>& PipelineFields() {
   using C = PipelineConfig;
   static const auto* fields = new Fields<C>{
-      Member("pp_schedule", &C::pp_schedule),
-      Member("pp_schedule_csv", &C::pp_schedule_csv),
-      Member("pp_microbatch_size", &C::pp_microbatch_size, IntRule::kPositive),
-      Member("pp_batch_size", &C::pp_batch_size, IntRule::kPositive),
-      Member("layers_per_stage", &C::layers_per_stage, IntRule::kPositive),
-      Member("round_virtual_stages_to_pp_multiple", &C::round_virtual_stages_to_pp_multiple),
-      Member("module_fqns_per_model_part", &C::module_fqns_per_model_part),
-      Member("patch_inner_model", &C::patch_inner_model),
-      Member("patch_causal_lm_model", &C::patch_causal_lm_model),
-      Member("patch_stage_backward_maybe_with_nosync", &C::patch_stage_backward_maybe_with_nosync),
-      Member("dtype", &C::dtype),
-      Member("scale_grads_in_schedule", &C::scale_grads_in_schedule),
-      Member("pp_seq_len", &C::pp_seq_len, IntRule::kPositive),
+      NMESH_FIELD(pp_schedule),
+      NMESH_FIELD(pp_schedule_csv),
+      NMESH_FIELD(pp_microbatch_size, IntRule::kPositive),
+      NMESH_FIELD(pp_batch_size, IntRule::kPositive),
+      NMESH_FIELD(layers_per_stage, IntRule::kPositive),
+      NMESH_FIELD(round_virtual_stages_to_pp_multiple),
+      NMESH_FIELD(module_fqns_per_model_part),
+      NMESH_FIELD(patch_inner_model),
+      NMESH_FIELD(patch_causal_lm_model),
+      NMESH_FIELD(patch_stage_backward_maybe_with_nosync),
+      NMESH_FIELD(dtype),
+      NMESH_FIELD(scale_grads_in_schedule),
+      NMESH_FIELD(pp_seq_len, IntRule::kPositive),
   };
   return *fields;
 }
@@ -357,14 +361,16 @@ const Fields<PipelineConfig>& PipelineFields() {
 const Fields<MoEParallelizerConfig>& MoeFields() {
   using C = MoEParallelizerConfig;
   static const auto* fields = new Fields<C>{
-      Member("ignore_router_for_ac", &C::ignore_router_for_ac),
-      Member("reshard_after_forward", &C::reshard_after_forward),
-      Member("lm_head_precision", &C::lm_head_precision),
-      Member("wrap_outer_model", &C::wrap_outer_model),
-      Member("mp_policy", &C::mp_policy),
+      NMESH_FIELD(ignore_router_for_ac),
+      NMESH_FIELD(reshard_after_forward),
+      NMESH_FIELD(lm_head_precision),
+      NMESH_FIELD(wrap_outer_model),
+      NMESH_FIELD(mp_policy),
   };
   return *fields;
 }
+
+#undef NMESH_FIELD
 
 // ---- The recipe parser ---------------------------------------------------------------------
 
@@ -409,8 +415,12 @@ class Parser {
   absl::StatusOr<std::optional<int64_t>> ReadSize(const Value& value, std::string_view name);
   absl::Status ParseActivationCheckpointing(const Entry* entry);
   absl::Status ParseStrategyFields(const std::vector<Entry>& entries);
-  absl::Status ParsePipeline(const Entry* entry);
-  absl::Status ParseMoe(const Entry* entry);
+  // `pipeline` or `moe`: checked, then kept only when `size_name` > 1 (defaulted when absent).
+  template <typename C>
+  absl::Status ParseSubsection(const Entry* entry, std::string_view size_name,
+                               const Fields<C>& fields, std::optional<C>& out);
+  // The requested size of a size key ("pp_size"), unset when not given.
+  std::optional<int64_t> SizeOf(std::string_view size_name) const;
   absl::Status CheckStrategyConflicts(const std::vector<Entry>& entries);
   absl::Status Conflict(std::string_view message, const std::vector<Entry>& entries,
                         std::string_view key);
@@ -535,8 +545,9 @@ absl::Status Parser::ParseSection(const Value& section) {
   }
 
   // 7, 8. Pipeline and MoE configs.
-  NMESH_RETURN_IF_ERROR(ParsePipeline(Find(entries, "pipeline")));
-  NMESH_RETURN_IF_ERROR(ParseMoe(Find(entries, "moe")));
+  NMESH_RETURN_IF_ERROR(
+      ParseSubsection(Find(entries, "pipeline"), "pp_size", PipelineFields(), recipe_.pipeline));
+  NMESH_RETURN_IF_ERROR(ParseSubsection(Find(entries, "moe"), "ep_size", MoeFields(), recipe_.moe));
 
   return CheckStrategyConflicts(entries);
 }
@@ -623,58 +634,47 @@ absl::Status Parser::ParseStrategyFields(const std::vector<Entry>& entries) {
       recipe_.strategy_config);
 }
 
-absl::Status Parser::ParsePipeline(const Entry* entry) {
-  const int64_t pp = recipe_.request.sizes.pp.value_or(1);
+std::optional<int64_t> Parser::SizeOf(std::string_view size_name) const {
+  for (const SizeKey& size : kSizeKeys) {
+    if (size.name == size_name) return recipe_.request.sizes.*size.member;
+  }
+  return std::nullopt;
+}
+
+template <typename C>
+absl::Status Parser::ParseSubsection(const Entry* entry, std::string_view size_name,
+                                     const Fields<C>& fields, std::optional<C>& out) {
+  const int64_t size = SizeOf(size_name).value_or(1);
   if (entry == nullptr || entry->value.IsNull()) {
-    if (pp > 1) recipe_.pipeline = PipelineConfig{};
+    if (size > 1) out = C{};
     return absl::OkStatus();
   }
   const Value& value = entry->value;
-  if (!value.IsMap()) return value.Invalid("a map of PipelineConfig fields");
+  if (!value.IsMap()) return value.Invalid("a map of options");
   NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, value.Entries());
   RecordEntries(entries);
-  if (const Entry* loss_fn = Find(entries, "loss_fn")) {
+  // The reference's pipeline takes a Python `loss_fn`, which no C++ config can hold.
+  const Entry* loss_fn = std::is_same_v<C, PipelineConfig> ? Find(entries, "loss_fn") : nullptr;
+  if (loss_fn != nullptr) {
     recipe_.warnings.push_back(absl::StrFormat(
         "%s is a Python callable that nmesh cannot represent; it is ignored (%s)",
         loss_fn->value.key(), internal::FormatWhere(file(), loss_fn->key_position)));
   }
-  std::vector<const Entry*> unknown = UnknownEntries(entries, PipelineFields(), {"loss_fn"});
+  std::vector<const Entry*> unknown = UnknownEntries(entries, fields);
+  unknown.erase(std::remove(unknown.begin(), unknown.end(), loss_fn), unknown.end());
   if (!unknown.empty()) {
     return UnknownOptionsError(absl::StrFormat("Unknown options for %s", value.key()), unknown,
                                file());
   }
-  PipelineConfig pipeline;
-  NMESH_RETURN_IF_ERROR(ReadFields(entries, PipelineFields(), pipeline));
-  if (pp <= 1) {
+  C config;
+  NMESH_RETURN_IF_ERROR(ReadFields(entries, fields, config));
+  if (size <= 1) {
     recipe_.warnings.push_back(absl::StrFormat(
-        "%s is set but pp_size=%d (<= 1): pipeline parallelism is disabled and the pipeline "
-        "settings are ignored; set pp_size > 1 to enable it (%s)",
-        value.key(), pp, internal::FormatWhere(file(), entry->key_position)));
+        "%s is set but %s=%d (<= 1): it is ignored; set %s > 1 to use it (%s)", value.key(),
+        size_name, size, size_name, internal::FormatWhere(file(), entry->key_position)));
     return absl::OkStatus();
   }
-  recipe_.pipeline = std::move(pipeline);
-  return absl::OkStatus();
-}
-
-absl::Status Parser::ParseMoe(const Entry* entry) {
-  const int64_t ep = recipe_.request.sizes.ep.value_or(1);
-  if (entry == nullptr || entry->value.IsNull()) {
-    if (ep > 1) recipe_.moe = MoEParallelizerConfig{};
-    return absl::OkStatus();
-  }
-  const Value& value = entry->value;
-  if (!value.IsMap()) return value.Invalid("a map of MoEParallelizerConfig fields");
-  NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, value.Entries());
-  RecordEntries(entries);
-  MoEParallelizerConfig moe;
-  NMESH_RETURN_IF_ERROR(ReadStruct(value, MoeFields(), moe));
-  if (ep <= 1) {
-    recipe_.warnings.push_back(
-        absl::StrFormat("%s is set but ep_size=%d (<= 1): the MoE settings are ignored (%s)",
-                        value.key(), ep, internal::FormatWhere(file(), entry->key_position)));
-    return absl::OkStatus();
-  }
-  recipe_.moe = std::move(moe);
+  out = std::move(config);
   return absl::OkStatus();
 }
 
@@ -713,11 +713,8 @@ absl::Status Parser::CheckStrategyConflicts(const std::vector<Entry>& entries) {
         {"cp_size", "context"},
         {"ep_size", "expert"}};
     for (const auto& [key, what] : kUnsupported) {
-      for (const SizeKey& size : kSizeKeys) {
-        if (size.name == key && (sizes.*size.member).value_or(1) > 1) {
-          return Conflict(absl::StrFormat("ddp does not support %s parallelism", what), entries,
-                          key);
-        }
+      if (SizeOf(key).value_or(1) > 1) {
+        return Conflict(absl::StrFormat("ddp does not support %s parallelism", what), entries, key);
       }
     }
   }
