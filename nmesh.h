@@ -15,6 +15,7 @@
 #include "comm/mpi/session.h"
 #include "comm/self.h"
 #include "comm/topology.h"
+#include "config/recipe.h"
 #include "config/strategy.h"
 #include "mesh/axis_name.h"
 #include "mesh/checked_math.h"

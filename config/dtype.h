@@ -1,0 +1,30 @@
+// Floating-point dtypes named in recipes (mixed precision, autocast, pipeline, lm-head precision).
+//
+//   NMESH_ASSIGN_OR_RETURN(Dtype dtype, ParseDtype("torch.bfloat16"));  // Dtype::kBfloat16
+//   DtypeName(dtype);                                                  // "bfloat16"
+//
+// Accepted spellings (case-insensitive, each optionally prefixed `torch.`):
+//   bfloat16: bf16, bfloat16
+//   float16:  fp16, float16, half
+//   float32:  fp32, float32, float
+#ifndef NMESH_CONFIG_DTYPE_H_
+#define NMESH_CONFIG_DTYPE_H_
+
+#include <string_view>
+
+#include "absl/status/statusor.h"
+
+namespace nmesh::config {
+
+enum class Dtype { kBfloat16, kFloat16, kFloat32 };
+
+// Parses one of the spellings above. Fails with InvalidArgument
+// "Unknown dtype: 'int8'. Valid dtypes: [...]" listing every accepted spelling. Thread-safe.
+absl::StatusOr<Dtype> ParseDtype(std::string_view name);
+
+// The canonical (PyTorch) name: "bfloat16", "float16" or "float32".
+std::string_view DtypeName(Dtype dtype);
+
+}  // namespace nmesh::config
+
+#endif  // NMESH_CONFIG_DTYPE_H_

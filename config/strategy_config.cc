@@ -1,0 +1,96 @@
+#include "config/strategy_config.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "config/parallelizer_config.h"
+
+namespace nmesh::config {
+namespace {
+
+// Lower-cases and maps `-` to `_`, as the reference does before matching enum-like strings.
+std::string Canonicalize(std::string_view value) {
+  return absl::StrReplaceAll(absl::AsciiStrToLower(std::string(value)), {{"-", "_"}});
+}
+
+constexpr std::string_view kValidScopes[] = {"all", "audio", "language", "multimodal", "vision"};
+
+}  // namespace
+
+absl::StatusOr<ActivationCheckpointing> ParseActivationCheckpointing(std::string_view value) {
+  const std::string normalized = Canonicalize(value);
+  for (std::string_view off : {"false", "off", "none", "disabled", "no"}) {
+    if (normalized == off) return ActivationCheckpointing::kFalse;
+  }
+  for (std::string_view on : {"true", "on", "full", "enabled", "yes"}) {
+    if (normalized == on) return ActivationCheckpointing::kFull;
+  }
+  if (normalized == "selective") return ActivationCheckpointing::kSelective;
+  return absl::InvalidArgumentError(
+      "activation_checkpointing must be a boolean or one of 'full', 'selective', 'false'.");
+}
+
+std::string_view ActivationCheckpointingName(ActivationCheckpointing mode) {
+  switch (mode) {
+    case ActivationCheckpointing::kFalse:
+      return "false";
+    case ActivationCheckpointing::kFull:
+      return "full";
+    case ActivationCheckpointing::kSelective:
+      return "selective";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
+    const std::vector<std::string>& entries) {
+  std::vector<std::string> scopes;
+  for (const std::string& entry : entries) {
+    const std::string canonical = absl::StrReplaceAll(Canonicalize(entry), {{"+", ","}});
+    for (absl::string_view part : absl::StrSplit(canonical, ',')) {
+      std::string scope(absl::StripAsciiWhitespace(part));
+      if (scope.empty()) continue;
+      if (scope == "default" || scope == "auto") scope = "all";
+      if (std::find(std::begin(kValidScopes), std::end(kValidScopes), scope) ==
+          std::end(kValidScopes)) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("scope '%s' is not one of all, audio, language, multimodal, vision",
+                            std::string(part)));
+      }
+      if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
+    }
+  }
+  if (scopes.empty()) return std::vector<std::string>{"all"};
+  if (scopes.size() > 1 && std::find(scopes.begin(), scopes.end(), "all") != scopes.end()) {
+    return absl::InvalidArgumentError("scope 'all' cannot be combined with other scopes");
+  }
+  return scopes;
+}
+
+StrategyConfig DefaultStrategyConfig(StrategyKind kind) {
+  switch (kind) {
+    case StrategyKind::kFsdp2:
+      return FSDP2Config{};
+    case StrategyKind::kMegatronFsdp:
+      return MegatronFSDPConfig{};
+    case StrategyKind::kDdp:
+      return DDPConfig{};
+  }
+  return FSDP2Config{};
+}
+
+StrategyKind StrategyKindOf(const StrategyConfig& config) {
+  if (std::holds_alternative<MegatronFSDPConfig>(config)) return StrategyKind::kMegatronFsdp;
+  if (std::holds_alternative<DDPConfig>(config)) return StrategyKind::kDdp;
+  return StrategyKind::kFsdp2;
+}
+
+std::string_view RoundVirtualStagesName(RoundVirtualStages rounding) {
+  return rounding == RoundVirtualStages::kUp ? "up" : "down";
+}
+
+}  // namespace nmesh::config

@@ -1,0 +1,152 @@
+// Typed strategy configs (contract §2): what the training engine reads for FSDP2, MegatronFSDP and
+// DDP, with the reference's defaults. nmesh reads them from recipes (config/recipe.h) and
+// validates them; it never interprets the engine-only knobs.
+//
+//   StrategyConfig config = DefaultStrategyConfig(StrategyKind::kFsdp2);
+//   auto& fsdp2 = std::get<FSDP2Config>(config);
+//   fsdp2.mp_policy.reduce_dtype = Dtype::kFloat32;
+//   StrategyKindOf(config);  // StrategyKind::kFsdp2
+//
+// All types are plain values: copyable, comparable with ==, and thread-compatible.
+#ifndef NMESH_CONFIG_STRATEGY_CONFIG_H_
+#define NMESH_CONFIG_STRATEGY_CONFIG_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "config/dtype.h"
+#include "config/strategy.h"
+#include "nlohmann/json.hpp"
+
+namespace nmesh::config {
+
+// `activation_checkpointing`: false | full (true) | selective.
+enum class ActivationCheckpointing { kFalse, kFull, kSelective };
+
+// Normalises a recipe string (contract §8 rule 3): lower-cased, `-` -> `_`; false, off, none,
+// disabled, no -> kFalse; true, on, full, enabled, yes -> kFull; selective -> kSelective. Anything
+// else fails with InvalidArgument "activation_checkpointing must be a boolean or one of 'full',
+// 'selective', 'false'." (the recipe layer prefixes the section name). Thread-safe.
+absl::StatusOr<ActivationCheckpointing> ParseActivationCheckpointing(std::string_view value);
+
+// "false", "full" or "selective".
+std::string_view ActivationCheckpointingName(ActivationCheckpointing mode);
+
+// Normalises `activation_checkpointing_scope` entries: each is lower-cased with `-` -> `_` and
+// split on `,` and `+`; empty parts are skipped, `default` and `auto` mean `all`, duplicates are
+// dropped. Valid scopes: all, audio, language, multimodal, vision; `all` cannot be combined with
+// others; no scope at all means {"all"}. Fails with InvalidArgument naming the bad part ("scope 'x'
+// is not one of ..."). Thread-safe.
+absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
+    const std::vector<std::string>& entries);
+
+// torch.distributed.fsdp.MixedPrecisionPolicy. A default-constructed policy matches PyTorch's
+// (no casts, cast_forward_inputs=true); a recipe's `mp_policy:` map starts from it, as the
+// reference's `MixedPrecisionPolicy(**mp_policy)` does. std::nullopt means "no cast".
+struct MixedPrecisionPolicy {
+  std::optional<Dtype> param_dtype;
+  std::optional<Dtype> reduce_dtype;
+  std::optional<Dtype> output_dtype;
+  bool cast_forward_inputs = true;
+
+  // FSDP2's default: bf16 parameters and outputs, fp32 gradient reduction.
+  static MixedPrecisionPolicy Fsdp2Default() {
+    return {Dtype::kBfloat16, Dtype::kFloat32, Dtype::kBfloat16, true};
+  }
+  friend bool operator==(const MixedPrecisionPolicy&, const MixedPrecisionPolicy&) = default;
+};
+
+// torch.distributed.fsdp.CPUOffloadPolicy.
+struct OffloadPolicy {
+  bool pin_memory = true;
+  friend bool operator==(const OffloadPolicy&, const OffloadPolicy&) = default;
+};
+
+// A string-to-string map in the order the recipe wrote it (e.g. a tensor-parallel plan:
+// module pattern -> parallel style).
+using StringMap = std::vector<std::pair<std::string, std::string>>;
+
+struct FSDP2Config {
+  bool sequence_parallel = false;
+  std::optional<StringMap> tp_plan;
+  bool patch_is_packed_sequence = false;
+  MixedPrecisionPolicy mp_policy = MixedPrecisionPolicy::Fsdp2Default();
+  std::optional<OffloadPolicy> offload_policy;
+  std::optional<Dtype> autocast_dtype;
+  // The recipe layer copies the section's normalised `activation_checkpointing` here.
+  ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::kFalse;
+  std::vector<std::string> activation_checkpointing_scope = {"all"};
+  bool defer_fsdp_grad_sync = true;
+  // Tri-state: std::nullopt keeps the engine's heuristic.
+  std::optional<bool> reshard_after_forward;
+  bool enable_async_tensor_parallel = false;
+  bool enable_compile = false;
+  bool enable_fsdp2_prefetch = false;
+  int64_t fsdp2_backward_prefetch_depth = 2;
+  int64_t fsdp2_forward_prefetch_depth = 1;
+  // The multimodal policy, kept as written (not interpreted); null when absent.
+  nlohmann::json multimodal;
+  // Accepted for older recipes.
+  std::string backend = "nccl";
+
+  friend bool operator==(const FSDP2Config&, const FSDP2Config&) = default;
+};
+
+struct MegatronFSDPConfig {
+  bool sequence_parallel = false;
+  std::optional<std::vector<std::string>> megatron_fsdp_unit_modules;
+  // 0 no_shard, 1 optim, 2 optim_grads, 3 optim_grads_params.
+  int64_t zero_dp_strategy = 3;
+  bool init_fsdp_with_meta_device = false;
+  bool grad_reduce_in_fp32 = false;
+  bool preserve_fp32_weights = false;
+  bool overlap_grad_reduce = true;
+  bool overlap_param_gather = true;
+  bool check_for_nan_in_grad = true;
+  bool report_nan_in_param_grad = false;
+  bool average_in_collective = false;
+  bool disable_bucketing = false;
+  bool calculate_per_token_loss = false;
+  bool keep_fp8_transpose_cache = false;
+  bool nccl_ub = false;
+  bool fsdp_double_buffer = false;
+  // MegatronFSDP supports full checkpointing only (selective is rejected by the recipe layer).
+  bool activation_checkpointing = false;
+  std::string backend = "nccl";
+
+  friend bool operator==(const MegatronFSDPConfig&, const MegatronFSDPConfig&) = default;
+};
+
+struct DDPConfig {
+  ActivationCheckpointing activation_checkpointing = ActivationCheckpointing::kFalse;
+  std::vector<std::string> activation_checkpointing_scope = {"all"};
+  bool broadcast_buffers = false;
+  bool find_unused_parameters = false;
+  bool static_graph = false;
+  // MiB; std::nullopt uses PyTorch's default.
+  std::optional<double> bucket_cap_mb;
+  bool gradient_as_bucket_view = false;
+  std::optional<Dtype> autocast_dtype;
+  std::string backend = "nccl";
+
+  friend bool operator==(const DDPConfig&, const DDPConfig&) = default;
+};
+
+// The strategy config: a closed sum type. The alternative fixes the strategy.
+using StrategyConfig = std::variant<FSDP2Config, MegatronFSDPConfig, DDPConfig>;
+
+// The config of `kind` with every default. Thread-safe.
+StrategyConfig DefaultStrategyConfig(StrategyKind kind);
+
+// The strategy `config` configures. Thread-safe.
+StrategyKind StrategyKindOf(const StrategyConfig& config);
+
+}  // namespace nmesh::config
+
+#endif  // NMESH_CONFIG_STRATEGY_CONFIG_H_
