@@ -3,8 +3,13 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <new>
+#include <utility>
 
 #include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "comm/internal/checks.h"
+#include "comm/self.h"
 
 namespace nmesh::comm {
 
@@ -123,6 +128,37 @@ absl::Status Communicator::NotMultipleOfSize(std::string_view op, size_t got) co
   return absl::InvalidArgumentError(
       absl::StrFormat("%s on axis '%s': buffer holds %d elements, not a multiple of the %d ranks",
                       op, options().name, got, size()));
+}
+
+absl::StatusOr<Buffer> Communicator::AllocateBuffer(size_t bytes) {
+  NMESH_RETURN_IF_ERROR(internal::CheckHostMemory(*this, internal::kAllocate));
+  if (bytes == 0) return Buffer();
+  void* data = ::operator new(bytes, std::nothrow);
+  if (data == nullptr) {
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "%s: cannot allocate %d bytes", internal::OpContext(*this, "allocate"), bytes));
+  }
+  return Buffer(data, bytes, [](void* p) { ::operator delete(p); });
+}
+
+absl::Status Communicator::CopyToHost(void* host, const void* buffer, size_t bytes) {
+  NMESH_RETURN_IF_ERROR(internal::CheckHostMemory(*this, internal::kCopyToHost));
+  NMESH_RETURN_IF_ERROR(internal::CheckCopy(*this, internal::kCopyToHost, host, buffer, bytes));
+  if (bytes != 0 && host != buffer) std::memmove(host, buffer, bytes);
+  return absl::OkStatus();
+}
+
+absl::Status Communicator::CopyFromHost(void* buffer, const void* host, size_t bytes) {
+  NMESH_RETURN_IF_ERROR(internal::CheckHostMemory(*this, internal::kCopyFromHost));
+  NMESH_RETURN_IF_ERROR(internal::CheckCopy(*this, internal::kCopyFromHost, buffer, host, bytes));
+  if (bytes != 0 && host != buffer) std::memmove(buffer, host, bytes);
+  return absl::OkStatus();
+}
+
+std::unique_ptr<Communicator> Communicator::NewSelf(CommOptions options) const {
+  NMESH_CHECK(memory_kind() == MemoryKind::kHost)
+      << "the " << backend() << " backend must override Communicator::NewSelf";
+  return NewSelfCommunicator(std::move(options));
 }
 
 }  // namespace nmesh::comm

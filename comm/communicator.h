@@ -31,7 +31,15 @@
 // Changes since the first version of this header (all additive): typed ReduceScatter, Broadcast,
 // AllToAll, Send and Recv overloads; size-mismatch messages name the communicator; the in-place
 // layouts of AllGather and ReduceScatter; overlapping AllToAll buffers are InvalidArgument; a
-// negative Split color is InvalidArgument.
+// negative Split color is InvalidArgument; backend-neutral buffers (AllocateBuffer, CopyToHost,
+// CopyFromHost) and one-rank communicators of the same memory kind (NewSelf), so that code above
+// the backends (the mesh runtime, `nmesh run`) can run collectives without knowing the backend:
+//
+//   NMESH_ASSIGN_OR_RETURN(Buffer buffer, comm.AllocateBuffer(n * sizeof(int64_t)));
+//   NMESH_RETURN_IF_ERROR(comm.CopyFromHost(buffer.data(), host.data(), buffer.bytes()));
+//   NMESH_RETURN_IF_ERROR(comm.AllReduce(buffer.data(), buffer.data(), n, DataType::kInt64,
+//                                        ReduceOp::kSum));
+//   NMESH_RETURN_IF_ERROR(comm.CopyToHost(host.data(), buffer.data(), buffer.bytes()));
 //
 // Thread safety. A Communicator is not thread-safe: one thread at a time may call its methods, and
 // collectives on one communicator are issued in one order. Different communicators may be used from
@@ -42,10 +50,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -154,6 +164,46 @@ struct CommOptions {
   std::optional<absl::Duration> timeout = std::nullopt;
 };
 
+// Memory of some memory kind, owned: the release function runs on destruction. Move-only. Made by
+// Communicator::AllocateBuffer; data() is usable as a collective buffer of that communicator (and
+// of every communicator of the same backend and device).
+class Buffer {
+ public:
+  using Release = std::function<void(void* data)>;
+
+  Buffer() = default;
+  // Takes ownership of `data` (`bytes` long); `release` frees it (may be empty: nothing to free).
+  Buffer(void* data, size_t bytes, Release release)
+      : data_(data), bytes_(bytes), release_(std::move(release)) {}
+  ~Buffer() { Reset(); }
+  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
+  Buffer& operator=(Buffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      data_ = std::exchange(other.data_, nullptr);
+      bytes_ = std::exchange(other.bytes_, 0);
+      release_ = std::exchange(other.release_, nullptr);
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void Reset() {
+    if (data_ != nullptr && release_) release_(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+  }
+
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+  Release release_;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -209,6 +259,22 @@ class Communicator {
   // collective; idempotent; may be called from any thread. Whether an operation already blocked in
   // the backend is interrupted depends on the backend (see its header).
   virtual absl::Status Abort() = 0;
+
+  // Added. Not collective; usable after Abort(). The defaults serve host-memory backends (MPI,
+  // self): heap memory and memcpy; a backend with another memory kind overrides all four.
+  //
+  // A buffer of `bytes` bytes in memory_kind() memory (uninitialised; zero bytes gives an empty
+  // buffer with a null data()). Fails with ResourceExhausted when memory runs out, or with the
+  // backend's error (e.g. CUDA's).
+  virtual absl::StatusOr<Buffer> AllocateBuffer(size_t bytes);
+  // Copies `bytes` bytes from `buffer` (memory_kind() memory) to `host`, or from `host` to
+  // `buffer`, and returns when the copy is complete. Null pointers with a non-zero size are
+  // InvalidArgument.
+  virtual absl::Status CopyToHost(void* host, const void* buffer, size_t bytes);
+  virtual absl::Status CopyFromHost(void* buffer, const void* host, size_t bytes);
+  // A new one-rank communicator (comm/self.h semantics) with the same memory kind (and, for
+  // device memory, the same device) as this one, for groups of size 1. Never fails; thread-safe.
+  virtual std::unique_ptr<Communicator> NewSelf(CommOptions options) const;
 
   // Typed conveniences over host or device spans. Each checks the span sizes against each other and
   // against size() (InvalidArgument "<op> on axis '<name>': <which> buffer holds N elements,

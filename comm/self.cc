@@ -15,13 +15,13 @@ namespace {
 
 class SelfCommunicator final : public Communicator {
  public:
-  SelfCommunicator(CommOptions options, MemoryKind kind, SelfCopyFn copy)
-      : options_(std::move(options)), kind_(kind), copy_(std::move(copy)) {}
+  SelfCommunicator(CommOptions options, SelfMemory memory)
+      : options_(std::move(options)), memory_(std::move(memory)) {}
 
   int rank() const override { return 0; }
   int size() const override { return 1; }
   std::string_view backend() const override { return "self"; }
-  MemoryKind memory_kind() const override { return kind_; }
+  MemoryKind memory_kind() const override { return memory_.kind; }
   const CommOptions& options() const override { return options_; }
 
   absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
@@ -29,7 +29,7 @@ class SelfCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(Usable(internal::kSplit));
     NMESH_RETURN_IF_ERROR(internal::CheckSplit(*this, color));
     if (!color) return std::unique_ptr<Communicator>();
-    return NewSelfCommunicator(std::move(options), kind_, copy_);
+    return NewSelfCommunicator(std::move(options), memory_);
   }
 
   absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
@@ -67,7 +67,7 @@ class SelfCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(Usable(internal::kSend));
     NMESH_RETURN_IF_ERROR(internal::CheckPointToPoint(*this, internal::kSend, buffer, count, peer));
     Message message{type, count, std::vector<std::byte>(count * DataTypeSize(type))};
-    if (!message.bytes.empty() && kind_ != MemoryKind::kHost) {
+    if (!message.bytes.empty() && memory_.kind != MemoryKind::kHost) {
       // The queue lives on the host; staging device memory needs the backend's copy, which only
       // moves bytes within its own memory kind.
       return absl::UnimplementedError(
@@ -107,6 +107,25 @@ class SelfCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<Buffer> AllocateBuffer(size_t bytes) override {
+    if (memory_.kind == MemoryKind::kHost || !memory_.allocate) {
+      return Communicator::AllocateBuffer(bytes);
+    }
+    return memory_.allocate(bytes);
+  }
+
+  absl::Status CopyToHost(void* host, const void* buffer, size_t bytes) override {
+    return HostCopy(internal::kCopyToHost, memory_.copy_to_host, host, buffer, bytes);
+  }
+
+  absl::Status CopyFromHost(void* buffer, const void* host, size_t bytes) override {
+    return HostCopy(internal::kCopyFromHost, memory_.copy_from_host, buffer, host, bytes);
+  }
+
+  std::unique_ptr<Communicator> NewSelf(CommOptions options) const override {
+    return NewSelfCommunicator(std::move(options), memory_);
+  }
+
  private:
   struct Message {
     DataType type;
@@ -116,14 +135,26 @@ class SelfCommunicator final : public Communicator {
 
   absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
 
+  // A copy between the host and this communicator's memory: the base class's memmove for host
+  // memory, the backend's function otherwise.
+  absl::Status HostCopy(std::string_view op, const SelfCopyFn& fn, void* dst, const void* src,
+                        size_t bytes) {
+    if (memory_.kind == MemoryKind::kHost || !fn) {
+      return op == internal::kCopyToHost ? Communicator::CopyToHost(dst, src, bytes)
+                                         : Communicator::CopyFromHost(dst, src, bytes);
+    }
+    NMESH_RETURN_IF_ERROR(internal::CheckCopy(*this, op, dst, src, bytes));
+    if (bytes == 0) return absl::OkStatus();
+    return fn(dst, src, bytes);
+  }
+
   absl::Status Copy(void* dst, const void* src, size_t count, DataType type) {
     if (count == 0 || dst == src) return absl::OkStatus();
-    return copy_(dst, src, count * DataTypeSize(type));
+    return memory_.copy(dst, src, count * DataTypeSize(type));
   }
 
   CommOptions options_;
-  MemoryKind kind_;
-  SelfCopyFn copy_;
+  SelfMemory memory_;
   std::deque<Message> pending_;
   internal::AbortState abort_state_;
 };
@@ -140,8 +171,12 @@ std::unique_ptr<Communicator> NewSelfCommunicator(CommOptions options) {
 
 std::unique_ptr<Communicator> NewSelfCommunicator(CommOptions options, MemoryKind kind,
                                                   SelfCopyFn copy) {
-  NMESH_CHECK(copy != nullptr) << "NewSelfCommunicator needs a copy function";
-  return std::make_unique<SelfCommunicator>(std::move(options), kind, std::move(copy));
+  return NewSelfCommunicator(std::move(options), SelfMemory{.kind = kind, .copy = std::move(copy)});
+}
+
+std::unique_ptr<Communicator> NewSelfCommunicator(CommOptions options, SelfMemory memory) {
+  NMESH_CHECK(memory.copy != nullptr) << "NewSelfCommunicator needs a copy function";
+  return std::make_unique<SelfCommunicator>(std::move(options), std::move(memory));
 }
 
 }  // namespace nmesh::comm

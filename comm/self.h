@@ -6,7 +6,10 @@
 //   NMESH_RETURN_IF_ERROR(tp->AllReduce<float>(grad, grad, ReduceOp::kSum));  // unchanged
 //
 // Memory. By default buffers are host memory and copies use std::memmove. A backend whose buffers
-// live elsewhere (device memory) passes its own MemoryKind and copy function.
+// live elsewhere (device memory) passes its own MemoryKind and copy function, and, for
+// AllocateBuffer/CopyToHost/CopyFromHost, its allocation and host-copy functions (SelfMemory);
+// without them those three are Unimplemented on non-host memory. NewSelf gives a self
+// communicator with the same memory.
 //
 // Semantics, with rank() == 0 and size() == 1: AllReduce, AllGather, ReduceScatter and AllToAll
 // copy send to recv (every reduction of one value is that value, avg included); Broadcast needs
@@ -28,6 +31,7 @@
 #include <memory>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "comm/communicator.h"
 
 namespace nmesh::comm {
@@ -36,12 +40,26 @@ namespace nmesh::comm {
 // overlap partially (they are equal or disjoint), and equal pointers are never passed.
 using SelfCopyFn = std::function<absl::Status(void* dst, const void* src, size_t bytes)>;
 
+// The memory a self communicator works in. `copy` is required; the others are optional and serve
+// Communicator::AllocateBuffer, CopyToHost and CopyFromHost (which are Unimplemented without them
+// on non-host memory).
+struct SelfMemory {
+  MemoryKind kind = MemoryKind::kHost;
+  SelfCopyFn copy;
+  std::function<absl::StatusOr<Buffer>(size_t bytes)> allocate = nullptr;
+  SelfCopyFn copy_to_host = nullptr;    // dst is host memory
+  SelfCopyFn copy_from_host = nullptr;  // src is host memory
+};
+
 // A host-memory self communicator (backend() == "self"). Never fails.
 std::unique_ptr<Communicator> NewSelfCommunicator(CommOptions options);
 
 // A self communicator over `kind` memory that copies with `copy` (which must not be empty).
 std::unique_ptr<Communicator> NewSelfCommunicator(CommOptions options, MemoryKind kind,
                                                   SelfCopyFn copy);
+
+// A self communicator over `memory` (memory.copy must not be empty).
+std::unique_ptr<Communicator> NewSelfCommunicator(CommOptions options, SelfMemory memory);
 
 }  // namespace nmesh::comm
 

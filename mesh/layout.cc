@@ -349,6 +349,33 @@ absl::StatusOr<Layout> Layout::Submesh(int64_t rank,
   return Create(std::move(shape), std::move(sub_names), std::move(group.ranks));
 }
 
+absl::StatusOr<Layout> Layout::SubmeshOfGroups(int64_t rank, absl::Span<const AxisSet> sets,
+                                               std::vector<std::string> names) const {
+  if (sets.empty() || sets.size() != names.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "a submesh needs one name per group, at least one; got %d names for %d groups",
+        names.size(), sets.size()));
+  }
+  AxisSet all;
+  int previous_highest = -1;
+  std::vector<int64_t> shape;
+  for (AxisSet set : sets) {
+    NMESH_RETURN_IF_ERROR(CheckAxes(set));
+    // Each group's axes must follow the previous group's, without overlap, so that the group of
+    // their union, row-major, is the row-major order over the groups.
+    if (set.empty() || set.lowest() <= previous_highest) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("submesh (%s) needs disjoint groups in mesh order %s",
+                          absl::StrJoin(names, ", "), DebugString()));
+    }
+    previous_highest = set.highest();
+    all = all | set;
+    shape.push_back(GroupSize(set));
+  }
+  NMESH_ASSIGN_OR_RETURN(Group group, GroupOf(rank, all));
+  return Create(std::move(shape), std::move(names), std::move(group.ranks));
+}
+
 absl::StatusOr<Layout> Layout::Flatten(int64_t rank, absl::Span<const std::string_view> names,
                                        std::string name) const {
   NMESH_ASSIGN_OR_RETURN(AxisSet axes, AxesInMeshOrder(names));

@@ -188,6 +188,14 @@ class Layout {
   // The submesh containing member `rank` that spans the named axes (which must be in mesh order):
   // a layout of their sizes over the rank's group. O(ndim + group size).
   absl::StatusOr<Layout> Submesh(int64_t rank, absl::Span<const std::string_view> names) const;
+  // The submesh containing member `rank` whose axis k spans the group over sets[k] and is named
+  // names[k] (e.g. (dp_replicate, dp_shard_cp) with sets {dp_replicate} and {dp_shard, cp}). The
+  // sets must be non-empty, disjoint and in mesh order (every axis of sets[k] before every axis of
+  // sets[k+1]), so that the row-major order over their union is the row-major order over the new
+  // axes: otherwise InvalidArgument "submesh (a, b) needs disjoint groups in mesh order (...)".
+  // O(ndim * sets + group size).
+  absl::StatusOr<Layout> SubmeshOfGroups(int64_t rank, absl::Span<const AxisSet> sets,
+                                         std::vector<std::string> names) const;
   // The 1-D layout named `name` over the group of member `rank` across the named axes (in mesh
   // order). O(ndim + group size).
   absl::StatusOr<Layout> Flatten(int64_t rank, absl::Span<const std::string_view> names,

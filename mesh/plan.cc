@@ -395,34 +395,18 @@ absl::StatusOr<Layout> MeshPlan::Submesh(int64_t rank,
                                          absl::Span<const std::string_view> names) const {
   if (names.empty()) return absl::InvalidArgumentError("a submesh needs at least one name");
   std::optional<MeshKind> mesh;
-  AxisSet all;
-  int previous_highest = -1;
-  std::vector<int64_t> shape;
-  std::vector<std::string> sub_names;
+  std::vector<AxisSet> sets;
+  std::vector<std::string> sub_names(names.begin(), names.end());
   for (std::string_view name : names) {
     NMESH_ASSIGN_OR_RETURN(GroupRef ref, ResolveGroup(name));
     if (mesh.has_value() && *mesh != ref.mesh) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "submesh (%s) mixes device mesh and moe mesh names",
-          absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", ")));
+          "submesh (%s) mixes device mesh and moe mesh names", absl::StrJoin(sub_names, ", ")));
     }
     mesh = ref.mesh;
-    const Layout& layout = LayoutOf(ref.mesh);
-    // The names' source axes must follow each other in mesh order, without overlap, so that the
-    // group of their union, row-major, is the row-major order over the names.
-    if (ref.axes.lowest() <= previous_highest) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("submesh (%s) needs disjoint groups in mesh order %s",
-                          absl::StrJoin(std::vector<std::string>(names.begin(), names.end()), ", "),
-                          layout.DebugString()));
-    }
-    previous_highest = ref.axes.highest();
-    all = all | ref.axes;
-    shape.push_back(layout.GroupSize(ref.axes));
-    sub_names.emplace_back(name);
+    sets.push_back(ref.axes);
   }
-  NMESH_ASSIGN_OR_RETURN(Group group, LayoutOf(*mesh).GroupOf(rank, all));
-  return Layout::Create(std::move(shape), std::move(sub_names), std::move(group.ranks));
+  return LayoutOf(*mesh).SubmeshOfGroups(rank, sets, std::move(sub_names));
 }
 
 std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {

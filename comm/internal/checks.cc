@@ -128,6 +128,19 @@ absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, co
   return CheckNotNull(comm, op, "the", buffer, count);
 }
 
+absl::Status CheckCopy(const Communicator& comm, std::string_view op, const void* dst,
+                       const void* src, size_t bytes) {
+  if (auto s = CheckNotNull(comm, op, "destination", dst, bytes); !s.ok()) return s;
+  return CheckNotNull(comm, op, "source", src, bytes);
+}
+
+absl::Status CheckHostMemory(const Communicator& comm, std::string_view op) {
+  if (comm.memory_kind() == MemoryKind::kHost) return absl::OkStatus();
+  return absl::UnimplementedError(
+      absl::StrFormat("%s: the %s backend does not provide buffers of its memory kind",
+                      OpContext(comm, op), comm.backend()));
+}
+
 void PollPacer::Pause() {
   constexpr int kYieldingPolls = 64;
   constexpr absl::Duration kMaxSleep = absl::Milliseconds(1);

@@ -32,6 +32,9 @@ inline constexpr std::string_view kAllToAll = "all_to_all";
 inline constexpr std::string_view kSend = "send";
 inline constexpr std::string_view kRecv = "recv";
 inline constexpr std::string_view kBarrier = "barrier";
+inline constexpr std::string_view kAllocate = "allocate";
+inline constexpr std::string_view kCopyToHost = "copy_to_host";
+inline constexpr std::string_view kCopyFromHost = "copy_from_host";
 
 // "<op> on axis '<name>'", the prefix of every message about an operation on `comm`.
 std::string OpContext(const Communicator& comm, std::string_view op);
@@ -61,6 +64,12 @@ absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* rec
                            DataType type);
 absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
                                size_t count, int peer);
+// The buffer copies: null pointers with a non-zero size.
+absl::Status CheckCopy(const Communicator& comm, std::string_view op, const void* dst,
+                       const void* src, size_t bytes);
+// Unimplemented unless `comm` uses host memory: the default buffer methods of Communicator serve
+// host memory only.
+absl::Status CheckHostMemory(const Communicator& comm, std::string_view op);
 
 // Whether a communicator has been aborted, and why (the first reason wins). Mark() and Check() may
 // be called from any thread.

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "comm/host_collectives.h"
 #include "comm/internal/checks.h"
 #include "comm/nccl/runtime.h"
 #include "comm/nccl/status.h"
@@ -88,6 +89,26 @@ ncclResult_t PollUntilReady(ncclComm_t comm, const ci::Deadline& deadline) {
     if (state != ncclInProgress || deadline.Expired()) return state;
     pacer.Pause();
   }
+}
+
+// Device memory on `device`, freed there. `rank` goes into error messages.
+absl::StatusOr<Buffer> AllocateDeviceBuffer(int device, size_t bytes, int rank) {
+  if (bytes == 0) return Buffer();
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
+  void* data = nullptr;
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&data, bytes), "cudaMalloc", rank));
+  return Buffer(data, bytes, [device](void* p) {
+    cudaSetDevice(device);
+    cudaFree(p);
+  });
+}
+
+// A synchronous copy on `device` (cudaMemcpy waits for the copy to finish).
+absl::Status CopyOnDevice(int device, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
+                          int rank) {
+  if (bytes == 0) return absl::OkStatus();
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
+  return CudaStatus(cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy", rank);
 }
 
 class NcclCommunicator final : public Communicator {
@@ -302,6 +323,30 @@ class NcclCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<Buffer> AllocateBuffer(size_t bytes) override {
+    absl::StatusOr<Buffer> buffer = AllocateDeviceBuffer(device_, bytes, rank_);
+    if (!buffer.ok()) return ci::WithContext(*this, ci::kAllocate, buffer.status());
+    return buffer;
+  }
+
+  absl::Status CopyToHost(void* host, const void* buffer, size_t bytes) override {
+    NMESH_RETURN_IF_ERROR(ci::CheckCopy(*this, ci::kCopyToHost, host, buffer, bytes));
+    return ci::WithContext(
+        *this, ci::kCopyToHost,
+        CopyOnDevice(device_, host, buffer, bytes, cudaMemcpyDeviceToHost, rank_));
+  }
+
+  absl::Status CopyFromHost(void* buffer, const void* host, size_t bytes) override {
+    NMESH_RETURN_IF_ERROR(ci::CheckCopy(*this, ci::kCopyFromHost, buffer, host, bytes));
+    return ci::WithContext(
+        *this, ci::kCopyFromHost,
+        CopyOnDevice(device_, buffer, host, bytes, cudaMemcpyHostToDevice, rank_));
+  }
+
+  std::unique_ptr<Communicator> NewSelf(CommOptions options) const override {
+    return NewDeviceSelfCommunicator(std::move(options), device_);
+  }
+
  private:
   absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
 
@@ -386,33 +431,6 @@ class NcclCommunicator final : public Communicator {
   void* barrier_buffer_ = nullptr;
   ci::AbortState abort_state_;
 };
-
-// Every rank learns whether every other rank failed a local step, so that all fail together
-// rather than some waiting in a collective the others never reach.
-absl::Status AgreeOnStatus(Communicator& bootstrap, const absl::Status& local) {
-  constexpr size_t kMessageBytes = 252;
-  struct Record {
-    int32_t code;
-    char message[kMessageBytes];
-  };
-  Record mine{};
-  mine.code = static_cast<int32_t>(local.code());
-  const std::string text(local.message());
-  std::memcpy(mine.message, text.data(), std::min(text.size(), kMessageBytes - 1));
-  std::vector<Record> all(static_cast<size_t>(bootstrap.size()));
-  NMESH_RETURN_IF_ERROR(bootstrap.AllGather(&mine, all.data(), sizeof(Record), DataType::kUint8));
-  if (!local.ok()) return local;
-  for (int r = 0; r < bootstrap.size(); ++r) {
-    const Record& record = all[static_cast<size_t>(r)];
-    if (record.code == 0) continue;
-    return absl::Status(
-        static_cast<absl::StatusCode>(record.code),
-        absl::StrFormat("%s [reported by rank %d of %d]",
-                        std::string(record.message, strnlen(record.message, kMessageBytes)), r,
-                        bootstrap.size()));
-  }
-  return absl::OkStatus();
-}
 
 // Step 1 of CreateWorld on this rank: which device to use, or why none can be used.
 absl::StatusOr<int> ChooseDevice(const NcclWorldOptions& options, const Topology& topo,
@@ -504,11 +522,19 @@ absl::StatusOr<int> DeviceOf(const Communicator& comm) {
 }
 
 std::unique_ptr<Communicator> NewDeviceSelfCommunicator(CommOptions options, int device) {
+  auto copier = [device](cudaMemcpyKind kind) {
+    return [device, kind](void* dst, const void* src, size_t bytes) {
+      return CopyOnDevice(device, dst, src, bytes, kind, 0);
+    };
+  };
   return NewSelfCommunicator(
-      std::move(options), MemoryKind::kDevice, [device](void* dst, const void* src, size_t bytes) {
-        NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", 0));
-        return CudaStatus(cudaMemcpy(dst, src, bytes, cudaMemcpyDeviceToDevice), "cudaMemcpy", 0);
-      });
+      std::move(options),
+      SelfMemory{
+          .kind = MemoryKind::kDevice,
+          .copy = copier(cudaMemcpyDeviceToDevice),
+          .allocate = [device](size_t bytes) { return AllocateDeviceBuffer(device, bytes, 0); },
+          .copy_to_host = copier(cudaMemcpyDeviceToHost),
+          .copy_from_host = copier(cudaMemcpyHostToDevice)});
 }
 
 }  // namespace nmesh::comm::nccl

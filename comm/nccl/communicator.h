@@ -19,6 +19,9 @@
 // specifies). AllToAll is a group of ncclSend/ncclRecv; Barrier is an all-reduce of one float on a
 // small device buffer the communicator owns.
 //
+// AllocateBuffer gives cudaMalloc'ed memory on DeviceOf(comm); CopyToHost/CopyFromHost are
+// synchronous cudaMemcpy calls; NewSelf gives NewDeviceSelfCommunicator on the same device.
+//
 // Nonblocking communicators. Every communicator is created with ncclConfig_t.blocking = 0, so no
 // NCCL call blocks: initialisation, Split, and each operation are polled (ncclCommGetAsyncError,
 // then cudaStreamQuery) with a yield/sleep between polls. With CommOptions::timeout set, a poll

@@ -1,0 +1,114 @@
+#include "mesh/context.h"
+
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "validate/validate.h"
+
+namespace nmesh::mesh {
+namespace {
+
+// The communicator sizes of a mesh's axes and flattened groups that carry contract names (others,
+// e.g. sub-axes made by Unflatten, have no §7 meaning; ValidateAxisNames reports native ones).
+std::vector<MeshAxisInfo> AxesOf(const DeviceMesh& mesh) {
+  std::vector<MeshAxisInfo> axes;
+  auto add = [&](const std::string& name, bool native) {
+    absl::StatusOr<MeshAxisName> axis = ParseMeshAxisName(name);
+    if (!axis.ok()) return;
+    absl::StatusOr<comm::Communicator*> comm = mesh.Comm(name);
+    // Members only reach here (FromMeshes checks), and every group of a member has a communicator.
+    NMESH_CHECK(comm.ok()) << comm.status();
+    axes.push_back({*axis, (*comm)->size(), native});
+  };
+  for (const std::string& name : mesh.axis_names()) add(name, /*native=*/true);
+  for (const std::string& name : mesh.FlattenedNames()) add(name, /*native=*/false);
+  return axes;
+}
+
+std::vector<std::string_view> AllowedNames() {
+  std::vector<std::string_view> names;
+  for (MeshAxisName axis : kAllMeshAxisNames) names.push_back(MeshAxisNameString(axis));
+  return names;
+}
+
+}  // namespace
+
+absl::StatusOr<MeshContext> MeshContext::FromMeshes(
+    std::optional<DeviceMesh> device_mesh, std::optional<DeviceMesh> moe_mesh,
+    std::optional<config::StrategyConfig> strategy_config,
+    std::optional<config::PipelineConfig> pipeline_config,
+    std::optional<config::MoEParallelizerConfig> moe_config,
+    config::ActivationCheckpointing activation_checkpointing) {
+  for (const std::optional<DeviceMesh>* mesh : {&device_mesh, &moe_mesh}) {
+    if (mesh->has_value() && !(*mesh)->is_member()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "a MeshContext reads its sizes from the mesh's communicators, but rank %d is not a "
+          "member of mesh '%s' %s",
+          (*mesh)->global_rank(), (*mesh)->name(), (*mesh)->layout().DebugString()));
+    }
+  }
+  MeshContext context;
+  context.device_mesh_ = std::move(device_mesh);
+  context.moe_mesh_ = std::move(moe_mesh);
+  context.strategy_config_ = std::move(strategy_config);
+  context.pipeline_config_ = std::move(pipeline_config);
+  context.moe_config_ = std::move(moe_config);
+  context.activation_checkpointing_ = activation_checkpointing;
+  NMESH_RETURN_IF_ERROR(context.ValidateAxisNames());
+  if (context.strategy_config_.has_value()) {
+    NMESH_RETURN_IF_ERROR(context.ValidateDistributedSetup());
+  }
+  return context;
+}
+
+MeshView MeshContext::View() const {
+  MeshView view;
+  if (device_mesh_.has_value()) view.device_mesh = AxesOf(*device_mesh_);
+  if (moe_mesh_.has_value()) view.moe_mesh = AxesOf(*moe_mesh_);
+  return view;
+}
+
+ContextSizes MeshContext::sizes() const { return ContextSizesOf(View()); }
+
+std::vector<MeshAxisName> MeshContext::dp_axis_names() const { return DpAxisNamesOf(View()); }
+
+ParallelizeAxisKwargs MeshContext::parallelize_axis_kwargs() const {
+  return ParallelizeAxisKwargsOf(View());
+}
+
+PipelineAxisKwargs MeshContext::pipeline_axis_kwargs() const {
+  return PipelineAxisKwargsOf(View());
+}
+
+absl::Status MeshContext::ValidateAxisNames() const {
+  static const std::vector<std::string_view>* const allowed =
+      new std::vector<std::string_view>(AllowedNames());
+  if (device_mesh_.has_value()) {
+    NMESH_RETURN_IF_ERROR(
+        validate::ValidateAxisNames("device_mesh", device_mesh_->axis_names(), *allowed));
+  }
+  if (moe_mesh_.has_value()) {
+    NMESH_RETURN_IF_ERROR(
+        validate::ValidateAxisNames("moe_mesh", moe_mesh_->axis_names(), *allowed));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status MeshContext::ValidateDistributedSetup() const {
+  const ContextSizes s = sizes();
+  validate::DistributedSetup setup;
+  setup.strategy = strategy_config_.has_value() ? &*strategy_config_ : nullptr;
+  setup.sizes = {.pp = s.pp_size,
+                 .tp = s.tp_size,
+                 .cp = s.cp_size,
+                 .ep = s.ep_size,
+                 .dp_replicate = s.dp_replicate_size};
+  setup.has_pipeline = pipeline_config_.has_value();
+  setup.has_moe = moe_config_.has_value();
+  return validate::ValidateDistributedSetup(setup);
+}
+
+}  // namespace nmesh::mesh

@@ -1,0 +1,109 @@
+// MeshContext (contract §7): the meshes of one model and the configs the training engine reads
+// next to them, with sizes read from the live communicators.
+//
+//   NMESH_ASSIGN_OR_RETURN(DeviceMesh mesh, DeviceMesh::Create(plan, *world));
+//   NMESH_ASSIGN_OR_RETURN(
+//       MeshContext context,
+//       MeshContext::FromMeshes(mesh, mesh.moe_mesh(),
+//                               config::DefaultStrategyConfig(config::StrategyKind::kFsdp2)));
+//   context.tp_size();                       // tp communicator's size()
+//   context.parallelize_axis_kwargs();       // dp_axis_names (dp_replicate, dp_shard_cp), ...
+//   context.pipeline_config() = config::PipelineConfig{};   // a change; then re-check:
+//   NMESH_RETURN_IF_ERROR(context.ValidateDistributedSetup());
+//
+// Sizes are never stored: each accessor reads the communicators' size() now, and a missing mesh
+// or axis gives the §7 default (pp, tp, cp, ep, dp_shard: 1; dp, dp_replicate: none). The axis
+// kwargs follow the same rules as a plan's (mesh/planned_context.h), so `nmesh plan` and a live
+// context can never disagree.
+//
+// Thread safety: const methods may be called concurrently; the mutable config accessors need
+// external synchronisation.
+#ifndef NMESH_MESH_CONTEXT_H_
+#define NMESH_MESH_CONTEXT_H_
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "config/parallelizer_config.h"
+#include "config/strategy_config.h"
+#include "mesh/axis_name.h"
+#include "mesh/device_mesh.h"
+#include "mesh/planned_context.h"
+
+namespace nmesh::mesh {
+
+class MeshContext {
+ public:
+  // A context over existing meshes (either may be absent). Validates the axis names
+  // (ValidateAxisNames) and, when a strategy config is given, the distributed setup
+  // (ValidateDistributedSetup); returns their InvalidArgument. A mesh this rank is not a member of
+  // has no communicators to read sizes from: FailedPrecondition naming the rank and the mesh.
+  // Not collective.
+  static absl::StatusOr<MeshContext> FromMeshes(
+      std::optional<DeviceMesh> device_mesh, std::optional<DeviceMesh> moe_mesh,
+      std::optional<config::StrategyConfig> strategy_config = std::nullopt,
+      std::optional<config::PipelineConfig> pipeline_config = std::nullopt,
+      std::optional<config::MoEParallelizerConfig> moe_config = std::nullopt,
+      config::ActivationCheckpointing activation_checkpointing =
+          config::ActivationCheckpointing::kFalse);
+
+  const std::optional<DeviceMesh>& device_mesh() const { return device_mesh_; }
+  const std::optional<DeviceMesh>& moe_mesh() const { return moe_mesh_; }
+
+  // The configs, mutable: after a change, re-run ValidateDistributedSetup().
+  const std::optional<config::StrategyConfig>& strategy_config() const { return strategy_config_; }
+  std::optional<config::StrategyConfig>& strategy_config() { return strategy_config_; }
+  const std::optional<config::PipelineConfig>& pipeline_config() const { return pipeline_config_; }
+  std::optional<config::PipelineConfig>& pipeline_config() { return pipeline_config_; }
+  const std::optional<config::MoEParallelizerConfig>& moe_config() const { return moe_config_; }
+  std::optional<config::MoEParallelizerConfig>& moe_config() { return moe_config_; }
+  config::ActivationCheckpointing activation_checkpointing() const {
+    return activation_checkpointing_;
+  }
+  config::ActivationCheckpointing& activation_checkpointing() { return activation_checkpointing_; }
+
+  // The §7 sizes, read from the communicators now.
+  ContextSizes sizes() const;
+  int64_t pp_size() const { return sizes().pp_size; }
+  bool pp_enabled() const { return sizes().pp_enabled; }
+  int64_t tp_size() const { return sizes().tp_size; }
+  int64_t cp_size() const { return sizes().cp_size; }
+  int64_t ep_size() const { return sizes().ep_size; }
+  std::optional<int64_t> dp_size() const { return sizes().dp_size; }
+  std::optional<int64_t> dp_replicate_size() const { return sizes().dp_replicate_size; }
+  int64_t dp_shard_size() const { return sizes().dp_shard_size; }
+
+  // (dp_replicate, dp_shard_cp) when the device mesh has a native dp_replicate axis and a
+  // dp_shard_cp group, otherwise (dp_shard_cp).
+  std::vector<MeshAxisName> dp_axis_names() const;
+  ParallelizeAxisKwargs parallelize_axis_kwargs() const;
+  PipelineAxisKwargs pipeline_axis_kwargs() const;
+
+  // What the context's meshes hold: every native axis and flattened group with a valid axis name,
+  // and its communicator's size.
+  MeshView View() const;
+
+  // InvalidArgument "device_mesh contains unknown dimension names {'ring'}; allowed names are
+  // ['cp', ...]" (or "moe_mesh ...") when a mesh's native axis is not a contract axis name.
+  absl::Status ValidateAxisNames() const;
+  // The §7 distributed-setup checks (validate/validate.h) on sizes() and the configs present.
+  absl::Status ValidateDistributedSetup() const;
+
+ private:
+  MeshContext() = default;
+
+  std::optional<config::StrategyConfig> strategy_config_;
+  std::optional<config::PipelineConfig> pipeline_config_;
+  std::optional<config::MoEParallelizerConfig> moe_config_;
+  config::ActivationCheckpointing activation_checkpointing_ =
+      config::ActivationCheckpointing::kFalse;
+  std::optional<DeviceMesh> device_mesh_;
+  std::optional<DeviceMesh> moe_mesh_;
+};
+
+}  // namespace nmesh::mesh
+
+#endif  // NMESH_MESH_CONTEXT_H_

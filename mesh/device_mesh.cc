@@ -1,0 +1,403 @@
+#include "mesh/device_mesh.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "base/status_macros.h"
+#include "comm/host_collectives.h"
+#include "config/strategy.h"
+
+namespace nmesh::mesh {
+
+struct DeviceMesh::Shared {
+  std::optional<absl::Duration> timeout;
+  std::atomic<int> communicators_created{0};
+  std::mutex mu;
+  // Every communicator any view of the mesh uses, for Abort().
+  std::vector<std::shared_ptr<comm::Communicator>> comms;  // guarded by mu
+
+  void Keep(const std::shared_ptr<comm::Communicator>& comm) {
+    std::lock_guard<std::mutex> lock(mu);
+    comms.push_back(comm);
+  }
+};
+
+namespace {
+
+// 64-bit FNV-1a: stable across processes (absl::Hash is seeded per process).
+class Fingerprint {
+ public:
+  void Add(std::string_view text) {
+    for (char c : text) Byte(static_cast<uint8_t>(c));
+    Byte(0);
+  }
+  void Add(int64_t value) {
+    for (int i = 0; i < 8; ++i) Byte(static_cast<uint8_t>(static_cast<uint64_t>(value) >> (8 * i)));
+  }
+  uint64_t value() const { return hash_; }
+
+ private:
+  void Byte(uint8_t byte) {
+    hash_ ^= byte;
+    hash_ *= 0x100000001b3ull;
+  }
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+std::string TimeoutText(const std::optional<absl::Duration>& timeout) {
+  return timeout.has_value() ? absl::FormatDuration(*timeout) : "none";
+}
+
+// What a rank believes the mesh is, in words, for the disagreement message.
+std::string DescribePlan(const MeshPlan& plan, const DeviceMeshOptions& options) {
+  const Layout& layout = plan.device_mesh();
+  std::string text =
+      absl::StrFormat("%s %s %s of world %d", options.name, config::StrategyName(plan.strategy()),
+                      layout.DebugString(), plan.world_size());
+  if (plan.has_explicit_ranks()) {
+    constexpr int64_t kShown = 8;
+    std::vector<int64_t> shown;
+    for (int64_t i = 0; i < std::min(layout.size(), kShown); ++i) {
+      shown.push_back(layout.RankAtPosition(i));
+    }
+    absl::StrAppend(&text, " on ranks [", absl::StrJoin(shown, ", "),
+                    layout.size() > kShown ? ", ...]" : "]");
+  }
+  if (plan.moe_mesh().has_value()) {
+    absl::StrAppend(&text, absl::StrFormat(", moe (ep_shard=%d, ep=%d)", plan.moe_mesh()->ep_shard,
+                                           plan.moe_mesh()->ep));
+  }
+  absl::StrAppend(&text, ", timeout ", TimeoutText(options.timeout));
+  return text;
+}
+
+// Everything the splits depend on: two ranks with equal fingerprints make the same splits.
+uint64_t FingerprintOf(const MeshPlan& plan, const DeviceMeshOptions& options,
+                       const comm::Communicator& world) {
+  Fingerprint f;
+  f.Add(options.name);
+  f.Add(config::StrategyName(plan.strategy()));
+  f.Add(plan.world_size());
+  const Layout& layout = plan.device_mesh();
+  for (int axis = 0; axis < layout.ndim(); ++axis) {
+    f.Add(layout.axis_names()[axis]);
+    f.Add(layout.shape()[axis]);
+  }
+  for (const FlattenedGroup& group : plan.flattened()) {
+    f.Add(group.name);
+    f.Add(static_cast<int64_t>(group.axes.bits()));
+  }
+  f.Add(plan.has_explicit_ranks() ? 1 : 0);
+  if (plan.has_explicit_ranks()) {
+    for (int64_t i = 0; i < layout.size(); ++i) f.Add(layout.RankAtPosition(i));
+  }
+  if (plan.moe_mesh().has_value()) {
+    f.Add(plan.moe_mesh()->ep_shard);
+    f.Add(plan.moe_mesh()->ep);
+    f.Add(plan.moe_mesh()->stages);
+  }
+  // The timeouts decide whether the world communicator is reused, hence the number of splits.
+  for (const std::optional<absl::Duration>& timeout : {options.timeout, world.options().timeout}) {
+    f.Add(timeout.has_value() ? absl::ToInt64Nanoseconds(*timeout) : -1);
+  }
+  return f.value();
+}
+
+// Fails on every rank, together, when the ranks' fingerprints differ.
+absl::Status AgreeOnPlan(const MeshPlan& plan, const DeviceMeshOptions& options,
+                         comm::Communicator& world) {
+  const uint64_t mine = FingerprintOf(plan, options, world);
+  // min over {h, ~h} gives min(h) and ~max(h) in one all-reduce.
+  uint64_t reduced[2] = {mine, ~mine};
+  absl::Status status = comm::HostAllReduce(world, reduced, reduced, 2, comm::DataType::kUint64,
+                                            comm::ReduceOp::kMin);
+  if (!status.ok()) {
+    return absl::Status(status.code(), absl::StrFormat("checking that ranks agree on mesh '%s': %s",
+                                                       options.name, status.message()));
+  }
+  if (reduced[0] == ~reduced[1]) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "ranks disagree on the mesh: rank %d of %d has %s, and another rank has a different mesh "
+      "(every rank must build the same meshes, in the same order)",
+      world.rank(), world.size(), DescribePlan(plan, options)));
+}
+
+std::string MoeMeshName(std::string_view name) {
+  return name == "device_mesh" ? "moe_mesh" : absl::StrFormat("%s.moe_mesh", name);
+}
+
+// `axes` of a layout after axis `axis` became `count` consecutive axes.
+AxisSet ExpandAxis(AxisSet axes, int axis, int count) {
+  AxisSet out;
+  for (int a = 0; a < AxisSet::kMaxAxes; ++a) {
+    if (!axes.Contains(a)) continue;
+    if (a < axis) {
+      out = out.With(a);
+    } else if (a == axis) {
+      for (int k = 0; k < count; ++k) out = out.With(axis + k);
+    } else {
+      out = out.With(a + count - 1);
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Communicator& world,
+                                              DeviceMeshOptions options) {
+  NMESH_RETURN_IF_ERROR(AgreeOnPlan(plan, options, world));
+  // From here on every rank holds the same plan and options, so every check below fails on all
+  // ranks alike, and every rank makes the same splits in the same order.
+  if (plan.world_size() > world.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mesh '%s' spans ranks of a world of %d, but the world communicator has %d ranks",
+        options.name, plan.world_size(), world.size()));
+  }
+  const int64_t rank = world.rank();
+  auto shared = std::make_shared<Shared>();
+  shared->timeout = options.timeout;
+  // The world is not owned: a no-op deleter.
+  std::shared_ptr<comm::Communicator> world_ref(&world, [](comm::Communicator*) {});
+  const bool world_reusable = world.options().timeout == options.timeout;
+
+  // Group name -> communicator. Names are unique across the device and moe meshes, and one kind
+  // may hold names of both (ep's blocks can be tp's groups).
+  std::vector<std::pair<std::string, std::shared_ptr<comm::Communicator>>> comms;
+  for (const GroupKind& kind : DistinctGroupKinds(plan)) {
+    const Layout& layout = plan.LayoutOf(kind.mesh);
+    const std::string comm_name = absl::StrJoin(kind.names, "/");
+    const comm::CommOptions comm_options{.name = comm_name, .timeout = options.timeout};
+    std::optional<GroupView> group;
+    if (layout.Contains(rank)) group = *layout.ViewGroup(rank, kind.axes);
+    std::shared_ptr<comm::Communicator> comm;
+    if (kind.trivial) {
+      if (group.has_value()) comm = world.NewSelf(comm_options);
+    } else if (kind.whole_world && layout.size() == world.size() && world_reusable) {
+      comm = world_ref;
+    } else {
+      std::optional<int> color;
+      int key = 0;
+      if (group.has_value()) {
+        color = static_cast<int>(group->index());
+        key = static_cast<int>(group->local_rank());
+      }
+      absl::StatusOr<std::unique_ptr<comm::Communicator>> split =
+          world.Split(color, key, comm_options);
+      if (!split.ok()) {
+        return absl::Status(split.status().code(),
+                            absl::StrFormat("building mesh '%s', group %s: %s", options.name,
+                                            comm_name, split.status().message()));
+      }
+      comm = std::move(*split);
+      ++shared->communicators_created;
+    }
+    if (comm != nullptr) shared->Keep(comm);
+    for (const std::string& name : kind.names) comms.push_back({name, comm});
+  }
+  auto comm_of = [&comms](std::string_view name) {
+    for (const auto& [n, c] : comms) {
+      if (n == name) return c;
+    }
+    return std::shared_ptr<comm::Communicator>();
+  };
+
+  DeviceMesh mesh(plan.device_mesh());
+  mesh.shared_ = shared;
+  mesh.name_ = options.name;
+  mesh.rank_ = rank;
+  mesh.member_ = plan.Contains(rank);
+  for (const std::string& axis : mesh.layout_.axis_names()) {
+    mesh.axis_comms_.push_back(comm_of(axis));
+  }
+  for (const FlattenedGroup& group : plan.flattened()) {
+    mesh.flattened_.push_back({group.name, group.axes, comm_of(group.name)});
+  }
+  if (plan.moe_mesh().has_value()) {
+    const Layout& moe_layout = plan.moe_mesh()->layout;
+    // A non-member has no stage of its own; it is shown stage 0.
+    const int64_t anchor = mesh.member_ ? rank : plan.device_mesh().RankAtPosition(0);
+    NMESH_ASSIGN_OR_RETURN(Layout stage, moe_layout.Submesh(anchor, {"ep_shard", "ep"}));
+    DeviceMesh moe(std::move(stage));
+    moe.shared_ = shared;
+    moe.name_ = MoeMeshName(options.name);
+    moe.rank_ = rank;
+    moe.member_ = mesh.member_;
+    for (const std::string& axis : moe.layout_.axis_names()) {
+      moe.axis_comms_.push_back(comm_of(axis));
+    }
+    mesh.moe_ = std::make_shared<const DeviceMesh>(std::move(moe));
+  }
+  return mesh;
+}
+
+absl::Status DeviceMesh::CheckMember(std::string_view what) const {
+  if (member_) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrFormat("rank %d is not a member of mesh '%s' %s, so it has no %s", rank_, name_,
+                      layout_.DebugString(), what));
+}
+
+absl::Status DeviceMesh::UnknownGroup(std::string_view name) const {
+  return absl::NotFoundError(absl::StrFormat(
+      "mesh '%s' has no axis or group '%s'; its axes are [%s] and its flattened groups [%s]", name_,
+      name, absl::StrJoin(layout_.axis_names(), ", "), absl::StrJoin(FlattenedNames(), ", ")));
+}
+
+absl::StatusOr<DeviceMesh::Resolved> DeviceMesh::Resolve(std::string_view name) const {
+  for (int axis = 0; axis < ndim(); ++axis) {
+    if (layout_.axis_names()[axis] == name) {
+      return Resolved{AxisSet::Of({axis}), axis_comms_[static_cast<size_t>(axis)]};
+    }
+  }
+  for (const Flattened& group : flattened_) {
+    if (group.name == name) return Resolved{group.axes, group.comm};
+  }
+  return UnknownGroup(name);
+}
+
+absl::StatusOr<std::vector<int64_t>> DeviceMesh::Coordinate() const {
+  NMESH_RETURN_IF_ERROR(CheckMember("coordinate"));
+  return layout_.CoordinateOf(rank_);
+}
+
+std::vector<std::string> DeviceMesh::FlattenedNames() const {
+  std::vector<std::string> names;
+  for (const Flattened& group : flattened_) names.push_back(group.name);
+  return names;
+}
+
+bool DeviceMesh::HasAxis(std::string_view name) const { return layout_.AxisIndex(name).ok(); }
+
+bool DeviceMesh::HasGroup(std::string_view name) const { return Resolve(name).ok(); }
+
+absl::StatusOr<comm::Communicator*> DeviceMesh::Comm(std::string_view name) const {
+  NMESH_ASSIGN_OR_RETURN(Resolved resolved, Resolve(name));
+  NMESH_RETURN_IF_ERROR(CheckMember(absl::StrFormat("'%s' group", name)));
+  return resolved.comm.get();
+}
+
+absl::StatusOr<DeviceMesh> DeviceMesh::Submesh(absl::Span<const std::string_view> names) const {
+  std::vector<AxisSet> sets;
+  std::vector<std::shared_ptr<comm::Communicator>> comms;
+  for (std::string_view name : names) {
+    NMESH_ASSIGN_OR_RETURN(Resolved resolved, Resolve(name));
+    sets.push_back(resolved.axes);
+    comms.push_back(std::move(resolved.comm));
+  }
+  NMESH_RETURN_IF_ERROR(CheckMember("submesh"));
+  NMESH_ASSIGN_OR_RETURN(
+      Layout layout,
+      layout_.SubmeshOfGroups(rank_, sets, std::vector<std::string>(names.begin(), names.end())));
+  DeviceMesh view(std::move(layout));
+  view.shared_ = shared_;
+  view.name_ = name_;
+  view.rank_ = rank_;
+  view.member_ = true;
+  view.axis_comms_ = std::move(comms);
+  // A flattened group stays when it is made of whole selected groups (and is not one of them).
+  for (const Flattened& group : flattened_) {
+    if (std::find(names.begin(), names.end(), group.name) != names.end()) continue;
+    AxisSet covered, axes;
+    for (size_t k = 0; k < sets.size(); ++k) {
+      if ((sets[k] | group.axes) == group.axes) {
+        covered = covered | sets[k];
+        axes = axes.With(static_cast<int>(k));
+      }
+    }
+    if (covered == group.axes) view.flattened_.push_back({group.name, axes, group.comm});
+  }
+  return view;
+}
+
+absl::StatusOr<DeviceMesh> DeviceMesh::Unflatten(std::string_view axis, std::vector<int64_t> sizes,
+                                                 std::vector<std::string> names) const {
+  for (const std::string& name : names) {
+    if (std::find_if(flattened_.begin(), flattened_.end(), [&](const Flattened& group) {
+          return group.name == name;
+        }) != flattened_.end()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "cannot unflatten '%s' into '%s': mesh '%s' already has a flattened group of that name",
+          axis, name, name_));
+    }
+  }
+  const int count = static_cast<int>(names.size());
+  NMESH_ASSIGN_OR_RETURN(Layout layout, layout_.Unflatten(axis, std::move(sizes), names));
+  const int index = *layout_.AxisIndex(axis);
+  DeviceMesh view(std::move(layout));
+  view.shared_ = shared_;
+  view.name_ = name_;
+  view.rank_ = rank_;
+  view.member_ = member_;
+  view.moe_ = moe_;
+  for (const Flattened& group : flattened_) {
+    view.flattened_.push_back({group.name, ExpandAxis(group.axes, index, count), group.comm});
+  }
+  view.axis_comms_.assign(axis_comms_.begin(), axis_comms_.begin() + index);
+  const std::shared_ptr<comm::Communicator>& parent = axis_comms_[static_cast<size_t>(index)];
+  for (int k = 0; k < count; ++k) {
+    std::shared_ptr<comm::Communicator> comm;
+    if (member_) {
+      const comm::CommOptions options{.name = names[static_cast<size_t>(k)],
+                                      .timeout = shared_->timeout};
+      NMESH_ASSIGN_OR_RETURN(GroupView group,
+                             view.layout_.ViewGroup(rank_, AxisSet::Of({index + k})));
+      if (group.size() == 1) {
+        comm = parent->NewSelf(options);
+      } else if (group.size() == parent->size()) {
+        comm = parent;
+      } else {
+        // Sub-axis groups partition the parent axis group; their global indices are distinct
+        // colors within it.
+        absl::StatusOr<std::unique_ptr<comm::Communicator>> split = parent->Split(
+            static_cast<int>(group.index()), static_cast<int>(group.local_rank()), options);
+        if (!split.ok()) {
+          return absl::Status(split.status().code(),
+                              absl::StrFormat("unflattening '%s' of mesh '%s' into '%s': %s", axis,
+                                              name_, options.name, split.status().message()));
+        }
+        comm = std::move(*split);
+        ++shared_->communicators_created;
+      }
+      if (comm != parent) shared_->Keep(comm);
+    }
+    view.axis_comms_.push_back(std::move(comm));
+  }
+  view.axis_comms_.insert(view.axis_comms_.end(), axis_comms_.begin() + index + 1,
+                          axis_comms_.end());
+  return view;
+}
+
+std::optional<DeviceMesh> DeviceMesh::moe_mesh() const {
+  if (moe_ == nullptr) return std::nullopt;
+  return *moe_;
+}
+
+int DeviceMesh::communicators_created() const { return shared_->communicators_created.load(); }
+
+absl::Status DeviceMesh::Abort() const {
+  std::vector<std::shared_ptr<comm::Communicator>> comms;
+  {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    comms = shared_->comms;
+  }
+  absl::Status first;
+  for (const std::shared_ptr<comm::Communicator>& comm : comms) {
+    first.Update(comm->Abort());
+  }
+  return first;
+}
+
+std::string DeviceMesh::DebugString() const {
+  std::string text = absl::StrCat(name_, " ", layout_.DebugString());
+  if (!flattened_.empty()) absl::StrAppend(&text, " + ", absl::StrJoin(FlattenedNames(), ", "));
+  if (!member_) absl::StrAppend(&text, " (rank ", rank_, " is not a member)");
+  return text;
+}
+
+}  // namespace nmesh::mesh

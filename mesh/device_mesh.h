@@ -1,0 +1,174 @@
+// DeviceMesh: a mesh layout with a live communicator per axis and per flattened group (contract
+// §5, §6), built from a MeshPlan over any backend's world communicator.
+//
+//   config::MeshRequest request;
+//   request.sizes.world_size = world->size();
+//   request.sizes.tp = 2;
+//   request.sizes.cp = 2;
+//   NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMesh(request));
+//   NMESH_ASSIGN_OR_RETURN(DeviceMesh mesh,
+//                          DeviceMesh::Create(plan, *world, {.timeout = absl::Seconds(60)}));
+//   NMESH_ASSIGN_OR_RETURN(comm::Communicator* tp, mesh.Comm("tp"));
+//   NMESH_ASSIGN_OR_RETURN(DeviceMesh hsdp, mesh.Submesh({"dp_replicate", "dp_shard_cp"}));
+//   NMESH_ASSIGN_OR_RETURN(DeviceMesh cp, mesh.Unflatten("cp", {1, 2}, {"ring", "ulysses"}));
+//   std::optional<DeviceMesh> moe = mesh.moe_mesh();   // (ep_shard, ep) of this rank's stage
+//
+// Construction (collective over the world communicator, every rank of the job, members of the
+// mesh or not, in the same order for every mesh):
+//   1. Agreement: an all-reduce of the min and max of a fingerprint of the mesh (strategy, sizes,
+//      shape, axis names, flattened groups, rank list, moe shape, timeout). If ranks differ, every
+//      rank fails with InvalidArgument "ranks disagree on the mesh: ..." describing its own mesh,
+//      before any split that could hang.
+//   2. One collective split per distinct group kind (DistinctGroupKinds: a partition of the ranks
+//      shared by every name that splits them alike, e.g. dp and dp_shard when dp_replicate = 1),
+//      in that deterministic order: color = the group's index, key = the local rank; non-members
+//      pass no color. Size-1 groups get a self communicator of the world's memory kind
+//      (Communicator::NewSelf) and whole-world groups in world order reuse the world communicator
+//      (when its timeout is the mesh's; otherwise they are split too, so the timeout applies).
+//      communicators_created() counts the splits.
+// Each communicator is named after its group (CommOptions::name): the names sharing it joined
+// with "/", e.g. "dp_shard/dp", so timeouts name the axis; each gets the mesh's timeout.
+//
+// Rank subsets: a plan over a rank list makes the other ranks non-members. They take part in
+// construction (with no color) but hold no groups; asking one for a group, a coordinate or a
+// submesh is FailedPrecondition naming the rank and the mesh. Two meshes over disjoint ranks (a
+// student and a teacher) are built by every rank, in the same order.
+//
+// Views. A DeviceMesh is a cheap handle: copies, submeshes and unflattened meshes share the
+// communicators of the mesh they came from (which live until the last handle is gone). The world
+// communicator is not owned and must outlive every handle that may reuse it.
+//
+// Thread safety: const methods may be called concurrently, except that the communicators
+// themselves are not thread-safe (comm/communicator.h). Abort() may be called from any thread.
+#ifndef NMESH_MESH_DEVICE_MESH_H_
+#define NMESH_MESH_DEVICE_MESH_H_
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "comm/communicator.h"
+#include "mesh/layout.h"
+#include "mesh/plan.h"
+
+namespace nmesh::mesh {
+
+struct DeviceMeshOptions {
+  // The mesh's name in messages ("rank 5 is not a member of mesh 'teacher_distributed' ...").
+  // The moe mesh is called "moe_mesh", or "<name>.moe_mesh" for a mesh not named "device_mesh".
+  std::string name = "device_mesh";
+  // The timeout of every communicator the mesh creates (CommOptions::timeout), flattened and moe
+  // ones included.
+  std::optional<absl::Duration> timeout = std::nullopt;
+};
+
+class DeviceMesh {
+ public:
+  // Builds the meshes of `plan` over `world` (see the overview): collective over `world`, whose
+  // ranks are the global ranks of the plan. Fails with
+  //   - InvalidArgument "ranks disagree on the mesh: ..." when the ranks' plans differ;
+  //   - InvalidArgument when the plan needs more ranks than `world` has;
+  //   - the communicators' errors (e.g. DeadlineExceeded from a split), prefixed with the mesh's
+  //     name and the group being split.
+  static absl::StatusOr<DeviceMesh> Create(const MeshPlan& plan, comm::Communicator& world,
+                                           DeviceMeshOptions options = {});
+
+  // The mesh's name (DeviceMeshOptions::name; "moe_mesh" for a moe mesh; unchanged by views).
+  const std::string& name() const { return name_; }
+  // The ranks of this mesh. For the mesh Create returns, every member; for a submesh, this rank's
+  // slice; for a moe mesh, this rank's stage (stage 0's on a non-member).
+  const Layout& layout() const { return layout_; }
+  const std::vector<std::string>& axis_names() const { return layout_.axis_names(); }
+  const std::vector<int64_t>& shape() const { return layout_.shape(); }
+  int ndim() const { return layout_.ndim(); }
+  int64_t size() const { return layout_.size(); }
+  // This process's global rank (its rank in the world communicator).
+  int64_t global_rank() const { return rank_; }
+  // Whether this process is one of the mesh's ranks.
+  bool is_member() const { return member_; }
+  // This rank's coordinate along axis_names(); FailedPrecondition on a non-member.
+  absl::StatusOr<std::vector<int64_t>> Coordinate() const;
+  // The flattened groups this mesh offers, in their order (e.g. dp, dp_shard_cp, dp_cp).
+  std::vector<std::string> FlattenedNames() const;
+  // Whether `name` is a native axis / a native axis or flattened group of this mesh.
+  bool HasAxis(std::string_view name) const;
+  bool HasGroup(std::string_view name) const;
+
+  // The communicator of native axis or flattened group `name` (owned by the mesh). Fails with
+  // FailedPrecondition on a non-member, or NotFound naming the mesh's axes and groups.
+  absl::StatusOr<comm::Communicator*> Comm(std::string_view name) const;
+
+  // A view over the named groups of this rank, sharing their communicators. Native axes in mesh
+  // order give a slice; one flattened name gives its 1-D group; (dp_replicate, dp_shard_cp) gives
+  // the 2-D HSDP view whose axes use the native dp_replicate and the flattened dp_shard_cp
+  // communicators. The groups' axes must be disjoint and in mesh order. Flattened groups made of
+  // whole selected groups stay available in the view. Not collective. FailedPrecondition on a
+  // non-member; NotFound for an unknown name; InvalidArgument for bad order or overlap.
+  absl::StatusOr<DeviceMesh> Submesh(absl::Span<const std::string_view> names) const;
+
+  // This mesh with axis `axis` replaced by sub-axes `names` of sizes `sizes` (row-major, the last
+  // fastest), e.g. cp into (ring, ulysses). Collective over the members of the mesh: each splits
+  // its own `axis` communicator once per new sub-axis that is neither of size 1 (self) nor the
+  // whole axis (reused). Non-members communicate nothing and get a non-member view. Fails with
+  // InvalidArgument for a bad axis, a name clash, or a wrong product: "the product of the sizes
+  // (2 * 3 = 6) must equal the cp mesh size (4)"; or with a split's error.
+  absl::StatusOr<DeviceMesh> Unflatten(std::string_view axis, std::vector<int64_t> sizes,
+                                       std::vector<std::string> names) const;
+
+  // The moe mesh (ep_shard, ep) of this rank's pipeline stage, sharing this mesh's state;
+  // std::nullopt when the plan has none, and on views made by Submesh.
+  std::optional<DeviceMesh> moe_mesh() const;
+
+  // The number of collective splits made for this mesh so far (by Create and Unflatten, shared by
+  // every view and the moe mesh). A plan makes one per distinct kind that is neither trivial nor
+  // the whole world in order.
+  int communicators_created() const;
+
+  // Aborts every communicator the mesh uses, together (comm/communicator.h Abort), including the
+  // world communicator when a whole-world group reuses it. Idempotent; any thread; returns the
+  // first error of a backend.
+  absl::Status Abort() const;
+
+  // "device_mesh (pp=1, dp_replicate=1, dp_shard=2, cp=2, tp=2) + dp, dp_shard_cp, dp_cp".
+  std::string DebugString() const;
+
+ private:
+  struct Shared;
+  struct Flattened {
+    std::string name;
+    AxisSet axes;
+    std::shared_ptr<comm::Communicator> comm;
+  };
+
+  explicit DeviceMesh(Layout layout) : layout_(std::move(layout)) {}
+  absl::Status CheckMember(std::string_view what) const;
+  absl::Status UnknownGroup(std::string_view name) const;
+  // The axes of a native axis or flattened group, with its communicator (null on non-members).
+  struct Resolved {
+    AxisSet axes;
+    std::shared_ptr<comm::Communicator> comm;
+  };
+  absl::StatusOr<Resolved> Resolve(std::string_view name) const;
+
+  std::shared_ptr<Shared> shared_;
+  std::string name_;
+  Layout layout_;
+  int64_t rank_ = 0;
+  bool member_ = false;
+  // One per native axis; null on non-members.
+  std::vector<std::shared_ptr<comm::Communicator>> axis_comms_;
+  std::vector<Flattened> flattened_;
+  std::shared_ptr<const DeviceMesh> moe_;
+};
+
+}  // namespace nmesh::mesh
+
+#endif  // NMESH_MESH_DEVICE_MESH_H_
