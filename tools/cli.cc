@@ -71,7 +71,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return kExitOk;
   }
   if (plan->parsed()) {
-    absl::Status status = RunPlan(plan_options, out);
+    absl::Status status = RunPlan(plan_options, out, err);
     if (!status.ok())
       return UsageError(std::string(status.message()), plan_options.format == "json", out, err);
     return kExitOk;

@@ -268,17 +268,19 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   return plan;
 }
 
-absl::Status RunPlan(const PlanOptions& options, std::ostream& out) {
-  // A config file (--config/--section), when supported, fills `request` here; flags override it.
-  config::MeshRequest request;
-  NMESH_RETURN_IF_ERROR(ApplyMeshOptions(options.mesh, request));
-  if (!request.ranks.has_value() && !request.sizes.world_size.has_value()) {
+absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream& err) {
+  NMESH_ASSIGN_OR_RETURN(std::vector<MeshSpec> specs,
+                         ResolveMeshSpecs(options.mesh, /*job_world=*/std::nullopt,
+                                          /*all_sections=*/false));
+  const MeshSpec& spec = specs.front();
+  if (!spec.request.ranks.has_value() && !spec.request.sizes.world_size.has_value()) {
     return absl::InvalidArgumentError("--world is required unless --ranks is given");
   }
-  NMESH_ASSIGN_OR_RETURN(MeshPlan plan, mesh::PlanMesh(request));
+  NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMeshSpec(spec));
   if (options.rank.has_value() && !plan.Contains(*options.rank)) {
     return plan.QueryRank(*options.rank).status();
   }
+  for (const std::string& warning : spec.warnings) err << "nmesh: warning: " << warning << "\n";
   if (options.format == "json") return WritePlanJson(plan, options, out);
   WritePlanText(plan, options, out);
   return absl::OkStatus();

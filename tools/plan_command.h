@@ -34,11 +34,12 @@ struct PlanOptions {
 // Registers the `plan` subcommand and its flags on `app`; `options` must outlive the parse.
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options);
 
-// Plans the mesh the flags describe and writes it to `out` in options.format. Returns
+// Plans the mesh the flags (and --config recipe) describe and writes it to `out` in
+// options.format; recipe warnings go to `err` as "nmesh: warning: ...". Returns
 // InvalidArgument (a usage or config error, exit code 2) before writing anything when the flags,
 // the sizes or --rank are invalid. --all-ranks streams one entry at a time: memory stays bounded
 // by the largest group (plus the rank list, when one is given).
-absl::Status RunPlan(const PlanOptions& options, std::ostream& out);
+absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream& err);
 
 // The §9 plan object without per_rank: strategy, world_size, ranks, sizes, device_mesh, moe_mesh
 // and context, in that order.
