@@ -41,7 +41,7 @@ struct SetupSizes {
   int64_t tp = 1;
   int64_t cp = 1;
   int64_t ep = 1;
-  std::optional<int64_t> dp_replicate;
+  std::optional<int64_t> dp_replicate = std::nullopt;
 };
 
 struct DistributedSetup {

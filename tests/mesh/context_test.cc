@@ -1,0 +1,178 @@
+// MeshContext over live DeviceMeshes (contract §7), run under mpirun -np 1, 2, 4 and 8. Expected
+// sizes come from the specs' own arithmetic, never from the plan.
+#include "mesh/context.h"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/status_macros.h"
+#include "base/testing/status_matchers.h"
+#include "config/parallelizer_config.h"
+#include "config/strategy_config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "mesh/axis_name.h"
+#include "mesh/device_mesh.h"
+#include "mesh/plan.h"
+#include "mesh/planned_context.h"
+#include "tests/mesh/mesh_runtime_testing.h"
+
+namespace nmesh::mesh {
+namespace {
+
+using ::nmesh::testing::StatusIs;
+using ::testing::HasSubstr;
+using namespace ::nmesh::mesh::testing;  // NOLINT: test helpers
+
+using config::StrategyKind;
+using A = MeshAxisName;
+
+DeviceMesh BuildOrDie(const Spec& spec, comm::Communicator& world) {
+  absl::StatusOr<MeshPlan> plan = PlanMesh(RequestOf(spec, world.size()));
+  NMESH_CHECK(plan.ok()) << plan.status();
+  absl::StatusOr<DeviceMesh> mesh = DeviceMesh::Create(*plan, world);
+  NMESH_CHECK(mesh.ok()) << mesh.status();
+  return *std::move(mesh);
+}
+
+absl::StatusOr<MeshContext> ContextOf(const DeviceMesh& mesh, StrategyKind strategy) {
+  return MeshContext::FromMeshes(mesh, mesh.moe_mesh(), config::DefaultStrategyConfig(strategy));
+}
+
+TEST(MeshContextTest, SizesAndKwargsOfFsdp2ComeFromTheCommunicators) {
+  auto world = NewWorld();
+  const int np = world->size();
+  std::vector<Spec> specs = {{.size = np}};
+  if (np >= 2) specs.push_back({.tp = 2, .size = np});
+  if (np >= 4) specs.push_back({.dp_replicate = 2, .size = np});
+  if (np >= 4) specs.push_back({.pp = 2, .ep = 2, .size = np});
+  if (np == 8) specs.push_back({.pp = 2, .cp = 2, .tp = 2, .size = np});
+  for (const Spec& s : specs) {
+    const DeviceMesh mesh = BuildOrDie(s, *world);
+    ASSERT_OK_AND_ASSIGN(MeshContext context, ContextOf(mesh, StrategyKind::kFsdp2));
+    const int64_t dp = np / (s.tp * s.cp * s.pp);
+    EXPECT_EQ(context.pp_size(), s.pp);
+    EXPECT_EQ(context.pp_enabled(), s.pp > 1);
+    EXPECT_EQ(context.tp_size(), s.tp);
+    EXPECT_EQ(context.cp_size(), s.cp);
+    EXPECT_EQ(context.ep_size(), s.ep);
+    EXPECT_EQ(context.dp_size(), dp);
+    EXPECT_EQ(context.dp_replicate_size(), s.dp_replicate);
+    EXPECT_EQ(context.dp_shard_size(), dp / s.dp_replicate);
+    // Every FSDP2 mesh has a native dp_replicate axis and a dp_shard_cp group.
+    EXPECT_EQ(context.dp_axis_names(), (std::vector<A>{A::kDpReplicate, A::kDpShardCp}));
+    const ParallelizeAxisKwargs kwargs = context.parallelize_axis_kwargs();
+    EXPECT_EQ(kwargs.cp_axis_name, A::kCp);
+    EXPECT_EQ(kwargs.tp_axis_name, A::kTp);
+    if (s.ep > 1) {
+      EXPECT_EQ(kwargs.ep_axis_name, A::kEp);
+      EXPECT_EQ(kwargs.ep_shard_axis_names, std::vector<A>{A::kEpShard});
+    } else {
+      EXPECT_EQ(kwargs.ep_axis_name, std::nullopt);
+      EXPECT_EQ(kwargs.ep_shard_axis_names, std::nullopt);
+    }
+    const PipelineAxisKwargs pipeline = context.pipeline_axis_kwargs();
+    EXPECT_EQ(pipeline.pp_axis_name, A::kPp);
+    EXPECT_EQ(pipeline.parallelize.dp_axis_names, kwargs.dp_axis_names);
+    EXPECT_EQ(pipeline.parallelize.ep_axis_name, kwargs.ep_axis_name);
+  }
+}
+
+TEST(MeshContextTest, MegatronFsdpAndDdpUseTheirNativeDpAxis) {
+  auto world = NewWorld();
+  const int np = world->size();
+  const DeviceMesh ddp = BuildOrDie({.strategy = StrategyKind::kDdp, .size = np}, *world);
+  ASSERT_OK_AND_ASSIGN(MeshContext ddp_context, ContextOf(ddp, StrategyKind::kDdp));
+  EXPECT_EQ(ddp_context.dp_size(), np);
+  EXPECT_EQ(ddp_context.dp_replicate_size(), std::nullopt);
+  EXPECT_EQ(ddp_context.dp_shard_size(), 1);
+  EXPECT_EQ(ddp_context.dp_axis_names(), std::vector<A>{A::kDpShardCp});
+  EXPECT_EQ(ddp_context.parallelize_axis_kwargs().tp_axis_name, std::nullopt);
+  if (np < 2) return;
+  const DeviceMesh megatron =
+      BuildOrDie({.strategy = StrategyKind::kMegatronFsdp, .cp = 2, .size = np}, *world);
+  ASSERT_OK_AND_ASSIGN(MeshContext context, ContextOf(megatron, StrategyKind::kMegatronFsdp));
+  EXPECT_EQ(context.dp_size(), np / 2);
+  EXPECT_EQ(context.cp_size(), 2);
+  EXPECT_EQ(context.dp_replicate_size(), std::nullopt);
+  EXPECT_EQ(context.parallelize_axis_kwargs().cp_axis_name, A::kCp);
+}
+
+TEST(MeshContextTest, MissingMeshesGiveTheDefaults) {
+  ASSERT_OK_AND_ASSIGN(MeshContext context, MeshContext::FromMeshes(std::nullopt, std::nullopt));
+  const ContextSizes s = context.sizes();
+  EXPECT_EQ(s.pp_size, 1);
+  EXPECT_FALSE(s.pp_enabled);
+  EXPECT_EQ(s.tp_size, 1);
+  EXPECT_EQ(s.cp_size, 1);
+  EXPECT_EQ(s.ep_size, 1);
+  EXPECT_EQ(s.dp_size, std::nullopt);
+  EXPECT_EQ(s.dp_replicate_size, std::nullopt);
+  EXPECT_EQ(s.dp_shard_size, 1);
+  EXPECT_EQ(context.dp_axis_names(), std::vector<A>{A::kDpShardCp});
+}
+
+TEST(MeshContextTest, DistributedSetupChecksRunAtConstructionAndOnRequest) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 2) GTEST_SKIP() << "needs tp 2";
+  const DeviceMesh tp2 = BuildOrDie({.tp = 2, .size = np}, *world);
+  EXPECT_THAT(ContextOf(tp2, StrategyKind::kDdp),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("ddp does not support tensor parallelism, got tp_size=2")));
+  EXPECT_THAT(MeshContext::FromMeshes(tp2, std::nullopt,
+                                      config::DefaultStrategyConfig(StrategyKind::kFsdp2),
+                                      config::PipelineConfig{}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("pipeline config requires pp_size > 1, got pp_size=1")));
+  // Without a strategy config nothing is checked at construction, but the check can be run.
+  ASSERT_OK_AND_ASSIGN(MeshContext context,
+                       MeshContext::FromMeshes(tp2, std::nullopt, std::nullopt, std::nullopt,
+                                               config::MoEParallelizerConfig{}));
+  EXPECT_THAT(context.ValidateDistributedSetup(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("moe config requires ep_size > 1, got ep_size=1")));
+  context.moe_config().reset();
+  context.strategy_config() = config::DefaultStrategyConfig(StrategyKind::kMegatronFsdp);
+  EXPECT_OK(context.ValidateDistributedSetup());
+  std::get<config::MegatronFSDPConfig>(*context.strategy_config()).sequence_parallel = true;
+  EXPECT_THAT(context.ValidateDistributedSetup(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("megatron_fsdp does not yet support sequence_parallel")));
+}
+
+TEST(MeshContextTest, UnknownAxisNamesAreRejected) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 4) GTEST_SKIP() << "needs cp 4";
+  const DeviceMesh mesh = BuildOrDie({.cp = 4, .size = np}, *world);
+  ASSERT_OK_AND_ASSIGN(DeviceMesh cp, mesh.Unflatten("cp", {2, 2}, {"ulysses", "ring"}));
+  EXPECT_THAT(
+      MeshContext::FromMeshes(cp, std::nullopt),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("device_mesh contains unknown dimension names {'ring', 'ulysses'}; "
+                         "allowed names are ['cp', 'dp', 'dp_cp', 'dp_replicate', 'dp_shard', "
+                         "'dp_shard_cp', 'ep', 'ep_shard', 'pp', 'tp']")));
+  EXPECT_THAT(MeshContext::FromMeshes(std::nullopt, cp),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("moe_mesh contains unknown dimension names")));
+}
+
+TEST(MeshContextTest, NonMembersCannotReadSizes) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 2) GTEST_SKIP() << "needs a non-member";
+  const DeviceMesh first = BuildOrDie({.ranks = {0}}, *world);
+  absl::StatusOr<MeshContext> context = MeshContext::FromMeshes(first, std::nullopt);
+  if (world->rank() == 0) {
+    EXPECT_OK(context.status());
+  } else {
+    EXPECT_THAT(context, StatusIs(absl::StatusCode::kFailedPrecondition,
+                                  HasSubstr("is not a member of mesh 'device_mesh'")));
+  }
+}
+
+}  // namespace
+}  // namespace nmesh::mesh

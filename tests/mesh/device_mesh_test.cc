@@ -1,0 +1,361 @@
+// DeviceMesh over real MPI communicators, run under mpirun -np 1, 2, 4 and 8. Each spec whose size
+// equals the world runs; expected groups and split counts are computed by brute force
+// (tests/mesh/mesh_runtime_testing.h) and compared with what the communicators report.
+#include "mesh/device_mesh.h"
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "base/status_macros.h"
+#include "base/testing/status_matchers.h"
+#include "comm/communicator.h"
+#include "config/strategy.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "mesh/plan.h"
+#include "tests/mesh/mesh_runtime_testing.h"
+
+namespace nmesh::mesh {
+namespace {
+
+using ::nmesh::testing::IsOk;
+using ::nmesh::testing::StatusIs;
+using ::testing::_;
+using ::testing::HasSubstr;
+using namespace ::nmesh::mesh::testing;  // NOLINT: test helpers
+
+using config::StrategyKind;
+
+std::vector<Spec> WorldSpecs() {
+  using S = StrategyKind;
+  return {
+      {.label = "fsdp2 plain 1", .size = 1},
+      {.label = "fsdp2 plain 2", .size = 2},
+      {.label = "fsdp2 plain 4", .size = 4},
+      {.label = "fsdp2 plain 8", .size = 8},
+      {.label = "fsdp2 tp2", .tp = 2, .size = 2},
+      {.label = "fsdp2 tp2 cp2", .cp = 2, .tp = 2, .size = 4},
+      {.label = "fsdp2 tp2 cp2", .cp = 2, .tp = 2, .size = 8},
+      {.label = "hsdp", .dp_replicate = 2, .size = 4},
+      {.label = "hsdp tp2", .dp_replicate = 2, .tp = 2, .size = 8},
+      {.label = "pp2", .pp = 2, .size = 2},
+      {.label = "pp2 tp2", .pp = 2, .tp = 2, .size = 4},
+      {.label = "pp2 cp2 tp2", .pp = 2, .cp = 2, .tp = 2, .size = 8},
+      {.label = "ep2", .ep = 2, .size = 2},
+      {.label = "ep2", .ep = 2, .size = 4},
+      {.label = "tp2 ep4", .tp = 2, .ep = 4, .size = 8},
+      {.label = "pp2 ep2", .pp = 2, .ep = 2, .size = 4},
+      {.label = "pp2 ep2", .pp = 2, .ep = 2, .size = 8},
+      {.label = "hsdp ep2", .dp_replicate = 2, .ep = 2, .size = 8},
+      {.label = "pp2 tp2 ep4", .pp = 2, .tp = 2, .ep = 4, .size = 8},
+      {.label = "megatron cp2", .strategy = S::kMegatronFsdp, .cp = 2, .size = 2},
+      {.label = "megatron cp2", .strategy = S::kMegatronFsdp, .cp = 2, .size = 4},
+      {.label = "megatron tp2 cp2", .strategy = S::kMegatronFsdp, .cp = 2, .tp = 2, .size = 8},
+      {.label = "megatron tp2", .strategy = S::kMegatronFsdp, .tp = 2, .size = 4},
+      {.label = "ddp", .strategy = S::kDdp, .size = 1},
+      {.label = "ddp", .strategy = S::kDdp, .size = 2},
+      {.label = "ddp", .strategy = S::kDdp, .size = 4},
+      {.label = "ddp", .strategy = S::kDdp, .size = 8},
+  };
+}
+
+absl::StatusOr<DeviceMesh> Build(const Spec& spec, comm::Communicator& world,
+                                 DeviceMeshOptions options = {}) {
+  NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMesh(RequestOf(spec, world.size())));
+  return DeviceMesh::Create(plan, world, std::move(options));
+}
+
+// Compares every group of this rank, as its communicator reports it (size, rank, and the global
+// ranks all-gathered in group order), with the brute-force expectation. Members only; every
+// member checks the groups in the same order, so the all-gathers match up.
+void ExpectGroupsAsObserved(const DeviceMesh& mesh, const Expected& expected, int64_t rank) {
+  std::optional<DeviceMesh> moe = mesh.moe_mesh();
+  ASSERT_EQ(moe.has_value(), expected.moe.has_value());
+  for (const NamedSet& g : expected.groups) {
+    SCOPED_TRACE(g.name);
+    const BruteGroup want = BruteGroupOf(expected.MeshOf(g), rank, g.in_set);
+    ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, (g.moe ? *moe : mesh).Comm(g.name));
+    ASSERT_NE(comm, nullptr);
+    EXPECT_EQ(comm->size(), static_cast<int>(want.ranks.size()));
+    EXPECT_EQ(comm->rank(), want.local_rank);
+    std::vector<int64_t> got(static_cast<size_t>(comm->size()), -1);
+    ASSERT_OK(comm->AllGather<int64_t>(absl::MakeConstSpan(&rank, 1), absl::MakeSpan(got)));
+    EXPECT_EQ(got, want.ranks);
+    if (want.ranks.size() == 1) {
+      EXPECT_EQ(comm->backend(), "self");
+    }
+  }
+}
+
+TEST(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
+  auto world = NewWorld();
+  const int np = world->size();
+  int built = 0;
+  for (const Spec& spec : WorldSpecs()) {
+    if (spec.size != np) continue;
+    SCOPED_TRACE(spec.label);
+    ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build(spec, *world));
+    const Expected expected = ExpectedOf(spec);
+    EXPECT_EQ(mesh.axis_names(), expected.axis_names);
+    EXPECT_EQ(mesh.shape(), expected.device.shape);
+    EXPECT_TRUE(mesh.is_member());
+    EXPECT_EQ(mesh.communicators_created(), BruteSplitCount(expected, np));
+    ExpectGroupsAsObserved(mesh, expected, world->rank());
+    ASSERT_OK_AND_ASSIGN(std::vector<int64_t> coordinate, mesh.Coordinate());
+    EXPECT_EQ(coordinate, expected.device.coords[expected.device.IndexOf(world->rank())]);
+    ++built;
+  }
+  EXPECT_GT(built, 0);
+}
+
+TEST(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
+  auto world = NewWorld();
+  if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
+  // tp 2 over 4 ranks: dp_replicate = cp = 1, so dp == dp_shard and dp_shard_cp == dp_cp.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .size = 4}, *world));
+  // DDP: one axis over every rank in order is the world communicator itself; no split.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
+                       Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
+  EXPECT_EQ(*ddp.Comm("dp"), world.get());
+  EXPECT_EQ(ddp.communicators_created(), 0);
+  if (world->rank() >= 4) {
+    EXPECT_FALSE(mesh.is_member());
+    return;
+  }
+  auto comm = [&](std::string_view name) { return *mesh.Comm(name); };
+  EXPECT_EQ(comm("dp"), comm("dp_shard"));
+  EXPECT_EQ(comm("dp_shard_cp"), comm("dp_cp"));
+  EXPECT_EQ(comm("dp"), comm("dp_shard_cp"));
+  EXPECT_EQ(comm("dp")->options().name, "dp_shard/dp/dp_shard_cp/dp_cp");
+  EXPECT_EQ(comm("pp")->backend(), "self");
+  EXPECT_EQ(comm("tp")->options().name, "tp");
+}
+
+TEST(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
+  auto world = NewWorld();
+  if (world->size() != 8) GTEST_SKIP() << "the contract example needs 8 ranks";
+  // §5: FSDP2, world 8, tp=2, ep=4: rank 0 has ep {0,1,2,3}, ep_shard {0,4}.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .ep = 4, .size = 8}, *world));
+  std::optional<DeviceMesh> moe = mesh.moe_mesh();
+  ASSERT_TRUE(moe.has_value());
+  EXPECT_EQ(moe->name(), "moe_mesh");
+  EXPECT_EQ(moe->axis_names(), (std::vector<std::string>{"ep_shard", "ep"}));
+  EXPECT_EQ(moe->shape(), (std::vector<int64_t>{2, 4}));
+  const int r = world->rank();
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, moe->Comm("ep"));
+  EXPECT_EQ(ep->size(), 4);
+  EXPECT_EQ(ep->rank(), r % 4);
+  // pp 2, ep 2: each stage is 4 ranks; the ep groups stay inside the rank's stage.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh staged, Build({.pp = 2, .ep = 2, .size = 8}, *world));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * stage_ep, staged.moe_mesh()->Comm("ep"));
+  std::vector<int64_t> members(2);
+  const int64_t me = r;
+  ASSERT_OK(stage_ep->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(members)));
+  for (int64_t m : members) EXPECT_EQ(m / 4, r / 4) << "ep group crosses a stage";
+  EXPECT_EQ(staged.moe_mesh()->layout().size(), 4);
+}
+
+TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int half = np / 2;
+  // Student on the first half in order, teacher on the second half in reverse order.
+  Spec student{.label = "student", .tp = half >= 2 ? 2 : 1, .size = half};
+  Spec teacher{.label = "teacher", .ep = half >= 2 ? 2 : 1, .size = half};
+  for (int i = 0; i < half; ++i) student.ranks.push_back(i);
+  for (int i = np - 1; i >= half; --i) teacher.ranks.push_back(i);
+  ASSERT_OK_AND_ASSIGN(DeviceMesh student_mesh, Build(student, *world, {.name = "distributed"}));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh teacher_mesh,
+                       Build(teacher, *world, {.name = "teacher_distributed"}));
+  const int64_t r = world->rank();
+  for (auto [spec, mesh] :
+       {std::pair{&student, &student_mesh}, std::pair{&teacher, &teacher_mesh}}) {
+    SCOPED_TRACE(spec->label);
+    const Expected expected = ExpectedOf(*spec);
+    EXPECT_EQ(mesh->communicators_created(), BruteSplitCount(expected, np));
+    EXPECT_EQ(mesh->is_member(), IsMember(*spec, r));
+    if (mesh->is_member()) {
+      ExpectGroupsAsObserved(*mesh, expected, r);
+    } else {
+      EXPECT_THAT(mesh->Comm("tp"),
+                  StatusIs(absl::StatusCode::kFailedPrecondition,
+                           HasSubstr(absl::StrFormat("rank %d is not a member of mesh '%s'", r,
+                                                     mesh->name()))));
+      EXPECT_THAT(mesh->Coordinate(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+      EXPECT_THAT(mesh->Submesh({"tp"}), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+    }
+  }
+}
+
+TEST(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
+  auto world = NewWorld();
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks to disagree";
+  const int np = world->size();
+  // Rank 0 asks for tp 1, the others for tp 2: both plans are valid on their own.
+  Spec spec{.tp = world->rank() == 0 ? 1 : 2, .size = np};
+  EXPECT_THAT(Build(spec, *world),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(absl::StrFormat("ranks disagree on the mesh: rank %d of %d has "
+                                                 "device_mesh fsdp2",
+                                                 world->rank(), np))));
+  // The world is still usable: nobody is stuck in a split.
+  EXPECT_OK(world->Barrier());
+}
+
+TEST(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
+  auto world = NewWorld();
+  if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
+  if (world->rank() >= 4) {
+    // Everyone builds the mesh; only its 4 members look at the views.
+    ASSERT_OK(Build({.dp_replicate = 2, .size = 4}, *world).status());
+    return;
+  }
+  // HSDP on 4 ranks: (pp 1, dp_replicate 2, dp_shard 2, cp 1, tp 1).
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.dp_replicate = 2, .size = 4}, *world));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh hsdp, mesh.Submesh({"dp_replicate", "dp_shard_cp"}));
+  EXPECT_EQ(hsdp.axis_names(), (std::vector<std::string>{"dp_replicate", "dp_shard_cp"}));
+  EXPECT_EQ(hsdp.shape(), (std::vector<int64_t>{2, 2}));
+  EXPECT_EQ(*hsdp.Comm("dp_replicate"), *mesh.Comm("dp_replicate"));
+  EXPECT_EQ(*hsdp.Comm("dp_shard_cp"), *mesh.Comm("dp_shard_cp"));
+  // dp_cp is made of both selected groups, so the view keeps it.
+  EXPECT_EQ(hsdp.FlattenedNames(), (std::vector<std::string>{"dp_cp"}));
+  EXPECT_EQ(*hsdp.Comm("dp_cp"), *mesh.Comm("dp_cp"));
+
+  ASSERT_OK_AND_ASSIGN(DeviceMesh slice, mesh.Submesh({"dp_shard", "cp", "tp"}));
+  EXPECT_EQ(slice.shape(), (std::vector<int64_t>{2, 1, 1}));
+  EXPECT_EQ(*slice.Comm("dp_shard"), *mesh.Comm("dp_shard"));
+  EXPECT_EQ(slice.FlattenedNames(), (std::vector<std::string>{"dp_shard_cp"}));
+
+  ASSERT_OK_AND_ASSIGN(DeviceMesh dp, mesh.Submesh({"dp"}));
+  EXPECT_EQ(dp.axis_names(), (std::vector<std::string>{"dp"}));
+  EXPECT_EQ(dp.shape(), (std::vector<int64_t>{4}));
+  EXPECT_EQ(*dp.Comm("dp"), *mesh.Comm("dp"));
+  ASSERT_OK_AND_ASSIGN(std::vector<int64_t> coordinate, dp.Coordinate());
+  EXPECT_EQ(coordinate, (std::vector<int64_t>{world->rank()}));
+
+  EXPECT_THAT(mesh.Submesh({"tp", "cp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("in mesh order")));
+  EXPECT_THAT(mesh.Submesh({"dp", "dp_shard"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("disjoint")));
+  EXPECT_THAT(mesh.Comm("ring"),
+              StatusIs(absl::StatusCode::kNotFound,
+                       HasSubstr("has no axis or group 'ring'; its axes are [pp, dp_replicate, "
+                                 "dp_shard, cp, tp] and its flattened groups [dp, dp_shard_cp, "
+                                 "dp_cp]")));
+}
+
+TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 4) GTEST_SKIP() << "needs 4 ranks";
+  // cp 4 (np 4) or cp 4 x tp 2 (np 8), then cp -> (ring 2, ulysses 2).
+  const Spec spec{.cp = 4, .tp = np / 4, .size = np};
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build(spec, *world));
+  const int before = mesh.communicators_created();
+  EXPECT_THAT(mesh.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("(2 * 3 = 6) must equal the cp mesh size (4)")));
+  EXPECT_THAT(mesh.Unflatten("cp", {2, 2}, {"ring", "dp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("flattened group")));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh cp, mesh.Unflatten("cp", {2, 2}, {"ring", "ulysses"}));
+  EXPECT_EQ(mesh.communicators_created(), before + 2);
+  EXPECT_EQ(cp.axis_names(),
+            (std::vector<std::string>{"pp", "dp_replicate", "dp_shard", "ring", "ulysses", "tp"}));
+  // Brute force over the unflattened shape.
+  const BruteMesh brute{{1, 1, 1, 2, 2, np / 4}, {}};
+  const int64_t r = world->rank();
+  for (int axis : {3, 4}) {
+    std::vector<bool> in(6, false);
+    in[static_cast<size_t>(axis)] = true;
+    const BruteGroup want = BruteGroupOf(brute, r, in);
+    ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, cp.Comm(cp.axis_names()[axis]));
+    EXPECT_EQ(comm->options().name, cp.axis_names()[axis]);
+    std::vector<int64_t> got(static_cast<size_t>(comm->size()));
+    ASSERT_OK(comm->AllGather<int64_t>(absl::MakeConstSpan(&r, 1), absl::MakeSpan(got)));
+    EXPECT_EQ(got, want.ranks);
+  }
+  // Flattened groups follow the new axes and keep their communicators.
+  EXPECT_EQ(*cp.Comm("dp_shard_cp"), *mesh.Comm("dp_shard_cp"));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh sub, cp.Submesh({"ring", "ulysses"}));
+  EXPECT_EQ(sub.FlattenedNames(), std::vector<std::string>{});
+}
+
+// Every communicator of a mesh, the moe ones included, gets the mesh's timeout.
+TEST(DeviceMeshTest, TimeoutReachesEveryCommunicator) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 4) GTEST_SKIP() << "needs 4 ranks for a flattened group that is not an axis";
+  // np 4: cp 2, ep 2, whose ep blocks are the cp groups ("cp/ep"); np 8: cp 2, ep 4, a kind of
+  // its own ("ep"). dp_shard_cp spans the world, which has no timeout: it must be split anyway.
+  const int ep_size = np / 2;
+  const std::string ep_name = np == 4 ? "cp/ep" : "ep";
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.cp = 2, .ep = ep_size, .size = np}, *world,
+                                              {.timeout = absl::Seconds(1)}));
+  for (const DeviceMesh& m : {mesh, *mesh.moe_mesh()}) {
+    std::vector<std::string> names = m.axis_names();
+    for (const std::string& f : m.FlattenedNames()) names.push_back(f);
+    for (const std::string& name : names) {
+      ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, m.Comm(name));
+      EXPECT_EQ(comm->options().timeout, absl::Seconds(1)) << name;
+      EXPECT_NE(comm, world.get()) << name << " reuses a world without the timeout";
+    }
+  }
+  const int r = world->rank();
+  const int skipper = np - 1;
+  // The buffers outlive the abandoned requests: MPI still uses them when the skipper joins.
+  std::vector<int64_t> send(3, r), recv(3, 0), send2(3, r), recv2(3, 0);
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * flat, mesh.Comm("dp_shard_cp"));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, mesh.moe_mesh()->Comm("ep"));
+  // The skipper is in every flattened group (dp_shard_cp spans the world here) and in its ep group.
+  if (r != skipper) {
+    EXPECT_THAT(flat->AllReduce<int64_t>(send, absl::MakeSpan(recv), comm::ReduceOp::kSum),
+                StatusIs(absl::StatusCode::kDeadlineExceeded,
+                         HasSubstr("all_reduce on axis 'dp_shard_cp/dp_cp' timed out after 1 s")));
+  }
+  ASSERT_EQ(ep->size(), ep_size);
+  if (r != skipper && r / ep_size == skipper / ep_size) {
+    EXPECT_THAT(ep->AllReduce<int64_t>(send2, absl::MakeSpan(recv2), comm::ReduceOp::kSum),
+                StatusIs(absl::StatusCode::kDeadlineExceeded,
+                         HasSubstr(absl::StrFormat("all_reduce on axis '%s' timed out after 1 s",
+                                                   ep_name))));
+  }
+  // The skipper joins after the others gave up, completing the abandoned collectives.
+  ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+  if (r == skipper) {
+    EXPECT_OK(flat->AllReduce<int64_t>(send, absl::MakeSpan(recv), comm::ReduceOp::kSum));
+    EXPECT_OK(ep->AllReduce<int64_t>(send2, absl::MakeSpan(recv2), comm::ReduceOp::kSum));
+  }
+  ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+}
+
+TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
+  auto world = NewWorld();
+  const int np = world->size();
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.ep = np >= 2 ? 2 : 1, .size = np}, *world));
+  ASSERT_OK(world->Barrier());
+  ASSERT_OK(mesh.Abort());
+  ASSERT_OK(mesh.Abort());  // idempotent
+  std::vector<std::string> names = mesh.axis_names();
+  for (const std::string& f : mesh.FlattenedNames()) names.push_back(f);
+  int64_t value = 1;
+  for (const std::string& name : names) {
+    ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, mesh.Comm(name));
+    EXPECT_THAT(comm->AllReduce<int64_t>(absl::MakeConstSpan(&value, 1), absl::MakeSpan(&value, 1),
+                                         comm::ReduceOp::kSum),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("aborted")))
+        << name;
+  }
+  if (mesh.moe_mesh().has_value()) {
+    ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, mesh.moe_mesh()->Comm("ep"));
+    EXPECT_THAT(ep->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  }
+}
+
+}  // namespace
+}  // namespace nmesh::mesh

@@ -1,0 +1,115 @@
+// The §7 checks on plain data: every message, and the order in which they fire.
+#include "validate/validate.h"
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "base/testing/status_matchers.h"
+#include "config/strategy_config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nmesh::validate {
+namespace {
+
+using ::nmesh::testing::IsOk;
+using ::nmesh::testing::StatusIs;
+using ::testing::HasSubstr;
+
+using config::StrategyKind;
+
+const std::vector<std::string_view> kAllowed = {
+    "pp", "dp", "dp_replicate", "dp_shard", "dp_shard_cp", "dp_cp", "cp", "tp", "ep", "ep_shard"};
+constexpr std::string_view kAllowedText =
+    "allowed names are ['cp', 'dp', 'dp_cp', 'dp_replicate', 'dp_shard', 'dp_shard_cp', 'ep', "
+    "'ep_shard', 'pp', 'tp']";
+
+TEST(ValidateAxisNamesTest, KnownNamesPass) {
+  EXPECT_OK(
+      ValidateAxisNames("device_mesh", {"pp", "dp_replicate", "dp_shard", "cp", "tp"}, kAllowed));
+  EXPECT_OK(ValidateAxisNames("moe_mesh", {"ep_shard", "ep"}, kAllowed));
+  EXPECT_OK(ValidateAxisNames("device_mesh", {}, kAllowed));
+}
+
+TEST(ValidateAxisNamesTest, UnknownNamesAreListedOnceAndSorted) {
+  EXPECT_THAT(ValidateAxisNames("device_mesh", {"tp", "ulysses", "ring", "ring"}, kAllowed),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       std::string("device_mesh contains unknown dimension names {'ring', "
+                                   "'ulysses'}; ") +
+                           std::string(kAllowedText)));
+  EXPECT_THAT(ValidateAxisNames("moe_mesh", {"experts"}, kAllowed),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("moe_mesh contains unknown dimension names {'experts'}")));
+  // Names are exact: case matters.
+  EXPECT_THAT(ValidateAxisNames("device_mesh", {"TP"}, kAllowed),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("{'TP'}")));
+}
+
+absl::Status Check(const config::StrategyConfig* strategy, SetupSizes sizes, bool pipeline = false,
+                   bool moe = false) {
+  return ValidateDistributedSetup(
+      {.strategy = strategy, .sizes = sizes, .has_pipeline = pipeline, .has_moe = moe});
+}
+
+TEST(ValidateDistributedSetupTest, MegatronFsdpChecksInOrder) {
+  config::StrategyConfig megatron = config::DefaultStrategyConfig(StrategyKind::kMegatronFsdp);
+  std::get<config::MegatronFSDPConfig>(megatron).sequence_parallel = true;
+  EXPECT_THAT(Check(&megatron, {.pp = 2, .ep = 4}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "megatron_fsdp does not support pipeline parallelism, got pp_size=2"));
+  EXPECT_THAT(Check(&megatron, {.ep = 4}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "megatron_fsdp does not support expert parallelism, got ep_size=4"));
+  EXPECT_THAT(Check(&megatron, {.tp = 2, .cp = 2}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "megatron_fsdp does not yet support sequence_parallel"));
+  std::get<config::MegatronFSDPConfig>(megatron).sequence_parallel = false;
+  EXPECT_OK(Check(&megatron, {.tp = 2, .cp = 2}));
+}
+
+TEST(ValidateDistributedSetupTest, DdpChecksInOrder) {
+  const config::StrategyConfig ddp = config::DefaultStrategyConfig(StrategyKind::kDdp);
+  const SetupSizes all = {.pp = 2, .tp = 2, .cp = 2, .ep = 2, .dp_replicate = 2};
+  EXPECT_THAT(Check(&ddp, all), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         "ddp does not support tensor parallelism, got tp_size=2"));
+  SetupSizes s = all;
+  s.tp = 1;
+  EXPECT_THAT(Check(&ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("pipeline parallelism, got pp_size=2")));
+  s.pp = 1;
+  EXPECT_THAT(Check(&ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("context parallelism, got cp_size=2")));
+  s.cp = 1;
+  EXPECT_THAT(Check(&ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       HasSubstr("expert parallelism, got ep_size=2")));
+  s.ep = 1;
+  EXPECT_THAT(Check(&ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
+                                       "ddp does not support HSDP (dp_replicate_size), got 2"));
+  s.dp_replicate = 1;
+  EXPECT_OK(Check(&ddp, s));
+  s.dp_replicate = std::nullopt;
+  EXPECT_OK(Check(&ddp, s));
+}
+
+TEST(ValidateDistributedSetupTest, PipelineAndMoeConfigsNeedTheirAxes) {
+  const config::StrategyConfig fsdp2 = config::DefaultStrategyConfig(StrategyKind::kFsdp2);
+  // FSDP2 supports everything; the strategy checks come before the config checks.
+  EXPECT_OK(Check(&fsdp2, {.pp = 2, .tp = 2, .cp = 2, .ep = 2, .dp_replicate = 2}, true, true));
+  EXPECT_THAT(Check(&fsdp2, {.pp = 1}, /*pipeline=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "pipeline config requires pp_size > 1, got pp_size=1"));
+  EXPECT_THAT(Check(&fsdp2, {.pp = 2, .ep = 1}, true, /*moe=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "moe config requires ep_size > 1, got ep_size=1"));
+  const config::StrategyConfig ddp = config::DefaultStrategyConfig(StrategyKind::kDdp);
+  EXPECT_THAT(Check(&ddp, {.tp = 2}, /*pipeline=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("tensor parallelism")));
+  // Without a strategy the strategy checks are skipped; the config checks still run.
+  EXPECT_OK(Check(nullptr, {.tp = 2, .dp_replicate = 4}));
+  EXPECT_THAT(Check(nullptr, {}, false, /*moe=*/true),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("moe config requires")));
+}
+
+}  // namespace
+}  // namespace nmesh::validate
