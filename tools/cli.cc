@@ -10,6 +10,7 @@
 #include "base/version.h"
 #include "nlohmann/json.hpp"
 #include "tools/plan_command.h"
+#include "tools/run_command.h"
 #if NMESH_HAVE_NCCL
 #include "comm/nccl/runtime.h"
 #endif
@@ -56,6 +57,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   app.add_flag("--version", show_version, "Print the version and the backends built, then exit");
   PlanOptions plan_options;
   CLI::App* plan = AddPlanCommand(app, plan_options);
+  RunOptions run_options;
+  CLI::App* run = AddRunCommand(app, run_options);
 
   std::vector<std::string> rest(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {
@@ -76,6 +79,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
       return UsageError(std::string(status.message()), plan_options.format == "json", out, err);
     return kExitOk;
   }
+  if (run->parsed()) return RunMeshes(run_options, out, err);
   out << app.help();
   return kExitUsage;
 }

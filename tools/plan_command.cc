@@ -70,20 +70,6 @@ ordered_json AxisNamesJson(const std::vector<mesh::MeshAxisName>& names) {
   return list;
 }
 
-ordered_json ContextJson(const mesh::PlannedContext& context) {
-  const mesh::ContextSizes& s = context.sizes;
-  return ordered_json{
-      {"pp_size", s.pp_size},
-      {"pp_enabled", s.pp_enabled},
-      {"tp_size", s.tp_size},
-      {"cp_size", s.cp_size},
-      {"ep_size", s.ep_size},
-      {"dp_size", OptionalJson(s.dp_size)},
-      {"dp_replicate_size", OptionalJson(s.dp_replicate_size)},
-      {"dp_shard_size", s.dp_shard_size},
-      {"dp_axis_names", AxisNamesJson(context.parallelize_axis_kwargs.dp_axis_names)}};
-}
-
 // The ranks to print per_rank entries for, in rank order.
 std::vector<int64_t> SortedMembers(const MeshPlan& plan) {
   std::vector<int64_t> members;
@@ -284,6 +270,20 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   if (options.format == "json") return WritePlanJson(plan, options, out);
   WritePlanText(plan, options, out);
   return absl::OkStatus();
+}
+
+ordered_json ContextJson(const mesh::PlannedContext& context) {
+  const mesh::ContextSizes& s = context.sizes;
+  return ordered_json{
+      {"pp_size", s.pp_size},
+      {"pp_enabled", s.pp_enabled},
+      {"tp_size", s.tp_size},
+      {"cp_size", s.cp_size},
+      {"ep_size", s.ep_size},
+      {"dp_size", OptionalJson(s.dp_size)},
+      {"dp_replicate_size", OptionalJson(s.dp_replicate_size)},
+      {"dp_shard_size", s.dp_shard_size},
+      {"dp_axis_names", AxisNamesJson(context.parallelize_axis_kwargs.dp_axis_names)}};
 }
 
 ordered_json PlanSummaryJson(const MeshPlan& plan) {

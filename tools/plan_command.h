@@ -19,6 +19,7 @@
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "mesh/plan.h"
+#include "mesh/planned_context.h"
 #include "nlohmann/json.hpp"
 #include "tools/mesh_options.h"
 
@@ -44,6 +45,9 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
 // The §9 plan object without per_rank: strategy, world_size, ranks, sizes, device_mesh, moe_mesh
 // and context, in that order.
 nlohmann::ordered_json PlanSummaryJson(const mesh::MeshPlan& plan);
+
+// The "context" object of §9 (sizes and dp_axis_names), from a plan's or a live context's values.
+nlohmann::ordered_json ContextJson(const mesh::PlannedContext& context);
 
 // Writes one per_rank entry ({"rank", "coordinate", "groups", "moe_groups"}) as compact JSON,
 // streaming each group's ranks without materialising them.

@@ -2,6 +2,8 @@
 
 #include <mpi.h>
 
+#include <cstdlib>
+
 #include "absl/strings/str_format.h"
 #include "comm/mpi/status.h"
 
@@ -43,6 +45,11 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Init(int* argc, char*** argv) 
   MPI_Comm_size(MPI_COMM_WORLD, &session->world_size_);
   session->thread_level_ = ThreadLevelName(provided);
   return session;
+}
+
+void Session::AbortJob(int exit_code) {
+  MPI_Abort(MPI_COMM_WORLD, exit_code);
+  std::_Exit(exit_code);  // MPI_Abort does not return; this is for an MPI that does
 }
 
 Session::~Session() {

@@ -28,6 +28,11 @@ class Session {
   Session(const Session&) = delete;
   Session& operator=(const Session&) = delete;
 
+  // Ends every process of the job (MPI_Abort on MPI_COMM_WORLD) with `exit_code`: the way out of
+  // a failure that may leave other ranks blocked in a collective they can never finish. Does not
+  // return. Thread-safe (MPI_Abort may be called from any thread).
+  [[noreturn]] static void AbortJob(int exit_code);
+
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }
   // The thread level MPI granted: "single", "funneled", "serialized" or "multiple". MPI may grant

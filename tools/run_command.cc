@@ -1,0 +1,615 @@
+#include "tools/run_command.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "base/build_config.h"
+#include "base/status_macros.h"
+#include "comm/communicator.h"
+#include "comm/host_collectives.h"
+#include "comm/mpi/communicator.h"
+#include "comm/mpi/session.h"
+#include "comm/topology.h"
+#include "config/strategy.h"
+#include "mesh/context.h"
+#include "mesh/device_mesh.h"
+#include "mesh/plan.h"
+#include "nlohmann/json.hpp"
+#include "tools/cli.h"
+#include "tools/plan_command.h"
+#if NMESH_HAVE_NCCL
+#include "comm/nccl/communicator.h"
+#include "comm/nccl/runtime.h"
+#endif
+
+namespace nmesh::tools {
+namespace {
+
+using comm::Communicator;
+using mesh::DeviceMesh;
+using mesh::MeshPlan;
+using nlohmann::ordered_json;
+
+std::string Dump(const ordered_json& value) {
+  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+// Config errors come from the flags and the recipe, identically on every rank; everything else is
+// a failure of the job at run time.
+int ExitCodeOf(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kOutOfRange:
+      return kExitUsage;
+    default:
+      return kExitRuntimeFailure;
+  }
+}
+
+// Prints from rank 0 only, so that an error every rank agreed on appears once.
+class Reporter {
+ public:
+  Reporter(int rank, bool json, std::ostream& out, std::ostream& err)
+      : rank_(rank), json_(json), out_(out), err_(err) {}
+
+  int rank() const { return rank_; }
+  std::ostream& out() { return out_; }
+
+  // An error every rank has: rank 0 reports it.
+  int Fail(const absl::Status& status) {
+    if (rank_ == 0) {
+      err_ << "nmesh: error: " << status.message() << "\n";
+      if (json_) out_ << Dump(ordered_json{{"error", std::string(status.message())}}) << "\n";
+    }
+    return ExitCodeOf(status);
+  }
+
+  // An error of this rank alone, while other ranks may be blocked in a collective waiting for it:
+  // report it here and end the whole job.
+  [[noreturn]] void Abort(const absl::Status& status) {
+    err_ << "nmesh: error: rank " << rank_ << ": " << status.message() << "\n";
+    if (json_ && rank_ == 0) {
+      out_ << Dump(ordered_json{{"error", std::string(status.message())}}) << "\n";
+    }
+    out_.flush();
+    err_.flush();
+    comm::mpi::Session::AbortJob(kExitRuntimeFailure);
+  }
+
+  void Note(const std::string& line) {
+    if (rank_ == 0) err_ << "nmesh: " << line << "\n";
+  }
+
+ private:
+  int rank_;
+  bool json_;
+  std::ostream& out_;
+  std::ostream& err_;
+};
+
+// One mesh of the run.
+struct RunMesh {
+  MeshSpec spec;
+  std::optional<MeshPlan> plan;
+  std::optional<DeviceMesh> mesh;
+  std::optional<mesh::MeshContext> context;
+  double build_seconds = 0;
+};
+
+absl::StatusOr<std::vector<RunMesh>> PlanAll(const MeshOptions& options, int64_t world) {
+  NMESH_ASSIGN_OR_RETURN(std::vector<MeshSpec> specs,
+                         ResolveMeshSpecs(options, world, /*all_sections=*/true));
+  std::vector<RunMesh> meshes;
+  for (MeshSpec& spec : specs) {
+    RunMesh run;
+    NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMeshSpec(spec));
+    if (plan.world_size() > world) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "mesh '%s' needs a world of %d ranks, but the job has %d (run it with mpirun -np %d)",
+          spec.label, plan.world_size(), world, plan.world_size()));
+    }
+    run.spec = std::move(spec);
+    run.plan = std::move(plan);
+    meshes.push_back(std::move(run));
+  }
+  return meshes;
+}
+
+// The communicator the meshes are built over, and why it was chosen.
+struct Backend {
+  std::unique_ptr<Communicator> owned;  // the NCCL world, when NCCL was chosen
+  Communicator* world = nullptr;
+  std::string name;
+  std::string reason;
+};
+
+// Whether this rank has a GPU for its local rank.
+absl::Status CheckLocalGpu(const comm::Topology& topo) {
+#if NMESH_HAVE_NCCL
+  NMESH_ASSIGN_OR_RETURN(int devices, comm::nccl::VisibleCudaDevices());
+  if (topo.local_rank >= devices) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("host '%s' runs %d ranks but only %d CUDA devices are visible",
+                        topo.host_names[static_cast<size_t>(topo.rank)], topo.local_size, devices));
+  }
+  return absl::OkStatus();
+#else
+  return absl::FailedPreconditionError("nmesh was built without NCCL");
+#endif
+}
+
+// Collective over `mpi_world`. Usage errors (NCCL not built) are InvalidArgument on every rank;
+// NCCL setup failures are agreed on by every rank inside nccl::CreateWorld.
+absl::StatusOr<Backend> ChooseBackend(const std::string& choice, Communicator& mpi_world,
+                                      const comm::Topology& topo,
+                                      std::optional<absl::Duration> timeout) {
+  Backend backend;
+  backend.world = &mpi_world;
+  backend.name = "mpi";
+  if (choice == "mpi") {
+    backend.reason = "--backend mpi";
+    return backend;
+  }
+#if NMESH_HAVE_NCCL
+  if (choice == "auto") {
+    absl::Status gpus = comm::AgreeOnStatus(mpi_world, CheckLocalGpu(topo));
+    if (!gpus.ok()) {
+      backend.reason = absl::StrCat("auto: ", gpus.message());
+      return backend;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world = comm::nccl::CreateWorld(
+      mpi_world, {.comm = {.name = "world", .timeout = timeout}, .local_rank = topo.local_rank});
+  if (!nccl_world.ok()) {
+    return absl::Status(nccl_world.status().code(),
+                        absl::StrFormat("--backend %s: cannot create the NCCL world: %s", choice,
+                                        nccl_world.status().message()));
+  }
+  backend.owned = *std::move(nccl_world);
+  backend.world = backend.owned.get();
+  backend.name = "nccl";
+  backend.reason = choice == "auto" ? absl::StrFormat("auto: every rank has a GPU (NCCL %s)",
+                                                      comm::nccl::LinkedNcclVersion())
+                                    : "--backend nccl";
+  return backend;
+#else
+  if (choice == "nccl") {
+    return absl::InvalidArgumentError(
+        "--backend nccl: this nmesh was built without NCCL (configure with NMESH_WITH_NCCL=ON "
+        "where CUDA and NCCL are installed)");
+  }
+  backend.reason = absl::StrCat("auto: ", CheckLocalGpu(topo).message());
+  return backend;
+#endif
+}
+
+// ---- Verification ------------------------------------------------------------------------------
+
+// What one rank observed of one mesh.
+struct RankReport {
+  ordered_json entry;  // the per_rank entry
+  bool verified = true;
+};
+
+// One distinct communicator's observation: the global ranks all-gathered in group order, and the
+// all-reduced sum of the global ranks.
+struct Observation {
+  std::vector<int64_t> ranks;
+  int64_t sum = 0;
+};
+
+absl::StatusOr<Observation> Observe(Communicator& comm, int64_t rank) {
+  Observation seen;
+  seen.ranks.assign(static_cast<size_t>(comm.size()), -1);
+  NMESH_RETURN_IF_ERROR(comm::HostAllGather<int64_t>(comm, absl::MakeConstSpan(&rank, 1),
+                                                     absl::MakeSpan(seen.ranks)));
+  seen.sum = rank;
+  NMESH_RETURN_IF_ERROR(comm::HostAllReduce<int64_t>(
+      comm, absl::MakeConstSpan(&rank, 1), absl::MakeSpan(&seen.sum, 1), comm::ReduceOp::kSum));
+  return seen;
+}
+
+// Verifies every group of this (member) rank. Collective over every communicator of the rank; all
+// members visit the groups in the plan's order, and a communicator shared by several names is
+// observed once, so the collectives match up on every communicator.
+absl::StatusOr<RankReport> VerifyRank(const MeshPlan& plan, const DeviceMesh& device_mesh,
+                                      int64_t rank, const std::string& host) {
+  NMESH_ASSIGN_OR_RETURN(mesh::RankPlan me, plan.QueryRank(rank));
+  std::map<Communicator*, Observation> seen;
+  std::vector<std::string> mismatches;
+  auto observe_all =
+      [&](const DeviceMesh& mesh,
+          const std::vector<mesh::NamedGroup>& groups) -> absl::StatusOr<ordered_json> {
+    ordered_json observed = ordered_json::object();
+    for (const mesh::NamedGroup& group : groups) {
+      NMESH_ASSIGN_OR_RETURN(Communicator * comm, mesh.Comm(group.name));
+      auto it = seen.find(comm);
+      if (it == seen.end()) {
+        NMESH_ASSIGN_OR_RETURN(Observation o, Observe(*comm, rank));
+        it = seen.emplace(comm, std::move(o)).first;
+      }
+      const std::vector<int64_t> expected = group.group.Ranks();
+      const int64_t expected_sum = std::accumulate(expected.begin(), expected.end(), int64_t{0});
+      if (it->second.ranks != expected) {
+        mismatches.push_back(absl::StrFormat("%s: communicator holds [%s], layout says [%s]",
+                                             group.name, absl::StrJoin(it->second.ranks, ", "),
+                                             absl::StrJoin(expected, ", ")));
+      } else if (it->second.sum != expected_sum) {
+        mismatches.push_back(absl::StrFormat("%s: all_reduce of the ranks gave %d, expected %d",
+                                             group.name, it->second.sum, expected_sum));
+      }
+      observed[group.name] = it->second.ranks;
+    }
+    return observed;
+  };
+  RankReport report;
+  ordered_json coordinate = ordered_json::object();
+  const mesh::Layout& layout = plan.device_mesh();
+  for (int axis = 0; axis < layout.ndim(); ++axis) {
+    coordinate[layout.axis_names()[axis]] = me.coordinate[static_cast<size_t>(axis)];
+  }
+  NMESH_ASSIGN_OR_RETURN(ordered_json groups, observe_all(device_mesh, me.groups));
+  ordered_json moe_groups = nullptr;
+  if (me.moe_groups.has_value()) {
+    NMESH_ASSIGN_OR_RETURN(moe_groups, observe_all(*device_mesh.moe_mesh(), *me.moe_groups));
+  }
+  report.verified = mismatches.empty();
+  report.entry = {{"rank", rank},
+                  {"host", host},
+                  {"coordinate", coordinate},
+                  {"groups", groups},
+                  {"moe_groups", moe_groups},
+                  {"verified", report.verified}};
+  if (!mismatches.empty()) report.entry["mismatches"] = mismatches;
+  return report;
+}
+
+// ---- Gathering and reporting --------------------------------------------------------------------
+
+// Rank 0 receives every rank's text (its per-mesh entries as JSON); other ranks send theirs.
+// Returns every rank's text on rank 0, and nothing elsewhere.
+absl::StatusOr<std::vector<std::string>> GatherToRankZero(Communicator& world,
+                                                          const std::string& mine) {
+  std::vector<std::string> all;
+  if (world.rank() != 0) {
+    const uint64_t bytes = mine.size();
+    NMESH_RETURN_IF_ERROR(world.Send<uint64_t>(absl::MakeConstSpan(&bytes, 1), 0));
+    NMESH_RETURN_IF_ERROR(world.Send(mine.data(), mine.size(), comm::DataType::kUint8, 0));
+    return all;
+  }
+  all.push_back(mine);
+  for (int peer = 1; peer < world.size(); ++peer) {
+    uint64_t bytes = 0;
+    NMESH_RETURN_IF_ERROR(world.Recv<uint64_t>(absl::MakeSpan(&bytes, 1), peer));
+    std::string text(bytes, '\0');
+    NMESH_RETURN_IF_ERROR(world.Recv(text.data(), bytes, comm::DataType::kUint8, peer));
+    all.push_back(std::move(text));
+  }
+  return all;
+}
+
+// Every group name of a plan, in report order: native axes, flattened groups, moe axes.
+struct GroupRow {
+  std::string name;
+  int64_t size = 1;
+  int64_t count = 1;
+  bool intra_node = true;
+};
+
+std::vector<GroupRow> GroupRows(const MeshPlan& plan, const std::vector<ordered_json>& entries,
+                                const std::vector<std::string>& hosts) {
+  std::vector<GroupRow> rows;
+  auto add = [&](const std::string& name, const mesh::Layout& layout, mesh::AxisSet axes,
+                 const char* key) {
+    GroupRow row{name, layout.GroupSize(axes), layout.GroupCount(axes), true};
+    for (const ordered_json& entry : entries) {
+      const std::string& host = hosts[entry["rank"].get<size_t>()];
+      for (int64_t member : entry[key][name]) {
+        if (hosts[static_cast<size_t>(member)] != host) row.intra_node = false;
+      }
+    }
+    rows.push_back(std::move(row));
+  };
+  const mesh::Layout& layout = plan.device_mesh();
+  for (int axis = 0; axis < layout.ndim(); ++axis) {
+    add(layout.axis_names()[axis], layout, mesh::AxisSet::Of({axis}), "groups");
+  }
+  for (const mesh::FlattenedGroup& group : plan.flattened()) {
+    add(group.name, layout, group.axes, "groups");
+  }
+  if (plan.moe_mesh().has_value()) {
+    for (const char* name : {"ep_shard", "ep"}) {
+      add(name, plan.moe_mesh()->layout, plan.ResolveGroup(name)->axes, "moe_groups");
+    }
+  }
+  return rows;
+}
+
+struct MeshResult {
+  const RunMesh* run = nullptr;
+  std::vector<ordered_json> entries;  // members, in rank order
+  bool verified = true;
+};
+
+ordered_json MeshJson(const MeshResult& result, const Backend& backend,
+                      const std::vector<std::string>& hosts, bool with_label) {
+  const RunMesh& run = *result.run;
+  ordered_json object;
+  if (with_label) object["label"] = run.spec.label;
+  const ordered_json summary = PlanSummaryJson(*run.plan);
+  for (const auto& [key, value] : summary.items()) object[key] = value;
+  if (run.context.has_value()) {
+    // Rank 0's live context: sizes read from its communicators (a member's view; the plan's
+    // otherwise, by the same rules).
+    object["context"] =
+        ContextJson({.sizes = run.context->sizes(),
+                     .parallelize_axis_kwargs = run.context->parallelize_axis_kwargs(),
+                     .pipeline_axis_kwargs = run.context->pipeline_axis_kwargs()});
+  }
+  object["backend"] = backend.name;
+  object["backend_reason"] = backend.reason;
+  object["verified"] = result.verified;
+  object["communicators_created"] = run.mesh->communicators_created();
+  object["build_seconds"] = run.build_seconds;
+  ordered_json axes = ordered_json::array();
+  for (const GroupRow& row : GroupRows(*run.plan, result.entries, hosts)) {
+    axes.push_back({{"name", row.name},
+                    {"size", row.size},
+                    {"groups", row.count},
+                    {"intra_node", row.intra_node}});
+  }
+  object["axes"] = std::move(axes);
+  object["per_rank"] = result.entries;
+  return object;
+}
+
+void WriteMeshText(const MeshResult& result, const Backend& backend,
+                   const std::vector<std::string>& hosts, std::ostream& out) {
+  const RunMesh& run = *result.run;
+  const MeshPlan& plan = *run.plan;
+  const std::set<std::string> distinct_hosts(hosts.begin(), hosts.end());
+  out << absl::StrFormat("mesh         %s: %s %s, %d ranks of %d on %d host(s)\n", run.spec.label,
+                         config::StrategyName(plan.strategy()), plan.device_mesh().DebugString(),
+                         plan.device_mesh().size(), hosts.size(), distinct_hosts.size());
+  if (plan.moe_mesh().has_value()) {
+    out << absl::StrFormat("moe mesh     (ep_shard=%d, ep=%d) per stage, %d stage(s)\n",
+                           plan.moe_mesh()->ep_shard, plan.moe_mesh()->ep, plan.moe_mesh()->stages);
+  }
+  out << absl::StrFormat("backend      %s (%s)\n", backend.name, backend.reason);
+  out << absl::StrFormat("\n%-14s %10s %10s  %s\n", "group", "size", "groups", "placement");
+  for (const GroupRow& row : GroupRows(plan, result.entries, hosts)) {
+    out << absl::StrFormat("%-14s %10d %10d  %s\n", row.name, row.size, row.count,
+                           row.intra_node ? "intra-node" : "cross-node");
+  }
+  int64_t groups_checked = 0;
+  for (const ordered_json& entry : result.entries) {
+    groups_checked += static_cast<int64_t>(entry["groups"].size());
+    if (!entry["moe_groups"].is_null()) {
+      groups_checked += static_cast<int64_t>(entry["moe_groups"].size());
+    }
+  }
+  out << absl::StrFormat("\ncommunicators created  %d (one split per distinct group kind)\n",
+                         run.mesh->communicators_created());
+  out << absl::StrFormat("build seconds          %.6f (slowest rank)\n", run.build_seconds);
+  if (result.verified) {
+    out << absl::StrFormat(
+        "verified               yes: %d groups on %d ranks match the layout (all_gather of the "
+        "ranks, all_reduce of their sum)\n",
+        groups_checked, result.entries.size());
+  } else {
+    out << "verified               NO\n";
+    for (const ordered_json& entry : result.entries) {
+      if (!entry.contains("mismatches")) continue;
+      for (const auto& mismatch : entry["mismatches"]) {
+        out << absl::StrFormat("  rank %d: %s\n", entry["rank"].get<int64_t>(),
+                               mismatch.get<std::string>());
+      }
+    }
+  }
+}
+
+// Warns when tensor- or context-parallel groups cross hosts (their traffic is the heaviest).
+void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::string>& hosts,
+                           Reporter& reporter) {
+  for (const GroupRow& row : GroupRows(*result.run->plan, result.entries, hosts)) {
+    if ((row.name == "tp" || row.name == "cp") && !row.intra_node) {
+      reporter.Note(absl::StrFormat(
+          "warning: mesh '%s': %s groups span hosts; keep %s within a node (order the ranks so "
+          "that each host holds whole %s groups)",
+          result.run->spec.label, row.name, row.name, row.name));
+    }
+  }
+}
+
+std::string MeshName(const MeshSpec& spec) {
+  return spec.label == "flags" ? "device_mesh" : spec.label;
+}
+
+}  // namespace
+
+CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
+  CLI::App* run = app.add_subcommand(
+      "run", "Build the mesh on every rank of an MPI job and verify every group (mpirun -np N)");
+  AddMeshOptions(*run, options.mesh);
+  run->add_option("--backend", options.backend,
+                  "auto (NCCL when every rank has a GPU, else MPI), mpi or nccl")
+      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+  run->add_option("--timeout-s", options.timeout_s,
+                  "Timeout of every communicator, in seconds (overrides dist_env.timeout_minutes)")
+      ->type_name("T");
+  run->add_option("--format", options.format, "Output format: text (default) or json")
+      ->check(CLI::IsMember({"text", "json"}));
+  return run;
+}
+
+int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
+      comm::mpi::Session::Init(nullptr, nullptr);
+  if (!session.ok()) {
+    err << "nmesh: error: cannot start MPI: " << session.status().message() << "\n";
+    return kExitRuntimeFailure;
+  }
+  Reporter reporter((*session)->world_rank(), options.format == "json", out, err);
+  const int64_t rank = (*session)->world_rank();
+
+  std::optional<absl::Duration> timeout;
+  if (options.timeout_s.has_value()) {
+    if (!std::isfinite(*options.timeout_s) || *options.timeout_s <= 0) {
+      return reporter.Fail(absl::InvalidArgumentError(absl::StrFormat(
+          "--timeout-s must be a positive number of seconds, got %g", *options.timeout_s)));
+    }
+    timeout = absl::Seconds(*options.timeout_s);
+  }
+
+  // 1. Specs and plans; every rank learns every rank's config error.
+  absl::StatusOr<std::vector<RunMesh>> planned = PlanAll(options.mesh, (*session)->world_size());
+  if (!timeout.has_value() && planned.ok() && !planned->empty()) {
+    timeout = planned->front().spec.timeout;
+  }
+  absl::StatusOr<std::unique_ptr<Communicator>> mpi_world =
+      comm::mpi::WorldCommunicator(**session, {.name = "world", .timeout = timeout});
+  if (!mpi_world.ok()) reporter.Abort(mpi_world.status());
+  Communicator& world = **mpi_world;
+  if (absl::Status agreed = comm::AgreeOnStatus(world, planned.status()); !agreed.ok()) {
+    return reporter.Fail(agreed);
+  }
+  std::vector<RunMesh>& meshes = *planned;
+  {
+    // Ranks launched with different flags could plan a different number of meshes and then wait
+    // in different collectives: compare the counts first.
+    const int64_t count = static_cast<int64_t>(meshes.size());
+    int64_t extremes[2] = {count, -count};
+    if (absl::Status s = comm::HostAllReduce(world, extremes, extremes, 2, comm::DataType::kInt64,
+                                             comm::ReduceOp::kMin);
+        !s.ok()) {
+      reporter.Abort(s);
+    }
+    if (extremes[0] != -extremes[1]) {
+      return reporter.Fail(absl::InvalidArgumentError(absl::StrFormat(
+          "ranks disagree on the mesh: rank %d builds %d mesh(es), others between %d and %d", rank,
+          count, extremes[0], -extremes[1])));
+    }
+  }
+  for (const RunMesh& run : meshes) {
+    for (const std::string& warning : run.spec.warnings) reporter.Note("warning: " + warning);
+  }
+
+  // 2. Topology and backend.
+  absl::StatusOr<comm::Topology> topo = comm::mpi::GetTopology(world);
+  if (!topo.ok()) reporter.Abort(topo.status());
+  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, *topo, timeout);
+  if (!backend.ok()) return reporter.Fail(backend.status());
+
+  // 3. Meshes (every rank builds every mesh, in order) and contexts (members).
+  for (RunMesh& run : meshes) {
+    const absl::Time start = absl::Now();
+    absl::StatusOr<DeviceMesh> built =
+        DeviceMesh::Create(*run.plan, *backend->world,
+                           {.name = MeshName(run.spec),
+                            .timeout = options.timeout_s.has_value() ? timeout : run.spec.timeout});
+    if (!built.ok()) {
+      // Disagreement and size errors are found by every rank together; anything else may leave
+      // the others inside a split.
+      if (ExitCodeOf(built.status()) == kExitUsage) return reporter.Fail(built.status());
+      reporter.Abort(built.status());
+    }
+    run.build_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    run.mesh = *std::move(built);
+  }
+  absl::Status contexts;
+  for (RunMesh& run : meshes) {
+    if (!run.mesh->is_member() || !contexts.ok()) continue;
+    absl::StatusOr<mesh::MeshContext> context = mesh::MeshContext::FromMeshes(
+        *run.mesh, run.mesh->moe_mesh(), run.spec.strategy_config, run.spec.pipeline, run.spec.moe,
+        run.spec.activation_checkpointing);
+    if (context.ok()) {
+      run.context = *std::move(context);
+    } else {
+      contexts = absl::Status(
+          context.status().code(),
+          absl::StrFormat("mesh '%s': %s", run.spec.label, context.status().message()));
+    }
+  }
+  if (absl::Status agreed = comm::AgreeOnStatus(world, contexts); !agreed.ok()) {
+    return reporter.Fail(agreed);
+  }
+
+  // 4. Verification through the communicators.
+  ordered_json mine = ordered_json::array();
+  int64_t verified = 1;
+  for (RunMesh& run : meshes) {
+    double seconds = run.build_seconds;
+    if (absl::Status s = comm::HostAllReduce(world, &seconds, &run.build_seconds, 1,
+                                             comm::DataType::kFloat64, comm::ReduceOp::kMax);
+        !s.ok()) {
+      reporter.Abort(s);
+    }
+    if (!run.mesh->is_member()) {
+      mine.push_back(nullptr);
+      continue;
+    }
+    absl::StatusOr<RankReport> report =
+        VerifyRank(*run.plan, *run.mesh, rank, topo->host_names[static_cast<size_t>(rank)]);
+    if (!report.ok()) reporter.Abort(report.status());
+    if (!report->verified) verified = 0;
+    mine.push_back(std::move(report->entry));
+  }
+
+  // 5. Rank 0 gathers and reports; every rank exits with the job's verdict.
+  absl::StatusOr<std::vector<std::string>> gathered = GatherToRankZero(world, Dump(mine));
+  if (!gathered.ok()) reporter.Abort(gathered.status());
+  if (absl::Status s = comm::HostAllReduce(world, &verified, &verified, 1, comm::DataType::kInt64,
+                                           comm::ReduceOp::kMin);
+      !s.ok()) {
+    reporter.Abort(s);
+  }
+  if (rank == 0) {
+    std::vector<MeshResult> results(meshes.size());
+    for (size_t m = 0; m < meshes.size(); ++m) results[m].run = &meshes[m];
+    for (const std::string& text : *gathered) {
+      const ordered_json entries = ordered_json::parse(text);
+      for (size_t m = 0; m < meshes.size(); ++m) {
+        if (entries[m].is_null()) continue;
+        results[m].verified = results[m].verified && entries[m]["verified"].get<bool>();
+        results[m].entries.push_back(entries[m]);
+      }
+    }
+    for (const MeshResult& result : results)
+      WarnOnCrossNodeGroups(result, topo->host_names, reporter);
+    if (options.format == "json") {
+      if (results.size() == 1) {
+        out << Dump(MeshJson(results[0], *backend, topo->host_names, false)) << "\n";
+      } else {
+        ordered_json all = ordered_json::array();
+        for (const MeshResult& r : results)
+          all.push_back(MeshJson(r, *backend, topo->host_names, true));
+        out << Dump(ordered_json{
+                   {"meshes", all}, {"backend", backend->name}, {"verified", verified == 1}})
+            << "\n";
+      }
+    } else {
+      for (size_t m = 0; m < results.size(); ++m) {
+        if (m > 0) out << "\n";
+        WriteMeshText(results[m], *backend, topo->host_names, out);
+      }
+    }
+    out.flush();
+  }
+  return verified == 1 ? kExitOk : kExitRuntimeFailure;
+}
+
+}  // namespace nmesh::tools

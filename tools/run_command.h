@@ -1,0 +1,64 @@
+// `nmesh run`: builds the meshes on every rank of an MPI job and verifies every group of every rank
+// through the real communicators (contract §9).
+//
+//   mpirun -np 8 nmesh run --tp 2 --cp 2 [--backend auto|mpi|nccl] [--timeout-s T]
+//                          [--format text|json]
+//   mpirun -np 8 nmesh run --config examples/fsdp2_tp2_cp2.yaml
+//
+// Steps, on every rank (the order the overview of docs/ARCHITECTURE.md gives):
+//   1. MPI session and world; the mesh specs from the flags and --config (ResolveMeshSpecs with
+//      all sections: a recipe with a teacher gives two meshes) and their plans. Every rank learns
+//      every other rank's config error (comm::AgreeOnStatus), so all exit 2 together.
+//   2. Backend: auto picks NCCL when it was built and every rank sees a GPU for its local rank,
+//      MPI otherwise, and says why; --backend nccl without a GPU fails on every rank (exit 1).
+//   3. DeviceMesh::Create for each mesh (every rank, in order), timed; MeshContext on members.
+//   4. Verification: over each distinct communicator of this rank, an all-gather of the global
+//      ranks (compared, in order, with the planned group) and an all-reduce of their sum (compared
+//      with the planned sum). Buffers live in the backend's memory (Communicator::AllocateBuffer).
+//   5. Every rank sends its observed groups and verdict to rank 0 (Send/Recv over the MPI world),
+//      which prints the report: text tables, or JSON (below). The verdict is all-reduced, so every
+//      rank exits with the same code.
+//
+// JSON (--format json) for one mesh: the plan object of §9 (tools/plan_command.h) plus "backend",
+// "backend_reason", "verified", "communicators_created", "build_seconds" (the slowest rank's
+// DeviceMesh::Create), "axes" ([{"name", "size", "groups", "intra_node"}] for every axis,
+// flattened group and moe axis) and "per_rank" (every member in rank order, each with "host", its
+// groups as observed through the communicators, and "verified"). With two meshes (a recipe with
+// `teacher_distributed:`): {"meshes": [{"label": "distributed", ...}, {"label":
+// "teacher_distributed", ...}], "backend": ..., "verified": ...}.
+//
+// Exit codes: 0 when every group of every rank verified; 1 on a runtime failure (communication,
+// timeout, verification mismatch, no GPU for --backend nccl); 2 on a usage or config error
+// ("nmesh: error: ..." on stderr from rank 0, and {"error": ...} on stdout under --format json). A
+// rank whose communication fails while others may be blocked ends the job (MPI_Abort, exit 1).
+#ifndef NMESH_TOOLS_RUN_COMMAND_H_
+#define NMESH_TOOLS_RUN_COMMAND_H_
+
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "CLI/CLI.hpp"
+#include "tools/mesh_options.h"
+
+namespace nmesh::tools {
+
+struct RunOptions {
+  MeshOptions mesh;
+  std::string backend = "auto";
+  // Overrides the recipe's dist_env.timeout_minutes.
+  std::optional<double> timeout_s;
+  std::string format = "text";
+};
+
+// Registers the `run` subcommand and its flags on `app`; `options` must outlive the parse.
+CLI::App* AddRunCommand(CLI::App& app, RunOptions& options);
+
+// Runs `nmesh run` as one rank of the MPI job (initialising MPI, which it finalises on return) and
+// returns the process exit code. Rank 0 writes the report to `out`; diagnostics go to `err`.
+// Collective over MPI_COMM_WORLD: every rank of the job must call it with the same options.
+int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err);
+
+}  // namespace nmesh::tools
+
+#endif  // NMESH_TOOLS_RUN_COMMAND_H_
