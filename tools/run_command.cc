@@ -457,23 +457,25 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
 }
 
 int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
+  const bool json = options.format == "json";
+  // Flags first, before MPI: every rank finds the same error (and prints it).
+  std::optional<absl::Duration> timeout;
+  if (options.timeout_s.has_value()) {
+    if (!std::isfinite(*options.timeout_s) || *options.timeout_s <= 0) {
+      return Reporter(0, json, out, err)
+          .Fail(absl::InvalidArgumentError(absl::StrFormat(
+              "--timeout-s must be a positive number of seconds, got %g", *options.timeout_s)));
+    }
+    timeout = absl::Seconds(*options.timeout_s);
+  }
   absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
       comm::mpi::Session::Init(nullptr, nullptr);
   if (!session.ok()) {
     err << "nmesh: error: cannot start MPI: " << session.status().message() << "\n";
     return kExitRuntimeFailure;
   }
-  Reporter reporter((*session)->world_rank(), options.format == "json", out, err);
+  Reporter reporter((*session)->world_rank(), json, out, err);
   const int64_t rank = (*session)->world_rank();
-
-  std::optional<absl::Duration> timeout;
-  if (options.timeout_s.has_value()) {
-    if (!std::isfinite(*options.timeout_s) || *options.timeout_s <= 0) {
-      return reporter.Fail(absl::InvalidArgumentError(absl::StrFormat(
-          "--timeout-s must be a positive number of seconds, got %g", *options.timeout_s)));
-    }
-    timeout = absl::Seconds(*options.timeout_s);
-  }
 
   // 1. Specs and plans; every rank learns every rank's config error.
   absl::StatusOr<std::vector<RunMesh>> planned = PlanAll(options.mesh, (*session)->world_size());
