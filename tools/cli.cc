@@ -9,6 +9,7 @@
 #include "base/build_config.h"
 #include "base/version.h"
 #include "nlohmann/json.hpp"
+#include "tools/bench_command.h"
 #include "tools/plan_command.h"
 #include "tools/run_command.h"
 #if NMESH_HAVE_NCCL
@@ -59,6 +60,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* plan = AddPlanCommand(app, plan_options);
   RunOptions run_options;
   CLI::App* run = AddRunCommand(app, run_options);
+  BenchOptions bench_options;
+  CLI::App* bench = AddBenchCommand(app, bench_options);
 
   std::vector<std::string> rest(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {
@@ -80,6 +83,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return kExitOk;
   }
   if (run->parsed()) return RunMeshes(run_options, out, err);
+  if (bench->parsed()) return RunBenchCommand(bench_options, out, err);
   out << app.help();
   return kExitUsage;
 }

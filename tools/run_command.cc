@@ -9,19 +9,15 @@
 #include <set>
 #include <string>
 #include <utility>
+#include <variant>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "base/build_config.h"
 #include "base/status_macros.h"
 #include "comm/communicator.h"
 #include "comm/host_collectives.h"
-#include "comm/mpi/communicator.h"
-#include "comm/mpi/session.h"
 #include "comm/topology.h"
 #include "config/strategy.h"
 #include "mesh/context.h"
@@ -29,11 +25,8 @@
 #include "mesh/plan.h"
 #include "nlohmann/json.hpp"
 #include "tools/cli.h"
+#include "tools/mesh_job.h"
 #include "tools/plan_command.h"
-#if NMESH_HAVE_NCCL
-#include "comm/nccl/communicator.h"
-#include "comm/nccl/runtime.h"
-#endif
 
 namespace nmesh::tools {
 namespace {
@@ -45,156 +38,6 @@ using nlohmann::ordered_json;
 
 std::string Dump(const ordered_json& value) {
   return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
-// Config errors come from the flags and the recipe, identically on every rank; everything else is
-// a failure of the job at run time.
-int ExitCodeOf(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kOutOfRange:
-      return kExitUsage;
-    default:
-      return kExitRuntimeFailure;
-  }
-}
-
-// Prints from rank 0 only, so that an error every rank agreed on appears once.
-class Reporter {
- public:
-  Reporter(int rank, bool json, std::ostream& out, std::ostream& err)
-      : rank_(rank), json_(json), out_(out), err_(err) {}
-
-  int rank() const { return rank_; }
-  std::ostream& out() { return out_; }
-
-  // An error every rank has: rank 0 reports it.
-  int Fail(const absl::Status& status) {
-    if (rank_ == 0) {
-      err_ << "nmesh: error: " << status.message() << "\n";
-      if (json_) out_ << Dump(ordered_json{{"error", std::string(status.message())}}) << "\n";
-    }
-    return ExitCodeOf(status);
-  }
-
-  // An error of this rank alone, while other ranks may be blocked in a collective waiting for it:
-  // report it here and end the whole job.
-  [[noreturn]] void Abort(const absl::Status& status) {
-    err_ << "nmesh: error: rank " << rank_ << ": " << status.message() << "\n";
-    if (json_ && rank_ == 0) {
-      out_ << Dump(ordered_json{{"error", std::string(status.message())}}) << "\n";
-    }
-    out_.flush();
-    err_.flush();
-    comm::mpi::Session::AbortJob(kExitRuntimeFailure);
-  }
-
-  void Note(const std::string& line) {
-    if (rank_ == 0) err_ << "nmesh: " << line << "\n";
-  }
-
- private:
-  int rank_;
-  bool json_;
-  std::ostream& out_;
-  std::ostream& err_;
-};
-
-// One mesh of the run.
-struct RunMesh {
-  MeshSpec spec;
-  std::optional<MeshPlan> plan;
-  std::optional<DeviceMesh> mesh;
-  std::optional<mesh::MeshContext> context;
-  double build_seconds = 0;
-};
-
-absl::StatusOr<std::vector<RunMesh>> PlanAll(const MeshOptions& options, int64_t world) {
-  NMESH_ASSIGN_OR_RETURN(std::vector<MeshSpec> specs,
-                         ResolveMeshSpecs(options, world, /*all_sections=*/true));
-  std::vector<RunMesh> meshes;
-  for (MeshSpec& spec : specs) {
-    RunMesh run;
-    NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMeshSpec(spec));
-    if (plan.world_size() > world) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "mesh '%s' needs a world of %d ranks, but the job has %d (run it with mpirun -np %d)",
-          spec.label, plan.world_size(), world, plan.world_size()));
-    }
-    run.spec = std::move(spec);
-    run.plan = std::move(plan);
-    meshes.push_back(std::move(run));
-  }
-  return meshes;
-}
-
-// The communicator the meshes are built over, and why it was chosen.
-struct Backend {
-  std::unique_ptr<Communicator> owned;  // the NCCL world, when NCCL was chosen
-  Communicator* world = nullptr;
-  std::string name;
-  std::string reason;
-};
-
-// Whether this rank has a GPU for its local rank.
-absl::Status CheckLocalGpu(const comm::Topology& topo) {
-#if NMESH_HAVE_NCCL
-  NMESH_ASSIGN_OR_RETURN(int devices, comm::nccl::VisibleCudaDevices());
-  if (topo.local_rank >= devices) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("host '%s' runs %d ranks but only %d CUDA devices are visible",
-                        topo.host_names[static_cast<size_t>(topo.rank)], topo.local_size, devices));
-  }
-  return absl::OkStatus();
-#else
-  return absl::FailedPreconditionError("nmesh was built without NCCL");
-#endif
-}
-
-// Collective over `mpi_world`. Usage errors (NCCL not built) are InvalidArgument on every rank;
-// NCCL setup failures are agreed on by every rank inside nccl::CreateWorld.
-absl::StatusOr<Backend> ChooseBackend(const std::string& choice, Communicator& mpi_world,
-                                      const comm::Topology& topo,
-                                      std::optional<absl::Duration> timeout) {
-  Backend backend;
-  backend.world = &mpi_world;
-  backend.name = "mpi";
-  if (choice == "mpi") {
-    backend.reason = "--backend mpi";
-    return backend;
-  }
-#if NMESH_HAVE_NCCL
-  if (choice == "auto") {
-    absl::Status gpus = comm::AgreeOnStatus(mpi_world, CheckLocalGpu(topo));
-    if (!gpus.ok()) {
-      backend.reason = absl::StrCat("auto: ", gpus.message());
-      return backend;
-    }
-  }
-  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world = comm::nccl::CreateWorld(
-      mpi_world, {.comm = {.name = "world", .timeout = timeout}, .local_rank = topo.local_rank});
-  if (!nccl_world.ok()) {
-    return absl::Status(nccl_world.status().code(),
-                        absl::StrFormat("--backend %s: cannot create the NCCL world: %s", choice,
-                                        nccl_world.status().message()));
-  }
-  backend.owned = *std::move(nccl_world);
-  backend.world = backend.owned.get();
-  backend.name = "nccl";
-  backend.reason = choice == "auto" ? absl::StrFormat("auto: every rank has a GPU (NCCL %s)",
-                                                      comm::nccl::LinkedNcclVersion())
-                                    : "--backend nccl";
-  return backend;
-#else
-  if (choice == "nccl") {
-    return absl::InvalidArgumentError(
-        "--backend nccl: this nmesh was built without NCCL (configure with NMESH_WITH_NCCL=ON "
-        "where CUDA and NCCL are installed)");
-  }
-  backend.reason = absl::StrCat("auto: ", CheckLocalGpu(topo).message());
-  return backend;
-#endif
 }
 
 // ---- Verification ------------------------------------------------------------------------------
@@ -340,14 +183,14 @@ std::vector<GroupRow> GroupRows(const MeshPlan& plan, const std::vector<ordered_
 }
 
 struct MeshResult {
-  const RunMesh* run = nullptr;
+  const JobMesh* run = nullptr;
   std::vector<ordered_json> entries;  // members, in rank order
   bool verified = true;
 };
 
-ordered_json MeshJson(const MeshResult& result, const Backend& backend,
+ordered_json MeshJson(const MeshResult& result, const JobBackend& backend,
                       const std::vector<std::string>& hosts, bool with_label) {
-  const RunMesh& run = *result.run;
+  const JobMesh& run = *result.run;
   ordered_json object;
   if (with_label) object["label"] = run.spec.label;
   const ordered_json summary = PlanSummaryJson(*run.plan);
@@ -377,9 +220,9 @@ ordered_json MeshJson(const MeshResult& result, const Backend& backend,
   return object;
 }
 
-void WriteMeshText(const MeshResult& result, const Backend& backend,
+void WriteMeshText(const MeshResult& result, const JobBackend& backend,
                    const std::vector<std::string>& hosts, std::ostream& out) {
-  const RunMesh& run = *result.run;
+  const JobMesh& run = *result.run;
   const MeshPlan& plan = *run.plan;
   const std::set<std::string> distinct_hosts(hosts.begin(), hosts.end());
   out << absl::StrFormat("mesh         %s: %s %s, %d ranks of %d on %d host(s)\n", run.spec.label,
@@ -424,7 +267,7 @@ void WriteMeshText(const MeshResult& result, const Backend& backend,
 
 // Warns when tensor- or context-parallel groups cross hosts (their traffic is the heaviest).
 void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::string>& hosts,
-                           Reporter& reporter) {
+                           JobReporter& reporter) {
   for (const GroupRow& row : GroupRows(*result.run->plan, result.entries, hosts)) {
     if ((row.name == "tp" || row.name == "cp") && !row.intra_node) {
       reporter.Note(absl::StrFormat(
@@ -433,10 +276,6 @@ void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::stri
           result.run->spec.label, row.name, row.name, row.name));
     }
   }
-}
-
-std::string MeshName(const MeshSpec& spec) {
-  return spec.label == "flags" ? "device_mesh" : spec.label;
 }
 
 }  // namespace
@@ -462,78 +301,26 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   std::optional<absl::Duration> timeout;
   if (options.timeout_s.has_value()) {
     if (!std::isfinite(*options.timeout_s) || *options.timeout_s <= 0) {
-      return Reporter(0, json, out, err)
+      return JobReporter(0, json, out, err)
           .Fail(absl::InvalidArgumentError(absl::StrFormat(
               "--timeout-s must be a positive number of seconds, got %g", *options.timeout_s)));
     }
     timeout = absl::Seconds(*options.timeout_s);
   }
-  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
-      comm::mpi::Session::Init(nullptr, nullptr);
-  if (!session.ok()) {
-    err << "nmesh: error: cannot start MPI: " << session.status().message() << "\n";
-    return kExitRuntimeFailure;
-  }
-  Reporter reporter((*session)->world_rank(), json, out, err);
-  const int64_t rank = (*session)->world_rank();
+  std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start(
+      {.mesh = options.mesh, .backend = options.backend, .timeout = timeout}, json, out, err);
+  if (const int* code = std::get_if<int>(&started)) return *code;
+  MeshJob& job = *std::get<std::unique_ptr<MeshJob>>(started);
+  JobReporter& reporter = job.reporter();
+  const int64_t rank = job.rank();
+  Communicator& world = job.mpi_world();
+  const comm::Topology& topo = job.topology();
+  const JobBackend& backend = job.backend();
+  std::vector<JobMesh>& meshes = job.meshes();
 
-  // 1. Specs and plans; every rank learns every rank's config error.
-  absl::StatusOr<std::vector<RunMesh>> planned = PlanAll(options.mesh, (*session)->world_size());
-  if (!timeout.has_value() && planned.ok() && !planned->empty()) {
-    timeout = planned->front().spec.timeout;
-  }
-  absl::StatusOr<std::unique_ptr<Communicator>> mpi_world =
-      comm::mpi::WorldCommunicator(**session, {.name = "world", .timeout = timeout});
-  if (!mpi_world.ok()) reporter.Abort(mpi_world.status());
-  Communicator& world = **mpi_world;
-  if (absl::Status agreed = comm::AgreeOnStatus(world, planned.status()); !agreed.ok()) {
-    return reporter.Fail(agreed);
-  }
-  std::vector<RunMesh>& meshes = *planned;
-  {
-    // Ranks launched with different flags could plan a different number of meshes and then wait
-    // in different collectives: compare the counts first.
-    const int64_t count = static_cast<int64_t>(meshes.size());
-    int64_t extremes[2] = {count, -count};
-    if (absl::Status s = comm::HostAllReduce(world, extremes, extremes, 2, comm::DataType::kInt64,
-                                             comm::ReduceOp::kMin);
-        !s.ok()) {
-      reporter.Abort(s);
-    }
-    if (extremes[0] != -extremes[1]) {
-      return reporter.Fail(absl::InvalidArgumentError(absl::StrFormat(
-          "ranks disagree on the mesh: rank %d builds %d mesh(es), others between %d and %d", rank,
-          count, extremes[0], -extremes[1])));
-    }
-  }
-  for (const RunMesh& run : meshes) {
-    for (const std::string& warning : run.spec.warnings) reporter.Note("warning: " + warning);
-  }
-
-  // 2. Topology and backend.
-  absl::StatusOr<comm::Topology> topo = comm::mpi::GetTopology(world);
-  if (!topo.ok()) reporter.Abort(topo.status());
-  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, *topo, timeout);
-  if (!backend.ok()) return reporter.Fail(backend.status());
-
-  // 3. Meshes (every rank builds every mesh, in order) and contexts (members).
-  for (RunMesh& run : meshes) {
-    const absl::Time start = absl::Now();
-    absl::StatusOr<DeviceMesh> built =
-        DeviceMesh::Create(*run.plan, *backend->world,
-                           {.name = MeshName(run.spec),
-                            .timeout = options.timeout_s.has_value() ? timeout : run.spec.timeout});
-    if (!built.ok()) {
-      // Disagreement and size errors are found by every rank together; anything else may leave
-      // the others inside a split.
-      if (ExitCodeOf(built.status()) == kExitUsage) return reporter.Fail(built.status());
-      reporter.Abort(built.status());
-    }
-    run.build_seconds = absl::ToDoubleSeconds(absl::Now() - start);
-    run.mesh = *std::move(built);
-  }
+  // Contexts (members).
   absl::Status contexts;
-  for (RunMesh& run : meshes) {
+  for (JobMesh& run : meshes) {
     if (!run.mesh->is_member() || !contexts.ok()) continue;
     absl::StatusOr<mesh::MeshContext> context = mesh::MeshContext::FromMeshes(
         *run.mesh, run.mesh->moe_mesh(), run.spec.strategy_config, run.spec.pipeline, run.spec.moe,
@@ -553,7 +340,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   // 4. Verification through the communicators.
   ordered_json mine = ordered_json::array();
   int64_t verified = 1;
-  for (RunMesh& run : meshes) {
+  for (JobMesh& run : meshes) {
     double seconds = run.build_seconds;
     if (absl::Status s = comm::HostAllReduce(world, &seconds, &run.build_seconds, 1,
                                              comm::DataType::kFloat64, comm::ReduceOp::kMax);
@@ -565,7 +352,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
       continue;
     }
     absl::StatusOr<RankReport> report =
-        VerifyRank(*run.plan, *run.mesh, rank, topo->host_names[static_cast<size_t>(rank)]);
+        VerifyRank(*run.plan, *run.mesh, rank, topo.host_names[static_cast<size_t>(rank)]);
     if (!report.ok()) reporter.Abort(report.status());
     if (!report->verified) verified = 0;
     mine.push_back(std::move(report->entry));
@@ -591,22 +378,22 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
       }
     }
     for (const MeshResult& result : results)
-      WarnOnCrossNodeGroups(result, topo->host_names, reporter);
+      WarnOnCrossNodeGroups(result, topo.host_names, reporter);
     if (options.format == "json") {
       if (results.size() == 1) {
-        out << Dump(MeshJson(results[0], *backend, topo->host_names, false)) << "\n";
+        out << Dump(MeshJson(results[0], backend, topo.host_names, false)) << "\n";
       } else {
         ordered_json all = ordered_json::array();
         for (const MeshResult& r : results)
-          all.push_back(MeshJson(r, *backend, topo->host_names, true));
+          all.push_back(MeshJson(r, backend, topo.host_names, true));
         out << Dump(ordered_json{
-                   {"meshes", all}, {"backend", backend->name}, {"verified", verified == 1}})
+                   {"meshes", all}, {"backend", backend.name}, {"verified", verified == 1}})
             << "\n";
       }
     } else {
       for (size_t m = 0; m < results.size(); ++m) {
         if (m > 0) out << "\n";
-        WriteMeshText(results[m], *backend, topo->host_names, out);
+        WriteMeshText(results[m], backend, topo.host_names, out);
       }
     }
     out.flush();

@@ -5,7 +5,8 @@
 //                          [--format text|json]
 //   mpirun -np 8 nmesh run --config examples/fsdp2_tp2_cp2.yaml
 //
-// Steps, on every rank (the order the overview of docs/ARCHITECTURE.md gives):
+// Steps, on every rank (the order the overview of docs/ARCHITECTURE.md gives; steps 1 to 3 are
+// tools/mesh_job.h, shared with `nmesh bench`):
 //   1. MPI session and world; the mesh specs from the flags and --config (ResolveMeshSpecs with
 //      all sections: a recipe with a teacher gives two meshes) and their plans. Every rank learns
 //      every other rank's config error (comm::AgreeOnStatus), so all exit 2 together.

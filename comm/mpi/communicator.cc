@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "comm/internal/checks.h"
+#include "comm/mpi/native.h"
 #include "comm/mpi/reduce_ops.h"
 #include "comm/mpi/status.h"
 
@@ -68,6 +69,7 @@ class MpiCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  MPI_Comm native() const { return comm_; }
   std::string_view backend() const override { return "mpi"; }
   MemoryKind memory_kind() const override { return MemoryKind::kHost; }
   const CommOptions& options() const override { return options_; }
@@ -356,6 +358,16 @@ absl::StatusOr<Topology> GetTopology(Communicator& comm) {
                         comm.options().name, comm.backend()));
   }
   return mpi_comm->QueryTopology();
+}
+
+absl::StatusOr<MPI_Comm> NativeComm(const Communicator& comm) {
+  const auto* mpi_comm = dynamic_cast<const MpiCommunicator*>(&comm);
+  if (mpi_comm == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mpi::NativeComm needs an MPI communicator; axis '%s' uses the %s backend",
+                        comm.options().name, comm.backend()));
+  }
+  return mpi_comm->native();
 }
 
 }  // namespace nmesh::comm::mpi
