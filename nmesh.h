@@ -11,6 +11,7 @@
 #include "base/status_macros.h"
 #include "base/version.h"
 #include "comm/communicator.h"
+#include "comm/host_collectives.h"
 #include "comm/mpi/communicator.h"
 #include "comm/mpi/session.h"
 #include "comm/self.h"
@@ -19,9 +20,12 @@
 #include "config/strategy.h"
 #include "mesh/axis_name.h"
 #include "mesh/checked_math.h"
+#include "mesh/context.h"
+#include "mesh/device_mesh.h"
 #include "mesh/layout.h"
 #include "mesh/plan.h"
 #include "mesh/planned_context.h"
+#include "validate/validate.h"
 
 #if NMESH_HAVE_NCCL
 #include "comm/nccl/communicator.h"

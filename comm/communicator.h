@@ -32,7 +32,8 @@
 // AllToAll, Send and Recv overloads; size-mismatch messages name the communicator; the in-place
 // layouts of AllGather and ReduceScatter; overlapping AllToAll buffers are InvalidArgument; a
 // negative Split color is InvalidArgument; backend-neutral buffers (AllocateBuffer, CopyToHost,
-// CopyFromHost) and one-rank communicators of the same memory kind (NewSelf), so that code above
+// CopyFromHost), one-rank communicators of the same memory kind (NewSelf), and SplitAgreed, so
+// that code above
 // the backends (the mesh runtime, `nmesh run`) can run collectives without knowing the backend:
 //
 //   NMESH_ASSIGN_OR_RETURN(Buffer buffer, comm.AllocateBuffer(n * sizeof(int64_t)));
@@ -228,6 +229,16 @@ class Communicator {
   // `options` belong to the new communicator only; nothing is inherited from this one.
   virtual absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                               CommOptions options) = 0;
+
+  // Added. Split for callers that have already agreed, across every rank, on the split (e.g. a
+  // DeviceMesh after its agreement check): every rank of this communicator calls it, and every
+  // color is non-negative or absent. Backends may then skip their own exchange of colors (MPI does
+  // when this communicator has no timeout; with one, it keeps the exchange, which is what makes a
+  // split honour the timeout). A caller that breaks the promise may hang. Default: Split.
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color,
+                                                                    int key, CommOptions options) {
+    return Split(color, key, std::move(options));
+  }
 
   // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place:
   // send == recv.

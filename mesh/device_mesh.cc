@@ -187,8 +187,9 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
         color = static_cast<int>(group->index());
         key = static_cast<int>(group->local_rank());
       }
+      // The agreement check above covers the colors: every rank derives them from the same plan.
       absl::StatusOr<std::unique_ptr<comm::Communicator>> split =
-          world.Split(color, key, comm_options);
+          world.SplitAgreed(color, key, comm_options);
       if (!split.ok()) {
         return absl::Status(split.status().code(),
                             absl::StrFormat("building mesh '%s', group %s: %s", options.name,

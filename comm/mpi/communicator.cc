@@ -74,6 +74,16 @@ class MpiCommunicator final : public Communicator {
   MemoryKind memory_kind() const override { return MemoryKind::kHost; }
   const CommOptions& options() const override { return options_; }
 
+  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
+                                                            CommOptions options) override {
+    // Without a timeout the exchange below only guards against bad colors, which the caller has
+    // ruled out; with one, it is what bounds the wait, so it stays.
+    if (options_.timeout) return Split(color, key, std::move(options));
+    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+    NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
+    return CommSplit(color, key, std::move(options));
+  }
+
   absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                       CommOptions options) override {
     NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
@@ -99,6 +109,12 @@ class MpiCommunicator final : public Communicator {
           "%s: colors must be non-negative or absent; %s (rank %d of %d)",
           ci::OpContext(*this, ci::kSplit), absl::StrJoin(bad, ", "), rank_, size_));
     }
+    return CommSplit(color, key, std::move(options));
+  }
+
+  // MPI_Comm_split (blocking), with MPI_UNDEFINED for no color.
+  absl::StatusOr<std::unique_ptr<Communicator>> CommSplit(std::optional<int> color, int key,
+                                                          CommOptions options) {
     MPI_Comm out = MPI_COMM_NULL;
     NMESH_RETURN_IF_ERROR(Check(ci::kSplit,
                                 MPI_Comm_split(comm_, color ? *color : MPI_UNDEFINED, key, &out),

@@ -19,7 +19,8 @@
 //
 // Split first allgathers every rank's color (honouring the timeout), so a negative color fails on
 // every rank with InvalidArgument naming the rank that passed it; then MPI_Comm_split (blocking,
-// but every rank has already arrived) with MPI_UNDEFINED for ranks without a color.
+// but every rank has already arrived) with MPI_UNDEFINED for ranks without a color. SplitAgreed
+// skips the exchange when the communicator has no timeout (the caller vouches for the colors).
 //
 // Errors. MPI errors come back as Status (MPI_ERRORS_RETURN is set on every communicator; see
 // comm/mpi/status.h for the codes), prefixed with the operation and the axis.

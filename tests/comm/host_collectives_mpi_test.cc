@@ -1,0 +1,93 @@
+// AgreeOnStatus, the host collectives and SplitAgreed over MPI, at np 1, 2 and 4.
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "base/testing/status_matchers.h"
+#include "comm/communicator.h"
+#include "comm/host_collectives.h"
+#include "comm/mpi/communicator.h"
+#include "comm/mpi/session.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace nmesh::comm {
+namespace {
+
+using ::nmesh::testing::IsOk;
+using ::nmesh::testing::StatusIs;
+using ::testing::HasSubstr;
+
+std::unique_ptr<Communicator> World(CommOptions options = {.name = "world"}) {
+  static mpi::Session* session = [] {
+    auto s = mpi::Session::Init(nullptr, nullptr);  // MPI is already up: neither inits nor ends
+    if (!s.ok()) std::abort();
+    return s->release();
+  }();
+  auto world = mpi::WorldCommunicator(*session, std::move(options));
+  if (!world.ok()) std::abort();
+  return *std::move(world);
+}
+
+TEST(AgreeOnStatusTest, EveryRankLearnsTheFirstFailure) {
+  auto world = World();
+  const int n = world->size(), r = world->rank();
+  EXPECT_OK(AgreeOnStatus(*world, absl::OkStatus()));
+  const absl::Status mine =
+      r == n - 1 ? absl::InvalidArgumentError("tp_size must be a positive integer, got 0")
+                 : absl::OkStatus();
+  absl::Status agreed = AgreeOnStatus(*world, mine);
+  if (r == n - 1) {
+    EXPECT_EQ(agreed, mine);
+  } else {
+    EXPECT_THAT(agreed, StatusIs(absl::StatusCode::kInvalidArgument,
+                                 absl::StrFormat("tp_size must be a positive integer, got 0 "
+                                                 "[reported by rank %d of %d]",
+                                                 n - 1, n)));
+  }
+}
+
+TEST(HostCollectivesMpiTest, HostMemoryGoesStraightThrough) {
+  auto world = World();
+  const int n = world->size();
+  const int64_t r = world->rank();
+  std::vector<int64_t> all(static_cast<size_t>(n), -1);
+  ASSERT_OK(HostAllGather<int64_t>(*world, absl::MakeConstSpan(&r, 1), absl::MakeSpan(all)));
+  for (int i = 0; i < n; ++i) EXPECT_EQ(all[static_cast<size_t>(i)], i);
+  int64_t sum = r;
+  ASSERT_OK(HostAllReduce<int64_t>(*world, absl::MakeConstSpan(&r, 1), absl::MakeSpan(&sum, 1),
+                                   ReduceOp::kSum));
+  EXPECT_EQ(sum, static_cast<int64_t>(n) * (n - 1) / 2);
+  ASSERT_OK_AND_ASSIGN(Buffer buffer, world->AllocateBuffer(64));
+  EXPECT_NE(buffer.data(), nullptr);
+}
+
+// SplitAgreed makes the same groups as Split, with and without a timeout on the parent.
+TEST(SplitAgreedTest, SameGroupsAsSplit) {
+  for (std::optional<absl::Duration> timeout :
+       {std::optional<absl::Duration>(), std::optional<absl::Duration>(absl::Seconds(30))}) {
+    auto world = World({.name = "world", .timeout = timeout});
+    const int r = world->rank();
+    const std::optional<int> color = r % 3 == 2 ? std::nullopt : std::optional<int>(r % 2);
+    ASSERT_OK_AND_ASSIGN(auto agreed, world->SplitAgreed(color, -r, {.name = "agreed"}));
+    ASSERT_OK_AND_ASSIGN(auto plain, world->Split(color, -r, {.name = "plain"}));
+    ASSERT_EQ(agreed == nullptr, plain == nullptr);
+    if (agreed == nullptr) continue;
+    EXPECT_EQ(agreed->options().name, "agreed");
+    std::vector<int64_t> a(static_cast<size_t>(agreed->size())), p(a.size());
+    const int64_t me = r;
+    ASSERT_OK(agreed->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(a)));
+    ASSERT_OK(plain->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(p)));
+    EXPECT_EQ(a, p);
+    EXPECT_TRUE(std::is_sorted(a.rbegin(), a.rend()));  // key -r: descending ranks
+  }
+}
+
+}  // namespace
+}  // namespace nmesh::comm
