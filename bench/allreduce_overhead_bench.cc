@@ -1,0 +1,131 @@
+// P5 (docs/PERFORMANCE.md): what nmesh's AllReduce adds to a raw MPI_Allreduce on the same MPI
+// communicator.
+//
+//   scripts/mpirun.sh -np 8 build/bench/allreduce_overhead_bench [ROUNDS]
+//
+// For each size (8 B, then 64 KiB to 16 MiB), ROUNDS rounds (default 101); in each round both
+// variants run one batch of calls on the MPI world communicator (no timeout, so nmesh takes its
+// blocking path), in alternating order (nmesh first in even rounds, raw first in odd ones) so that
+// drift and warm-up hit both alike. A batch is a barrier, then `calls` back-to-back out-of-place
+// float32 sums; its time per call is the slowest rank's. Reported per size: the median per-call
+// time of each variant over the rounds, the bandwidth ratio raw / nmesh (1.0 means nmesh adds
+// nothing), and the median over rounds of the paired difference nmesh - raw (the added latency).
+// Goals: ratio >= 0.98 from 64 KiB; added latency <= 1 us at 8 B.
+//
+// Not a Google Benchmark: every sample needs the whole MPI job. The results are checked once (a
+// sum of ones must equal the world size) so that a broken variant cannot look fast.
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "comm/communicator.h"
+#include "comm/host_collectives.h"
+#include "comm/mpi/allreduce_baseline.h"
+#include "comm/mpi/communicator.h"
+#include "comm/mpi/session.h"
+
+namespace {
+
+using nmesh::comm::Communicator;
+using nmesh::comm::DataType;
+using nmesh::comm::ReduceOp;
+
+void Check(const absl::Status& status, const char* what) {
+  if (status.ok()) return;
+  std::fprintf(stderr, "allreduce_overhead_bench: %s: %s\n", what,
+               std::string(status.message()).c_str());
+  std::exit(1);
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+}
+
+// Seconds per call of one batch (`batch(calls)` makes the calls), the slowest rank's.
+template <typename Batch>
+double TimeBatch(Communicator& world, int calls, Batch batch) {
+  Check(world.Barrier(), "barrier");
+  const auto start = std::chrono::steady_clock::now();
+  batch(calls);
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  double mine = elapsed.count() / calls, slowest = 0;
+  Check(nmesh::comm::HostAllReduce(world, &mine, &slowest, 1, DataType::kFloat64, ReduceOp::kMax),
+        "reducing the time");
+  return slowest;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto session = nmesh::comm::mpi::Session::Init(&argc, &argv);
+  Check(session.status(), "MPI_Init");
+  const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 101;
+  auto world_or = nmesh::comm::mpi::WorldCommunicator(**session, {.name = "world"});
+  Check(world_or.status(), "world communicator");
+  Communicator& world = **world_or;
+  const bool root = world.rank() == 0;
+
+  const std::vector<size_t> sizes = {
+      8, size_t{64} << 10, size_t{256} << 10, size_t{1} << 20, size_t{4} << 20, size_t{16} << 20};
+  if (root) {
+    std::printf("# P5: nmesh AllReduce vs raw MPI_Allreduce on the same communicator\n");
+    std::printf("# %d ranks, %d rounds per size, float32 sum, out of place, medians\n",
+                world.size(), rounds);
+    std::printf("%12s %7s %12s %12s %10s %12s\n", "size(B)", "calls", "raw(us)", "nmesh(us)",
+                "bw ratio", "added(us)");
+  }
+  for (size_t bytes : sizes) {
+    const size_t count = bytes / sizeof(float);
+    // About 4 MiB of traffic per batch, at least 2 and at most 400 calls.
+    const int calls = static_cast<int>(std::clamp<size_t>((size_t{4} << 20) / bytes, 2, 400));
+    std::vector<float> send(count, 1.0f), recv(count, 0.0f);
+    // The user's view of each: nmesh's call per iteration, and MPI_Allreduce in a bare loop on
+    // the same MPI_Comm (RawAllReduce resolves the communicator and datatype once per batch).
+    auto nmesh_batch = [&](int calls) {
+      for (int i = 0; i < calls; ++i) {
+        Check(world.AllReduce(send.data(), recv.data(), count, DataType::kFloat32, ReduceOp::kSum),
+              "nmesh AllReduce");
+      }
+    };
+    auto raw_batch = [&](int calls) {
+      Check(nmesh::comm::mpi::RawAllReduce(world, send.data(), recv.data(), count,
+                                           DataType::kFloat32, ReduceOp::kSum, calls),
+            "raw MPI_Allreduce");
+    };
+    std::vector<double> nmesh_us, raw_us, added_us;
+    for (int r = 0; r < rounds; ++r) {
+      double n = 0, raw = 0;
+      if (r % 2 == 0) {
+        n = TimeBatch(world, calls, nmesh_batch);
+        raw = TimeBatch(world, calls, raw_batch);
+      } else {
+        raw = TimeBatch(world, calls, raw_batch);
+        n = TimeBatch(world, calls, nmesh_batch);
+      }
+      nmesh_us.push_back(n * 1e6);
+      raw_us.push_back(raw * 1e6);
+      added_us.push_back((n - raw) * 1e6);
+    }
+    for (float value : recv) {
+      if (value != static_cast<float>(world.size())) {
+        std::fprintf(stderr, "allreduce_overhead_bench: wrong sum %g at %zu B\n", value, bytes);
+        return 1;
+      }
+    }
+    if (root) {
+      const double n = Median(nmesh_us), raw = Median(raw_us);
+      std::printf("%12zu %7d %12.3f %12.3f %10.4f %12.3f\n", bytes, calls, raw, n, raw / n,
+                  Median(added_us));
+      std::fflush(stdout);
+    }
+  }
+  return 0;
+}

@@ -1,0 +1,354 @@
+// `nmesh bench` without MPI: size parsing, the sweep, the bus-bandwidth factors, axis selection
+// (against partitions computed by brute force), flag errors in-process (they are reported before
+// MPI starts), the JSON writer, and the plot. The collective part runs under mpirun: see
+// bench_mpi_test.cc and bench_json_check.cc.
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "base/testing/status_matchers.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "mesh/plan.h"
+#include "nlohmann/json.hpp"
+#include "tests/cli/run_cli.h"
+#include "tests/mesh/brute_force.h"
+#include "tools/bench_command.h"
+#include "tools/cli.h"
+#include "tools/plan_command.h"
+
+namespace nmesh::tools {
+namespace {
+
+using ::nmesh::mesh::testing::BruteMesh;
+using ::nmesh::mesh::testing::BrutePartition;
+using ::nmesh::testing::IsOk;
+using ::nmesh::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using json = nlohmann::ordered_json;
+
+MATCHER_P(IsOkAndHolds, value, "is OK and holds " + ::testing::PrintToString(value)) {
+  return arg.ok() && *arg == value;
+}
+
+TEST(ParseByteSizeTest, AcceptsBytesAndBinarySuffixes) {
+  EXPECT_THAT(ParseByteSize("8"), IsOkAndHolds(8u));
+  EXPECT_THAT(ParseByteSize("0"), IsOkAndHolds(0u));
+  EXPECT_THAT(ParseByteSize("64K"), IsOkAndHolds(64u * 1024));
+  EXPECT_THAT(ParseByteSize("64k"), IsOkAndHolds(64u * 1024));
+  EXPECT_THAT(ParseByteSize("32M"), IsOkAndHolds(32u * 1024 * 1024));
+  EXPECT_THAT(ParseByteSize("2G"), IsOkAndHolds(uint64_t{2} * 1024 * 1024 * 1024));
+  EXPECT_THAT(ParseByteSize("1.5K"), IsOkAndHolds(1536u));
+  EXPECT_THAT(ParseByteSize("1024G"), IsOkAndHolds(uint64_t{1} << 40));
+}
+
+TEST(ParseByteSizeTest, RejectsWhatIsNotAWholeByteCount) {
+  for (const char* bad : {"", "K", "1X", "-1", "1.2.3", ".", "0.3", "1e3", "1025G", "8 B"}) {
+    EXPECT_THAT(ParseByteSize(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                             HasSubstr(absl::StrFormat("invalid size '%s'", bad))))
+        << bad;
+  }
+}
+
+TEST(SweepSizesTest, MultipliesFromMinToMaxInclusive) {
+  BenchConfig config;
+  config.min_bytes = 8;
+  config.max_bytes = 64 * 1024;
+  config.factor = 2;
+  std::vector<uint64_t> expected;
+  for (uint64_t s = 8; s <= 64 * 1024; s *= 2) expected.push_back(s);
+  EXPECT_EQ(SweepSizes(config), expected);
+  EXPECT_EQ(expected.size(), 14u);
+
+  config.min_bytes = 3;
+  config.max_bytes = 100;
+  config.factor = 3;
+  EXPECT_THAT(SweepSizes(config), ElementsAre(3, 9, 27, 81));
+
+  config.min_bytes = config.max_bytes = 5;
+  EXPECT_THAT(SweepSizes(config), ElementsAre(5));
+
+  // Stops before overflowing.
+  config.min_bytes = 1;
+  config.max_bytes = ~uint64_t{0};
+  config.factor = int64_t{1} << 20;
+  EXPECT_THAT(SweepSizes(config),
+              ElementsAre(uint64_t{1}, uint64_t{1} << 20, uint64_t{1} << 40, uint64_t{1} << 60));
+}
+
+TEST(BusBandwidthFactorTest, FollowsNcclTests) {
+  for (int64_t n : {1, 2, 3, 8, 64}) {
+    const double d = static_cast<double>(n);
+    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllReduce, n), 2 * (d - 1) / d) << n;
+    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllGather, n), (d - 1) / d) << n;
+    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kReduceScatter, n), (d - 1) / d) << n;
+    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllToAll, n), (d - 1) / d) << n;
+    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kBroadcast, n), 1.0) << n;
+  }
+}
+
+TEST(BenchOpTest, NamesRoundTrip) {
+  for (BenchOp op : {BenchOp::kAllReduce, BenchOp::kAllGather, BenchOp::kReduceScatter,
+                     BenchOp::kBroadcast, BenchOp::kAllToAll}) {
+    EXPECT_THAT(ParseBenchOp(BenchOpName(op)), IsOkAndHolds(op));
+  }
+  EXPECT_THAT(ParseBenchOp("allreduce"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'allreduce'")));
+}
+
+mesh::MeshPlan Plan(int64_t world, int64_t tp, int64_t cp, int64_t ep = 1) {
+  config::MeshRequest request;
+  request.sizes.world_size = world;
+  request.sizes.tp = tp;
+  request.sizes.cp = cp;
+  request.sizes.ep = ep;
+  absl::StatusOr<mesh::MeshPlan> plan = mesh::PlanMesh(request);
+  EXPECT_THAT(plan.status(), IsOk());
+  return *std::move(plan);
+}
+
+// Sets of group names that split the ranks alike, with more than one rank per group, computed by
+// brute force over the FSDP2 mesh (pp, dp_replicate, dp_shard, cp, tp).
+std::set<std::set<std::string>> BruteKinds(const std::vector<int64_t>& shape) {
+  const BruteMesh brute{shape, {}};
+  const std::map<std::string, std::vector<bool>> groups = {
+      {"pp", {true, false, false, false, false}},
+      {"dp_replicate", {false, true, false, false, false}},
+      {"dp_shard", {false, false, true, false, false}},
+      {"cp", {false, false, false, true, false}},
+      {"tp", {false, false, false, false, true}},
+      {"dp", {false, true, true, false, false}},
+      {"dp_shard_cp", {false, false, true, true, false}},
+      {"dp_cp", {false, true, true, true, false}}};
+  std::map<std::vector<std::vector<int64_t>>, std::set<std::string>> by_partition;
+  for (const auto& [name, axes] : groups) {
+    by_partition[BrutePartition(brute, axes)].insert(name);
+  }
+  std::set<std::set<std::string>> kinds;
+  for (const auto& [partition, names] : by_partition) {
+    if (partition.front().size() > 1) kinds.insert(names);
+  }
+  return kinds;
+}
+
+std::set<std::set<std::string>> NameSets(const std::vector<mesh::GroupKind>& kinds) {
+  std::set<std::set<std::string>> sets;
+  for (const mesh::GroupKind& kind : kinds) {
+    sets.insert(std::set<std::string>(kind.names.begin(), kind.names.end()));
+  }
+  return sets;
+}
+
+TEST(SelectBenchAxesTest, DefaultIsEveryKindWithMoreThanOneRankPerGroup) {
+  for (const auto& [tp, cp] :
+       std::vector<std::pair<int64_t, int64_t>>{{2, 2}, {1, 1}, {8, 1}, {2, 4}, {1, 2}}) {
+    const mesh::MeshPlan plan = Plan(16, tp, cp);
+    ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, {}));
+    EXPECT_EQ(NameSets(kinds), BruteKinds({1, 1, 16 / (tp * cp), cp, tp})) << tp << " " << cp;
+    for (const mesh::GroupKind& kind : kinds) EXPECT_GT(kind.group_size, 1);
+  }
+}
+
+TEST(SelectBenchAxesTest, AxesPickTheKindsNamingThem) {
+  const mesh::MeshPlan plan = Plan(8, 2, 2);
+  const std::vector<std::string> axes = {"dp", "tp", "dp_shard"};
+  ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, axes));
+  EXPECT_EQ(NameSets(kinds), (std::set<std::set<std::string>>{{"dp_shard", "dp"}, {"tp"}}));
+  // A trivial kind may be asked for explicitly.
+  const std::vector<std::string> pp = {"pp"};
+  ASSERT_OK_AND_ASSIGN(kinds, SelectBenchAxes(plan, pp));
+  ASSERT_EQ(kinds.size(), 1u);
+  EXPECT_EQ(kinds[0].group_size, 1);
+}
+
+TEST(SelectBenchAxesTest, MoeAxesAreKindsToo) {
+  const mesh::MeshPlan plan = Plan(8, 2, 1, /*ep=*/4);
+  const std::vector<std::string> axes = {"ep", "ep_shard"};
+  ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, axes));
+  ASSERT_EQ(kinds.size(), 2u);
+  EXPECT_EQ(kinds[0].names.front(), "ep_shard");
+  EXPECT_EQ(kinds[0].group_size, 2);
+  EXPECT_EQ(kinds[1].names.front(), "ep");
+  EXPECT_EQ(kinds[1].group_size, 4);
+}
+
+TEST(SelectBenchAxesTest, UnknownAxisNamesTheMeshAxes) {
+  const mesh::MeshPlan plan = Plan(8, 2, 2);
+  const std::vector<std::string> axes = {"tp", "ring"};
+  EXPECT_THAT(SelectBenchAxes(plan, axes),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--axes: unknown axis 'ring'; this mesh has pp, ")));
+}
+
+TEST(BenchCliTest, HelpListsTheBenchFlags) {
+  testing::CliResult r = testing::RunNmesh({"bench", "--help"});
+  EXPECT_EQ(r.code, kExitOk);
+  for (const char* flag : {"--axes", "--op", "-b", "-e", "-f", "-n", "-w", "--backend", "--format",
+                           "--plot", "--progress", "--tp", "--config"}) {
+    EXPECT_THAT(r.out, HasSubstr(flag)) << flag;
+  }
+}
+
+// Flag errors are usage errors (exit 2) naming the flag, before MPI starts.
+TEST(BenchCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"-f", "1"}, "-f (--stepfactor) must be at least 2, got 1"},
+      {{"-f", "two"}, "two"},
+      {{"-n", "0"}, "-n (--iters) must be at least 1, got 0"},
+      {{"-w", "-1"}, "-w (--warmup_iters) must be at least 0, got -1"},
+      {{"-b", "0"}, "-b (--minbytes) must be at least 1 byte, got '0'"},
+      {{"-b", "1X"}, "-b (--minbytes): invalid size '1X'"},
+      {{"-e", "2T"}, "-e (--maxbytes): invalid size '2T'"},
+      {{"-b", "64", "-e", "8"}, "-b (--minbytes) 64 is larger than -e (--maxbytes) 8"},
+      {{"--op", "allreduce"}, "--op"},
+      {{"--plot", "busbw.jpg"}, "--plot: the file name must end in .png, got 'busbw.jpg'"},
+      {{"--axes", "tp,,cp"}, "--axes: empty axis name in 'tp,,cp'"},
+      {{"--backend", "gloo"}, "--backend"},
+      {{"--format", "xml"}, "--format"},
+  };
+  for (const auto& [flags, message] : cases) {
+    std::vector<std::string> args = {"bench"};
+    args.insert(args.end(), flags.begin(), flags.end());
+    args.insert(args.end(), {"--format", "json"});
+    if (flags.front() == "--format") args.resize(args.size() - 2);
+    testing::CliResult r = testing::RunNmesh(args);
+    EXPECT_EQ(r.code, kExitUsage) << flags.front();
+    EXPECT_THAT(r.err, HasSubstr("nmesh: error:")) << flags.front();
+    EXPECT_THAT(r.err, HasSubstr(message)) << flags.front();
+    if (flags.front() != "--format") {
+      EXPECT_THAT(r.out, HasSubstr("{\"error\":")) << flags.front();
+    }
+  }
+}
+
+BenchReport SyntheticReport() {
+  BenchReport report;
+  report.op = BenchOp::kAllGather;
+  report.backend = "mpi";
+  report.world_size = 8;
+  for (const auto& [name, n] :
+       std::vector<std::pair<std::string, int64_t>>{{"tp", 2}, {"dp_shard_cp", 4}}) {
+    BenchAxis axis;
+    axis.name = name;
+    axis.names = {name};
+    axis.group_size = n;
+    axis.group_count = 8 / n;
+    for (uint64_t size : {64, 1024, 65536}) {
+      BenchRow row;
+      row.size = size;
+      row.count = size / 4 / static_cast<uint64_t>(n);
+      row.time_us = 10.0 + static_cast<double>(size) / 1000;
+      row.algbw = static_cast<double>(size) / (row.time_us * 1e3);
+      row.busbw = row.algbw * BusBandwidthFactor(report.op, n);
+      axis.rows.push_back(row);
+    }
+    report.axes.push_back(axis);
+  }
+  return report;
+}
+
+TEST(BenchJsonTest, HoldsTheSweepTheMeshAndTheRows) {
+  const mesh::MeshPlan plan = Plan(8, 2, 2);
+  const BenchReport report = SyntheticReport();
+  BenchConfig config;
+  config.op = BenchOp::kAllGather;
+  const json object = BenchJson(report, config, plan);
+  std::vector<std::string> keys;
+  for (const auto& item : object.items()) keys.push_back(item.key());
+  EXPECT_THAT(keys, ElementsAre("op", "type", "redop", "root", "backend", "world_size", "sweep",
+                                "mesh", "axes", "wrong"));
+  EXPECT_EQ(object["op"], "all_gather");
+  EXPECT_EQ(object["type"], "float32");
+  EXPECT_EQ(object["redop"], "none");
+  EXPECT_TRUE(object["root"].is_null());
+  EXPECT_EQ(object["mesh"], PlanSummaryJson(plan));
+  EXPECT_EQ(object["sweep"]["max_bytes"], config.max_bytes);
+  ASSERT_EQ(object["axes"].size(), 2u);
+  const json& axis = object["axes"][1];
+  EXPECT_EQ(axis["name"], "dp_shard_cp");
+  EXPECT_EQ(axis["group_size"], 4);
+  EXPECT_EQ(axis["group_count"], 2);
+  ASSERT_EQ(axis["rows"].size(), 3u);
+  double sum = 0;
+  for (const json& row : axis["rows"]) sum += row["busbw"].get<double>();
+  EXPECT_DOUBLE_EQ(axis["avg_busbw"].get<double>(), sum / 3);
+  EXPECT_EQ(axis["rows"][2]["size"], 65536);
+  EXPECT_EQ(axis["rows"][2]["count"], 65536 / 16);
+  EXPECT_EQ(object["wrong"], 0);
+}
+
+TEST(BenchTextTest, OneLinePerRowUnderEachAxis) {
+  const mesh::MeshPlan plan = Plan(8, 2, 2);
+  BenchReport report = SyntheticReport();
+  report.axes[0].rows[1].wrong = 3;
+  std::ostringstream out;
+  WriteBenchText(report, BenchConfig{}, plan, out);
+  const std::string text = out.str();
+  EXPECT_THAT(text, HasSubstr("# axis tp: 4 group(s) of 2 rank(s), busbw factor 0.5000"));
+  EXPECT_THAT(text, HasSubstr("# axis dp_shard_cp: 2 group(s) of 4 rank(s), busbw factor 0.7500"));
+  EXPECT_THAT(text, HasSubstr("float32   none"));
+  EXPECT_THAT(text, HasSubstr("# #wrong: 3 FAILED"));
+  int rows = 0;
+  std::istringstream lines(text);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && line[0] != '#') ++rows;
+  }
+  EXPECT_EQ(rows, 6);
+}
+
+class PlotTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (std::system("command -v gnuplot > /dev/null 2>&1") != 0) {
+      GTEST_SKIP() << "gnuplot is not installed (scripts/install_deps.sh installs it)";
+    }
+    dir_ =
+        std::filesystem::temp_directory_path() / ("nmesh_bench_plot_" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir_);
+  }
+  void TearDown() override {
+    unsetenv("NMESH_GNUPLOT");
+    std::error_code ignored;
+    if (!dir_.empty()) std::filesystem::remove_all(dir_, ignored);
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(PlotTest, DrawsAPng) {
+  const std::string path = (dir_ / "busbw it's.png").string();  // a quote in the name
+  ASSERT_THAT(PlotBench(SyntheticReport(), path), IsOk());
+  std::ifstream png(path, std::ios::binary);
+  std::string magic(8, '\0');
+  png.read(magic.data(), 8);
+  EXPECT_EQ(magic, std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_GT(std::filesystem::file_size(path), 1000u);
+}
+
+TEST_F(PlotTest, GnuplotFailuresAreReported) {
+  const std::string path = (dir_ / "busbw.png").string();
+  setenv("NMESH_GNUPLOT", "false", 1);
+  EXPECT_THAT(PlotBench(SyntheticReport(), path),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("--plot: false exited with status 1")));
+  setenv("NMESH_GNUPLOT", "/nonexistent/gnuplot", 1);
+  EXPECT_THAT(PlotBench(SyntheticReport(), path),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("cannot run '/nonexistent/gnuplot'")));
+  // gnuplot itself fails when it cannot open the output.
+  unsetenv("NMESH_GNUPLOT");
+  EXPECT_THAT(PlotBench(SyntheticReport(), (dir_ / "missing" / "busbw.png").string()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("busbw.png")));
+}
+
+}  // namespace
+}  // namespace nmesh::tools
