@@ -8,8 +8,11 @@
 // blocking path), in alternating order (nmesh first in even rounds, raw first in odd ones) so that
 // drift and warm-up hit both alike. A batch is a barrier, then `calls` back-to-back out-of-place
 // float32 sums; its time per call is the slowest rank's. Reported per size: the median per-call
-// time of each variant over the rounds, the bandwidth ratio raw / nmesh (1.0 means nmesh adds
-// nothing), and the median over rounds of the paired difference nmesh - raw (the added latency).
+// time of each variant over the rounds; the bandwidth ratio raw / nmesh of each round (1.0 means
+// nmesh adds nothing), as its median and interquartile range over the rounds (the spread shows
+// the noise of the machine); and the median over rounds of the paired difference nmesh - raw (the
+// added latency). Pairing the two variants of one round cancels drift between rounds. A last line
+// pools the ratios of every size from 64 KiB.
 // Goals: ratio >= 0.98 from 64 KiB; added latency <= 1 us at 8 B.
 //
 // Not a Google Benchmark: every sample needs the whole MPI job. The results are checked once (a
@@ -43,11 +46,15 @@ void Check(const absl::Status& status, const char* what) {
   std::exit(1);
 }
 
-double Median(std::vector<double> values) {
+// The q-quantile (0 <= q <= 1) by linear interpolation between order statistics.
+double Quantile(std::vector<double> values, double q) {
   std::sort(values.begin(), values.end());
-  const size_t n = values.size();
-  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  const double at = q * static_cast<double>(values.size() - 1);
+  const size_t lo = static_cast<size_t>(at);
+  const size_t hi = std::min(lo + 1, values.size() - 1);
+  return values[lo] + (values[hi] - values[lo]) * (at - static_cast<double>(lo));
 }
+double Median(const std::vector<double>& values) { return Quantile(values, 0.5); }
 
 // Seconds per call of one batch (`batch(calls)` makes the calls), the slowest rank's.
 template <typename Batch>
@@ -79,9 +86,10 @@ int main(int argc, char** argv) {
     std::printf("# P5: nmesh AllReduce vs raw MPI_Allreduce on the same communicator\n");
     std::printf("# %d ranks, %d rounds per size, float32 sum, out of place, medians\n",
                 world.size(), rounds);
-    std::printf("%12s %7s %12s %12s %10s %12s\n", "size(B)", "calls", "raw(us)", "nmesh(us)",
-                "bw ratio", "added(us)");
+    std::printf("%12s %7s %12s %12s %10s %17s %12s\n", "size(B)", "calls", "raw(us)", "nmesh(us)",
+                "bw ratio", "ratio p25..p75", "added(us)");
   }
+  std::vector<double> pooled;  // ratios of every round of every size from 64 KiB
   for (size_t bytes : sizes) {
     const size_t count = bytes / sizeof(float);
     // About 4 MiB of traffic per batch, at least 2 and at most 400 calls.
@@ -100,7 +108,7 @@ int main(int argc, char** argv) {
                                            DataType::kFloat32, ReduceOp::kSum, calls),
             "raw MPI_Allreduce");
     };
-    std::vector<double> nmesh_us, raw_us, added_us;
+    std::vector<double> nmesh_us, raw_us, added_us, ratios;
     for (int r = 0; r < rounds; ++r) {
       double n = 0, raw = 0;
       if (r % 2 == 0) {
@@ -113,7 +121,9 @@ int main(int argc, char** argv) {
       nmesh_us.push_back(n * 1e6);
       raw_us.push_back(raw * 1e6);
       added_us.push_back((n - raw) * 1e6);
+      ratios.push_back(raw / n);
     }
+    if (bytes >= (size_t{64} << 10)) pooled.insert(pooled.end(), ratios.begin(), ratios.end());
     for (float value : recv) {
       if (value != static_cast<float>(world.size())) {
         std::fprintf(stderr, "allreduce_overhead_bench: wrong sum %g at %zu B\n", value, bytes);
@@ -121,11 +131,15 @@ int main(int argc, char** argv) {
       }
     }
     if (root) {
-      const double n = Median(nmesh_us), raw = Median(raw_us);
-      std::printf("%12zu %7d %12.3f %12.3f %10.4f %12.3f\n", bytes, calls, raw, n, raw / n,
-                  Median(added_us));
+      std::printf("%12zu %7d %12.3f %12.3f %10.4f %8.4f..%.4f %12.3f\n", bytes, calls,
+                  Median(raw_us), Median(nmesh_us), Median(ratios), Quantile(ratios, 0.25),
+                  Quantile(ratios, 0.75), Median(added_us));
       std::fflush(stdout);
     }
+  }
+  if (root) {
+    std::printf("# bw ratio from 64 KiB, all rounds pooled: median %.4f (p25 %.4f, p75 %.4f)\n",
+                Median(pooled), Quantile(pooled, 0.25), Quantile(pooled, 0.75));
   }
   return 0;
 }
