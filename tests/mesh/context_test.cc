@@ -102,16 +102,13 @@ TEST(MeshContextTest, MegatronFsdpAndDdpUseTheirNativeDpAxis) {
 
 TEST(MeshContextTest, MissingMeshesGiveTheDefaults) {
   ASSERT_OK_AND_ASSIGN(MeshContext context, MeshContext::FromMeshes(std::nullopt, std::nullopt));
-  const ContextSizes s = context.sizes();
-  EXPECT_EQ(s.pp_size, 1);
-  EXPECT_FALSE(s.pp_enabled);
-  EXPECT_EQ(s.tp_size, 1);
-  EXPECT_EQ(s.cp_size, 1);
-  EXPECT_EQ(s.ep_size, 1);
-  EXPECT_EQ(s.dp_size, std::nullopt);
-  EXPECT_EQ(s.dp_replicate_size, std::nullopt);
-  EXPECT_EQ(s.dp_shard_size, 1);
-  EXPECT_EQ(context.dp_axis_names(), std::vector<A>{A::kDpShardCp});
+  // The default values are planned_context_test's; here: without meshes nothing is read.
+  EXPECT_FALSE(context.View().device_mesh.has_value());
+  EXPECT_FALSE(context.View().moe_mesh.has_value());
+  EXPECT_FALSE(context.pp_enabled());
+  EXPECT_EQ(context.tp_size(), 1);
+  EXPECT_EQ(context.dp_size(), std::nullopt);
+  EXPECT_EQ(context.parallelize_axis_kwargs().ep_axis_name, std::nullopt);
 }
 
 TEST(MeshContextTest, DistributedSetupChecksRunAtConstructionAndOnRequest) {
