@@ -5,6 +5,7 @@
 #   scripts/install_deps.sh            # Open MPI (default)
 #   NMESH_MPI=mpich scripts/install_deps.sh
 #
+# gnuplot-nox draws `nmesh bench --plot` (its pngcairo terminal, or png where cairo is missing).
 # CUDA and NCCL are not installed here: they come with the machine (under the CUDA root) and are
 # optional at configure time (NMESH_WITH_NCCL=AUTO).
 set -euo pipefail

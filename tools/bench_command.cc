@@ -204,6 +204,18 @@ absl::StatusOr<BenchAxis> RunAxis(
   if (comm != nullptr) {
     me = comm->rank();
     sums = SumTable(n);
+    // Linux overcommits: a sweep larger than the machine would be killed while filling its
+    // buffers, so refuse it here instead.
+    const uint64_t copies = comm->memory_kind() == comm::MemoryKind::kHost ? 2 : 1;
+    const uint64_t host_bytes = copies * (max_send + max_recv) * kElementBytes;
+    const uint64_t physical = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                              static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (host_bytes > physical) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "axis '%s': the sweep needs %d bytes of host memory per rank (the buffers and their "
+          "host copies for -e %d), more than this machine's %d; lower -e",
+          axis.name, host_bytes, config.max_bytes, physical));
+    }
     NMESH_ASSIGN_OR_RETURN(send_buffer, comm->AllocateBuffer(max_send * kElementBytes));
     NMESH_ASSIGN_OR_RETURN(recv_buffer, comm->AllocateBuffer(max_recv * kElementBytes));
     try {

@@ -29,7 +29,10 @@
 //             from the same formula, independently of the collective.
 //
 // Buffers come from the axis communicator's AllocateBuffer (device memory on NCCL); outputs are
-// copied back to the host to be checked after the timed calls.
+// copied back to the host to be checked after the timed calls. Memory per rank: the send and
+// output buffers of the largest size plus a host copy of each (for all_reduce at -e S: 2S of
+// buffers, 2S on the host); a sweep needing more host memory than the machine has fails before
+// allocating.
 #ifndef NMESH_TOOLS_BENCH_COMMAND_H_
 #define NMESH_TOOLS_BENCH_COMMAND_H_
 
