@@ -272,10 +272,6 @@ std::string FormatBytes(uint64_t bytes) {
   return absl::StrFormat("%d", bytes);
 }
 
-std::string Dump(const ordered_json& value) {
-  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
 // A gnuplot string literal: single-quoted, quotes doubled.
 std::string GnuplotQuote(std::string_view text) {
   std::string quoted = "'";
@@ -815,7 +811,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
                                       : ordered_json{{"path", *options.plot},
                                                      {"error", std::string(plotted.message())}};
       }
-      out << Dump(object) << "\n";
+      out << DumpJson(object) << "\n";
     } else {
       WriteBenchText(*report, *config, *target.plan, out);
       if (options.plot.has_value() && plotted.ok()) out << "# plot: " << *options.plot << "\n";

@@ -11,6 +11,7 @@
 #include "comm/mpi/communicator.h"
 #include "nlohmann/json.hpp"
 #include "tools/cli.h"
+#include "tools/plan_command.h"
 #if NMESH_HAVE_NCCL
 #include "comm/nccl/communicator.h"
 #include "comm/nccl/runtime.h"
@@ -20,13 +21,7 @@ namespace nmesh::tools {
 namespace {
 
 using comm::Communicator;
-using mesh::DeviceMesh;
-using mesh::MeshPlan;
 using nlohmann::ordered_json;
-
-std::string Dump(const ordered_json& value) {
-  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
 
 absl::StatusOr<std::vector<JobMesh>> PlanAll(const MeshOptions& options, int64_t world,
                                              bool all_sections) {
@@ -35,7 +30,7 @@ absl::StatusOr<std::vector<JobMesh>> PlanAll(const MeshOptions& options, int64_t
   std::vector<JobMesh> meshes;
   for (MeshSpec& spec : specs) {
     JobMesh job_mesh;
-    NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMeshSpec(spec));
+    NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, PlanMeshSpec(spec));
     if (plan.world_size() > world) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "mesh '%s' needs a world of %d ranks, but the job has %d (run it with mpirun -np %d)",
@@ -128,7 +123,7 @@ int ExitCodeOf(const absl::Status& status) {
 int JobReporter::Fail(const absl::Status& status) {
   if (rank_ == 0) {
     err_ << "nmesh: error: " << status.message() << "\n";
-    if (json_) out_ << Dump(ordered_json{{"error", std::string(status.message())}}) << "\n";
+    if (json_) out_ << DumpJson(ordered_json{{"error", std::string(status.message())}}) << "\n";
   }
   return ExitCodeOf(status);
 }
@@ -136,7 +131,7 @@ int JobReporter::Fail(const absl::Status& status) {
 void JobReporter::Abort(const absl::Status& status) {
   err_ << "nmesh: error: rank " << rank_ << ": " << status.message() << "\n";
   if (json_ && rank_ == 0) {
-    out_ << Dump(ordered_json{{"error", std::string(status.message())}}) << "\n";
+    out_ << DumpJson(ordered_json{{"error", std::string(status.message())}}) << "\n";
   }
   out_.flush();
   err_.flush();
@@ -212,9 +207,9 @@ std::variant<std::unique_ptr<MeshJob>, int> MeshJob::Start(const MeshJobOptions&
     std::optional<absl::Duration> mesh_timeout = options.timeout;
     if (!mesh_timeout.has_value() && options.recipe_timeout) mesh_timeout = job_mesh.spec.timeout;
     const absl::Time start = absl::Now();
-    absl::StatusOr<DeviceMesh> built =
-        DeviceMesh::Create(*job_mesh.plan, *job->backend_.world,
-                           {.name = MeshName(job_mesh.spec), .timeout = mesh_timeout});
+    absl::StatusOr<mesh::DeviceMesh> built =
+        mesh::DeviceMesh::Create(*job_mesh.plan, *job->backend_.world,
+                                 {.name = MeshName(job_mesh.spec), .timeout = mesh_timeout});
     if (!built.ok()) {
       // Disagreement and size errors are found by every rank together; anything else may leave
       // the others inside a split.

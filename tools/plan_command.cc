@@ -25,11 +25,6 @@ using nlohmann::ordered_json;
 constexpr int64_t kTextHead = 8;
 constexpr int64_t kTextTail = 4;
 
-std::string Dump(const ordered_json& value) {
-  // Messages may quote user input that is not UTF-8; never throw on it.
-  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
 void WriteRanksJson(const GroupView& group, std::ostream& out) {
   out << '[';
   bool first = true;
@@ -102,7 +97,7 @@ absl::Status ForEachSelectedRank(const MeshPlan& plan, const PlanOptions& option
 }
 
 absl::Status WritePlanJson(const MeshPlan& plan, const PlanOptions& options, std::ostream& out) {
-  std::string summary = Dump(PlanSummaryJson(plan));
+  std::string summary = DumpJson(PlanSummaryJson(plan));
   if (!options.rank.has_value() && !options.all_ranks) {
     out << summary << "\n";
     return absl::OkStatus();
@@ -239,6 +234,11 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options, std::ostrea
 
 }  // namespace
 
+std::string DumpJson(const ordered_json& value) {
+  // Messages may quote user input that is not UTF-8; never throw on it.
+  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
+}
+
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   CLI::App* plan = app.add_subcommand(
       "plan", "Plan a mesh at any world size: sizes, axes, groups (no MPI, no GPU)");
@@ -320,12 +320,13 @@ void WriteRankEntryJson(const RankPlan& rank, std::ostream& out) {
   out << "{\"rank\":" << rank.rank << ",\"coordinate\":{";
   for (size_t axis = 0; axis < rank.coordinate.size(); ++axis) {
     // Coordinates follow the groups' order: the native axes come first there.
-    out << (axis == 0 ? "" : ",") << Dump(rank.groups[axis].name) << ':' << rank.coordinate[axis];
+    out << (axis == 0 ? "" : ",") << DumpJson(rank.groups[axis].name) << ':'
+        << rank.coordinate[axis];
   }
   auto write_groups = [&out](const std::vector<mesh::NamedGroup>& groups) {
     out << '{';
     for (size_t g = 0; g < groups.size(); ++g) {
-      out << (g == 0 ? "" : ",") << Dump(groups[g].name) << ':';
+      out << (g == 0 ? "" : ",") << DumpJson(groups[g].name) << ':';
       WriteRanksJson(groups[g].group, out);
     }
     out << '}';

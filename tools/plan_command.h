@@ -49,6 +49,10 @@ nlohmann::ordered_json PlanSummaryJson(const mesh::MeshPlan& plan);
 // The "context" object of §9 (sizes and dp_axis_names), from a plan's or a live context's values.
 nlohmann::ordered_json ContextJson(const mesh::PlannedContext& context);
 
+// `value` as compact JSON; strings that are not UTF-8 (user input quoted in a message) are
+// replaced rather than thrown on. Shared by every verb's JSON output.
+std::string DumpJson(const nlohmann::ordered_json& value);
+
 // Writes one per_rank entry ({"rank", "coordinate", "groups", "moe_groups"}) as compact JSON,
 // streaming each group's ranks without materialising them.
 void WriteRankEntryJson(const mesh::RankPlan& rank, std::ostream& out);

@@ -36,10 +36,6 @@ using mesh::DeviceMesh;
 using mesh::MeshPlan;
 using nlohmann::ordered_json;
 
-std::string Dump(const ordered_json& value) {
-  return value.dump(-1, ' ', false, ordered_json::error_handler_t::replace);
-}
-
 // ---- Verification ------------------------------------------------------------------------------
 
 // What one rank observed of one mesh.
@@ -359,7 +355,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   }
 
   // 5. Rank 0 gathers and reports; every rank exits with the job's verdict.
-  absl::StatusOr<std::vector<std::string>> gathered = GatherToRankZero(world, Dump(mine));
+  absl::StatusOr<std::vector<std::string>> gathered = GatherToRankZero(world, DumpJson(mine));
   if (!gathered.ok()) reporter.Abort(gathered.status());
   if (absl::Status s = comm::HostAllReduce(world, &verified, &verified, 1, comm::DataType::kInt64,
                                            comm::ReduceOp::kMin);
@@ -381,12 +377,12 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
       WarnOnCrossNodeGroups(result, topo.host_names, reporter);
     if (options.format == "json") {
       if (results.size() == 1) {
-        out << Dump(MeshJson(results[0], backend, topo.host_names, false)) << "\n";
+        out << DumpJson(MeshJson(results[0], backend, topo.host_names, false)) << "\n";
       } else {
         ordered_json all = ordered_json::array();
         for (const MeshResult& r : results)
           all.push_back(MeshJson(r, backend, topo.host_names, true));
-        out << Dump(ordered_json{
+        out << DumpJson(ordered_json{
                    {"meshes", all}, {"backend", backend.name}, {"verified", verified == 1}})
             << "\n";
       }

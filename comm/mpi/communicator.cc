@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -366,23 +367,31 @@ absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(Session& session
   return std::unique_ptr<Communicator>(new MpiCommunicator(world, std::move(options)));
 }
 
-absl::StatusOr<Topology> GetTopology(Communicator& comm) {
-  auto* mpi_comm = dynamic_cast<MpiCommunicator*>(&comm);
+namespace {
+
+// `comm` as this backend's communicator (const or not, like `comm`); InvalidArgument naming
+// `caller` for any other backend.
+template <typename Comm, typename Mpi = std::conditional_t<std::is_const_v<Comm>,
+                                                           const MpiCommunicator, MpiCommunicator>>
+absl::StatusOr<Mpi*> AsMpi(Comm& comm, std::string_view caller) {
+  auto* mpi_comm = dynamic_cast<Mpi*>(&comm);
   if (mpi_comm == nullptr) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("mpi::GetTopology needs an MPI communicator; axis '%s' uses the %s backend",
+        absl::StrFormat("mpi::%s needs an MPI communicator; axis '%s' uses the %s backend", caller,
                         comm.options().name, comm.backend()));
   }
+  return mpi_comm;
+}
+
+}  // namespace
+
+absl::StatusOr<Topology> GetTopology(Communicator& comm) {
+  NMESH_ASSIGN_OR_RETURN(MpiCommunicator * mpi_comm, AsMpi(comm, "GetTopology"));
   return mpi_comm->QueryTopology();
 }
 
 absl::StatusOr<MPI_Comm> NativeComm(const Communicator& comm) {
-  const auto* mpi_comm = dynamic_cast<const MpiCommunicator*>(&comm);
-  if (mpi_comm == nullptr) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("mpi::NativeComm needs an MPI communicator; axis '%s' uses the %s backend",
-                        comm.options().name, comm.backend()));
-  }
+  NMESH_ASSIGN_OR_RETURN(const MpiCommunicator* mpi_comm, AsMpi(comm, "NativeComm"));
   return mpi_comm->native();
 }
 

@@ -32,24 +32,15 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/cli/checker.h"
 
 namespace {
 
 using nlohmann::json;
 
-int failures = 0;
-
-void Fail(const std::string& what) {
-  std::cerr << "bench_json_check: " << what << "\n";
-  ++failures;
-}
-
-std::vector<std::string> Split(const std::string& text, char sep) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, sep);) parts.push_back(part);
-  return parts;
-}
+using nmesh::tools::testing::Fail;
+using nmesh::tools::testing::failures;
+using nmesh::tools::testing::Split;
 
 // The command's output (stdout, plus stderr when `with_stderr`) and exit status.
 std::pair<std::string, int> Run(const std::string& command, bool with_stderr) {
@@ -133,6 +124,7 @@ void CheckPng(const std::string& path) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  nmesh::tools::testing::checker_name = "bench_json_check";
   std::string op = "all_reduce", png, regex;
   uint64_t b = 0, e = 0, f = 0;
   int exit_code = -1;

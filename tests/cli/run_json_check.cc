@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
+#include "tests/cli/checker.h"
 #include "tests/mesh/brute_force.h"
 
 namespace {
@@ -32,19 +33,9 @@ using nmesh::mesh::testing::BruteGroupOf;
 using nmesh::mesh::testing::BruteMesh;
 using nmesh::mesh::testing::BrutePartition;
 
-int failures = 0;
-
-void Fail(const std::string& what) {
-  std::cerr << "run_json_check: " << what << "\n";
-  ++failures;
-}
-
-std::vector<std::string> Split(const std::string& text, char sep) {
-  std::vector<std::string> parts;
-  std::stringstream in(text);
-  for (std::string part; std::getline(in, part, sep);) parts.push_back(part);
-  return parts;
-}
+using nmesh::tools::testing::Fail;
+using nmesh::tools::testing::failures;
+using nmesh::tools::testing::Split;
 
 std::vector<int64_t> Ints(const std::string& text) {
   std::vector<int64_t> values;
@@ -163,6 +154,7 @@ void CheckMesh(const json& mesh, const std::vector<int64_t>& shape,
 }  // namespace
 
 int main(int argc, char** argv) {
+  nmesh::tools::testing::checker_name = "run_json_check";
   std::vector<std::string> communicators, shapes, moes;
   std::string command;
   int i = 1;
