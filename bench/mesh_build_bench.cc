@@ -8,7 +8,7 @@
 //   P3  communicators nmesh creates vs one per axis plus one per flattened group (and moe axis).
 //
 //   scripts/mpirun.sh -np 8 build/bench/mesh_build_bench [--pp 2] [--tp 2] [--cp 1]
-//                                                        [--dp-replicate 1] [--ep 4] [--reps 30]
+//                                                        [--dp-replicate 1] [--ep 4] [--reps 200]
 //
 // Each repetition runs every variant once, in a rotating order, each between barriers; a
 // variant's time is the slowest rank's. Creation only: the communicators are freed outside the
@@ -61,7 +61,7 @@ double Median(std::vector<double> values) {
 
 struct Options {
   config::MeshRequest request;
-  int reps = 30;
+  int reps = 200;
 };
 
 Options ParseArgs(int argc, char** argv, int64_t world) {
