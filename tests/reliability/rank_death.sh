@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# rank_death.sh MPIRUN_WRAPPER NMESH NP
+# Kills one rank of a running `nmesh bench` with SIGKILL and checks that the job ends non-zero
+# within 30 s and leaves no nmesh process behind. Prints the measured time to exit.
+set -u
+mpirun_wrapper="$1"
+nmesh="$2"
+np="${3:-4}"
+marker=987651  # a unique iteration count, to find exactly this job's processes
+"$mpirun_wrapper" -np "$np" "$nmesh" bench --tp 2 --op all_reduce -b 1M -e 1M \
+  -n "$marker" -w 1 --backend mpi >/dev/null 2>&1 &
+job=$!
+
+ranks=""
+for _ in $(seq 1 100); do  # up to 20 s for the ranks to start
+  ranks=$(pgrep -f -- "-n $marker" | grep -v "^$job\$" || true)
+  [ "$(echo "$ranks" | grep -c .)" -ge "$np" ] && break
+  sleep 0.2
+done
+# The launcher's command line holds the same words; take a rank (a process that is not it).
+victim=$(pgrep -f -- "$nmesh bench --tp 2 --op all_reduce -b 1M -e 1M -n $marker" |
+  grep -v "^$job\$" | tail -n 1)
+if [ -z "$victim" ]; then
+  echo "rank_death: no rank found to kill" >&2
+  kill -9 "$job" 2>/dev/null
+  exit 1
+fi
+sleep 1  # let the collectives get going
+start=$(date +%s%N)
+kill -9 "$victim"
+echo "rank_death: killed rank pid $victim with SIGKILL"
+
+rc=""
+for _ in $(seq 1 300); do  # 30 s
+  if ! kill -0 "$job" 2>/dev/null; then
+    wait "$job"
+    rc=$?
+    break
+  fi
+  sleep 0.1
+done
+end=$(date +%s%N)
+elapsed_ms=$(( (end - start) / 1000000 ))
+elapsed="$((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))"
+if [ -z "$rc" ]; then
+  echo "rank_death: job still running 30 s after the kill" >&2
+  pkill -9 -f -- "-n $marker"
+  exit 1
+fi
+sleep 0.5
+left=$(pgrep -f -- "-n $marker" || true)
+echo "rank_death: job exited with $rc after ${elapsed} s; processes left: ${left:-none}"
+if [ -n "$left" ]; then
+  pkill -9 -f -- "-n $marker"
+  exit 1
+fi
+[ "$rc" -ne 0 ] || { echo "rank_death: job exited 0 after losing a rank" >&2; exit 1; }
+exit 0
