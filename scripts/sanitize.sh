@@ -33,7 +33,7 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$(nproc)" -LE mpi
   step "asan MPI tests" \
     env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
-    LSAN_OPTIONS="suppressions=$PWD/scripts/lsan_mpi.supp:print_suppressions=0" \
+    LSAN_OPTIONS="suppressions=$PWD/scripts/lsan_mpi.supp:fast_unwind_on_malloc=0:print_suppressions=0" \
     ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$(nproc)" -L mpi
 fi
 if [ "$what" = all ] || [ "$what" = tsan ]; then
