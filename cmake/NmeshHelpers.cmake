@@ -116,6 +116,26 @@ macro(nmesh_configure_sanitizers)
   endif()
 endmacro()
 
+# NMESH_BUILD_FUZZERS=ON: every target gets libFuzzer coverage instrumentation plus ASan and UBSan
+# (fuzz/ links the fuzzers with -fsanitize=fuzzer). clang only; use a separate build directory
+# (scripts/fuzz.sh configures build-fuzz/ with CC=clang CXX=clang++).
+macro(nmesh_configure_fuzzers)
+  if(NMESH_BUILD_FUZZERS)
+    if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+      message(FATAL_ERROR "NMESH_BUILD_FUZZERS needs clang (libFuzzer), got ${CMAKE_CXX_COMPILER_ID}: "
+                          "configure a separate build directory with CC=clang CXX=clang++")
+    endif()
+    if(NMESH_SANITIZE)
+      message(FATAL_ERROR "NMESH_BUILD_FUZZERS brings its own sanitizers (address,undefined); "
+                          "leave NMESH_SANITIZE empty")
+    endif()
+    add_compile_options(-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all
+                        -fno-omit-frame-pointer)
+    add_link_options(-fsanitize=address,undefined)
+    message(STATUS "nmesh: fuzzers ON (libFuzzer, address,undefined)")
+  endif()
+endmacro()
+
 # Writes nmesh.pc from the libraries installed by nmesh_cc_library.
 function(nmesh_write_pkgconfig)
   get_property(libs GLOBAL PROPERTY NMESH_INSTALLED_LIBS)

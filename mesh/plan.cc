@@ -425,7 +425,10 @@ std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {
     }
   }
   std::vector<GroupKind> kinds;
-  for (const auto& [name, ref] : named) {
+  // Not a structured binding: clang before 16 cannot capture one in the lambda below.
+  for (const auto& entry : named) {
+    const std::string& name = entry.first;
+    const GroupRef& ref = entry.second;
     const Layout& layout = plan.LayoutOf(ref.mesh);
     auto same = std::find_if(kinds.begin(), kinds.end(), [&](const GroupKind& kind) {
       return SamePartition(plan.LayoutOf(kind.mesh), kind.axes, layout, ref.axes);

@@ -2,13 +2,26 @@
 # The whole test suite: install missing dependencies, build, run every ctest entry (unit tests,
 # MPI tests at np 1, 2, 4 and 8, the install/consumer check, the CLI end-to-end tests).
 #   scripts/test.sh                # build/ with the default options
-#   NMESH_SANITIZE=address,undefined scripts/test.sh   # the same under ASan+UBSan, in build-asan/
+#   NMESH_SANITIZE=address,undefined scripts/test.sh   # the same under ASan+UBSan, in
+#                                                      # build-address-undefined/ (see also
+#                                                      # scripts/sanitize.sh)
+#   NMESH_MPI=mpich scripts/test.sh                     # against MPICH instead of Open MPI, in
+#                                                      # build-mpich/ (installs MPICH if missing)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir=build
 extra=()
+case "${NMESH_MPI:-}" in
+  "") ;;
+  openmpi) extra+=("-DNMESH_MPI_FLAVOR=openmpi") ;;
+  mpich)
+    build_dir=build-mpich
+    extra+=("-DNMESH_MPI_FLAVOR=mpich")
+    ;;
+  *) echo "test.sh: NMESH_MPI must be openmpi or mpich, got '${NMESH_MPI}'" >&2; exit 2 ;;
+esac
 if [ -n "${NMESH_SANITIZE:-}" ]; then
-  build_dir="build-$(echo "$NMESH_SANITIZE" | tr ',' '-')"
+  build_dir="$build_dir-$(echo "$NMESH_SANITIZE" | tr ',' '-')"
   extra+=("-DNMESH_SANITIZE=$NMESH_SANITIZE")
 fi
 scripts/build.sh "$build_dir" "${extra[@]}"

@@ -257,6 +257,51 @@ TEST(PlanCliTest, HugeWorldAnswersForOneRank) {
   EXPECT_EQ(entry["moe_groups"]["ep_shard"].size(), 131072u / 16);
 }
 
+// Contract §3's limits at the command line: ranks fit an int, sizes and their products are
+// checked, never wrapped.
+TEST(PlanCliTest, LargestWorldWorksForOneRank) {
+  const Result r = testing::RunNmesh({"plan", "--world", "2147483647", "--rank", "5"});
+  ASSERT_EQ(r.code, kExitOk) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("world_size   2147483647\n"));
+  EXPECT_THAT(r.out, HasSubstr("rank 5  (pp=0, dp_replicate=0, dp_shard=5, cp=0, tp=0)"));
+  // dp_shard spans every rank: the text shows the first eight and the last four.
+  EXPECT_THAT(r.out, HasSubstr("dp_shard       local 5 of 2147483647  [0, 1, 2, 3, 4, 5, 6, 7, "
+                               "..., 2147483643, 2147483644, 2147483645, 2147483646]"));
+  const Result last = testing::RunNmesh({"plan", "--world", "2147483647", "--rank", "2147483646"});
+  EXPECT_EQ(last.code, kExitOk) << last.err;
+}
+
+TEST(PlanCliTest, LimitsExitTwoWithAClearMessage) {
+  ExpectUsageError({"plan", "--world", "2147483648"},
+                   "world_size must be at most 2147483647, got 2147483648");
+  ExpectUsageError({"plan", "--world", "9223372036854775807"},
+                   "world_size must be at most 2147483647, got 9223372036854775807");
+  ExpectUsageError({"plan", "--world", "8", "--tp", "2147483648"},
+                   "tp_size must be at most 2147483647, got 2147483648");
+  // Each size fits, their product (2^93) does not fit int64.
+  ExpectUsageError(
+      {"plan", "--world", "8", "--tp", "2147483647", "--cp", "2147483647", "--pp", "2147483647"},
+      "(2147483647 * 2147483647 * 2147483647, which overflows int64)");
+  ExpectUsageError({"plan", "--world", "2147483647", "--dp", "2147483647", "--tp", "2147483647",
+                    "--cp", "2147483647"},
+                   "which overflows int64");
+  // Beyond int64 the parser stops it, naming the flag and the value as given.
+  Result tp = ExpectUsageError({"plan", "--world", "8", "--tp", "9223372036854775808"}, "--tp");
+  EXPECT_THAT(tp.err, HasSubstr("9223372036854775808"));
+  Result rank =
+      ExpectUsageError({"plan", "--world", "8", "--rank", "-9223372036854775809"}, "--rank");
+  EXPECT_THAT(rank.err, HasSubstr("-9223372036854775809"));
+  ExpectUsageError({"plan", "--world", "2147483647", "--rank", "2147483647"},
+                   "rank 2147483647 is not a member");
+  ExpectUsageError({"plan", "--world", "8", "--rank", "9223372036854775807"},
+                   "rank 9223372036854775807 is not a member");
+  ExpectUsageError({"plan", "--world", "8", "--rank", "-1"}, "rank -1 is not a member");
+  // A rank list whose largest rank makes the job's world 2^31.
+  ExpectUsageError(
+      {"plan", "--ranks", "2147483647"},
+      "mesh rank 2147483647 is outside any job's world (ranks are at most 2147483646)");
+}
+
 #ifdef NMESH_BINARY
 // The real executable: exit codes reach the shell.
 int RunBinary(const std::string& args, std::string* output) {

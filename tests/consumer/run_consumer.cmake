@@ -14,8 +14,13 @@ function(run_step what)
 endfunction()
 
 run_step("install" ${CMAKE_COMMAND} --install "${NMESH_BUILD_DIR}" --prefix "${prefix}")
+# The consumer uses nmesh's compiler; a sanitized nmesh needs the sanitizer runtimes at link time.
+set(consumer_flags "-DCMAKE_CXX_COMPILER=${NMESH_CXX_COMPILER}")
+if(NMESH_SANITIZE)
+  list(APPEND consumer_flags "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=${NMESH_SANITIZE}")
+endif()
 run_step("configure consumer" ${CMAKE_COMMAND} -S "${NMESH_CONSUMER_SOURCE}" -B "${build}"
-         -G Ninja "-DCMAKE_PREFIX_PATH=${prefix}")
+         -G Ninja "-DCMAKE_PREFIX_PATH=${prefix}" ${consumer_flags})
 run_step("build consumer" ${CMAKE_COMMAND} --build "${build}")
 run_step("run consumer" "${build}/consumer")
 if(NOT last_output MATCHES "consumer linked nmesh [0-9]+\\.[0-9]+\\.[0-9]+")

@@ -1,0 +1,205 @@
+#include "fuzz/harness.h"
+
+#include <algorithm>
+#include <optional>
+#include <ostream>
+#include <streambuf>
+#include <variant>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "base/status_macros.h"
+#include "config/recipe.h"
+#include "nlohmann/json.hpp"
+#include "tools/cli.h"
+
+namespace nmesh::fuzz {
+namespace {
+
+using config::ParallelSizes;
+using config::Recipe;
+using config::Section;
+using config::StrategyKind;
+
+bool Above1(const std::optional<int64_t>& size) { return size.has_value() && *size > 1; }
+
+void CheckParsed(const absl::StatusOr<Recipe>& parsed, Section section,
+                 const config::RecipeOverrides& overrides) {
+  if (!parsed.ok()) {
+    NMESH_CHECK(parsed.status().code() == absl::StatusCode::kInvalidArgument) << parsed.status();
+    NMESH_CHECK(!parsed.status().message().empty());
+    return;
+  }
+  const Recipe& recipe = *parsed;
+  NMESH_CHECK(recipe.section == section);
+  NMESH_CHECK(recipe.filename == "fuzz.yaml") << recipe.filename;
+  const ParallelSizes& s = recipe.request.sizes;
+  for (const std::optional<int64_t>* size : {&s.dp, &s.dp_replicate, &s.tp, &s.pp, &s.cp, &s.ep}) {
+    NMESH_CHECK(!size->has_value() || **size > 0) << **size;
+  }
+  const StrategyKind strategy = recipe.request.strategy;
+  NMESH_CHECK(config::StrategyKindOf(recipe.strategy_config) == strategy);
+  NMESH_CHECK(recipe.pipeline.has_value() == Above1(s.pp));
+  NMESH_CHECK(recipe.moe.has_value() == Above1(s.ep));
+  // Contract §4's conflicts are errors, never a parsed recipe.
+  NMESH_CHECK(!Above1(s.dp_replicate) || strategy == StrategyKind::kFsdp2);
+  if (strategy == StrategyKind::kMegatronFsdp) {
+    NMESH_CHECK(!Above1(s.pp) && !Above1(s.ep));
+    NMESH_CHECK(!std::get<config::MegatronFSDPConfig>(recipe.strategy_config).sequence_parallel);
+  }
+  if (strategy == StrategyKind::kDdp) {
+    NMESH_CHECK(!Above1(s.tp) && !Above1(s.pp) && !Above1(s.cp) && !Above1(s.ep));
+  }
+  if (recipe.dist_env.timeout_minutes.has_value()) {
+    NMESH_CHECK(*recipe.dist_env.timeout_minutes > 0) << *recipe.dist_env.timeout_minutes;
+  }
+  for (const auto& [key, position] : recipe.positions) {
+    NMESH_CHECK(position.line >= 1 && position.column >= 1) << key;
+  }
+  if (overrides.strategy.has_value()) {
+    NMESH_CHECK(strategy == *overrides.strategy);
+  }
+  if (overrides.sizes.pp.has_value()) {
+    NMESH_CHECK(s.pp == overrides.sizes.pp);
+  }
+  if (overrides.sizes.ep.has_value()) {
+    NMESH_CHECK(s.ep == overrides.sizes.ep);
+  }
+  if (overrides.sizes.world_size.has_value()) {
+    NMESH_CHECK(s.world_size == overrides.sizes.world_size);
+  }
+  // The annotation helpers run on whatever positions the text produced.
+  const absl::Status annotated =
+      recipe.AnnotateSizeError(absl::InvalidArgumentError("tp_size must be a positive integer"));
+  NMESH_CHECK(annotated.code() == absl::StatusCode::kInvalidArgument);
+  (void)recipe.Where("pipeline.pp_schedule");
+}
+
+// A stream buffer that counts every byte and keeps the first `limit` of them.
+class CappedBuffer : public std::streambuf {
+ public:
+  explicit CappedBuffer(size_t limit) : limit_(limit) {}
+  size_t bytes() const { return bytes_; }
+  const std::string& head() const { return head_; }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (traits_type::eq_int_type(c, traits_type::eof())) return traits_type::not_eof(c);
+    const char ch = traits_type::to_char_type(c);
+    xsputn(&ch, 1);
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    const size_t count = static_cast<size_t>(n);
+    if (head_.size() < limit_) head_.append(s, std::min(count, limit_ - head_.size()));
+    bytes_ += count;
+    return n;
+  }
+
+ private:
+  size_t limit_;
+  size_t bytes_ = 0;
+  std::string head_;
+};
+
+bool IsRankFlag(const std::string& word) {
+  return word == "--rank" || absl::StartsWith(word, "--rank=");
+}
+bool IsAllRanksFlag(const std::string& word) {
+  return word == "--all-ranks" || absl::StartsWith(word, "--all-ranks=");
+}
+
+// The largest int64 --world value in `words` ("--world N" or "--world=N"), if any.
+std::optional<int64_t> LargestWorld(const std::vector<std::string>& words) {
+  std::optional<int64_t> largest;
+  auto consider = [&](std::string_view text) {
+    int64_t value = 0;
+    if (absl::SimpleAtoi(std::string(text), &value)) {
+      largest = std::max(largest.value_or(value), value);
+    }
+  };
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == "--world" && i + 1 < words.size()) consider(words[i + 1]);
+    if (absl::StartsWith(words[i], "--world=")) {
+      consider(std::string_view(words[i]).substr(sizeof("--world=") - 1));
+    }
+  }
+  return largest;
+}
+
+}  // namespace
+
+void CheckRecipeInput(std::string_view yaml) {
+  for (Section section : {Section::kDistributed, Section::kTeacherDistributed}) {
+    CheckParsed(config::ParseRecipe(yaml, "fuzz.yaml", section), section, {});
+  }
+  config::RecipeOverrides overrides;
+  overrides.strategy = StrategyKind::kFsdp2;
+  overrides.sizes.pp = 1;
+  overrides.sizes.ep = 1;
+  overrides.sizes.world_size = 8;
+  CheckParsed(config::ParseRecipe(yaml, "fuzz.yaml", Section::kDistributed, overrides),
+              Section::kDistributed, overrides);
+}
+
+std::vector<std::string> SplitWords(std::string_view data) {
+  std::vector<std::string> words;
+  if (data.empty()) return words;
+  size_t start = 0;
+  for (size_t i = 0; i <= data.size(); ++i) {
+    if (i == data.size() || data[i] == '\n' || data[i] == '\0') {
+      words.emplace_back(data.substr(start, i - start));
+      start = i + 1;
+    }
+  }
+  return words;
+}
+
+bool PlanWordsWithinOutputCap(const std::vector<std::string>& words) {
+  const bool rank = std::any_of(words.begin(), words.end(), IsRankFlag);
+  const bool all_ranks = std::any_of(words.begin(), words.end(), IsAllRanksFlag);
+  if (!rank && !all_ranks) return true;
+  const int64_t cap = all_ranks ? kMaxWorldWithAllRanks : kMaxWorldWithRank;
+  if (LargestWorld(words).value_or(0) > cap) return false;
+  if (all_ranks) {
+    int64_t tokens = 0;
+    for (const std::string& word : words) tokens += 1 + std::count(word.begin(), word.end(), ',');
+    if (tokens > kMaxWorldWithAllRanks) return false;
+  }
+  return true;
+}
+
+PlanRun RunPlanWords(const std::vector<std::string>& words) {
+  PlanRun run;
+  if (!PlanWordsWithinOutputCap(words)) {
+    run.skipped = true;
+    return run;
+  }
+  std::vector<std::string> args = {"nmesh", "plan"};
+  args.insert(args.end(), words.begin(), words.end());
+  CappedBuffer out_buffer(kKeptOutputBytes);
+  std::ostream out(&out_buffer);
+  CappedBuffer err_buffer(kKeptOutputBytes);
+  std::ostream err(&err_buffer);
+  run.code = tools::RunCli(args, out, err);
+  run.err = err_buffer.head();
+  run.out_bytes = out_buffer.bytes();
+  run.out_head = out_buffer.head();
+  return run;
+}
+
+void CheckPlanArgsInput(std::string_view data) {
+  const PlanRun run = RunPlanWords(SplitWords(data));
+  if (run.skipped) return;
+  NMESH_CHECK(run.code == tools::kExitOk || run.code == tools::kExitUsage) << run.code;
+  if (run.code == tools::kExitUsage) {
+    NMESH_CHECK(absl::StartsWith(run.err, "nmesh: error: ")) << "stderr: '" << run.err << "'";
+  }
+  if (!run.out_head.empty() && run.out_head[0] == '{' && run.out_bytes == run.out_head.size()) {
+    NMESH_CHECK(nlohmann::json::accept(run.out_head)) << "stdout is not JSON: " << run.out_head;
+  }
+}
+
+}  // namespace nmesh::fuzz

@@ -1,0 +1,10 @@
+// libFuzzer target: recipe text into config::ParseRecipe, both sections and with overrides.
+#include <cstddef>
+#include <cstdint>
+
+#include "fuzz/harness.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  nmesh::fuzz::CheckRecipeInput(nmesh::fuzz::AsText(data, size));
+  return 0;
+}

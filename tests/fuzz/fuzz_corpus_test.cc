@@ -1,0 +1,96 @@
+// The fuzz harnesses on their seed corpus and past findings, and the harness's own helpers.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "fuzz/harness.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tools/cli.h"
+
+namespace nmesh::fuzz {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::IsEmpty;
+using ::testing::StartsWith;
+
+std::vector<std::filesystem::path> CorpusFiles(const std::string& name) {
+  std::vector<std::filesystem::path> files;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(std::filesystem::path(NMESH_FUZZ_CORPUS_DIR) / name)) {
+    if (entry.is_regular_file()) files.push_back(entry.path());
+  }
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+TEST(FuzzCorpusTest, EveryRecipeSeedAndFindingHoldsTheInvariants) {
+  const std::vector<std::filesystem::path> files = CorpusFiles("recipe");
+  ASSERT_GE(files.size(), 30u);
+  for (const std::filesystem::path& file : files) {
+    SCOPED_TRACE(file.filename().string());
+    CheckRecipeInput(ReadFile(file));  // aborts with the broken invariant
+  }
+}
+
+TEST(FuzzCorpusTest, EveryPlanArgsSeedAndFindingHoldsTheInvariants) {
+  const std::vector<std::filesystem::path> files = CorpusFiles("plan_args");
+  ASSERT_GE(files.size(), 30u);
+  for (const std::filesystem::path& file : files) {
+    SCOPED_TRACE(file.filename().string());
+    CheckPlanArgsInput(ReadFile(file));
+  }
+}
+
+TEST(FuzzHarnessTest, SplitsOnNewlinesAndNulsKeepingEmptyWords) {
+  EXPECT_THAT(SplitWords(""), IsEmpty());
+  EXPECT_THAT(SplitWords("--world"), ElementsAre("--world"));
+  EXPECT_THAT(SplitWords(std::string("--world\n8\0--tp\n\n2", 17)),
+              ElementsAre("--world", "8", "--tp", "", "2"));
+  EXPECT_THAT(SplitWords("a\n"), ElementsAre("a", ""));
+}
+
+TEST(FuzzHarnessTest, OutputCapOnlyLimitsPerRankOutput) {
+  EXPECT_TRUE(PlanWordsWithinOutputCap({"--world", "2147483647"}));
+  EXPECT_TRUE(PlanWordsWithinOutputCap({"--world", "4096", "--rank", "5"}));
+  EXPECT_FALSE(PlanWordsWithinOutputCap({"--world", "4097", "--rank", "5"}));
+  EXPECT_FALSE(PlanWordsWithinOutputCap({"--rank=5", "--world=2147483647"}));
+  EXPECT_FALSE(PlanWordsWithinOutputCap({"--world", "8", "--world", "100000", "--rank", "1"}));
+  EXPECT_TRUE(PlanWordsWithinOutputCap({"--world", "64", "--all-ranks"}));
+  EXPECT_FALSE(PlanWordsWithinOutputCap({"--world", "65", "--all-ranks"}));
+  // --ranks lists count toward the --all-ranks cap, comma- or word-separated.
+  std::string ranks = "0";
+  for (int r = 1; r < 70; ++r) ranks += "," + std::to_string(r);
+  EXPECT_FALSE(PlanWordsWithinOutputCap({"--ranks", ranks, "--all-ranks"}));
+  EXPECT_TRUE(PlanWordsWithinOutputCap({"--ranks", ranks, "--rank", "3"}));
+  // Values the parser rejects are left to it.
+  EXPECT_TRUE(PlanWordsWithinOutputCap({"--world", "99999999999999999999", "--rank", "1"}));
+}
+
+TEST(FuzzHarnessTest, RunsPlanInProcessAndKeepsTheOutput) {
+  const PlanRun ok = RunPlanWords({"--world", "8", "--tp", "2", "--format", "json"});
+  EXPECT_FALSE(ok.skipped);
+  EXPECT_EQ(ok.code, tools::kExitOk) << ok.err;
+  EXPECT_THAT(ok.out_head, StartsWith("{\"strategy\":\"fsdp2\",\"world_size\":8,"));
+  EXPECT_EQ(ok.out_bytes, ok.out_head.size());
+
+  const PlanRun bad = RunPlanWords({"--world", "8", "--tp", "3"});
+  EXPECT_EQ(bad.code, tools::kExitUsage);
+  EXPECT_THAT(bad.err, StartsWith("nmesh: error: world_size (8) must be divisible"));
+
+  EXPECT_TRUE(RunPlanWords({"--world", "100000", "--all-ranks"}).skipped);
+}
+
+}  // namespace
+}  // namespace nmesh::fuzz
