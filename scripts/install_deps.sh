@@ -4,6 +4,7 @@
 #
 #   scripts/install_deps.sh            # Open MPI (default)
 #   NMESH_MPI=mpich scripts/install_deps.sh
+#   scripts/install_deps.sh clang libclang-rt-dev   # extra packages (scripts/fuzz.sh does this)
 #
 # CUDA and NCCL are not installed here: they come with the machine (under the CUDA root) and are
 # optional at configure time (NMESH_WITH_NCCL=AUTO).
