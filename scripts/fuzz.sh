@@ -19,6 +19,8 @@ case "${1:-}" in
   *) echo "usage: scripts/fuzz.sh [--time S | --runs N]" >&2; exit 2 ;;
 esac
 
+# clang and its runtime libraries (libFuzzer, ASan, UBSan) on top of the usual packages.
+scripts/install_deps.sh clang libclang-rt-dev
 build_dir=build-fuzz
 if [ ! -f "$build_dir/CMakeCache.txt" ]; then
   CC=clang CXX=clang++ cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \

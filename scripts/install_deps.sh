@@ -4,6 +4,7 @@
 #
 #   scripts/install_deps.sh            # Open MPI (default)
 #   NMESH_MPI=mpich scripts/install_deps.sh
+#   scripts/install_deps.sh clang libclang-rt-dev   # extra packages (scripts/fuzz.sh does this)
 #
 # gnuplot-nox draws `nmesh bench --plot` (its pngcairo terminal, or png where cairo is missing).
 # CUDA and NCCL are not installed here: they come with the machine (under the CUDA root) and are
