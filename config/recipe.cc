@@ -8,7 +8,6 @@
 #include <fstream>
 #include <functional>
 #include <iterator>
-#include <sstream>
 #include <type_traits>
 #include <utility>
 
@@ -814,12 +813,20 @@ absl::StatusOr<Recipe> LoadRecipeFile(const std::string& path, Section section,
     return absl::InvalidArgumentError(
         absl::StrFormat("cannot read recipe file '%s': %s", path, std::strerror(errno)));
   }
-  std::ostringstream text;
-  text << in.rdbuf();
+  // Bounded read: a device or a pipe (/dev/zero, /dev/stdin) has no size to check beforehand.
+  std::string text;
+  char chunk[1 << 16];
+  while (in.read(chunk, sizeof(chunk)) || in.gcount() > 0) {
+    text.append(chunk, static_cast<size_t>(in.gcount()));
+    if (text.size() > kMaxRecipeBytes) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "recipe file '%s' has more than the %d bytes a recipe may have", path, kMaxRecipeBytes));
+    }
+  }
   if (in.bad()) {
     return absl::InvalidArgumentError(absl::StrFormat("cannot read recipe file '%s'", path));
   }
-  return ParseRecipe(text.str(), path, section, overrides);
+  return ParseRecipe(text, path, section, overrides);
 }
 
 }  // namespace nmesh::config

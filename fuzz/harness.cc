@@ -1,6 +1,9 @@
 #include "fuzz/harness.h"
 
 #include <algorithm>
+#include <filesystem>
+#include <limits>
+#include <map>
 #include <optional>
 #include <ostream>
 #include <streambuf>
@@ -10,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "config/recipe.h"
 #include "nlohmann/json.hpp"
@@ -111,22 +115,72 @@ bool IsAllRanksFlag(const std::string& word) {
   return word == "--all-ranks" || absl::StartsWith(word, "--all-ranks=");
 }
 
-// The largest int64 --world value in `words` ("--world N" or "--world=N"), if any.
-std::optional<int64_t> LargestWorld(const std::vector<std::string>& words) {
-  std::optional<int64_t> largest;
-  auto consider = [&](std::string_view text) {
-    int64_t value = 0;
-    if (absl::SimpleAtoi(std::string(text), &value)) {
-      largest = std::max(largest.value_or(value), value);
-    }
-  };
+// The values given to `flag` in `words`: "--flag V" or "--flag=V".
+std::vector<std::string_view> FlagValues(const std::vector<std::string>& words,
+                                         std::string_view flag) {
+  std::vector<std::string_view> values;
+  const std::string with_equals = absl::StrFormat("%s=", flag);
   for (size_t i = 0; i < words.size(); ++i) {
-    if (words[i] == "--world" && i + 1 < words.size()) consider(words[i + 1]);
-    if (absl::StartsWith(words[i], "--world=")) {
-      consider(std::string_view(words[i]).substr(sizeof("--world=") - 1));
+    if (words[i] == flag && i + 1 < words.size()) values.push_back(words[i + 1]);
+    if (absl::StartsWith(words[i], with_equals)) {
+      values.push_back(std::string_view(words[i]).substr(with_equals.size()));
     }
   }
-  return largest;
+  return values;
+}
+
+// The product of every positive int64 value of --world and the size flags, saturating at the
+// int64 maximum: a bound on the mesh size the flags can ask for.
+int64_t SizeFlagProduct(const std::vector<std::string>& words) {
+  int64_t product = 1;
+  for (const char* flag : {"--world", "--dp", "--dp-replicate", "--tp", "--pp", "--cp", "--ep"}) {
+    for (std::string_view text : FlagValues(words, flag)) {
+      int64_t value = 0;
+      if (!absl::SimpleAtoi(std::string(text), &value) || value <= 0) continue;
+      if (__builtin_mul_overflow(product, value, &product)) {
+        product = std::numeric_limits<int64_t>::max();
+      }
+    }
+  }
+  return product;
+}
+
+// The repository's example recipes by file name ("ddp.yaml" -> full path).
+const std::map<std::string, std::string>& ExampleRecipes() {
+  static const auto* examples = [] {
+    auto* found = new std::map<std::string, std::string>;
+    std::error_code error;
+    for (const auto& entry : std::filesystem::directory_iterator(NMESH_FUZZ_EXAMPLES_DIR, error)) {
+      if (entry.path().extension() == ".yaml") {
+        (*found)[entry.path().filename().string()] = entry.path().string();
+      }
+    }
+    return found;
+  }();
+  return *examples;
+}
+
+// Replaces every --config value by the example recipe it names; false when a value names none.
+bool MapConfigToExamples(std::vector<std::string>& words) {
+  const std::map<std::string, std::string>& examples = ExampleRecipes();
+  auto map = [&](std::string_view name, std::string& out) {
+    auto it = examples.find(std::string(name));
+    if (it == examples.end()) return false;
+    out = it->second;
+    return true;
+  };
+  for (size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == "--config" && i + 1 < words.size()) {
+      std::string path;
+      if (!map(words[i + 1], path)) return false;
+      words[++i] = path;
+    } else if (absl::StartsWith(words[i], "--config=")) {
+      std::string path;
+      if (!map(std::string_view(words[i]).substr(sizeof("--config=") - 1), path)) return false;
+      words[i] = "--config=" + path;
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -162,7 +216,7 @@ bool PlanWordsWithinOutputCap(const std::vector<std::string>& words) {
   const bool all_ranks = std::any_of(words.begin(), words.end(), IsAllRanksFlag);
   if (!rank && !all_ranks) return true;
   const int64_t cap = all_ranks ? kMaxWorldWithAllRanks : kMaxWorldWithRank;
-  if (LargestWorld(words).value_or(0) > cap) return false;
+  if (SizeFlagProduct(words) > cap) return false;
   if (all_ranks) {
     int64_t tokens = 0;
     for (const std::string& word : words) tokens += 1 + std::count(word.begin(), word.end(), ',');
@@ -171,9 +225,9 @@ bool PlanWordsWithinOutputCap(const std::vector<std::string>& words) {
   return true;
 }
 
-PlanRun RunPlanWords(const std::vector<std::string>& words) {
+PlanRun RunPlanWords(std::vector<std::string> words) {
   PlanRun run;
-  if (!PlanWordsWithinOutputCap(words)) {
+  if (!MapConfigToExamples(words) || !PlanWordsWithinOutputCap(words)) {
     run.skipped = true;
     return run;
   }

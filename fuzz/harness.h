@@ -39,14 +39,16 @@ void CheckRecipeInput(std::string_view yaml);
 std::vector<std::string> SplitWords(std::string_view data);
 
 // Output caps for `nmesh plan`, whose output with --rank or --all-ranks grows with the mesh: the
-// JSON of one rank lists every member of each of its groups (up to the world), --all-ranks does
-// that for every rank. Inputs beyond the caps are skipped, not run, so that one execution stays
-// well under a millisecond of output work:
-//  - with --rank: every --world value at most kMaxWorldWithRank;
-//  - with --all-ranks: every --world value at most kMaxWorldWithAllRanks, and at most
-//    kMaxWorldWithAllRanks comma- or word-separated tokens in total (bounding a --ranks list).
-// A --world value that is not an int64 is not capped (the parser rejects it). Without --rank and
-// --all-ranks the output is small at any world, up to 2^31 - 1.
+// JSON of one rank lists every member of each of its groups (up to the whole mesh), --all-ranks
+// does that for every rank. Inputs beyond the caps are skipped, not run, so that one execution
+// stays within milliseconds of output work. F is the product of every positive int64 value given
+// to --world, --dp, --dp-replicate, --tp, --pp, --cp and --ep (a bound on the mesh the flags ask
+// for; values the parser rejects are left to it):
+//  - with --rank: F at most kMaxWorldWithRank;
+//  - with --all-ranks: F at most kMaxWorldWithAllRanks, and at most kMaxWorldWithAllRanks comma-
+//    or word-separated tokens in total (bounding a --ranks list).
+// An example recipe's own sizes multiply the mesh by at most 16. Without --rank and --all-ranks
+// the output is small at any world, up to 2^31 - 1 and beyond.
 inline constexpr int64_t kMaxWorldWithRank = 4096;
 inline constexpr int64_t kMaxWorldWithAllRanks = 64;
 
@@ -55,7 +57,7 @@ bool PlanWordsWithinOutputCap(const std::vector<std::string>& words);
 
 // What one in-process `nmesh plan` run gave.
 struct PlanRun {
-  bool skipped = false;  // beyond the output cap; nothing was run
+  bool skipped = false;  // beyond the output cap, or a --config that is not an example; not run
   int code = 0;
   std::string err;
   // Bytes written to stdout, and the first kKeptOutputBytes of them.
@@ -64,8 +66,11 @@ struct PlanRun {
 };
 inline constexpr size_t kKeptOutputBytes = 1 << 20;
 
-// Runs tools::RunCli({"nmesh", "plan", words...}) in-process (unless beyond the output cap).
-PlanRun RunPlanWords(const std::vector<std::string>& words);
+// Runs tools::RunCli({"nmesh", "plan", words...}) in-process, unless beyond the output cap.
+// --config values must be the file name of one of the repository's example recipes ("ddp.yaml"),
+// which is replaced by its path; any other --config value skips the input, so the fuzzer never
+// reads arbitrary files (devices, /proc, stdin). Files are tested by the recipe fuzzer instead.
+PlanRun RunPlanWords(std::vector<std::string> words);
 
 // Splits `data` into words and runs them as RunPlanWords does. Checks: the exit code is 0 or 2;
 // exit 2 always comes with "nmesh: error: " at the start of stderr; stdout that starts with '{'

@@ -320,5 +320,14 @@ TEST(ConfigCliBadInputTest, MissingFileAndSectionWithoutConfig) {
   EXPECT_THAT(section.err, HasSubstr("--section"));
 }
 
+// Regression for a fuzz finding: reading an endless device as the recipe exhausted memory.
+TEST(ConfigCliBadInputTest, EndlessDeviceExitsTwo) {
+  if (!std::filesystem::exists("/dev/zero")) GTEST_SKIP() << "no /dev/zero";
+  CliResult r = RunNmesh({"plan", "--config", "/dev/zero", "--world", "8"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("nmesh: error: recipe file '/dev/zero' has more than the "
+                               "67108864 bytes a recipe may have"));
+}
+
 }  // namespace
 }  // namespace nmesh::tools

@@ -69,6 +69,11 @@ TEST(FuzzHarnessTest, OutputCapOnlyLimitsPerRankOutput) {
   EXPECT_FALSE(PlanWordsWithinOutputCap({"--world", "8", "--world", "100000", "--rank", "1"}));
   EXPECT_TRUE(PlanWordsWithinOutputCap({"--world", "64", "--all-ranks"}));
   EXPECT_FALSE(PlanWordsWithinOutputCap({"--world", "65", "--all-ranks"}));
+  // Sizes count too (a recipe with dp_size sets the mesh without --world); -1 and 0 do not.
+  EXPECT_TRUE(PlanWordsWithinOutputCap({"--dp", "64", "--tp=64", "--cp", "-1", "--rank", "0"}));
+  EXPECT_FALSE(PlanWordsWithinOutputCap({"--dp", "64", "--tp=128", "--rank", "0"}));
+  EXPECT_FALSE(
+      PlanWordsWithinOutputCap({"--tp", "4611686018427387904", "--pp", "4", "--rank", "0"}));
   // --ranks lists count toward the --all-ranks cap, comma- or word-separated.
   std::string ranks = "0";
   for (int r = 1; r < 70; ++r) ranks += "," + std::to_string(r);
@@ -90,6 +95,20 @@ TEST(FuzzHarnessTest, RunsPlanInProcessAndKeepsTheOutput) {
   EXPECT_THAT(bad.err, StartsWith("nmesh: error: world_size (8) must be divisible"));
 
   EXPECT_TRUE(RunPlanWords({"--world", "100000", "--all-ranks"}).skipped);
+}
+
+TEST(FuzzHarnessTest, ConfigMustNameAnExampleRecipe) {
+  const PlanRun example = RunPlanWords({"--config", "fsdp2_tp2_cp2.yaml", "--world", "8"});
+  EXPECT_FALSE(example.skipped);
+  EXPECT_EQ(example.code, tools::kExitOk) << example.err;
+  EXPECT_THAT(example.out_head, StartsWith("strategy     fsdp2\n"));
+  EXPECT_FALSE(RunPlanWords({"--config=student_teacher.yaml", "--world", "16"}).skipped);
+  // Anything else is never read.
+  EXPECT_TRUE(RunPlanWords({"--config", "/dev/zero", "--world", "8"}).skipped);
+  EXPECT_TRUE(RunPlanWords({"--config=../examples/ddp.yaml"}).skipped);
+  EXPECT_TRUE(RunPlanWords({"--world", "8", "--config", "ddp.yaml", "--config", "x"}).skipped);
+  // A dangling --config is left to the parser.
+  EXPECT_EQ(RunPlanWords({"--world", "8", "--config"}).code, tools::kExitUsage);
 }
 
 }  // namespace
