@@ -129,12 +129,14 @@ int JobReporter::Fail(const absl::Status& status) {
 }
 
 void JobReporter::Abort(const absl::Status& status) {
-  err_ << "nmesh: error: rank " << rank_ << ": " << status.message() << "\n";
+  // One write: several ranks report at once, and the launcher interleaves their writes.
+  err_ << absl::StrFormat("nmesh: error: rank %d: %s\n", rank_, status.message());
   if (json_ && rank_ == 0) {
     out_ << DumpJson(ordered_json{{"error", std::string(status.message())}}) << "\n";
   }
   out_.flush();
   err_.flush();
+  if (status.code() == absl::StatusCode::kDeadlineExceeded) absl::SleepFor(kTimeoutReportGrace);
   comm::mpi::Session::AbortJob(kExitRuntimeFailure);
 }
 

@@ -62,8 +62,12 @@ class JobReporter {
   int Fail(const absl::Status& status);
 
   // An error of this rank alone, while other ranks may be blocked in a collective waiting for it:
-  // reports it here (naming the rank) and ends the whole job (MPI_Abort, exit 1).
+  // reports it here (naming the rank) and ends the whole job (MPI_Abort, exit 1). After a timeout
+  // (DeadlineExceeded) it first waits kTimeoutReportGrace: the other members of the same
+  // collective started it within moments of this rank and are timing out too, and each one's own
+  // report (its axis, operation and place in the group) is what tells an operator who is missing.
   [[noreturn]] void Abort(const absl::Status& status);
+  static constexpr absl::Duration kTimeoutReportGrace = absl::Milliseconds(250);
 
   // "nmesh: <line>" on stderr, from rank 0.
   void Note(const std::string& line);

@@ -12,6 +12,7 @@
 #include <variant>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
@@ -49,6 +50,7 @@ struct RankReport {
 struct Observation {
   std::vector<int64_t> ranks;
   int64_t sum = 0;
+  bool skipped = false;  // --fault-skip: this rank did not take part
 };
 
 absl::StatusOr<Observation> Observe(Communicator& comm, int64_t rank) {
@@ -64,26 +66,42 @@ absl::StatusOr<Observation> Observe(Communicator& comm, int64_t rank) {
 
 // Verifies every group of this (member) rank. Collective over every communicator of the rank; all
 // members visit the groups in the plan's order, and a communicator shared by several names is
-// observed once, so the collectives match up on every communicator.
+// observed once, so the collectives match up on every communicator. `skip` (fault injection, on
+// the skipping rank only) names a group whose communicator this rank leaves out.
 absl::StatusOr<RankReport> VerifyRank(const MeshPlan& plan, const DeviceMesh& device_mesh,
-                                      int64_t rank, const std::string& host) {
+                                      int64_t rank, const std::string& host, const FaultSkip* skip,
+                                      std::ostream& err) {
   NMESH_ASSIGN_OR_RETURN(mesh::RankPlan me, plan.QueryRank(rank));
   std::map<Communicator*, Observation> seen;
   std::vector<std::string> mismatches;
   auto observe_all =
       [&](const DeviceMesh& mesh,
           const std::vector<mesh::NamedGroup>& groups) -> absl::StatusOr<ordered_json> {
+    Communicator* skipped = nullptr;
+    if (skip != nullptr) {
+      if (absl::StatusOr<Communicator*> comm = mesh.Comm(skip->group); comm.ok()) skipped = *comm;
+    }
     ordered_json observed = ordered_json::object();
     for (const mesh::NamedGroup& group : groups) {
       NMESH_ASSIGN_OR_RETURN(Communicator * comm, mesh.Comm(group.name));
       auto it = seen.find(comm);
+      if (it == seen.end() && comm == skipped) {
+        err << absl::StrFormat(
+            "nmesh: fault injection: rank %d skips its all_gather and all_reduce on '%s' "
+            "(--fault-skip %d:%s)\n",
+            rank, group.name, skip->rank, skip->group);
+        err.flush();
+        it = seen.emplace(comm, Observation{.ranks = {}, .sum = 0, .skipped = true}).first;
+      }
       if (it == seen.end()) {
         NMESH_ASSIGN_OR_RETURN(Observation o, Observe(*comm, rank));
         it = seen.emplace(comm, std::move(o)).first;
       }
       const std::vector<int64_t> expected = group.group.Ranks();
       const int64_t expected_sum = std::accumulate(expected.begin(), expected.end(), int64_t{0});
-      if (it->second.ranks != expected) {
+      if (it->second.skipped) {
+        mismatches.push_back(absl::StrFormat("%s: skipped (--fault-skip)", group.name));
+      } else if (it->second.ranks != expected) {
         mismatches.push_back(absl::StrFormat("%s: communicator holds [%s], layout says [%s]",
                                              group.name, absl::StrJoin(it->second.ranks, ", "),
                                              absl::StrJoin(expected, ", ")));
@@ -274,6 +292,25 @@ void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::stri
   }
 }
 
+// Checks a --fault-skip against the job: the rank must be in the world and a member of a mesh
+// that has the group. Every rank reaches the same answer.
+absl::Status CheckFaultSkip(const FaultSkip& skip, int64_t world_size,
+                            const std::vector<JobMesh>& meshes) {
+  if (skip.rank >= world_size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--fault-skip %d:%s: rank %d is outside the world (%d ranks)", skip.rank,
+                        skip.group, skip.rank, world_size));
+  }
+  for (const JobMesh& run : meshes) {
+    if (run.plan->Contains(skip.rank) && run.plan->ResolveGroup(skip.group).ok()) {
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "--fault-skip %d:%s: no mesh with rank %d as a member has a group '%s'", skip.rank,
+      skip.group, skip.rank, skip.group));
+}
+
 }  // namespace
 
 CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
@@ -288,8 +325,27 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
       ->type_name("T");
   run->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
+  // Hidden (no group): for the fault tests only.
+  run->add_option("--fault-skip", options.fault_skip,
+                  "Fault injection: rank RANK skips its collectives on group GROUP")
+      ->type_name("RANK:GROUP")
+      ->group("");
   return run;
 }
+
+absl::StatusOr<FaultSkip> ParseFaultSkip(std::string_view value) {
+  const size_t colon = value.find(':');
+  FaultSkip skip;
+  if (colon == std::string_view::npos || colon == 0 || colon + 1 == value.size() ||
+      !absl::SimpleAtoi(std::string(value.substr(0, colon)), &skip.rank) || skip.rank < 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--fault-skip must be RANK:GROUP (a non-negative rank and a group name), got '%s'",
+        std::string(value)));
+  }
+  skip.group = std::string(value.substr(colon + 1));
+  return skip;
+}
+
 
 int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
@@ -303,6 +359,12 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     }
     timeout = absl::Seconds(*options.timeout_s);
   }
+  std::optional<FaultSkip> fault_skip;
+  if (options.fault_skip.has_value()) {
+    absl::StatusOr<FaultSkip> parsed = ParseFaultSkip(*options.fault_skip);
+    if (!parsed.ok()) return JobReporter(0, json, out, err).Fail(parsed.status());
+    fault_skip = *std::move(parsed);
+  }
   std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start(
       {.mesh = options.mesh, .backend = options.backend, .timeout = timeout}, json, out, err);
   if (const int* code = std::get_if<int>(&started)) return *code;
@@ -313,6 +375,11 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const comm::Topology& topo = job.topology();
   const JobBackend& backend = job.backend();
   std::vector<JobMesh>& meshes = job.meshes();
+  if (fault_skip.has_value()) {
+    if (absl::Status s = CheckFaultSkip(*fault_skip, world.size(), meshes); !s.ok()) {
+      return reporter.Fail(s);
+    }
+  }
 
   // Contexts (members).
   absl::Status contexts;
@@ -347,8 +414,10 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
       mine.push_back(nullptr);
       continue;
     }
-    absl::StatusOr<RankReport> report =
-        VerifyRank(*run.plan, *run.mesh, rank, topo.host_names[static_cast<size_t>(rank)]);
+    const FaultSkip* skip =
+        fault_skip.has_value() && fault_skip->rank == rank ? &*fault_skip : nullptr;
+    absl::StatusOr<RankReport> report = VerifyRank(
+        *run.plan, *run.mesh, rank, topo.host_names[static_cast<size_t>(rank)], skip, err);
     if (!report.ok()) reporter.Abort(report.status());
     if (!report->verified) verified = 0;
     mine.push_back(std::move(report->entry));

@@ -35,11 +35,14 @@
 #ifndef NMESH_TOOLS_RUN_COMMAND_H_
 #define NMESH_TOOLS_RUN_COMMAND_H_
 
+#include <cstdint>
 #include <optional>
 #include <ostream>
 #include <string>
+#include <string_view>
 
 #include "CLI/CLI.hpp"
+#include "absl/status/statusor.h"
 #include "tools/mesh_options.h"
 
 namespace nmesh::tools {
@@ -50,7 +53,21 @@ struct RunOptions {
   // Overrides the recipe's dist_env.timeout_minutes.
   std::optional<double> timeout_s;
   std::string format = "text";
+  // Fault injection for the reliability tests (hidden flag --fault-skip RANK:GROUP): rank RANK
+  // does not take part in the verification's collectives on its GROUP communicator (it skips the
+  // first one and reports that on stderr), so the other members time out. Unset: no fault.
+  std::optional<std::string> fault_skip;
 };
+
+// A parsed --fault-skip value.
+struct FaultSkip {
+  int64_t rank = 0;
+  std::string group;
+};
+
+// Parses "RANK:GROUP" (RANK a non-negative integer, GROUP a non-empty name). InvalidArgument naming
+// the value otherwise. Whether RANK and GROUP exist is checked against the job and its plans.
+absl::StatusOr<FaultSkip> ParseFaultSkip(std::string_view value);
 
 // Registers the `run` subcommand and its flags on `app`; `options` must outlive the parse.
 CLI::App* AddRunCommand(CLI::App& app, RunOptions& options);

@@ -4,14 +4,17 @@
 
 #include <string>
 
+#include "absl/status/statusor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tools/cli.h"
+#include "tools/run_command.h"
 
 namespace nmesh::tools {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::RunNmesh;
 
 TEST(RunCliTest, HelpListsTheRunFlags) {
@@ -46,6 +49,36 @@ TEST(RunCliTest, BadMeshFlagIsAUsageError) {
   testing::CliResult r = RunNmesh({"run", "--tp", "two"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("--tp"));
+}
+
+TEST(RunCliTest, FaultSkipIsHiddenFromHelp) {
+  testing::CliResult r = RunNmesh({"run", "--help"});
+  EXPECT_EQ(r.code, kExitOk);
+  EXPECT_THAT(r.out, Not(HasSubstr("--fault-skip")));
+}
+
+TEST(RunCliTest, ParseFaultSkipTakesRankColonGroup) {
+  absl::StatusOr<FaultSkip> skip = ParseFaultSkip("7:dp_shard_cp");
+  ASSERT_TRUE(skip.ok()) << skip.status();
+  EXPECT_EQ(skip->rank, 7);
+  EXPECT_EQ(skip->group, "dp_shard_cp");
+  skip = ParseFaultSkip("0:tp:x");  // the group is everything after the first colon
+  ASSERT_TRUE(skip.ok()) << skip.status();
+  EXPECT_EQ(skip->group, "tp:x");
+  for (const char* bad : {"", "tp", "3", "3:", ":tp", "-1:tp", "x:tp", "1.5:tp",
+                          "99999999999999999999:tp"}) {
+    skip = ParseFaultSkip(bad);
+    EXPECT_EQ(skip.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(skip.status().message(), HasSubstr(std::string("got '") + bad + "'"));
+  }
+}
+
+TEST(RunCliTest, BadFaultSkipIsAUsageErrorBeforeMpi) {
+  testing::CliResult r = RunNmesh({"run", "--fault-skip", "tp", "--format", "json"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("--fault-skip must be RANK:GROUP"));
+  EXPECT_THAT(r.err, HasSubstr("'tp'"));
+  EXPECT_THAT(r.out, HasSubstr("{\"error\":"));
 }
 
 }  // namespace

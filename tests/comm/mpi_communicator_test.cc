@@ -437,6 +437,7 @@ TEST(MpiTimeoutTest, UnmatchedRecvTimesOutAndAbortsTheCommunicator) {
                        HasSubstr(absl::StrFormat(
                            "recv on axis 'tp' timed out after 1 s (rank %d of %d)", r, n))));
   EXPECT_GE(elapsed, 1.0);
+  EXPECT_LE(elapsed, 2.0);  // within timeout + 1 s
   if (r == 0) std::printf("[timing] unmatched recv returned after %.3f s (timeout 1 s)\n", elapsed);
   EXPECT_THAT(tp->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition,
                                       HasSubstr("an earlier recv timed out after 1 s")));
@@ -470,6 +471,9 @@ TEST(MpiTimeoutTest, CollectiveSkippedByOneRankTimesOutOnTheOthers) {
                  HasSubstr(absl::StrFormat(
                      "all_reduce on axis 'tp' timed out after 1 s (rank %d of %d)", r, n))));
     EXPECT_GE(elapsed, 1.0);
+    // The contract of a timeout (issue 8), not a performance target: the error arrives within
+    // timeout + 1 s (the wait polls every millisecond at most).
+    EXPECT_LE(elapsed, 2.0);
     if (r == 0)
       std::printf("[timing] skipped all_reduce returned after %.3f s (timeout 1 s)\n", elapsed);
     EXPECT_THAT(tp->AllReduce<int64_t>(send, absl::MakeSpan(recv), ReduceOp::kSum),
