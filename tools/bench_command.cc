@@ -701,6 +701,11 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->type_name("FILE.png");
   bench->add_flag("--progress", options.progress,
                   "One line per axis and size on stderr (default: only when stderr is a terminal)");
+  bench
+      ->add_option("--timeout-s", options.timeout_s,
+                   "Timeout of every communicator, in seconds (default none: the recipe's "
+                   "dist_env.timeout_minutes is ignored, since polling changes what is measured)")
+      ->type_name("T");
   return bench;
 }
 
@@ -773,11 +778,14 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   // Flags first, before MPI: every rank finds the same error.
   absl::StatusOr<BenchConfig> config = BenchConfigFromOptions(options);
   if (!config.ok()) return JobReporter(0, json, out, err).Fail(config.status());
+  absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
+  if (!timeout.ok()) return JobReporter(0, json, out, err).Fail(timeout.status());
 
-  // No communicator timeout, whatever the recipe says: with one, the MPI backend polls
-  // nonblocking calls, which is not the path being measured.
+  // No communicator timeout unless --timeout-s asks for one, whatever the recipe says: with one,
+  // the MPI backend polls nonblocking calls, which is not the path being measured.
   std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start({.mesh = options.mesh,
                                                                         .backend = options.backend,
+                                                                        .timeout = *timeout,
                                                                         .recipe_timeout = false,
                                                                         .all_sections = false},
                                                                        json, out, err);

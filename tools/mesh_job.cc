@@ -1,5 +1,7 @@
 #include "tools/mesh_job.h"
 
+#include <cmath>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -118,6 +120,15 @@ int ExitCodeOf(const absl::Status& status) {
     default:
       return kExitRuntimeFailure;
   }
+}
+
+absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds) {
+  if (!seconds.has_value()) return std::nullopt;
+  if (!std::isfinite(*seconds) || *seconds <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--timeout-s must be a positive number of seconds, got %g", *seconds));
+  }
+  return absl::Seconds(*seconds);
 }
 
 int JobReporter::Fail(const absl::Status& status) {

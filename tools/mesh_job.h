@@ -31,6 +31,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "comm/communicator.h"
 #include "comm/mpi/session.h"
@@ -48,6 +49,10 @@ namespace nmesh::tools {
 int ExitCodeOf(const absl::Status& status);
 
 // Prints from rank 0 only, so that an error every rank agreed on appears once.
+// The --timeout-s flag of `run` and `bench`: unset gives no timeout; otherwise a positive, finite
+// number of seconds. InvalidArgument naming the flag and the value otherwise.
+absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds);
+
 class JobReporter {
  public:
   JobReporter(int rank, bool json, std::ostream& out, std::ostream& err)

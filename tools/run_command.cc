@@ -350,15 +350,8 @@ absl::StatusOr<FaultSkip> ParseFaultSkip(std::string_view value) {
 int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
   // Flags first, before MPI: every rank finds the same error (and prints it).
-  std::optional<absl::Duration> timeout;
-  if (options.timeout_s.has_value()) {
-    if (!std::isfinite(*options.timeout_s) || *options.timeout_s <= 0) {
-      return JobReporter(0, json, out, err)
-          .Fail(absl::InvalidArgumentError(absl::StrFormat(
-              "--timeout-s must be a positive number of seconds, got %g", *options.timeout_s)));
-    }
-    timeout = absl::Seconds(*options.timeout_s);
-  }
+  absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
+  if (!timeout.ok()) return JobReporter(0, json, out, err).Fail(timeout.status());
   std::optional<FaultSkip> fault_skip;
   if (options.fault_skip.has_value()) {
     absl::StatusOr<FaultSkip> parsed = ParseFaultSkip(*options.fault_skip);
@@ -366,7 +359,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     fault_skip = *std::move(parsed);
   }
   std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start(
-      {.mesh = options.mesh, .backend = options.backend, .timeout = timeout}, json, out, err);
+      {.mesh = options.mesh, .backend = options.backend, .timeout = *timeout}, json, out, err);
   if (const int* code = std::get_if<int>(&started)) return *code;
   MeshJob& job = *std::get<std::unique_ptr<MeshJob>>(started);
   JobReporter& reporter = job.reporter();

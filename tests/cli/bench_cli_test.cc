@@ -194,7 +194,7 @@ TEST(BenchCliTest, HelpListsTheBenchFlags) {
   testing::CliResult r = testing::RunNmesh({"bench", "--help"});
   EXPECT_EQ(r.code, kExitOk);
   for (const char* flag : {"--axes", "--op", "-b", "-e", "-f", "-n", "-w", "--backend", "--format",
-                           "--plot", "--progress", "--tp", "--config"}) {
+                           "--plot", "--progress", "--timeout-s", "--tp", "--config"}) {
     EXPECT_THAT(r.out, HasSubstr(flag)) << flag;
   }
 }
@@ -215,6 +215,8 @@ TEST(BenchCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
       {{"--axes", "tp,,cp"}, "--axes: empty axis name in 'tp,,cp'"},
       {{"--backend", "gloo"}, "--backend"},
       {{"--format", "xml"}, "--format"},
+      {{"--timeout-s", "0"}, "--timeout-s must be a positive number of seconds, got 0"},
+      {{"--timeout-s", "-inf"}, "--timeout-s must be a positive number of seconds, got -inf"},
   };
   for (const auto& [flags, message] : cases) {
     std::vector<std::string> args = {"bench"};
