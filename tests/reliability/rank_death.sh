@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# rank_death.sh MPIRUN_WRAPPER NMESH NP
-# Kills one rank of a running `nmesh bench` with SIGKILL and checks that the job ends non-zero
-# within 30 s and leaves no nmesh process behind. Prints the measured time to exit.
+# rank_death.sh MPIRUN_WRAPPER NMESH NP [SIGNAL [TIMEOUT_S]]
+# Sends SIGNAL (default KILL) to one rank of a running `nmesh bench` and checks that the job ends
+# non-zero within 30 s and leaves no nmesh process behind. Prints the measured time to exit.
+#   KILL: the rank dies; the launcher notices and ends the job.
+#   STOP: the rank freezes (alive, never progressing). Only a communicator timeout can notice
+#         that, so TIMEOUT_S (default 1) is passed as --timeout-s: the other ranks time out in
+#         their collective, report DeadlineExceeded and end the job, which kills the frozen rank.
 set -u
 mpirun_wrapper="$1"
 nmesh="$2"
 np="${3:-4}"
+signal="${4:-KILL}"
+extra=()
+[ "$signal" = STOP ] && extra=(--timeout-s "${5:-1}")
 marker=987651  # a unique iteration count, to find exactly this job's processes
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
 "$mpirun_wrapper" -np "$np" "$nmesh" bench --tp 2 --op all_reduce -b 1M -e 1M \
-  -n "$marker" -w 1 --backend mpi >/dev/null 2>&1 &
+  -n "$marker" -w 1 --backend mpi "${extra[@]}" >/dev/null 2>"$log" &
 job=$!
 
 ranks=""
@@ -27,8 +36,8 @@ if [ -z "$victim" ]; then
 fi
 sleep 1  # let the collectives get going
 start=$(date +%s%N)
-kill -9 "$victim"
-echo "rank_death: killed rank pid $victim with SIGKILL"
+kill -s "$signal" "$victim"
+echo "rank_death: sent SIG$signal to rank pid $victim"
 
 rc=""
 for _ in $(seq 1 300); do  # 30 s
@@ -55,4 +64,13 @@ if [ -n "$left" ]; then
   exit 1
 fi
 [ "$rc" -ne 0 ] || { echo "rank_death: job exited 0 after losing a rank" >&2; exit 1; }
+if [ "$signal" = STOP ]; then
+  # The frozen rank's peers in its tp group must have said why they gave up.
+  if ! grep -q "timed out after ${5:-1} s" "$log"; then
+    echo "rank_death: no rank reported a timeout; the job's stderr:" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  grep "timed out" "$log" | head -n 3
+fi
 exit 0
