@@ -7,6 +7,7 @@
 #         that, so TIMEOUT_S (default 1) is passed as --timeout-s: the other ranks time out in
 #         their collective, report DeadlineExceeded and end the job, which kills the frozen rank.
 set -u
+. "$(dirname "$0")/wait_job.sh"
 mpirun_wrapper="$1"
 nmesh="$2"
 np="${3:-4}"
@@ -39,15 +40,7 @@ start=$(date +%s%N)
 kill -s "$signal" "$victim"
 echo "rank_death: sent SIG$signal to rank pid $victim"
 
-rc=""
-for _ in $(seq 1 300); do  # 30 s
-  if ! kill -0 "$job" 2>/dev/null; then
-    wait "$job"
-    rc=$?
-    break
-  fi
-  sleep 0.1
-done
+wait_job "$job" 30
 end=$(date +%s%N)
 elapsed_ms=$(( (end - start) / 1000000 ))
 elapsed="$((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))"

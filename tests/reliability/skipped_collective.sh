@@ -13,6 +13,7 @@
 # (tp: stride 1; with tp=2, the flattened dp_shard_cp: stride 2). Times are taken when each
 # stderr line reaches this script; the skipping rank's notice marks the start.
 set -u
+. "$(dirname "$0")/wait_job.sh"
 mpirun_wrapper="$1" nmesh="$2" np="$3" timeout_s="$4" skip="$5" group="$6" axis="$7"
 stride="$8" size="$9"
 shift 9
@@ -37,15 +38,7 @@ start=$EPOCHREALTIME
   --fault-skip "$skip:$group" >"$out" 2> >(stamp >"$log") &
 job=$!
 
-rc=""
-for _ in $(seq 1 300); do  # 30 s
-  if ! kill -0 "$job" 2>/dev/null; then
-    wait "$job"
-    rc=$?
-    break
-  fi
-  sleep 0.1
-done
+wait_job "$job" 30
 end=$EPOCHREALTIME
 sleep 0.5  # the stamping subshell drains the last lines
 fail=0
