@@ -828,7 +828,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   }
   // Every rank exits with the same code.
   if (absl::Status agreed = comm::AgreeOnStatus(job.mpi_world(), plotted); !agreed.ok()) {
-    if (job.rank() == 0) err << "nmesh: error: " << agreed.message() << "\n";
+    if (job.rank() == 0) err << absl::StrFormat("nmesh: error: %s\n", agreed.message());
     return kExitRuntimeFailure;
   }
   if (const int64_t wrong = report->TotalWrong(); wrong != 0) {

@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_format.h"
 #include "base/build_config.h"
 #include "base/version.h"
 #include "nlohmann/json.hpp"
@@ -41,7 +42,8 @@ bool WantsJson(const std::vector<std::string>& args) {
 }
 
 int UsageError(std::string_view message, bool json, std::ostream& out, std::ostream& err) {
-  err << "nmesh: error: " << message << "\n";
+  // One write, so that the launcher cannot interleave it with other output.
+  err << absl::StrFormat("nmesh: error: %s\n", message);
   if (json) {
     nlohmann::ordered_json error{{"error", std::string(message)}};
     out << error.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";

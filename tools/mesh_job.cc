@@ -133,7 +133,7 @@ absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<doub
 
 int JobReporter::Fail(const absl::Status& status) {
   if (rank_ == 0) {
-    err_ << "nmesh: error: " << status.message() << "\n";
+    err_ << absl::StrFormat("nmesh: error: %s\n", status.message());
     if (json_) out_ << DumpJson(ordered_json{{"error", std::string(status.message())}}) << "\n";
   }
   return ExitCodeOf(status);
@@ -152,7 +152,7 @@ void JobReporter::Abort(const absl::Status& status) {
 }
 
 void JobReporter::Note(const std::string& line) {
-  if (rank_ == 0) err_ << "nmesh: " << line << "\n";
+  if (rank_ == 0) err_ << absl::StrFormat("nmesh: %s\n", line);
 }
 
 MeshJob::~MeshJob() = default;
@@ -162,7 +162,7 @@ std::variant<std::unique_ptr<MeshJob>, int> MeshJob::Start(const MeshJobOptions&
   absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
       comm::mpi::Session::Init(nullptr, nullptr);
   if (!session.ok()) {
-    err << "nmesh: error: cannot start MPI: " << session.status().message() << "\n";
+    err << absl::StrFormat("nmesh: error: cannot start MPI: %s\n", session.status().message());
     return kExitRuntimeFailure;
   }
   const int rank = (*session)->world_rank();

@@ -266,7 +266,9 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   if (options.rank.has_value() && !plan.Contains(*options.rank)) {
     return plan.QueryRank(*options.rank).status();
   }
-  for (const std::string& warning : spec.warnings) err << "nmesh: warning: " << warning << "\n";
+  for (const std::string& warning : spec.warnings) {
+    err << absl::StrFormat("nmesh: warning: %s\n", warning);
+  }
   if (options.format == "json") return WritePlanJson(plan, options, out);
   WritePlanText(plan, options, out);
   return absl::OkStatus();
