@@ -27,9 +27,21 @@ namespace ci = ::nmesh::comm::internal;
 // Point-to-point messages of nmesh use one tag; communicators keep them apart from other traffic.
 constexpr int kTag = 0x6e6d;
 
-// A staging copy of an input that overlaps the output. Shared so that an abandoned request can
+// Memory MPI may use until a request completes: a staging copy of an input that overlaps the
+// output, or the whole staging area of a timed operation. Shared so that an abandoned request can
 // keep it alive.
 using Scratch = std::shared_ptr<std::vector<std::byte>>;
+
+// The caller's memory one operation reads (`in`, `in_bytes`) and writes (`out`, `out_bytes`). A
+// timed operation works on a staging copy of it (see Execute). `one_buffer`: the operation reads
+// and writes a single buffer (broadcast), so the staging area is one region.
+struct Io {
+  const void* in = nullptr;
+  size_t in_bytes = 0;
+  void* out = nullptr;
+  size_t out_bytes = 0;
+  bool one_buffer = false;
+};
 
 bool Overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
   const auto x = reinterpret_cast<uintptr_t>(a);
@@ -96,9 +108,10 @@ class MpiCommunicator final : public Communicator {
         ci::kSplit, "MPI_Allgather",
         [&] { return MPI_Allgather(mine, 2, MPI_INT32_T, all.data(), 2, MPI_INT32_T, comm_); },
         "MPI_Iallgather",
-        [&](MPI_Request* r) {
-          return MPI_Iallgather(mine, 2, MPI_INT32_T, all.data(), 2, MPI_INT32_T, comm_, r);
-        }));
+        [&](const void* in, void* out, MPI_Request* r) {
+          return MPI_Iallgather(in, 2, MPI_INT32_T, out, 2, MPI_INT32_T, comm_, r);
+        },
+        {.in = mine, .in_bytes = sizeof(mine), .out = all.data(), .out_bytes = all.size() * 4}));
     std::vector<std::string> bad;
     for (int r = 0; r < size_; ++r) {
       const int32_t has = all[2 * static_cast<size_t>(r)];
@@ -142,9 +155,12 @@ class MpiCommunicator final : public Communicator {
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kAllReduce, "MPI_Allreduce", [&] { return MPI_Allreduce(in, recv, n, dt, mop, comm_); },
-        "MPI_Iallreduce",
-        [&](MPI_Request* r) { return MPI_Iallreduce(in, recv, n, dt, mop, comm_, r); }, scratch));
+        ci::kAllReduce, "MPI_Allreduce",
+        [&] { return MPI_Allreduce(in, recv, n, dt, mop, comm_); }, "MPI_Iallreduce",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Iallreduce(staged_in, staged_out, n, dt, mop, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes}));
     if (op == ReduceOp::kAvg) DivideElements(recv, count, type, size_);
     return absl::OkStatus();
   }
@@ -165,7 +181,10 @@ class MpiCommunicator final : public Communicator {
     return Execute(
         ci::kAllGather, "MPI_Allgather",
         [&] { return MPI_Allgather(in, n, dt, recv, n, dt, comm_); }, "MPI_Iallgather",
-        [&](MPI_Request* r) { return MPI_Iallgather(in, n, dt, recv, n, dt, comm_, r); }, scratch);
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Iallgather(staged_in, n, dt, staged_out, n, dt, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes * size_});
   }
 
   absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
@@ -186,8 +205,10 @@ class MpiCommunicator final : public Communicator {
         ci::kReduceScatter, "MPI_Reduce_scatter_block",
         [&] { return MPI_Reduce_scatter_block(in, recv, n, dt, mop, comm_); },
         "MPI_Ireduce_scatter_block",
-        [&](MPI_Request* r) { return MPI_Ireduce_scatter_block(in, recv, n, dt, mop, comm_, r); },
-        scratch));
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Ireduce_scatter_block(staged_in, staged_out, n, dt, mop, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes * size_, .out = recv, .out_bytes = bytes}));
     if (op == ReduceOp::kAvg) DivideElements(recv, recv_count, type, size_);
     return absl::OkStatus();
   }
@@ -199,9 +220,14 @@ class MpiCommunicator final : public Communicator {
     if (count == 0) return absl::OkStatus();
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
+    const size_t bytes = count * DataTypeSize(type);
     return Execute(
         ci::kBroadcast, "MPI_Bcast", [&] { return MPI_Bcast(buffer, n, dt, root, comm_); },
-        "MPI_Ibcast", [&](MPI_Request* r) { return MPI_Ibcast(buffer, n, dt, root, comm_, r); });
+        "MPI_Ibcast",
+        [&](const void*, void* staged, MPI_Request* r) {
+          return MPI_Ibcast(staged, n, dt, root, comm_, r);
+        },
+        {.in = buffer, .in_bytes = bytes, .out = buffer, .out_bytes = bytes, .one_buffer = true});
   }
 
   absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
@@ -211,10 +237,14 @@ class MpiCommunicator final : public Communicator {
     if (count == 0) return absl::OkStatus();
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
+    const size_t bytes = count * DataTypeSize(type) * size_;
     return Execute(
         ci::kAllToAll, "MPI_Alltoall",
         [&] { return MPI_Alltoall(send, n, dt, recv, n, dt, comm_); }, "MPI_Ialltoall",
-        [&](MPI_Request* r) { return MPI_Ialltoall(send, n, dt, recv, n, dt, comm_, r); });
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Ialltoall(staged_in, n, dt, staged_out, n, dt, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes});
   }
 
   absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
@@ -225,9 +255,11 @@ class MpiCommunicator final : public Communicator {
     const MPI_Datatype dt = MpiDatatype(type);
     return Execute(
         ci::kSend, "MPI_Send", [&] { return MPI_Send(buffer, n, dt, peer, kTag, comm_); },
-        "MPI_Isend", [&](MPI_Request* r) { return MPI_Isend(buffer, n, dt, peer, kTag, comm_, r); },
-        nullptr,
-        /*cancellable=*/true);
+        "MPI_Isend",
+        [&](const void* staged, void*, MPI_Request* r) {
+          return MPI_Isend(staged, n, dt, peer, kTag, comm_, r);
+        },
+        {.in = buffer, .in_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
   }
 
   absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
@@ -239,15 +271,17 @@ class MpiCommunicator final : public Communicator {
     return Execute(
         ci::kRecv, "MPI_Recv",
         [&] { return MPI_Recv(buffer, n, dt, peer, kTag, comm_, MPI_STATUS_IGNORE); }, "MPI_Irecv",
-        [&](MPI_Request* r) { return MPI_Irecv(buffer, n, dt, peer, kTag, comm_, r); }, nullptr,
-        /*cancellable=*/true);
+        [&](const void*, void* staged, MPI_Request* r) {
+          return MPI_Irecv(staged, n, dt, peer, kTag, comm_, r);
+        },
+        {.out = buffer, .out_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
   }
 
   absl::Status Barrier() override {
     NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
     return Execute(
         ci::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
-        [&](MPI_Request* r) { return MPI_Ibarrier(comm_, r); });
+        [&](const void*, void*, MPI_Request* r) { return MPI_Ibarrier(comm_, r); }, Io{});
   }
 
   absl::Status Abort() override {
@@ -292,16 +326,36 @@ class MpiCommunicator final : public Communicator {
         ci::OpContext(*this, op), count, INT_MAX, rank_, size_));
   }
 
-  // Runs one operation: the blocking call without a timeout; with one, the nonblocking call polled
-  // against the deadline. `scratch` must stay alive as long as MPI may use it.
+  // Runs one operation. Without a timeout: the blocking call, on the caller's memory. With one:
+  // the nonblocking call `start(in, out, &request)` on a staging area that holds a copy of `io.in`
+  // and room for `io.out` (one region when `io.one_buffer`), polled against the deadline; on
+  // success the output is copied to `io.out`. A timed-out request is abandoned together with its
+  // staging area, so MPI never touches the caller's memory after the call returns, whatever the
+  // outcome: the caller may reuse or free its buffers at once. The copies cost two memcpy per
+  // call, on the timed path only.
   template <typename Blocking, typename Start>
   absl::Status Execute(std::string_view op, const char* blocking_call, Blocking blocking,
-                       const char* start_call, Start start, Scratch scratch = nullptr,
-                       bool cancellable = false) {
+                       const char* start_call, Start start, const Io& io, bool cancellable = false) {
     if (!options_.timeout) return Check(op, blocking(), blocking_call);
+    const size_t in_bytes = io.one_buffer ? 0 : io.in_bytes;
+    Scratch staging;
+    std::byte* in = nullptr;
+    std::byte* out = nullptr;
+    if (in_bytes + io.out_bytes > 0) {
+      staging = std::make_shared<std::vector<std::byte>>(in_bytes + io.out_bytes);
+      in = staging->data();
+      out = in + in_bytes;
+      if (io.one_buffer) {
+        std::memcpy(out, io.in, io.out_bytes);
+      } else if (in_bytes > 0) {
+        std::memcpy(in, io.in, in_bytes);
+      }
+    }
     MPI_Request request = MPI_REQUEST_NULL;
-    NMESH_RETURN_IF_ERROR(Check(op, start(&request), start_call));
-    return Wait(op, request, std::move(scratch), cancellable);
+    NMESH_RETURN_IF_ERROR(Check(op, start(io.one_buffer ? out : in, out, &request), start_call));
+    NMESH_RETURN_IF_ERROR(Wait(op, request, staging, cancellable));
+    if (io.out_bytes > 0) std::memcpy(io.out, out, io.out_bytes);
+    return absl::OkStatus();
   }
 
   absl::Status Wait(std::string_view op, MPI_Request request, Scratch scratch, bool cancellable) {

@@ -26,16 +26,18 @@
 // comm/mpi/status.h for the codes), prefixed with the operation and the axis.
 //
 // Timeouts. Without CommOptions::timeout every operation is the blocking MPI call. With one, it is
-// the nonblocking call (MPI_Iallreduce, MPI_Irecv, ...) polled with MPI_Test until it completes or
-// the deadline passes; between polls the thread yields, then sleeps up to 1 ms, so oversubscribed
-// ranks still progress. On expiry the operation returns DeadlineExceeded
-// ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the communicator is aborted:
-// every later operation is FailedPrecondition. What happens to the request: a Send or Recv is
-// cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so its request is abandoned,
-// still holding the user's buffers (and any staging copy, which is kept alive). Do not reuse or
-// free those buffers while the process relies on MPI. The intended reaction to a timeout is to
-// report it and exit (MPI_Abort or a normal exit): MPI_Finalize may wait for the abandoned
-// collective if the other ranks never join it.
+// the nonblocking call (MPI_Iallreduce, MPI_Irecv, ...) on a staging copy of the caller's buffers,
+// polled with MPI_Test until it completes or the deadline passes; between polls the thread yields,
+// then sleeps up to 1 ms, so oversubscribed ranks still progress. On completion the output is
+// copied back (two memcpy per call: the price of a timeout). On expiry the operation returns
+// DeadlineExceeded ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the
+// communicator is aborted: every later operation is FailedPrecondition. What happens to the
+// request: a Send or Recv is cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so
+// its request is abandoned together with its staging copy, which the communicator keeps alive (and
+// leaks if MPI still holds it when the communicator is destroyed). Either way MPI never touches
+// the caller's buffers after the call returns: they may be reused or freed at once. The intended
+// reaction to a timeout is still to report it and exit (MPI_Abort or a normal exit): MPI_Finalize
+// may wait for the abandoned collective if the other ranks never join it.
 //
 // Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread level
 // MPI granted). It ends a timed operation that is being polled at its next poll

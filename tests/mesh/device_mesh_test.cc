@@ -308,7 +308,7 @@ TEST(DeviceMeshTest, TimeoutReachesEveryCommunicator) {
   }
   const int r = world->rank();
   const int skipper = np - 1;
-  // The buffers outlive the abandoned requests: MPI still uses them when the skipper joins.
+  // Plain locals: a timed-out request runs on the communicator's staging copy, not on these.
   std::vector<int64_t> send(3, r), recv(3, 0), send2(3, r), recv2(3, 0);
   ASSERT_OK_AND_ASSIGN(comm::Communicator * flat, mesh.Comm("dp_shard_cp"));
   ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, mesh.moe_mesh()->Comm("ep"));
