@@ -189,9 +189,9 @@ absl::StatusOr<BenchConfig> BenchConfigFromOptions(const BenchOptions& options);
 // built as `nmesh run` builds it (tools/mesh_job.h: the first mesh of the recipe, or --section's;
 // no communicator timeout unless --timeout-s sets one, since a timeout changes the measured path),
 // then RunBench; rank 0 writes the report to `out` and, with --plot, draws it. Exit codes: 0 when
-// every #wrong is 0; 1 when an element is wrong, a collective fails (the job is aborted), or the plot cannot be
-// written or drawn (checked before the sweep where possible); 2 on a usage or config error
-// ("nmesh: error: ..." naming the flag; {"error": ...} on stdout under --format json). Under
+// every #wrong is 0; 1 when an element is wrong, a collective fails (the job is aborted), or the
+// plot cannot be written or drawn (checked before the sweep where possible); 2 on a usage or config
+// error ("nmesh: error: ..." naming the flag; {"error": ...} on stdout under --format json). Under
 // --format json a plot adds {"plot": {"path", "error"?}} to the object. Collective over
 // MPI_COMM_WORLD: every rank calls it with the same options.
 int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream& err);

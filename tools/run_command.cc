@@ -306,9 +306,9 @@ absl::Status CheckFaultSkip(const FaultSkip& skip, int64_t world_size,
       return absl::OkStatus();
     }
   }
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "--fault-skip %d:%s: no mesh with rank %d as a member has a group '%s'", skip.rank,
-      skip.group, skip.rank, skip.group));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--fault-skip %d:%s: no mesh with rank %d as a member has a group '%s'",
+                      skip.rank, skip.group, skip.rank, skip.group));
 }
 
 }  // namespace
@@ -345,7 +345,6 @@ absl::StatusOr<FaultSkip> ParseFaultSkip(std::string_view value) {
   skip.group = std::string(value.substr(colon + 1));
   return skip;
 }
-
 
 int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";

@@ -155,8 +155,8 @@ class MpiCommunicator final : public Communicator {
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kAllReduce, "MPI_Allreduce",
-        [&] { return MPI_Allreduce(in, recv, n, dt, mop, comm_); }, "MPI_Iallreduce",
+        ci::kAllReduce, "MPI_Allreduce", [&] { return MPI_Allreduce(in, recv, n, dt, mop, comm_); },
+        "MPI_Iallreduce",
         [&](const void* staged_in, void* staged_out, MPI_Request* r) {
           return MPI_Iallreduce(staged_in, staged_out, n, dt, mop, comm_, r);
         },
@@ -335,7 +335,8 @@ class MpiCommunicator final : public Communicator {
   // call, on the timed path only.
   template <typename Blocking, typename Start>
   absl::Status Execute(std::string_view op, const char* blocking_call, Blocking blocking,
-                       const char* start_call, Start start, const Io& io, bool cancellable = false) {
+                       const char* start_call, Start start, const Io& io,
+                       bool cancellable = false) {
     if (!options_.timeout) return Check(op, blocking(), blocking_call);
     const size_t in_bytes = io.one_buffer ? 0 : io.in_bytes;
     Scratch staging;

@@ -65,8 +65,8 @@ TEST(RunCliTest, ParseFaultSkipTakesRankColonGroup) {
   skip = ParseFaultSkip("0:tp:x");  // the group is everything after the first colon
   ASSERT_TRUE(skip.ok()) << skip.status();
   EXPECT_EQ(skip->group, "tp:x");
-  for (const char* bad : {"", "tp", "3", "3:", ":tp", "-1:tp", "x:tp", "1.5:tp",
-                          "99999999999999999999:tp"}) {
+  for (const char* bad :
+       {"", "tp", "3", "3:", ":tp", "-1:tp", "x:tp", "1.5:tp", "99999999999999999999:tp"}) {
     skip = ParseFaultSkip(bad);
     EXPECT_EQ(skip.status().code(), absl::StatusCode::kInvalidArgument) << bad;
     EXPECT_THAT(skip.status().message(), HasSubstr(std::string("got '") + bad + "'"));
