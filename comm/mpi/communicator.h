@@ -34,10 +34,11 @@
 // communicator is aborted: every later operation is FailedPrecondition. What happens to the
 // request: a Send or Recv is cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so
 // its request is abandoned together with its staging copy, which the communicator keeps alive (and
-// leaks if MPI still holds it when the communicator is destroyed). Either way MPI never touches
-// the caller's buffers after the call returns: they may be reused or freed at once. The intended
-// reaction to a timeout is still to report it and exit (MPI_Abort or a normal exit): MPI_Finalize
-// may wait for the abandoned collective if the other ranks never join it.
+// which is kept until the process exits if MPI still holds it when the communicator is destroyed:
+// MPI may use it until MPI_Finalize). Either way MPI never touches the caller's buffers after the
+// call returns: they may be reused or freed at once. The intended reaction to a timeout is still to
+// report it and exit (MPI_Abort or a normal exit): MPI_Finalize may wait for the abandoned
+// collective if the other ranks never join it.
 //
 // Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread level
 // MPI granted). It ends a timed operation that is being polled at its next poll
