@@ -161,14 +161,17 @@ class MpiCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllReduce, count));
     if (count == 0) return absl::OkStatus();
     const size_t bytes = count * DataTypeSize(type);
-    Scratch scratch;
-    const void* in =
-        send == recv ? MPI_IN_PLACE : StageIfOverlapping(send, bytes, recv, bytes, scratch);
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kAllReduce, "MPI_Allreduce", [&] { return MPI_Allreduce(in, recv, n, dt, mop, comm_); },
+        ci::kAllReduce, "MPI_Allreduce",
+        [&] {
+          Scratch scratch;  // the timed path stages everything anyway: only this path needs it
+          const void* in =
+              send == recv ? MPI_IN_PLACE : StageIfOverlapping(send, bytes, recv, bytes, scratch);
+          return MPI_Allreduce(in, recv, n, dt, mop, comm_);
+        },
         "MPI_Iallreduce",
         [&](const void* staged_in, void* staged_out, MPI_Request* r) {
           return MPI_Iallreduce(staged_in, staged_out, n, dt, mop, comm_, r);
@@ -184,16 +187,19 @@ class MpiCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllGather, send_count));
     if (send_count == 0) return absl::OkStatus();
     const size_t bytes = send_count * DataTypeSize(type);
-    Scratch scratch;
-    const void* in_place_slot = static_cast<const std::byte*>(recv) + bytes * rank_;
-    const void* in = send == in_place_slot
-                         ? MPI_IN_PLACE
-                         : StageIfOverlapping(send, bytes, recv, bytes * size_, scratch);
     const int n = static_cast<int>(send_count);
     const MPI_Datatype dt = MpiDatatype(type);
     return Execute(
         ci::kAllGather, "MPI_Allgather",
-        [&] { return MPI_Allgather(in, n, dt, recv, n, dt, comm_); }, "MPI_Iallgather",
+        [&] {
+          Scratch scratch;
+          const void* in_place_slot = static_cast<const std::byte*>(recv) + bytes * rank_;
+          const void* in = send == in_place_slot
+                               ? MPI_IN_PLACE
+                               : StageIfOverlapping(send, bytes, recv, bytes * size_, scratch);
+          return MPI_Allgather(in, n, dt, recv, n, dt, comm_);
+        },
+        "MPI_Iallgather",
         [&](const void* staged_in, void* staged_out, MPI_Request* r) {
           return MPI_Iallgather(staged_in, n, dt, staged_out, n, dt, comm_, r);
         },
@@ -207,16 +213,19 @@ class MpiCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduceScatter, recv_count));
     if (recv_count == 0) return absl::OkStatus();
     const size_t bytes = recv_count * DataTypeSize(type);
-    // MPI's in-place reduce-scatter reads from and writes to the start of the receive buffer,
-    // which is not nmesh's layout (recv == send + rank * count): stage any overlapping input.
-    Scratch scratch;
-    const void* in = StageIfOverlapping(send, bytes * size_, recv, bytes, scratch);
     const int n = static_cast<int>(recv_count);
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     NMESH_RETURN_IF_ERROR(Execute(
         ci::kReduceScatter, "MPI_Reduce_scatter_block",
-        [&] { return MPI_Reduce_scatter_block(in, recv, n, dt, mop, comm_); },
+        [&] {
+          // MPI's in-place reduce-scatter reads from and writes to the start of the receive
+          // buffer, which is not nmesh's layout (recv == send + rank * count): stage any
+          // overlapping input.
+          Scratch scratch;
+          const void* in = StageIfOverlapping(send, bytes * size_, recv, bytes, scratch);
+          return MPI_Reduce_scatter_block(in, recv, n, dt, mop, comm_);
+        },
         "MPI_Ireduce_scatter_block",
         [&](const void* staged_in, void* staged_out, MPI_Request* r) {
           return MPI_Ireduce_scatter_block(staged_in, staged_out, n, dt, mop, comm_, r);
