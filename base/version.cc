@@ -1,6 +1,6 @@
-#include "base/version.h"
+#include "nmesh/base/version.h"
 
-#include "base/build_config.h"
+#include "nmesh/base/build_config.h"
 
 namespace nmesh {
 

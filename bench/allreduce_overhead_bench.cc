@@ -27,11 +27,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "comm/communicator.h"
-#include "comm/host_collectives.h"
-#include "comm/mpi/allreduce_baseline.h"
-#include "comm/mpi/communicator.h"
-#include "comm/mpi/session.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/mpi/allreduce_baseline.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/session.h"
 
 namespace {
 

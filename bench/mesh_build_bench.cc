@@ -26,13 +26,13 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "comm/communicator.h"
-#include "comm/mpi/baselines.h"
-#include "comm/mpi/communicator.h"
-#include "comm/mpi/session.h"
-#include "config/sizes.h"
-#include "mesh/device_mesh.h"
-#include "mesh/plan.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/baselines.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/config/sizes.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
 
 namespace nmesh {
 namespace {

@@ -3,7 +3,7 @@
 #include <cstdint>
 
 #include "benchmark/benchmark.h"
-#include "mesh/plan.h"
+#include "nmesh/mesh/plan.h"
 
 namespace nmesh::mesh {
 namespace {

@@ -1,4 +1,4 @@
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 #include <bit>
 #include <cmath>
@@ -7,9 +7,9 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "comm/internal/checks.h"
-#include "comm/self.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/self.h"
 
 namespace nmesh::comm {
 

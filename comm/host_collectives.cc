@@ -1,4 +1,4 @@
-#include "comm/host_collectives.h"
+#include "nmesh/comm/host_collectives.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
+#include "nmesh/base/status_macros.h"
 
 namespace nmesh::comm {
 

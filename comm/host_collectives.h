@@ -16,7 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm {
 

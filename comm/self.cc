@@ -1,4 +1,4 @@
-#include "comm/self.h"
+#include "nmesh/comm/self.h"
 
 #include <cstring>
 #include <deque>
@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "comm/internal/checks.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/internal/checks.h"
 
 namespace nmesh::comm {
 namespace {

@@ -32,7 +32,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm {
 

@@ -1,4 +1,4 @@
-#include "comm/topology.h"
+#include "nmesh/comm/topology.h"
 
 #include <unistd.h>
 
@@ -9,7 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
+#include "nmesh/base/status_macros.h"
 
 namespace nmesh::comm {
 

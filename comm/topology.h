@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm {
 

@@ -1,4 +1,4 @@
-#include "config/dtype.h"
+#include "nmesh/config/dtype.h"
 
 #include <string>
 #include <utility>

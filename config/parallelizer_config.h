@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "config/dtype.h"
-#include "config/strategy_config.h"
+#include "nmesh/config/dtype.h"
+#include "nmesh/config/strategy_config.h"
 
 namespace nmesh::config {
 

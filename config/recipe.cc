@@ -1,4 +1,4 @@
-#include "config/recipe.h"
+#include "nmesh/config/recipe.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -15,8 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
-#include "config/internal/yaml_value.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/config/internal/yaml_value.h"
 #include "yaml-cpp/yaml.h"
 
 // yaml-cpp >= 0.7 bounds parser recursion (YAML::DeepRecursion); older versions overflow the stack

@@ -35,10 +35,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "config/parallelizer_config.h"
-#include "config/sizes.h"
-#include "config/strategy.h"
-#include "config/strategy_config.h"
+#include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/sizes.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/config/strategy_config.h"
 
 namespace nmesh::config {
 

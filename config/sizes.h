@@ -12,7 +12,7 @@
 #include <optional>
 #include <vector>
 
-#include "config/strategy.h"
+#include "nmesh/config/strategy.h"
 
 namespace nmesh::config {
 

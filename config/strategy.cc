@@ -1,4 +1,4 @@
-#include "config/strategy.h"
+#include "nmesh/config/strategy.h"
 
 #include <algorithm>
 #include <utility>

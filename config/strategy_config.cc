@@ -1,4 +1,4 @@
-#include "config/strategy_config.h"
+#include "nmesh/config/strategy_config.h"
 
 #include <algorithm>
 #include <string>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "config/parallelizer_config.h"
+#include "nmesh/config/parallelizer_config.h"
 
 namespace nmesh::config {
 namespace {

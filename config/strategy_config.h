@@ -20,8 +20,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "config/dtype.h"
-#include "config/strategy.h"
+#include "nmesh/config/dtype.h"
+#include "nmesh/config/strategy.h"
 #include "nlohmann/json.hpp"
 
 namespace nmesh::config {

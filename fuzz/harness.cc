@@ -1,4 +1,4 @@
-#include "fuzz/harness.h"
+#include "nmesh/fuzz/harness.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -14,10 +14,10 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "config/recipe.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/config/recipe.h"
 #include "nlohmann/json.hpp"
-#include "tools/cli.h"
+#include "nmesh/tools/cli.h"
 
 namespace nmesh::fuzz {
 namespace {

@@ -2,7 +2,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "fuzz/harness.h"
+#include "nmesh/fuzz/harness.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   nmesh::fuzz::CheckPlanArgsInput(nmesh::fuzz::AsText(data, size));

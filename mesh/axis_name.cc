@@ -1,4 +1,4 @@
-#include "mesh/axis_name.h"
+#include "nmesh/mesh/axis_name.h"
 
 #include <algorithm>
 #include <string>

@@ -1,12 +1,12 @@
-#include "mesh/context.h"
+#include "nmesh/mesh/context.h"
 
 #include <string>
 #include <string_view>
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "validate/validate.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/validate/validate.h"
 
 namespace nmesh::mesh {
 namespace {

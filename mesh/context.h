@@ -27,11 +27,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config/parallelizer_config.h"
-#include "config/strategy_config.h"
-#include "mesh/axis_name.h"
-#include "mesh/device_mesh.h"
-#include "mesh/planned_context.h"
+#include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/strategy_config.h"
+#include "nmesh/mesh/axis_name.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/planned_context.h"
 
 namespace nmesh::mesh {
 

@@ -1,4 +1,4 @@
-#include "mesh/device_mesh.h"
+#include "nmesh/mesh/device_mesh.h"
 
 #include <algorithm>
 #include <atomic>
@@ -8,9 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
-#include "comm/host_collectives.h"
-#include "config/strategy.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/config/strategy.h"
 
 namespace nmesh::mesh {
 

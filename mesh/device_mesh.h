@@ -55,9 +55,9 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "comm/communicator.h"
-#include "mesh/layout.h"
-#include "mesh/plan.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/mesh/layout.h"
+#include "nmesh/mesh/plan.h"
 
 namespace nmesh::mesh {
 

@@ -1,4 +1,4 @@
-#include "mesh/layout.h"
+#include "nmesh/mesh/layout.h"
 
 #include <algorithm>
 #include <bit>
@@ -11,8 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
-#include "mesh/checked_math.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/mesh/checked_math.h"
 
 namespace nmesh::mesh {
 

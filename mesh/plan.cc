@@ -1,4 +1,4 @@
-#include "mesh/plan.h"
+#include "nmesh/mesh/plan.h"
 
 #include <algorithm>
 #include <utility>
@@ -7,9 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
-#include "mesh/axis_name.h"
-#include "mesh/checked_math.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/mesh/axis_name.h"
+#include "nmesh/mesh/checked_math.h"
 
 namespace nmesh::mesh {
 namespace {

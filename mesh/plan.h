@@ -28,9 +28,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "config/sizes.h"
-#include "config/strategy.h"
-#include "mesh/layout.h"
+#include "nmesh/config/sizes.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/mesh/layout.h"
 
 namespace nmesh::mesh {
 

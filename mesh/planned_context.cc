@@ -1,6 +1,6 @@
-#include "mesh/planned_context.h"
+#include "nmesh/mesh/planned_context.h"
 
-#include "base/status_macros.h"
+#include "nmesh/base/status_macros.h"
 
 namespace nmesh::mesh {
 namespace {

@@ -17,8 +17,8 @@
 #include <optional>
 #include <vector>
 
-#include "mesh/axis_name.h"
-#include "mesh/plan.h"
+#include "nmesh/mesh/axis_name.h"
+#include "nmesh/mesh/plan.h"
 
 namespace nmesh::mesh {
 

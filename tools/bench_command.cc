@@ -1,4 +1,4 @@
-#include "tools/bench_command.h"
+#include "nmesh/tools/bench_command.h"
 
 #include <fcntl.h>
 #include <spawn.h>
@@ -26,12 +26,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
-#include "base/status_macros.h"
-#include "comm/host_collectives.h"
-#include "config/strategy.h"
-#include "tools/cli.h"
-#include "tools/mesh_job.h"
-#include "tools/plan_command.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/tools/cli.h"
+#include "nmesh/tools/mesh_job.h"
+#include "nmesh/tools/plan_command.h"
 
 extern char** environ;
 

@@ -47,11 +47,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
-#include "comm/communicator.h"
-#include "mesh/device_mesh.h"
-#include "mesh/plan.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
 #include "nlohmann/json.hpp"
-#include "tools/mesh_options.h"
+#include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {
 

@@ -1,4 +1,4 @@
-#include "tools/cli.h"
+#include "nmesh/tools/cli.h"
 
 #include <exception>
 #include <sstream>
@@ -7,14 +7,14 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_format.h"
-#include "base/build_config.h"
-#include "base/version.h"
+#include "nmesh/base/build_config.h"
+#include "nmesh/base/version.h"
 #include "nlohmann/json.hpp"
-#include "tools/bench_command.h"
-#include "tools/plan_command.h"
-#include "tools/run_command.h"
+#include "nmesh/tools/bench_command.h"
+#include "nmesh/tools/plan_command.h"
+#include "nmesh/tools/run_command.h"
 #if NMESH_HAVE_NCCL
-#include "comm/nccl/runtime.h"
+#include "nmesh/comm/nccl/runtime.h"
 #endif
 
 namespace nmesh::tools {

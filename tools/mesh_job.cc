@@ -1,4 +1,4 @@
-#include "tools/mesh_job.h"
+#include "nmesh/tools/mesh_job.h"
 
 #include <cmath>
 #include <optional>
@@ -7,16 +7,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "base/build_config.h"
-#include "base/status_macros.h"
-#include "comm/host_collectives.h"
-#include "comm/mpi/communicator.h"
+#include "nmesh/base/build_config.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/mpi/communicator.h"
 #include "nlohmann/json.hpp"
-#include "tools/cli.h"
-#include "tools/plan_command.h"
+#include "nmesh/tools/cli.h"
+#include "nmesh/tools/plan_command.h"
 #if NMESH_HAVE_NCCL
-#include "comm/nccl/communicator.h"
-#include "comm/nccl/runtime.h"
+#include "nmesh/comm/nccl/communicator.h"
+#include "nmesh/comm/nccl/runtime.h"
 #endif
 
 namespace nmesh::tools {

@@ -33,13 +33,13 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "comm/communicator.h"
-#include "comm/mpi/session.h"
-#include "comm/topology.h"
-#include "mesh/context.h"
-#include "mesh/device_mesh.h"
-#include "mesh/plan.h"
-#include "tools/mesh_options.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/topology.h"
+#include "nmesh/mesh/context.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
+#include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {
 

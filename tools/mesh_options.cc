@@ -1,13 +1,13 @@
-#include "tools/mesh_options.h"
+#include "nmesh/tools/mesh_options.h"
 
 #include <numeric>
 #include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "config/strategy.h"
-#include "mesh/checked_math.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/mesh/checked_math.h"
 
 namespace nmesh::tools {
 namespace {

@@ -34,11 +34,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "config/parallelizer_config.h"
-#include "config/recipe.h"
-#include "config/sizes.h"
-#include "config/strategy_config.h"
-#include "mesh/plan.h"
+#include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/recipe.h"
+#include "nmesh/config/sizes.h"
+#include "nmesh/config/strategy_config.h"
+#include "nmesh/mesh/plan.h"
 
 namespace nmesh::tools {
 

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/cli.h"
+#include "nmesh/tools/cli.h"
 
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv, argv + argc);

@@ -1,4 +1,4 @@
-#include "tools/plan_command.h"
+#include "nmesh/tools/plan_command.h"
 
 #include <algorithm>
 #include <map>
@@ -8,10 +8,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
-#include "config/strategy.h"
-#include "mesh/axis_name.h"
-#include "mesh/planned_context.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/mesh/axis_name.h"
+#include "nmesh/mesh/planned_context.h"
 
 namespace nmesh::tools {
 namespace {

@@ -18,10 +18,10 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
-#include "mesh/plan.h"
-#include "mesh/planned_context.h"
+#include "nmesh/mesh/plan.h"
+#include "nmesh/mesh/planned_context.h"
 #include "nlohmann/json.hpp"
-#include "tools/mesh_options.h"
+#include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {
 

@@ -1,4 +1,4 @@
-#include "tools/run_command.h"
+#include "nmesh/tools/run_command.h"
 
 #include <algorithm>
 #include <cmath>
@@ -16,18 +16,18 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
-#include "base/status_macros.h"
-#include "comm/communicator.h"
-#include "comm/host_collectives.h"
-#include "comm/topology.h"
-#include "config/strategy.h"
-#include "mesh/context.h"
-#include "mesh/device_mesh.h"
-#include "mesh/plan.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/topology.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/mesh/context.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
 #include "nlohmann/json.hpp"
-#include "tools/cli.h"
-#include "tools/mesh_job.h"
-#include "tools/plan_command.h"
+#include "nmesh/tools/cli.h"
+#include "nmesh/tools/mesh_job.h"
+#include "nmesh/tools/plan_command.h"
 
 namespace nmesh::tools {
 namespace {

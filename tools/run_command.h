@@ -43,7 +43,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
-#include "tools/mesh_options.h"
+#include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {
 

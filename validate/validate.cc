@@ -1,4 +1,4 @@
-#include "validate/validate.h"
+#include "nmesh/validate/validate.h"
 
 #include <set>
 #include <string>

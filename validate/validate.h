@@ -23,7 +23,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
-#include "config/strategy_config.h"
+#include "nmesh/config/strategy_config.h"
 
 namespace nmesh::validate {
 

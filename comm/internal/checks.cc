@@ -1,4 +1,4 @@
-#include "comm/internal/checks.h"
+#include "nmesh/comm/internal/checks.h"
 
 #include <algorithm>
 #include <cmath>

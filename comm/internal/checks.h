@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm::internal {
 

@@ -1,14 +1,14 @@
-#include "comm/mpi/allreduce_baseline.h"
+#include "nmesh/comm/mpi/allreduce_baseline.h"
 
 #include <mpi.h>
 
 #include <climits>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "comm/mpi/native.h"
-#include "comm/mpi/reduce_ops.h"
-#include "comm/mpi/status.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/mpi/native.h"
+#include "nmesh/comm/mpi/reduce_ops.h"
+#include "nmesh/comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
 

@@ -1,11 +1,11 @@
-#include "comm/mpi/baselines.h"
+#include "nmesh/comm/mpi/baselines.h"
 
 #include <mpi.h>
 
 #include <utility>
 
-#include "base/status_macros.h"
-#include "comm/mpi/status.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
 

@@ -1,4 +1,4 @@
-#include "comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/communicator.h"
 
 #include <mpi.h>
 
@@ -15,11 +15,11 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
-#include "comm/internal/checks.h"
-#include "comm/mpi/native.h"
-#include "comm/mpi/reduce_ops.h"
-#include "comm/mpi/status.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/mpi/native.h"
+#include "nmesh/comm/mpi/reduce_ops.h"
+#include "nmesh/comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
 namespace {

@@ -53,9 +53,9 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "comm/communicator.h"
-#include "comm/mpi/session.h"
-#include "comm/topology.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/topology.h"
 
 namespace nmesh::comm::mpi {
 

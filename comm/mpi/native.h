@@ -10,7 +10,7 @@
 #include <mpi.h>
 
 #include "absl/status/statusor.h"
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm::mpi {
 

@@ -1,11 +1,11 @@
-#include "comm/mpi/reduce_ops.h"
+#include "nmesh/comm/mpi/reduce_ops.h"
 
 #include <algorithm>
 #include <cstdint>
 #include <mutex>
 #include <type_traits>
 
-#include "base/status_macros.h"
+#include "nmesh/base/status_macros.h"
 
 namespace nmesh::comm::mpi {
 namespace {

@@ -13,7 +13,7 @@
 
 #include <cstddef>
 
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm::mpi {
 

@@ -1,11 +1,11 @@
-#include "comm/mpi/session.h"
+#include "nmesh/comm/mpi/session.h"
 
 #include <mpi.h>
 
 #include <cstdlib>
 
 #include "absl/strings/str_format.h"
-#include "comm/mpi/status.h"
+#include "nmesh/comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
 namespace {

@@ -1,4 +1,4 @@
-#include "comm/mpi/status.h"
+#include "nmesh/comm/mpi/status.h"
 
 #include <mpi.h>
 

@@ -1,4 +1,4 @@
-#include "comm/nccl/communicator.h"
+#include "nmesh/comm/nccl/communicator.h"
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>
@@ -11,13 +11,13 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "comm/host_collectives.h"
-#include "comm/internal/checks.h"
-#include "comm/nccl/runtime.h"
-#include "comm/nccl/status.h"
-#include "comm/self.h"
-#include "comm/topology.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/nccl/runtime.h"
+#include "nmesh/comm/nccl/status.h"
+#include "nmesh/comm/self.h"
+#include "nmesh/comm/topology.h"
 
 namespace nmesh::comm::nccl {
 namespace {

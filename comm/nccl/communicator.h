@@ -47,7 +47,7 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm::nccl {
 

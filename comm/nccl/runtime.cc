@@ -1,4 +1,4 @@
-#include "comm/nccl/runtime.h"
+#include "nmesh/comm/nccl/runtime.h"
 
 #include <cuda_runtime_api.h>
 #include <nccl.h>

@@ -1,4 +1,4 @@
-#include "comm/nccl/status.h"
+#include "nmesh/comm/nccl/status.h"
 
 #include <string>
 

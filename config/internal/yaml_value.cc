@@ -1,4 +1,4 @@
-#include "config/internal/yaml_value.h"
+#include "nmesh/config/internal/yaml_value.h"
 
 #include <algorithm>
 #include <charconv>
@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "base/status_macros.h"
+#include "nmesh/base/status_macros.h"
 
 namespace nmesh::config::internal {
 namespace {

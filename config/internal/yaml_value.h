@@ -20,7 +20,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "config/dtype.h"
+#include "nmesh/config/dtype.h"
 #include "nlohmann/json.hpp"
 #include "yaml-cpp/yaml.h"
 

@@ -2,10 +2,10 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "base/build_config.h"
-#include "base/status_macros.h"
-#include "base/testing/status_matchers.h"
-#include "base/version.h"
+#include "nmesh/base/build_config.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/base/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

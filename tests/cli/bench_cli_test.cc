@@ -15,16 +15,16 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/plan.h"
+#include "nmesh/mesh/plan.h"
 #include "nlohmann/json.hpp"
-#include "tests/cli/run_cli.h"
-#include "tests/mesh/brute_force.h"
-#include "tools/bench_command.h"
-#include "tools/cli.h"
-#include "tools/plan_command.h"
+#include "nmesh/tests/cli/run_cli.h"
+#include "nmesh/tests/mesh/brute_force.h"
+#include "nmesh/tools/bench_command.h"
+#include "nmesh/tools/cli.h"
+#include "nmesh/tools/plan_command.h"
 
 namespace nmesh::tools {
 namespace {

@@ -32,7 +32,7 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "tests/cli/checker.h"
+#include "nmesh/tests/cli/checker.h"
 
 namespace {
 

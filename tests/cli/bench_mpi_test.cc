@@ -10,15 +10,15 @@
 #include <utility>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
-#include "comm/communicator.h"
-#include "comm/host_collectives.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/device_mesh.h"
-#include "mesh/plan.h"
-#include "tests/mesh/mesh_runtime_testing.h"
-#include "tools/bench_command.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
+#include "nmesh/tests/mesh/mesh_runtime_testing.h"
+#include "nmesh/tools/bench_command.h"
 
 namespace nmesh::tools {
 namespace {

@@ -1,11 +1,11 @@
-#include "tools/cli.h"
+#include "nmesh/tools/cli.h"
 
 #include <sstream>
 
-#include "base/version.h"
+#include "nmesh/base/version.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/cli/run_cli.h"
+#include "nmesh/tests/cli/run_cli.h"
 
 namespace nmesh::tools {
 namespace {

@@ -12,7 +12,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/cli/run_cli.h"
+#include "nmesh/tests/cli/run_cli.h"
 #include "yaml-cpp/yaml.h"
 
 namespace nmesh::tools {

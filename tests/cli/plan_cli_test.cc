@@ -10,9 +10,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
-#include "tests/cli/run_cli.h"
-#include "tests/mesh/brute_force.h"
-#include "tools/cli.h"
+#include "nmesh/tests/cli/run_cli.h"
+#include "nmesh/tests/mesh/brute_force.h"
+#include "nmesh/tools/cli.h"
 
 namespace nmesh::tools {
 namespace {

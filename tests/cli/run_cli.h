@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "tools/cli.h"
+#include "nmesh/tools/cli.h"
 
 namespace nmesh::tools::testing {
 

@@ -1,14 +1,14 @@
 // `nmesh run` flag errors, in-process: they are reported before MPI starts, so no launcher is
 // needed. (The verb itself runs under mpirun: see run_json_check and tests/cli/CMakeLists.txt.)
-#include "tests/cli/run_cli.h"
+#include "nmesh/tests/cli/run_cli.h"
 
 #include <string>
 
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/cli.h"
-#include "tools/run_command.h"
+#include "nmesh/tools/cli.h"
+#include "nmesh/tools/run_command.h"
 
 namespace nmesh::tools {
 namespace {

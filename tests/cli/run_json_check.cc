@@ -23,8 +23,8 @@
 #include <vector>
 
 #include "nlohmann/json.hpp"
-#include "tests/cli/checker.h"
-#include "tests/mesh/brute_force.h"
+#include "nmesh/tests/cli/checker.h"
+#include "nmesh/tests/mesh/brute_force.h"
 
 namespace {
 

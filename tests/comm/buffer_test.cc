@@ -6,11 +6,11 @@
 #include <memory>
 #include <vector>
 
-#include "base/status_macros.h"
-#include "base/testing/status_matchers.h"
-#include "comm/communicator.h"
-#include "comm/host_collectives.h"
-#include "comm/self.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/self.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

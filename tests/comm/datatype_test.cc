@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <limits>
 
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 #include "gtest/gtest.h"
 
 namespace nmesh::comm {

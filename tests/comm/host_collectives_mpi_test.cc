@@ -9,11 +9,11 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/testing/status_matchers.h"
-#include "comm/communicator.h"
-#include "comm/host_collectives.h"
-#include "comm/mpi/communicator.h"
-#include "comm/mpi/session.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/session.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -19,16 +19,16 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/testing/status_matchers.h"
-#include "comm/communicator.h"
-#include "comm/mpi/communicator.h"
-#include "comm/mpi/session.h"
-#include "comm/mpi/status.h"
-#include "comm/self.h"
-#include "comm/topology.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/mpi/status.h"
+#include "nmesh/comm/self.h"
+#include "nmesh/comm/topology.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/comm/test_values.h"
+#include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
 namespace {

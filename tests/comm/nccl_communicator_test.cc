@@ -16,17 +16,17 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/testing/status_matchers.h"
-#include "comm/communicator.h"
-#include "comm/mpi/communicator.h"
-#include "comm/mpi/session.h"
-#include "comm/nccl/communicator.h"
-#include "comm/nccl/runtime.h"
-#include "comm/nccl/status.h"
-#include "comm/self.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/nccl/communicator.h"
+#include "nmesh/comm/nccl/runtime.h"
+#include "nmesh/comm/nccl/status.h"
+#include "nmesh/comm/self.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/comm/test_values.h"
+#include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
 namespace {

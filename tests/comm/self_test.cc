@@ -1,5 +1,5 @@
 // Unit tests of the self communicator (comm/self.h) and the pure topology arithmetic.
-#include "comm/self.h"
+#include "nmesh/comm/self.h"
 
 #include <cstdint>
 #include <cstring>
@@ -7,11 +7,11 @@
 #include <thread>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
-#include "comm/topology.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/topology.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/comm/test_values.h"
+#include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
 namespace {

@@ -13,7 +13,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "comm/communicator.h"
+#include "nmesh/comm/communicator.h"
 #include "gtest/gtest.h"
 
 namespace nmesh::comm::testing {

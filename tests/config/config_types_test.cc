@@ -2,10 +2,10 @@
 #include <string>
 #include <variant>
 
-#include "base/testing/status_matchers.h"
-#include "config/dtype.h"
-#include "config/parallelizer_config.h"
-#include "config/strategy_config.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/dtype.h"
+#include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/strategy_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
-#include "config/recipe.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/recipe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "yaml-cpp/yaml.h"

@@ -1,13 +1,13 @@
 // The recipe layer, rule by rule (contract §8), plus typed fields, dist_env, positions and
 // overrides.
-#include "config/recipe.h"
+#include "nmesh/config/recipe.h"
 
 #include <algorithm>
 #include <string>
 #include <variant>
 
 #include "absl/time/time.h"
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -8,7 +8,7 @@
 #include <thread>
 #include <vector>
 
-#include "config/recipe.h"
+#include "nmesh/config/recipe.h"
 #include "gtest/gtest.h"
 
 namespace nmesh::config {

@@ -1,6 +1,6 @@
-#include "config/strategy.h"
+#include "nmesh/config/strategy.h"
 
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

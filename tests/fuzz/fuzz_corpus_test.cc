@@ -6,10 +6,10 @@
 #include <string>
 #include <vector>
 
-#include "fuzz/harness.h"
+#include "nmesh/fuzz/harness.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tools/cli.h"
+#include "nmesh/tools/cli.h"
 
 namespace nmesh::fuzz {
 namespace {

@@ -1,9 +1,9 @@
-#include "mesh/axis_name.h"
+#include "nmesh/mesh/axis_name.h"
 
 #include <set>
 #include <string>
 
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -1,23 +1,23 @@
 // MeshContext over live DeviceMeshes (contract §7), run under mpirun -np 1, 2, 4 and 8. Expected
 // sizes come from the specs' own arithmetic, never from the plan.
-#include "mesh/context.h"
+#include "nmesh/mesh/context.h"
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "base/status_macros.h"
-#include "base/testing/status_matchers.h"
-#include "config/parallelizer_config.h"
-#include "config/strategy_config.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/strategy_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/axis_name.h"
-#include "mesh/device_mesh.h"
-#include "mesh/plan.h"
-#include "mesh/planned_context.h"
-#include "tests/mesh/mesh_runtime_testing.h"
+#include "nmesh/mesh/axis_name.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
+#include "nmesh/mesh/planned_context.h"
+#include "nmesh/tests/mesh/mesh_runtime_testing.h"
 
 namespace nmesh::mesh {
 namespace {

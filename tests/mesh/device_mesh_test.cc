@@ -1,7 +1,7 @@
 // DeviceMesh over real MPI communicators, run under mpirun -np 1, 2, 4 and 8. Each spec whose size
 // equals the world runs; expected groups and split counts are computed by brute force
 // (tests/mesh/mesh_runtime_testing.h) and compared with what the communicators report.
-#include "mesh/device_mesh.h"
+#include "nmesh/mesh/device_mesh.h"
 
 #include <mpi.h>
 
@@ -11,14 +11,14 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "base/status_macros.h"
-#include "base/testing/status_matchers.h"
-#include "comm/communicator.h"
-#include "config/strategy.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/config/strategy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/plan.h"
-#include "tests/mesh/mesh_runtime_testing.h"
+#include "nmesh/mesh/plan.h"
+#include "nmesh/tests/mesh/mesh_runtime_testing.h"
 
 namespace nmesh::mesh {
 namespace {

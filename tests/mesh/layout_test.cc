@@ -1,4 +1,4 @@
-#include "mesh/layout.h"
+#include "nmesh/mesh/layout.h"
 
 #include <algorithm>
 #include <numeric>
@@ -7,11 +7,11 @@
 #include <string>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/checked_math.h"
-#include "tests/mesh/brute_force.h"
+#include "nmesh/mesh/checked_math.h"
+#include "nmesh/tests/mesh/brute_force.h"
 
 namespace nmesh::mesh {
 namespace {

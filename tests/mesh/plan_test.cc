@@ -1,4 +1,4 @@
-#include "mesh/plan.h"
+#include "nmesh/mesh/plan.h"
 
 #include <algorithm>
 #include <map>
@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
-#include "config/strategy.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/strategy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/checked_math.h"
-#include "tests/mesh/brute_force.h"
+#include "nmesh/mesh/checked_math.h"
+#include "nmesh/tests/mesh/brute_force.h"
 
 namespace nmesh::mesh {
 namespace {

@@ -8,11 +8,11 @@
 #include <thread>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/plan.h"
-#include "mesh/planned_context.h"
+#include "nmesh/mesh/plan.h"
+#include "nmesh/mesh/planned_context.h"
 
 namespace nmesh::mesh {
 namespace {

@@ -1,10 +1,10 @@
-#include "mesh/planned_context.h"
+#include "nmesh/mesh/planned_context.h"
 
-#include "base/status_macros.h"
-#include "base/testing/status_matchers.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "mesh/plan.h"
+#include "nmesh/mesh/plan.h"
 
 namespace nmesh::mesh {
 namespace {

@@ -1,12 +1,12 @@
 // The §7 checks on plain data: every message, and the order in which they fire.
-#include "validate/validate.h"
+#include "nmesh/validate/validate.h"
 
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "base/testing/status_matchers.h"
-#include "config/strategy_config.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/strategy_config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
