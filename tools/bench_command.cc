@@ -783,15 +783,18 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
 
   // No communicator timeout unless --timeout-s asks for one, whatever the recipe says: with one,
   // the MPI backend polls nonblocking calls, which is not the path being measured.
-  std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start({.mesh = options.mesh,
-                                                                        .backend = options.backend,
-                                                                        .timeout = *timeout,
-                                                                        .recipe_timeout = false,
-                                                                        .all_sections = false},
-                                                                       json, out, err);
+  JobReporter reporter(0, json, out, err);
+  absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
+  if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
+  std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,
+                                                .backend = *backend_choice,
+                                                .timeout = *timeout,
+                                                .recipe_timeout = false,
+                                                .all_sections = false,
+                                                .build_contexts = false},
+                                               reporter);
   if (const int* code = std::get_if<int>(&started)) return *code;
-  MeshJob& job = *std::get<std::unique_ptr<MeshJob>>(started);
-  JobReporter& reporter = job.reporter();
+  Job& job = *std::get<CliJob>(started).job;
   const JobMesh& target = job.meshes().front();
   if (absl::Status axes = SelectBenchAxes(*target.plan, config->axes).status(); !axes.ok()) {
     return reporter.Fail(axes);

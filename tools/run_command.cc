@@ -16,15 +16,16 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/topology.h"
 #include "nmesh/config/strategy.h"
+#include "nmesh/job/verify.h"
 #include "nmesh/mesh/context.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/mesh_job.h"
 #include "nmesh/tools/plan_command.h"
@@ -39,99 +40,49 @@ using nlohmann::ordered_json;
 
 // ---- Verification ------------------------------------------------------------------------------
 
-// What one rank observed of one mesh.
+// What one rank observed of one mesh, as its per_rank entry.
 struct RankReport {
-  ordered_json entry;  // the per_rank entry
+  ordered_json entry;
   bool verified = true;
 };
 
-// One distinct communicator's observation: the global ranks all-gathered in group order, and the
-// all-reduced sum of the global ranks.
-struct Observation {
-  std::vector<int64_t> ranks;
-  int64_t sum = 0;
-  bool skipped = false;  // --fault-skip: this rank did not take part
-};
-
-absl::StatusOr<Observation> Observe(Communicator& comm, int64_t rank) {
-  Observation seen;
-  seen.ranks.assign(static_cast<size_t>(comm.size()), -1);
-  NMESH_RETURN_IF_ERROR(comm::HostAllGather<int64_t>(comm, absl::MakeConstSpan(&rank, 1),
-                                                     absl::MakeSpan(seen.ranks)));
-  seen.sum = rank;
-  NMESH_RETURN_IF_ERROR(comm::HostAllReduce<int64_t>(
-      comm, absl::MakeConstSpan(&rank, 1), absl::MakeSpan(&seen.sum, 1), comm::ReduceOp::kSum));
-  return seen;
+ordered_json GroupsJson(const std::vector<job::GroupCheck>& checks) {
+  ordered_json observed = ordered_json::object();
+  for (const job::GroupCheck& check : checks) observed[check.name] = check.observed;
+  return observed;
 }
 
-// Verifies every group of this (member) rank. Collective over every communicator of the rank; all
-// members visit the groups in the plan's order, and a communicator shared by several names is
-// observed once, so the collectives match up on every communicator. `skip` (fault injection, on
-// the skipping rank only) names a group whose communicator this rank leaves out.
+// job::VerifyRank as a per_rank entry.
 absl::StatusOr<RankReport> VerifyRank(const MeshPlan& plan, const DeviceMesh& device_mesh,
                                       int64_t rank, const std::string& host, const FaultSkip* skip,
                                       std::ostream& err) {
-  NMESH_ASSIGN_OR_RETURN(mesh::RankPlan me, plan.QueryRank(rank));
-  std::map<Communicator*, Observation> seen;
-  std::vector<std::string> mismatches;
-  auto observe_all =
-      [&](const DeviceMesh& mesh,
-          const std::vector<mesh::NamedGroup>& groups) -> absl::StatusOr<ordered_json> {
-    Communicator* skipped = nullptr;
-    if (skip != nullptr) {
-      if (absl::StatusOr<Communicator*> comm = mesh.Comm(skip->group); comm.ok()) skipped = *comm;
-    }
-    ordered_json observed = ordered_json::object();
-    for (const mesh::NamedGroup& group : groups) {
-      NMESH_ASSIGN_OR_RETURN(Communicator * comm, mesh.Comm(group.name));
-      auto it = seen.find(comm);
-      if (it == seen.end() && comm == skipped) {
-        err << absl::StrFormat(
-            "nmesh: fault injection: rank %d skips its all_gather and all_reduce on '%s' "
-            "(--fault-skip %d:%s)\n",
-            rank, group.name, skip->rank, skip->group);
-        err.flush();
-        it = seen.emplace(comm, Observation{.ranks = {}, .sum = 0, .skipped = true}).first;
-      }
-      if (it == seen.end()) {
-        NMESH_ASSIGN_OR_RETURN(Observation o, Observe(*comm, rank));
-        it = seen.emplace(comm, std::move(o)).first;
-      }
-      const std::vector<int64_t> expected = group.group.Ranks();
-      const int64_t expected_sum = std::accumulate(expected.begin(), expected.end(), int64_t{0});
-      if (it->second.skipped) {
-        mismatches.push_back(absl::StrFormat("%s: skipped (--fault-skip)", group.name));
-      } else if (it->second.ranks != expected) {
-        mismatches.push_back(absl::StrFormat("%s: communicator holds [%s], layout says [%s]",
-                                             group.name, absl::StrJoin(it->second.ranks, ", "),
-                                             absl::StrJoin(expected, ", ")));
-      } else if (it->second.sum != expected_sum) {
-        mismatches.push_back(absl::StrFormat("%s: all_reduce of the ranks gave %d, expected %d",
-                                             group.name, it->second.sum, expected_sum));
-      }
-      observed[group.name] = it->second.ranks;
-    }
-    return observed;
-  };
-  RankReport report;
+  job::VerifyOptions options;
+  if (skip != nullptr) {
+    options.skip_group = skip->group;
+    err << absl::StrFormat(
+        "nmesh: fault injection: rank %d skips its all_gather and all_reduce on '%s' "
+        "(--fault-skip %d:%s)\n",
+        rank, skip->group, skip->rank, skip->group);
+    err.flush();
+  }
+  NMESH_ASSIGN_OR_RETURN(job::RankVerification verification,
+                         job::VerifyRank(plan, device_mesh, rank, options));
   ordered_json coordinate = ordered_json::object();
   const mesh::Layout& layout = plan.device_mesh();
   for (int axis = 0; axis < layout.ndim(); ++axis) {
-    coordinate[layout.axis_names()[axis]] = me.coordinate[static_cast<size_t>(axis)];
+    coordinate[layout.axis_names()[axis]] = verification.coordinate[static_cast<size_t>(axis)];
   }
-  NMESH_ASSIGN_OR_RETURN(ordered_json groups, observe_all(device_mesh, me.groups));
-  ordered_json moe_groups = nullptr;
-  if (me.moe_groups.has_value()) {
-    NMESH_ASSIGN_OR_RETURN(moe_groups, observe_all(*device_mesh.moe_mesh(), *me.moe_groups));
-  }
-  report.verified = mismatches.empty();
-  report.entry = {{"rank", rank},
-                  {"host", host},
-                  {"coordinate", coordinate},
-                  {"groups", groups},
-                  {"moe_groups", moe_groups},
-                  {"verified", report.verified}};
-  if (!mismatches.empty()) report.entry["mismatches"] = mismatches;
+  RankReport report;
+  report.verified = verification.verified;
+  report.entry = {
+      {"rank", rank},
+      {"host", host},
+      {"coordinate", coordinate},
+      {"groups", GroupsJson(verification.groups)},
+      {"moe_groups", verification.moe_groups.has_value() ? GroupsJson(*verification.moe_groups)
+                                                         : ordered_json(nullptr)},
+      {"verified", report.verified}};
+  if (!verification.mismatches.empty()) report.entry["mismatches"] = verification.mismatches;
   return report;
 }
 
@@ -159,41 +110,12 @@ absl::StatusOr<std::vector<std::string>> GatherToRankZero(Communicator& world,
   return all;
 }
 
-// Every group name of a plan, in report order: native axes, flattened groups, moe axes.
-struct GroupRow {
-  std::string name;
-  int64_t size = 1;
-  int64_t count = 1;
-  bool intra_node = true;
-};
-
-std::vector<GroupRow> GroupRows(const MeshPlan& plan, const std::vector<ordered_json>& entries,
-                                const std::vector<std::string>& hosts) {
-  std::vector<GroupRow> rows;
-  auto add = [&](const std::string& name, const mesh::Layout& layout, mesh::AxisSet axes,
-                 const char* key) {
-    GroupRow row{name, layout.GroupSize(axes), layout.GroupCount(axes), true};
-    for (const ordered_json& entry : entries) {
-      const std::string& host = hosts[entry["rank"].get<size_t>()];
-      for (int64_t member : entry[key][name]) {
-        if (hosts[static_cast<size_t>(member)] != host) row.intra_node = false;
-      }
-    }
-    rows.push_back(std::move(row));
-  };
-  const mesh::Layout& layout = plan.device_mesh();
-  for (int axis = 0; axis < layout.ndim(); ++axis) {
-    add(layout.axis_names()[axis], layout, mesh::AxisSet::Of({axis}), "groups");
-  }
-  for (const mesh::FlattenedGroup& group : plan.flattened()) {
-    add(group.name, layout, group.axes, "groups");
-  }
-  if (plan.moe_mesh().has_value()) {
-    for (const char* name : {"ep_shard", "ep"}) {
-      add(name, plan.moe_mesh()->layout, plan.ResolveGroup(name)->axes, "moe_groups");
-    }
-  }
-  return rows;
+// Every group kind of a plan in report order, placed on the hosts (job::PlacementOf).
+std::vector<job::GroupPlacement> GroupRows(const MeshPlan& plan,
+                                           const std::vector<std::string>& hosts) {
+  absl::StatusOr<std::vector<job::GroupPlacement>> rows = job::PlacementOf(plan, hosts);
+  NMESH_CHECK(rows.ok()) << rows.status();  // every mesh rank is a rank of the job
+  return *std::move(rows);
 }
 
 struct MeshResult {
@@ -202,7 +124,7 @@ struct MeshResult {
   bool verified = true;
 };
 
-ordered_json MeshJson(const MeshResult& result, const JobBackend& backend,
+ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
                       const std::vector<std::string>& hosts, bool with_label) {
   const JobMesh& run = *result.run;
   ordered_json object;
@@ -223,18 +145,18 @@ ordered_json MeshJson(const MeshResult& result, const JobBackend& backend,
   object["communicators_created"] = run.mesh->communicators_created();
   object["build_seconds"] = run.build_seconds;
   ordered_json axes = ordered_json::array();
-  for (const GroupRow& row : GroupRows(*run.plan, result.entries, hosts)) {
+  for (const job::GroupPlacement& row : GroupRows(*run.plan, hosts)) {
     axes.push_back({{"name", row.name},
                     {"size", row.size},
                     {"groups", row.count},
-                    {"intra_node", row.intra_node}});
+                    {"intra_node", row.intra_host}});
   }
   object["axes"] = std::move(axes);
   object["per_rank"] = result.entries;
   return object;
 }
 
-void WriteMeshText(const MeshResult& result, const JobBackend& backend,
+void WriteMeshText(const MeshResult& result, const job::Backend& backend,
                    const std::vector<std::string>& hosts, std::ostream& out) {
   const JobMesh& run = *result.run;
   const MeshPlan& plan = *run.plan;
@@ -248,9 +170,9 @@ void WriteMeshText(const MeshResult& result, const JobBackend& backend,
   }
   out << absl::StrFormat("backend      %s (%s)\n", backend.name, backend.reason);
   out << absl::StrFormat("\n%-14s %10s %10s  %s\n", "group", "size", "groups", "placement");
-  for (const GroupRow& row : GroupRows(plan, result.entries, hosts)) {
+  for (const job::GroupPlacement& row : GroupRows(plan, hosts)) {
     out << absl::StrFormat("%-14s %10d %10d  %s\n", row.name, row.size, row.count,
-                           row.intra_node ? "intra-node" : "cross-node");
+                           row.intra_host ? "intra-node" : "cross-node");
   }
   int64_t groups_checked = 0;
   for (const ordered_json& entry : result.entries) {
@@ -282,8 +204,8 @@ void WriteMeshText(const MeshResult& result, const JobBackend& backend,
 // Warns when tensor- or context-parallel groups cross hosts (their traffic is the heaviest).
 void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::string>& hosts,
                            JobReporter& reporter) {
-  for (const GroupRow& row : GroupRows(*result.run->plan, result.entries, hosts)) {
-    if ((row.name == "tp" || row.name == "cp") && !row.intra_node) {
+  for (const job::GroupPlacement& row : GroupRows(*result.run->plan, hosts)) {
+    if ((row.name == "tp" || row.name == "cp") && !row.intra_host) {
       reporter.Note(absl::StrFormat(
           "warning: mesh '%s': %s groups span hosts; keep %s within a node (order the ranks so "
           "that each host holds whole %s groups)",
@@ -357,39 +279,22 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     if (!parsed.ok()) return JobReporter(0, json, out, err).Fail(parsed.status());
     fault_skip = *std::move(parsed);
   }
-  std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start(
-      {.mesh = options.mesh, .backend = options.backend, .timeout = *timeout}, json, out, err);
+  JobReporter reporter(0, json, out, err);
+  absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
+  if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
+  std::variant<CliJob, int> started =
+      StartJob({.mesh = options.mesh, .backend = *backend_choice, .timeout = *timeout}, reporter);
   if (const int* code = std::get_if<int>(&started)) return *code;
-  MeshJob& job = *std::get<std::unique_ptr<MeshJob>>(started);
-  JobReporter& reporter = job.reporter();
+  Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();
   Communicator& world = job.mpi_world();
   const comm::Topology& topo = job.topology();
-  const JobBackend& backend = job.backend();
+  const job::Backend& backend = job.backend();
   std::vector<JobMesh>& meshes = job.meshes();
   if (fault_skip.has_value()) {
     if (absl::Status s = CheckFaultSkip(*fault_skip, world.size(), meshes); !s.ok()) {
       return reporter.Fail(s);
     }
-  }
-
-  // Contexts (members).
-  absl::Status contexts;
-  for (JobMesh& run : meshes) {
-    if (!run.mesh->is_member() || !contexts.ok()) continue;
-    absl::StatusOr<mesh::MeshContext> context = mesh::MeshContext::FromMeshes(
-        *run.mesh, run.mesh->moe_mesh(), run.spec.strategy_config, run.spec.pipeline, run.spec.moe,
-        run.spec.activation_checkpointing);
-    if (context.ok()) {
-      run.context = *std::move(context);
-    } else {
-      contexts = absl::Status(
-          context.status().code(),
-          absl::StrFormat("mesh '%s': %s", run.spec.label, context.status().message()));
-    }
-  }
-  if (absl::Status agreed = comm::AgreeOnStatus(world, contexts); !agreed.ok()) {
-    return reporter.Fail(agreed);
   }
 
   // 4. Verification through the communicators.

@@ -1,0 +1,236 @@
+#include "nmesh/job/job.h"
+
+#include <optional>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "nmesh/base/build_config.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/mpi/communicator.h"
+#if NMESH_HAVE_NCCL
+#include "nmesh/comm/nccl/communicator.h"
+#include "nmesh/comm/nccl/runtime.h"
+#endif
+
+namespace nmesh::job {
+namespace {
+
+using comm::Communicator;
+
+constexpr char kAgreedPayload[] = "type.nmesh/job.agreed";
+
+absl::StatusOr<std::vector<JobMesh>> PlanAll(const MeshOptions& options, int64_t world,
+                                             bool all_sections) {
+  NMESH_ASSIGN_OR_RETURN(std::vector<MeshSpec> specs,
+                         ResolveMeshSpecs(options, world, all_sections));
+  std::vector<JobMesh> meshes;
+  for (MeshSpec& spec : specs) {
+    JobMesh job_mesh;
+    NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, PlanMeshSpec(spec));
+    if (plan.world_size() > world) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "mesh '%s' needs a world of %d ranks, but the job has %d (run it with mpirun -np %d)",
+          spec.label, plan.world_size(), world, plan.world_size()));
+    }
+    job_mesh.spec = std::move(spec);
+    job_mesh.plan = std::move(plan);
+    meshes.push_back(std::move(job_mesh));
+  }
+  return meshes;
+}
+
+// Whether this rank has a GPU for its local rank.
+absl::Status CheckLocalGpu(const comm::Topology& topo) {
+#if NMESH_HAVE_NCCL
+  NMESH_ASSIGN_OR_RETURN(int devices, comm::nccl::VisibleCudaDevices());
+  if (topo.local_rank >= devices) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("host '%s' runs %d ranks but only %d CUDA devices are visible",
+                        topo.host_names[static_cast<size_t>(topo.rank)], topo.local_size, devices));
+  }
+  return absl::OkStatus();
+#else
+  (void)topo;
+  return absl::FailedPreconditionError("nmesh was built without NCCL");
+#endif
+}
+
+// Agreement over `world` of a step every rank took; the agreed failure is marked as such.
+absl::Status Agree(Communicator& world, const absl::Status& local) {
+  absl::Status agreed = comm::AgreeOnStatus(world, local);
+  return agreed.ok() ? agreed : MarkAgreed(std::move(agreed));
+}
+
+}  // namespace
+
+bool IsAgreed(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(kAgreedPayload).has_value();
+}
+
+absl::Status MarkAgreed(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kAgreedPayload, absl::Cord("1"));
+  return status;
+}
+
+absl::StatusOr<BackendChoice> ParseBackendChoice(std::string_view name) {
+  if (name == "auto") return BackendChoice::kAuto;
+  if (name == "mpi") return BackendChoice::kMpi;
+  if (name == "nccl") return BackendChoice::kNccl;
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown backend '%s': expected auto, mpi or nccl", std::string(name)));
+}
+
+std::string_view BackendChoiceName(BackendChoice choice) {
+  switch (choice) {
+    case BackendChoice::kAuto:
+      return "auto";
+    case BackendChoice::kMpi:
+      return "mpi";
+    case BackendChoice::kNccl:
+      return "nccl";
+  }
+  return "auto";
+}
+
+absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_world,
+                                      const comm::Topology& topo,
+                                      std::optional<absl::Duration> timeout) {
+  const std::string choice_name(BackendChoiceName(choice));
+  Backend backend;
+  backend.world = &mpi_world;
+  backend.name = "mpi";
+  if (choice == BackendChoice::kMpi) {
+    backend.reason = "--backend mpi";
+    return backend;
+  }
+#if NMESH_HAVE_NCCL
+  if (choice == BackendChoice::kAuto) {
+    absl::Status gpus = comm::AgreeOnStatus(mpi_world, CheckLocalGpu(topo));
+    if (!gpus.ok()) {
+      backend.reason = absl::StrCat("auto: ", gpus.message());
+      return backend;
+    }
+  }
+  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world = comm::nccl::CreateWorld(
+      mpi_world, {.comm = {.name = "world", .timeout = timeout}, .local_rank = topo.local_rank});
+  if (!nccl_world.ok()) {
+    return absl::Status(nccl_world.status().code(),
+                        absl::StrFormat("--backend %s: cannot create the NCCL world: %s",
+                                        choice_name, nccl_world.status().message()));
+  }
+  backend.owned = *std::move(nccl_world);
+  backend.world = backend.owned.get();
+  backend.name = "nccl";
+  backend.reason =
+      choice == BackendChoice::kAuto
+          ? absl::StrFormat("auto: every rank has a GPU (NCCL %s)", comm::nccl::LinkedNcclVersion())
+          : "--backend nccl";
+  return backend;
+#else
+  (void)timeout;
+  if (choice == BackendChoice::kNccl) {
+    return absl::InvalidArgumentError(
+        "--backend nccl: this nmesh was built without NCCL (configure with NMESH_WITH_NCCL=ON "
+        "where CUDA and NCCL are installed)");
+  }
+  backend.reason = absl::StrCat("auto: ", CheckLocalGpu(topo).message());
+  return backend;
+#endif
+}
+
+Job::~Job() = default;
+
+absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
+                                                const JobOptions& options) {
+  std::unique_ptr<Job> job(new Job());
+  job->rank_ = session.world_rank();
+  job->world_size_ = session.world_size();
+
+  // 1. Specs and plans; every rank learns every rank's config error.
+  absl::StatusOr<std::vector<JobMesh>> planned =
+      PlanAll(options.mesh, job->world_size_, options.all_sections);
+  std::optional<absl::Duration> timeout = options.timeout;
+  if (!timeout.has_value() && options.recipe_timeout && planned.ok() && !planned->empty()) {
+    timeout = planned->front().spec.timeout;
+  }
+  job->timeout_ = timeout;
+  NMESH_ASSIGN_OR_RETURN(job->mpi_world_, comm::mpi::WorldCommunicator(
+                                              session, {.name = "world", .timeout = timeout}));
+  Communicator& world = *job->mpi_world_;
+  NMESH_RETURN_IF_ERROR(Agree(world, planned.status()));
+  job->meshes_ = *std::move(planned);
+  {
+    // Ranks started with different options could plan a different number of meshes and then
+    // wait in different collectives: compare the counts first.
+    const int64_t count = static_cast<int64_t>(job->meshes_.size());
+    int64_t extremes[2] = {count, -count};
+    NMESH_RETURN_IF_ERROR(comm::HostAllReduce(world, extremes, extremes, 2, comm::DataType::kInt64,
+                                              comm::ReduceOp::kMin));
+    if (extremes[0] != -extremes[1]) {
+      return MarkAgreed(absl::InvalidArgumentError(absl::StrFormat(
+          "ranks disagree on the mesh: rank %d builds %d mesh(es), others between %d and %d",
+          job->rank_, count, extremes[0], -extremes[1])));
+    }
+  }
+
+  if (options.warn && job->rank_ == 0) {
+    for (const JobMesh& job_mesh : job->meshes_) {
+      for (const std::string& warning : job_mesh.spec.warnings) options.warn(warning);
+    }
+  }
+
+  // 2. Topology and backend.
+  NMESH_ASSIGN_OR_RETURN(job->topology_, comm::mpi::GetTopology(world));
+  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout);
+  if (!backend.ok()) return MarkAgreed(backend.status());
+  job->backend_ = *std::move(backend);
+
+  // 3. Meshes: every rank builds every mesh, in order.
+  for (JobMesh& job_mesh : job->meshes_) {
+    std::optional<absl::Duration> mesh_timeout = options.timeout;
+    if (!mesh_timeout.has_value() && options.recipe_timeout) mesh_timeout = job_mesh.spec.timeout;
+    const absl::Time start = absl::Now();
+    absl::StatusOr<mesh::DeviceMesh> built =
+        mesh::DeviceMesh::Create(*job_mesh.plan, *job->backend_.world,
+                                 {.name = MeshName(job_mesh.spec), .timeout = mesh_timeout});
+    if (!built.ok()) {
+      // Disagreement and size errors are found by every rank together (InvalidArgument);
+      // anything else may leave the others inside a split.
+      const absl::StatusCode code = built.status().code();
+      if (code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kNotFound ||
+          code == absl::StatusCode::kOutOfRange) {
+        return MarkAgreed(built.status());
+      }
+      return built.status();
+    }
+    job_mesh.build_seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    job_mesh.mesh = *std::move(built);
+  }
+
+  // 4. Contexts, on members; a context error is the config's, so every rank learns it.
+  if (options.build_contexts) {
+    absl::Status contexts;
+    for (JobMesh& run : job->meshes_) {
+      if (!run.mesh->is_member() || !contexts.ok()) continue;
+      absl::StatusOr<mesh::MeshContext> context = mesh::MeshContext::FromMeshes(
+          *run.mesh, run.mesh->moe_mesh(), run.spec.strategy_config, run.spec.pipeline,
+          run.spec.moe, run.spec.activation_checkpointing);
+      if (context.ok()) {
+        run.context = *std::move(context);
+      } else {
+        contexts = absl::Status(
+            context.status().code(),
+            absl::StrFormat("mesh '%s': %s", run.spec.label, context.status().message()));
+      }
+    }
+    NMESH_RETURN_IF_ERROR(Agree(world, contexts));
+  }
+  return job;
+}
+
+}  // namespace nmesh::job

@@ -1,0 +1,162 @@
+// A job's start-up as a library: from a recipe and/or explicit sizes to live meshes and their
+// contexts on every rank, over MPI or NCCL. This is what `nmesh run` and `nmesh bench` do before
+// they verify or measure, and what an engine does at start-up:
+//
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<comm::mpi::Session> session,
+//                          comm::mpi::Session::Init(&argc, &argv));
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<job::Job> job,
+//                          job::Job::Start(*session, {.mesh = {.config_path = "recipe.yaml"}}));
+//   job::JobMesh& student = job->meshes()[0];
+//   if (student.mesh->is_member()) {
+//     NMESH_ASSIGN_OR_RETURN(comm::Communicator* tp, student.mesh->Comm("tp"));
+//     ... tp->AllReduce(...) ...
+//     int64_t dp = student.context->sizes().dp_size.value_or(1);
+//   }
+//
+// Start is collective over MPI_COMM_WORLD: every rank calls it with the same options. The caller
+// owns MPI (the Session), which must outlive the job; it stays usable after Start fails, so that
+// the caller can end the job (AbortJob) or exit in order.
+//
+// Errors. A failure is either agreed on by every rank (a config error in the recipe or the values,
+// ranks that disagree on the meshes, a backend that cannot be used): every rank gets the same
+// status, and IsAgreed(status) is true, so every rank can exit in order; or it is local to this
+// rank (a communication failure or timeout) while others may be blocked in a collective waiting
+// for it, and IsAgreed(status) is false: the caller should end the whole job (MPI_Abort, e.g.
+// comm::mpi::Session::AbortJob).
+//
+// Thread safety: one thread per process calls Start; a Job is used like its communicators (see
+// comm/communicator.h).
+#ifndef NMESH_JOB_JOB_H_
+#define NMESH_JOB_JOB_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/topology.h"
+#include "nmesh/job/spec.h"
+#include "nmesh/mesh/context.h"
+#include "nmesh/mesh/device_mesh.h"
+#include "nmesh/mesh/plan.h"
+
+namespace nmesh::job {
+
+// Whether every rank of the job holds this same error (see the overview). OK statuses are not.
+bool IsAgreed(const absl::Status& status);
+// `status` marked as agreed by every rank.
+absl::Status MarkAgreed(absl::Status status);
+
+// Which backend the meshes are built over.
+enum class BackendChoice {
+  // NCCL when nmesh was built with it and every rank sees a GPU for its local rank, MPI otherwise.
+  kAuto,
+  kMpi,
+  kNccl,
+};
+
+// "auto", "mpi" or "nccl"; InvalidArgument naming the value otherwise.
+absl::StatusOr<BackendChoice> ParseBackendChoice(std::string_view name);
+std::string_view BackendChoiceName(BackendChoice choice);
+
+// The communicator the meshes are built over, and why it was chosen.
+struct Backend {
+  // The NCCL world, when NCCL was chosen; otherwise null and `world` is the MPI world.
+  std::unique_ptr<comm::Communicator> owned;
+  comm::Communicator* world = nullptr;
+  std::string name;  // "mpi" or "nccl"
+  // e.g. "--backend mpi", "auto: nmesh was built without NCCL", "auto: every rank has a GPU (NCCL
+  // 2.28.9)".
+  std::string reason;
+};
+
+// Collective over `mpi_world`: chooses the backend and creates its world communicator (NCCL:
+// one GPU per local rank, from `topology`). Every rank gets the same answer. kNccl without NCCL
+// built: InvalidArgument; NCCL without a GPU or failing to start: FailedPrecondition or the NCCL
+// error, on every rank.
+absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& mpi_world,
+                                      const comm::Topology& topology,
+                                      std::optional<absl::Duration> timeout);
+
+// One mesh of the job.
+struct JobMesh {
+  MeshSpec spec;
+  std::optional<mesh::MeshPlan> plan;
+  std::optional<mesh::DeviceMesh> mesh;
+  // On members, when JobOptions::build_contexts: sizes read from the live communicators.
+  std::optional<mesh::MeshContext> context;
+  // This rank's DeviceMesh::Create time, in seconds.
+  double build_seconds = 0;
+};
+
+struct JobOptions {
+  MeshOptions mesh;
+  BackendChoice backend = BackendChoice::kAuto;
+  // The timeout of every communicator (the world's and the meshes'); overrides the recipe's
+  // dist_env.timeout_minutes.
+  std::optional<absl::Duration> timeout = std::nullopt;
+  // Without `timeout`, whether the recipe's dist_env.timeout_minutes applies.
+  bool recipe_timeout = true;
+  // Build both meshes of a recipe with a teacher section (student first).
+  bool all_sections = true;
+  // Make the MeshContext of every mesh this rank is a member of (agreed on by every rank).
+  bool build_contexts = true;
+  // Called on rank 0 with each recipe warning (e.g. a dropped `pipeline:` block, naming
+  // file:line:col) once the ranks agree on the plans, before any mesh is built. Unset: ignored
+  // (they stay in JobMesh::spec.warnings).
+  std::function<void(const std::string&)> warn = nullptr;
+};
+
+class Job {
+ public:
+  // The whole start-up, as one rank of the job:
+  //   1. The mesh specs from the options and their plans; the MPI world. Every rank learns every
+  //   rank's config error, and the ranks compare how many
+  //      meshes they plan, so all fail together instead of hanging.
+  //   2. Topology (host names, local ranks) and the backend (ChooseBackend).
+  //   3. DeviceMesh::Create for each mesh, in order, timed; the moe mesh with it.
+  //   4. With build_contexts, the MeshContext of each mesh on its members.
+  // See the overview for how errors are told apart (IsAgreed).
+  static absl::StatusOr<std::unique_ptr<Job>> Start(comm::mpi::Session& session,
+                                                    const JobOptions& options);
+
+  ~Job();
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  int64_t rank() const { return rank_; }
+  int64_t world_size() const { return world_size_; }
+  // The MPI world (always MPI, whatever the backend): for exchanging reports between hosts.
+  comm::Communicator& mpi_world() { return *mpi_world_; }
+  const comm::Topology& topology() const { return topology_; }
+  const Backend& backend() const { return backend_; }
+  // In spec order: the student (or the only mesh) first.
+  std::vector<JobMesh>& meshes() { return meshes_; }
+  const std::vector<JobMesh>& meshes() const { return meshes_; }
+  // The timeout the meshes were built with, if any.
+  std::optional<absl::Duration> timeout() const { return timeout_; }
+
+ private:
+  Job() = default;
+
+  // Members are destroyed in reverse order: the meshes' communicators before the worlds they
+  // were split from.
+  int64_t rank_ = 0;
+  int64_t world_size_ = 1;
+  std::optional<absl::Duration> timeout_;
+  std::unique_ptr<comm::Communicator> mpi_world_;
+  comm::Topology topology_;
+  Backend backend_;
+  std::vector<JobMesh> meshes_;
+};
+
+}  // namespace nmesh::job
+
+#endif  // NMESH_JOB_JOB_H_

@@ -1,0 +1,100 @@
+// The meshes of a job, from a recipe and/or explicit sizes: what `nmesh plan`, `nmesh run` and an
+// engine's start-up resolve before any communication.
+//
+//   job::MeshOptions options;
+//   options.config_path = "examples/fsdp2_tp2_cp2.yaml";
+//   options.sizes.tp = 2;                                 // overrides the recipe's tp_size
+//   NMESH_ASSIGN_OR_RETURN(std::vector<job::MeshSpec> specs,
+//                          job::ResolveMeshSpecs(options, /*job_world=*/8, /*all_sections=*/true));
+//   NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, job::PlanMeshSpec(specs[0]));
+//
+// Student and teacher (a recipe with `teacher_distributed:`, each model on its own mesh): the
+// student (`distributed`) takes the first S ranks of the job and the teacher the T ranks that
+// follow, [S, S+T). A section's size is the product of its sizes when it gives dp_size (FSDP2:
+// dp·cp·tp·pp; MegatronFSDP: dp·cp·tp; DDP: dp); a section that leaves dp to inference gets the
+// ranks the other leaves over in the job's world. An explicit rank list overrides the assignment
+// of the section it applies to. Explicit sizes override the selected section (default
+// `distributed`); the other section is read as written.
+#ifndef NMESH_JOB_SPEC_H_
+#define NMESH_JOB_SPEC_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/recipe.h"
+#include "nmesh/config/sizes.h"
+#include "nmesh/config/strategy_config.h"
+#include "nmesh/mesh/plan.h"
+
+namespace nmesh::job {
+
+// How a job's meshes are requested: a recipe file, explicit values, or both (explicit values win).
+// std::nullopt means "not given". These are the mesh flags of the `nmesh` CLI.
+struct MeshOptions {
+  // A recipe YAML file: its `distributed:`, `teacher_distributed:` and `dist_env:` sections.
+  std::optional<std::string> config_path;
+  // The recipe section the explicit values apply to: "distributed" (default) or
+  // "teacher_distributed".
+  std::optional<std::string> section;
+  // fsdp2, megatron_fsdp (megatron-fsdp, mfsdp) or ddp, case-insensitive.
+  std::optional<std::string> strategy;
+  // sizes.world_size is the mesh's size without `ranks`, and the job's world with them.
+  config::ParallelSizes sizes;
+  // The mesh's ordered global ranks, when it spans a subset of the job.
+  std::optional<std::vector<int64_t>> ranks;
+};
+
+// One mesh to build: the request for the mesh builders and the typed configs a MeshContext holds.
+struct MeshSpec {
+  // "distributed" or "teacher_distributed" for a recipe section, "flags" without a recipe.
+  std::string label;
+  // Strategy, sizes (world_size filled in), and the rank list when the mesh spans a subset.
+  config::MeshRequest request;
+  config::StrategyConfig strategy_config;
+  std::optional<config::PipelineConfig> pipeline;
+  std::optional<config::MoEParallelizerConfig> moe;
+  config::ActivationCheckpointing activation_checkpointing =
+      config::ActivationCheckpointing::kFalse;
+  // dist_env.timeout_minutes of the recipe (the mesh timeout), if set.
+  std::optional<absl::Duration> timeout;
+  // Notes for the user (e.g. a dropped `pipeline:` block), each naming file:line:col.
+  std::vector<std::string> warnings;
+  // The recipe the spec came from, to annotate later errors with file:line:col.
+  std::optional<config::Recipe> recipe;
+  // Size keys set explicitly over the recipe, with the flag that set them ({"tp_size", "--tp"}),
+  // so that errors about them name the flag rather than the file.
+  std::vector<std::pair<std::string, std::string>> flag_overrides;
+};
+
+// The name a mesh of this spec is given (communicator names, messages): "device_mesh" for a mesh
+// given by explicit values alone, the recipe section's name otherwise.
+std::string MeshName(const MeshSpec& spec);
+
+// Overrides `request` with every value given in `options`: the strategy (InvalidArgument for an
+// unknown name), the sizes and the rank list. sizes.world_size is the mesh's world_size without a
+// rank list, and the job's world (job_world_size) with one.
+absl::Status ApplyMeshOptions(const MeshOptions& options, config::MeshRequest& request);
+
+// Resolves `options` (and the recipe, if config_path) into the meshes to build. `job_world` is the
+// number of ranks of the running job, used when sizes.world_size is absent. With `all_sections`, a
+// recipe with a teacher section and no `section` yields both meshes, student first; otherwise
+// exactly one spec. InvalidArgument for a bad value, a recipe error (naming file:line:col), a
+// section without a recipe, or ranks that cannot be assigned. Sizes are checked by PlanMeshSpec.
+// Thread-safe; reads the recipe file.
+absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& options,
+                                                       std::optional<int64_t> job_world,
+                                                       bool all_sections);
+
+// mesh::PlanMesh on spec.request; a size error names the recipe's file:line:col, or the flag that
+// set the size.
+absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec);
+
+}  // namespace nmesh::job
+
+#endif  // NMESH_JOB_SPEC_H_
