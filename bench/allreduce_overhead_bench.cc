@@ -29,7 +29,7 @@
 #include "absl/status/status.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
-#include "nmesh/comm/mpi/allreduce_baseline.h"
+#include "nmesh/comm/mpi/baselines/allreduce_baseline.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
 
@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
       }
     };
     auto raw_batch = [&](int calls) {
-      Check(nmesh::comm::mpi::RawAllReduce(world, send.data(), recv.data(), count,
+      Check(nmesh::comm::mpi::baselines::RawAllReduce(world, send.data(), recv.data(), count,
                                            DataType::kFloat32, ReduceOp::kSum, calls),
             "raw MPI_Allreduce");
     };

@@ -27,7 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
-#include "nmesh/comm/mpi/baselines.h"
+#include "nmesh/comm/mpi/baselines/baselines.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/config/sizes.h"
@@ -116,8 +116,8 @@ std::vector<Named> NamedGroups(const mesh::MeshPlan& plan) {
 }
 
 // P1's input: this rank's color and key for each split nmesh makes.
-std::vector<comm::mpi::RawSplit> SplitsOf(const mesh::MeshPlan& plan, int64_t rank) {
-  std::vector<comm::mpi::RawSplit> splits;
+std::vector<comm::mpi::baselines::RawSplit> SplitsOf(const mesh::MeshPlan& plan, int64_t rank) {
+  std::vector<comm::mpi::baselines::RawSplit> splits;
   for (const mesh::GroupKind& kind : mesh::DistinctGroupKinds(plan)) {
     if (kind.trivial || kind.whole_world) continue;
     const mesh::GroupView group = Check(plan.LayoutOf(kind.mesh).ViewGroup(rank, kind.axes));
@@ -149,7 +149,7 @@ int Main(int argc, char** argv) {
   const int64_t rank = world->rank();
   const Options options = ParseArgs(argc, argv, world->size());
   const mesh::MeshPlan plan = Check(mesh::PlanMesh(options.request));
-  const std::vector<comm::mpi::RawSplit> splits = SplitsOf(plan, rank);
+  const std::vector<comm::mpi::baselines::RawSplit> splits = SplitsOf(plan, rank);
   const std::vector<std::vector<int>> groups = AllGroups(plan);
 
   // Each variant creates its communicators and keeps them until after the clock stops.
@@ -172,13 +172,13 @@ int Main(int argc, char** argv) {
       {"P1 MPI_Comm_split x distinct kinds",
        [&] {
          return std::shared_ptr<void>(
-             std::make_shared<comm::mpi::RawComms>(Check(comm::mpi::SplitEach(splits))));
+             std::make_shared<comm::mpi::baselines::RawComms>(Check(comm::mpi::baselines::SplitEach(splits))));
        },
        {}},
       {"P2 MPI_Comm_create x every subgroup",
        [&] {
          return std::shared_ptr<void>(
-             std::make_shared<comm::mpi::RawComms>(Check(comm::mpi::CreateEachGroup(groups))));
+             std::make_shared<comm::mpi::baselines::RawComms>(Check(comm::mpi::baselines::CreateEachGroup(groups))));
        },
        {}},
   };
@@ -189,8 +189,8 @@ int Main(int argc, char** argv) {
                         uint64_t fingerprint[2] = {1, 2};
                         Check(world->AllReduce(fingerprint, fingerprint, 2, comm::DataType::kUint64,
                                                comm::ReduceOp::kMin));
-                        return std::shared_ptr<void>(std::make_shared<comm::mpi::RawComms>(
-                            Check(comm::mpi::SplitEach(splits))));
+                        return std::shared_ptr<void>(std::make_shared<comm::mpi::baselines::RawComms>(
+                            Check(comm::mpi::baselines::SplitEach(splits))));
                       },
                       {}});
   for (int rep = 0; rep < options.reps + 1; ++rep) {

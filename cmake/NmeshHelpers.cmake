@@ -21,6 +21,9 @@ function(nmesh_cc_library)
     "$<BUILD_INTERFACE:${NMESH_BUILD_INCLUDE_DIRS}>"
     $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>)
   target_link_libraries(${target} ${scope} ${ARG_DEPS})
+  # nmesh's headers are C++20: a consumer compiling them under its compiler's default standard
+  # gets C++20 through the target.
+  target_compile_features(${target} ${scope} cxx_std_20)
   if(ARG_SRCS)
     target_compile_options(${target} PRIVATE ${NMESH_WARNING_FLAGS})
   endif()
@@ -34,6 +37,7 @@ function(nmesh_cc_library)
             RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
     install(FILES ${ARG_HDRS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nmesh/${ARG_INSTALL_DIR})
     set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_LIBS ${target})
+    set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_DEPS ${ARG_DEPS} ${ARG_PRIVATE_DEPS})
   endif()
 endfunction()
 
@@ -98,6 +102,8 @@ macro(nmesh_find_mpi)
   # nmesh uses the C API only; keep mpi.h from dragging in the deprecated C++ bindings.
   set_property(TARGET MPI::MPI_C APPEND PROPERTY
                INTERFACE_COMPILE_DEFINITIONS OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
+  # The matching C++ wrapper, for consumers of the installed package that enable no C (nmeshConfig).
+  string(REGEX REPLACE "mpicc([^/]*)$" "mpicxx\\1" NMESH_MPI_CXX_COMPILER "${MPI_C_COMPILER}")
   message(STATUS "nmesh: MPI ${MPI_C_VERSION} (${MPI_C_LIBRARY_VERSION_STRING}), "
                  "launcher ${MPIEXEC_EXECUTABLE}")
 endmacro()
@@ -134,15 +140,78 @@ macro(nmesh_configure_fuzzers)
   endif()
 endmacro()
 
-# Writes nmesh.pc from the libraries installed by nmesh_cc_library.
+# Writes nmesh.pc from the libraries installed by nmesh_cc_library and what they link.
+#
+# The file is relocatable (prefix from ${pcfiledir}) and complete: `pkg-config --cflags --libs nmesh`
+# alone builds and links a program. With static archives (the default) a consumer's link line needs
+# every dependency, so they go in Requires/Libs; with BUILD_SHARED_LIBS the libraries carry their
+# own dependencies and they go in Requires.private/Libs.private (used by `pkg-config --static`).
 function(nmesh_write_pkgconfig)
   get_property(libs GLOBAL PROPERTY NMESH_INSTALLED_LIBS)
+  get_property(deps GLOBAL PROPERTY NMESH_INSTALLED_DEPS)
   # Static archives need dependants before dependencies: reverse the declaration order.
   list(REVERSE libs)
   set(NMESH_PC_LIBS "")
   foreach(lib IN LISTS libs)
     string(APPEND NMESH_PC_LIBS " -l${lib}")
   endforeach()
+
+  # Map each CMake dependency to a pkg-config module, or to linker flags where the dependency
+  # ships no .pc file (the CUDA runtime and NCCL).
+  set(modules "")
+  set(flags "")
+  list(REMOVE_DUPLICATES deps)
+  foreach(dep IN LISTS deps)
+    if(dep MATCHES "^nmesh::")
+      continue()
+    elseif(dep MATCHES "^absl::(.+)$")
+      list(APPEND modules "absl_${CMAKE_MATCH_1}")
+    elseif(dep MATCHES "^yaml-cpp")
+      list(APPEND modules yaml-cpp)
+    elseif(dep STREQUAL "MPI::MPI_C")
+      # Open MPI ships ompi-c.pc, MPICH mpich.pc; tell them apart by where mpi.h was found.
+      if(MPI_C_HEADER_DIR MATCHES "mpich")
+        list(APPEND modules mpich)
+      else()
+        list(APPEND modules ompi-c)
+      endif()
+    elseif(dep STREQUAL "CUDA::cudart")
+      get_target_property(cudart CUDA::cudart IMPORTED_LOCATION)
+      get_filename_component(cudart_dir "${cudart}" DIRECTORY)
+      list(APPEND flags "-L${cudart_dir}" -lcudart)
+    elseif(dep STREQUAL "NCCL::nccl")
+      get_filename_component(nccl_dir "${NCCL_LIBRARY}" DIRECTORY)
+      list(APPEND flags "-L${nccl_dir}" -lnccl)
+    elseif(dep MATCHES "^nlohmann_json")
+      # Header-only and used only inside nmesh's sources: nothing for a consumer to link.
+    else()
+      message(FATAL_ERROR "nmesh_write_pkgconfig: no pkg-config mapping for dependency '${dep}'")
+    endif()
+  endforeach()
+  list(REMOVE_DUPLICATES modules)
+  list(REMOVE_DUPLICATES flags)
+  list(JOIN modules " " modules)
+  list(JOIN flags " " flags)
+  if(BUILD_SHARED_LIBS)
+    set(NMESH_PC_REQUIRES "")
+    set(NMESH_PC_REQUIRES_PRIVATE "${modules}")
+    set(NMESH_PC_LIBS_PRIVATE "${flags}")
+  else()
+    set(NMESH_PC_REQUIRES "${modules}")
+    set(NMESH_PC_REQUIRES_PRIVATE "")
+    string(APPEND NMESH_PC_LIBS " ${flags}")
+    set(NMESH_PC_LIBS_PRIVATE "")
+  endif()
+  string(STRIP "${NMESH_PC_LIBS}" NMESH_PC_LIBS)
+
+  set(pc_dir "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
+  if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")
+    set(NMESH_PC_PREFIX "${CMAKE_INSTALL_PREFIX}")
+  else()
+    file(RELATIVE_PATH up "/${pc_dir}" "/")
+    string(REGEX REPLACE "/$" "" up "${up}")
+    set(NMESH_PC_PREFIX "\${pcfiledir}/${up}")
+  endif()
   configure_file(${PROJECT_SOURCE_DIR}/cmake/nmesh.pc.in ${PROJECT_BINARY_DIR}/nmesh.pc @ONLY)
-  install(FILES ${PROJECT_BINARY_DIR}/nmesh.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
+  install(FILES ${PROJECT_BINARY_DIR}/nmesh.pc DESTINATION ${pc_dir})
 endfunction()

@@ -1,4 +1,4 @@
-#include "nmesh/comm/mpi/allreduce_baseline.h"
+#include "nmesh/comm/mpi/baselines/allreduce_baseline.h"
 
 #include <mpi.h>
 
@@ -10,7 +10,7 @@
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/status.h"
 
-namespace nmesh::comm::mpi {
+namespace nmesh::comm::mpi::baselines {
 
 absl::Status RawAllReduce(Communicator& comm, const void* send, void* recv, size_t count,
                           DataType type, ReduceOp op, int iterations) {
@@ -36,4 +36,4 @@ absl::Status RawAllReduce(Communicator& comm, const void* send, void* recv, size
   return absl::OkStatus();
 }
 
-}  // namespace nmesh::comm::mpi
+}  // namespace nmesh::comm::mpi::baselines

@@ -7,15 +7,15 @@
 //   std::vector<float> send(n, 1.0f), recv(n);
 //   NMESH_RETURN_IF_ERROR(RawAllReduce(*world, send.data(), recv.data(), n, DataType::kFloat32,
 //                                      ReduceOp::kSum, /*iterations=*/100));
-#ifndef NMESH_COMM_MPI_ALLREDUCE_BASELINE_H_
-#define NMESH_COMM_MPI_ALLREDUCE_BASELINE_H_
+#ifndef NMESH_COMM_MPI_BASELINES_ALLREDUCE_BASELINE_H_
+#define NMESH_COMM_MPI_BASELINES_ALLREDUCE_BASELINE_H_
 
 #include <cstddef>
 
 #include "absl/status/status.h"
 #include "nmesh/comm/communicator.h"
 
-namespace nmesh::comm::mpi {
+namespace nmesh::comm::mpi::baselines {
 
 // Collective over `comm` (every rank calls it with the same count, type, op and iterations):
 // calls MPI_Allreduce(send, recv, count, type, op) `iterations` times in a row on `comm`'s
@@ -27,6 +27,6 @@ namespace nmesh::comm::mpi {
 absl::Status RawAllReduce(Communicator& comm, const void* send, void* recv, size_t count,
                           DataType type, ReduceOp op, int iterations);
 
-}  // namespace nmesh::comm::mpi
+}  // namespace nmesh::comm::mpi::baselines
 
-#endif  // NMESH_COMM_MPI_ALLREDUCE_BASELINE_H_
+#endif  // NMESH_COMM_MPI_BASELINES_ALLREDUCE_BASELINE_H_

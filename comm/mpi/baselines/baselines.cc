@@ -1,4 +1,4 @@
-#include "nmesh/comm/mpi/baselines.h"
+#include "nmesh/comm/mpi/baselines/baselines.h"
 
 #include <mpi.h>
 
@@ -7,7 +7,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/mpi/status.h"
 
-namespace nmesh::comm::mpi {
+namespace nmesh::comm::mpi::baselines {
 
 struct RawComms::Impl {
   std::vector<MPI_Comm> comms;
@@ -66,4 +66,4 @@ absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> grou
   return out;
 }
 
-}  // namespace nmesh::comm::mpi
+}  // namespace nmesh::comm::mpi::baselines

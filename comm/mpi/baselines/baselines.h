@@ -8,8 +8,8 @@
 //
 // Both are collective over MPI_COMM_WORLD: every rank calls them with the same number of entries
 // (and, for CreateEachGroup, the same groups), in the same order. MPI must be initialised.
-#ifndef NMESH_COMM_MPI_BASELINES_H_
-#define NMESH_COMM_MPI_BASELINES_H_
+#ifndef NMESH_COMM_MPI_BASELINES_BASELINES_H_
+#define NMESH_COMM_MPI_BASELINES_BASELINES_H_
 
 #include <cstddef>
 #include <memory>
@@ -19,7 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 
-namespace nmesh::comm::mpi {
+namespace nmesh::comm::mpi::baselines {
 
 // This rank's part in one MPI_Comm_split of MPI_COMM_WORLD: std::nullopt joins none
 // (MPI_UNDEFINED).
@@ -54,6 +54,6 @@ absl::StatusOr<RawComms> SplitEach(absl::Span<const RawSplit> splits);
 // that group (MPI_Group_incl); members receive a communicator.
 absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> groups);
 
-}  // namespace nmesh::comm::mpi
+}  // namespace nmesh::comm::mpi::baselines
 
-#endif  // NMESH_COMM_MPI_BASELINES_H_
+#endif  // NMESH_COMM_MPI_BASELINES_BASELINES_H_
