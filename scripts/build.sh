@@ -2,6 +2,7 @@
 # Installs missing dependencies, then configures and builds nmesh.
 #   scripts/build.sh [BUILD_DIR] [extra cmake -D options...]
 # BUILD_DIR defaults to build/. Idempotent: a second run rebuilds only what changed.
+# NMESH_BUILD_TARGETS="t1 t2" builds only those targets (and what they need); default: all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${1:-build}"
@@ -9,4 +10,6 @@ shift || true
 scripts/install_deps.sh
 cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="${CMAKE_BUILD_TYPE:-RelWithDebInfo}" "$@"
 # Two cores and about 1.5 GiB per C++ job: use every core.
-cmake --build "$build_dir" -j "$(nproc)"
+targets=()
+for t in ${NMESH_BUILD_TARGETS:-}; do targets+=(--target "$t"); done
+cmake --build "$build_dir" -j "$(nproc)" "${targets[@]}"

@@ -5,6 +5,9 @@
 #   scripts/install_deps.sh            # Open MPI (default)
 #   NMESH_MPI=mpich scripts/install_deps.sh
 #   scripts/install_deps.sh clang libclang-rt-dev   # extra packages (scripts/fuzz.sh does this)
+#   NMESH_DEPS=main scripts/install_deps.sh         # only what the library and the `nmesh` tool
+#                                                  # need (scripts/run_main.sh): no test,
+#                                                  # benchmark or plotting packages
 #
 # gnuplot-nox draws `nmesh bench --plot` (its pngcairo terminal, or png where cairo is missing).
 # CUDA and NCCL are not installed here: they come with the machine (under the CUDA root) and are
@@ -13,10 +16,13 @@ set -euo pipefail
 
 packages=(
   build-essential cmake ninja-build pkg-config
-  libabsl-dev libyaml-cpp-dev nlohmann-json3-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
-  libcli11-dev gnuplot-nox
+  libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
 )
+case "${NMESH_DEPS:-all}" in
+  all) packages+=(libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox) ;;
+  main) ;;
+  *) echo "install_deps: NMESH_DEPS must be all or main, got '${NMESH_DEPS}'" >&2; exit 2 ;;
+esac
 case "${NMESH_MPI:-openmpi}" in
   openmpi) packages+=(libopenmpi-dev openmpi-bin) ;;
   mpich) packages+=(libmpich-dev mpich) ;;

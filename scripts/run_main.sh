@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 recipe="${1:-examples/fsdp2_tp2_cp2.yaml}"
-scripts/build.sh build
+# Only what the main job needs: the libraries and the `nmesh` tool (no tests, no benchmarks).
+NMESH_DEPS=main NMESH_BUILD_TARGETS=nmesh \
+  scripts/build.sh build -DNMESH_BUILD_TESTS=OFF -DNMESH_BUILD_BENCHMARKS=OFF
 echo "+ mpirun -np 8 build/tools/nmesh run --config $recipe --backend mpi"
 scripts/mpirun.sh -np 8 build/tools/nmesh run --config "$recipe" --backend mpi

@@ -24,6 +24,6 @@ if [ -n "${NMESH_SANITIZE:-}" ]; then
   build_dir="$build_dir-$(echo "$NMESH_SANITIZE" | tr ',' '-')"
   extra+=("-DNMESH_SANITIZE=$NMESH_SANITIZE")
 fi
-scripts/build.sh "$build_dir" "${extra[@]}"
+scripts/build.sh "$build_dir" -DNMESH_BUILD_TESTS=ON -DNMESH_BUILD_BENCHMARKS=ON "${extra[@]}"
 cd "$build_dir"
 ctest --output-on-failure --timeout 600 -j "$(nproc)"
