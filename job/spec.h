@@ -38,16 +38,16 @@ namespace nmesh::job {
 // std::nullopt means "not given". These are the mesh flags of the `nmesh` CLI.
 struct MeshOptions {
   // A recipe YAML file: its `distributed:`, `teacher_distributed:` and `dist_env:` sections.
-  std::optional<std::string> config_path;
+  std::optional<std::string> config_path = std::nullopt;
   // The recipe section the explicit values apply to: "distributed" (default) or
   // "teacher_distributed".
-  std::optional<std::string> section;
+  std::optional<std::string> section = std::nullopt;
   // fsdp2, megatron_fsdp (megatron-fsdp, mfsdp) or ddp, case-insensitive.
-  std::optional<std::string> strategy;
+  std::optional<std::string> strategy = std::nullopt;
   // sizes.world_size is the mesh's size without `ranks`, and the job's world with them.
-  config::ParallelSizes sizes;
+  config::ParallelSizes sizes = {};
   // The mesh's ordered global ranks, when it spans a subset of the job.
-  std::optional<std::vector<int64_t>> ranks;
+  std::optional<std::vector<int64_t>> ranks = std::nullopt;
 };
 
 // One mesh to build: the request for the mesh builders and the typed configs a MeshContext holds.
