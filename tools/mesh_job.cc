@@ -7,11 +7,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/plan_command.h"
 #if NMESH_HAVE_NCCL
@@ -34,9 +35,19 @@ absl::StatusOr<std::vector<JobMesh>> PlanAll(const MeshOptions& options, int64_t
     JobMesh job_mesh;
     NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, PlanMeshSpec(spec));
     if (plan.world_size() > world) {
+      // Name what asked for the larger world: --world, a rank of --ranks, or the mesh's sizes.
+      std::string what = spec.label == "flags" ? "the mesh given by the flags"
+                                               : absl::StrFormat("mesh '%s'", spec.label);
+      if (options.sizes.world_size.has_value()) {
+        what = absl::StrFormat("--world %d", *options.sizes.world_size);
+      } else if (options.ranks.has_value()) {
+        what = absl::StrFormat("--ranks (highest rank %d)", plan.world_size() - 1);
+      }
       return absl::InvalidArgumentError(absl::StrFormat(
-          "mesh '%s' needs a world of %d ranks, but the job has %d (run it with mpirun -np %d)",
-          spec.label, plan.world_size(), world, plan.world_size()));
+          "%s needs a world of %d ranks, but this job has %d (run it with mpirun -np %d, or "
+          "change %s)",
+          what, plan.world_size(), world, plan.world_size(),
+          options.sizes.world_size.has_value() ? "--world" : "the mesh's sizes or ranks"));
     }
     job_mesh.spec = std::move(spec);
     job_mesh.plan = std::move(plan);
@@ -124,11 +135,7 @@ int ExitCodeOf(const absl::Status& status) {
 
 absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds) {
   if (!seconds.has_value()) return std::nullopt;
-  if (!std::isfinite(*seconds) || *seconds <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--timeout-s must be a positive number of seconds, got %g", *seconds));
-  }
-  return absl::Seconds(*seconds);
+  return TimeoutFromNumber(*seconds, absl::Seconds(1), "seconds", "--timeout-s");
 }
 
 int JobReporter::Fail(const absl::Status& status) {

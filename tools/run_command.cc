@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "nlohmann/json.hpp"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
@@ -24,7 +25,6 @@
 #include "nmesh/mesh/context.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/mesh_job.h"
 #include "nmesh/tools/plan_command.h"
@@ -350,11 +350,11 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
   // Flags first, before MPI: every rank finds the same error (and prints it).
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return JobReporter(0, json, out, err).Fail(timeout.status());
+  if (!timeout.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(timeout.status());
   std::optional<FaultSkip> fault_skip;
   if (options.fault_skip.has_value()) {
     absl::StatusOr<FaultSkip> parsed = ParseFaultSkip(*options.fault_skip);
-    if (!parsed.ok()) return JobReporter(0, json, out, err).Fail(parsed.status());
+    if (!parsed.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(parsed.status());
     fault_skip = *std::move(parsed);
   }
   std::variant<std::unique_ptr<MeshJob>, int> started = MeshJob::Start(
