@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/internal/checks.h"
 
 namespace nmesh::comm {
@@ -27,6 +28,7 @@ class SelfCommunicator final : public Communicator {
   absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                       CommOptions options) override {
     NMESH_RETURN_IF_ERROR(Usable(internal::kSplit));
+    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
     NMESH_RETURN_IF_ERROR(internal::CheckSplit(*this, color));
     if (!color) return std::unique_ptr<Communicator>();
     return NewSelfCommunicator(std::move(options), memory_);

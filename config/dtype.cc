@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
+#include "nmesh/base/abbreviate.h"
 
 namespace nmesh::config {
 namespace {
@@ -27,7 +28,7 @@ absl::StatusOr<Dtype> ParseDtype(std::string_view name) {
   return absl::InvalidArgumentError(absl::StrFormat(
       "Unknown dtype: '%s'. Valid dtypes: [bf16, bfloat16, fp16, float16, half, fp32, float32, "
       "float] (optionally prefixed 'torch.')",
-      name));
+      Abbreviate(name)));
 }
 
 std::string_view DtypeName(Dtype dtype) {

@@ -15,7 +15,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/config/internal/yaml_value.h"
 #include "yaml-cpp/yaml.h"
 
@@ -170,8 +172,15 @@ const Field<C>* FindField(const Fields<C>& fields, std::string_view name) {
 absl::Status UnknownOptionsError(std::string_view prefix, const std::vector<const Entry*>& unknown,
                                  std::string_view file, std::string_view suffix = "") {
   std::vector<std::string> names;
-  for (const Entry* entry : unknown) names.push_back(absl::StrFormat("'%s'", entry->name));
+  for (const Entry* entry : unknown) {
+    names.push_back(absl::StrFormat("'%s'", Abbreviate(entry->name)));
+  }
   std::sort(names.begin(), names.end());
+  // A long list is cut too (long names are above): the message stays a line.
+  constexpr size_t kMaxNames = 20;
+  const size_t total = names.size();
+  if (total > kMaxNames) names.resize(kMaxNames);
+  if (total > kMaxNames) names.push_back(absl::StrFormat("... (%d in all)", total));
   return absl::InvalidArgumentError(
       absl::StrFormat("%s: [%s] (%s)%s", prefix, absl::StrJoin(names, ", "),
                       internal::FormatWhere(file, unknown.front()->key_position), suffix));
@@ -440,7 +449,10 @@ const Entry* Find(const std::vector<Entry>& entries, std::string_view name) {
 absl::StatusOr<Recipe> Parser::Parse(std::string_view text) {
   YAML::Node root;
   try {
-    root = YAML::Load(std::string(text));
+    // One document only; sections nmesh ignores are not built (a large one costs no memory).
+    NMESH_ASSIGN_OR_RETURN(root, internal::LoadSingleDocument(text, file(),
+                                                              {"distributed", "teacher_distributed",
+                                                               "dist_env", "separate_meshes"}));
   } catch (const YAML::DeepRecursion& e) {
     return absl::InvalidArgumentError(
         absl::StrFormat("recipe YAML nests deeper than %d levels (%s)", e.depth(),
@@ -502,6 +514,13 @@ absl::Status Parser::ParseDistEnv(const Value& value) {
       timeout && !timeout->value.IsNull()) {
     absl::StatusOr<double> minutes = timeout->value.Number();
     if (!minutes.ok() || *minutes <= 0) return timeout->value.Invalid("a positive number");
+    // 1e-300 minutes rounds to a zero duration: every operation would time out at once.
+    if (absl::Status usable =
+            TimeoutFromNumber(*minutes, absl::Minutes(1), "minutes", timeout->value.key()).status();
+        !usable.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s (%s)", usable.message(), timeout->value.Where()));
+    }
     recipe_.dist_env.timeout_minutes = *minutes;
   }
   return absl::OkStatus();
@@ -801,6 +820,13 @@ absl::StatusOr<Recipe> LoadRecipeFile(const std::string& path, Section section,
   if (std::filesystem::is_directory(status)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("cannot read recipe file '%s': it is a directory", path));
+  }
+  // A FIFO with no writer blocks the open for ever (and a socket cannot be opened); devices
+  // such as /dev/null are read, bounded, below.
+  if (std::filesystem::is_fifo(status) || std::filesystem::is_socket(status)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("cannot read recipe file '%s': it is a %s, not a regular file", path,
+                        std::filesystem::is_fifo(status) ? "FIFO (named pipe)" : "socket"));
   }
   const std::uintmax_t bytes = std::filesystem::file_size(path, error);
   if (!error && bytes > kMaxRecipeBytes) {

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/abbreviate.h"
 
 namespace nmesh::config {
 namespace {
@@ -39,7 +40,7 @@ absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name) {
   for (std::string_view valid : ValidStrategyNames())
     quoted.push_back(absl::StrFormat("'%s'", valid));
   return absl::InvalidArgumentError(absl::StrFormat("Unknown strategy: %s. Valid strategies: [%s]",
-                                                    name, absl::StrJoin(quoted, ", ")));
+                                                    Abbreviate(name), absl::StrJoin(quoted, ", ")));
 }
 
 std::string_view StrategyName(StrategyKind kind) {

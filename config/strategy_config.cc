@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/config/parallelizer_config.h"
 
 namespace nmesh::config {
@@ -59,7 +60,7 @@ absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
           std::end(kValidScopes)) {
         return absl::InvalidArgumentError(
             absl::StrFormat("scope '%s' is not one of all, audio, language, multimodal, vision",
-                            std::string(part)));
+                            Abbreviate(std::string(part))));
       }
       if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
     }

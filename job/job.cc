@@ -33,9 +33,19 @@ absl::StatusOr<std::vector<JobMesh>> PlanAll(const MeshOptions& options, int64_t
     JobMesh job_mesh;
     NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, PlanMeshSpec(spec));
     if (plan.world_size() > world) {
+      // Name what asked for the larger world: the world size, the rank list, or the sizes.
+      std::string what = spec.label == "flags" ? "the mesh given by the flags"
+                                               : absl::StrFormat("mesh '%s'", spec.label);
+      if (options.sizes.world_size.has_value()) {
+        what = absl::StrFormat("--world %d", *options.sizes.world_size);
+      } else if (options.ranks.has_value()) {
+        what = absl::StrFormat("--ranks (highest rank %d)", plan.world_size() - 1);
+      }
       return absl::InvalidArgumentError(absl::StrFormat(
-          "mesh '%s' needs a world of %d ranks, but the job has %d (run it with mpirun -np %d)",
-          spec.label, plan.world_size(), world, plan.world_size()));
+          "%s needs a world of %d ranks, but this job has %d (run it with mpirun -np %d, or "
+          "change %s)",
+          what, plan.world_size(), world, plan.world_size(),
+          options.sizes.world_size.has_value() ? "--world" : "the mesh's sizes or ranks"));
     }
     job_mesh.spec = std::move(spec);
     job_mesh.plan = std::move(plan);

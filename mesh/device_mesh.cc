@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/config/strategy.h"
 
@@ -152,6 +153,8 @@ AxisSet ExpandAxis(AxisSet axes, int axis, int count) {
 absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Communicator& world,
                                               DeviceMeshOptions options) {
   NMESH_RETURN_IF_ERROR(AgreeOnPlan(plan, options, world));
+  // After agreeing, so that every rank fails alike.
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "DeviceMeshOptions.timeout"));
   // From here on every rank holds the same plan and options, so every check below fails on all
   // ranks alike, and every rank makes the same splits in the same order.
   if (plan.world_size() > world.size()) {
@@ -318,6 +321,8 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Submesh(absl::Span<const std::string_view
 
 absl::StatusOr<DeviceMesh> DeviceMesh::Unflatten(std::string_view axis, std::vector<int64_t> sizes,
                                                  std::vector<std::string> names) const {
+  // Like Comm, Submesh and Coordinate: a non-member has no groups to unflatten (issue 14).
+  NMESH_RETURN_IF_ERROR(CheckMember(absl::StrFormat("axis '%s' to unflatten", axis)));
   for (const std::string& name : names) {
     if (std::find_if(flattened_.begin(), flattened_.end(), [&](const Flattened& group) {
           return group.name == name;

@@ -735,14 +735,16 @@ absl::StatusOr<BenchConfig> BenchConfigFromOptions(const BenchOptions& options) 
         absl::StrFormat("-f (--stepfactor) must be at least 2, got %d", config.factor));
   }
   config.iters = options.iters.value_or(config.iters);
-  if (config.iters < 1) {
+  // A bound keeps a typo (or INT64_MAX) from running for ever; nccl-tests runs 20.
+  constexpr int64_t kMaxIters = 1000000;
+  if (config.iters < 1 || config.iters > kMaxIters) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("-n (--iters) must be at least 1, got %d", config.iters));
+        absl::StrFormat("-n (--iters) must be between 1 and %d, got %d", kMaxIters, config.iters));
   }
   config.warmup = options.warmup.value_or(config.warmup);
-  if (config.warmup < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("-w (--warmup_iters) must be at least 0, got %d", config.warmup));
+  if (config.warmup < 0 || config.warmup > kMaxIters) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "-w (--warmup_iters) must be between 0 and %d, got %d", kMaxIters, config.warmup));
   }
   if (options.plot.has_value()) {
     const std::string& plot = *options.plot;
@@ -763,7 +765,8 @@ absl::Status CheckPlotWritable(const std::string& path) {
   const bool existed = std::filesystem::exists(path, error);
   std::FILE* file = std::fopen(path.c_str(), "ab");
   if (file == nullptr) {
-    return absl::FailedPreconditionError(
+    // Bad input, like a bad flag: a usage error (exit 2), found before the sweep.
+    return absl::InvalidArgumentError(
         absl::StrFormat("--plot: cannot write '%s': %s", path, std::strerror(errno)));
   }
   std::fclose(file);
@@ -777,13 +780,13 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   const bool json = options.format == "json";
   // Flags first, before MPI: every rank finds the same error.
   absl::StatusOr<BenchConfig> config = BenchConfigFromOptions(options);
-  if (!config.ok()) return JobReporter(0, json, out, err).Fail(config.status());
+  if (!config.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(config.status());
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return JobReporter(0, json, out, err).Fail(timeout.status());
+  if (!timeout.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(timeout.status());
 
   // No communicator timeout unless --timeout-s asks for one, whatever the recipe says: with one,
   // the MPI backend polls nonblocking calls, which is not the path being measured.
-  JobReporter reporter(0, json, out, err);
+  JobReporter reporter(LauncherRank(), json, out, err);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
   std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,

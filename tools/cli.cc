@@ -1,15 +1,20 @@
 #include "nmesh/tools/cli.h"
 
+#include <algorithm>
+#include <cstdlib>
 #include <exception>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <string_view>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/version.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/bench_command.h"
 #include "nmesh/tools/plan_command.h"
 #include "nmesh/tools/run_command.h"
@@ -42,6 +47,8 @@ bool WantsJson(const std::vector<std::string>& args) {
 }
 
 int UsageError(std::string_view message, bool json, std::ostream& out, std::ostream& err) {
+  // A flag error is the same on every rank of an mpirun job: only the first rank prints it.
+  if (LauncherRank() != 0) return kExitUsage;
   // One write, so that the launcher cannot interleave it with other output.
   err << absl::StrFormat("nmesh: error: %s\n", message);
   if (json) {
@@ -51,7 +58,42 @@ int UsageError(std::string_view message, bool json, std::ostream& out, std::ostr
   return kExitUsage;
 }
 
+constexpr std::string_view kVerbs[] = {"plan", "run", "bench"};
+
+bool IsOptionName(std::string_view word) {
+  const size_t dashes = word.rfind("--", 0) == 0 ? 2 : word.rfind('-', 0) == 0 ? 1 : 0;
+  return dashes > 0 && word.size() > dashes && absl::ascii_isalpha(word[dashes]);
+}
+
+// An option given an empty value ("--tp=", "--timeout-s ''"): CLI11 would read the next word as
+// the value (and blame that option) or take the empty string as absent. Names the option.
+std::optional<std::string> EmptyValueError(const std::vector<std::string>& args) {
+  for (size_t i = 1; i < args.size(); ++i) {
+    const std::string& word = args[i];
+    if (IsOptionName(word) && word.back() == '=' && word.find('=') == word.size() - 1) {
+      return absl::StrFormat("%s needs a value, got an empty string",
+                             Abbreviate(word.substr(0, word.size() - 1)));
+    }
+    if (word.empty() && IsOptionName(args[i - 1]) && args[i - 1].find('=') == std::string::npos) {
+      return absl::StrFormat("%s needs a value, got an empty string", Abbreviate(args[i - 1]));
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
+
+int LauncherRank() {
+  // Open MPI, MPICH/Hydra and PMIx launchers, then Slurm's srun.
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') continue;
+    char* end = nullptr;
+    const long rank = std::strtol(value, &end, 10);
+    if (*end == '\0' && rank >= 0) return static_cast<int>(rank);
+  }
+  return 0;
+}
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{"nmesh: n-dimensional device meshes over NCCL and MPI communicators", "nmesh"};
@@ -65,6 +107,23 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   BenchOptions bench_options;
   CLI::App* bench = AddBenchCommand(app, bench_options);
 
+  // Without a verb CLI11 would print the usage and nothing about what is wrong; with an unknown
+  // one it would list the remaining words (in reverse) instead of naming the verb.
+  if (args.size() <= 1) {
+    const int code = UsageError("no verb given: use nmesh plan, run or bench (see nmesh --help)",
+                                false, out, err);
+    if (LauncherRank() == 0) err << app.help();
+    return code;
+  }
+  if (!args[1].empty() && args[1][0] != '-' &&
+      std::find(std::begin(kVerbs), std::end(kVerbs), args[1]) == std::end(kVerbs)) {
+    return UsageError(
+        absl::StrFormat("unknown verb '%s': expected plan, run or bench", Abbreviate(args[1])),
+        WantsJson(args), out, err);
+  }
+  if (std::optional<std::string> empty = EmptyValueError(args); empty.has_value()) {
+    return UsageError(*empty, WantsJson(args), out, err);
+  }
   std::vector<std::string> rest(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {
     app.parse(rest);

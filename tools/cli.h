@@ -16,6 +16,11 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntimeFailure = 1;
 inline constexpr int kExitUsage = 2;
 
+// The rank of this process in its launcher's job, read from the environment before MPI starts
+// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, SLURM_PROCID); 0 outside a launcher. Flag and config
+// errors, identical on every rank, are printed by rank 0 only.
+int LauncherRank();
+
 // Parses `args` (args[0] is the program name) and runs the chosen verb, writing results to `out`
 // and diagnostics to `err`. Returns the process exit code. Usage and config errors return
 // kExitUsage after writing "nmesh: error: <message>" to `err` (and {"error": ...} to `out` under

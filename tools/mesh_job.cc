@@ -6,6 +6,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/plan_command.h"
@@ -27,11 +28,7 @@ int ExitCodeOf(const absl::Status& status) {
 
 absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds) {
   if (!seconds.has_value()) return std::nullopt;
-  if (!std::isfinite(*seconds) || *seconds <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--timeout-s must be a positive number of seconds, got %g", *seconds));
-  }
-  return absl::Seconds(*seconds);
+  return TimeoutFromNumber(*seconds, absl::Seconds(1), "seconds", "--timeout-s");
 }
 
 int JobReporter::Fail(const absl::Status& status) {

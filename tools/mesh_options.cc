@@ -5,6 +5,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/mesh/checked_math.h"
@@ -20,15 +22,36 @@ int64_t ParseInt64(const std::string& text) {
   return value;
 }
 
+std::string Int64Error(const std::string& text) {
+  if (text.empty()) return "needs a value, got an empty string";
+  int64_t value = 0;
+  if (absl::SimpleAtoi(text, &value)) return "";
+  return "'" + Abbreviate(text) + "' is not an integer (64-bit)";
+}
+
 const CLI::Validator& Int64Validator() {
   static const auto* validator = new CLI::Validator(
-      [](std::string& text) -> std::string {
-        int64_t value = 0;
-        if (absl::SimpleAtoi(text, &value)) return "";
-        return "'" + text + "' is not an integer (64-bit)";
-      },
-      "", "INT64");
+      [](std::string& text) -> std::string { return Int64Error(text); }, "", "INT64");
   return *validator;
+}
+
+// "0,1,2" -> {0, 1, 2}. Throws a CLI11 error naming --ranks on an empty list, an empty item
+// ("0,,1", "0,1,") or a non-integer.
+std::vector<int64_t> ParseRankList(const std::string& text) {
+  if (text.empty()) throw CLI::ValidationError("--ranks", "needs a value, got an empty string");
+  std::vector<int64_t> ranks;
+  for (absl::string_view item : absl::StrSplit(text, ',')) {
+    const std::string word(item);
+    if (word.empty()) {
+      throw CLI::ValidationError("--ranks", absl::StrFormat("empty rank at position %d in '%s'",
+                                                            ranks.size() + 1, Abbreviate(text)));
+    }
+    if (const std::string error = Int64Error(word); !error.empty()) {
+      throw CLI::ValidationError("--ranks", error);
+    }
+    ranks.push_back(ParseInt64(word));
+  }
+  return ranks;
 }
 
 }  // namespace
@@ -67,12 +90,18 @@ void AddMeshOptions(CLI::App& app, MeshOptions& options) {
   app.add_option_function<std::vector<std::string>>(
          "--ranks",
          [&options](const std::vector<std::string>& v) {
-           options.ranks.emplace();
-           for (const std::string& rank : v) options.ranks->push_back(ParseInt64(rank));
+           // Each occurrence takes one word; a second --ranks would silently extend the first.
+           if (v.size() != 1) {
+             throw CLI::ValidationError(
+                 "--ranks", absl::StrFormat("given %d times; give the mesh's ranks once, "
+                                            "comma-separated",
+                                            v.size()));
+           }
+           options.ranks = ParseRankList(v.front());
          },
          "The mesh's ordered global ranks (a subset of the job), comma-separated")
-      ->delimiter(',')
-      ->check(Int64Validator())
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll)
       ->type_name("r0,r1,...");
 }
 

@@ -96,6 +96,33 @@ absl::Status ForEachSelectedRank(const MeshPlan& plan, const PlanOptions& option
   return absl::OkStatus();
 }
 
+// --all-ranks streams an entry per rank, and under JSON every entry lists its groups whole: a
+// world of 2^31 ranks would print for days. Bounds the ranks, and the ranks listed in all.
+absl::Status CheckAllRanksOutput(const MeshPlan& plan, const PlanOptions& options) {
+  constexpr int64_t kMaxAllRanks = 65536;
+  constexpr int64_t kMaxListedRanks = int64_t{1} << 25;
+  const int64_t n = plan.device_mesh().size();
+  if (n > kMaxAllRanks) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--all-ranks prints at most %d ranks, and this mesh has %d; ask for one with --rank R",
+        kMaxAllRanks, n));
+  }
+  if (options.format != "json" || n == 0) return absl::OkStatus();
+  NMESH_ASSIGN_OR_RETURN(RankPlan first, plan.QueryRank(plan.device_mesh().RankAtPosition(0)));
+  int64_t per_rank = 0;
+  for (const mesh::NamedGroup& g : first.groups) per_rank += g.group.size();
+  if (first.moe_groups.has_value()) {
+    for (const mesh::NamedGroup& g : *first.moe_groups) per_rank += g.group.size();
+  }
+  if (per_rank > kMaxListedRanks / n) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--all-ranks --format json would list %d ranks in groups (%d ranks x %d), more than the "
+        "%d it prints; ask for one rank with --rank R",
+        per_rank * n, n, per_rank, kMaxListedRanks));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status WritePlanJson(const MeshPlan& plan, const PlanOptions& options, std::ostream& out) {
   std::string summary = DumpJson(PlanSummaryJson(plan));
   if (!options.rank.has_value() && !options.all_ranks) {
@@ -266,6 +293,7 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   if (options.rank.has_value() && !plan.Contains(*options.rank)) {
     return plan.QueryRank(*options.rank).status();
   }
+  if (options.all_ranks) NMESH_RETURN_IF_ERROR(CheckAllRanksOutput(plan, options));
   for (const std::string& warning : spec.warnings) {
     err << absl::StrFormat("nmesh: warning: %s\n", warning);
   }

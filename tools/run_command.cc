@@ -272,14 +272,14 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
   // Flags first, before MPI: every rank finds the same error (and prints it).
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return JobReporter(0, json, out, err).Fail(timeout.status());
+  if (!timeout.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(timeout.status());
   std::optional<FaultSkip> fault_skip;
   if (options.fault_skip.has_value()) {
     absl::StatusOr<FaultSkip> parsed = ParseFaultSkip(*options.fault_skip);
-    if (!parsed.ok()) return JobReporter(0, json, out, err).Fail(parsed.status());
+    if (!parsed.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(parsed.status());
     fault_skip = *std::move(parsed);
   }
-  JobReporter reporter(0, json, out, err);
+  JobReporter reporter(LauncherRank(), json, out, err);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
   std::variant<CliJob, int> started =

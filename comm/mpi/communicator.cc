@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
@@ -102,6 +103,7 @@ class MpiCommunicator final : public Communicator {
 
   absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
                                                             CommOptions options) override {
+    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
     // Without a timeout the exchange below only guards against bad colors, which the caller has
     // ruled out; with one, it is what bounds the wait, so it stays.
     if (options_.timeout) return Split(color, key, std::move(options));
@@ -113,6 +115,7 @@ class MpiCommunicator final : public Communicator {
   absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                       CommOptions options) override {
     NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
     // Every rank learns every color first, so a bad color fails on all ranks instead of leaving
     // the others hung in MPI_Comm_split, and the exchange honours the timeout.
     const int32_t mine[2] = {color.has_value() ? 1 : 0, color.value_or(0)};
@@ -427,6 +430,7 @@ class MpiCommunicator final : public Communicator {
 
 absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(Session& session,
                                                                 CommOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
   int initialized = 0, finalized = 0;
   MPI_Initialized(&initialized);
   MPI_Finalized(&finalized);

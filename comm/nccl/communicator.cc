@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/nccl/runtime.h"
@@ -176,6 +177,7 @@ class NcclCommunicator final : public Communicator {
   absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                       CommOptions options) override {
     NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
     NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
     ci::Deadline deadline(options_.timeout);
     ncclConfig_t config = NonblockingConfig();
@@ -460,6 +462,7 @@ absl::StatusOr<int> ChooseDevice(const NcclWorldOptions& options, const Topology
 
 absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
                                                           NcclWorldOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.comm.timeout, "CommOptions.timeout"));
   if (bootstrap.memory_kind() != MemoryKind::kHost) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "nccl::CreateWorld needs a host-memory bootstrap communicator; axis '%s' uses the %s "

@@ -3,18 +3,28 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <optional>
+#include <sstream>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
+#include "yaml-cpp/anchor.h"
+#include "yaml-cpp/emitterstyle.h"
+#include "yaml-cpp/eventhandler.h"
+#include "yaml-cpp/parser.h"
 
 namespace nmesh::config::internal {
 namespace {
 
 constexpr size_t kMaxQuotedChars = 60;
+constexpr std::string_view kFloatTag = "tag:yaml.org,2002:float";
 // Deeper than any real recipe; keeps recursion over (possibly self-referencing) nodes bounded.
 constexpr int kMaxDepth = 512;
 // Bounds the work on alias-expanded trees (a few KiB of YAML can name billions of values).
@@ -32,20 +42,35 @@ bool IsFalseText(std::string_view t) {
   return OneOf(t, {"false", "False", "FALSE", "no", "No", "NO", "off", "Off", "OFF"});
 }
 
-bool IsDigits(std::string_view t, bool hex) {
-  if (t.empty()) return false;
-  for (char c : t) {
-    const bool ok = (c >= '0' && c <= '9') || c == '_' ||
-                    (hex && ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')));
-    if (!ok) return false;
-  }
-  return t.front() != '_';
-}
-
 enum class IntParse { kNotAnInteger, kOutOfRange, kOk };
 
-// Decimal or 0x-hexadecimal integers with optional sign and `_` separators, as YAML 1.1 writes
-// them.
+// Whether `t` is one or more of `allowed` digits and underscores.
+bool AllOf(std::string_view t, std::string_view allowed) {
+  if (t.empty()) return false;
+  for (char c : t) {
+    if (c != '_' && allowed.find(c) == std::string_view::npos) return false;
+  }
+  return true;
+}
+
+// Adds digit `d` in `base` to `value`; false on overflow past 2^63.
+bool Accumulate(uint64_t& value, uint64_t base, uint64_t d) {
+  constexpr uint64_t kLimit = uint64_t{1} << 63;  // |INT64_MIN|
+  if (value > (kLimit - d) / base) return false;
+  value = value * base + d;
+  return true;
+}
+
+uint64_t DigitValue(char c) {
+  if (c >= '0' && c <= '9') return static_cast<uint64_t>(c - '0');
+  if (c >= 'a' && c <= 'f') return static_cast<uint64_t>(c - 'a' + 10);
+  return static_cast<uint64_t>(c - 'A' + 10);
+}
+
+// A YAML 1.1 integer as PyYAML resolves and constructs a plain scalar (resolver.py, int):
+//   [-+]?0b[0-1_]+ | [-+]?0[0-7_]+ (octal: 010 is 8) | [-+]?(0|[1-9][0-9_]*) |
+//   [-+]?0x[0-9a-fA-F_]+ | [-+]?[1-9][0-9_]*(:[0-5]?[0-9])+ (base 60: 1:30 is 90),
+// underscores ignored. Anything else (09, 0o10, 0X1F, 1e3) is not an integer.
 IntParse ParseInteger(std::string_view text, int64_t& out) {
   std::string_view t = text;
   bool negative = false;
@@ -53,19 +78,51 @@ IntParse ParseInteger(std::string_view text, int64_t& out) {
     negative = t.front() == '-';
     t.remove_prefix(1);
   }
-  int base = 10;
-  if (t.size() > 2 && t[0] == '0' && (t[1] == 'x' || t[1] == 'X')) {
-    base = 16;
-    t.remove_prefix(2);
+  if (t.empty()) return IntParse::kNotAnInteger;
+  uint64_t magnitude = 0;
+  auto digits = [&](std::string_view d, uint64_t base) {
+    bool any = false;
+    for (char c : d) {
+      if (c == '_') continue;
+      any = true;
+      if (!Accumulate(magnitude, base, DigitValue(c))) return IntParse::kOutOfRange;
+    }
+    return any ? IntParse::kOk : IntParse::kNotAnInteger;  // "0b_" fails in PyYAML too
+  };
+  IntParse parsed = IntParse::kNotAnInteger;
+  if (t == "0") {
+    parsed = IntParse::kOk;
+  } else if (t.substr(0, 2) == "0b" && AllOf(t.substr(2), "01")) {
+    parsed = digits(t.substr(2), 2);
+  } else if (t.substr(0, 2) == "0x" && AllOf(t.substr(2), "0123456789abcdefABCDEF")) {
+    parsed = digits(t.substr(2), 16);
+  } else if (t.front() == '0' && AllOf(t.substr(1), "01234567")) {
+    parsed = digits(t, 8);
+  } else if (t.front() >= '1' && t.front() <= '9') {
+    const size_t colon = t.find(':');
+    if (colon == std::string_view::npos) {
+      if (AllOf(t, "0123456789")) parsed = digits(t, 10);
+    } else if (AllOf(t.substr(0, colon), "0123456789")) {
+      // Sexagesimal: the head in base 10, then each ":[0-5]?[0-9]" part as a base-60 digit.
+      parsed = digits(t.substr(0, colon), 10);
+      std::string_view rest = t.substr(colon);
+      while (parsed == IntParse::kOk && !rest.empty()) {
+        rest.remove_prefix(1);  // ':'
+        const size_t next = std::min(rest.find(':'), rest.size());
+        const std::string_view part = rest.substr(0, next);
+        rest.remove_prefix(next);
+        const bool ok = (part.size() == 1 && part[0] >= '0' && part[0] <= '9') ||
+                        (part.size() == 2 && part[0] >= '0' && part[0] <= '5' && part[1] >= '0' &&
+                         part[1] <= '9');
+        if (!ok) return IntParse::kNotAnInteger;
+        const uint64_t digit = static_cast<uint64_t>(std::stoi(std::string(part)));
+        if (!Accumulate(magnitude, 60, digit)) parsed = IntParse::kOutOfRange;
+      }
+    }
   }
-  if (!IsDigits(t, base == 16)) return IntParse::kNotAnInteger;
-  std::string digits = negative ? "-" : "";
-  for (char c : t) {
-    if (c != '_') digits.push_back(c);
-  }
-  const auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), out, base);
-  if (ec == std::errc::result_out_of_range) return IntParse::kOutOfRange;
-  if (ec != std::errc() || end != digits.data() + digits.size()) return IntParse::kNotAnInteger;
+  if (parsed != IntParse::kOk) return parsed;
+  if (!negative && magnitude > static_cast<uint64_t>(INT64_MAX)) return IntParse::kOutOfRange;
+  out = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
   return IntParse::kOk;
 }
 
@@ -170,6 +227,7 @@ std::string Value::Describe() const {
   const std::string text = Text();
   int64_t integer = 0;
   double number = 0;
+  if (node_.Tag() == kFloatTag) return "!!float " + Abbreviate(text, kMaxQuotedChars);
   if (IsPlain() &&
       (IsTrueText(text) || IsFalseText(text) ||
        ParseInteger(text, integer) != IntParse::kNotAnInteger || ParseFloat(text, number))) {
@@ -200,8 +258,10 @@ absl::StatusOr<int64_t> Value::Int(IntRule rule) const {
   if (rule == IntRule::kNonNegative) expected = "a non-negative integer";
   if (rule == IntRule::kPositive) expected = "a positive integer";
   int64_t value = 0;
-  const IntParse parsed =
-      IsScalar() && IsPlain() ? ParseInteger(Text(), value) : IntParse::kNotAnInteger;
+  // `!!float 2` is the float 2.0 (as PyYAML constructs it), rejected like `2.0`.
+  const bool float_tagged = node_.Tag() == kFloatTag;
+  const IntParse parsed = IsScalar() && IsPlain() && !float_tagged ? ParseInteger(Text(), value)
+                                                                   : IntParse::kNotAnInteger;
   if (parsed == IntParse::kOutOfRange) {
     return absl::InvalidArgumentError(absl::StrFormat("%s must be %s, got %s (out of range) (%s)",
                                                       key_, expected, Describe(), Where()));
@@ -286,7 +346,10 @@ absl::StatusOr<nlohmann::json> Value::JsonImpl(int64_t& budget, int depth) const
     if (IsTrueText(text)) return nlohmann::json(true);
     if (IsFalseText(text)) return nlohmann::json(false);
     int64_t integer = 0;
-    if (ParseInteger(text, integer) == IntParse::kOk) return nlohmann::json(integer);
+    if (ParseInteger(text, integer) == IntParse::kOk) {
+      if (node_.Tag() == kFloatTag) return nlohmann::json(static_cast<double>(integer));
+      return nlohmann::json(integer);
+    }
     double number = 0;
     if (ParseFloat(text, number)) return nlohmann::json(number);
   }
@@ -316,8 +379,17 @@ absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int6
   // level or two.
   budget -= static_cast<int64_t>(node_.size());
   if (merge_depth > kMaxDepth || budget < 0) return absl::ResourceExhaustedError("too large");
-  auto find = [&out](std::string_view name) {
-    return std::find_if(out.begin(), out.end(), [&](const Entry& e) { return e.name == name; });
+  // Names already in `out`, by index: a linear search per key made 100k keys take seconds.
+  std::unordered_map<std::string, size_t> index;
+  index.reserve(out.size() + node_.size());
+  for (size_t i = 0; i < out.size(); ++i) index.emplace(out[i].name, i);
+  auto find = [&](const std::string& name) {
+    auto it = index.find(name);
+    return it == index.end() ? out.end() : out.begin() + static_cast<std::ptrdiff_t>(it->second);
+  };
+  auto add = [&](Entry entry) {
+    index.emplace(entry.name, out.size());
+    out.push_back(std::move(entry));
   };
   std::vector<Value> merges;
   for (auto it = node_.begin(); it != node_.end(); ++it) {
@@ -339,7 +411,7 @@ absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int6
           absl::StrFormat("duplicate key %s (%s); first defined at line %d", child_key,
                           FormatWhere(file_, key_position), existing->key_position.line));
     }
-    out.push_back(Entry{name, key_position, std::move(value)});
+    add(Entry{name, key_position, std::move(value)});
   }
   for (const Value& merge : merges) {
     std::vector<Value> sources;
@@ -359,11 +431,156 @@ absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int6
         if (find(entry.name) != out.end()) continue;
         entry.value = Value(entry.value.node_, absl::StrFormat("%s.%s", key_, entry.name), file_,
                             entry.value.position_);
-        out.push_back(std::move(entry));
+        add(std::move(entry));
       }
     }
   }
   return absl::OkStatus();
+}
+
+namespace {
+
+// Walks the events of a document (without building nodes) and records each top-level entry: where
+// its key is, whether its value is a collection, the anchors it defines and the aliases it uses.
+class TopLevelScanner : public YAML::EventHandler {
+ public:
+  struct TopEntry {
+    YAML::Mark key_mark;
+    std::optional<std::string> name;
+    bool collection = false;
+    std::vector<YAML::anchor_t> aliases;
+  };
+
+  std::vector<YAML::Mark> documents;
+  bool block_map_root = false;
+  std::vector<TopEntry> entries;
+  std::unordered_map<YAML::anchor_t, size_t> anchor_owner;
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    documents.push_back(mark);
+    depth_ = 0;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Node(mark, anchor, nullptr, false);
+  }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
+    Node(mark, YAML::NullAnchor, nullptr, false);
+    if (depth_ >= 1 && !entries.empty()) entries.back().aliases.push_back(anchor);
+  }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                const std::string& value) override {
+    Node(mark, anchor, &value, false);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                       YAML::EmitterStyle::value) override {
+    Node(mark, anchor, nullptr, true);
+    ++depth_;
+  }
+  void OnSequenceEnd() override { --depth_; }
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
+                  YAML::EmitterStyle::value style) override {
+    if (depth_ == 0 && documents.size() == 1) block_map_root = style != YAML::EmitterStyle::Flow;
+    Node(mark, anchor, nullptr, true);
+    ++depth_;
+  }
+  void OnMapEnd() override { --depth_; }
+
+ private:
+  void Node(const YAML::Mark& mark, YAML::anchor_t anchor, const std::string* scalar,
+            bool collection) {
+    if (documents.size() != 1) return;
+    if (depth_ == 1 && block_map_root) {
+      if (expecting_key_) {
+        entries.push_back(
+            TopEntry{mark, scalar ? std::optional<std::string>(*scalar) : std::nullopt});
+      } else if (!entries.empty()) {
+        entries.back().collection = collection;
+      }
+      expecting_key_ = !expecting_key_;
+    }
+    if (anchor != YAML::NullAnchor && depth_ >= 1 && !entries.empty()) {
+      anchor_owner[anchor] = entries.size() - 1;
+    }
+  }
+
+  int depth_ = 0;
+  bool expecting_key_ = true;
+};
+
+}  // namespace
+
+absl::StatusOr<YAML::Node> LoadSingleDocument(std::string_view text, std::string_view file,
+                                              const std::vector<std::string_view>& read_keys) {
+  const std::string whole(text);
+  TopLevelScanner scanner;
+  {
+    std::istringstream in(whole);
+    YAML::Parser parser(in);
+    if (parser.HandleNextDocument(scanner) && parser.HandleNextDocument(scanner)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "recipe has more than one YAML document: a second one starts at %s; a recipe is a "
+          "single document",
+          FormatWhere(file, ToPosition(scanner.documents.back()))));
+    }
+  }
+  // The lines of each top-level entry run from its key to the next key, when every key starts a
+  // line of its own and lines end in \n (or \r\n).
+  std::vector<TopLevelScanner::TopEntry>& entries = scanner.entries;
+  bool usable = scanner.block_map_root && !entries.empty();
+  for (size_t i = 0; usable && i < entries.size(); ++i) {
+    usable = entries[i].key_mark.column == 0 &&
+             (i == 0 || entries[i].key_mark.line > entries[i - 1].key_mark.line);
+  }
+  for (size_t i = 0; usable && i < whole.size(); ++i) {
+    if (whole[i] == '\r' && (i + 1 == whole.size() || whole[i + 1] != '\n')) usable = false;
+  }
+  if (!usable) return YAML::Load(whole);
+
+  // Keep what nmesh reads, scalars (cheap), and whatever a kept entry refers to by alias.
+  std::vector<bool> keep(entries.size(), false);
+  std::vector<size_t> pending;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& name = entries[i].name;
+    const bool read =
+        name.has_value() && std::find(read_keys.begin(), read_keys.end(), *name) != read_keys.end();
+    if (read || !entries[i].collection) {
+      keep[i] = true;
+      pending.push_back(i);
+    }
+  }
+  while (!pending.empty()) {
+    const size_t i = pending.back();
+    pending.pop_back();
+    for (YAML::anchor_t alias : entries[i].aliases) {
+      auto owner = scanner.anchor_owner.find(alias);
+      if (owner != scanner.anchor_owner.end() && !keep[owner->second]) {
+        keep[owner->second] = true;
+        pending.push_back(owner->second);
+      }
+    }
+  }
+  if (std::all_of(keep.begin(), keep.end(), [](bool k) { return k; })) return YAML::Load(whole);
+
+  // Blank the lines of dropped entries, keeping their line breaks so positions stay the same.
+  std::string reduced;
+  reduced.reserve(whole.size());
+  int line = 0;
+  size_t entry = 0;  // the entry whose lines `line` belongs to, once past its key
+  bool dropping = false;
+  for (char c : whole) {
+    while (entry < entries.size() && entries[entry].key_mark.line <= line) {
+      dropping = !keep[entry];
+      ++entry;
+    }
+    if (c == '\n') {
+      reduced.push_back(c);
+      ++line;
+    } else if (!dropping) {
+      reduced.push_back(c);
+    }
+  }
+  return YAML::Load(reduced);
 }
 
 }  // namespace nmesh::config::internal

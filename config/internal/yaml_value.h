@@ -20,8 +20,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "nmesh/config/dtype.h"
 #include "nlohmann/json.hpp"
+#include "nmesh/config/dtype.h"
 #include "yaml-cpp/yaml.h"
 
 namespace nmesh::config::internal {
@@ -40,6 +40,16 @@ std::string Printable(std::string_view text);
 
 // "file:line:col", or just "file" when the position is unknown.
 std::string FormatWhere(std::string_view file, Position position);
+
+// Parses `text` (read from `file`) as the single YAML document a recipe is, as YAML::Load would,
+// and throws what it throws on malformed YAML. A second document is InvalidArgument naming where
+// it starts (PyYAML's safe_load refuses it too). Memory stays proportionate to what nmesh reads:
+// a top-level entry whose value is a map or a list, whose key is not in `read_keys`, and which no
+// kept entry reaches through an alias, is not built (its lines are blanked before loading, so
+// positions are unchanged). Falls back to loading everything when the layout is unusual (a flow
+// map at the top, keys not at column 0, bare carriage returns).
+absl::StatusOr<YAML::Node> LoadSingleDocument(std::string_view text, std::string_view file,
+                                              const std::vector<std::string_view>& read_keys);
 
 // Lower bounds for integer fields.
 enum class IntRule { kAny, kNonNegative, kPositive };

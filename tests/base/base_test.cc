@@ -1,13 +1,17 @@
+#include <cmath>
+#include <limits>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/base/version.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 
 namespace nmesh {
 namespace {
@@ -55,6 +59,48 @@ TEST(VersionTest, MatchesTheBuildConfig) {
                                  std::to_string(NMESH_VERSION_MINOR) + "." +
                                  std::to_string(NMESH_VERSION_PATCH));
   EXPECT_EQ(HaveNccl(), NMESH_HAVE_NCCL != 0);
+}
+
+TEST(AbbreviateTest, CutsLongTextAndSaysHowLongItWas) {
+  EXPECT_EQ(Abbreviate("fsdp2"), "fsdp2");
+  EXPECT_EQ(Abbreviate(std::string(80, 'a')), std::string(80, 'a'));
+  EXPECT_EQ(Abbreviate(std::string(81, 'a')), std::string(80, 'a') + "... (81 bytes)");
+  EXPECT_EQ(Abbreviate("abcdef", 3), "abc... (6 bytes)");
+}
+
+// Issue 14, bad input: zero, negative, NaN, infinite, or rounding to zero.
+TEST(TimeoutTest, RejectsUnusableNumbers) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  for (double bad : {0.0, -0.0, -1.0, nan, inf, -inf}) {
+    EXPECT_THAT(TimeoutFromNumber(bad, absl::Seconds(1), "seconds", "--timeout-s"),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("--timeout-s must be a positive number of seconds, got")))
+        << bad;
+  }
+  EXPECT_THAT(TimeoutFromNumber(1e-300, absl::Minutes(1), "minutes", "dist_env.timeout_minutes"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("dist_env.timeout_minutes must be a positive number of minutes, "
+                                 "got 1e-300, which rounds to zero (less than 1 ns)")));
+  EXPECT_THAT(TimeoutFromNumber(1e300, absl::Seconds(1), "seconds", "--timeout-s"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("too large")));
+  absl::StatusOr<absl::Duration> half = TimeoutFromNumber(0.5, absl::Minutes(1), "minutes", "t");
+  ASSERT_OK(half.status());
+  EXPECT_EQ(*half, absl::Seconds(30));
+  absl::StatusOr<absl::Duration> tiny = TimeoutFromNumber(1e-9, absl::Seconds(1), "seconds", "t");
+  ASSERT_OK(tiny.status());
+  EXPECT_EQ(*tiny, absl::Nanoseconds(1));
+}
+
+TEST(TimeoutTest, RejectsUnusableDurations) {
+  EXPECT_OK(CheckTimeout(std::nullopt, "x"));
+  EXPECT_OK(CheckTimeout(absl::Nanoseconds(1), "x"));
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Nanoseconds(-1), absl::Seconds(1e-300),
+                             absl::InfiniteDuration(), -absl::InfiniteDuration()}) {
+    EXPECT_THAT(CheckTimeout(bad, "CommOptions.timeout"),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("CommOptions.timeout must be a positive, finite duration")));
+  }
 }
 
 }  // namespace

@@ -15,11 +15,11 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "nmesh/mesh/plan.h"
 #include "nlohmann/json.hpp"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/mesh/plan.h"
 #include "nmesh/tests/cli/run_cli.h"
 #include "nmesh/tests/mesh/brute_force.h"
 #include "nmesh/tools/bench_command.h"
@@ -204,8 +204,11 @@ TEST(BenchCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
   const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
       {{"-f", "1"}, "-f (--stepfactor) must be at least 2, got 1"},
       {{"-f", "two"}, "two"},
-      {{"-n", "0"}, "-n (--iters) must be at least 1, got 0"},
-      {{"-w", "-1"}, "-w (--warmup_iters) must be at least 0, got -1"},
+      {{"-n", "0"}, "-n (--iters) must be between 1 and 1000000, got 0"},
+      {{"-n", "9223372036854775807"},
+       "-n (--iters) must be between 1 and 1000000, got 9223372036854775807"},
+      {{"-w", "-1"}, "-w (--warmup_iters) must be between 0 and 1000000, got -1"},
+      {{"-w", "1000001"}, "-w (--warmup_iters) must be between 0 and 1000000, got 1000001"},
       {{"-b", "0"}, "-b (--minbytes) must be at least 1 byte, got '0'"},
       {{"-b", "1X"}, "-b (--minbytes): invalid size '1X'"},
       {{"-e", "2T"}, "-e (--maxbytes): invalid size '2T'"},
@@ -217,6 +220,11 @@ TEST(BenchCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
       {{"--format", "xml"}, "--format"},
       {{"--timeout-s", "0"}, "--timeout-s must be a positive number of seconds, got 0"},
       {{"--timeout-s", "-inf"}, "--timeout-s must be a positive number of seconds, got -inf"},
+      {{"--timeout-s", "1e-300"},
+       "--timeout-s must be a positive number of seconds, got 1e-300, which rounds to zero"},
+      {{"--timeout-s", ""}, "--timeout-s needs a value, got an empty string"},
+      {{"--axes", ""}, "--axes needs a value, got an empty string"},
+      {{"--axes="}, "--axes needs a value, got an empty string"},
   };
   for (const auto& [flags, message] : cases) {
     std::vector<std::string> args = {"bench"};

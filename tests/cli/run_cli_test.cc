@@ -34,7 +34,8 @@ TEST(RunCliTest, BadBackendIsAUsageError) {
 }
 
 TEST(RunCliTest, TimeoutMustBeAPositiveNumber) {
-  for (const char* bad : {"0", "-3", "nan", "inf"}) {
+  // 1e-300 s rounds to a zero duration: every run then timed out at "0 s" (issue 14).
+  for (const char* bad : {"0", "-3", "nan", "inf", "1e-300", "-0"}) {
     testing::CliResult r = RunNmesh({"run", "--timeout-s", bad, "--format", "json"});
     EXPECT_EQ(r.code, kExitUsage) << bad;
     EXPECT_THAT(r.err, HasSubstr("--timeout-s must be a positive number of seconds")) << bad;

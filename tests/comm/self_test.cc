@@ -7,10 +7,10 @@
 #include <thread>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/comm/topology.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/topology.h"
 #include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
@@ -21,6 +21,18 @@ using ::testing::_;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using namespace ::nmesh::comm::testing;  // NOLINT: test values
+
+// Issue 14, bad input: a split asking for an unusable timeout is InvalidArgument.
+TEST(SelfCommunicatorTest, SplitRejectsUnusableTimeouts) {
+  std::unique_ptr<Communicator> self = NewSelfCommunicator({.name = "world"});
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Milliseconds(-5), absl::InfiniteDuration(),
+                             absl::Seconds(1e-300)}) {
+    EXPECT_THAT(self->Split(0, 0, {.name = "tp", .timeout = bad}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("CommOptions.timeout must be a positive, finite duration")));
+  }
+  EXPECT_OK(self->Split(0, 0, {.name = "tp", .timeout = absl::Nanoseconds(1)}).status());
+}
 
 TEST(SelfCommunicatorTest, DescribesItself) {
   auto self = NewSelfCommunicator({.name = "tp", .timeout = absl::Seconds(3)});

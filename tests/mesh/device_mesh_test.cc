@@ -11,12 +11,12 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/config/strategy.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/tests/mesh/mesh_runtime_testing.h"
 
@@ -189,8 +189,31 @@ TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
                                                      mesh->name()))));
       EXPECT_THAT(mesh->Coordinate(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
       EXPECT_THAT(mesh->Submesh({"tp"}), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+      // Unflatten returned OK here (issue 14).
+      EXPECT_THAT(mesh->Unflatten("dp_shard", {1, 1}, {"outer", "inner"}),
+                  StatusIs(absl::StatusCode::kFailedPrecondition,
+                           HasSubstr(absl::StrFormat("rank %d is not a member of mesh '%s'", r,
+                                                     mesh->name()))));
     }
   }
+}
+
+// Issue 14, bad input: a timeout of zero, negative, infinite or rounding to zero (1e-300 minutes)
+// is InvalidArgument on every rank, for a mesh as for a communicator.
+TEST(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
+  auto world = NewWorld();
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration(),
+                             absl::Minutes(1e-300), -absl::InfiniteDuration()}) {
+    SCOPED_TRACE(absl::FormatDuration(bad));
+    EXPECT_THAT(
+        Build({.size = world->size()}, *world, {.timeout = bad}),
+        StatusIs(absl::StatusCode::kInvalidArgument,
+                 HasSubstr("DeviceMeshOptions.timeout must be a positive, finite duration")));
+    EXPECT_THAT(world->Split(0, world->rank(), {.name = "all", .timeout = bad}),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("CommOptions.timeout must be a positive, finite duration")));
+  }
+  EXPECT_OK(Build({.size = world->size()}, *world, {.timeout = absl::Seconds(30)}).status());
 }
 
 TEST(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
