@@ -117,6 +117,193 @@ float FromFloat16(Float16 value) {
   return std::bit_cast<float>(sign | ((exponent + 112u) << 23) | (mantissa << 13));
 }
 
+// The public operations: the guards every backend shares, then the backend's hook.
+
+namespace ci = internal;
+
+absl::Status Communicator::CheckUsable(std::string_view) const { return absl::OkStatus(); }
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Split(std::optional<int> color, int key,
+                                                                  CommOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSplit));
+  return DoSplit(color, key, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(std::optional<int> color,
+                                                                        int key,
+                                                                        CommOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSplit));
+  NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
+  return DoSplitAgreed(color, key, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::DoSplitAgreed(std::optional<int> color,
+                                                                          int key,
+                                                                          CommOptions options) {
+  return DoSplit(color, key, std::move(options));
+}
+
+absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count, DataType type,
+                                     ReduceOp op) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllReduce));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllReduce, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, ci::kAllReduce, op));
+  NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
+  if (count == 0) return absl::OkStatus();
+  return DoAllReduce(send, recv, count, type, op);
+}
+
+absl::Status Communicator::AllGather(const void* send, void* recv, size_t send_count,
+                                     DataType type) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllGather));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllGather, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
+  if (send_count == 0) return absl::OkStatus();
+  return DoAllGather(send, recv, send_count, type);
+}
+
+absl::Status Communicator::ReduceScatter(const void* send, void* recv, size_t recv_count,
+                                         DataType type, ReduceOp op) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kReduceScatter));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kReduceScatter, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, ci::kReduceScatter, op));
+  NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
+  if (recv_count == 0) return absl::OkStatus();
+  return DoReduceScatter(send, recv, recv_count, type, op);
+}
+
+absl::Status Communicator::Broadcast(void* buffer, size_t count, DataType type, int root) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kBroadcast));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kBroadcast, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
+  if (count == 0) return absl::OkStatus();
+  return DoBroadcast(buffer, count, type, root);
+}
+
+absl::Status Communicator::AllToAll(const void* send, void* recv, size_t count, DataType type) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllToAll));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllToAll, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
+  if (count == 0) return absl::OkStatus();
+  return DoAllToAll(send, recv, count, type);
+}
+
+absl::Status Communicator::Send(const void* buffer, size_t count, DataType type, int peer) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSend));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kSend, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+  return DoSend(buffer, count, type, peer);
+}
+
+absl::Status Communicator::Recv(void* buffer, size_t count, DataType type, int peer) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kRecv));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kRecv, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+  return DoRecv(buffer, count, type, peer);
+}
+
+absl::Status Communicator::Barrier() {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kBarrier));
+  return DoBarrier();
+}
+
+absl::Status Communicator::AllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                                     absl::Span<const size_t> send_displs, void* recv,
+                                     absl::Span<const size_t> recv_counts,
+                                     absl::Span<const size_t> recv_displs, DataType type) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllToAllV));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllToAllV, type));
+  size_t total_send = 0, total_recv = 0;
+  NMESH_RETURN_IF_ERROR(ci::CheckAllToAllV(*this, send, send_counts, send_displs, recv, recv_counts,
+                                           recv_displs, type, &total_send, &total_recv));
+  // Other ranks may still exchange with each other when this one moves nothing, so the operation
+  // is skipped only when it is known to be empty everywhere: never (that would need every rank's
+  // counts). It reaches the backend with zero totals too.
+  return DoAllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type);
+}
+
+absl::Status Communicator::Gather(const void* send, void* recv, size_t send_count, DataType type,
+                                  int root) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kGather));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kGather, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckRooted(*this, ci::kGather, send, recv, send_count, type, root));
+  if (send_count == 0) return absl::OkStatus();
+  return DoGather(send, recv, send_count, type, root);
+}
+
+absl::Status Communicator::Scatter(const void* send, void* recv, size_t recv_count, DataType type,
+                                   int root) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kScatter));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kScatter, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckRooted(*this, ci::kScatter, recv, send, recv_count, type, root));
+  if (recv_count == 0) return absl::OkStatus();
+  return DoScatter(send, recv, recv_count, type, root);
+}
+
+absl::Status Communicator::Reduce(const void* send, void* recv, size_t count, DataType type,
+                                  ReduceOp op, int root) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kReduce));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kReduce, type));
+  NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, ci::kReduce, op));
+  NMESH_RETURN_IF_ERROR(ci::CheckReduce(*this, send, recv, count, type, root));
+  if (count == 0) return absl::OkStatus();
+  return DoReduce(send, recv, count, type, op, root);
+}
+
+absl::Status Communicator::SendRecv(const void* send, size_t send_count, int dest, void* recv,
+                                    size_t recv_count, int source, DataType type) {
+  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSendRecv));
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kSendRecv, type));
+  NMESH_RETURN_IF_ERROR(
+      ci::CheckSendRecv(*this, send, send_count, dest, recv, recv_count, source, type));
+  return DoSendRecv(send, send_count, dest, recv, recv_count, source, type);
+}
+
+namespace {
+absl::Status NotProvided(const Communicator& comm, std::string_view op) {
+  return absl::UnimplementedError(absl::StrFormat("%s: the %s backend does not provide it",
+                                                  ci::OpContext(comm, op), comm.backend()));
+}
+}  // namespace
+
+absl::Status Communicator::DoAllToAllV(const void*, absl::Span<const size_t>,
+                                       absl::Span<const size_t>, void*, absl::Span<const size_t>,
+                                       absl::Span<const size_t>, DataType) {
+  return NotProvided(*this, ci::kAllToAllV);
+}
+absl::Status Communicator::DoGather(const void*, void*, size_t, DataType, int) {
+  return NotProvided(*this, ci::kGather);
+}
+absl::Status Communicator::DoScatter(const void*, void*, size_t, DataType, int) {
+  return NotProvided(*this, ci::kScatter);
+}
+absl::Status Communicator::DoReduce(const void*, void*, size_t, DataType, ReduceOp, int) {
+  return NotProvided(*this, ci::kReduce);
+}
+absl::Status Communicator::DoSendRecv(const void*, size_t, int, void*, size_t, int, DataType) {
+  return NotProvided(*this, ci::kSendRecv);
+}
+
+absl::Status Communicator::CheckExtents(std::string_view op, std::string_view which,
+                                        size_t elements, absl::Span<const size_t> counts,
+                                        absl::Span<const size_t> displs) const {
+  const size_t n = static_cast<size_t>(size());
+  if (counts.size() != n || displs.size() != n) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s on axis '%s': %s counts and displacements have %d and %d entries, expected %d", op,
+        options().name, which, counts.size(), displs.size(), n));
+  }
+  for (size_t j = 0; j < n; ++j) {
+    if (counts[j] != 0 && (displs[j] > elements || counts[j] > elements - displs[j])) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s on axis '%s': %s block %d (displacement %d, count %d) ends past the %d elements of "
+          "the %s buffer",
+          op, options().name, which, j, displs[j], counts[j], elements, which));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Communicator::SizeMismatch(std::string_view op, std::string_view which,
                                         size_t expected, size_t got) const {
   return absl::InvalidArgumentError(

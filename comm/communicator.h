@@ -26,7 +26,8 @@
 // (the message names the communicator's name, the operation and the timeout, e.g.
 // "all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)"), Internal/Unavailable for backend
 // failures. Operation names in messages: split, all_reduce, all_gather, reduce_scatter,
-// broadcast, all_to_all, send, recv, barrier.
+// broadcast, all_to_all, send, recv, barrier, and (added) all_to_all_v, gather, scatter, reduce,
+// sendrecv. A DataType or ReduceOp value outside its enum is InvalidArgument on every backend.
 //
 // Changes since the first version of this header (all additive): typed ReduceScatter, Broadcast,
 // AllToAll, Send and Recv overloads; size-mismatch messages name the communicator; the in-place
@@ -205,6 +206,13 @@ class Buffer {
   Release release_;
 };
 
+// The interface. The public operations are not virtual: each checks, once for every backend, that
+// the communicator is usable (not aborted) and that its arguments are valid (known DataType and
+// ReduceOp values, null buffers with non-zero counts, roots and peers, per-peer count arrays,
+// overlapping buffers where in-place is not allowed); zero-count collectives then succeed without
+// reaching the backend. Only then does it call the protected backend hook (DoAllReduce, ...), which
+// may assume valid arguments. A backend implements the hooks; code above the backends calls the
+// public methods.
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -227,44 +235,71 @@ class Communicator {
   // std::nullopt joins none and receives nullptr. Colors must be non-negative: a negative color is
   // InvalidArgument (the MPI backend reports it on every rank, not only the one that passed it).
   // `options` belong to the new communicator only; nothing is inherited from this one.
-  virtual absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                              CommOptions options) = 0;
+  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
+                                                      CommOptions options);
 
   // Added. Split for callers that have already agreed, across every rank, on the split (e.g. a
   // DeviceMesh after its agreement check): every rank of this communicator calls it, and every
   // color is non-negative or absent. Backends may then skip their own exchange of colors (MPI does
   // when this communicator has no timeout; with one, it keeps the exchange, which is what makes a
-  // split honour the timeout). A caller that breaks the promise may hang. Default: Split.
-  virtual absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color,
-                                                                    int key, CommOptions options) {
-    return Split(color, key, std::move(options));
-  }
+  // split honour the timeout). A caller that breaks the promise may hang.
+  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
+                                                            CommOptions options);
 
   // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place:
   // send == recv.
-  virtual absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                                 ReduceOp op) = 0;
+  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op);
   // Collective. recv (size()*send_count elements) holds rank j's send buffer at j*send_count.
   // In-place: send == recv + rank()*send_count (the NCCL convention; added).
-  virtual absl::Status AllGather(const void* send, void* recv, size_t send_count,
-                                 DataType type) = 0;
+  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type);
   // Collective. send holds size()*recv_count elements; rank j receives the reduction of every
   // rank's block j. In-place: recv == send + rank()*recv_count (the NCCL convention; added).
-  virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                                     ReduceOp op) = 0;
+  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                             ReduceOp op);
   // Collective. Copies `root`'s buffer into every rank's buffer. A root outside [0, size()) is
   // InvalidArgument.
-  virtual absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) = 0;
+  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root);
   // Collective. send and recv hold size()*count elements; block j of send goes to rank j, and
   // block j of recv comes from rank j. Not in-place: overlapping buffers are InvalidArgument.
-  virtual absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
+  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type);
   // Point to point: must be matched by Recv on `peer` with the same count and type. A peer outside
   // [0, size()) is InvalidArgument. Send may block until the matching Recv is posted, so a rank
   // sending to itself must not rely on it (only the self communicator buffers such a message).
-  virtual absl::Status Send(const void* buffer, size_t count, DataType type, int peer) = 0;
-  virtual absl::Status Recv(void* buffer, size_t count, DataType type, int peer) = 0;
+  absl::Status Send(const void* buffer, size_t count, DataType type, int peer);
+  absl::Status Recv(void* buffer, size_t count, DataType type, int peer);
   // Collective. Returns once every rank has entered it.
-  virtual absl::Status Barrier() = 0;
+  absl::Status Barrier();
+
+  // Added (issue 13): the collectives engines need.
+  //
+  // Collective. Uneven all-to-all (MoE token dispatch): send_counts[j] elements starting at element
+  // send_displs[j] of send go to rank j; recv_counts[j] elements from rank j land at element
+  // recv_displs[j] of recv. Each of the four arrays has size() entries (InvalidArgument otherwise),
+  // and recv_counts[j] must equal rank j's send_counts[rank()] (a mismatch is a usage error the
+  // backend may report or not). Not in-place: overlapping send and receive extents are
+  // InvalidArgument. All counts zero: a no-op.
+  absl::Status AllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                         absl::Span<const size_t> send_displs, void* recv,
+                         absl::Span<const size_t> recv_counts, absl::Span<const size_t> recv_displs,
+                         DataType type);
+  // Collective. `root`'s recv (size()*send_count elements) receives rank j's send at
+  // j*send_count; recv is not used on other ranks (may be null there). In-place on the root:
+  // send == recv + root*send_count.
+  absl::Status Gather(const void* send, void* recv, size_t send_count, DataType type, int root);
+  // Collective. Block j of `root`'s send (size()*recv_count elements) goes to rank j's recv; send
+  // is not used on other ranks (may be null there). In-place on the root:
+  // recv == send + root*recv_count.
+  absl::Status Scatter(const void* send, void* recv, size_t recv_count, DataType type, int root);
+  // Collective. `root`'s recv[i] = op over ranks of send[i]; recv is not used on other ranks (may
+  // be null there). In-place on the root: send == recv.
+  absl::Status Reduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                      int root);
+  // Point to point, both ways at once: sends send_count elements to `dest` and receives
+  // recv_count elements from `source` without the deadlock of Send-then-Recv between two ranks
+  // that both send first. Matched by Recv/SendRecv on `dest` and Send/SendRecv on `source`.
+  // send and recv must not overlap (InvalidArgument).
+  absl::Status SendRecv(const void* send, size_t send_count, int dest, void* recv,
+                        size_t recv_count, int source, DataType type);
 
   // Stops this communicator: pending and later operations fail (FailedPrecondition). Not
   // collective; idempotent; may be called from any thread. Whether an operation already blocked in
@@ -338,9 +373,101 @@ class Communicator {
   absl::Status Recv(absl::Span<T> buffer, int peer) {
     return Recv(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer);
   }
+  // Added (issue 13). AllToAllV: every extent (displacement + count) must lie inside its span.
+  template <typename T>
+  absl::Status AllToAllV(absl::Span<const T> send, absl::Span<const size_t> send_counts,
+                         absl::Span<const size_t> send_displs, absl::Span<T> recv,
+                         absl::Span<const size_t> recv_counts,
+                         absl::Span<const size_t> recv_displs) {
+    if (absl::Status s =
+            CheckExtents("all_to_all_v", "send", send.size(), send_counts, send_displs);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            CheckExtents("all_to_all_v", "receive", recv.size(), recv_counts, recv_displs);
+        !s.ok()) {
+      return s;
+    }
+    return AllToAllV(send.data(), send_counts, send_displs, recv.data(), recv_counts, recv_displs,
+                     DataTypeOf<T>::value);
+  }
+  // On the root recv holds size()*send.size() elements; elsewhere recv may be empty.
+  template <typename T>
+  absl::Status Gather(absl::Span<const T> send, absl::Span<T> recv, int root) {
+    if (rank() == root && send.size() * static_cast<size_t>(size()) != recv.size()) {
+      return SizeMismatch("gather", "receive", send.size() * static_cast<size_t>(size()),
+                          recv.size());
+    }
+    return Gather(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, root);
+  }
+  // On the root send holds size()*recv.size() elements; elsewhere send may be empty.
+  template <typename T>
+  absl::Status Scatter(absl::Span<const T> send, absl::Span<T> recv, int root) {
+    if (rank() == root && recv.size() * static_cast<size_t>(size()) != send.size()) {
+      return SizeMismatch("scatter", "send", recv.size() * static_cast<size_t>(size()),
+                          send.size());
+    }
+    return Scatter(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, root);
+  }
+  // On the root recv holds send.size() elements; elsewhere recv may be empty.
+  template <typename T>
+  absl::Status Reduce(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op, int root) {
+    if (rank() == root && send.size() != recv.size()) {
+      return SizeMismatch("reduce", "receive", send.size(), recv.size());
+    }
+    return Reduce(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op, root);
+  }
+  template <typename T>
+  absl::Status SendRecv(absl::Span<const T> send, int dest, absl::Span<T> recv, int source) {
+    return SendRecv(send.data(), send.size(), dest, recv.data(), recv.size(), source,
+                    DataTypeOf<T>::value);
+  }
 
  protected:
   Communicator() = default;
+
+  // OK while this communicator may run operations; otherwise the error every operation `op`
+  // returns (FailedPrecondition after Abort() or a timeout). Called first by every public
+  // operation. Default: always usable.
+  virtual absl::Status CheckUsable(std::string_view op) const;
+
+  // The backend hooks, called by the public operations above after the checks: the communicator is
+  // usable, DataType and ReduceOp values are known, buffers are non-null where their count is
+  // non-zero, roots and peers lie in [0, size()), count arrays have size() entries, and
+  // collectives have a non-zero count (zero-count collectives never reach the hooks; zero-count
+  // point-to-point operations and Barrier do). DoSplit also checks the color (the MPI backend does
+  // so collectively); DoSplitAgreed's colors are already checked (default: DoSplit).
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                                CommOptions options) = 0;
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color,
+                                                                      int key, CommOptions options);
+  virtual absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                                   ReduceOp op) = 0;
+  virtual absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                                   DataType type) = 0;
+  virtual absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count,
+                                       DataType type, ReduceOp op) = 0;
+  virtual absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) = 0;
+  virtual absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
+  virtual absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) = 0;
+  virtual absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) = 0;
+  virtual absl::Status DoBarrier() = 0;
+  // The hooks of the operations added in issue 13. The defaults are Unimplemented (naming the
+  // backend and the operation), so that a backend outside nmesh keeps compiling; every nmesh
+  // backend overrides them.
+  virtual absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                                   absl::Span<const size_t> send_displs, void* recv,
+                                   absl::Span<const size_t> recv_counts,
+                                   absl::Span<const size_t> recv_displs, DataType type);
+  virtual absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                                int root);
+  virtual absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                                 int root);
+  virtual absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type,
+                                ReduceOp op, int root);
+  virtual absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
+                                  size_t recv_count, int source, DataType type);
 
  private:
   // InvalidArgument naming the operation, this communicator's name and the two sizes.
@@ -348,6 +475,10 @@ class Communicator {
                             size_t got) const;
   // InvalidArgument: a buffer of `got` elements cannot be cut into size() equal blocks.
   absl::Status NotMultipleOfSize(std::string_view op, size_t got) const;
+  // InvalidArgument unless counts and displs have size() entries and every block
+  // [displs[j], displs[j] + counts[j]) lies within `elements`.
+  absl::Status CheckExtents(std::string_view op, std::string_view which, size_t elements,
+                            absl::Span<const size_t> counts, absl::Span<const size_t> displs) const;
 };
 
 }  // namespace nmesh::comm

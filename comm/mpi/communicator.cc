@@ -2,6 +2,8 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <array>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -43,6 +45,9 @@ struct Io {
   void* out = nullptr;
   size_t out_bytes = 0;
   bool one_buffer = false;
+  // The staging copy of `out` starts as a copy of the caller's `out` (for outputs with gaps that
+  // the operation does not write, e.g. all_to_all_v).
+  bool preserve_out = false;
 };
 
 bool Overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
@@ -100,19 +105,16 @@ class MpiCommunicator final : public Communicator {
   MemoryKind memory_kind() const override { return MemoryKind::kHost; }
   const CommOptions& options() const override { return options_; }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
-                                                            CommOptions options) override {
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color, int key,
+                                                              CommOptions options) override {
     // Without a timeout the exchange below only guards against bad colors, which the caller has
     // ruled out; with one, it is what bounds the wait, so it stays.
-    if (options_.timeout) return Split(color, key, std::move(options));
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
-    NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
+    if (options_.timeout) return DoSplit(color, key, std::move(options));
     return CommSplit(color, key, std::move(options));
   }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                      CommOptions options) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                        CommOptions options) override {
     // Every rank learns every color first, so a bad color fails on all ranks instead of leaving
     // the others hung in MPI_Comm_split, and the exchange honours the timeout.
     const int32_t mine[2] = {color.has_value() ? 1 : 0, color.value_or(0)};
@@ -154,12 +156,9 @@ class MpiCommunicator final : public Communicator {
     return std::unique_ptr<Communicator>(new MpiCommunicator(out, std::move(options)));
   }
 
-  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                         ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllReduce));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
+  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllReduce, count));
-    if (count == 0) return absl::OkStatus();
     const size_t bytes = count * DataTypeSize(type);
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -181,11 +180,9 @@ class MpiCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllGather));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
+  absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                           DataType type) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllGather, send_count));
-    if (send_count == 0) return absl::OkStatus();
     const size_t bytes = send_count * DataTypeSize(type);
     const int n = static_cast<int>(send_count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -206,12 +203,9 @@ class MpiCommunicator final : public Communicator {
         {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes * size_});
   }
 
-  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                             ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kReduceScatter));
-    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
+  absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                               ReduceOp op) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduceScatter, recv_count));
-    if (recv_count == 0) return absl::OkStatus();
     const size_t bytes = recv_count * DataTypeSize(type);
     const int n = static_cast<int>(recv_count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -235,11 +229,8 @@ class MpiCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBroadcast));
-    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
+  absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kBroadcast, count));
-    if (count == 0) return absl::OkStatus();
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = count * DataTypeSize(type);
@@ -252,11 +243,8 @@ class MpiCommunicator final : public Communicator {
         {.in = buffer, .in_bytes = bytes, .out = buffer, .out_bytes = bytes, .one_buffer = true});
   }
 
-  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllToAll));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
+  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAll, count));
-    if (count == 0) return absl::OkStatus();
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = count * DataTypeSize(type) * size_;
@@ -269,9 +257,7 @@ class MpiCommunicator final : public Communicator {
         {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes});
   }
 
-  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSend));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+  absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kSend, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -284,9 +270,7 @@ class MpiCommunicator final : public Communicator {
         {.in = buffer, .in_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
   }
 
-  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kRecv));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+  absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kRecv, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -299,8 +283,137 @@ class MpiCommunicator final : public Communicator {
         {.out = buffer, .out_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
   }
 
-  absl::Status Barrier() override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
+  absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                           absl::Span<const size_t> send_displs, void* recv,
+                           absl::Span<const size_t> recv_counts,
+                           absl::Span<const size_t> recv_displs, DataType type) override {
+    std::vector<int> sc(static_cast<size_t>(size_)), sd(sc.size()), rc(sc.size()), rd(sc.size());
+    size_t send_end = 0, recv_end = 0;
+    for (size_t j = 0; j < sc.size(); ++j) {
+      for (size_t v : {send_counts[j], send_displs[j], recv_counts[j], recv_displs[j]}) {
+        NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAllV, v));
+      }
+      sc[j] = static_cast<int>(send_counts[j]);
+      sd[j] = static_cast<int>(send_displs[j]);
+      rc[j] = static_cast<int>(recv_counts[j]);
+      rd[j] = static_cast<int>(recv_displs[j]);
+      if (send_counts[j] > 0) send_end = std::max(send_end, send_displs[j] + send_counts[j]);
+      if (recv_counts[j] > 0) recv_end = std::max(recv_end, recv_displs[j] + recv_counts[j]);
+    }
+    const MPI_Datatype dt = MpiDatatype(type);
+    const size_t e = DataTypeSize(type);
+    return Execute(
+        ci::kAllToAllV, "MPI_Alltoallv",
+        [&] {
+          return MPI_Alltoallv(send, sc.data(), sd.data(), dt, recv, rc.data(), rd.data(), dt,
+                               comm_);
+        },
+        "MPI_Ialltoallv",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Ialltoallv(staged_in, sc.data(), sd.data(), dt, staged_out, rc.data(),
+                                rd.data(), dt, comm_, r);
+        },
+        {.in = send,
+         .in_bytes = send_end * e,
+         .out = recv,
+         .out_bytes = recv_end * e,
+         .preserve_out = true});
+  }
+
+  absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                        int root) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kGather, send_count));
+    const int n = static_cast<int>(send_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const size_t bytes = send_count * DataTypeSize(type);
+    const bool is_root = rank_ == root;
+    return Execute(
+        ci::kGather, "MPI_Gather",
+        [&] {
+          const bool in_place =
+              is_root && send == static_cast<const std::byte*>(recv) + bytes * rank_;
+          return MPI_Gather(in_place ? MPI_IN_PLACE : send, n, dt, recv, n, dt, root, comm_);
+        },
+        "MPI_Igather",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Igather(staged_in, n, dt, staged_out, n, dt, root, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = is_root ? bytes * size_ : 0});
+  }
+
+  absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                         int root) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kScatter, recv_count));
+    const int n = static_cast<int>(recv_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const size_t bytes = recv_count * DataTypeSize(type);
+    const bool is_root = rank_ == root;
+    return Execute(
+        ci::kScatter, "MPI_Scatter",
+        [&] {
+          const bool in_place =
+              is_root && recv == static_cast<const std::byte*>(send) + bytes * rank_;
+          return MPI_Scatter(send, n, dt, in_place ? MPI_IN_PLACE : recv, n, dt, root, comm_);
+        },
+        "MPI_Iscatter",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Iscatter(staged_in, n, dt, staged_out, n, dt, root, comm_, r);
+        },
+        {.in = send, .in_bytes = is_root ? bytes * size_ : 0, .out = recv, .out_bytes = bytes});
+  }
+
+  absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                        int root) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduce, count));
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const MPI_Op mop = MpiOp(type, op);
+    const size_t bytes = count * DataTypeSize(type);
+    const bool is_root = rank_ == root;
+    NMESH_RETURN_IF_ERROR(Execute(
+        ci::kReduce, "MPI_Reduce",
+        [&] {
+          const bool in_place = is_root && send == recv;
+          return MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, n, dt, mop, root, comm_);
+        },
+        "MPI_Ireduce",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Ireduce(staged_in, staged_out, n, dt, mop, root, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = is_root ? bytes : 0}));
+    if (is_root && op == ReduceOp::kAvg) DivideElements(recv, count, type, size_);
+    return absl::OkStatus();
+  }
+
+  absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
+                          size_t recv_count, int source, DataType type) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSendRecv, send_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSendRecv, recv_count));
+    const int ns = static_cast<int>(send_count);
+    const int nr = static_cast<int>(recv_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kSendRecv, "MPI_Sendrecv",
+        [&] {
+          return MPI_Sendrecv(send, ns, dt, dest, kTag, recv, nr, dt, source, kTag, comm_,
+                              MPI_STATUS_IGNORE);
+        },
+        "MPI_Irecv/MPI_Isend",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          if (int rc = MPI_Irecv(staged_out, nr, dt, source, kTag, comm_, &r[0]);
+              rc != MPI_SUCCESS) {
+            return rc;
+          }
+          return MPI_Isend(staged_in, ns, dt, dest, kTag, comm_, &r[1]);
+        },
+        {.in = send,
+         .in_bytes = send_count * DataTypeSize(type),
+         .out = recv,
+         .out_bytes = recv_count * DataTypeSize(type)},
+        /*cancellable=*/true);
+  }
+
+  absl::Status DoBarrier() override {
     return Execute(
         ci::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
         [&](const void*, void*, MPI_Request* r) { return MPI_Ibarrier(comm_, r); }, Io{});
@@ -329,12 +442,14 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  using Requests = std::array<MPI_Request, 2>;
   struct Abandoned {
     MPI_Request request;
     Scratch scratch;
   };
 
   absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+  absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   absl::Status Check(std::string_view op, int code, const char* call) const {
     return ci::WithContext(*this, op, MpiStatus(code, call, rank_));
@@ -373,27 +488,31 @@ class MpiCommunicator final : public Communicator {
       } else if (in_bytes > 0) {
         std::memcpy(in, io.in, in_bytes);
       }
+      if (io.preserve_out && io.out_bytes > 0) std::memcpy(out, io.out, io.out_bytes);
     }
-    MPI_Request request = MPI_REQUEST_NULL;
-    NMESH_RETURN_IF_ERROR(Check(op, start(io.one_buffer ? out : in, out, &request), start_call));
-    NMESH_RETURN_IF_ERROR(Wait(op, request, staging, cancellable));
+    // `start` may start two requests (sendrecv: a receive and a send); most start one.
+    Requests requests = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    NMESH_RETURN_IF_ERROR(
+        Check(op, start(io.one_buffer ? out : in, out, requests.data()), start_call));
+    NMESH_RETURN_IF_ERROR(Wait(op, requests, staging, cancellable));
     if (io.out_bytes > 0) std::memcpy(io.out, out, io.out_bytes);
     return absl::OkStatus();
   }
 
-  absl::Status Wait(std::string_view op, MPI_Request request, Scratch scratch, bool cancellable) {
+  absl::Status Wait(std::string_view op, Requests requests, Scratch scratch, bool cancellable) {
     ci::Deadline deadline(options_.timeout);
     ci::PollPacer pacer;
     while (true) {
       int done = 0;
-      NMESH_RETURN_IF_ERROR(Check(op, MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test"));
+      NMESH_RETURN_IF_ERROR(
+          Check(op, MPI_Testall(2, requests.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall"));
       if (done) return absl::OkStatus();
       if (abort_state_.aborted()) {
-        Abandon(request, std::move(scratch), cancellable);
+        Abandon(requests, std::move(scratch), cancellable);
         return Usable(op);
       }
       if (deadline.Expired()) {
-        Abandon(request, std::move(scratch), cancellable);
+        Abandon(requests, std::move(scratch), cancellable);
         absl::Status timeout = ci::TimeoutError(*this, op);
         abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", op,
                                           ci::FormatTimeout(*options_.timeout)));
@@ -403,16 +522,19 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  // Gives up on `request`: point-to-point requests are cancelled; collectives cannot be, so they
+  // Gives up on `requests`: point-to-point requests are cancelled; collectives cannot be, so they
   // are kept (with their staging copy) until the destructor looks at them once more.
-  void Abandon(MPI_Request request, Scratch scratch, bool cancellable) {
-    if (cancellable) {
-      MPI_Cancel(&request);
-      int done = 0;
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+  void Abandon(Requests requests, Scratch scratch, bool cancellable) {
+    for (MPI_Request& request : requests) {
+      if (request == MPI_REQUEST_NULL) continue;
+      if (cancellable) {
+        MPI_Cancel(&request);
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) continue;
+      }
+      abandoned_.push_back({request, scratch});
     }
-    abandoned_.push_back({request, std::move(scratch)});
   }
 
   MPI_Comm comm_;

@@ -173,9 +173,8 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                      CommOptions options) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                        CommOptions options) override {
     NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
     ci::Deadline deadline(options_.timeout);
     ncclConfig_t config = NonblockingConfig();
@@ -230,48 +229,34 @@ class NcclCommunicator final : public Communicator {
         new NcclCommunicator(child, device_, stream, child_rank, child_size, std::move(options)));
   }
 
-  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                         ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllReduce));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
-    if (count == 0) return absl::OkStatus();
+  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op) override {
     return Run(ci::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
       return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, stream_);
     });
   }
 
-  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllGather));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
-    if (send_count == 0) return absl::OkStatus();
+  absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                           DataType type) override {
     return Run(ci::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
       return ncclAllGather(send, recv, send_count, NcclType(type), c, stream_);
     });
   }
 
-  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                             ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kReduceScatter));
-    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
-    if (recv_count == 0) return absl::OkStatus();
+  absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                               ReduceOp op) override {
     return Run(ci::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
       return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c, stream_);
     });
   }
 
-  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBroadcast));
-    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
-    if (count == 0) return absl::OkStatus();
+  absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
     return Run(ci::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
       return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, stream_);
     });
   }
 
-  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllToAll));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
-    if (count == 0) return absl::OkStatus();
+  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     const size_t block = count * DataTypeSize(type);
     return Run(ci::kAllToAll, "ncclGroupEnd", [&](ncclComm_t c) {
       ncclResult_t first_error = ncclGroupStart();
@@ -290,24 +275,109 @@ class NcclCommunicator final : public Communicator {
     });
   }
 
-  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSend));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+  absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     return Run(ci::kSend, "ncclSend", [&](ncclComm_t c) {
       return ncclSend(buffer, count, NcclType(type), peer, c, stream_);
     });
   }
 
-  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kRecv));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+  absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
     return Run(ci::kRecv, "ncclRecv", [&](ncclComm_t c) {
       return ncclRecv(buffer, count, NcclType(type), peer, c, stream_);
     });
   }
 
-  absl::Status Barrier() override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
+  // all_to_all_v, gather and scatter are groups of ncclSend/ncclRecv (a rank's block for itself
+  // included, as in all_to_all), issued by `issue(comm)` between ncclGroupStart and ncclGroupEnd.
+  template <typename Body>
+  absl::Status RunGroup(std::string_view op, Body body) {
+    return Run(op, "ncclGroupEnd", [&](ncclComm_t c) {
+      ncclResult_t first_error = ncclGroupStart();
+      if (first_error == ncclSuccess) first_error = body(c);
+      const ncclResult_t end = ncclGroupEnd();
+      return first_error != ncclSuccess ? first_error : end;
+    });
+  }
+
+  absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                           absl::Span<const size_t> send_displs, void* recv,
+                           absl::Span<const size_t> recv_counts,
+                           absl::Span<const size_t> recv_displs, DataType type) override {
+    const size_t e = DataTypeSize(type);
+    return RunGroup(ci::kAllToAllV, [&](ncclComm_t c) {
+      for (int peer = 0; peer < size_; ++peer) {
+        const size_t j = static_cast<size_t>(peer);
+        if (send_counts[j] > 0) {
+          ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + send_displs[j] * e,
+                                     send_counts[j], NcclType(type), peer, c, stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+        if (recv_counts[j] > 0) {
+          ncclResult_t rc = ncclRecv(static_cast<std::byte*>(recv) + recv_displs[j] * e,
+                                     recv_counts[j], NcclType(type), peer, c, stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+      }
+      return ncclSuccess;
+    });
+  }
+
+  absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                        int root) override {
+    const size_t block = send_count * DataTypeSize(type);
+    return RunGroup(ci::kGather, [&](ncclComm_t c) {
+      if (rank_ == root) {
+        for (int peer = 0; peer < size_; ++peer) {
+          std::byte* slot = static_cast<std::byte*>(recv) + block * static_cast<size_t>(peer);
+          if (peer == rank_ && slot == send) continue;  // in place
+          ncclResult_t rc = ncclRecv(slot, send_count, NcclType(type), peer, c, stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+        if (static_cast<std::byte*>(recv) + block * static_cast<size_t>(rank_) == send) {
+          return ncclSuccess;
+        }
+      }
+      return ncclSend(send, send_count, NcclType(type), root, c, stream_);
+    });
+  }
+
+  absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                         int root) override {
+    const size_t block = recv_count * DataTypeSize(type);
+    return RunGroup(ci::kScatter, [&](ncclComm_t c) {
+      if (rank_ == root) {
+        for (int peer = 0; peer < size_; ++peer) {
+          const std::byte* slot =
+              static_cast<const std::byte*>(send) + block * static_cast<size_t>(peer);
+          if (peer == rank_ && slot == recv) continue;  // in place
+          ncclResult_t rc = ncclSend(slot, recv_count, NcclType(type), peer, c, stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+        if (static_cast<const std::byte*>(send) + block * static_cast<size_t>(rank_) == recv) {
+          return ncclSuccess;
+        }
+      }
+      return ncclRecv(recv, recv_count, NcclType(type), root, c, stream_);
+    });
+  }
+
+  absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                        int root) override {
+    return Run(ci::kReduce, "ncclReduce", [&](ncclComm_t c) {
+      return ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c, stream_);
+    });
+  }
+
+  absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
+                          size_t recv_count, int source, DataType type) override {
+    return RunGroup(ci::kSendRecv, [&](ncclComm_t c) {
+      ncclResult_t rc = ncclSend(send, send_count, NcclType(type), dest, c, stream_);
+      if (rc != ncclSuccess) return rc;
+      return ncclRecv(recv, recv_count, NcclType(type), source, c, stream_);
+    });
+  }
+
+  absl::Status DoBarrier() override {
     if (barrier_buffer_ == nullptr) {
       NMESH_RETURN_IF_ERROR(SetDevice(ci::kBarrier));
       NMESH_RETURN_IF_ERROR(
@@ -349,6 +419,7 @@ class NcclCommunicator final : public Communicator {
 
  private:
   absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+  absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   // Calls ncclCommAbort once and remembers why. Safe from any thread.
   void AbortComm(std::string reason) {

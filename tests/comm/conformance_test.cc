@@ -1,0 +1,502 @@
+// The conformance suite of the communicator backends (issue 13): one set of tests, parameterised
+// over backend factories, that every backend must pass. Run under mpirun -np 1, 2, 4 and 8.
+//
+// Factories: "mpi" (the MPI world, blocking), "mpi_timed" (the MPI world with a timeout, which
+// selects the nonblocking path), "self" (a one-rank communicator on every rank) and, where the
+// build has NCCL, "nccl" (an NCCL world bootstrapped over MPI; skipped with "no CUDA device"
+// without a GPU). Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost,
+// so the same test runs on host and device memory. Expected values come from
+// tests/comm/test_values.h (each rank computes every rank's known inputs itself).
+#include <algorithm>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/self.h"
+#include "nmesh/tests/comm/test_values.h"
+#if NMESH_CONFORMANCE_NCCL
+#include "nmesh/comm/nccl/communicator.h"
+#endif
+
+namespace nmesh::comm {
+namespace {
+
+using ::nmesh::testing::StatusIs;
+using ::testing::HasSubstr;
+using namespace ::nmesh::comm::testing;  // NOLINT: test values
+
+mpi::Session& TheSession() {
+  // MPI is already initialised by the test main, so this session neither inits nor finalises it.
+  static mpi::Session* session = [] {
+    auto s = mpi::Session::Init(nullptr, nullptr);
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
+      std::abort();
+    }
+    return s->release();
+  }();
+  return *session;
+}
+
+// A backend under test: makes a communicator over "every rank it spans" with the given name.
+// Returns nullptr with a reason in *skip when the backend cannot run here.
+struct Backend {
+  std::string name;
+  std::function<absl::StatusOr<std::unique_ptr<Communicator>>(const std::string& comm_name,
+                                                              std::string* skip)>
+      make;
+};
+
+std::vector<Backend> Backends() {
+  std::vector<Backend> backends;
+  backends.push_back({"mpi", [](const std::string& name, std::string*) {
+                        return mpi::WorldCommunicator(TheSession(), {.name = name});
+                      }});
+  backends.push_back({"mpi_timed", [](const std::string& name, std::string*) {
+                        return mpi::WorldCommunicator(
+                            TheSession(), {.name = name, .timeout = absl::Seconds(120)});
+                      }});
+  backends.push_back({"self", [](const std::string& name, std::string*) {
+                        return absl::StatusOr<std::unique_ptr<Communicator>>(
+                            NewSelfCommunicator({.name = name}));
+                      }});
+#if NMESH_CONFORMANCE_NCCL
+  backends.push_back(
+      {"nccl",
+       [](const std::string& name,
+          std::string* skip) -> absl::StatusOr<std::unique_ptr<Communicator>> {
+         auto bootstrap = mpi::WorldCommunicator(TheSession(), {.name = "bootstrap"});
+         if (!bootstrap.ok()) return bootstrap.status();
+         auto world = nccl::CreateWorld(**bootstrap,
+                                        {.comm = {.name = name, .timeout = absl::Seconds(120)}});
+         if (!world.ok() && world.status().code() == absl::StatusCode::kFailedPrecondition) {
+           *skip = absl::StrFormat("no CUDA device (or too few for the ranks): %s",
+                                   world.status().message());
+           return std::unique_ptr<Communicator>();
+         }
+         return world;
+       }});
+#endif
+  return backends;
+}
+
+class ConformanceTest : public ::testing::TestWithParam<Backend> {
+ protected:
+  void SetUp() override {
+    std::string skip;
+    auto comm = GetParam().make("conf", &skip);
+    ASSERT_TRUE(comm.ok()) << comm.status();
+    if (*comm == nullptr) GTEST_SKIP() << skip;
+    comm_ = *std::move(comm);
+  }
+
+  // A buffer of comm_'s memory kind holding `host`.
+  template <typename T>
+  Buffer Upload(const std::vector<T>& host) {
+    absl::StatusOr<Buffer> buffer = comm_->AllocateBuffer(host.size() * sizeof(T));
+    EXPECT_TRUE(buffer.ok()) << buffer.status();
+    if (!buffer.ok()) return Buffer();
+    EXPECT_OK(comm_->CopyFromHost(buffer->data(), host.data(), buffer->bytes()));
+    return *std::move(buffer);
+  }
+  template <typename T>
+  std::vector<T> Download(const Buffer& buffer) {
+    std::vector<T> host(buffer.bytes() / sizeof(T));
+    EXPECT_OK(comm_->CopyToHost(host.data(), buffer.data(), buffer.bytes()));
+    return host;
+  }
+  template <typename T>
+  T* At(const Buffer& buffer, size_t i = 0) {
+    return static_cast<T*>(buffer.data()) + i;
+  }
+
+  int n() const { return comm_->size(); }
+  int r() const { return comm_->rank(); }
+  size_t un() const { return static_cast<size_t>(comm_->size()); }
+
+  std::unique_ptr<Communicator> comm_;
+};
+
+template <typename T>
+void ExpectElements(const std::vector<T>& got, const std::function<double(size_t)>& want,
+                    const std::string& what) {
+  int reported = 0;
+  for (size_t i = 0; i < got.size() && reported < 3; ++i) {
+    const double w = ToDouble(FromDouble<T>(want(i)));
+    if (ToDouble(got[i]) != w) {
+      ADD_FAILURE() << what << ": element " << i << " is " << ToDouble(got[i]) << ", expected "
+                    << w;
+      ++reported;
+    }
+  }
+}
+
+// The existing collectives, with their in-place layouts.
+TEST_P(ConformanceTest, AllReduceEveryOpInPlaceAndNot) {
+  for (ReduceOp op : kAllOps) {
+    for (size_t count : {size_t{1}, size_t{7}, size_t{4099}}) {
+      Buffer send = Upload(Inputs<float>(r(), count, op));
+      Buffer recv = Upload(std::vector<float>(count, Sentinel<float>()));
+      ASSERT_OK(comm_->AllReduce(send.data(), recv.data(), count, DataType::kFloat32, op));
+      const std::string what = absl::StrFormat("%s count %d", ReduceOpName(op), count);
+      ExpectElements<float>(
+          Download<float>(recv), [&](size_t i) { return Expected<float>(n(), i, op); }, what);
+      ASSERT_OK(comm_->AllReduce(send.data(), send.data(), count, DataType::kFloat32, op));
+      ExpectElements<float>(
+          Download<float>(send), [&](size_t i) { return Expected<float>(n(), i, op); },
+          what + " in place");
+    }
+  }
+}
+
+TEST_P(ConformanceTest, AllGatherReduceScatterBroadcastAllToAll) {
+  const size_t count = 5;
+  std::vector<int32_t> mine(count);
+  for (size_t i = 0; i < count; ++i) mine[i] = Tag<int32_t>(r(), i);
+  Buffer send = Upload(mine);
+  Buffer all = Upload(std::vector<int32_t>(count * un(), Sentinel<int32_t>()));
+  ASSERT_OK(comm_->AllGather(send.data(), all.data(), count, DataType::kInt32));
+  ExpectElements<int32_t>(
+      Download<int32_t>(all),
+      [&](size_t k) { return Tag<int32_t>(static_cast<int>(k / count), k % count); }, "all_gather");
+
+  Buffer rs_send = Upload(Inputs<int32_t>(r(), count * un(), ReduceOp::kSum));
+  Buffer rs_recv = Upload(std::vector<int32_t>(count, Sentinel<int32_t>()));
+  ASSERT_OK(comm_->ReduceScatter(rs_send.data(), rs_recv.data(), count, DataType::kInt32,
+                                 ReduceOp::kSum));
+  ExpectElements<int32_t>(
+      Download<int32_t>(rs_recv),
+      [&](size_t i) {
+        return Expected<int32_t>(n(), static_cast<size_t>(r()) * count + i, ReduceOp::kSum);
+      },
+      "reduce_scatter");
+
+  for (int root = 0; root < n(); ++root) {
+    Buffer buffer = Upload(r() == root ? mine : std::vector<int32_t>(count, Sentinel<int32_t>()));
+    ASSERT_OK(comm_->Broadcast(buffer.data(), count, DataType::kInt32, root));
+    ExpectElements<int32_t>(
+        Download<int32_t>(buffer), [&](size_t i) { return Tag<int32_t>(root, i); },
+        absl::StrFormat("broadcast from %d", root));
+  }
+
+  std::vector<int32_t> blocks(count * un());
+  for (size_t j = 0; j < un(); ++j) {
+    for (size_t i = 0; i < count; ++i)
+      blocks[j * count + i] = Tag<int32_t>(r() * n() + static_cast<int>(j), i);
+  }
+  Buffer a2a_send = Upload(blocks);
+  Buffer a2a_recv = Upload(std::vector<int32_t>(count * un(), Sentinel<int32_t>()));
+  ASSERT_OK(comm_->AllToAll(a2a_send.data(), a2a_recv.data(), count, DataType::kInt32));
+  ExpectElements<int32_t>(
+      Download<int32_t>(a2a_recv),
+      [&](size_t k) { return Tag<int32_t>(static_cast<int>(k / count) * n() + r(), k % count); },
+      "all_to_all");
+}
+
+// all_to_all_v with uneven counts (some zero), gaps between the blocks that must stay untouched,
+// and blocks laid out in reverse order.
+TEST_P(ConformanceTest, AllToAllVUnevenCounts) {
+  // Rank s sends Count(s, d) elements to rank d.
+  auto count_of = [](int s, int d) { return static_cast<size_t>((s + 2 * d) % 4); };
+  std::vector<size_t> send_counts(un()), send_displs(un()), recv_counts(un()), recv_displs(un());
+  size_t send_total = 0, recv_total = 0;
+  for (int j = n() - 1; j >= 0; --j) {  // reverse layout, one gap element after each block
+    const size_t uj = static_cast<size_t>(j);
+    send_counts[uj] = count_of(r(), j);
+    send_displs[uj] = send_total;
+    send_total += send_counts[uj] + 1;
+    recv_counts[uj] = count_of(j, r());
+    recv_displs[uj] = recv_total;
+    recv_total += recv_counts[uj] + 1;
+  }
+  std::vector<float> send(send_total, Sentinel<float>());
+  for (size_t j = 0; j < un(); ++j) {
+    for (size_t i = 0; i < send_counts[j]; ++i) {
+      send[send_displs[j] + i] = Tag<float>(r() * n() + static_cast<int>(j), i);
+    }
+  }
+  std::vector<float> want(recv_total, -1.0f);
+  for (size_t j = 0; j < un(); ++j) {
+    for (size_t i = 0; i < recv_counts[j]; ++i) {
+      want[recv_displs[j] + i] = Tag<float>(static_cast<int>(j) * n() + r(), i);
+    }
+  }
+  Buffer send_buffer = Upload(send);
+  Buffer recv_buffer = Upload(std::vector<float>(recv_total, -1.0f));
+  ASSERT_OK(comm_->AllToAllV(send_buffer.data(), send_counts, send_displs, recv_buffer.data(),
+                             recv_counts, recv_displs, DataType::kFloat32));
+  EXPECT_EQ(Download<float>(recv_buffer), want);
+
+  // The typed overload over host-visible spans (host backends only), and its extent check.
+  if (comm_->memory_kind() == MemoryKind::kHost) {
+    std::vector<float> recv(recv_total, -1.0f);
+    ASSERT_OK(comm_->AllToAllV<float>(send, send_counts, send_displs, absl::MakeSpan(recv),
+                                      recv_counts, recv_displs));
+    EXPECT_EQ(recv, want);
+    size_t needed = 0;  // the end of the last non-empty block
+    for (size_t j = 0; j < un(); ++j) {
+      if (recv_counts[j] > 0) needed = std::max(needed, recv_displs[j] + recv_counts[j]);
+    }
+    std::vector<float> short_recv(needed == 0 ? 0 : needed - 1);
+    if (needed > 0) {
+      EXPECT_THAT(comm_->AllToAllV<float>(send, send_counts, send_displs,
+                                          absl::MakeSpan(short_recv), recv_counts, recv_displs),
+                  StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ends past the")));
+    }
+  }
+}
+
+TEST_P(ConformanceTest, GatherAndScatterFromEveryRootInPlaceAndNot) {
+  const size_t count = 6;
+  for (int root = 0; root < n(); ++root) {
+    std::vector<int64_t> mine(count);
+    for (size_t i = 0; i < count; ++i) mine[i] = Tag<int64_t>(r(), i);
+    Buffer send = Upload(mine);
+    Buffer all = Upload(std::vector<int64_t>(count * un(), Sentinel<int64_t>()));
+    ASSERT_OK(comm_->Gather(send.data(), r() == root ? all.data() : nullptr, count,
+                            DataType::kInt64, root));
+    const auto gathered = [&](size_t k) {
+      return Tag<int64_t>(static_cast<int>(k / count), k % count);
+    };
+    if (r() == root) {
+      ExpectElements<int64_t>(Download<int64_t>(all), gathered,
+                              absl::StrFormat("gather to %d", root));
+    } else {
+      EXPECT_EQ(Download<int64_t>(all), std::vector<int64_t>(count * un(), Sentinel<int64_t>()))
+          << "gather wrote into a non-root's receive buffer";
+    }
+    // In place on the root: its own block is already in the receive buffer.
+    std::vector<int64_t> root_all(count * un(), Sentinel<int64_t>());
+    for (size_t i = 0; i < count; ++i) root_all[static_cast<size_t>(r()) * count + i] = mine[i];
+    Buffer in_place = Upload(root_all);
+    const void* gather_send =
+        r() == root
+            ? static_cast<const void*>(At<int64_t>(in_place, static_cast<size_t>(r()) * count))
+            : send.data();
+    ASSERT_OK(comm_->Gather(gather_send, in_place.data(), count, DataType::kInt64, root));
+    if (r() == root) {
+      ExpectElements<int64_t>(Download<int64_t>(in_place), gathered,
+                              absl::StrFormat("gather to %d in place", root));
+    }
+
+    // Scatter: block j of the root's buffer holds tags of source root*n+j.
+    std::vector<int64_t> blocks(count * un());
+    for (size_t k = 0; k < blocks.size(); ++k) {
+      blocks[k] = Tag<int64_t>(root * n() + static_cast<int>(k / count), k % count);
+    }
+    Buffer scatter_send = Upload(r() == root ? blocks : std::vector<int64_t>());
+    Buffer scatter_recv = Upload(std::vector<int64_t>(count, Sentinel<int64_t>()));
+    ASSERT_OK(
+        comm_->Scatter(scatter_send.data(), scatter_recv.data(), count, DataType::kInt64, root));
+    const auto scattered = [&](size_t i) { return Tag<int64_t>(root * n() + r(), i); };
+    ExpectElements<int64_t>(Download<int64_t>(scatter_recv), scattered,
+                            absl::StrFormat("scatter from %d", root));
+    if (r() == root) {
+      Buffer root_blocks = Upload(blocks);
+      ASSERT_OK(comm_->Scatter(root_blocks.data(),
+                               At<int64_t>(root_blocks, static_cast<size_t>(r()) * count), count,
+                               DataType::kInt64, root));
+      ExpectElements<int64_t>(
+          Download<int64_t>(root_blocks), [&](size_t k) { return ToDouble(blocks[k]); },
+          "scatter in place leaves the root alone");
+    } else {
+      ASSERT_OK(comm_->Scatter(nullptr, scatter_recv.data(), count, DataType::kInt64, root));
+      ExpectElements<int64_t>(Download<int64_t>(scatter_recv), scattered,
+                              absl::StrFormat("scatter from %d, null send off the root", root));
+    }
+  }
+}
+
+template <typename T>
+void ReduceEveryOpAndRoot(Communicator& comm) {
+  const DataType type = DataTypeOf<T>::value;
+  const int n = comm.size(), r = comm.rank();
+  for (ReduceOp op : kAllOps) {
+    for (int root = 0; root < n; ++root) {
+      const size_t count = 33;
+      const std::string what =
+          absl::StrFormat("reduce %s %s to %d", DataTypeName(type), ReduceOpName(op), root);
+      std::vector<T> inputs = Inputs<T>(r, count, op);
+      absl::StatusOr<Buffer> send = comm.AllocateBuffer(count * sizeof(T));
+      absl::StatusOr<Buffer> recv = comm.AllocateBuffer(count * sizeof(T));
+      ASSERT_TRUE(send.ok() && recv.ok());
+      ASSERT_OK(comm.CopyFromHost(send->data(), inputs.data(), send->bytes()));
+      std::vector<T> sentinel(count, Sentinel<T>());
+      ASSERT_OK(comm.CopyFromHost(recv->data(), sentinel.data(), recv->bytes()));
+      ASSERT_OK(comm.Reduce(send->data(), recv->data(), count, type, op, root)) << what;
+      std::vector<T> got(count);
+      ASSERT_OK(comm.CopyToHost(got.data(), recv->data(), recv->bytes()));
+      if (r == root) {
+        ExpectElements<T>(
+            got, [&](size_t i) { return Expected<T>(n, i, op); }, what);
+      } else {
+        EXPECT_EQ(got, sentinel) << what << ": wrote into a non-root's receive buffer";
+      }
+      // In place on the root; a null receive buffer elsewhere.
+      ASSERT_OK(comm.CopyFromHost(send->data(), inputs.data(), send->bytes()));
+      ASSERT_OK(
+          comm.Reduce(send->data(), r == root ? send->data() : nullptr, count, type, op, root));
+      if (r == root) {
+        ASSERT_OK(comm.CopyToHost(got.data(), send->data(), send->bytes()));
+        ExpectElements<T>(
+            got, [&](size_t i) { return Expected<T>(n, i, op); }, what + " in place");
+      }
+    }
+  }
+}
+
+TEST_P(ConformanceTest, ReduceEveryTypeOpAndRoot) {
+  ReduceEveryOpAndRoot<int8_t>(*comm_);
+  ReduceEveryOpAndRoot<uint32_t>(*comm_);
+  ReduceEveryOpAndRoot<int64_t>(*comm_);
+  ReduceEveryOpAndRoot<Float16>(*comm_);
+  ReduceEveryOpAndRoot<BFloat16>(*comm_);
+  ReduceEveryOpAndRoot<float>(*comm_);
+  ReduceEveryOpAndRoot<double>(*comm_);
+}
+
+// The 1F1B exchange: every rank sends 4 MiB to its successor and receives 4 MiB from its
+// predecessor at once (a ring; at two ranks, both neighbours send first), which Send-then-Recv
+// cannot do without deadlock.
+TEST_P(ConformanceTest, SendRecvRingOfFourMiB) {
+  const size_t count = (size_t{4} << 20) / sizeof(float);
+  const int next = (r() + 1) % n(), prev = (r() + n() - 1) % n();
+  std::vector<float> mine(count);
+  for (size_t i = 0; i < count; ++i) mine[i] = Tag<float>(r(), i);
+  Buffer send = Upload(mine);
+  Buffer recv = Upload(std::vector<float>(count, Sentinel<float>()));
+  ASSERT_OK(
+      comm_->SendRecv(send.data(), count, next, recv.data(), count, prev, DataType::kFloat32));
+  ExpectElements<float>(
+      Download<float>(recv), [&](size_t i) { return Tag<float>(prev, i); }, "sendrecv");
+  // Zero counts exchange nothing and succeed.
+  EXPECT_OK(comm_->SendRecv(nullptr, 0, next, nullptr, 0, prev, DataType::kFloat32));
+}
+
+TEST_P(ConformanceTest, ZeroCountsSucceedWithNullBuffers) {
+  const std::vector<size_t> zeros(un(), 0);
+  EXPECT_OK(comm_->AllReduce(nullptr, nullptr, 0, DataType::kFloat32, ReduceOp::kSum));
+  EXPECT_OK(comm_->AllGather(nullptr, nullptr, 0, DataType::kFloat32));
+  EXPECT_OK(comm_->ReduceScatter(nullptr, nullptr, 0, DataType::kFloat32, ReduceOp::kSum));
+  EXPECT_OK(comm_->Broadcast(nullptr, 0, DataType::kFloat32, 0));
+  EXPECT_OK(comm_->AllToAll(nullptr, nullptr, 0, DataType::kFloat32));
+  EXPECT_OK(comm_->AllToAllV(nullptr, zeros, zeros, nullptr, zeros, zeros, DataType::kFloat32));
+  EXPECT_OK(comm_->Gather(nullptr, nullptr, 0, DataType::kFloat32, 0));
+  EXPECT_OK(comm_->Scatter(nullptr, nullptr, 0, DataType::kFloat32, 0));
+  EXPECT_OK(comm_->Reduce(nullptr, nullptr, 0, DataType::kFloat32, ReduceOp::kMax, 0));
+  EXPECT_OK(comm_->Barrier());
+}
+
+// The guards run before any communication, the same way on every backend: nothing here reaches
+// the backend, so ranks need not agree.
+TEST_P(ConformanceTest, UnknownDataTypeAndReduceOpAreInvalidArgument) {
+  const auto bad_type = static_cast<DataType>(42);
+  const auto bad_op = static_cast<ReduceOp>(17);
+  float x[8] = {};
+  const std::vector<size_t> ones(un(), 1), displs(un(), 0);
+  const auto unknown_type = [](std::string_view op) {
+    return StatusIs(absl::StatusCode::kInvalidArgument,
+                    HasSubstr(absl::StrFormat("%s on axis 'conf': unknown DataType value 42", op)));
+  };
+  EXPECT_THAT(comm_->AllReduce(x, x, 1, bad_type, ReduceOp::kSum), unknown_type("all_reduce"));
+  EXPECT_THAT(comm_->AllGather(x, x, 1, bad_type), unknown_type("all_gather"));
+  EXPECT_THAT(comm_->ReduceScatter(x, x, 1, bad_type, ReduceOp::kSum),
+              unknown_type("reduce_scatter"));
+  EXPECT_THAT(comm_->Broadcast(x, 1, bad_type, 0), unknown_type("broadcast"));
+  EXPECT_THAT(comm_->AllToAll(x, x + 4, 1, bad_type), unknown_type("all_to_all"));
+  EXPECT_THAT(comm_->Send(x, 1, bad_type, 0), unknown_type("send"));
+  EXPECT_THAT(comm_->Recv(x, 1, bad_type, 0), unknown_type("recv"));
+  EXPECT_THAT(comm_->AllToAllV(x, ones, displs, x + 4, ones, displs, bad_type),
+              unknown_type("all_to_all_v"));
+  EXPECT_THAT(comm_->Gather(x, x, 1, bad_type, 0), unknown_type("gather"));
+  EXPECT_THAT(comm_->Scatter(x, x, 1, bad_type, 0), unknown_type("scatter"));
+  EXPECT_THAT(comm_->Reduce(x, x, 1, bad_type, ReduceOp::kSum, 0), unknown_type("reduce"));
+  EXPECT_THAT(comm_->SendRecv(x, 1, 0, x + 4, 1, 0, bad_type), unknown_type("sendrecv"));
+  const auto unknown_op = [](std::string_view op) {
+    return StatusIs(absl::StatusCode::kInvalidArgument,
+                    HasSubstr(absl::StrFormat("%s on axis 'conf': unknown ReduceOp value 17", op)));
+  };
+  EXPECT_THAT(comm_->AllReduce(x, x, 1, DataType::kFloat32, bad_op), unknown_op("all_reduce"));
+  EXPECT_THAT(comm_->ReduceScatter(x, x, 1, DataType::kFloat32, bad_op),
+              unknown_op("reduce_scatter"));
+  EXPECT_THAT(comm_->Reduce(x, x, 1, DataType::kFloat32, bad_op, 0), unknown_op("reduce"));
+}
+
+TEST_P(ConformanceTest, BadArgumentsOfTheNewOperations) {
+  float x[8] = {};
+  const std::vector<size_t> ones(un(), 1), displs(un(), 0), short_counts(un() + 1, 0);
+  const auto invalid = [](const std::string& text) {
+    return StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(text));
+  };
+  EXPECT_THAT(comm_->AllToAllV(x, short_counts, displs, x + 4, ones, displs, DataType::kFloat32),
+              invalid(absl::StrFormat("all_to_all_v on axis 'conf': send_counts has %d entries, "
+                                      "expected one per rank (%d)",
+                                      un() + 1, un())));
+  EXPECT_THAT(comm_->AllToAllV(nullptr, ones, displs, x + 4, ones, displs, DataType::kFloat32),
+              invalid("send buffer is null"));
+  EXPECT_THAT(comm_->AllToAllV(x, ones, displs, x, ones, displs, DataType::kFloat32),
+              invalid("overlap"));
+  EXPECT_THAT(comm_->Gather(x, x, 1, DataType::kFloat32, n()),
+              invalid(absl::StrFormat("gather on axis 'conf': root %d is out of range", n())));
+  EXPECT_THAT(comm_->Scatter(x, x, 1, DataType::kFloat32, -1),
+              invalid("scatter on axis 'conf': root -1 is out of range"));
+  EXPECT_THAT(comm_->Reduce(x, x, 1, DataType::kFloat32, ReduceOp::kSum, n()),
+              invalid("reduce on axis 'conf': root"));
+  EXPECT_THAT(comm_->Gather(nullptr, x, 1, DataType::kFloat32, 0), invalid("send buffer is null"));
+  EXPECT_THAT(
+      comm_->SendRecv(x, 1, n(), x + 4, 1, 0, DataType::kFloat32),
+      invalid(absl::StrFormat("sendrecv on axis 'conf': destination %d is out of range", n())));
+  EXPECT_THAT(comm_->SendRecv(x, 1, 0, x + 4, 1, -2, DataType::kFloat32),
+              invalid("sendrecv on axis 'conf': source -2 is out of range"));
+  EXPECT_THAT(comm_->SendRecv(x, 4, 0, x + 2, 4, 0, DataType::kFloat32), invalid("overlap"));
+  // On the root, gather/scatter/reduce buffers overlapping other than in place.
+  const int root = 0;
+  if (r() == root) {
+    const void* misaligned = reinterpret_cast<const char*>(x) + 2;
+    EXPECT_THAT(comm_->Gather(misaligned, x, 1, DataType::kFloat32, root),
+                invalid("overlap other than in place"));
+    EXPECT_THAT(comm_->Reduce(x, x + 1, 2, DataType::kFloat32, ReduceOp::kSum, root),
+                invalid("overlap other than in place"));
+  }
+}
+
+TEST_P(ConformanceTest, AbortedCommunicatorRefusesEveryOperation) {
+  ASSERT_OK(comm_->Abort());
+  float x[8] = {};
+  const std::vector<size_t> ones(un(), 1), displs(un(), 0);
+  const auto aborted = [](std::string_view op) {
+    return StatusIs(
+        absl::StatusCode::kFailedPrecondition,
+        HasSubstr(absl::StrFormat("%s on axis 'conf': the communicator was aborted", op)));
+  };
+  EXPECT_THAT(comm_->AllReduce(x, x, 1, DataType::kFloat32, ReduceOp::kSum), aborted("all_reduce"));
+  EXPECT_THAT(comm_->Barrier(), aborted("barrier"));
+  EXPECT_THAT(comm_->Split(0, 0, {.name = "child"}), aborted("split"));
+  EXPECT_THAT(comm_->SplitAgreed(0, 0, {.name = "child"}), aborted("split"));
+  EXPECT_THAT(comm_->AllToAllV(x, ones, displs, x + 4, ones, displs, DataType::kFloat32),
+              aborted("all_to_all_v"));
+  EXPECT_THAT(comm_->Gather(x, x, 1, DataType::kFloat32, 0), aborted("gather"));
+  EXPECT_THAT(comm_->Scatter(x, x, 1, DataType::kFloat32, 0), aborted("scatter"));
+  EXPECT_THAT(comm_->Reduce(x, x, 1, DataType::kFloat32, ReduceOp::kSum, 0), aborted("reduce"));
+  EXPECT_THAT(comm_->SendRecv(x, 1, 0, x + 4, 1, 0, DataType::kFloat32), aborted("sendrecv"));
+  // Even a zero-count operation reports the abort (the state is checked first).
+  EXPECT_THAT(comm_->Gather(nullptr, nullptr, 0, DataType::kFloat32, 0), aborted("gather"));
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
+                         [](const ::testing::TestParamInfo<Backend>& info) {
+                           return info.param.name;
+                         });
+
+}  // namespace
+}  // namespace nmesh::comm
