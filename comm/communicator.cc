@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/self.h"
 
 namespace nmesh::comm {
@@ -143,67 +144,152 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::DoSplitAgreed(std::o
   return DoSplit(color, key, std::move(options));
 }
 
+absl::Status Communicator::Guard(const OpArgs& a, bool* empty) const {
+  *empty = false;
+  NMESH_RETURN_IF_ERROR(CheckUsable(a.op));
+  if (a.op == ci::kBarrier) return absl::OkStatus();
+  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, a.op, a.type));
+  if (a.op == ci::kAllReduce || a.op == ci::kReduceScatter || a.op == ci::kReduce) {
+    NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, a.op, a.reduce));
+  }
+  if (a.op == ci::kAllReduce) {
+    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, a.send, a.recv, a.count));
+  } else if (a.op == ci::kAllGather) {
+    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, a.send, a.recv, a.count));
+  } else if (a.op == ci::kReduceScatter) {
+    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, a.send, a.recv, a.count));
+  } else if (a.op == ci::kBroadcast) {
+    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, a.recv, a.count, a.root));
+  } else if (a.op == ci::kAllToAll) {
+    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, a.send, a.recv, a.count, a.type));
+  } else if (a.op == ci::kSend) {
+    return ci::CheckPointToPoint(*this, ci::kSend, a.send, a.count, a.root);
+  } else if (a.op == ci::kRecv) {
+    return ci::CheckPointToPoint(*this, ci::kRecv, a.recv, a.count, a.root);
+  } else if (a.op == ci::kAllToAllV) {
+    // Other ranks may exchange with each other even when this one moves nothing: an all_to_all_v
+    // always reaches the backend.
+    size_t total_send = 0, total_recv = 0;
+    return ci::CheckAllToAllV(*this, a.send, a.send_counts, a.send_displs, a.recv, a.recv_counts,
+                              a.recv_displs, a.type, &total_send, &total_recv);
+  } else if (a.op == ci::kGather) {
+    NMESH_RETURN_IF_ERROR(
+        ci::CheckRooted(*this, ci::kGather, a.send, a.recv, a.count, a.type, a.root));
+  } else if (a.op == ci::kScatter) {
+    NMESH_RETURN_IF_ERROR(
+        ci::CheckRooted(*this, ci::kScatter, a.recv, a.send, a.count, a.type, a.root));
+  } else if (a.op == ci::kReduce) {
+    NMESH_RETURN_IF_ERROR(ci::CheckReduce(*this, a.send, a.recv, a.count, a.type, a.root));
+  } else if (a.op == ci::kSendRecv) {
+    return ci::CheckSendRecv(*this, a.send, a.count, a.root, a.recv, a.recv_count, a.source,
+                             a.type);
+  }
+  *empty = a.count == 0;  // the collectives: zero counts are no-ops
+  return absl::OkStatus();
+}
+
+absl::Status Communicator::RunBlocking(const OpArgs& a) {
+  if (a.op == ci::kAllReduce) return DoAllReduce(a.send, a.recv, a.count, a.type, a.reduce);
+  if (a.op == ci::kAllGather) return DoAllGather(a.send, a.recv, a.count, a.type);
+  if (a.op == ci::kReduceScatter) {
+    return DoReduceScatter(a.send, a.recv, a.count, a.type, a.reduce);
+  }
+  if (a.op == ci::kBroadcast) return DoBroadcast(a.recv, a.count, a.type, a.root);
+  if (a.op == ci::kAllToAll) return DoAllToAll(a.send, a.recv, a.count, a.type);
+  if (a.op == ci::kSend) return DoSend(a.send, a.count, a.type, a.root);
+  if (a.op == ci::kRecv) return DoRecv(a.recv, a.count, a.type, a.root);
+  if (a.op == ci::kBarrier) return DoBarrier();
+  if (a.op == ci::kAllToAllV) {
+    return DoAllToAllV(a.send, a.send_counts, a.send_displs, a.recv, a.recv_counts, a.recv_displs,
+                       a.type);
+  }
+  if (a.op == ci::kGather) return DoGather(a.send, a.recv, a.count, a.type, a.root);
+  if (a.op == ci::kScatter) return DoScatter(a.send, a.recv, a.count, a.type, a.root);
+  if (a.op == ci::kReduce) return DoReduce(a.send, a.recv, a.count, a.type, a.reduce, a.root);
+  if (a.op == ci::kSendRecv) {
+    return DoSendRecv(a.send, a.count, a.root, a.recv, a.recv_count, a.source, a.type);
+  }
+  return absl::InternalError(absl::StrFormat("unknown operation '%s'", a.op));
+}
+
+absl::StatusOr<Work> Communicator::DoAsync(const OpArgs& args, const AsyncOptions&) {
+  return ci::CompletedWork(*this, args.op, RunBlocking(args));
+}
+
+absl::StatusOr<Work> Communicator::Enqueue(const OpArgs& args, const AsyncOptions& async) {
+  bool empty = false;
+  NMESH_RETURN_IF_ERROR(Guard(args, &empty));
+  if (empty) return ci::CompletedWork(*this, args.op, absl::OkStatus());
+  return DoAsync(args, async);
+}
+
+// The blocking entry points: the same guards, then the blocking hook.
+#define NMESH_COMM_GUARD(args)                  \
+  do {                                          \
+    bool empty = false;                         \
+    NMESH_RETURN_IF_ERROR(Guard(args, &empty)); \
+    if (empty) return absl::OkStatus();         \
+  } while (false)
+
 absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count, DataType type,
                                      ReduceOp op) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllReduce));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllReduce, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, ci::kAllReduce, op));
-  NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
-  if (count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kAllReduce,
+                           .send = send,
+                           .recv = recv,
+                           .count = count,
+                           .type = type,
+                           .reduce = op}));
   return DoAllReduce(send, recv, count, type, op);
 }
 
 absl::Status Communicator::AllGather(const void* send, void* recv, size_t send_count,
                                      DataType type) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllGather));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllGather, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
-  if (send_count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((
+      OpArgs{.op = ci::kAllGather, .send = send, .recv = recv, .count = send_count, .type = type}));
   return DoAllGather(send, recv, send_count, type);
 }
 
 absl::Status Communicator::ReduceScatter(const void* send, void* recv, size_t recv_count,
                                          DataType type, ReduceOp op) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kReduceScatter));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kReduceScatter, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, ci::kReduceScatter, op));
-  NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
-  if (recv_count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kReduceScatter,
+                           .send = send,
+                           .recv = recv,
+                           .count = recv_count,
+                           .type = type,
+                           .reduce = op}));
   return DoReduceScatter(send, recv, recv_count, type, op);
 }
 
 absl::Status Communicator::Broadcast(void* buffer, size_t count, DataType type, int root) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kBroadcast));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kBroadcast, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
-  if (count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kBroadcast,
+                           .send = buffer,
+                           .recv = buffer,
+                           .count = count,
+                           .type = type,
+                           .root = root}));
   return DoBroadcast(buffer, count, type, root);
 }
 
 absl::Status Communicator::AllToAll(const void* send, void* recv, size_t count, DataType type) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllToAll));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllToAll, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
-  if (count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD(
+      (OpArgs{.op = ci::kAllToAll, .send = send, .recv = recv, .count = count, .type = type}));
   return DoAllToAll(send, recv, count, type);
 }
 
 absl::Status Communicator::Send(const void* buffer, size_t count, DataType type, int peer) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSend));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kSend, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+  NMESH_COMM_GUARD(
+      (OpArgs{.op = ci::kSend, .send = buffer, .count = count, .type = type, .root = peer}));
   return DoSend(buffer, count, type, peer);
 }
 
 absl::Status Communicator::Recv(void* buffer, size_t count, DataType type, int peer) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kRecv));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kRecv, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+  NMESH_COMM_GUARD(
+      (OpArgs{.op = ci::kRecv, .recv = buffer, .count = count, .type = type, .root = peer}));
   return DoRecv(buffer, count, type, peer);
 }
 
 absl::Status Communicator::Barrier() {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kBarrier));
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kBarrier, .count = 1}));
   return DoBarrier();
 }
 
@@ -211,52 +297,196 @@ absl::Status Communicator::AllToAllV(const void* send, absl::Span<const size_t> 
                                      absl::Span<const size_t> send_displs, void* recv,
                                      absl::Span<const size_t> recv_counts,
                                      absl::Span<const size_t> recv_displs, DataType type) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kAllToAllV));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kAllToAllV, type));
-  size_t total_send = 0, total_recv = 0;
-  NMESH_RETURN_IF_ERROR(ci::CheckAllToAllV(*this, send, send_counts, send_displs, recv, recv_counts,
-                                           recv_displs, type, &total_send, &total_recv));
-  // Other ranks may still exchange with each other when this one moves nothing, so the operation
-  // is skipped only when it is known to be empty everywhere: never (that would need every rank's
-  // counts). It reaches the backend with zero totals too.
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kAllToAllV,
+                           .send = send,
+                           .recv = recv,
+                           .count = 1,
+                           .type = type,
+                           .send_counts = send_counts,
+                           .send_displs = send_displs,
+                           .recv_counts = recv_counts,
+                           .recv_displs = recv_displs}));
   return DoAllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type);
 }
 
 absl::Status Communicator::Gather(const void* send, void* recv, size_t send_count, DataType type,
                                   int root) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kGather));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kGather, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckRooted(*this, ci::kGather, send, recv, send_count, type, root));
-  if (send_count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kGather,
+                           .send = send,
+                           .recv = recv,
+                           .count = send_count,
+                           .type = type,
+                           .root = root}));
   return DoGather(send, recv, send_count, type, root);
 }
 
 absl::Status Communicator::Scatter(const void* send, void* recv, size_t recv_count, DataType type,
                                    int root) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kScatter));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kScatter, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckRooted(*this, ci::kScatter, recv, send, recv_count, type, root));
-  if (recv_count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kScatter,
+                           .send = send,
+                           .recv = recv,
+                           .count = recv_count,
+                           .type = type,
+                           .root = root}));
   return DoScatter(send, recv, recv_count, type, root);
 }
 
 absl::Status Communicator::Reduce(const void* send, void* recv, size_t count, DataType type,
                                   ReduceOp op, int root) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kReduce));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kReduce, type));
-  NMESH_RETURN_IF_ERROR(ci::CheckReduceOp(*this, ci::kReduce, op));
-  NMESH_RETURN_IF_ERROR(ci::CheckReduce(*this, send, recv, count, type, root));
-  if (count == 0) return absl::OkStatus();
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kReduce,
+                           .send = send,
+                           .recv = recv,
+                           .count = count,
+                           .type = type,
+                           .reduce = op,
+                           .root = root}));
   return DoReduce(send, recv, count, type, op, root);
 }
 
 absl::Status Communicator::SendRecv(const void* send, size_t send_count, int dest, void* recv,
                                     size_t recv_count, int source, DataType type) {
-  NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSendRecv));
-  NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, ci::kSendRecv, type));
-  NMESH_RETURN_IF_ERROR(
-      ci::CheckSendRecv(*this, send, send_count, dest, recv, recv_count, source, type));
+  NMESH_COMM_GUARD((OpArgs{.op = ci::kSendRecv,
+                           .send = send,
+                           .recv = recv,
+                           .count = send_count,
+                           .recv_count = recv_count,
+                           .type = type,
+                           .root = dest,
+                           .source = source}));
   return DoSendRecv(send, send_count, dest, recv, recv_count, source, type);
+}
+
+#undef NMESH_COMM_GUARD
+
+// The asynchronous entry points.
+
+absl::StatusOr<Work> Communicator::AllReduceAsync(const void* send, void* recv, size_t count,
+                                                  DataType type, ReduceOp op, AsyncOptions async) {
+  return Enqueue({.op = ci::kAllReduce,
+                  .send = send,
+                  .recv = recv,
+                  .count = count,
+                  .type = type,
+                  .reduce = op},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::AllGatherAsync(const void* send, void* recv, size_t send_count,
+                                                  DataType type, AsyncOptions async) {
+  return Enqueue(
+      {.op = ci::kAllGather, .send = send, .recv = recv, .count = send_count, .type = type}, async);
+}
+
+absl::StatusOr<Work> Communicator::ReduceScatterAsync(const void* send, void* recv,
+                                                      size_t recv_count, DataType type, ReduceOp op,
+                                                      AsyncOptions async) {
+  return Enqueue({.op = ci::kReduceScatter,
+                  .send = send,
+                  .recv = recv,
+                  .count = recv_count,
+                  .type = type,
+                  .reduce = op},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::BroadcastAsync(void* buffer, size_t count, DataType type,
+                                                  int root, AsyncOptions async) {
+  return Enqueue({.op = ci::kBroadcast,
+                  .send = buffer,
+                  .recv = buffer,
+                  .count = count,
+                  .type = type,
+                  .root = root},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::AllToAllAsync(const void* send, void* recv, size_t count,
+                                                 DataType type, AsyncOptions async) {
+  return Enqueue({.op = ci::kAllToAll, .send = send, .recv = recv, .count = count, .type = type},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::SendAsync(const void* buffer, size_t count, DataType type,
+                                             int peer, AsyncOptions async) {
+  return Enqueue({.op = ci::kSend, .send = buffer, .count = count, .type = type, .root = peer},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::RecvAsync(void* buffer, size_t count, DataType type, int peer,
+                                             AsyncOptions async) {
+  return Enqueue({.op = ci::kRecv, .recv = buffer, .count = count, .type = type, .root = peer},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::BarrierAsync(AsyncOptions async) {
+  return Enqueue({.op = ci::kBarrier, .count = 1}, async);
+}
+
+absl::StatusOr<Work> Communicator::AllToAllVAsync(const void* send,
+                                                  absl::Span<const size_t> send_counts,
+                                                  absl::Span<const size_t> send_displs, void* recv,
+                                                  absl::Span<const size_t> recv_counts,
+                                                  absl::Span<const size_t> recv_displs,
+                                                  DataType type, AsyncOptions async) {
+  return Enqueue({.op = ci::kAllToAllV,
+                  .send = send,
+                  .recv = recv,
+                  .count = 1,
+                  .type = type,
+                  .send_counts = send_counts,
+                  .send_displs = send_displs,
+                  .recv_counts = recv_counts,
+                  .recv_displs = recv_displs},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::GatherAsync(const void* send, void* recv, size_t send_count,
+                                               DataType type, int root, AsyncOptions async) {
+  return Enqueue({.op = ci::kGather,
+                  .send = send,
+                  .recv = recv,
+                  .count = send_count,
+                  .type = type,
+                  .root = root},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::ScatterAsync(const void* send, void* recv, size_t recv_count,
+                                                DataType type, int root, AsyncOptions async) {
+  return Enqueue({.op = ci::kScatter,
+                  .send = send,
+                  .recv = recv,
+                  .count = recv_count,
+                  .type = type,
+                  .root = root},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::ReduceAsync(const void* send, void* recv, size_t count,
+                                               DataType type, ReduceOp op, int root,
+                                               AsyncOptions async) {
+  return Enqueue({.op = ci::kReduce,
+                  .send = send,
+                  .recv = recv,
+                  .count = count,
+                  .type = type,
+                  .reduce = op,
+                  .root = root},
+                 async);
+}
+
+absl::StatusOr<Work> Communicator::SendRecvAsync(const void* send, size_t send_count, int dest,
+                                                 void* recv, size_t recv_count, int source,
+                                                 DataType type, AsyncOptions async) {
+  return Enqueue({.op = ci::kSendRecv,
+                  .send = send,
+                  .recv = recv,
+                  .count = send_count,
+                  .recv_count = recv_count,
+                  .type = type,
+                  .root = dest,
+                  .source = source},
+                 async);
 }
 
 namespace {

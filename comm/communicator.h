@@ -213,6 +213,57 @@ class Buffer {
 // reaching the backend. Only then does it call the protected backend hook (DoAllReduce, ...), which
 // may assume valid arguments. A backend implements the hooks; code above the backends calls the
 // public methods.
+// Added (issue 13). Options of an asynchronous operation.
+struct AsyncOptions {
+  // NCCL: the caller's cudaStream_t (as void*) on which the operation is enqueued, ordered after
+  // the work already on that stream and with no host synchronisation (so the call can be captured
+  // in a CUDA graph); nullptr: the communicator's own stream. Host backends ignore it.
+  void* stream = nullptr;
+};
+
+// Added (issue 13). A handle on an operation issued asynchronously (Communicator::*Async).
+// Move-only; destroying a handle does not cancel or wait for its operation (its buffers must stay
+// valid until the operation completes). Not thread-safe: one thread at a time per handle.
+//
+//   NMESH_ASSIGN_OR_RETURN(Work work, tp.AllReduceAsync(grad, grad, n, DataType::kFloat32,
+//                                                        ReduceOp::kSum));
+//   ...                                            // compute while it runs
+//   NMESH_RETURN_IF_ERROR(work.Wait(absl::Seconds(30)));
+class Work {
+ public:
+  class Impl;  // the backend's side (comm/internal/work.h)
+
+  Work() = default;  // an empty handle: Wait and Test fail with FailedPrecondition
+  explicit Work(std::shared_ptr<Impl> impl);
+  ~Work();
+  Work(Work&& other) noexcept;
+  Work& operator=(Work&& other) noexcept;
+  Work(const Work&) = delete;
+  Work& operator=(const Work&) = delete;
+
+  // Waits until the operation completes, at most `timeout`, and returns its final status. When
+  // the timeout passes first: DeadlineExceeded naming the operation and the communicator; the
+  // operation stays pending (Wait or Test again). Once a Wait has returned the final status,
+  // another Wait is FailedPrecondition ("already waited"); status() still gives the final status.
+  // An operation whose communicator was destroyed (or aborted) before it completed ends with
+  // FailedPrecondition saying so. Blocks without polling when `timeout` is infinite (MPI_Waitall,
+  // cudaEventSynchronize).
+  absl::Status Wait(absl::Duration timeout = absl::InfiniteDuration());
+  // Whether the operation has completed (never blocks). FailedPrecondition on an empty handle.
+  absl::StatusOr<bool> Test();
+  // The final status once the operation has completed (Test() true or Wait returned);
+  // FailedPrecondition while it is pending or on an empty handle.
+  absl::Status status() const;
+  // "all_reduce", "send", ...; "" on an empty handle.
+  std::string_view op() const;
+  bool valid() const { return impl_ != nullptr; }
+  // The backend's side, for the backend headers (comm/nccl/native.h).
+  Impl* impl() const { return impl_.get(); }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -300,6 +351,48 @@ class Communicator {
   // send and recv must not overlap (InvalidArgument).
   absl::Status SendRecv(const void* send, size_t send_count, int dest, void* recv,
                         size_t recv_count, int source, DataType type);
+
+  // Added (issue 13): asynchronous operations. Each checks its arguments exactly as its blocking
+  // counterpart (errors come back at once), then enqueues the operation and returns a handle
+  // (Work). Zero-count collectives return a handle that is already complete. Operations issued on
+  // one communicator run in issue order (blocking ones included), and every rank must issue the
+  // same collectives in the same order. The buffers must stay valid and untouched until the
+  // operation completes. MPI: the nonblocking calls (MPI_Iallreduce, MPI_Isend, ...), on the
+  // caller's buffers (a staging copy only for overlaps MPI cannot express); the communicator's
+  // timeout does not apply (give Wait a timeout). NCCL: enqueued on `async.stream`. self: runs at
+  // once and returns a completed handle. The blocking methods are these plus Wait, except on MPI
+  // without a timeout, where they are the blocking MPI calls (faster for small messages).
+  absl::StatusOr<Work> AllReduceAsync(const void* send, void* recv, size_t count, DataType type,
+                                      ReduceOp op, AsyncOptions async = {});
+  absl::StatusOr<Work> AllGatherAsync(const void* send, void* recv, size_t send_count,
+                                      DataType type, AsyncOptions async = {});
+  absl::StatusOr<Work> ReduceScatterAsync(const void* send, void* recv, size_t recv_count,
+                                          DataType type, ReduceOp op, AsyncOptions async = {});
+  absl::StatusOr<Work> BroadcastAsync(void* buffer, size_t count, DataType type, int root,
+                                      AsyncOptions async = {});
+  absl::StatusOr<Work> AllToAllAsync(const void* send, void* recv, size_t count, DataType type,
+                                     AsyncOptions async = {});
+  // Non-blocking send and receive.
+  absl::StatusOr<Work> SendAsync(const void* buffer, size_t count, DataType type, int peer,
+                                 AsyncOptions async = {});
+  absl::StatusOr<Work> RecvAsync(void* buffer, size_t count, DataType type, int peer,
+                                 AsyncOptions async = {});
+  absl::StatusOr<Work> BarrierAsync(AsyncOptions async = {});
+  // The count and displacement arrays are copied: they need not outlive the call.
+  absl::StatusOr<Work> AllToAllVAsync(const void* send, absl::Span<const size_t> send_counts,
+                                      absl::Span<const size_t> send_displs, void* recv,
+                                      absl::Span<const size_t> recv_counts,
+                                      absl::Span<const size_t> recv_displs, DataType type,
+                                      AsyncOptions async = {});
+  absl::StatusOr<Work> GatherAsync(const void* send, void* recv, size_t send_count, DataType type,
+                                   int root, AsyncOptions async = {});
+  absl::StatusOr<Work> ScatterAsync(const void* send, void* recv, size_t recv_count, DataType type,
+                                    int root, AsyncOptions async = {});
+  absl::StatusOr<Work> ReduceAsync(const void* send, void* recv, size_t count, DataType type,
+                                   ReduceOp op, int root, AsyncOptions async = {});
+  absl::StatusOr<Work> SendRecvAsync(const void* send, size_t send_count, int dest, void* recv,
+                                     size_t recv_count, int source, DataType type,
+                                     AsyncOptions async = {});
 
   // Stops this communicator: pending and later operations fail (FailedPrecondition). Not
   // collective; idempotent; may be called from any thread. Whether an operation already blocked in
@@ -469,6 +562,35 @@ class Communicator {
   virtual absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                                   size_t recv_count, int source, DataType type);
 
+  // Added (issue 13). One operation's arguments, for the asynchronous hook: `op` is the
+  // operation's name (all_reduce, ..., sendrecv, barrier). Fields an operation does not have keep
+  // their defaults. count: the per-rank count of the operation (send_count of all_gather and
+  // gather, recv_count of reduce_scatter and scatter, send_count of sendrecv); recv_count: the
+  // receive count of sendrecv. root: the root, peer (send, recv) or destination (sendrecv);
+  // source: the source of sendrecv. The span fields point to the caller's arrays, valid during the
+  // hook only.
+  struct OpArgs {
+    std::string_view op;
+    const void* send = nullptr;
+    void* recv = nullptr;
+    size_t count = 0;
+    size_t recv_count = 0;
+    DataType type = DataType::kUint8;
+    ReduceOp reduce = ReduceOp::kSum;
+    int root = 0;
+    int source = 0;
+    absl::Span<const size_t> send_counts = {};
+    absl::Span<const size_t> send_displs = {};
+    absl::Span<const size_t> recv_counts = {};
+    absl::Span<const size_t> recv_displs = {};
+  };
+  // Enqueues one checked operation (the same guarantees as the blocking hooks; zero-count
+  // collectives never get here) and returns its handle. Default: runs the blocking hook and returns
+  // a completed handle (right for backends whose operations complete on return).
+  virtual absl::StatusOr<Work> DoAsync(const OpArgs& args, const AsyncOptions& async);
+  // Runs `args` through the blocking hooks (what the default DoAsync does).
+  absl::Status RunBlocking(const OpArgs& args);
+
  private:
   // InvalidArgument naming the operation, this communicator's name and the two sizes.
   absl::Status SizeMismatch(std::string_view op, std::string_view which, size_t expected,
@@ -479,6 +601,11 @@ class Communicator {
   // [displs[j], displs[j] + counts[j]) lies within `elements`.
   absl::Status CheckExtents(std::string_view op, std::string_view which, size_t elements,
                             absl::Span<const size_t> counts, absl::Span<const size_t> displs) const;
+  // The guards of every operation (state, then arguments), shared by the blocking and the
+  // asynchronous entry points. *empty: a zero-count collective that needs no communication.
+  absl::Status Guard(const OpArgs& args, bool* empty) const;
+  // Guard, then DoAsync (or a completed handle for an empty operation).
+  absl::StatusOr<Work> Enqueue(const OpArgs& args, const AsyncOptions& async);
 };
 
 }  // namespace nmesh::comm

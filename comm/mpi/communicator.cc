@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_join.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/status.h"
@@ -77,6 +79,78 @@ void KeepUntilExit(Scratch scratch) {
   kept->push_back(std::move(scratch));
 }
 
+// An operation issued through the asynchronous path: one or two MPI requests (sendrecv: a receive
+// and a send), the staging copies MPI may still use, and what runs on completion (kAvg's division).
+class MpiWork final : public Work::Impl {
+ public:
+  MpiWork(const Communicator& comm, std::string_view op, int rank) : Impl(comm, op), rank_(rank) {}
+
+  ~MpiWork() override {
+    // A handle dropped while MPI still owns the request: never free memory MPI may still use.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized || pending_ == 0) return;
+    int done = 0;
+    MPI_Testall(2, requests_.data(), &done, MPI_STATUSES_IGNORE);
+    if (!done) Abandon();
+  }
+
+  std::array<MPI_Request, 2> requests_ = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  int pending_ = 0;                    // how many of requests_ were started
+  std::vector<Scratch> scratch_;       // staging MPI may use until completion
+  std::vector<int> ints_;              // all_to_all_v's int counts and displacements
+  std::function<void()> on_complete_;  // kAvg's division, on success
+  std::string call_;                   // the MPI call, for error messages
+  bool cancellable_ = false;           // point to point
+
+ protected:
+  bool Poll(absl::Status* status) override {
+    int done = 0;
+    const int rc = MPI_Testall(2, requests_.data(), &done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) {
+      *status = Finish(rc, "MPI_Testall");
+      return true;
+    }
+    if (!done) return false;
+    *status = Finish(MPI_SUCCESS, "MPI_Testall");
+    return true;
+  }
+
+  absl::Status Block() override {
+    return Finish(MPI_Waitall(2, requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  }
+
+  void Abandon() override {
+    for (MPI_Request& request : requests_) {
+      if (request == MPI_REQUEST_NULL) continue;
+      if (cancellable_) {
+        MPI_Cancel(&request);
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) continue;
+      }
+    }
+    for (Scratch& s : scratch_) KeepUntilExit(std::move(s));
+    scratch_.clear();
+    pending_ = 0;
+  }
+
+ private:
+  absl::Status Finish(int rc, const char* call) {
+    pending_ = 0;
+    scratch_.clear();
+    if (rc != MPI_SUCCESS) {
+      return absl::Status(
+          MpiStatus(rc, call, rank_).code(),
+          absl::StrFormat("%s: %s", context(), MpiStatus(rc, call, rank_).message()));
+    }
+    if (on_complete_) on_complete_();
+    return absl::OkStatus();
+  }
+
+  int rank_;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm`, which has MPI_ERRORS_RETURN set.
@@ -89,6 +163,7 @@ class MpiCommunicator final : public Communicator {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;  // MPI_Finalize already released everything.
+    works_.OrphanAll();
     for (Abandoned& a : abandoned_) {
       int done = 0;
       MPI_Test(&a.request, &done, MPI_STATUS_IGNORE);
@@ -413,6 +488,117 @@ class MpiCommunicator final : public Communicator {
         /*cancellable=*/true);
   }
 
+  // The asynchronous path: the nonblocking MPI call on the caller's buffers. Exact in-place
+  // layouts become MPI_IN_PLACE; any other overlap of input and output is staged (MPI forbids
+  // aliasing), and the staging copy lives in the handle until completion.
+  absl::StatusOr<Work> DoAsync(const OpArgs& a, const AsyncOptions&) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.count));
+    NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.recv_count));
+    auto work = std::make_shared<MpiWork>(*this, a.op, rank_);
+    const MPI_Datatype dt = a.op == ci::kBarrier ? MPI_BYTE : MpiDatatype(a.type);
+    const MPI_Op mop = a.op == ci::kBarrier ? MPI_OP_NULL : MpiOp(a.type, a.reduce);
+    const int n = static_cast<int>(a.count);
+    const size_t e = a.op == ci::kBarrier ? 0 : DataTypeSize(a.type);
+    const size_t bytes = a.count * e;
+    MPI_Request* r = work->requests_.data();
+    auto stage = [&](const void* src, size_t src_bytes, const void* dst, size_t dst_bytes) {
+      Scratch scratch;
+      const void* in = StageIfOverlapping(src, src_bytes, dst, dst_bytes, scratch);
+      if (scratch) work->scratch_.push_back(std::move(scratch));
+      return in;
+    };
+    auto divide_on = [&](void* out, size_t count) {
+      if (a.reduce != ReduceOp::kAvg) return;
+      const DataType type = a.type;
+      const int size = size_;
+      work->on_complete_ = [out, count, type, size] { DivideElements(out, count, type, size); };
+    };
+    int rc = MPI_SUCCESS;
+    const char* call = "";
+    const bool is_root = rank_ == a.root;
+    if (a.op == ci::kAllReduce) {
+      call = "MPI_Iallreduce";
+      const void* in = a.send == a.recv ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes);
+      rc = MPI_Iallreduce(in, a.recv, n, dt, mop, comm_, r);
+      divide_on(a.recv, a.count);
+    } else if (a.op == ci::kAllGather) {
+      call = "MPI_Iallgather";
+      const void* slot = static_cast<const std::byte*>(a.recv) + bytes * rank_;
+      const void* in = a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * size_);
+      rc = MPI_Iallgather(in, n, dt, a.recv, n, dt, comm_, r);
+    } else if (a.op == ci::kReduceScatter) {
+      call = "MPI_Ireduce_scatter_block";
+      const void* in = stage(a.send, bytes * size_, a.recv, bytes);
+      rc = MPI_Ireduce_scatter_block(in, a.recv, n, dt, mop, comm_, r);
+      divide_on(a.recv, a.count);
+    } else if (a.op == ci::kBroadcast) {
+      call = "MPI_Ibcast";
+      rc = MPI_Ibcast(a.recv, n, dt, a.root, comm_, r);
+    } else if (a.op == ci::kAllToAll) {
+      call = "MPI_Ialltoall";
+      rc = MPI_Ialltoall(a.send, n, dt, a.recv, n, dt, comm_, r);
+    } else if (a.op == ci::kSend) {
+      call = "MPI_Isend";
+      work->cancellable_ = true;
+      rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, r);
+    } else if (a.op == ci::kRecv) {
+      call = "MPI_Irecv";
+      work->cancellable_ = true;
+      rc = MPI_Irecv(a.recv, n, dt, a.root, kTag, comm_, r);
+    } else if (a.op == ci::kBarrier) {
+      call = "MPI_Ibarrier";
+      rc = MPI_Ibarrier(comm_, r);
+    } else if (a.op == ci::kAllToAllV) {
+      call = "MPI_Ialltoallv";
+      const size_t un = static_cast<size_t>(size_);
+      work->ints_.resize(4 * un);
+      int* ints = work->ints_.data();
+      for (size_t j = 0; j < un; ++j) {
+        for (size_t v : {a.send_counts[j], a.send_displs[j], a.recv_counts[j], a.recv_displs[j]}) {
+          NMESH_RETURN_IF_ERROR(CheckCount(a.op, v));
+        }
+        ints[j] = static_cast<int>(a.send_counts[j]);
+        ints[un + j] = static_cast<int>(a.send_displs[j]);
+        ints[2 * un + j] = static_cast<int>(a.recv_counts[j]);
+        ints[3 * un + j] = static_cast<int>(a.recv_displs[j]);
+      }
+      rc = MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un, dt,
+                          comm_, r);
+    } else if (a.op == ci::kGather) {
+      call = "MPI_Igather";
+      const bool in_place =
+          is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * rank_;
+      rc = MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, comm_, r);
+    } else if (a.op == ci::kScatter) {
+      call = "MPI_Iscatter";
+      const bool in_place =
+          is_root && a.recv == static_cast<const std::byte*>(a.send) + bytes * rank_;
+      rc = MPI_Iscatter(a.send, n, dt, in_place ? MPI_IN_PLACE : a.recv, n, dt, a.root, comm_, r);
+    } else if (a.op == ci::kReduce) {
+      call = "MPI_Ireduce";
+      const bool in_place = is_root && a.send == a.recv;
+      rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : a.send, a.recv, n, dt, mop, a.root, comm_, r);
+      if (is_root) divide_on(a.recv, a.count);
+    } else if (a.op == ci::kSendRecv) {
+      call = "MPI_Irecv";
+      work->cancellable_ = true;
+      rc = MPI_Irecv(a.recv, static_cast<int>(a.recv_count), dt, a.source, kTag, comm_, &r[0]);
+      if (rc == MPI_SUCCESS) {
+        call = "MPI_Isend";
+        rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, &r[1]);
+        if (rc != MPI_SUCCESS) {
+          MPI_Cancel(&r[0]);
+          MPI_Wait(&r[0], MPI_STATUS_IGNORE);
+        }
+      }
+    } else {
+      return absl::InternalError(absl::StrFormat("mpi: unknown operation '%s'", a.op));
+    }
+    NMESH_RETURN_IF_ERROR(Check(a.op, rc, call));
+    work->pending_ = 2;
+    return Work(works_.Add(std::move(work)));
+  }
+
   absl::Status DoBarrier() override {
     return Execute(
         ci::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
@@ -542,6 +728,7 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   std::vector<Abandoned> abandoned_;
+  ci::WorkRegistry works_;
   ci::AbortState abort_state_;
 };
 

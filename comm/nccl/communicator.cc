@@ -14,6 +14,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
@@ -111,6 +112,42 @@ absl::Status CopyOnDevice(int device, void* dst, const void* src, size_t bytes, 
   return CudaStatus(cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy", rank);
 }
 
+// An operation enqueued on a stream: a CUDA event recorded after it, which the host can query or
+// wait on and another stream can wait on (comm/nccl/native.h).
+class NcclWork final : public Work::Impl {
+ public:
+  NcclWork(const Communicator& comm, std::string_view op, int device, int rank, cudaEvent_t event)
+      : Impl(comm, op), device_(device), rank_(rank), event_(event) {}
+  ~NcclWork() override {
+    cudaSetDevice(device_);
+    cudaEventDestroy(event_);
+  }
+  cudaEvent_t event() const { return event_; }
+
+ protected:
+  bool Poll(absl::Status* status) override {
+    const cudaError_t query = cudaEventQuery(event_);
+    if (query == cudaErrorNotReady) return false;
+    *status = Result(query, "cudaEventQuery");
+    return true;
+  }
+  absl::Status Block() override {
+    cudaSetDevice(device_);
+    return Result(cudaEventSynchronize(event_), "cudaEventSynchronize");
+  }
+
+ private:
+  absl::Status Result(cudaError_t error, const char* call) const {
+    if (error == cudaSuccess) return absl::OkStatus();
+    absl::Status s = CudaStatus(error, call, rank_);
+    return absl::Status(s.code(), absl::StrFormat("%s: %s", context(), s.message()));
+  }
+
+  int device_;
+  int rank_;
+  cudaEvent_t event_;
+};
+
 class NcclCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm` (possibly still initialising) and `stream`.
@@ -119,12 +156,14 @@ class NcclCommunicator final : public Communicator {
       : comm_(comm),
         device_(device),
         stream_(stream),
+        active_stream_(stream),
         rank_(rank),
         size_(size),
         options_(std::move(options)) {}
 
   ~NcclCommunicator() override {
     cudaSetDevice(device_);
+    works_.OrphanAll();
     ncclComm_t comm = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -232,27 +271,28 @@ class NcclCommunicator final : public Communicator {
   absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
                            ReduceOp op) override {
     return Run(ci::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
-      return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, stream_);
+      return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, active_stream_);
     });
   }
 
   absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
                            DataType type) override {
     return Run(ci::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
-      return ncclAllGather(send, recv, send_count, NcclType(type), c, stream_);
+      return ncclAllGather(send, recv, send_count, NcclType(type), c, active_stream_);
     });
   }
 
   absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                                ReduceOp op) override {
     return Run(ci::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
-      return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c, stream_);
+      return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c,
+                               active_stream_);
     });
   }
 
   absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
     return Run(ci::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
-      return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, stream_);
+      return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, active_stream_);
     });
   }
 
@@ -263,10 +303,10 @@ class NcclCommunicator final : public Communicator {
       for (int peer = 0; peer < size_ && first_error == ncclSuccess; ++peer) {
         const size_t offset = block * static_cast<size_t>(peer);
         ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + offset, count,
-                                   NcclType(type), peer, c, stream_);
+                                   NcclType(type), peer, c, active_stream_);
         if (rc == ncclSuccess) {
           rc = ncclRecv(static_cast<std::byte*>(recv) + offset, count, NcclType(type), peer, c,
-                        stream_);
+                        active_stream_);
         }
         first_error = rc;
       }
@@ -277,13 +317,13 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     return Run(ci::kSend, "ncclSend", [&](ncclComm_t c) {
-      return ncclSend(buffer, count, NcclType(type), peer, c, stream_);
+      return ncclSend(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
   absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
     return Run(ci::kRecv, "ncclRecv", [&](ncclComm_t c) {
-      return ncclRecv(buffer, count, NcclType(type), peer, c, stream_);
+      return ncclRecv(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
@@ -309,12 +349,12 @@ class NcclCommunicator final : public Communicator {
         const size_t j = static_cast<size_t>(peer);
         if (send_counts[j] > 0) {
           ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + send_displs[j] * e,
-                                     send_counts[j], NcclType(type), peer, c, stream_);
+                                     send_counts[j], NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
         if (recv_counts[j] > 0) {
           ncclResult_t rc = ncclRecv(static_cast<std::byte*>(recv) + recv_displs[j] * e,
-                                     recv_counts[j], NcclType(type), peer, c, stream_);
+                                     recv_counts[j], NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
       }
@@ -330,14 +370,14 @@ class NcclCommunicator final : public Communicator {
         for (int peer = 0; peer < size_; ++peer) {
           std::byte* slot = static_cast<std::byte*>(recv) + block * static_cast<size_t>(peer);
           if (peer == rank_ && slot == send) continue;  // in place
-          ncclResult_t rc = ncclRecv(slot, send_count, NcclType(type), peer, c, stream_);
+          ncclResult_t rc = ncclRecv(slot, send_count, NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
         if (static_cast<std::byte*>(recv) + block * static_cast<size_t>(rank_) == send) {
           return ncclSuccess;
         }
       }
-      return ncclSend(send, send_count, NcclType(type), root, c, stream_);
+      return ncclSend(send, send_count, NcclType(type), root, c, active_stream_);
     });
   }
 
@@ -350,31 +390,70 @@ class NcclCommunicator final : public Communicator {
           const std::byte* slot =
               static_cast<const std::byte*>(send) + block * static_cast<size_t>(peer);
           if (peer == rank_ && slot == recv) continue;  // in place
-          ncclResult_t rc = ncclSend(slot, recv_count, NcclType(type), peer, c, stream_);
+          ncclResult_t rc = ncclSend(slot, recv_count, NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
         if (static_cast<const std::byte*>(send) + block * static_cast<size_t>(rank_) == recv) {
           return ncclSuccess;
         }
       }
-      return ncclRecv(recv, recv_count, NcclType(type), root, c, stream_);
+      return ncclRecv(recv, recv_count, NcclType(type), root, c, active_stream_);
     });
   }
 
   absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                         int root) override {
     return Run(ci::kReduce, "ncclReduce", [&](ncclComm_t c) {
-      return ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c, stream_);
+      return ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c, active_stream_);
     });
   }
 
   absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                           size_t recv_count, int source, DataType type) override {
     return RunGroup(ci::kSendRecv, [&](ncclComm_t c) {
-      ncclResult_t rc = ncclSend(send, send_count, NcclType(type), dest, c, stream_);
+      ncclResult_t rc = ncclSend(send, send_count, NcclType(type), dest, c, active_stream_);
       if (rc != ncclSuccess) return rc;
-      return ncclRecv(recv, recv_count, NcclType(type), source, c, stream_);
+      return ncclRecv(recv, recv_count, NcclType(type), source, c, active_stream_);
     });
+  }
+
+  // Enqueues on the caller's stream (or the communicator's), without waiting for the stream: the
+  // blocking hooks run with enqueue_only_ set, then an event is recorded after the operation.
+  absl::StatusOr<Work> DoAsync(const OpArgs& a, const AsyncOptions& async) override {
+    cudaStream_t stream =
+        async.stream != nullptr ? static_cast<cudaStream_t>(async.stream) : stream_;
+    NMESH_RETURN_IF_ERROR(SetDevice(a.op));
+    if (async.stream != nullptr) {
+      int stream_device = -1;
+      NMESH_RETURN_IF_ERROR(ci::WithContext(
+          *this, a.op,
+          CudaStatus(cudaStreamGetDevice(stream, &stream_device), "cudaStreamGetDevice", rank_)));
+      if (stream_device != device_) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: the stream belongs to CUDA device %d but this communicator uses device %d (rank "
+            "%d of %d)",
+            ci::OpContext(*this, a.op), stream_device, device_, rank_, size_));
+      }
+    }
+    cudaEvent_t event = nullptr;
+    NMESH_RETURN_IF_ERROR(
+        ci::WithContext(*this, a.op,
+                        CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
+                                   "cudaEventCreate", rank_)));
+    active_stream_ = stream;
+    enqueue_only_ = true;
+    absl::Status issued = RunBlocking(a);
+    active_stream_ = stream_;
+    enqueue_only_ = false;
+    if (issued.ok()) {
+      issued = ci::WithContext(
+          *this, a.op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
+    }
+    if (!issued.ok()) {
+      cudaEventDestroy(event);
+      return issued;
+    }
+    return Work(works_.Add(std::make_shared<NcclWork>(*this, a.op, device_, rank_, event)));
   }
 
   absl::Status DoBarrier() override {
@@ -384,7 +463,8 @@ class NcclCommunicator final : public Communicator {
           CudaStatus(cudaMalloc(&barrier_buffer_, sizeof(float)), "cudaMalloc", rank_));
     }
     return Run(ci::kBarrier, "ncclAllReduce", [&](ncclComm_t c) {
-      return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c, stream_);
+      return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c,
+                           active_stream_);
     });
   }
 
@@ -470,9 +550,10 @@ class NcclCommunicator final : public Communicator {
       NMESH_RETURN_IF_ERROR(Check(op, issue(comm_), call));
     }
     NMESH_RETURN_IF_ERROR(WaitReady(op, deadline));
+    if (enqueue_only_) return absl::OkStatus();  // DoAsync: enqueued is enough
     ci::PollPacer pacer;
     while (true) {
-      const cudaError_t query = cudaStreamQuery(stream_);
+      const cudaError_t query = cudaStreamQuery(active_stream_);
       if (query == cudaSuccess) return absl::OkStatus();
       if (query != cudaErrorNotReady) {
         absl::Status error = CudaStatus(query, "cudaStreamQuery", rank_);
@@ -496,6 +577,11 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_;        // null once aborted
   const int device_;
   cudaStream_t stream_;
+  // Where the Do* hooks enqueue (stream_, or the caller's stream during DoAsync), and whether Run
+  // returns once NCCL has enqueued the operation instead of once the stream has run it.
+  cudaStream_t active_stream_ = stream_;
+  bool enqueue_only_ = false;
+  ci::WorkRegistry works_;
   int rank_;
   int size_;
   CommOptions options_;

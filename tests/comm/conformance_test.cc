@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,8 @@ std::vector<Backend> Backends() {
 #endif
   return backends;
 }
+
+void PrintTo(const Backend& backend, std::ostream* os) { *os << backend.name; }
 
 class ConformanceTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -491,6 +494,180 @@ TEST_P(ConformanceTest, AbortedCommunicatorRefusesEveryOperation) {
   EXPECT_THAT(comm_->SendRecv(x, 1, 0, x + 4, 1, 0, DataType::kFloat32), aborted("sendrecv"));
   // Even a zero-count operation reports the abort (the state is checked first).
   EXPECT_THAT(comm_->Gather(nullptr, nullptr, 0, DataType::kFloat32, 0), aborted("gather"));
+}
+
+// Asynchronous operations (issue 13): every operation through its Async entry point, several in
+// flight at once, waited in the reverse order of issue.
+TEST_P(ConformanceTest, AsyncOperationsInFlightTogetherWaitedInAnyOrder) {
+  const size_t count = 9;
+  Buffer reduce_send = Upload(Inputs<float>(r(), count, ReduceOp::kAvg));
+  Buffer reduce_recv = Upload(std::vector<float>(count, Sentinel<float>()));
+  std::vector<int32_t> mine(count);
+  for (size_t i = 0; i < count; ++i) mine[i] = Tag<int32_t>(r(), i);
+  Buffer gather_send = Upload(mine);
+  Buffer gather_recv = Upload(std::vector<int32_t>(count * un(), Sentinel<int32_t>()));
+  Buffer bcast = Upload(r() == n() - 1 ? mine : std::vector<int32_t>(count, Sentinel<int32_t>()));
+  Buffer root_recv = Upload(std::vector<float>(count, Sentinel<float>()));
+  const int next = (r() + 1) % n(), prev = (r() + n() - 1) % n();
+  Buffer p2p_recv = Upload(std::vector<int32_t>(count, Sentinel<int32_t>()));
+  Buffer sr_recv = Upload(std::vector<int32_t>(count, Sentinel<int32_t>()));
+
+  std::vector<Work> works;
+  auto issue = [&](absl::StatusOr<Work> work) {
+    ASSERT_TRUE(work.ok()) << work.status();
+    ASSERT_TRUE(work->valid());
+    works.push_back(*std::move(work));
+  };
+  issue(comm_->AllReduceAsync(reduce_send.data(), reduce_recv.data(), count, DataType::kFloat32,
+                              ReduceOp::kAvg));
+  issue(comm_->AllGatherAsync(gather_send.data(), gather_recv.data(), count, DataType::kInt32));
+  issue(comm_->BroadcastAsync(bcast.data(), count, DataType::kInt32, n() - 1));
+  issue(comm_->ReduceAsync(reduce_send.data(), root_recv.data(), count, DataType::kFloat32,
+                           ReduceOp::kMax, 0));
+  issue(comm_->BarrierAsync());
+  // Non-blocking send and receive, the send first (the self backend buffers the message). On
+  // NCCL, point-to-point operations outside a batch run in stream order, so a ring of them would
+  // wait on each other: only the grouped sendrecv runs there.
+  const bool p2p = comm_->backend() != "nccl";
+  if (p2p) {
+    issue(comm_->SendAsync(gather_send.data(), count, DataType::kInt32, next));
+    issue(comm_->RecvAsync(p2p_recv.data(), count, DataType::kInt32, prev));
+  }
+  issue(comm_->SendRecvAsync(gather_send.data(), count, prev, sr_recv.data(), count, next,
+                             DataType::kInt32));
+  EXPECT_EQ(works[0].op(), "all_reduce");
+  EXPECT_EQ(works.back().op(), "sendrecv");
+  for (auto it = works.rbegin(); it != works.rend(); ++it) {
+    EXPECT_OK(it->Wait(absl::Seconds(120))) << it->op();
+    EXPECT_OK(it->status()) << it->op();
+    ASSERT_OK_AND_ASSIGN(bool done, it->Test());
+    EXPECT_TRUE(done);
+  }
+  ExpectElements<float>(
+      Download<float>(reduce_recv),
+      [&](size_t i) { return Expected<float>(n(), i, ReduceOp::kAvg); }, "all_reduce avg");
+  ExpectElements<int32_t>(
+      Download<int32_t>(gather_recv),
+      [&](size_t k) { return Tag<int32_t>(static_cast<int>(k / count), k % count); }, "all_gather");
+  ExpectElements<int32_t>(
+      Download<int32_t>(bcast), [&](size_t i) { return Tag<int32_t>(n() - 1, i); }, "broadcast");
+  if (r() == 0) {
+    ExpectElements<float>(
+        Download<float>(root_recv),
+        [&](size_t i) {
+          double m = Input<float>(0, i, ReduceOp::kAvg);
+          for (int q = 1; q < n(); ++q) m = std::max(m, Input<float>(q, i, ReduceOp::kAvg));
+          return m;
+        },
+        "reduce max");
+  }
+  if (p2p) {
+    ExpectElements<int32_t>(
+        Download<int32_t>(p2p_recv), [&](size_t i) { return Tag<int32_t>(prev, i); }, "recv");
+  }
+  ExpectElements<int32_t>(
+      Download<int32_t>(sr_recv), [&](size_t i) { return Tag<int32_t>(next, i); }, "sendrecv");
+}
+
+// The 1F1B steady state with non-blocking point to point: both pipeline neighbours send 4 MiB
+// first (each rank sends to its successor and its predecessor), then receive.
+TEST_P(ConformanceTest, NonBlockingSendsFirstDoNotDeadlock) {
+  if (comm_->backend() == "nccl") {
+    GTEST_SKIP() << "NCCL runs separate sends and receives in stream order: this exchange needs a "
+                    "batch (ncclGroupStart/End), which nmesh does not provide yet";
+  }
+  const size_t count = (size_t{4} << 20) / sizeof(float);
+  const int next = (r() + 1) % n(), prev = (r() + n() - 1) % n();
+  std::vector<float> mine(count);
+  for (size_t i = 0; i < count; ++i) mine[i] = Tag<float>(r(), i);
+  Buffer send = Upload(mine);
+  Buffer from_prev = Upload(std::vector<float>(count, Sentinel<float>()));
+  Buffer from_next = Upload(std::vector<float>(count, Sentinel<float>()));
+  ASSERT_OK_AND_ASSIGN(Work to_next,
+                       comm_->SendAsync(send.data(), count, DataType::kFloat32, next));
+  ASSERT_OK_AND_ASSIGN(Work to_prev,
+                       comm_->SendAsync(send.data(), count, DataType::kFloat32, prev));
+  ASSERT_OK_AND_ASSIGN(Work recv_prev,
+                       comm_->RecvAsync(from_prev.data(), count, DataType::kFloat32, prev));
+  ASSERT_OK_AND_ASSIGN(Work recv_next,
+                       comm_->RecvAsync(from_next.data(), count, DataType::kFloat32, next));
+  for (Work* w : {&to_next, &to_prev, &recv_prev, &recv_next}) EXPECT_OK(w->Wait());
+  ExpectElements<float>(
+      Download<float>(from_prev), [&](size_t i) { return Tag<float>(prev, i); },
+      "from the predecessor");
+  ExpectElements<float>(
+      Download<float>(from_next), [&](size_t i) { return Tag<float>(next, i); },
+      "from the successor");
+}
+
+TEST_P(ConformanceTest, WorkHandleMisuseIsAClearStatus) {
+  // Waited twice.
+  std::vector<float> host(3, 1.0f);
+  Buffer buffer = Upload(host);
+  ASSERT_OK_AND_ASSIGN(Work work, comm_->AllReduceAsync(buffer.data(), buffer.data(), 3,
+                                                        DataType::kFloat32, ReduceOp::kSum));
+  EXPECT_OK(work.Wait());
+  EXPECT_THAT(work.Wait(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                    HasSubstr("all_reduce on axis 'conf': this work handle was "
+                                              "already waited (its status was OK)")));
+  EXPECT_OK(work.status());
+  ExpectElements<float>(
+      Download<float>(buffer), [&](size_t) { return n(); }, "sum of ones");
+  // Empty and moved-from handles.
+  Work moved = std::move(work);
+  EXPECT_THAT(work.Wait(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,  // NOLINT: use after move
+                       HasSubstr("empty handle")));
+  EXPECT_THAT(Work().Test().status(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
+  EXPECT_EQ(Work().op(), "");
+  // Argument errors come back at once, not through the handle.
+  EXPECT_THAT(comm_->AllReduceAsync(buffer.data(), buffer.data(), 3, static_cast<DataType>(99),
+                                    ReduceOp::kSum),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("unknown DataType value 99")));
+  EXPECT_THAT(comm_->GatherAsync(buffer.data(), buffer.data(), 1, DataType::kFloat32, n()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("root")));
+  // Zero counts: a handle that is already complete.
+  ASSERT_OK_AND_ASSIGN(Work empty, comm_->AllGatherAsync(nullptr, nullptr, 0, DataType::kFloat32));
+  ASSERT_OK_AND_ASSIGN(bool done, empty.Test());
+  EXPECT_TRUE(done);
+  EXPECT_OK(empty.Wait());
+  // After Abort, enqueueing fails at once.
+  ASSERT_OK(comm_->Abort());
+  EXPECT_THAT(comm_->BarrierAsync(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                              HasSubstr("barrier on axis 'conf': the "
+                                                        "communicator was aborted")));
+}
+
+// A receive nobody has sent yet: Wait with a short timeout is DeadlineExceeded and leaves it
+// pending; the matching send then completes it. A handle still pending when its communicator is
+// destroyed ends with FailedPrecondition. (Backends whose operations complete at once have no
+// pending state to test.)
+TEST_P(ConformanceTest, PendingWorkTimesOutThenCompletesAndOutlivesItsCommunicator) {
+  if (comm_->backend() == "self") GTEST_SKIP() << "self operations complete when issued";
+  if (comm_->memory_kind() != MemoryKind::kHost) {
+    GTEST_SKIP() << "needs host memory (a self-send on the device backend is a group operation)";
+  }
+  std::vector<int64_t> mine = {r() * 10, r() * 10 + 1};
+  std::vector<int64_t> got(2, -1);
+  ASSERT_OK_AND_ASSIGN(Work recv, comm_->RecvAsync(got.data(), 2, DataType::kInt64, r()));
+  EXPECT_THAT(recv.Wait(absl::Milliseconds(20)),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       HasSubstr("recv on axis 'conf': the operation did not complete within 20 "
+                                 "ms; it is still pending")));
+  EXPECT_THAT(recv.status(), StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("pending")));
+  ASSERT_OK_AND_ASSIGN(Work send, comm_->SendAsync(mine.data(), 2, DataType::kInt64, r()));
+  EXPECT_OK(recv.Wait());
+  EXPECT_OK(send.Wait());
+  EXPECT_EQ(got, mine);
+
+  ASSERT_OK_AND_ASSIGN(Work orphan, comm_->RecvAsync(got.data(), 2, DataType::kInt64, r()));
+  comm_.reset();
+  EXPECT_THAT(orphan.Wait(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("recv on axis 'conf': the communicator was destroyed while the "
+                                 "operation was pending")));
+  EXPECT_THAT(orphan.status(), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
