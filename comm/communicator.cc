@@ -126,6 +126,7 @@ absl::Status Communicator::CheckUsable(std::string_view) const { return absl::Ok
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Split(std::optional<int> color, int key,
                                                                   CommOptions options) {
+  NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, ci::kSplit));
   NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSplit));
   return DoSplit(color, key, std::move(options));
 }
@@ -133,6 +134,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Split(std::optional<
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(std::optional<int> color,
                                                                         int key,
                                                                         CommOptions options) {
+  NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, ci::kSplit));
   NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSplit));
   NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
   return DoSplitAgreed(color, key, std::move(options));
@@ -220,15 +222,33 @@ absl::StatusOr<Work> Communicator::Enqueue(const OpArgs& args, const AsyncOption
   bool empty = false;
   NMESH_RETURN_IF_ERROR(Guard(args, &empty));
   if (empty) return ci::CompletedWork(*this, args.op, absl::OkStatus());
-  return DoAsync(args, async);
+  Batch::State* batch = ci::CurrentBatch();
+  if (batch != nullptr) {
+    if (batch->backend.empty()) batch->backend = std::string(backend());
+    if (batch->backend != backend()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: the open batch holds %s operations; a batch takes one backend, this is %s (rank "
+          "%d of %d)",
+          ci::OpContext(*this, args.op), batch->backend, backend(), rank(), size()));
+    }
+  }
+  NMESH_ASSIGN_OR_RETURN(Work work, DoAsync(args, async));
+  if (batch != nullptr && work.impl() != nullptr) {
+    // Shared with the handle (which has a pointer to it) and the batch's list.
+    std::shared_ptr<Work::Impl> impl = work.shared_impl();
+    impl->SetBatch(batch->open);
+    batch->works.push_back(std::move(impl));
+  }
+  return work;
 }
 
 // The blocking entry points: the same guards, then the blocking hook.
-#define NMESH_COMM_GUARD(args)                  \
-  do {                                          \
-    bool empty = false;                         \
-    NMESH_RETURN_IF_ERROR(Guard(args, &empty)); \
-    if (empty) return absl::OkStatus();         \
+#define NMESH_COMM_GUARD(args)                                 \
+  do {                                                         \
+    NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, (args).op)); \
+    bool empty = false;                                        \
+    NMESH_RETURN_IF_ERROR(Guard(args, &empty));                \
+    if (empty) return absl::OkStatus();                        \
   } while (false)
 
 absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count, DataType type,

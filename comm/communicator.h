@@ -259,9 +259,48 @@ class Work {
   bool valid() const { return impl_ != nullptr; }
   // The backend's side, for the backend headers (comm/nccl/native.h).
   Impl* impl() const { return impl_.get(); }
+  const std::shared_ptr<Impl>& shared_impl() const { return impl_; }
 
  private:
   std::shared_ptr<Impl> impl_;
+};
+
+// Added (issue 13). A batch: operations issued together, so that exchanges whose parts would wait
+// on each other when issued one by one complete (pipeline neighbours that both send first). Opened
+// on the calling thread; every *Async operation this thread issues until End() joins it, whatever
+// its communicator, as long as all use one backend (another backend is InvalidArgument). NCCL:
+// ncclGroupStart ... ncclGroupEnd. MPI: the nonblocking requests start as they are issued and
+// complete together. self: operations run as they are issued.
+//
+//   NMESH_ASSIGN_OR_RETURN(Batch batch, Batch::Begin());
+//   NMESH_ASSIGN_OR_RETURN(Work send, pp.SendAsync(act, n, DataType::kBFloat16, next));
+//   NMESH_ASSIGN_OR_RETURN(Work recv, pp.RecvAsync(grad, n, DataType::kBFloat16, next));
+//   NMESH_ASSIGN_OR_RETURN(Work all, batch.End());
+//   NMESH_RETURN_IF_ERROR(all.Wait());                 // or wait on send and recv
+//
+// While a batch is open on a thread, that thread's blocking operations are FailedPrecondition
+// (they would wait for operations the batch has not issued yet), as are Wait and Test on the
+// batch's handles, and Begin() again. A Batch destroyed while open is ended then (its handles stay
+// usable). Move-only; the communicators must outlive End().
+class Batch {
+ public:
+  class State;  // comm/internal/work.h
+
+  // Opens a batch on the calling thread. FailedPrecondition when one is already open there.
+  static absl::StatusOr<Batch> Begin();
+  ~Batch();
+  Batch(Batch&& other) noexcept;
+  Batch& operator=(Batch&& other) noexcept;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  // Issues the batch and closes it. Returns a handle that completes when every operation of the
+  // batch has (its status: the first failure, or OK). FailedPrecondition when already ended.
+  absl::StatusOr<Work> End();
+
+ private:
+  Batch() = default;
+  std::shared_ptr<State> state_;
 };
 
 class Communicator {

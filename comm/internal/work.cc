@@ -57,8 +57,25 @@ absl::Status Work::Impl::Block() {
   return status;
 }
 
+absl::Status Work::Impl::CheckBatch(std::string_view what) const {
+  if (batch_open_ == nullptr || !*batch_open_) return absl::OkStatus();
+  return absl::FailedPreconditionError(
+      absl::StrFormat("%s: %s on a handle whose batch is still open; call Batch::End() first %s",
+                      context_, what, rank_suffix_));
+}
+
+absl::Status Work::Impl::Join() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!done_) {
+    status_ = Block();
+    done_ = true;
+  }
+  return status_;
+}
+
 absl::Status Work::Impl::Wait(absl::Duration timeout) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = CheckBatch("Wait"); !s.ok()) return s;
   if (waited_) {
     return absl::FailedPreconditionError(absl::StrFormat(
         "%s: this work handle was already waited (its status was %s) %s", context_,
@@ -88,6 +105,7 @@ absl::Status Work::Impl::Wait(absl::Duration timeout) {
 
 absl::StatusOr<bool> Work::Impl::Test() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Status s = CheckBatch("Test"); !s.ok()) return s;
   return PollLocked();
 }
 
@@ -112,6 +130,87 @@ void Work::Impl::Orphan() {
 
 namespace internal {
 namespace {
+
+thread_local Batch::State* current_batch = nullptr;
+
+// The handle of a whole batch: complete when every member is.
+class BatchWork final : public Work::Impl {
+ public:
+  BatchWork(const Communicator& comm, std::vector<std::shared_ptr<Work::Impl>> works,
+            absl::Status end)
+      : Impl(comm, "batch"), works_(std::move(works)), end_(std::move(end)) {}
+
+ protected:
+  bool Poll(absl::Status* status) override {
+    absl::Status first = end_;
+    for (const auto& work : works_) {
+      absl::StatusOr<bool> done = work->Test();
+      if (!done.ok()) return Fail(done.status(), status);
+      if (!*done) return false;
+      if (first.ok()) first = work->status();
+    }
+    *status = first;
+    return true;
+  }
+  absl::Status Block() override {
+    absl::Status first = end_;
+    for (const auto& work : works_) {
+      absl::Status s = work->Join();
+      if (first.ok()) first = s;
+    }
+    return first;
+  }
+
+ private:
+  static bool Fail(absl::Status error, absl::Status* status) {
+    *status = std::move(error);
+    return true;
+  }
+  std::vector<std::shared_ptr<Work::Impl>> works_;
+  absl::Status end_;
+};
+
+// Names a batch's handle in messages (it has no communicator of its own).
+class BatchNamer final : public Communicator {
+ public:
+  int rank() const override { return 0; }
+  int size() const override { return 1; }
+  std::string_view backend() const override { return "batch"; }
+  MemoryKind memory_kind() const override { return MemoryKind::kHost; }
+  const CommOptions& options() const override { return options_; }
+  absl::Status Abort() override { return absl::OkStatus(); }
+
+ protected:
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int>, int,
+                                                        CommOptions) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoAllReduce(const void*, void*, size_t, DataType, ReduceOp) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoAllGather(const void*, void*, size_t, DataType) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoReduceScatter(const void*, void*, size_t, DataType, ReduceOp) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoBroadcast(void*, size_t, DataType, int) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoAllToAll(const void*, void*, size_t, DataType) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoSend(const void*, size_t, DataType, int) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoRecv(void*, size_t, DataType, int) override {
+    return absl::UnimplementedError("batch");
+  }
+  absl::Status DoBarrier() override { return absl::UnimplementedError("batch"); }
+
+ private:
+  CommOptions options_ = {.name = "batch"};
+};
 
 class DoneWork final : public Work::Impl {
  public:
@@ -148,5 +247,58 @@ void WorkRegistry::OrphanAll() {
   works_.clear();
 }
 
+Batch::State* CurrentBatch() { return current_batch; }
+
+absl::Status CheckNoBatch(const Communicator& comm, std::string_view op) {
+  if (current_batch == nullptr) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "%s: a batch is open on this thread; inside a batch issue operations with the *Async "
+      "methods, and wait for them after Batch::End() (rank %d of %d)",
+      OpContext(comm, op), comm.rank(), comm.size()));
+}
+
 }  // namespace internal
+
+absl::StatusOr<Batch> Batch::Begin() {
+  if (internal::current_batch != nullptr) {
+    return absl::FailedPreconditionError(
+        "Batch::Begin: a batch is already open on this thread (batches do not nest); end it "
+        "first");
+  }
+  Batch batch;
+  batch.state_ = std::make_shared<State>();
+  internal::current_batch = batch.state_.get();
+  return batch;
+}
+
+Batch::~Batch() {
+  if (state_ != nullptr && *state_->open) (void)End();
+}
+
+Batch::Batch(Batch&& other) noexcept = default;
+
+Batch& Batch::operator=(Batch&& other) noexcept {
+  if (this != &other) {
+    if (state_ != nullptr && *state_->open) (void)End();
+    state_ = std::move(other.state_);
+  }
+  return *this;
+}
+
+absl::StatusOr<Work> Batch::End() {
+  if (state_ == nullptr || !*state_->open) {
+    return absl::FailedPreconditionError("Batch::End: the batch was already ended");
+  }
+  if (internal::current_batch == state_.get()) internal::current_batch = nullptr;
+  *state_->open = false;
+  absl::Status end;
+  if (state_->end_group) end = state_->end_group();
+  for (const auto& after : state_->after_end) {
+    absl::Status s = after();
+    if (end.ok()) end = s;
+  }
+  static const internal::BatchNamer* namer = new internal::BatchNamer();
+  return Work(std::make_shared<internal::BatchWork>(*namer, state_->works, std::move(end)));
+}
+
 }  // namespace nmesh::comm

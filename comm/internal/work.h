@@ -9,6 +9,7 @@
 #ifndef NMESH_COMM_INTERNAL_WORK_H_
 #define NMESH_COMM_INTERNAL_WORK_H_
 
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -38,6 +39,11 @@ class Work::Impl {
   absl::StatusOr<bool> Test();
   absl::Status status() const;
 
+  // Blocks until completion without marking the handle waited (for the batch's own handle).
+  absl::Status Join();
+  // The handle belongs to a batch that is still open while *batch_open is true.
+  void SetBatch(std::shared_ptr<const bool> batch_open) { batch_open_ = std::move(batch_open); }
+
   // Called by the communicator's destructor (through WorkRegistry): a handle still pending ends
   // with FailedPrecondition after Abandon(); a complete one keeps its status.
   void Orphan();
@@ -55,6 +61,8 @@ class Work::Impl {
  private:
   // Requires mu_: records completion once.
   bool PollLocked();
+  // FailedPrecondition while the handle's batch is open.
+  absl::Status CheckBatch(std::string_view what) const;
 
   const std::string op_;
   const std::string context_;
@@ -63,9 +71,27 @@ class Work::Impl {
   bool done_ = false;
   bool waited_ = false;
   absl::Status status_;
+  std::shared_ptr<const bool> batch_open_;
+};
+
+class Batch::State {
+ public:
+  std::shared_ptr<bool> open = std::make_shared<bool>(true);
+  std::string backend;  // of the first operation; "" until then
+  std::vector<std::shared_ptr<Work::Impl>> works;
+  // NCCL: ends the group (set by the first operation that starts one).
+  std::function<absl::Status()> end_group;
+  // Run after end_group, in order (NCCL: wait for the enqueue, record each event).
+  std::vector<std::function<absl::Status()>> after_end;
 };
 
 namespace internal {
+
+// The batch open on the calling thread, or nullptr.
+Batch::State* CurrentBatch();
+// FailedPrecondition "<op> on axis '<name>': a batch is open on this thread ..." for blocking
+// operations while a batch is open; OK otherwise.
+absl::Status CheckNoBatch(const Communicator& comm, std::string_view op);
 
 // A handle on an operation that has already finished with `status`.
 Work CompletedWork(const Communicator& comm, std::string_view op, absl::Status status);

@@ -440,12 +440,38 @@ class NcclCommunicator final : public Communicator {
         ci::WithContext(*this, a.op,
                         CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
                                    "cudaEventCreate", rank_)));
+    // In a batch: the first NCCL operation opens the group, Batch::End closes it; the event can
+    // only be recorded once the group has been issued.
+    Batch::State* batch = ci::CurrentBatch();
+    if (batch != nullptr && !batch->end_group) {
+      if (absl::Status s = NcclStatus(ncclGroupStart(), "ncclGroupStart", rank_); !s.ok()) {
+        cudaEventDestroy(event);
+        return ci::WithContext(*this, a.op, s);
+      }
+      batch->end_group = [rank = rank_] {
+        return NcclStatus(ncclGroupEnd(), "ncclGroupEnd", rank);
+      };
+    }
     active_stream_ = stream;
-    enqueue_only_ = true;
+    enqueue_only_ = batch == nullptr;
+    in_group_ = batch != nullptr;
     absl::Status issued = RunBlocking(a);
     active_stream_ = stream_;
     enqueue_only_ = false;
-    if (issued.ok()) {
+    in_group_ = false;
+    if (batch != nullptr) {
+      if (!issued.ok()) {
+        cudaEventDestroy(event);
+        return issued;
+      }
+      const std::string op(a.op);
+      batch->after_end.push_back([this, event, stream, op] {
+        NMESH_RETURN_IF_ERROR(WaitReady(op, ci::Deadline(options_.timeout)));
+        NMESH_RETURN_IF_ERROR(SetDevice(op));
+        return ci::WithContext(
+            *this, op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
+      });
+    } else if (issued.ok()) {
       issued = ci::WithContext(
           *this, a.op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
     }
@@ -549,6 +575,7 @@ class NcclCommunicator final : public Communicator {
       NMESH_RETURN_IF_ERROR(SetDevice(op));
       NMESH_RETURN_IF_ERROR(Check(op, issue(comm_), call));
     }
+    if (in_group_) return absl::OkStatus();  // issued by Batch::End's ncclGroupEnd
     NMESH_RETURN_IF_ERROR(WaitReady(op, deadline));
     if (enqueue_only_) return absl::OkStatus();  // DoAsync: enqueued is enough
     ci::PollPacer pacer;
@@ -581,6 +608,7 @@ class NcclCommunicator final : public Communicator {
   // returns once NCCL has enqueued the operation instead of once the stream has run it.
   cudaStream_t active_stream_ = stream_;
   bool enqueue_only_ = false;
+  bool in_group_ = false;  // DoAsync inside a batch: Run only adds the operation to the group
   ci::WorkRegistry works_;
   int rank_;
   int size_;

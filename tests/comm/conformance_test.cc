@@ -670,6 +670,91 @@ TEST_P(ConformanceTest, PendingWorkTimesOutThenCompletesAndOutlivesItsCommunicat
   EXPECT_THAT(orphan.status(), StatusIs(absl::StatusCode::kFailedPrecondition, ::testing::_));
 }
 
+// Batches (issue 13). The 1F1B steady state: pipeline neighbours both send 4 MiB first, then
+// receive, on two communicators of the backend at once (the world and a split of it), issued in
+// one batch.
+TEST_P(ConformanceTest, OneFOneBExchangeCompletesInABatch) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> pp, comm_->Split(0, r(), {.name = "pp"}));
+  ASSERT_NE(pp, nullptr);
+  const size_t count = (size_t{4} << 20) / sizeof(float);
+  const int next = (r() + 1) % n(), prev = (r() + n() - 1) % n();
+  std::vector<float> act(count), grad(count);
+  for (size_t i = 0; i < count; ++i) {
+    act[i] = Tag<float>(r(), i);
+    grad[i] = Tag<float>(r() + 50, i);
+  }
+  Buffer act_send = Upload(act), grad_send = Upload(grad);
+  Buffer act_recv = Upload(std::vector<float>(count, Sentinel<float>()));
+  Buffer grad_recv = Upload(std::vector<float>(count, Sentinel<float>()));
+  Buffer sum = Upload(std::vector<float>(5, 1.0f));
+  ASSERT_OK_AND_ASSIGN(Batch batch, Batch::Begin());
+  std::vector<Work> works;
+  // Forward activations to the successor and gradients to the predecessor, both first.
+  auto add = [&](absl::StatusOr<Work> work) {
+    ASSERT_TRUE(work.ok()) << work.status();
+    works.push_back(*std::move(work));
+  };
+  add(pp->SendAsync(act_send.data(), count, DataType::kFloat32, next));
+  add(pp->SendAsync(grad_send.data(), count, DataType::kFloat32, prev));
+  add(pp->RecvAsync(act_recv.data(), count, DataType::kFloat32, prev));
+  add(pp->RecvAsync(grad_recv.data(), count, DataType::kFloat32, next));
+  add(comm_->AllReduceAsync(sum.data(), sum.data(), 5, DataType::kFloat32, ReduceOp::kSum));
+  ASSERT_OK_AND_ASSIGN(Work all, batch.End());
+  EXPECT_EQ(all.op(), "batch");
+  EXPECT_OK(all.Wait(absl::Seconds(120)));
+  for (Work& work : works) EXPECT_OK(work.Wait()) << work.op();
+  ExpectElements<float>(
+      Download<float>(act_recv), [&](size_t i) { return Tag<float>(prev, i); }, "activations");
+  ExpectElements<float>(
+      Download<float>(grad_recv), [&](size_t i) { return Tag<float>(next + 50, i); }, "gradients");
+  ExpectElements<float>(
+      Download<float>(sum), [&](size_t) { return n(); }, "all_reduce");
+}
+
+TEST_P(ConformanceTest, BatchMisuseIsAClearStatus) {
+  float x[4] = {1, 1, 1, 1};
+  {
+    ASSERT_OK_AND_ASSIGN(Batch batch, Batch::Begin());
+    EXPECT_THAT(Batch::Begin().status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         HasSubstr("a batch is already open on this thread")));
+    // Blocking operations would wait for operations the batch has not issued.
+    EXPECT_THAT(comm_->Barrier(),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         HasSubstr("barrier on axis 'conf': a batch is open on this thread")));
+    EXPECT_THAT(comm_->AllReduce(x, x, 4, DataType::kFloat32, ReduceOp::kSum),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("a batch is open")));
+    ASSERT_OK_AND_ASSIGN(Work work, comm_->BarrierAsync());
+    EXPECT_THAT(work.Wait(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      HasSubstr("barrier on axis 'conf': Wait on a handle whose "
+                                                "batch is still open")));
+    EXPECT_THAT(work.Test().status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("still open")));
+    if (comm_->backend() != "self") {
+      // One backend per batch.
+      auto other = NewSelfCommunicator({.name = "other"});
+      EXPECT_THAT(other->BarrierAsync(),
+                  StatusIs(absl::StatusCode::kInvalidArgument,
+                           HasSubstr("barrier on axis 'other': the open batch holds")));
+    }
+    ASSERT_OK_AND_ASSIGN(Work all, batch.End());
+    EXPECT_THAT(batch.End().status(),
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("already ended")));
+    EXPECT_OK(work.Wait());
+    EXPECT_OK(all.Wait());
+    // A batch left open is ended when destroyed (its handles stay usable).
+    ASSERT_OK_AND_ASSIGN(Batch forgotten, Batch::Begin());
+    ASSERT_OK_AND_ASSIGN(Work late, comm_->BarrierAsync());
+    { Batch gone = std::move(forgotten); }
+    EXPECT_OK(late.Wait());
+  }
+  // Closed: blocking operations work again, and a new batch may open.
+  EXPECT_OK(comm_->Barrier());
+  ASSERT_OK_AND_ASSIGN(Batch again, Batch::Begin());
+  ASSERT_OK_AND_ASSIGN(Work empty, again.End());
+  EXPECT_OK(empty.Wait());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return info.param.name;
