@@ -158,6 +158,13 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
   }
+  // Borrows `comm` (adoption): sets MPI_ERRORS_RETURN on it for its lifetime and restores the
+  // caller's error handler on destruction, without freeing it.
+  MpiCommunicator(MPI_Comm comm, CommOptions options, MPI_Errhandler restore)
+      : MpiCommunicator(comm, std::move(options)) {
+    owned_ = false;
+    restore_ = restore;
+  }
 
   ~MpiCommunicator() override {
     int finalized = 0;
@@ -170,7 +177,12 @@ class MpiCommunicator final : public Communicator {
       // MPI may still read or write the staging copy: never free it under MPI.
       if (!done) KeepUntilExit(std::move(a.scratch));
     }
-    MPI_Comm_free(&comm_);
+    if (owned_) {
+      MPI_Comm_free(&comm_);
+    } else {
+      MPI_Comm_set_errhandler(comm_, restore_);
+      MPI_Errhandler_free(&restore_);
+    }
   }
 
   int rank() const override { return rank_; }
@@ -729,6 +741,8 @@ class MpiCommunicator final : public Communicator {
   int size_ = 1;
   std::vector<Abandoned> abandoned_;
   ci::WorkRegistry works_;
+  bool owned_ = true;
+  MPI_Errhandler restore_ = MPI_ERRHANDLER_NULL;
   ci::AbortState abort_state_;
 };
 
@@ -774,6 +788,32 @@ absl::StatusOr<Mpi*> AsMpi(Comm& comm, std::string_view caller) {
 absl::StatusOr<Topology> GetTopology(Communicator& comm) {
   NMESH_ASSIGN_OR_RETURN(MpiCommunicator * mpi_comm, AsMpi(comm, "GetTopology"));
   return mpi_comm->QueryTopology();
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(MPI_Comm comm, Ownership ownership,
+                                                        CommOptions options) {
+  if (comm == MPI_COMM_NULL) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mpi::AdoptComm: the MPI communicator for axis '%s' is MPI_COMM_NULL", options.name));
+  }
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) {
+    return absl::FailedPreconditionError(
+        "mpi::AdoptComm: MPI is not initialised or already finalised");
+  }
+  if (ownership == Ownership::kOwned) {
+    NMESH_RETURN_IF_ERROR(
+        MpiStatus(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", -1));
+    return std::unique_ptr<Communicator>(new MpiCommunicator(comm, std::move(options)));
+  }
+  MPI_Errhandler previous = MPI_ERRHANDLER_NULL;
+  NMESH_RETURN_IF_ERROR(
+      MpiStatus(MPI_Comm_get_errhandler(comm, &previous), "MPI_Comm_get_errhandler", -1));
+  NMESH_RETURN_IF_ERROR(
+      MpiStatus(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", -1));
+  return std::unique_ptr<Communicator>(new MpiCommunicator(comm, std::move(options), previous));
 }
 
 absl::StatusOr<MPI_Comm> NativeComm(const Communicator& comm) {

@@ -15,6 +15,7 @@
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/work.h"
+#include "nmesh/comm/nccl/native.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
@@ -169,7 +170,7 @@ class NcclCommunicator final : public Communicator {
       std::lock_guard<std::mutex> lock(mu_);
       comm = comm_;
     }
-    if (comm != nullptr) {
+    if (comm != nullptr && owned_) {
       // Finalise (flushes outstanding work; nonblocking), wait up to the timeout, then destroy.
       // If finalisation fails or outlives the timeout, abort instead.
       ncclResult_t state = ncclCommFinalize(comm);
@@ -532,7 +533,7 @@ class NcclCommunicator final : public Communicator {
     std::lock_guard<std::mutex> lock(mu_);
     if (comm_ != nullptr) {
       cudaSetDevice(device_);
-      ncclCommAbort(comm_);
+      if (owned_) ncclCommAbort(comm_);  // a borrowed communicator is the caller's to abort
       comm_ = nullptr;
     }
     abort_state_.Mark(std::move(reason));
@@ -608,7 +609,24 @@ class NcclCommunicator final : public Communicator {
   // returns once NCCL has enqueued the operation instead of once the stream has run it.
   cudaStream_t active_stream_ = stream_;
   bool enqueue_only_ = false;
-  bool in_group_ = false;  // DoAsync inside a batch: Run only adds the operation to the group
+  bool in_group_ = false;
+
+ public:
+  bool owned_ = true;  // false: adopted with Ownership::kBorrowed (never finalised or aborted here)
+  ncclComm_t native() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return comm_;
+  }
+  static absl::StatusOr<cudaEvent_t> EventOf(const Work& work) {
+    const auto* nccl_work = dynamic_cast<const NcclWork*>(work.impl());
+    if (nccl_work == nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "nccl::EventOf needs a handle of an NCCL operation; got %s",
+          work.valid() ? absl::StrFormat("a handle of '%s' from another backend", work.op())
+                       : std::string("an empty handle")));
+    }
+    return nccl_work->event();
+  }  // DoAsync inside a batch: Run only adds the operation to the group
   ci::WorkRegistry works_;
   int rank_;
   int size_;
@@ -694,6 +712,54 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
                                                   std::move(options.comm));
   NMESH_RETURN_IF_ERROR(world->WaitReady(kInit, deadline));
   return std::unique_ptr<Communicator>(std::move(world));
+}
+
+absl::StatusOr<ncclComm_t> NativeComm(const Communicator& comm) {
+  const auto* nccl_comm = dynamic_cast<const NcclCommunicator*>(&comm);
+  if (nccl_comm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::NativeComm needs an NCCL communicator; axis '%s' uses the %s backend",
+        comm.options().name, comm.backend()));
+  }
+  ncclComm_t native = nccl_comm->native();
+  if (native == nullptr) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "nccl::NativeComm: the communicator of axis '%s' was aborted", comm.options().name));
+  }
+  return native;
+}
+
+absl::StatusOr<cudaEvent_t> EventOf(const Work& work) { return NcclCommunicator::EventOf(work); }
+
+absl::Status StreamWaitWork(const Work& work, cudaStream_t stream) {
+  NMESH_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(work));
+  return CudaStatus(cudaStreamWaitEvent(stream, event, 0), "cudaStreamWaitEvent", -1);
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(ncclComm_t comm, int device,
+                                                        Ownership ownership, CommOptions options) {
+  if (comm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::AdoptComm: the NCCL communicator for axis '%s' is null", options.name));
+  }
+  int rank = 0, size = 0, comm_device = -1;
+  NMESH_RETURN_IF_ERROR(NcclStatus(ncclCommUserRank(comm, &rank), "ncclCommUserRank", -1, comm));
+  NMESH_RETURN_IF_ERROR(NcclStatus(ncclCommCount(comm, &size), "ncclCommCount", rank, comm));
+  NMESH_RETURN_IF_ERROR(
+      NcclStatus(ncclCommCuDevice(comm, &comm_device), "ncclCommCuDevice", rank, comm));
+  if (comm_device != device) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::AdoptComm: the NCCL communicator for axis '%s' uses CUDA device %d, not %d",
+        options.name, comm_device, device));
+  }
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
+  cudaStream_t stream = nullptr;
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                                   "cudaStreamCreateWithFlags", rank));
+  auto adopted =
+      std::make_unique<NcclCommunicator>(comm, device, stream, rank, size, std::move(options));
+  adopted->owned_ = ownership == Ownership::kOwned;
+  return std::unique_ptr<Communicator>(std::move(adopted));
 }
 
 absl::StatusOr<int> DeviceOf(const Communicator& comm) {
