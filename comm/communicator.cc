@@ -3,8 +3,10 @@
 #include <bit>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <new>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
@@ -221,8 +223,9 @@ absl::StatusOr<Work> Communicator::DoAsync(const OpArgs& args, const AsyncOption
 absl::StatusOr<Work> Communicator::Enqueue(const OpArgs& args, const AsyncOptions& async) {
   bool empty = false;
   NMESH_RETURN_IF_ERROR(Guard(args, &empty));
-  if (empty) return ci::CompletedWork(*this, args.op, absl::OkStatus());
   Batch::State* batch = ci::CurrentBatch();
+  if (batch == nullptr) NMESH_RETURN_IF_ERROR(CheckAcrossRanks(args));
+  if (empty) return ci::CompletedWork(*this, args.op, absl::OkStatus());
   if (batch != nullptr) {
     if (batch->backend.empty()) batch->backend = std::string(backend());
     if (batch->backend != backend()) {
@@ -242,12 +245,113 @@ absl::StatusOr<Work> Communicator::Enqueue(const OpArgs& args, const AsyncOption
   return work;
 }
 
+namespace {
+
+// What one rank was called with, as exchanged by the argument check.
+struct Called {
+  int64_t op = 0;  // index into kCheckedOps
+  int64_t count = 0;
+  int64_t type = 0;
+  int64_t reduce = -1;   // -1: the operation does not reduce
+  int64_t root = -1;     // -1: the operation has no root
+  int64_t peer = -1;     // all_to_all_v: the first peer whose send count disagrees, or -1
+  int64_t sent = 0;      // ... what that peer sends to this rank
+  int64_t expected = 0;  // ... what this rank expects from it
+};
+
+constexpr std::string_view kCheckedOps[] = {
+    ci::kAllReduce, ci::kAllGather, ci::kReduceScatter, ci::kBroadcast, ci::kAllToAll,
+    ci::kBarrier,   ci::kAllToAllV, ci::kGather,        ci::kScatter,   ci::kReduce};
+
+std::string Describe(const Called& c) {
+  std::string text(kCheckedOps[c.op]);
+  if (kCheckedOps[c.op] == ci::kBarrier) return text;
+  if (kCheckedOps[c.op] != ci::kAllToAllV) absl::StrAppendFormat(&text, " count %d", c.count);
+  absl::StrAppendFormat(&text, " %s", DataTypeName(static_cast<DataType>(c.type)));
+  if (c.reduce >= 0) {
+    absl::StrAppendFormat(&text, " %s", ReduceOpName(static_cast<ReduceOp>(c.reduce)));
+  }
+  if (c.root >= 0) absl::StrAppendFormat(&text, " root %d", c.root);
+  return text;
+}
+
+bool SameCall(const Called& a, const Called& b) {
+  return a.op == b.op && a.count == b.count && a.type == b.type && a.reduce == b.reduce &&
+         a.root == b.root;
+}
+
+}  // namespace
+
+absl::Status Communicator::CheckAcrossRanks(const OpArgs& args) {
+  if (!options().check_arguments) return absl::OkStatus();
+  Called mine;
+  mine.op = -1;
+  for (size_t i = 0; i < std::size(kCheckedOps); ++i) {
+    if (kCheckedOps[i] == args.op) mine.op = static_cast<int64_t>(i);
+  }
+  if (mine.op < 0) return absl::OkStatus();  // point to point: not checked
+  const bool reduces =
+      args.op == ci::kAllReduce || args.op == ci::kReduceScatter || args.op == ci::kReduce;
+  const bool rooted = args.op == ci::kBroadcast || args.op == ci::kGather ||
+                      args.op == ci::kScatter || args.op == ci::kReduce;
+  if (args.op != ci::kBarrier) {
+    mine.count = args.op == ci::kAllToAllV ? 0 : static_cast<int64_t>(args.count);
+    mine.type = static_cast<int64_t>(args.type);
+  }
+  if (reduces) mine.reduce = static_cast<int64_t>(args.reduce);
+  if (rooted) mine.root = args.root;
+  const size_t n = static_cast<size_t>(size());
+  // Buffers in this communicator's memory kind (device memory on NCCL).
+  auto in_memory = [&](size_t bytes) { return AllocateBuffer(bytes); };
+  if (args.op == ci::kAllToAllV) {
+    // Each rank learns what every peer sends it, and compares with what it expects.
+    std::vector<int64_t> send_counts(n), sent_to_me(n);
+    for (size_t j = 0; j < n; ++j) send_counts[j] = static_cast<int64_t>(args.send_counts[j]);
+    NMESH_ASSIGN_OR_RETURN(Buffer a, in_memory(n * sizeof(int64_t)));
+    NMESH_ASSIGN_OR_RETURN(Buffer b, in_memory(n * sizeof(int64_t)));
+    NMESH_RETURN_IF_ERROR(CopyFromHost(a.data(), send_counts.data(), a.bytes()));
+    NMESH_RETURN_IF_ERROR(DoAllToAll(a.data(), b.data(), 1, DataType::kInt64));
+    NMESH_RETURN_IF_ERROR(CopyToHost(sent_to_me.data(), b.data(), b.bytes()));
+    for (size_t j = 0; j < n && mine.peer < 0; ++j) {
+      if (sent_to_me[j] != static_cast<int64_t>(args.recv_counts[j])) {
+        mine.peer = static_cast<int64_t>(j);
+        mine.sent = sent_to_me[j];
+        mine.expected = static_cast<int64_t>(args.recv_counts[j]);
+      }
+    }
+  }
+  std::vector<Called> all(n);
+  NMESH_ASSIGN_OR_RETURN(Buffer send, in_memory(sizeof(Called)));
+  NMESH_ASSIGN_OR_RETURN(Buffer recv, in_memory(n * sizeof(Called)));
+  NMESH_RETURN_IF_ERROR(CopyFromHost(send.data(), &mine, sizeof(Called)));
+  NMESH_RETURN_IF_ERROR(DoAllGather(send.data(), recv.data(), sizeof(Called), DataType::kUint8));
+  NMESH_RETURN_IF_ERROR(CopyToHost(all.data(), recv.data(), recv.bytes()));
+  for (size_t j = 1; j < n; ++j) {
+    if (!SameCall(all[0], all[j])) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: ranks disagree: rank 0 called %s, rank %d called %s (rank %d of %d)",
+          ci::OpContext(*this, args.op), Describe(all[0]), j, Describe(all[j]), rank(), size()));
+    }
+  }
+  for (size_t j = 0; j < n; ++j) {
+    if (all[j].peer >= 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: counts disagree: rank %d sends %d elements to rank %d, which expects %d from it "
+          "(rank %d of %d)",
+          ci::OpContext(*this, args.op), all[j].peer, all[j].sent, j, all[j].expected, rank(),
+          size()));
+    }
+  }
+  return absl::OkStatus();
+}
+
 // The blocking entry points: the same guards, then the blocking hook.
 #define NMESH_COMM_GUARD(args)                                 \
   do {                                                         \
     NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, (args).op)); \
     bool empty = false;                                        \
     NMESH_RETURN_IF_ERROR(Guard(args, &empty));                \
+    NMESH_RETURN_IF_ERROR(CheckAcrossRanks(args));             \
     if (empty) return absl::OkStatus();                        \
   } while (false)
 

@@ -164,6 +164,15 @@ struct CommOptions {
   // When set, an operation that has not completed after this long fails with DeadlineExceeded
   // naming `name`, the operation and the timeout, and the communicator is aborted.
   std::optional<absl::Duration> timeout = std::nullopt;
+  // Added (issue 13): a debugging aid, off by default. Before each collective, the ranks exchange
+  // what they were called with (operation, count, DataType, ReduceOp, root; for all_to_all_v each
+  // rank's send count for every peer, against that peer's receive count), and a mismatch fails
+  // on every rank with InvalidArgument naming the communicator, the operation and both ranks'
+  // values, e.g. "all_reduce on axis 'tp': ranks disagree: rank 0 called all_reduce count 8
+  // float32 sum, rank 1 called all_reduce count 4 float32 sum (rank 0 of 2)". Costs one small
+  // all_gather (and for all_to_all_v an all_to_all) per operation, zero-count ones included.
+  // Not applied to point-to-point operations, Split, or operations issued inside a batch.
+  bool check_arguments = false;
 };
 
 // Memory of some memory kind, owned: the release function runs on destruction. Move-only. Made by
@@ -643,6 +652,8 @@ class Communicator {
   // The guards of every operation (state, then arguments), shared by the blocking and the
   // asynchronous entry points. *empty: a zero-count collective that needs no communication.
   absl::Status Guard(const OpArgs& args, bool* empty) const;
+  // With options().check_arguments: the exchange of arguments across ranks described there.
+  absl::Status CheckAcrossRanks(const OpArgs& args);
   // Guard, then DoAsync (or a completed handle for an empty operation).
   absl::StatusOr<Work> Enqueue(const OpArgs& args, const AsyncOptions& async);
 };

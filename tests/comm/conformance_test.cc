@@ -755,6 +755,57 @@ TEST_P(ConformanceTest, BatchMisuseIsAClearStatus) {
   EXPECT_OK(empty.Wait());
 }
 
+// The optional argument check (CommOptions::check_arguments, issue 13).
+TEST_P(ConformanceTest, ArgumentCheckFindsMismatchesOnEveryRank) {
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> checked,
+                       comm_->Split(0, r(), {.name = "checked", .check_arguments = true}));
+  ASSERT_NE(checked, nullptr);
+  // Matching calls pass, zero counts included.
+  Buffer x = Upload(std::vector<int32_t>(8 * un(), 1));
+  ASSERT_OK(checked->AllReduce(x.data(), x.data(), 8, DataType::kInt32, ReduceOp::kSum));
+  ASSERT_OK(checked->AllReduce(nullptr, nullptr, 0, DataType::kInt32, ReduceOp::kSum));
+  ASSERT_OK(checked->Broadcast(x.data(), 3, DataType::kInt32, n() - 1));
+  ASSERT_OK(checked->Barrier());
+  const std::vector<size_t> ones(un(), 1), displs = [&] {
+    std::vector<size_t> d(un());
+    for (size_t j = 0; j < un(); ++j) d[j] = j;
+    return d;
+  }();
+  Buffer y = Upload(std::vector<int32_t>(un(), 0));
+  ASSERT_OK(checked->AllToAllV(x.data(), ones, displs, y.data(), ones, displs, DataType::kInt32));
+  if (n() == 1) return;  // nothing can disagree
+
+  // Counts: rank 0 passes 8, the others 4.
+  EXPECT_THAT(
+      checked->AllReduce(x.data(), x.data(), r() == 0 ? 8 : 4, DataType::kInt32, ReduceOp::kSum),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("all_reduce on axis 'checked': ranks disagree: rank 0 called all_reduce "
+                         "count 8 int32 sum, rank 1 called all_reduce count 4 int32 sum")));
+  // Roots: every rank names itself.
+  EXPECT_THAT(checked->Broadcast(x.data(), 3, DataType::kInt32, r()),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("broadcast on axis 'checked': ranks disagree: rank 0 called "
+                                 "broadcast count 3 int32 root 0, rank 1 called broadcast count 3 "
+                                 "int32 root 1")));
+  // Operations: rank 0 gathers, the others reduce.
+  EXPECT_THAT(r() == 0 ? checked->Gather(x.data(), y.data(), 1, DataType::kInt32, 0)
+                       : checked->Reduce(x.data(), nullptr, 1, DataType::kInt32, ReduceOp::kMax, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("ranks disagree: rank 0 called gather count 1 int32 root 0, "
+                                 "rank 1 called reduce count 1 int32 max root 0")));
+  // all_to_all_v: rank 0 sends 2 elements to rank 1, which expects 1.
+  std::vector<size_t> send_counts = ones, send_displs(un());
+  if (r() == 0) send_counts[1] = 2;
+  for (size_t j = 1; j < un(); ++j) send_displs[j] = send_displs[j - 1] + send_counts[j - 1];
+  EXPECT_THAT(checked->AllToAllV(x.data(), send_counts, send_displs, y.data(), ones, displs,
+                                 DataType::kInt32),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("all_to_all_v on axis 'checked': counts disagree: rank 0 sends 2 "
+                                 "elements to rank 1, which expects 1 from it")));
+  // Nothing was sent: the communicator still works.
+  EXPECT_OK(checked->Barrier());
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return info.param.name;
