@@ -1,6 +1,11 @@
 // The conformance suite of the communicator backends (issue 13): one set of tests, parameterised
 // over backend factories, that every backend must pass. Run under mpirun -np 1, 2, 4 and 8.
 //
+// Covered: the existing collectives and their in-place layouts, the new operations (all_to_all_v,
+// gather, scatter, reduce, sendrecv), zero counts, argument guards, abort, timeout, asynchronous
+// operations (completion, several in flight, waited in any order, misuse), batches (the 1F1B
+// exchange, misuse) and the optional argument check.
+//
 // Factories: "mpi" (the MPI world, blocking), "mpi_timed" (the MPI world with a timeout, which
 // selects the nonblocking path), "self" (a one-rank communicator on every rank) and, where the
 // build has NCCL, "nccl" (an NCCL world bootstrapped over MPI; skipped with "no CUDA device"
@@ -804,6 +809,29 @@ TEST_P(ConformanceTest, ArgumentCheckFindsMismatchesOnEveryRank) {
                                  "elements to rank 1, which expects 1 from it")));
   // Nothing was sent: the communicator still works.
   EXPECT_OK(checked->Barrier());
+}
+
+// A timeout ends an operation nothing will complete (a receive nobody sends), names the operation,
+// the communicator and the timeout, and aborts the communicator.
+TEST_P(ConformanceTest, TimeoutEndsAnUnmatchedReceiveAndAbortsTheCommunicator) {
+  if (comm_->backend() == "self") {
+    GTEST_SKIP() << "a self communicator never waits (an unmatched receive fails at once)";
+  }
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> short_lived,
+                       comm_->Split(0, r(), {.name = "short", .timeout = absl::Milliseconds(200)}));
+  ASSERT_NE(short_lived, nullptr);
+  Buffer buffer = Upload(std::vector<int32_t>(4, 0));
+  EXPECT_THAT(short_lived->Recv(buffer.data(), 4, DataType::kInt32, r()),
+              StatusIs(absl::StatusCode::kDeadlineExceeded,
+                       HasSubstr(absl::StrFormat("recv on axis 'short' timed out after 200 ms "
+                                                 "(rank %d of %d)",
+                                                 r(), n()))));
+  EXPECT_THAT(short_lived->Barrier(),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("barrier on axis 'short': the communicator was aborted (an "
+                                 "earlier recv timed out after 200 ms)")));
+  // The parent is untouched.
+  EXPECT_OK(comm_->Barrier());
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
