@@ -43,6 +43,14 @@
 //                                        ReduceOp::kSum));
 //   NMESH_RETURN_IF_ERROR(comm.CopyToHost(host.data(), buffer.data(), buffer.bytes()));
 //
+// Issue 13 (additive for callers; backends now implement protected Do* hooks instead of the public
+// operations): the public operations check state and arguments once for every backend; new
+// operations all_to_all_v, gather, scatter, reduce and sendrecv; asynchronous variants of every
+// operation returning a Work handle (*Async, AsyncOptions); batches (Batch); an optional check of
+// the arguments across ranks (CommOptions::check_arguments). Native handles and adoption of
+// existing MPI/NCCL communicators live in comm/mpi/native.h and comm/nccl/native.h, the only
+// public headers that include MPI, NCCL or CUDA headers.
+//
 // Thread safety. A Communicator is not thread-safe: one thread at a time may call its methods, and
 // collectives on one communicator are issued in one order. Different communicators may be used from
 // different threads only where the backend's threading level allows it (see the backend header).
@@ -563,6 +571,64 @@ class Communicator {
   absl::Status SendRecv(absl::Span<const T> send, int dest, absl::Span<T> recv, int source) {
     return SendRecv(send.data(), send.size(), dest, recv.data(), recv.size(), source,
                     DataTypeOf<T>::value);
+  }
+
+  // Typed asynchronous overloads (issue 13): the same size checks as the blocking ones, then the
+  // untyped *Async method.
+  template <typename T>
+  absl::StatusOr<Work> AllReduceAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
+                                      AsyncOptions async = {}) {
+    if (send.size() != recv.size()) {
+      return SizeMismatch("all_reduce", "receive", send.size(), recv.size());
+    }
+    return AllReduceAsync(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> AllGatherAsync(absl::Span<const T> send, absl::Span<T> recv,
+                                      AsyncOptions async = {}) {
+    if (send.size() * static_cast<size_t>(size()) != recv.size()) {
+      return SizeMismatch("all_gather", "receive", send.size() * static_cast<size_t>(size()),
+                          recv.size());
+    }
+    return AllGatherAsync(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> ReduceScatterAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
+                                          AsyncOptions async = {}) {
+    if (recv.size() * static_cast<size_t>(size()) != send.size()) {
+      return SizeMismatch("reduce_scatter", "send", recv.size() * static_cast<size_t>(size()),
+                          send.size());
+    }
+    return ReduceScatterAsync(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, op,
+                              async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> BroadcastAsync(absl::Span<T> buffer, int root, AsyncOptions async = {}) {
+    return BroadcastAsync(buffer.data(), buffer.size(), DataTypeOf<T>::value, root, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> AllToAllAsync(absl::Span<const T> send, absl::Span<T> recv,
+                                     AsyncOptions async = {}) {
+    if (send.size() != recv.size()) {
+      return SizeMismatch("all_to_all", "receive", send.size(), recv.size());
+    }
+    const size_t n = static_cast<size_t>(size());
+    if (send.size() % n != 0) return NotMultipleOfSize("all_to_all", send.size());
+    return AllToAllAsync(send.data(), recv.data(), send.size() / n, DataTypeOf<T>::value, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> SendAsync(absl::Span<const T> buffer, int peer, AsyncOptions async = {}) {
+    return SendAsync(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> RecvAsync(absl::Span<T> buffer, int peer, AsyncOptions async = {}) {
+    return RecvAsync(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> SendRecvAsync(absl::Span<const T> send, int dest, absl::Span<T> recv,
+                                     int source, AsyncOptions async = {}) {
+    return SendRecvAsync(send.data(), send.size(), dest, recv.data(), recv.size(), source,
+                         DataTypeOf<T>::value, async);
   }
 
  protected:

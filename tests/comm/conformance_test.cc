@@ -834,6 +834,25 @@ TEST_P(ConformanceTest, TimeoutEndsAnUnmatchedReceiveAndAbortsTheCommunicator) {
   EXPECT_OK(comm_->Barrier());
 }
 
+TEST_P(ConformanceTest, TypedAsyncOverloadsCheckSizesOnHostMemory) {
+  if (comm_->memory_kind() != MemoryKind::kHost) GTEST_SKIP() << "host spans only";
+  std::vector<int64_t> send(3, 2), recv(3, 0), short_recv(2, 0);
+  ASSERT_OK_AND_ASSIGN(Work work,
+                       comm_->AllReduceAsync<int64_t>(send, absl::MakeSpan(recv), ReduceOp::kSum));
+  ASSERT_OK(work.Wait());
+  EXPECT_EQ(recv, std::vector<int64_t>(3, 2 * n()));
+  EXPECT_THAT(comm_->AllReduceAsync<int64_t>(send, absl::MakeSpan(short_recv), ReduceOp::kSum),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("all_reduce on axis 'conf': receive buffer holds 2 elements, "
+                                 "expected 3")));
+  std::vector<int64_t> all(3 * un(), 0);
+  ASSERT_OK_AND_ASSIGN(Work gather, comm_->AllGatherAsync<int64_t>(send, absl::MakeSpan(all)));
+  ASSERT_OK(gather.Wait());
+  EXPECT_EQ(all, std::vector<int64_t>(3 * un(), 2));
+  EXPECT_THAT(comm_->AllToAllAsync<int64_t>(send, absl::MakeSpan(short_recv)).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("all_to_all")));
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
                          [](const ::testing::TestParamInfo<Backend>& info) {
                            return info.param.name;
