@@ -26,7 +26,8 @@
 // (the message names the communicator's name, the operation and the timeout, e.g.
 // "all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)"), Internal/Unavailable for backend
 // failures. Operation names in messages: split, all_reduce, all_gather, reduce_scatter,
-// broadcast, all_to_all, send, recv, barrier.
+// broadcast, all_to_all, send, recv, barrier, and (added) all_to_all_v, gather, scatter, reduce,
+// sendrecv. A DataType or ReduceOp value outside its enum is InvalidArgument on every backend.
 //
 // Changes since the first version of this header (all additive): typed ReduceScatter, Broadcast,
 // AllToAll, Send and Recv overloads; size-mismatch messages name the communicator; the in-place
@@ -41,6 +42,14 @@
 //   NMESH_RETURN_IF_ERROR(comm.AllReduce(buffer.data(), buffer.data(), n, DataType::kInt64,
 //                                        ReduceOp::kSum));
 //   NMESH_RETURN_IF_ERROR(comm.CopyToHost(host.data(), buffer.data(), buffer.bytes()));
+//
+// Issue 13 (additive for callers; backends now implement protected Do* hooks instead of the public
+// operations): the public operations check state and arguments once for every backend; new
+// operations all_to_all_v, gather, scatter, reduce and sendrecv; asynchronous variants of every
+// operation returning a Work handle (*Async, AsyncOptions); batches (Batch); an optional check of
+// the arguments across ranks (CommOptions::check_arguments). Native handles and adoption of
+// existing MPI/NCCL communicators live in comm/mpi/native.h and comm/nccl/native.h, the only
+// public headers that include MPI, NCCL or CUDA headers.
 //
 // Thread safety. A Communicator is not thread-safe: one thread at a time may call its methods, and
 // collectives on one communicator are issued in one order. Different communicators may be used from
@@ -163,6 +172,15 @@ struct CommOptions {
   // When set, an operation that has not completed after this long fails with DeadlineExceeded
   // naming `name`, the operation and the timeout, and the communicator is aborted.
   std::optional<absl::Duration> timeout = std::nullopt;
+  // Added (issue 13): a debugging aid, off by default. Before each collective, the ranks exchange
+  // what they were called with (operation, count, DataType, ReduceOp, root; for all_to_all_v each
+  // rank's send count for every peer, against that peer's receive count), and a mismatch fails
+  // on every rank with InvalidArgument naming the communicator, the operation and both ranks'
+  // values, e.g. "all_reduce on axis 'tp': ranks disagree: rank 0 called all_reduce count 8
+  // float32 sum, rank 1 called all_reduce count 4 float32 sum (rank 0 of 2)". Costs one small
+  // all_gather (and for all_to_all_v an all_to_all) per operation, zero-count ones included.
+  // Not applied to point-to-point operations, Split, or operations issued inside a batch.
+  bool check_arguments = false;
 };
 
 // Memory of some memory kind, owned: the release function runs on destruction. Move-only. Made by
@@ -205,6 +223,103 @@ class Buffer {
   Release release_;
 };
 
+// The interface. The public operations are not virtual: each checks, once for every backend, that
+// the communicator is usable (not aborted) and that its arguments are valid (known DataType and
+// ReduceOp values, null buffers with non-zero counts, roots and peers, per-peer count arrays,
+// overlapping buffers where in-place is not allowed); zero-count collectives then succeed without
+// reaching the backend. Only then does it call the protected backend hook (DoAllReduce, ...), which
+// may assume valid arguments. A backend implements the hooks; code above the backends calls the
+// public methods.
+// Added (issue 13). Options of an asynchronous operation.
+struct AsyncOptions {
+  // NCCL: the caller's cudaStream_t (as void*) on which the operation is enqueued, ordered after
+  // the work already on that stream and with no host synchronisation (so the call can be captured
+  // in a CUDA graph); nullptr: the communicator's own stream. Host backends ignore it.
+  void* stream = nullptr;
+};
+
+// Added (issue 13). A handle on an operation issued asynchronously (Communicator::*Async).
+// Move-only; destroying a handle does not cancel or wait for its operation (its buffers must stay
+// valid until the operation completes). Not thread-safe: one thread at a time per handle.
+//
+//   NMESH_ASSIGN_OR_RETURN(Work work, tp.AllReduceAsync(grad, grad, n, DataType::kFloat32,
+//                                                        ReduceOp::kSum));
+//   ...                                            // compute while it runs
+//   NMESH_RETURN_IF_ERROR(work.Wait(absl::Seconds(30)));
+class Work {
+ public:
+  class Impl;  // the backend's side (comm/internal/work.h)
+
+  Work() = default;  // an empty handle: Wait and Test fail with FailedPrecondition
+  explicit Work(std::shared_ptr<Impl> impl);
+  ~Work();
+  Work(Work&& other) noexcept;
+  Work& operator=(Work&& other) noexcept;
+  Work(const Work&) = delete;
+  Work& operator=(const Work&) = delete;
+
+  // Waits until the operation completes, at most `timeout`, and returns its final status. When
+  // the timeout passes first: DeadlineExceeded naming the operation and the communicator; the
+  // operation stays pending (Wait or Test again). Once a Wait has returned the final status,
+  // another Wait is FailedPrecondition ("already waited"); status() still gives the final status.
+  // An operation whose communicator was destroyed (or aborted) before it completed ends with
+  // FailedPrecondition saying so. Blocks without polling when `timeout` is infinite (MPI_Waitall,
+  // cudaEventSynchronize).
+  absl::Status Wait(absl::Duration timeout = absl::InfiniteDuration());
+  // Whether the operation has completed (never blocks). FailedPrecondition on an empty handle.
+  absl::StatusOr<bool> Test();
+  // The final status once the operation has completed (Test() true or Wait returned);
+  // FailedPrecondition while it is pending or on an empty handle.
+  absl::Status status() const;
+  // "all_reduce", "send", ...; "" on an empty handle.
+  std::string_view op() const;
+  bool valid() const { return impl_ != nullptr; }
+  // The backend's side, for the backend headers (comm/nccl/native.h).
+  Impl* impl() const { return impl_.get(); }
+  const std::shared_ptr<Impl>& shared_impl() const { return impl_; }
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+// Added (issue 13). A batch: operations issued together, so that exchanges whose parts would wait
+// on each other when issued one by one complete (pipeline neighbours that both send first). Opened
+// on the calling thread; every *Async operation this thread issues until End() joins it, whatever
+// its communicator, as long as all use one backend (another backend is InvalidArgument). NCCL:
+// ncclGroupStart ... ncclGroupEnd. MPI: the nonblocking requests start as they are issued and
+// complete together. self: operations run as they are issued.
+//
+//   NMESH_ASSIGN_OR_RETURN(Batch batch, Batch::Begin());
+//   NMESH_ASSIGN_OR_RETURN(Work send, pp.SendAsync(act, n, DataType::kBFloat16, next));
+//   NMESH_ASSIGN_OR_RETURN(Work recv, pp.RecvAsync(grad, n, DataType::kBFloat16, next));
+//   NMESH_ASSIGN_OR_RETURN(Work all, batch.End());
+//   NMESH_RETURN_IF_ERROR(all.Wait());                 // or wait on send and recv
+//
+// While a batch is open on a thread, that thread's blocking operations are FailedPrecondition
+// (they would wait for operations the batch has not issued yet), as are Wait and Test on the
+// batch's handles, and Begin() again. A Batch destroyed while open is ended then (its handles stay
+// usable). Move-only; the communicators must outlive End().
+class Batch {
+ public:
+  class State;  // comm/internal/work.h
+
+  // Opens a batch on the calling thread. FailedPrecondition when one is already open there.
+  static absl::StatusOr<Batch> Begin();
+  ~Batch();
+  Batch(Batch&& other) noexcept;
+  Batch& operator=(Batch&& other) noexcept;
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  // Issues the batch and closes it. Returns a handle that completes when every operation of the
+  // batch has (its status: the first failure, or OK). FailedPrecondition when already ended.
+  absl::StatusOr<Work> End();
+
+ private:
+  Batch() = default;
+  std::shared_ptr<State> state_;
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -227,44 +342,113 @@ class Communicator {
   // std::nullopt joins none and receives nullptr. Colors must be non-negative: a negative color is
   // InvalidArgument (the MPI backend reports it on every rank, not only the one that passed it).
   // `options` belong to the new communicator only; nothing is inherited from this one.
-  virtual absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                              CommOptions options) = 0;
+  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
+                                                      CommOptions options);
 
   // Added. Split for callers that have already agreed, across every rank, on the split (e.g. a
   // DeviceMesh after its agreement check): every rank of this communicator calls it, and every
   // color is non-negative or absent. Backends may then skip their own exchange of colors (MPI does
   // when this communicator has no timeout; with one, it keeps the exchange, which is what makes a
-  // split honour the timeout). A caller that breaks the promise may hang. Default: Split.
-  virtual absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color,
-                                                                    int key, CommOptions options) {
-    return Split(color, key, std::move(options));
-  }
+  // split honour the timeout). A caller that breaks the promise may hang.
+  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
+                                                            CommOptions options);
 
   // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place:
   // send == recv.
-  virtual absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                                 ReduceOp op) = 0;
+  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op);
   // Collective. recv (size()*send_count elements) holds rank j's send buffer at j*send_count.
   // In-place: send == recv + rank()*send_count (the NCCL convention; added).
-  virtual absl::Status AllGather(const void* send, void* recv, size_t send_count,
-                                 DataType type) = 0;
+  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type);
   // Collective. send holds size()*recv_count elements; rank j receives the reduction of every
   // rank's block j. In-place: recv == send + rank()*recv_count (the NCCL convention; added).
-  virtual absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                                     ReduceOp op) = 0;
+  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                             ReduceOp op);
   // Collective. Copies `root`'s buffer into every rank's buffer. A root outside [0, size()) is
   // InvalidArgument.
-  virtual absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) = 0;
+  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root);
   // Collective. send and recv hold size()*count elements; block j of send goes to rank j, and
   // block j of recv comes from rank j. Not in-place: overlapping buffers are InvalidArgument.
-  virtual absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
+  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type);
   // Point to point: must be matched by Recv on `peer` with the same count and type. A peer outside
   // [0, size()) is InvalidArgument. Send may block until the matching Recv is posted, so a rank
   // sending to itself must not rely on it (only the self communicator buffers such a message).
-  virtual absl::Status Send(const void* buffer, size_t count, DataType type, int peer) = 0;
-  virtual absl::Status Recv(void* buffer, size_t count, DataType type, int peer) = 0;
+  absl::Status Send(const void* buffer, size_t count, DataType type, int peer);
+  absl::Status Recv(void* buffer, size_t count, DataType type, int peer);
   // Collective. Returns once every rank has entered it.
-  virtual absl::Status Barrier() = 0;
+  absl::Status Barrier();
+
+  // Added (issue 13): the collectives engines need.
+  //
+  // Collective. Uneven all-to-all (MoE token dispatch): send_counts[j] elements starting at element
+  // send_displs[j] of send go to rank j; recv_counts[j] elements from rank j land at element
+  // recv_displs[j] of recv. Each of the four arrays has size() entries (InvalidArgument otherwise),
+  // and recv_counts[j] must equal rank j's send_counts[rank()] (a mismatch is a usage error the
+  // backend may report or not). Not in-place: overlapping send and receive extents are
+  // InvalidArgument. All counts zero: a no-op.
+  absl::Status AllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                         absl::Span<const size_t> send_displs, void* recv,
+                         absl::Span<const size_t> recv_counts, absl::Span<const size_t> recv_displs,
+                         DataType type);
+  // Collective. `root`'s recv (size()*send_count elements) receives rank j's send at
+  // j*send_count; recv is not used on other ranks (may be null there). In-place on the root:
+  // send == recv + root*send_count.
+  absl::Status Gather(const void* send, void* recv, size_t send_count, DataType type, int root);
+  // Collective. Block j of `root`'s send (size()*recv_count elements) goes to rank j's recv; send
+  // is not used on other ranks (may be null there). In-place on the root:
+  // recv == send + root*recv_count.
+  absl::Status Scatter(const void* send, void* recv, size_t recv_count, DataType type, int root);
+  // Collective. `root`'s recv[i] = op over ranks of send[i]; recv is not used on other ranks (may
+  // be null there). In-place on the root: send == recv.
+  absl::Status Reduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                      int root);
+  // Point to point, both ways at once: sends send_count elements to `dest` and receives
+  // recv_count elements from `source` without the deadlock of Send-then-Recv between two ranks
+  // that both send first. Matched by Recv/SendRecv on `dest` and Send/SendRecv on `source`.
+  // send and recv must not overlap (InvalidArgument).
+  absl::Status SendRecv(const void* send, size_t send_count, int dest, void* recv,
+                        size_t recv_count, int source, DataType type);
+
+  // Added (issue 13): asynchronous operations. Each checks its arguments exactly as its blocking
+  // counterpart (errors come back at once), then enqueues the operation and returns a handle
+  // (Work). Zero-count collectives return a handle that is already complete. Operations issued on
+  // one communicator run in issue order (blocking ones included), and every rank must issue the
+  // same collectives in the same order. The buffers must stay valid and untouched until the
+  // operation completes. MPI: the nonblocking calls (MPI_Iallreduce, MPI_Isend, ...), on the
+  // caller's buffers (a staging copy only for overlaps MPI cannot express); the communicator's
+  // timeout does not apply (give Wait a timeout). NCCL: enqueued on `async.stream`. self: runs at
+  // once and returns a completed handle. The blocking methods are these plus Wait, except on MPI
+  // without a timeout, where they are the blocking MPI calls (faster for small messages).
+  absl::StatusOr<Work> AllReduceAsync(const void* send, void* recv, size_t count, DataType type,
+                                      ReduceOp op, AsyncOptions async = {});
+  absl::StatusOr<Work> AllGatherAsync(const void* send, void* recv, size_t send_count,
+                                      DataType type, AsyncOptions async = {});
+  absl::StatusOr<Work> ReduceScatterAsync(const void* send, void* recv, size_t recv_count,
+                                          DataType type, ReduceOp op, AsyncOptions async = {});
+  absl::StatusOr<Work> BroadcastAsync(void* buffer, size_t count, DataType type, int root,
+                                      AsyncOptions async = {});
+  absl::StatusOr<Work> AllToAllAsync(const void* send, void* recv, size_t count, DataType type,
+                                     AsyncOptions async = {});
+  // Non-blocking send and receive.
+  absl::StatusOr<Work> SendAsync(const void* buffer, size_t count, DataType type, int peer,
+                                 AsyncOptions async = {});
+  absl::StatusOr<Work> RecvAsync(void* buffer, size_t count, DataType type, int peer,
+                                 AsyncOptions async = {});
+  absl::StatusOr<Work> BarrierAsync(AsyncOptions async = {});
+  // The count and displacement arrays are copied: they need not outlive the call.
+  absl::StatusOr<Work> AllToAllVAsync(const void* send, absl::Span<const size_t> send_counts,
+                                      absl::Span<const size_t> send_displs, void* recv,
+                                      absl::Span<const size_t> recv_counts,
+                                      absl::Span<const size_t> recv_displs, DataType type,
+                                      AsyncOptions async = {});
+  absl::StatusOr<Work> GatherAsync(const void* send, void* recv, size_t send_count, DataType type,
+                                   int root, AsyncOptions async = {});
+  absl::StatusOr<Work> ScatterAsync(const void* send, void* recv, size_t recv_count, DataType type,
+                                    int root, AsyncOptions async = {});
+  absl::StatusOr<Work> ReduceAsync(const void* send, void* recv, size_t count, DataType type,
+                                   ReduceOp op, int root, AsyncOptions async = {});
+  absl::StatusOr<Work> SendRecvAsync(const void* send, size_t send_count, int dest, void* recv,
+                                     size_t recv_count, int source, DataType type,
+                                     AsyncOptions async = {});
 
   // Stops this communicator: pending and later operations fail (FailedPrecondition). Not
   // collective; idempotent; may be called from any thread. Whether an operation already blocked in
@@ -338,9 +522,188 @@ class Communicator {
   absl::Status Recv(absl::Span<T> buffer, int peer) {
     return Recv(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer);
   }
+  // Added (issue 13). AllToAllV: every extent (displacement + count) must lie inside its span.
+  template <typename T>
+  absl::Status AllToAllV(absl::Span<const T> send, absl::Span<const size_t> send_counts,
+                         absl::Span<const size_t> send_displs, absl::Span<T> recv,
+                         absl::Span<const size_t> recv_counts,
+                         absl::Span<const size_t> recv_displs) {
+    if (absl::Status s =
+            CheckExtents("all_to_all_v", "send", send.size(), send_counts, send_displs);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s =
+            CheckExtents("all_to_all_v", "receive", recv.size(), recv_counts, recv_displs);
+        !s.ok()) {
+      return s;
+    }
+    return AllToAllV(send.data(), send_counts, send_displs, recv.data(), recv_counts, recv_displs,
+                     DataTypeOf<T>::value);
+  }
+  // On the root recv holds size()*send.size() elements; elsewhere recv may be empty.
+  template <typename T>
+  absl::Status Gather(absl::Span<const T> send, absl::Span<T> recv, int root) {
+    if (rank() == root && send.size() * static_cast<size_t>(size()) != recv.size()) {
+      return SizeMismatch("gather", "receive", send.size() * static_cast<size_t>(size()),
+                          recv.size());
+    }
+    return Gather(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, root);
+  }
+  // On the root send holds size()*recv.size() elements; elsewhere send may be empty.
+  template <typename T>
+  absl::Status Scatter(absl::Span<const T> send, absl::Span<T> recv, int root) {
+    if (rank() == root && recv.size() * static_cast<size_t>(size()) != send.size()) {
+      return SizeMismatch("scatter", "send", recv.size() * static_cast<size_t>(size()),
+                          send.size());
+    }
+    return Scatter(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, root);
+  }
+  // On the root recv holds send.size() elements; elsewhere recv may be empty.
+  template <typename T>
+  absl::Status Reduce(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op, int root) {
+    if (rank() == root && send.size() != recv.size()) {
+      return SizeMismatch("reduce", "receive", send.size(), recv.size());
+    }
+    return Reduce(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op, root);
+  }
+  template <typename T>
+  absl::Status SendRecv(absl::Span<const T> send, int dest, absl::Span<T> recv, int source) {
+    return SendRecv(send.data(), send.size(), dest, recv.data(), recv.size(), source,
+                    DataTypeOf<T>::value);
+  }
+
+  // Typed asynchronous overloads (issue 13): the same size checks as the blocking ones, then the
+  // untyped *Async method.
+  template <typename T>
+  absl::StatusOr<Work> AllReduceAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
+                                      AsyncOptions async = {}) {
+    if (send.size() != recv.size()) {
+      return SizeMismatch("all_reduce", "receive", send.size(), recv.size());
+    }
+    return AllReduceAsync(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> AllGatherAsync(absl::Span<const T> send, absl::Span<T> recv,
+                                      AsyncOptions async = {}) {
+    if (send.size() * static_cast<size_t>(size()) != recv.size()) {
+      return SizeMismatch("all_gather", "receive", send.size() * static_cast<size_t>(size()),
+                          recv.size());
+    }
+    return AllGatherAsync(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> ReduceScatterAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
+                                          AsyncOptions async = {}) {
+    if (recv.size() * static_cast<size_t>(size()) != send.size()) {
+      return SizeMismatch("reduce_scatter", "send", recv.size() * static_cast<size_t>(size()),
+                          send.size());
+    }
+    return ReduceScatterAsync(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, op,
+                              async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> BroadcastAsync(absl::Span<T> buffer, int root, AsyncOptions async = {}) {
+    return BroadcastAsync(buffer.data(), buffer.size(), DataTypeOf<T>::value, root, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> AllToAllAsync(absl::Span<const T> send, absl::Span<T> recv,
+                                     AsyncOptions async = {}) {
+    if (send.size() != recv.size()) {
+      return SizeMismatch("all_to_all", "receive", send.size(), recv.size());
+    }
+    const size_t n = static_cast<size_t>(size());
+    if (send.size() % n != 0) return NotMultipleOfSize("all_to_all", send.size());
+    return AllToAllAsync(send.data(), recv.data(), send.size() / n, DataTypeOf<T>::value, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> SendAsync(absl::Span<const T> buffer, int peer, AsyncOptions async = {}) {
+    return SendAsync(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> RecvAsync(absl::Span<T> buffer, int peer, AsyncOptions async = {}) {
+    return RecvAsync(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer, async);
+  }
+  template <typename T>
+  absl::StatusOr<Work> SendRecvAsync(absl::Span<const T> send, int dest, absl::Span<T> recv,
+                                     int source, AsyncOptions async = {}) {
+    return SendRecvAsync(send.data(), send.size(), dest, recv.data(), recv.size(), source,
+                         DataTypeOf<T>::value, async);
+  }
 
  protected:
   Communicator() = default;
+
+  // OK while this communicator may run operations; otherwise the error every operation `op`
+  // returns (FailedPrecondition after Abort() or a timeout). Called first by every public
+  // operation. Default: always usable.
+  virtual absl::Status CheckUsable(std::string_view op) const;
+
+  // The backend hooks, called by the public operations above after the checks: the communicator is
+  // usable, DataType and ReduceOp values are known, buffers are non-null where their count is
+  // non-zero, roots and peers lie in [0, size()), count arrays have size() entries, and
+  // collectives have a non-zero count (zero-count collectives never reach the hooks; zero-count
+  // point-to-point operations and Barrier do). DoSplit also checks the color (the MPI backend does
+  // so collectively); DoSplitAgreed's colors are already checked (default: DoSplit).
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                                CommOptions options) = 0;
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color,
+                                                                      int key, CommOptions options);
+  virtual absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                                   ReduceOp op) = 0;
+  virtual absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                                   DataType type) = 0;
+  virtual absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count,
+                                       DataType type, ReduceOp op) = 0;
+  virtual absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) = 0;
+  virtual absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
+  virtual absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) = 0;
+  virtual absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) = 0;
+  virtual absl::Status DoBarrier() = 0;
+  // The hooks of the operations added in issue 13. The defaults are Unimplemented (naming the
+  // backend and the operation), so that a backend outside nmesh keeps compiling; every nmesh
+  // backend overrides them.
+  virtual absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                                   absl::Span<const size_t> send_displs, void* recv,
+                                   absl::Span<const size_t> recv_counts,
+                                   absl::Span<const size_t> recv_displs, DataType type);
+  virtual absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                                int root);
+  virtual absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                                 int root);
+  virtual absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type,
+                                ReduceOp op, int root);
+  virtual absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
+                                  size_t recv_count, int source, DataType type);
+
+  // Added (issue 13). One operation's arguments, for the asynchronous hook: `op` is the
+  // operation's name (all_reduce, ..., sendrecv, barrier). Fields an operation does not have keep
+  // their defaults. count: the per-rank count of the operation (send_count of all_gather and
+  // gather, recv_count of reduce_scatter and scatter, send_count of sendrecv); recv_count: the
+  // receive count of sendrecv. root: the root, peer (send, recv) or destination (sendrecv);
+  // source: the source of sendrecv. The span fields point to the caller's arrays, valid during the
+  // hook only.
+  struct OpArgs {
+    std::string_view op;
+    const void* send = nullptr;
+    void* recv = nullptr;
+    size_t count = 0;
+    size_t recv_count = 0;
+    DataType type = DataType::kUint8;
+    ReduceOp reduce = ReduceOp::kSum;
+    int root = 0;
+    int source = 0;
+    absl::Span<const size_t> send_counts = {};
+    absl::Span<const size_t> send_displs = {};
+    absl::Span<const size_t> recv_counts = {};
+    absl::Span<const size_t> recv_displs = {};
+  };
+  // Enqueues one checked operation (the same guarantees as the blocking hooks; zero-count
+  // collectives never get here) and returns its handle. Default: runs the blocking hook and returns
+  // a completed handle (right for backends whose operations complete on return).
+  virtual absl::StatusOr<Work> DoAsync(const OpArgs& args, const AsyncOptions& async);
+  // Runs `args` through the blocking hooks (what the default DoAsync does).
+  absl::Status RunBlocking(const OpArgs& args);
 
  private:
   // InvalidArgument naming the operation, this communicator's name and the two sizes.
@@ -348,6 +711,17 @@ class Communicator {
                             size_t got) const;
   // InvalidArgument: a buffer of `got` elements cannot be cut into size() equal blocks.
   absl::Status NotMultipleOfSize(std::string_view op, size_t got) const;
+  // InvalidArgument unless counts and displs have size() entries and every block
+  // [displs[j], displs[j] + counts[j]) lies within `elements`.
+  absl::Status CheckExtents(std::string_view op, std::string_view which, size_t elements,
+                            absl::Span<const size_t> counts, absl::Span<const size_t> displs) const;
+  // The guards of every operation (state, then arguments), shared by the blocking and the
+  // asynchronous entry points. *empty: a zero-count collective that needs no communication.
+  absl::Status Guard(const OpArgs& args, bool* empty) const;
+  // With options().check_arguments: the exchange of arguments across ranks described there.
+  absl::Status CheckAcrossRanks(const OpArgs& args);
+  // Guard, then DoAsync (or a completed handle for an empty operation).
+  absl::StatusOr<Work> Enqueue(const OpArgs& args, const AsyncOptions& async);
 };
 
 }  // namespace nmesh::comm

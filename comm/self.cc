@@ -25,49 +25,45 @@ class SelfCommunicator final : public Communicator {
   MemoryKind memory_kind() const override { return memory_.kind; }
   const CommOptions& options() const override { return options_; }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                      CommOptions options) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kSplit));
-    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
+  absl::Status Abort() override {
+    abort_state_.Mark("Abort() was called");
+    return absl::OkStatus();
+  }
+
+ protected:
+  absl::Status CheckUsable(std::string_view op) const override {
+    return abort_state_.Check(*this, op);
+  }
+
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                        CommOptions options) override {
     NMESH_RETURN_IF_ERROR(internal::CheckSplit(*this, color));
     if (!color) return std::unique_ptr<Communicator>();
     return NewSelfCommunicator(std::move(options), memory_);
   }
 
-  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                         ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kAllReduce));
-    NMESH_RETURN_IF_ERROR(internal::CheckAllReduce(*this, send, recv, count));
+  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp) override {
     return Copy(recv, send, count, type);
   }
 
-  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kAllGather));
-    NMESH_RETURN_IF_ERROR(internal::CheckAllGather(*this, send, recv, send_count));
+  absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                           DataType type) override {
     return Copy(recv, send, send_count, type);
   }
 
-  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                             ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kReduceScatter));
-    NMESH_RETURN_IF_ERROR(internal::CheckReduceScatter(*this, send, recv, recv_count));
+  absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                               ReduceOp) override {
     return Copy(recv, send, recv_count, type);
   }
 
-  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kBroadcast));
-    return internal::CheckBroadcast(*this, buffer, count, root);
-  }
+  absl::Status DoBroadcast(void*, size_t, DataType, int) override { return absl::OkStatus(); }
 
-  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kAllToAll));
-    NMESH_RETURN_IF_ERROR(internal::CheckAllToAll(*this, send, recv, count, type));
+  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     return Copy(recv, send, count, type);
   }
 
-  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kSend));
-    NMESH_RETURN_IF_ERROR(internal::CheckPointToPoint(*this, internal::kSend, buffer, count, peer));
+  absl::Status DoSend(const void* buffer, size_t count, DataType type, int) override {
     Message message{type, count, std::vector<std::byte>(count * DataTypeSize(type))};
     if (!message.bytes.empty() && memory_.kind != MemoryKind::kHost) {
       // The queue lives on the host; staging device memory needs the backend's copy, which only
@@ -81,9 +77,7 @@ class SelfCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(internal::kRecv));
-    NMESH_RETURN_IF_ERROR(internal::CheckPointToPoint(*this, internal::kRecv, buffer, count, peer));
+  absl::Status DoRecv(void* buffer, size_t count, DataType type, int) override {
     if (pending_.empty()) {
       return absl::FailedPreconditionError(absl::StrFormat(
           "%s: no message from rank 0 is pending, and a self communicator has no other rank to "
@@ -102,13 +96,50 @@ class SelfCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status Barrier() override { return Usable(internal::kBarrier); }
+  absl::Status DoBarrier() override { return absl::OkStatus(); }
 
-  absl::Status Abort() override {
-    abort_state_.Mark("Abort() was called");
-    return absl::OkStatus();
+  // The single block goes from send_displs[0] to recv_displs[0]; the counts must agree (they are
+  // the same rank's two views of one message).
+  absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                           absl::Span<const size_t> send_displs, void* recv,
+                           absl::Span<const size_t> recv_counts,
+                           absl::Span<const size_t> recv_displs, DataType type) override {
+    if (send_counts[0] != recv_counts[0]) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: rank 0 sends %d elements to itself but expects to receive %d (rank 0 of 1)",
+          internal::OpContext(*this, internal::kAllToAllV), send_counts[0], recv_counts[0]));
+    }
+    const size_t e = DataTypeSize(type);
+    return Copy(static_cast<std::byte*>(recv) + recv_displs[0] * e,
+                static_cast<const std::byte*>(send) + send_displs[0] * e, send_counts[0], type);
   }
 
+  absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                        int) override {
+    return Copy(recv, send, send_count, type);
+  }
+
+  absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                         int) override {
+    return Copy(recv, send, recv_count, type);
+  }
+
+  absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp,
+                        int) override {
+    return Copy(recv, send, count, type);
+  }
+
+  absl::Status DoSendRecv(const void* send, size_t send_count, int, void* recv, size_t recv_count,
+                          int, DataType type) override {
+    if (send_count != recv_count) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: rank 0 sends %d elements to itself but expects to receive %d (rank 0 of 1)",
+          internal::OpContext(*this, internal::kSendRecv), send_count, recv_count));
+    }
+    return Copy(recv, send, send_count, type);
+  }
+
+ public:
   absl::StatusOr<Buffer> AllocateBuffer(size_t bytes) override {
     if (memory_.kind == MemoryKind::kHost || !memory_.allocate) {
       return Communicator::AllocateBuffer(bytes);
@@ -134,8 +165,6 @@ class SelfCommunicator final : public Communicator {
     size_t count;
     std::vector<std::byte> bytes;
   };
-
-  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
 
   // A copy between the host and this communicator's memory: the base class's memmove for host
   // memory, the backend's function otherwise.

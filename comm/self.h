@@ -13,7 +13,9 @@
 //
 // Semantics, with rank() == 0 and size() == 1: AllReduce, AllGather, ReduceScatter and AllToAll
 // copy send to recv (every reduction of one value is that value, avg included); Broadcast needs
-// root 0 and changes nothing; Barrier returns at once. Send to peer 0 stores a copy of the message
+// root 0 and changes nothing; Barrier returns at once. Gather, Scatter and Reduce (root 0) copy
+// send to recv; AllToAllV and SendRecv copy the one block, and a block whose send and receive
+// counts differ is InvalidArgument. Send to peer 0 stores a copy of the message
 // and Recv from peer 0 takes the oldest stored one, so a rank can message itself in either order
 // that ends with the Recv; a Recv with no stored message is FailedPrecondition (nothing could
 // ever send one), a Recv whose count or type differs from the stored message is InvalidArgument

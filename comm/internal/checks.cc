@@ -1,7 +1,9 @@
 #include "nmesh/comm/internal/checks.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <thread>
 #include <utility>
@@ -31,6 +33,29 @@ absl::Status CheckRankArg(const Communicator& comm, std::string_view op, std::st
   if (rank >= 0 && rank < comm.size()) return absl::OkStatus();
   return Invalid(comm, op,
                  absl::StrFormat("%s %d is out of range [0, %d)", role, rank, comm.size()));
+}
+
+bool Overlap(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
+  if (a_bytes == 0 || b_bytes == 0) return false;
+  const auto x = reinterpret_cast<uintptr_t>(a);
+  const auto y = reinterpret_cast<uintptr_t>(b);
+  return x < y + b_bytes && y < x + a_bytes;
+}
+
+// The byte range [*begin, *end) covered by the non-empty blocks of an all_to_all_v buffer, and the
+// sum of the counts.
+void Extent(absl::Span<const size_t> counts, absl::Span<const size_t> displs, size_t* begin,
+            size_t* end, size_t* total) {
+  *begin = SIZE_MAX;
+  *end = 0;
+  *total = 0;
+  for (size_t j = 0; j < counts.size(); ++j) {
+    if (counts[j] == 0) continue;
+    *total += counts[j];
+    *begin = std::min(*begin, displs[j]);
+    *end = std::max(*end, displs[j] + counts[j]);
+  }
+  if (*total == 0) *begin = 0;
 }
 
 }  // namespace
@@ -126,6 +151,96 @@ absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, co
                                size_t count, int peer) {
   if (auto s = CheckRankArg(comm, op, "peer", peer); !s.ok()) return s;
   return CheckNotNull(comm, op, "the", buffer, count);
+}
+
+absl::Status CheckDataType(const Communicator& comm, std::string_view op, DataType type) {
+  if (DataTypeSize(type) != 0) return absl::OkStatus();
+  return Invalid(comm, op, absl::StrFormat("unknown DataType value %d", static_cast<int>(type)));
+}
+
+absl::Status CheckReduceOp(const Communicator& comm, std::string_view op, ReduceOp reduce_op) {
+  if (ReduceOpName(reduce_op) != "unknown") return absl::OkStatus();
+  return Invalid(comm, op,
+                 absl::StrFormat("unknown ReduceOp value %d", static_cast<int>(reduce_op)));
+}
+
+absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
+                            absl::Span<const size_t> send_counts,
+                            absl::Span<const size_t> send_displs, const void* recv,
+                            absl::Span<const size_t> recv_counts,
+                            absl::Span<const size_t> recv_displs, DataType type, size_t* total_send,
+                            size_t* total_recv) {
+  const size_t n = static_cast<size_t>(comm.size());
+  const std::pair<std::string_view, size_t> arrays[] = {{"send_counts", send_counts.size()},
+                                                        {"send_displs", send_displs.size()},
+                                                        {"recv_counts", recv_counts.size()},
+                                                        {"recv_displs", recv_displs.size()}};
+  for (const auto& [name, entries] : arrays) {
+    if (entries != n) {
+      return Invalid(
+          comm, kAllToAllV,
+          absl::StrFormat("%s has %d entries, expected one per rank (%d)", name, entries, n));
+    }
+  }
+  size_t send_begin = 0, send_end = 0, recv_begin = 0, recv_end = 0;
+  Extent(send_counts, send_displs, &send_begin, &send_end, total_send);
+  Extent(recv_counts, recv_displs, &recv_begin, &recv_end, total_recv);
+  if (auto s = CheckNotNull(comm, kAllToAllV, "send", send, *total_send); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, kAllToAllV, "receive", recv, *total_recv); !s.ok()) return s;
+  const size_t e = DataTypeSize(type);
+  if (Overlap(static_cast<const std::byte*>(send) + send_begin * e, (send_end - send_begin) * e,
+              static_cast<const std::byte*>(recv) + recv_begin * e, (recv_end - recv_begin) * e)) {
+    return Invalid(comm, kAllToAllV, "send and receive buffers overlap (not supported in place)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckRooted(const Communicator& comm, std::string_view op, const void* mine,
+                         const void* all, size_t count, DataType type, int root) {
+  if (auto s = CheckRankArg(comm, op, "root", root); !s.ok()) return s;
+  const bool gather = op == kGather;
+  if (auto s = CheckNotNull(comm, op, gather ? "send" : "receive", mine, count); !s.ok()) return s;
+  if (comm.rank() != root || count == 0) return absl::OkStatus();
+  if (auto s = CheckNotNull(comm, op, gather ? "receive" : "send", all, count); !s.ok()) return s;
+  const size_t block = count * DataTypeSize(type);
+  if (mine == static_cast<const std::byte*>(all) + block * static_cast<size_t>(root)) {
+    return absl::OkStatus();  // the in-place layout
+  }
+  if (Overlap(mine, block, all, block * static_cast<size_t>(comm.size()))) {
+    return Invalid(comm, op,
+                   absl::StrFormat("send and receive buffers overlap other than in place (in "
+                                   "place, the root's %s buffer is block %d of its %s buffer)",
+                                   gather ? "send" : "receive", root, gather ? "receive" : "send"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckReduce(const Communicator& comm, const void* send, const void* recv, size_t count,
+                         DataType type, int root) {
+  if (auto s = CheckRankArg(comm, kReduce, "root", root); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, kReduce, "send", send, count); !s.ok()) return s;
+  if (comm.rank() != root || count == 0) return absl::OkStatus();
+  if (auto s = CheckNotNull(comm, kReduce, "receive", recv, count); !s.ok()) return s;
+  const size_t bytes = count * DataTypeSize(type);
+  if (send != recv && Overlap(send, bytes, recv, bytes)) {
+    return Invalid(comm, kReduce,
+                   "send and receive buffers overlap other than in place (send == "
+                   "receive)");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t send_count, int dest,
+                           const void* recv, size_t recv_count, int source, DataType type) {
+  if (auto s = CheckRankArg(comm, kSendRecv, "destination", dest); !s.ok()) return s;
+  if (auto s = CheckRankArg(comm, kSendRecv, "source", source); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, kSendRecv, "send", send, send_count); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, kSendRecv, "receive", recv, recv_count); !s.ok()) return s;
+  const size_t e = DataTypeSize(type);
+  if (Overlap(send, send_count * e, recv, recv_count * e)) {
+    return Invalid(comm, kSendRecv, "send and receive buffers overlap");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckCopy(const Communicator& comm, std::string_view op, const void* dst,

@@ -18,6 +18,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm::internal {
@@ -32,6 +33,11 @@ inline constexpr std::string_view kAllToAll = "all_to_all";
 inline constexpr std::string_view kSend = "send";
 inline constexpr std::string_view kRecv = "recv";
 inline constexpr std::string_view kBarrier = "barrier";
+inline constexpr std::string_view kAllToAllV = "all_to_all_v";
+inline constexpr std::string_view kGather = "gather";
+inline constexpr std::string_view kScatter = "scatter";
+inline constexpr std::string_view kReduce = "reduce";
+inline constexpr std::string_view kSendRecv = "sendrecv";
 inline constexpr std::string_view kAllocate = "allocate";
 inline constexpr std::string_view kCopyToHost = "copy_to_host";
 inline constexpr std::string_view kCopyFromHost = "copy_from_host";
@@ -64,6 +70,29 @@ absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* rec
                            DataType type);
 absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
                                size_t count, int peer);
+// Added (issue 13). Values outside the DataType / ReduceOp enums (a cast from a bad integer).
+absl::Status CheckDataType(const Communicator& comm, std::string_view op, DataType type);
+absl::Status CheckReduceOp(const Communicator& comm, std::string_view op, ReduceOp reduce_op);
+// all_to_all_v: four arrays of size() entries, non-null buffers where their counts are non-zero,
+// disjoint send and receive extents. Sets *total_send / *total_recv to the sums of the counts.
+absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
+                            absl::Span<const size_t> send_counts,
+                            absl::Span<const size_t> send_displs, const void* recv,
+                            absl::Span<const size_t> recv_counts,
+                            absl::Span<const size_t> recv_displs, DataType type, size_t* total_send,
+                            size_t* total_recv);
+// gather / scatter: `root` in range; the per-rank buffer (`mine`, `count` elements) non-null;
+// on the root the whole buffer (`all`, size()*count elements) non-null, and either the in-place
+// layout (mine == all + root*count) or disjoint from `mine`.
+absl::Status CheckRooted(const Communicator& comm, std::string_view op, const void* mine,
+                         const void* all, size_t count, DataType type, int root);
+// reduce: `root` in range, send non-null, on the root recv non-null and equal to or disjoint
+// from send.
+absl::Status CheckReduce(const Communicator& comm, const void* send, const void* recv, size_t count,
+                         DataType type, int root);
+// sendrecv: peers in range, non-null buffers, disjoint buffers.
+absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t send_count, int dest,
+                           const void* recv, size_t recv_count, int source, DataType type);
 // The buffer copies: null pointers with a non-zero size.
 absl::Status CheckCopy(const Communicator& comm, std::string_view op, const void* dst,
                        const void* src, size_t bytes);

@@ -2,10 +2,13 @@
 
 #include <mpi.h>
 
+#include <algorithm>
+#include <array>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -18,6 +21,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/status.h"
@@ -44,6 +48,9 @@ struct Io {
   void* out = nullptr;
   size_t out_bytes = 0;
   bool one_buffer = false;
+  // The staging copy of `out` starts as a copy of the caller's `out` (for outputs with gaps that
+  // the operation does not write, e.g. all_to_all_v).
+  bool preserve_out = false;
 };
 
 bool Overlaps(const void* a, size_t a_bytes, const void* b, size_t b_bytes) {
@@ -73,6 +80,78 @@ void KeepUntilExit(Scratch scratch) {
   kept->push_back(std::move(scratch));
 }
 
+// An operation issued through the asynchronous path: one or two MPI requests (sendrecv: a receive
+// and a send), the staging copies MPI may still use, and what runs on completion (kAvg's division).
+class MpiWork final : public Work::Impl {
+ public:
+  MpiWork(const Communicator& comm, std::string_view op, int rank) : Impl(comm, op), rank_(rank) {}
+
+  ~MpiWork() override {
+    // A handle dropped while MPI still owns the request: never free memory MPI may still use.
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized || pending_ == 0) return;
+    int done = 0;
+    MPI_Testall(2, requests_.data(), &done, MPI_STATUSES_IGNORE);
+    if (!done) Abandon();
+  }
+
+  std::array<MPI_Request, 2> requests_ = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  int pending_ = 0;                    // how many of requests_ were started
+  std::vector<Scratch> scratch_;       // staging MPI may use until completion
+  std::vector<int> ints_;              // all_to_all_v's int counts and displacements
+  std::function<void()> on_complete_;  // kAvg's division, on success
+  std::string call_;                   // the MPI call, for error messages
+  bool cancellable_ = false;           // point to point
+
+ protected:
+  bool Poll(absl::Status* status) override {
+    int done = 0;
+    const int rc = MPI_Testall(2, requests_.data(), &done, MPI_STATUSES_IGNORE);
+    if (rc != MPI_SUCCESS) {
+      *status = Finish(rc, "MPI_Testall");
+      return true;
+    }
+    if (!done) return false;
+    *status = Finish(MPI_SUCCESS, "MPI_Testall");
+    return true;
+  }
+
+  absl::Status Block() override {
+    return Finish(MPI_Waitall(2, requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+  }
+
+  void Abandon() override {
+    for (MPI_Request& request : requests_) {
+      if (request == MPI_REQUEST_NULL) continue;
+      if (cancellable_) {
+        MPI_Cancel(&request);
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) continue;
+      }
+    }
+    for (Scratch& s : scratch_) KeepUntilExit(std::move(s));
+    scratch_.clear();
+    pending_ = 0;
+  }
+
+ private:
+  absl::Status Finish(int rc, const char* call) {
+    pending_ = 0;
+    scratch_.clear();
+    if (rc != MPI_SUCCESS) {
+      return absl::Status(
+          MpiStatus(rc, call, rank_).code(),
+          absl::StrFormat("%s: %s", context(), MpiStatus(rc, call, rank_).message()));
+    }
+    if (on_complete_) on_complete_();
+    return absl::OkStatus();
+  }
+
+  int rank_;
+};
+
 class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm`, which has MPI_ERRORS_RETURN set.
@@ -80,18 +159,31 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
   }
+  // Borrows `comm` (adoption): sets MPI_ERRORS_RETURN on it for its lifetime and restores the
+  // caller's error handler on destruction, without freeing it.
+  MpiCommunicator(MPI_Comm comm, CommOptions options, MPI_Errhandler restore)
+      : MpiCommunicator(comm, std::move(options)) {
+    owned_ = false;
+    restore_ = restore;
+  }
 
   ~MpiCommunicator() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;  // MPI_Finalize already released everything.
+    works_.OrphanAll();
     for (Abandoned& a : abandoned_) {
       int done = 0;
       MPI_Test(&a.request, &done, MPI_STATUS_IGNORE);
       // MPI may still read or write the staging copy: never free it under MPI.
       if (!done) KeepUntilExit(std::move(a.scratch));
     }
-    MPI_Comm_free(&comm_);
+    if (owned_) {
+      MPI_Comm_free(&comm_);
+    } else {
+      MPI_Comm_set_errhandler(comm_, restore_);
+      MPI_Errhandler_free(&restore_);
+    }
   }
 
   int rank() const override { return rank_; }
@@ -101,21 +193,16 @@ class MpiCommunicator final : public Communicator {
   MemoryKind memory_kind() const override { return MemoryKind::kHost; }
   const CommOptions& options() const override { return options_; }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
-                                                            CommOptions options) override {
-    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color, int key,
+                                                              CommOptions options) override {
     // Without a timeout the exchange below only guards against bad colors, which the caller has
     // ruled out; with one, it is what bounds the wait, so it stays.
-    if (options_.timeout) return Split(color, key, std::move(options));
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
-    NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
+    if (options_.timeout) return DoSplit(color, key, std::move(options));
     return CommSplit(color, key, std::move(options));
   }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                      CommOptions options) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
-    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                        CommOptions options) override {
     // Every rank learns every color first, so a bad color fails on all ranks instead of leaving
     // the others hung in MPI_Comm_split, and the exchange honours the timeout.
     const int32_t mine[2] = {color.has_value() ? 1 : 0, color.value_or(0)};
@@ -157,12 +244,9 @@ class MpiCommunicator final : public Communicator {
     return std::unique_ptr<Communicator>(new MpiCommunicator(out, std::move(options)));
   }
 
-  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                         ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllReduce));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
+  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllReduce, count));
-    if (count == 0) return absl::OkStatus();
     const size_t bytes = count * DataTypeSize(type);
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -184,11 +268,9 @@ class MpiCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllGather));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
+  absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                           DataType type) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllGather, send_count));
-    if (send_count == 0) return absl::OkStatus();
     const size_t bytes = send_count * DataTypeSize(type);
     const int n = static_cast<int>(send_count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -209,12 +291,9 @@ class MpiCommunicator final : public Communicator {
         {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes * size_});
   }
 
-  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                             ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kReduceScatter));
-    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
+  absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                               ReduceOp op) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduceScatter, recv_count));
-    if (recv_count == 0) return absl::OkStatus();
     const size_t bytes = recv_count * DataTypeSize(type);
     const int n = static_cast<int>(recv_count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -238,11 +317,8 @@ class MpiCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBroadcast));
-    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
+  absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kBroadcast, count));
-    if (count == 0) return absl::OkStatus();
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = count * DataTypeSize(type);
@@ -255,11 +331,8 @@ class MpiCommunicator final : public Communicator {
         {.in = buffer, .in_bytes = bytes, .out = buffer, .out_bytes = bytes, .one_buffer = true});
   }
 
-  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllToAll));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
+  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAll, count));
-    if (count == 0) return absl::OkStatus();
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = count * DataTypeSize(type) * size_;
@@ -272,9 +345,7 @@ class MpiCommunicator final : public Communicator {
         {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes});
   }
 
-  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSend));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+  absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kSend, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -287,9 +358,7 @@ class MpiCommunicator final : public Communicator {
         {.in = buffer, .in_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
   }
 
-  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kRecv));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+  absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
     NMESH_RETURN_IF_ERROR(CheckCount(ci::kRecv, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
@@ -302,8 +371,248 @@ class MpiCommunicator final : public Communicator {
         {.out = buffer, .out_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
   }
 
-  absl::Status Barrier() override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
+  absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                           absl::Span<const size_t> send_displs, void* recv,
+                           absl::Span<const size_t> recv_counts,
+                           absl::Span<const size_t> recv_displs, DataType type) override {
+    std::vector<int> sc(static_cast<size_t>(size_)), sd(sc.size()), rc(sc.size()), rd(sc.size());
+    size_t send_end = 0, recv_end = 0;
+    for (size_t j = 0; j < sc.size(); ++j) {
+      for (size_t v : {send_counts[j], send_displs[j], recv_counts[j], recv_displs[j]}) {
+        NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAllV, v));
+      }
+      sc[j] = static_cast<int>(send_counts[j]);
+      sd[j] = static_cast<int>(send_displs[j]);
+      rc[j] = static_cast<int>(recv_counts[j]);
+      rd[j] = static_cast<int>(recv_displs[j]);
+      if (send_counts[j] > 0) send_end = std::max(send_end, send_displs[j] + send_counts[j]);
+      if (recv_counts[j] > 0) recv_end = std::max(recv_end, recv_displs[j] + recv_counts[j]);
+    }
+    const MPI_Datatype dt = MpiDatatype(type);
+    const size_t e = DataTypeSize(type);
+    return Execute(
+        ci::kAllToAllV, "MPI_Alltoallv",
+        [&] {
+          return MPI_Alltoallv(send, sc.data(), sd.data(), dt, recv, rc.data(), rd.data(), dt,
+                               comm_);
+        },
+        "MPI_Ialltoallv",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Ialltoallv(staged_in, sc.data(), sd.data(), dt, staged_out, rc.data(),
+                                rd.data(), dt, comm_, r);
+        },
+        {.in = send,
+         .in_bytes = send_end * e,
+         .out = recv,
+         .out_bytes = recv_end * e,
+         .preserve_out = true});
+  }
+
+  absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                        int root) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kGather, send_count));
+    const int n = static_cast<int>(send_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const size_t bytes = send_count * DataTypeSize(type);
+    const bool is_root = rank_ == root;
+    return Execute(
+        ci::kGather, "MPI_Gather",
+        [&] {
+          const bool in_place =
+              is_root && send == static_cast<const std::byte*>(recv) + bytes * rank_;
+          return MPI_Gather(in_place ? MPI_IN_PLACE : send, n, dt, recv, n, dt, root, comm_);
+        },
+        "MPI_Igather",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Igather(staged_in, n, dt, staged_out, n, dt, root, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = is_root ? bytes * size_ : 0});
+  }
+
+  absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                         int root) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kScatter, recv_count));
+    const int n = static_cast<int>(recv_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const size_t bytes = recv_count * DataTypeSize(type);
+    const bool is_root = rank_ == root;
+    return Execute(
+        ci::kScatter, "MPI_Scatter",
+        [&] {
+          const bool in_place =
+              is_root && recv == static_cast<const std::byte*>(send) + bytes * rank_;
+          return MPI_Scatter(send, n, dt, in_place ? MPI_IN_PLACE : recv, n, dt, root, comm_);
+        },
+        "MPI_Iscatter",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Iscatter(staged_in, n, dt, staged_out, n, dt, root, comm_, r);
+        },
+        {.in = send, .in_bytes = is_root ? bytes * size_ : 0, .out = recv, .out_bytes = bytes});
+  }
+
+  absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                        int root) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduce, count));
+    const int n = static_cast<int>(count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    const MPI_Op mop = MpiOp(type, op);
+    const size_t bytes = count * DataTypeSize(type);
+    const bool is_root = rank_ == root;
+    NMESH_RETURN_IF_ERROR(Execute(
+        ci::kReduce, "MPI_Reduce",
+        [&] {
+          const bool in_place = is_root && send == recv;
+          return MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, n, dt, mop, root, comm_);
+        },
+        "MPI_Ireduce",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          return MPI_Ireduce(staged_in, staged_out, n, dt, mop, root, comm_, r);
+        },
+        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = is_root ? bytes : 0}));
+    if (is_root && op == ReduceOp::kAvg) DivideElements(recv, count, type, size_);
+    return absl::OkStatus();
+  }
+
+  absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
+                          size_t recv_count, int source, DataType type) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSendRecv, send_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSendRecv, recv_count));
+    const int ns = static_cast<int>(send_count);
+    const int nr = static_cast<int>(recv_count);
+    const MPI_Datatype dt = MpiDatatype(type);
+    return Execute(
+        ci::kSendRecv, "MPI_Sendrecv",
+        [&] {
+          return MPI_Sendrecv(send, ns, dt, dest, kTag, recv, nr, dt, source, kTag, comm_,
+                              MPI_STATUS_IGNORE);
+        },
+        "MPI_Irecv/MPI_Isend",
+        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
+          if (int rc = MPI_Irecv(staged_out, nr, dt, source, kTag, comm_, &r[0]);
+              rc != MPI_SUCCESS) {
+            return rc;
+          }
+          return MPI_Isend(staged_in, ns, dt, dest, kTag, comm_, &r[1]);
+        },
+        {.in = send,
+         .in_bytes = send_count * DataTypeSize(type),
+         .out = recv,
+         .out_bytes = recv_count * DataTypeSize(type)},
+        /*cancellable=*/true);
+  }
+
+  // The asynchronous path: the nonblocking MPI call on the caller's buffers. Exact in-place
+  // layouts become MPI_IN_PLACE; any other overlap of input and output is staged (MPI forbids
+  // aliasing), and the staging copy lives in the handle until completion.
+  absl::StatusOr<Work> DoAsync(const OpArgs& a, const AsyncOptions&) override {
+    NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.count));
+    NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.recv_count));
+    auto work = std::make_shared<MpiWork>(*this, a.op, rank_);
+    const MPI_Datatype dt = a.op == ci::kBarrier ? MPI_BYTE : MpiDatatype(a.type);
+    const MPI_Op mop = a.op == ci::kBarrier ? MPI_OP_NULL : MpiOp(a.type, a.reduce);
+    const int n = static_cast<int>(a.count);
+    const size_t e = a.op == ci::kBarrier ? 0 : DataTypeSize(a.type);
+    const size_t bytes = a.count * e;
+    MPI_Request* r = work->requests_.data();
+    auto stage = [&](const void* src, size_t src_bytes, const void* dst, size_t dst_bytes) {
+      Scratch scratch;
+      const void* in = StageIfOverlapping(src, src_bytes, dst, dst_bytes, scratch);
+      if (scratch) work->scratch_.push_back(std::move(scratch));
+      return in;
+    };
+    auto divide_on = [&](void* out, size_t count) {
+      if (a.reduce != ReduceOp::kAvg) return;
+      const DataType type = a.type;
+      const int size = size_;
+      work->on_complete_ = [out, count, type, size] { DivideElements(out, count, type, size); };
+    };
+    int rc = MPI_SUCCESS;
+    const char* call = "";
+    const bool is_root = rank_ == a.root;
+    if (a.op == ci::kAllReduce) {
+      call = "MPI_Iallreduce";
+      const void* in = a.send == a.recv ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes);
+      rc = MPI_Iallreduce(in, a.recv, n, dt, mop, comm_, r);
+      divide_on(a.recv, a.count);
+    } else if (a.op == ci::kAllGather) {
+      call = "MPI_Iallgather";
+      const void* slot = static_cast<const std::byte*>(a.recv) + bytes * rank_;
+      const void* in = a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * size_);
+      rc = MPI_Iallgather(in, n, dt, a.recv, n, dt, comm_, r);
+    } else if (a.op == ci::kReduceScatter) {
+      call = "MPI_Ireduce_scatter_block";
+      const void* in = stage(a.send, bytes * size_, a.recv, bytes);
+      rc = MPI_Ireduce_scatter_block(in, a.recv, n, dt, mop, comm_, r);
+      divide_on(a.recv, a.count);
+    } else if (a.op == ci::kBroadcast) {
+      call = "MPI_Ibcast";
+      rc = MPI_Ibcast(a.recv, n, dt, a.root, comm_, r);
+    } else if (a.op == ci::kAllToAll) {
+      call = "MPI_Ialltoall";
+      rc = MPI_Ialltoall(a.send, n, dt, a.recv, n, dt, comm_, r);
+    } else if (a.op == ci::kSend) {
+      call = "MPI_Isend";
+      work->cancellable_ = true;
+      rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, r);
+    } else if (a.op == ci::kRecv) {
+      call = "MPI_Irecv";
+      work->cancellable_ = true;
+      rc = MPI_Irecv(a.recv, n, dt, a.root, kTag, comm_, r);
+    } else if (a.op == ci::kBarrier) {
+      call = "MPI_Ibarrier";
+      rc = MPI_Ibarrier(comm_, r);
+    } else if (a.op == ci::kAllToAllV) {
+      call = "MPI_Ialltoallv";
+      const size_t un = static_cast<size_t>(size_);
+      work->ints_.resize(4 * un);
+      int* ints = work->ints_.data();
+      for (size_t j = 0; j < un; ++j) {
+        for (size_t v : {a.send_counts[j], a.send_displs[j], a.recv_counts[j], a.recv_displs[j]}) {
+          NMESH_RETURN_IF_ERROR(CheckCount(a.op, v));
+        }
+        ints[j] = static_cast<int>(a.send_counts[j]);
+        ints[un + j] = static_cast<int>(a.send_displs[j]);
+        ints[2 * un + j] = static_cast<int>(a.recv_counts[j]);
+        ints[3 * un + j] = static_cast<int>(a.recv_displs[j]);
+      }
+      rc = MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un, dt,
+                          comm_, r);
+    } else if (a.op == ci::kGather) {
+      call = "MPI_Igather";
+      const bool in_place =
+          is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * rank_;
+      rc = MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, comm_, r);
+    } else if (a.op == ci::kScatter) {
+      call = "MPI_Iscatter";
+      const bool in_place =
+          is_root && a.recv == static_cast<const std::byte*>(a.send) + bytes * rank_;
+      rc = MPI_Iscatter(a.send, n, dt, in_place ? MPI_IN_PLACE : a.recv, n, dt, a.root, comm_, r);
+    } else if (a.op == ci::kReduce) {
+      call = "MPI_Ireduce";
+      const bool in_place = is_root && a.send == a.recv;
+      rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : a.send, a.recv, n, dt, mop, a.root, comm_, r);
+      if (is_root) divide_on(a.recv, a.count);
+    } else if (a.op == ci::kSendRecv) {
+      call = "MPI_Irecv";
+      work->cancellable_ = true;
+      rc = MPI_Irecv(a.recv, static_cast<int>(a.recv_count), dt, a.source, kTag, comm_, &r[0]);
+      if (rc == MPI_SUCCESS) {
+        call = "MPI_Isend";
+        rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, &r[1]);
+        if (rc != MPI_SUCCESS) {
+          MPI_Cancel(&r[0]);
+          MPI_Wait(&r[0], MPI_STATUS_IGNORE);
+        }
+      }
+    } else {
+      return absl::InternalError(absl::StrFormat("mpi: unknown operation '%s'", a.op));
+    }
+    NMESH_RETURN_IF_ERROR(Check(a.op, rc, call));
+    work->pending_ = 2;
+    return Work(works_.Add(std::move(work)));
+  }
+
+  absl::Status DoBarrier() override {
     return Execute(
         ci::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
         [&](const void*, void*, MPI_Request* r) { return MPI_Ibarrier(comm_, r); }, Io{});
@@ -332,12 +641,14 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
+  using Requests = std::array<MPI_Request, 2>;
   struct Abandoned {
     MPI_Request request;
     Scratch scratch;
   };
 
   absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+  absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   absl::Status Check(std::string_view op, int code, const char* call) const {
     return ci::WithContext(*this, op, MpiStatus(code, call, rank_));
@@ -376,27 +687,31 @@ class MpiCommunicator final : public Communicator {
       } else if (in_bytes > 0) {
         std::memcpy(in, io.in, in_bytes);
       }
+      if (io.preserve_out && io.out_bytes > 0) std::memcpy(out, io.out, io.out_bytes);
     }
-    MPI_Request request = MPI_REQUEST_NULL;
-    NMESH_RETURN_IF_ERROR(Check(op, start(io.one_buffer ? out : in, out, &request), start_call));
-    NMESH_RETURN_IF_ERROR(Wait(op, request, staging, cancellable));
+    // `start` may start two requests (sendrecv: a receive and a send); most start one.
+    Requests requests = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+    NMESH_RETURN_IF_ERROR(
+        Check(op, start(io.one_buffer ? out : in, out, requests.data()), start_call));
+    NMESH_RETURN_IF_ERROR(Wait(op, requests, staging, cancellable));
     if (io.out_bytes > 0) std::memcpy(io.out, out, io.out_bytes);
     return absl::OkStatus();
   }
 
-  absl::Status Wait(std::string_view op, MPI_Request request, Scratch scratch, bool cancellable) {
+  absl::Status Wait(std::string_view op, Requests requests, Scratch scratch, bool cancellable) {
     ci::Deadline deadline(options_.timeout);
     ci::PollPacer pacer;
     while (true) {
       int done = 0;
-      NMESH_RETURN_IF_ERROR(Check(op, MPI_Test(&request, &done, MPI_STATUS_IGNORE), "MPI_Test"));
+      NMESH_RETURN_IF_ERROR(
+          Check(op, MPI_Testall(2, requests.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall"));
       if (done) return absl::OkStatus();
       if (abort_state_.aborted()) {
-        Abandon(request, std::move(scratch), cancellable);
+        Abandon(requests, std::move(scratch), cancellable);
         return Usable(op);
       }
       if (deadline.Expired()) {
-        Abandon(request, std::move(scratch), cancellable);
+        Abandon(requests, std::move(scratch), cancellable);
         absl::Status timeout = ci::TimeoutError(*this, op);
         abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", op,
                                           ci::FormatTimeout(*options_.timeout)));
@@ -406,16 +721,19 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  // Gives up on `request`: point-to-point requests are cancelled; collectives cannot be, so they
+  // Gives up on `requests`: point-to-point requests are cancelled; collectives cannot be, so they
   // are kept (with their staging copy) until the destructor looks at them once more.
-  void Abandon(MPI_Request request, Scratch scratch, bool cancellable) {
-    if (cancellable) {
-      MPI_Cancel(&request);
-      int done = 0;
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-      if (done) return;
+  void Abandon(Requests requests, Scratch scratch, bool cancellable) {
+    for (MPI_Request& request : requests) {
+      if (request == MPI_REQUEST_NULL) continue;
+      if (cancellable) {
+        MPI_Cancel(&request);
+        int done = 0;
+        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+        if (done) continue;
+      }
+      abandoned_.push_back({request, scratch});
     }
-    abandoned_.push_back({request, std::move(scratch)});
   }
 
   MPI_Comm comm_;
@@ -423,6 +741,9 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   std::vector<Abandoned> abandoned_;
+  ci::WorkRegistry works_;
+  bool owned_ = true;
+  MPI_Errhandler restore_ = MPI_ERRHANDLER_NULL;
   ci::AbortState abort_state_;
 };
 
@@ -469,6 +790,32 @@ absl::StatusOr<Mpi*> AsMpi(Comm& comm, std::string_view caller) {
 absl::StatusOr<Topology> GetTopology(Communicator& comm) {
   NMESH_ASSIGN_OR_RETURN(MpiCommunicator * mpi_comm, AsMpi(comm, "GetTopology"));
   return mpi_comm->QueryTopology();
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(MPI_Comm comm, Ownership ownership,
+                                                        CommOptions options) {
+  if (comm == MPI_COMM_NULL) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "mpi::AdoptComm: the MPI communicator for axis '%s' is MPI_COMM_NULL", options.name));
+  }
+  int initialized = 0, finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) {
+    return absl::FailedPreconditionError(
+        "mpi::AdoptComm: MPI is not initialised or already finalised");
+  }
+  if (ownership == Ownership::kOwned) {
+    NMESH_RETURN_IF_ERROR(
+        MpiStatus(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", -1));
+    return std::unique_ptr<Communicator>(new MpiCommunicator(comm, std::move(options)));
+  }
+  MPI_Errhandler previous = MPI_ERRHANDLER_NULL;
+  NMESH_RETURN_IF_ERROR(
+      MpiStatus(MPI_Comm_get_errhandler(comm, &previous), "MPI_Comm_get_errhandler", -1));
+  NMESH_RETURN_IF_ERROR(
+      MpiStatus(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", -1));
+  return std::unique_ptr<Communicator>(new MpiCommunicator(comm, std::move(options), previous));
 }
 
 absl::StatusOr<MPI_Comm> NativeComm(const Communicator& comm) {

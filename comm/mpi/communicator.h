@@ -17,6 +17,10 @@
 // truncating toward zero. MPI counts are ints: a count above 2^31-1 elements is InvalidArgument
 // (split the buffer); for AllGather and AllToAll the limit applies to the per-rank count.
 //
+// The operations added in issue 13 map to MPI_Alltoallv, MPI_Gather, MPI_Scatter, MPI_Reduce
+// (kAvg divides on the root) and MPI_Sendrecv (with a timeout: MPI_Ialltoallv, ..., and an
+// MPI_Irecv + MPI_Isend pair for sendrecv); all_to_all_v counts and displacements are ints too.
+//
 // Split first allgathers every rank's color (honouring the timeout), so a negative color fails on
 // every rank with InvalidArgument naming the rank that passed it; then MPI_Comm_split (blocking,
 // but every rank has already arrived) with MPI_UNDEFINED for ranks without a color. SplitAgreed

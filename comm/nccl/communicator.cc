@@ -15,6 +15,8 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/work.h"
+#include "nmesh/comm/nccl/native.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
@@ -112,6 +114,42 @@ absl::Status CopyOnDevice(int device, void* dst, const void* src, size_t bytes, 
   return CudaStatus(cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy", rank);
 }
 
+// An operation enqueued on a stream: a CUDA event recorded after it, which the host can query or
+// wait on and another stream can wait on (comm/nccl/native.h).
+class NcclWork final : public Work::Impl {
+ public:
+  NcclWork(const Communicator& comm, std::string_view op, int device, int rank, cudaEvent_t event)
+      : Impl(comm, op), device_(device), rank_(rank), event_(event) {}
+  ~NcclWork() override {
+    cudaSetDevice(device_);
+    cudaEventDestroy(event_);
+  }
+  cudaEvent_t event() const { return event_; }
+
+ protected:
+  bool Poll(absl::Status* status) override {
+    const cudaError_t query = cudaEventQuery(event_);
+    if (query == cudaErrorNotReady) return false;
+    *status = Result(query, "cudaEventQuery");
+    return true;
+  }
+  absl::Status Block() override {
+    cudaSetDevice(device_);
+    return Result(cudaEventSynchronize(event_), "cudaEventSynchronize");
+  }
+
+ private:
+  absl::Status Result(cudaError_t error, const char* call) const {
+    if (error == cudaSuccess) return absl::OkStatus();
+    absl::Status s = CudaStatus(error, call, rank_);
+    return absl::Status(s.code(), absl::StrFormat("%s: %s", context(), s.message()));
+  }
+
+  int device_;
+  int rank_;
+  cudaEvent_t event_;
+};
+
 class NcclCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm` (possibly still initialising) and `stream`.
@@ -120,18 +158,20 @@ class NcclCommunicator final : public Communicator {
       : comm_(comm),
         device_(device),
         stream_(stream),
+        active_stream_(stream),
         rank_(rank),
         size_(size),
         options_(std::move(options)) {}
 
   ~NcclCommunicator() override {
     cudaSetDevice(device_);
+    works_.OrphanAll();
     ncclComm_t comm = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       comm = comm_;
     }
-    if (comm != nullptr) {
+    if (comm != nullptr && owned_) {
       // Finalise (flushes outstanding work; nonblocking), wait up to the timeout, then destroy.
       // If finalisation fails or outlives the timeout, abort instead.
       ncclResult_t state = ncclCommFinalize(comm);
@@ -174,10 +214,8 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                      CommOptions options) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSplit));
-    NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                        CommOptions options) override {
     NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
     ci::Deadline deadline(options_.timeout);
     ncclConfig_t config = NonblockingConfig();
@@ -232,58 +270,45 @@ class NcclCommunicator final : public Communicator {
         new NcclCommunicator(child, device_, stream, child_rank, child_size, std::move(options)));
   }
 
-  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                         ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllReduce));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllReduce(*this, send, recv, count));
-    if (count == 0) return absl::OkStatus();
+  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                           ReduceOp op) override {
     return Run(ci::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
-      return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, stream_);
+      return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, active_stream_);
     });
   }
 
-  absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllGather));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllGather(*this, send, recv, send_count));
-    if (send_count == 0) return absl::OkStatus();
+  absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
+                           DataType type) override {
     return Run(ci::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
-      return ncclAllGather(send, recv, send_count, NcclType(type), c, stream_);
+      return ncclAllGather(send, recv, send_count, NcclType(type), c, active_stream_);
     });
   }
 
-  absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                             ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kReduceScatter));
-    NMESH_RETURN_IF_ERROR(ci::CheckReduceScatter(*this, send, recv, recv_count));
-    if (recv_count == 0) return absl::OkStatus();
+  absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                               ReduceOp op) override {
     return Run(ci::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
-      return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c, stream_);
+      return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c,
+                               active_stream_);
     });
   }
 
-  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBroadcast));
-    NMESH_RETURN_IF_ERROR(ci::CheckBroadcast(*this, buffer, count, root));
-    if (count == 0) return absl::OkStatus();
+  absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
     return Run(ci::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
-      return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, stream_);
+      return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, active_stream_);
     });
   }
 
-  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kAllToAll));
-    NMESH_RETURN_IF_ERROR(ci::CheckAllToAll(*this, send, recv, count, type));
-    if (count == 0) return absl::OkStatus();
+  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     const size_t block = count * DataTypeSize(type);
     return Run(ci::kAllToAll, "ncclGroupEnd", [&](ncclComm_t c) {
       ncclResult_t first_error = ncclGroupStart();
       for (int peer = 0; peer < size_ && first_error == ncclSuccess; ++peer) {
         const size_t offset = block * static_cast<size_t>(peer);
         ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + offset, count,
-                                   NcclType(type), peer, c, stream_);
+                                   NcclType(type), peer, c, active_stream_);
         if (rc == ncclSuccess) {
           rc = ncclRecv(static_cast<std::byte*>(recv) + offset, count, NcclType(type), peer, c,
-                        stream_);
+                        active_stream_);
         }
         first_error = rc;
       }
@@ -292,31 +317,182 @@ class NcclCommunicator final : public Communicator {
     });
   }
 
-  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kSend));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kSend, buffer, count, peer));
+  absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     return Run(ci::kSend, "ncclSend", [&](ncclComm_t c) {
-      return ncclSend(buffer, count, NcclType(type), peer, c, stream_);
+      return ncclSend(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
-  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kRecv));
-    NMESH_RETURN_IF_ERROR(ci::CheckPointToPoint(*this, ci::kRecv, buffer, count, peer));
+  absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
     return Run(ci::kRecv, "ncclRecv", [&](ncclComm_t c) {
-      return ncclRecv(buffer, count, NcclType(type), peer, c, stream_);
+      return ncclRecv(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
-  absl::Status Barrier() override {
-    NMESH_RETURN_IF_ERROR(Usable(ci::kBarrier));
+  // all_to_all_v, gather and scatter are groups of ncclSend/ncclRecv (a rank's block for itself
+  // included, as in all_to_all), issued by `issue(comm)` between ncclGroupStart and ncclGroupEnd.
+  template <typename Body>
+  absl::Status RunGroup(std::string_view op, Body body) {
+    return Run(op, "ncclGroupEnd", [&](ncclComm_t c) {
+      ncclResult_t first_error = ncclGroupStart();
+      if (first_error == ncclSuccess) first_error = body(c);
+      const ncclResult_t end = ncclGroupEnd();
+      return first_error != ncclSuccess ? first_error : end;
+    });
+  }
+
+  absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
+                           absl::Span<const size_t> send_displs, void* recv,
+                           absl::Span<const size_t> recv_counts,
+                           absl::Span<const size_t> recv_displs, DataType type) override {
+    const size_t e = DataTypeSize(type);
+    return RunGroup(ci::kAllToAllV, [&](ncclComm_t c) {
+      for (int peer = 0; peer < size_; ++peer) {
+        const size_t j = static_cast<size_t>(peer);
+        if (send_counts[j] > 0) {
+          ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + send_displs[j] * e,
+                                     send_counts[j], NcclType(type), peer, c, active_stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+        if (recv_counts[j] > 0) {
+          ncclResult_t rc = ncclRecv(static_cast<std::byte*>(recv) + recv_displs[j] * e,
+                                     recv_counts[j], NcclType(type), peer, c, active_stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+      }
+      return ncclSuccess;
+    });
+  }
+
+  absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
+                        int root) override {
+    const size_t block = send_count * DataTypeSize(type);
+    return RunGroup(ci::kGather, [&](ncclComm_t c) {
+      if (rank_ == root) {
+        for (int peer = 0; peer < size_; ++peer) {
+          std::byte* slot = static_cast<std::byte*>(recv) + block * static_cast<size_t>(peer);
+          if (peer == rank_ && slot == send) continue;  // in place
+          ncclResult_t rc = ncclRecv(slot, send_count, NcclType(type), peer, c, active_stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+        if (static_cast<std::byte*>(recv) + block * static_cast<size_t>(rank_) == send) {
+          return ncclSuccess;
+        }
+      }
+      return ncclSend(send, send_count, NcclType(type), root, c, active_stream_);
+    });
+  }
+
+  absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
+                         int root) override {
+    const size_t block = recv_count * DataTypeSize(type);
+    return RunGroup(ci::kScatter, [&](ncclComm_t c) {
+      if (rank_ == root) {
+        for (int peer = 0; peer < size_; ++peer) {
+          const std::byte* slot =
+              static_cast<const std::byte*>(send) + block * static_cast<size_t>(peer);
+          if (peer == rank_ && slot == recv) continue;  // in place
+          ncclResult_t rc = ncclSend(slot, recv_count, NcclType(type), peer, c, active_stream_);
+          if (rc != ncclSuccess) return rc;
+        }
+        if (static_cast<const std::byte*>(send) + block * static_cast<size_t>(rank_) == recv) {
+          return ncclSuccess;
+        }
+      }
+      return ncclRecv(recv, recv_count, NcclType(type), root, c, active_stream_);
+    });
+  }
+
+  absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
+                        int root) override {
+    return Run(ci::kReduce, "ncclReduce", [&](ncclComm_t c) {
+      return ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c, active_stream_);
+    });
+  }
+
+  absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
+                          size_t recv_count, int source, DataType type) override {
+    return RunGroup(ci::kSendRecv, [&](ncclComm_t c) {
+      ncclResult_t rc = ncclSend(send, send_count, NcclType(type), dest, c, active_stream_);
+      if (rc != ncclSuccess) return rc;
+      return ncclRecv(recv, recv_count, NcclType(type), source, c, active_stream_);
+    });
+  }
+
+  // Enqueues on the caller's stream (or the communicator's), without waiting for the stream: the
+  // blocking hooks run with enqueue_only_ set, then an event is recorded after the operation.
+  absl::StatusOr<Work> DoAsync(const OpArgs& a, const AsyncOptions& async) override {
+    cudaStream_t stream =
+        async.stream != nullptr ? static_cast<cudaStream_t>(async.stream) : stream_;
+    NMESH_RETURN_IF_ERROR(SetDevice(a.op));
+    if (async.stream != nullptr) {
+      int stream_device = -1;
+      NMESH_RETURN_IF_ERROR(ci::WithContext(
+          *this, a.op,
+          CudaStatus(cudaStreamGetDevice(stream, &stream_device), "cudaStreamGetDevice", rank_)));
+      if (stream_device != device_) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: the stream belongs to CUDA device %d but this communicator uses device %d (rank "
+            "%d of %d)",
+            ci::OpContext(*this, a.op), stream_device, device_, rank_, size_));
+      }
+    }
+    cudaEvent_t event = nullptr;
+    NMESH_RETURN_IF_ERROR(
+        ci::WithContext(*this, a.op,
+                        CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
+                                   "cudaEventCreate", rank_)));
+    // In a batch: the first NCCL operation opens the group, Batch::End closes it; the event can
+    // only be recorded once the group has been issued.
+    Batch::State* batch = ci::CurrentBatch();
+    if (batch != nullptr && !batch->end_group) {
+      if (absl::Status s = NcclStatus(ncclGroupStart(), "ncclGroupStart", rank_); !s.ok()) {
+        cudaEventDestroy(event);
+        return ci::WithContext(*this, a.op, s);
+      }
+      batch->end_group = [rank = rank_] {
+        return NcclStatus(ncclGroupEnd(), "ncclGroupEnd", rank);
+      };
+    }
+    active_stream_ = stream;
+    enqueue_only_ = batch == nullptr;
+    in_group_ = batch != nullptr;
+    absl::Status issued = RunBlocking(a);
+    active_stream_ = stream_;
+    enqueue_only_ = false;
+    in_group_ = false;
+    if (batch != nullptr) {
+      if (!issued.ok()) {
+        cudaEventDestroy(event);
+        return issued;
+      }
+      const std::string op(a.op);
+      batch->after_end.push_back([this, event, stream, op] {
+        NMESH_RETURN_IF_ERROR(WaitReady(op, ci::Deadline(options_.timeout)));
+        NMESH_RETURN_IF_ERROR(SetDevice(op));
+        return ci::WithContext(
+            *this, op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
+      });
+    } else if (issued.ok()) {
+      issued = ci::WithContext(
+          *this, a.op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
+    }
+    if (!issued.ok()) {
+      cudaEventDestroy(event);
+      return issued;
+    }
+    return Work(works_.Add(std::make_shared<NcclWork>(*this, a.op, device_, rank_, event)));
+  }
+
+  absl::Status DoBarrier() override {
     if (barrier_buffer_ == nullptr) {
       NMESH_RETURN_IF_ERROR(SetDevice(ci::kBarrier));
       NMESH_RETURN_IF_ERROR(
           CudaStatus(cudaMalloc(&barrier_buffer_, sizeof(float)), "cudaMalloc", rank_));
     }
     return Run(ci::kBarrier, "ncclAllReduce", [&](ncclComm_t c) {
-      return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c, stream_);
+      return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c,
+                           active_stream_);
     });
   }
 
@@ -351,13 +527,14 @@ class NcclCommunicator final : public Communicator {
 
  private:
   absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+  absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   // Calls ncclCommAbort once and remembers why. Safe from any thread.
   void AbortComm(std::string reason) {
     std::lock_guard<std::mutex> lock(mu_);
     if (comm_ != nullptr) {
       cudaSetDevice(device_);
-      ncclCommAbort(comm_);
+      if (owned_) ncclCommAbort(comm_);  // a borrowed communicator is the caller's to abort
       comm_ = nullptr;
     }
     abort_state_.Mark(std::move(reason));
@@ -400,10 +577,12 @@ class NcclCommunicator final : public Communicator {
       NMESH_RETURN_IF_ERROR(SetDevice(op));
       NMESH_RETURN_IF_ERROR(Check(op, issue(comm_), call));
     }
+    if (in_group_) return absl::OkStatus();  // issued by Batch::End's ncclGroupEnd
     NMESH_RETURN_IF_ERROR(WaitReady(op, deadline));
+    if (enqueue_only_) return absl::OkStatus();  // DoAsync: enqueued is enough
     ci::PollPacer pacer;
     while (true) {
-      const cudaError_t query = cudaStreamQuery(stream_);
+      const cudaError_t query = cudaStreamQuery(active_stream_);
       if (query == cudaSuccess) return absl::OkStatus();
       if (query != cudaErrorNotReady) {
         absl::Status error = CudaStatus(query, "cudaStreamQuery", rank_);
@@ -427,6 +606,29 @@ class NcclCommunicator final : public Communicator {
   ncclComm_t comm_;        // null once aborted
   const int device_;
   cudaStream_t stream_;
+  // Where the Do* hooks enqueue (stream_, or the caller's stream during DoAsync), and whether Run
+  // returns once NCCL has enqueued the operation instead of once the stream has run it.
+  cudaStream_t active_stream_ = stream_;
+  bool enqueue_only_ = false;
+  bool in_group_ = false;
+
+ public:
+  bool owned_ = true;  // false: adopted with Ownership::kBorrowed (never finalised or aborted here)
+  ncclComm_t native() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return comm_;
+  }
+  static absl::StatusOr<cudaEvent_t> EventOf(const Work& work) {
+    const auto* nccl_work = dynamic_cast<const NcclWork*>(work.impl());
+    if (nccl_work == nullptr) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "nccl::EventOf needs a handle of an NCCL operation; got %s",
+          work.valid() ? absl::StrFormat("a handle of '%s' from another backend", work.op())
+                       : std::string("an empty handle")));
+    }
+    return nccl_work->event();
+  }  // DoAsync inside a batch: Run only adds the operation to the group
+  ci::WorkRegistry works_;
   int rank_;
   int size_;
   CommOptions options_;
@@ -512,6 +714,54 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
                                                   std::move(options.comm));
   NMESH_RETURN_IF_ERROR(world->WaitReady(kInit, deadline));
   return std::unique_ptr<Communicator>(std::move(world));
+}
+
+absl::StatusOr<ncclComm_t> NativeComm(const Communicator& comm) {
+  const auto* nccl_comm = dynamic_cast<const NcclCommunicator*>(&comm);
+  if (nccl_comm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::NativeComm needs an NCCL communicator; axis '%s' uses the %s backend",
+        comm.options().name, comm.backend()));
+  }
+  ncclComm_t native = nccl_comm->native();
+  if (native == nullptr) {
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "nccl::NativeComm: the communicator of axis '%s' was aborted", comm.options().name));
+  }
+  return native;
+}
+
+absl::StatusOr<cudaEvent_t> EventOf(const Work& work) { return NcclCommunicator::EventOf(work); }
+
+absl::Status StreamWaitWork(const Work& work, cudaStream_t stream) {
+  NMESH_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(work));
+  return CudaStatus(cudaStreamWaitEvent(stream, event, 0), "cudaStreamWaitEvent", -1);
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(ncclComm_t comm, int device,
+                                                        Ownership ownership, CommOptions options) {
+  if (comm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::AdoptComm: the NCCL communicator for axis '%s' is null", options.name));
+  }
+  int rank = 0, size = 0, comm_device = -1;
+  NMESH_RETURN_IF_ERROR(NcclStatus(ncclCommUserRank(comm, &rank), "ncclCommUserRank", -1, comm));
+  NMESH_RETURN_IF_ERROR(NcclStatus(ncclCommCount(comm, &size), "ncclCommCount", rank, comm));
+  NMESH_RETURN_IF_ERROR(
+      NcclStatus(ncclCommCuDevice(comm, &comm_device), "ncclCommCuDevice", rank, comm));
+  if (comm_device != device) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::AdoptComm: the NCCL communicator for axis '%s' uses CUDA device %d, not %d",
+        options.name, comm_device, device));
+  }
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
+  cudaStream_t stream = nullptr;
+  NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+                                   "cudaStreamCreateWithFlags", rank));
+  auto adopted =
+      std::make_unique<NcclCommunicator>(comm, device, stream, rank, size, std::move(options));
+  adopted->owned_ = ownership == Ownership::kOwned;
+  return std::unique_ptr<Communicator>(std::move(adopted));
 }
 
 absl::StatusOr<int> DeviceOf(const Communicator& comm) {

@@ -19,6 +19,15 @@
 // specifies). AllToAll is a group of ncclSend/ncclRecv; Barrier is an all-reduce of one float on a
 // small device buffer the communicator owns.
 //
+// Asynchronous operations (Communicator::*Async, issue 13) are enqueued on AsyncOptions::stream
+// (the caller's cudaStream_t on this communicator's device; another device's stream is
+// InvalidArgument) or on the communicator's stream, and return once NCCL has enqueued them (no
+// stream synchronisation); a CUDA event recorded after the operation backs the handle (Wait:
+// cudaEventSynchronize, or polls of cudaEventQuery with a timeout). The handle reports CUDA errors
+// of the event; asynchronous NCCL errors show on the communicator's next operation. The new
+// operations: all_to_all_v, gather and scatter are groups of ncclSend/ncclRecv, reduce is
+// ncclReduce, sendrecv a group of one ncclSend and one ncclRecv.
+//
 // AllocateBuffer gives cudaMalloc'ed memory on DeviceOf(comm); CopyToHost/CopyFromHost are
 // synchronous cudaMemcpy calls; NewSelf gives NewDeviceSelfCommunicator on the same device.
 //

@@ -10,11 +10,11 @@
 #include <utility>
 #include <vector>
 
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/tests/mesh/mesh_runtime_testing.h"
@@ -45,42 +45,44 @@ class CorruptingCommunicator : public Communicator {
   comm::MemoryKind memory_kind() const override { return inner_->memory_kind(); }
   const comm::CommOptions& options() const override { return inner_->options(); }
 
-  absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
-                                                      comm::CommOptions options) override {
-    return Wrap(inner_->Split(color, key, std::move(options)));
-  }
-  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
-                                                            comm::CommOptions options) override {
-    return Wrap(inner_->SplitAgreed(color, key, std::move(options)));
-  }
-  absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type,
-                         comm::ReduceOp op) override {
-    return Corrupt(inner_->AllReduce(send, recv, count, type, op), recv, count, type);
-  }
-  absl::Status AllGather(const void* send, void* recv, size_t count, DataType type) override {
-    return Corrupt(inner_->AllGather(send, recv, count, type), recv, count, type);
-  }
-  absl::Status ReduceScatter(const void* send, void* recv, size_t count, DataType type,
-                             comm::ReduceOp op) override {
-    return Corrupt(inner_->ReduceScatter(send, recv, count, type, op), recv, count, type);
-  }
-  absl::Status Broadcast(void* buffer, size_t count, DataType type, int root) override {
-    return Corrupt(inner_->Broadcast(buffer, count, type, root), buffer, count, type);
-  }
-  absl::Status AllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    return Corrupt(inner_->AllToAll(send, recv, count, type), recv, count, type);
-  }
-  absl::Status Send(const void* buffer, size_t count, DataType type, int peer) override {
-    return inner_->Send(buffer, count, type, peer);
-  }
-  absl::Status Recv(void* buffer, size_t count, DataType type, int peer) override {
-    return inner_->Recv(buffer, count, type, peer);
-  }
-  absl::Status Barrier() override { return inner_->Barrier(); }
   absl::Status Abort() override { return inner_->Abort(); }
   std::unique_ptr<Communicator> NewSelf(comm::CommOptions options) const override {
     return std::make_unique<CorruptingCommunicator>(inner_->NewSelf(std::move(options)), armed_);
   }
+
+ protected:
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
+                                                        comm::CommOptions options) override {
+    return Wrap(inner_->Split(color, key, std::move(options)));
+  }
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color, int key,
+                                                              comm::CommOptions options) override {
+    return Wrap(inner_->SplitAgreed(color, key, std::move(options)));
+  }
+  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
+                           comm::ReduceOp op) override {
+    return Corrupt(inner_->AllReduce(send, recv, count, type, op), recv, count, type);
+  }
+  absl::Status DoAllGather(const void* send, void* recv, size_t count, DataType type) override {
+    return Corrupt(inner_->AllGather(send, recv, count, type), recv, count, type);
+  }
+  absl::Status DoReduceScatter(const void* send, void* recv, size_t count, DataType type,
+                               comm::ReduceOp op) override {
+    return Corrupt(inner_->ReduceScatter(send, recv, count, type, op), recv, count, type);
+  }
+  absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
+    return Corrupt(inner_->Broadcast(buffer, count, type, root), buffer, count, type);
+  }
+  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
+    return Corrupt(inner_->AllToAll(send, recv, count, type), recv, count, type);
+  }
+  absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
+    return inner_->Send(buffer, count, type, peer);
+  }
+  absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
+    return inner_->Recv(buffer, count, type, peer);
+  }
+  absl::Status DoBarrier() override { return inner_->Barrier(); }
 
  private:
   absl::StatusOr<std::unique_ptr<Communicator>> Wrap(

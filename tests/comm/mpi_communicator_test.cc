@@ -19,15 +19,16 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/comm/mpi/status.h"
 #include "nmesh/comm/self.h"
 #include "nmesh/comm/topology.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
@@ -574,6 +575,70 @@ TEST(MpiSessionTest, ReportsThreadLevelAndWorld) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   EXPECT_EQ(session.world_rank(), rank);
 }
+
+// Native handles and adoption (issue 13, comm/mpi/native.h).
+namespace adoption {
+
+TEST(MpiNativeTest, AdoptNullIsInvalidArgument) {
+  EXPECT_THAT(mpi::AdoptComm(MPI_COMM_NULL, mpi::Ownership::kBorrowed, {.name = "dp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("mpi::AdoptComm: the MPI communicator for axis 'dp' is "
+                                 "MPI_COMM_NULL")));
+  EXPECT_THAT(mpi::AdoptComm(MPI_COMM_NULL, mpi::Ownership::kOwned, {.name = "dp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument, _));
+}
+
+TEST(MpiNativeTest, BorrowedCommunicatorWorksAndIsGivenBack) {
+  TheSession();
+  MPI_Comm engine = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &engine), MPI_SUCCESS);
+  ASSERT_EQ(MPI_Comm_set_errhandler(engine, MPI_ERRORS_ARE_FATAL), MPI_SUCCESS);
+  {
+    ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> dp,
+                         mpi::AdoptComm(engine, mpi::Ownership::kBorrowed, {.name = "dp"}));
+    EXPECT_EQ(dp->backend(), "mpi");
+    int rank = -1, size = -1;
+    MPI_Comm_rank(engine, &rank);
+    MPI_Comm_size(engine, &size);
+    EXPECT_EQ(dp->rank(), rank);
+    EXPECT_EQ(dp->size(), size);
+    ASSERT_OK_AND_ASSIGN(MPI_Comm native, mpi::NativeComm(*dp));
+    EXPECT_EQ(native, engine);
+    std::vector<int64_t> v = {1, 2};
+    ASSERT_OK(dp->AllReduce<int64_t>(v, absl::MakeSpan(v), ReduceOp::kSum));
+    EXPECT_EQ(v, (std::vector<int64_t>{size, 2 * size}));
+    // While adopted, errors come back as Status.
+    MPI_Errhandler during = MPI_ERRHANDLER_NULL;
+    MPI_Comm_get_errhandler(engine, &during);
+    EXPECT_EQ(during, MPI_ERRORS_RETURN);
+    MPI_Errhandler_free(&during);
+  }
+  // Given back: the engine's error handler again, and the communicator still usable.
+  MPI_Errhandler after = MPI_ERRHANDLER_NULL;
+  MPI_Comm_get_errhandler(engine, &after);
+  EXPECT_EQ(after, MPI_ERRORS_ARE_FATAL);
+  MPI_Errhandler_free(&after);
+  int one = 1, sum = 0;
+  EXPECT_EQ(MPI_Allreduce(&one, &sum, 1, MPI_INT, MPI_SUM, engine), MPI_SUCCESS);
+  EXPECT_EQ(MPI_Comm_free(&engine), MPI_SUCCESS);
+}
+
+TEST(MpiNativeTest, OwnedCommunicatorSplitsAndNativeCommRejectsOtherBackends) {
+  TheSession();
+  MPI_Comm engine = MPI_COMM_NULL;
+  ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &engine), MPI_SUCCESS);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> owned,
+                       mpi::AdoptComm(engine, mpi::Ownership::kOwned, {.name = "owned"}));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> half,
+                       owned->Split(owned->rank() % 2, owned->rank(), {.name = "half"}));
+  ASSERT_NE(half, nullptr);
+  EXPECT_OK(half->Barrier());
+  auto self = NewSelfCommunicator({.name = "solo"});
+  EXPECT_THAT(mpi::NativeComm(*self),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("self backend")));
+}
+
+}  // namespace adoption
 
 }  // namespace
 }  // namespace nmesh::comm

@@ -16,16 +16,17 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/comm/nccl/communicator.h"
+#include "nmesh/comm/nccl/native.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
@@ -258,6 +259,21 @@ TEST_F(NcclGpuTest, DeviceSelfCommunicatorCopiesDeviceMemory) {
   DeviceBuffer<float> send(values), recv(std::vector<float>(3, 0.0f));
   ASSERT_OK(self->AllReduce(send.get(), recv.get(), 3, DataType::kFloat32, ReduceOp::kSum));
   EXPECT_EQ(recv.ToHost(), values);
+}
+
+// Native handles and adoption (issue 13, comm/nccl/native.h): the checks that need no GPU.
+TEST(NcclNativeTest, NullHandlesAndOtherBackendsAreInvalidArgument) {
+  EXPECT_THAT(nccl::AdoptComm(nullptr, 0, nccl::Ownership::kBorrowed, {.name = "tp"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("nccl::AdoptComm: the NCCL communicator for axis 'tp' is null")));
+  auto self = NewSelfCommunicator({.name = "solo"});
+  EXPECT_THAT(nccl::NativeComm(*self),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("self backend")));
+  EXPECT_THAT(nccl::EventOf(Work()),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("an empty handle")));
+  ASSERT_OK_AND_ASSIGN(Work host_work, self->BarrierAsync());
+  EXPECT_THAT(nccl::StreamWaitWork(host_work, nullptr),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("another backend")));
 }
 
 }  // namespace
