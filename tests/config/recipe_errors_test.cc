@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/config/recipe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/recipe.h"
 
 namespace nmesh::config {
 namespace {

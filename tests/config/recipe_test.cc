@@ -7,9 +7,9 @@
 #include <variant>
 
 #include "absl/time/time.h"
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 
 namespace nmesh::config {
 namespace {
@@ -346,14 +346,14 @@ TEST(RecipeFieldsTest, Fsdp2FieldsAreTyped) {
   fsdp2_forward_prefetch_depth: 0
   multimodal:
     frozen_sharding: replicate
-    vision: {frame_sharding: {mesh_dims: [cp, tp], enabled: true, ratio: 0.5}}
-  backend: gloo
+    vision: {frame_sharding: {mesh_dims: [cp], enabled: true, cost_alpha: 3}}
 )"));
   const FSDP2Config& c = std::get<FSDP2Config>(recipe.strategy_config);
   EXPECT_TRUE(c.sequence_parallel);
   ASSERT_TRUE(c.tp_plan.has_value());
-  EXPECT_THAT(*c.tp_plan, ElementsAre(Pair("model.layers.*.self_attn.q_proj", "colwise"),
-                                      Pair("model.embed_tokens", "rowwise")));
+  EXPECT_THAT(std::get<StringMap>(*c.tp_plan),
+              ElementsAre(Pair("model.layers.*.self_attn.q_proj", "colwise"),
+                          Pair("model.embed_tokens", "rowwise")));
   EXPECT_TRUE(c.patch_is_packed_sequence);
   // A recipe's mp_policy starts from PyTorch's MixedPrecisionPolicy defaults.
   EXPECT_EQ(c.mp_policy.param_dtype, Dtype::kFloat32);
@@ -371,12 +371,11 @@ TEST(RecipeFieldsTest, Fsdp2FieldsAreTyped) {
   EXPECT_TRUE(c.enable_fsdp2_prefetch);
   EXPECT_EQ(c.fsdp2_backward_prefetch_depth, 3);
   EXPECT_EQ(c.fsdp2_forward_prefetch_depth, 0);
-  EXPECT_EQ(c.multimodal["frozen_sharding"], "replicate");
-  EXPECT_EQ(c.multimodal["vision"]["frame_sharding"]["mesh_dims"],
-            nlohmann::json::array({"cp", "tp"}));
-  EXPECT_EQ(c.multimodal["vision"]["frame_sharding"]["enabled"], true);
-  EXPECT_EQ(c.multimodal["vision"]["frame_sharding"]["ratio"], 0.5);
-  EXPECT_EQ(c.backend, "gloo");
+  EXPECT_EQ(c.multimodal.frozen_sharding, FrozenSharding::kReplicate);
+  EXPECT_THAT(c.multimodal.vision.frame_sharding.mesh_dims, ElementsAre("cp"));
+  EXPECT_TRUE(c.multimodal.vision.frame_sharding.enabled);
+  EXPECT_FALSE(c.multimodal.vision.frame_sharding.cost_alpha_auto);
+  EXPECT_EQ(c.multimodal.vision.frame_sharding.cost_alpha, 3);
 }
 
 TEST(RecipeFieldsTest, NullKeepsDefaultsAndReshardIsTriState) {
