@@ -14,7 +14,9 @@ namespace {
 
 using ::nmesh::testing::StatusIs;
 using ::testing::ElementsAre;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(DtypeTest, AliasesOfEachDtype) {
   struct Case {
@@ -38,6 +40,10 @@ TEST(DtypeTest, AliasesOfEachDtype) {
       {"torch.float32", Dtype::kFloat32},
       {"torch.float", Dtype::kFloat32},
       {"Torch.Float32", Dtype::kFloat32},
+      // (nmesh, changed in 0.7.0) the torch. forms of fp32/fp16/bf16, any case.
+      {"torch.fp32", Dtype::kFloat32},
+      {"TORCH.FP16", Dtype::kFloat16},
+      {"Torch.Bf16", Dtype::kBfloat16},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Dtype> parsed = ParseDtype(c.spelling);
@@ -46,10 +52,24 @@ TEST(DtypeTest, AliasesOfEachDtype) {
   }
 }
 
+// §2 dtype strings (changed in 0.7.0): a string dtype_from_str does not know gives
+// "Unknown dtype string: <value>".
 TEST(DtypeTest, UnknownDtypesAreRejectedByName) {
-  for (const char* bad : {"int8", "fp8", "float64", "torch.", "", "bfloat", "torch.int32"}) {
+  for (const char* bad : {"fp8", "torch.", "", "bfloat", "torch.fp64", "float8"}) {
     EXPECT_THAT(ParseDtype(bad), StatusIs(absl::StatusCode::kInvalidArgument,
-                                          HasSubstr(std::string("Unknown dtype: '") + bad + "'")))
+                                          HasSubstr(std::string("Unknown dtype string: ") + bad)))
+        << bad;
+  }
+}
+
+// §8 rule 12 (nmesh): a dtype 0.7.0 knows but no dtype field can hold (float64, integers, bool)
+// is rejected too, naming the value, not as an unknown string.
+TEST(DtypeTest, NonFloatingDtypesAreRejected) {
+  for (const char* bad : {"int8", "float64", "torch.int32", "DOUBLE", "bool", "torch.long"}) {
+    EXPECT_THAT(ParseDtype(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         AllOf(HasSubstr(std::string("'") + bad + "'"),
+                               Not(HasSubstr("Unknown dtype string")))))
         << bad;
   }
 }

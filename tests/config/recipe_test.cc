@@ -57,11 +57,15 @@ std::string Where(const std::string& text, const std::string& needle) {
 // ---- Rule 1: strategy -----------------------------------------------------------------------
 
 TEST(RecipeRule1Test, StrategyDefaultsToFsdp2) {
-  for (const char* yaml : {"distributed: {}", "distributed:\n  strategy: null",
-                           "distributed:\n  strategy: none", "distributed:\n  strategy:"}) {
-    ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(yaml));
-    EXPECT_EQ(recipe.request.strategy, StrategyKind::kFsdp2) << yaml;
-    EXPECT_TRUE(std::holds_alternative<FSDP2Config>(recipe.strategy_config)) << yaml;
+  ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse("distributed: {}"));
+  EXPECT_EQ(recipe.request.strategy, StrategyKind::kFsdp2);
+  EXPECT_TRUE(std::holds_alternative<FSDP2Config>(recipe.strategy_config));
+  // §8 rule 1 (nmesh): a strategy that is not a string, null included, is an unknown strategy.
+  for (const char* yaml : {"distributed:\n  strategy: null", "distributed:\n  strategy: none",
+                           "distributed:\n  strategy:"}) {
+    EXPECT_THAT(Parse(yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Unknown strategy: ")))
+        << yaml;
   }
 }
 
@@ -91,7 +95,8 @@ TEST(RecipeRule2Test, SizesAreReadAndNullsAreUnset) {
                                             "  tp_size: 2\n"
                                             "  pp_size: 3\n"
                                             "  cp_size: 5\n"
-                                            "  ep_size: 7\n"));
+                                            "  ep_size: 7\n"
+                                            "  pipeline: {}\n"));
   const ParallelSizes& s = recipe.request.sizes;
   EXPECT_EQ(s.dp, 4);
   EXPECT_EQ(s.dp_replicate, 2);
@@ -127,7 +132,8 @@ TEST(RecipeRule2Test, DpMinusOneMeansInfer) {
 
 TEST(RecipeRule2Test, YamlIntegerForms) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse("distributed:\n  tp_size: +2\n  cp_size: 0x4\n"
-                                            "  ep_size: 1_024\n  pp_size: !!int 3\n"));
+                                            "  ep_size: 1_024\n  pp_size: !!int 3\n"
+                                            "  pipeline: {}\n"));
   EXPECT_EQ(recipe.request.sizes.tp, 2);
   EXPECT_EQ(recipe.request.sizes.cp, 4);
   EXPECT_EQ(recipe.request.sizes.ep, 1024);
@@ -259,39 +265,65 @@ TEST(RecipeRule6Test, SelectiveOnlyForFsdp2AndDdp) {
 // ---- Rule 7: dropped sections ---------------------------------------------------------------
 
 TEST(RecipeRule7Test, PipelineWithoutPipelineParallelismIsDroppedWithAWarning) {
+  // §8 rule 7 (changed in 0.7.0): the warning reads "`distributed.pipeline` is set but pp_size=P
+  // (<= 1): ...".
   for (const char* pp : {"", "  pp_size: 1\n", "  pp_size: null\n"}) {
     const std::string yaml = std::string("distributed:\n") + pp +
                              "  pipeline:\n    pp_schedule: gpipe\n    pp_microbatch_size: 2\n";
     ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(yaml));
     EXPECT_FALSE(recipe.pipeline.has_value()) << pp;
     ASSERT_THAT(recipe.warnings, SizeIs(1)) << pp;
-    EXPECT_THAT(recipe.warnings[0], AllOf(HasSubstr("distributed.pipeline"), HasSubstr("pp_size=1"),
+    EXPECT_THAT(recipe.warnings[0], AllOf(HasSubstr("`distributed.pipeline` is set but pp_size=1 (<= 1): "),
                                           HasSubstr(Format(At(yaml, "pipeline:")))));
   }
 }
 
-TEST(RecipeRule7Test, MoeWithoutExpertParallelismIsDropped) {
+// §8 rule 7 (changed in 0.7.0): a moe section with ep <= 1 is dropped silently.
+TEST(RecipeRule7Test, MoeWithoutExpertParallelismIsDroppedSilently) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe,
                        Parse("distributed:\n  ep_size: 1\n  moe:\n    wrap_outer_model: false\n"));
   EXPECT_FALSE(recipe.moe.has_value());
-  EXPECT_THAT(recipe.warnings, ElementsAre(HasSubstr("distributed.moe")));
+  EXPECT_THAT(recipe.warnings, IsEmpty());
 }
 
-TEST(RecipeRule7Test, DroppedSectionsAreStillChecked) {
-  EXPECT_THAT(Parse("distributed:\n  pipeline:\n    pp_shedule: 1f1b\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("Unknown options for distributed.pipeline: ['pp_shedule']")));
-  EXPECT_THAT(Parse("distributed:\n  moe:\n    wrap_outer_model: perhaps\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("distributed.moe.wrap_outer_model must be a boolean")));
+// §8 rule 7 (changed in 0.7.0): a dropped section's contents are not checked.
+TEST(RecipeRule7Test, DroppedSectionsAreNotChecked) {
+  ASSERT_OK_AND_ASSIGN(Recipe pipeline, Parse("distributed:\n  pipeline:\n    pp_shedule: 1f1b\n"));
+  EXPECT_FALSE(pipeline.pipeline.has_value());
+  EXPECT_THAT(pipeline.warnings,
+              ElementsAre(HasSubstr("`distributed.pipeline` is set but pp_size=1 (<= 1): ")));
+  ASSERT_OK_AND_ASSIGN(Recipe moe, Parse("distributed:\n  moe:\n    wrap_outer_model: perhaps\n"));
+  EXPECT_FALSE(moe.moe.has_value());
 }
 
-// ---- Rule 8: defaults -----------------------------------------------------------------------
+// ---- Rule 9: pipeline block (changed in 0.7.0) ------------------------------------------------
 
-TEST(RecipeRule8Test, DefaultsWithPipelineAndExpertParallelism) {
-  ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse("distributed:\n  pp_size: 2\n  ep_size: 4\n"));
+TEST(RecipeRule9Test, PipelineParallelismNeedsAPipelineBlock) {
+  constexpr std::string_view kMessage =
+      "`pp_size=2` (> 1) enables pipeline parallelism but no `distributed.pipeline` block was "
+      "provided. Add a `distributed.pipeline` section (e.g. `pp_schedule`, `pp_microbatch_size`); "
+      "an empty `pipeline: {}` selects defaults.";
+  for (const char* yaml : {"distributed:\n  pp_size: 2\n",
+                           "distributed:\n  pp_size: 2\n  pipeline: null\n"}) {
+    EXPECT_THAT(Parse(yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kMessage))))
+        << yaml;
+  }
+  // It comes before the checks of §4: ddp with pp 2 gets it too.
+  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  pp_size: 2\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kMessage))));
+  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  pp_size: 2\n  pipeline: {}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("ddp does not support pipeline parallelism")));
+}
+
+TEST(RecipeRule9Test, EmptyPipelineBlockSelectsDefaults) {
+  ASSERT_OK_AND_ASSIGN(Recipe recipe,
+                       Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n  ep_size: 4\n"));
   ASSERT_TRUE(recipe.pipeline.has_value());
-  EXPECT_EQ(*recipe.pipeline, PipelineConfig{});
+  PipelineConfig expected;
+  expected.dtype = Dtype::kBfloat16;  // rule 10: the default mp_policy's param_dtype
+  EXPECT_EQ(*recipe.pipeline, expected);
   ASSERT_TRUE(recipe.moe.has_value());
   EXPECT_EQ(*recipe.moe, MoEParallelizerConfig{});
   EXPECT_THAT(recipe.warnings, IsEmpty());
@@ -302,13 +334,29 @@ TEST(RecipeRule8Test, DefaultsWithPipelineAndExpertParallelism) {
 
   ASSERT_OK_AND_ASSIGN(Recipe empty_blocks,
                        Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n  ep_size: 2\n  moe:\n"));
-  EXPECT_EQ(empty_blocks.pipeline, PipelineConfig{});
+  EXPECT_EQ(empty_blocks.pipeline, expected);
   EXPECT_EQ(empty_blocks.moe, MoEParallelizerConfig{});
+}
+
+// ---- Rule 10: the default pipeline dtype (changed in 0.7.0) -----------------------------------
+
+TEST(RecipeRule10Test, PipelineDtypeFollowsTheMixedPrecisionPolicy) {
+  ASSERT_OK_AND_ASSIGN(Recipe output, Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
+                                            "  mp_policy: {param_dtype: fp32, output_dtype: fp16}\n"));
+  EXPECT_EQ(output.pipeline->dtype, Dtype::kFloat16);  // output_dtype first
+  ASSERT_OK_AND_ASSIGN(Recipe param, Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
+                                           "  mp_policy: {param_dtype: float32}\n"));
+  EXPECT_EQ(param.pipeline->dtype, Dtype::kFloat32);  // then param_dtype
+  ASSERT_OK_AND_ASSIGN(Recipe differs, Parse("distributed:\n  pp_size: 2\n"
+                                             "  pipeline: {dtype: float16}\n"));
+  EXPECT_EQ(differs.pipeline->dtype, Dtype::kFloat16);  // kept
+  EXPECT_THAT(differs.warnings, ElementsAre(HasSubstr("pipeline.dtype=")));
+  EXPECT_THAT(differs.warnings, ElementsAre(HasSubstr("does not match")));
 }
 
 // ---- Rule 9: type errors --------------------------------------------------------------------
 
-TEST(RecipeRule9Test, TypeErrorsNameKeyExpectedTypeAndPosition) {
+TEST(RecipeRule12Test, TypeErrorsNameKeyExpectedTypeAndPosition) {
   const std::string yaml = "distributed:\n  strategy: fsdp2\n  tp_size: two\n";
   EXPECT_THAT(Parse(yaml), StatusIs(absl::StatusCode::kInvalidArgument,
                                     HasSubstr("distributed.tp_size must be a positive integer, "
@@ -430,7 +478,6 @@ TEST(RecipeFieldsTest, DdpFields) {
   bucket_cap_mb: 12.5
   gradient_as_bucket_view: true
   autocast_dtype: torch.float16
-  backend: nccl
 )"));
   const DDPConfig& c = std::get<DDPConfig>(recipe.strategy_config);
   EXPECT_THAT(c.activation_checkpointing_scope, ElementsAre("vision", "audio"));
@@ -502,7 +549,8 @@ TEST(RecipeFieldsTest, MoeFields) {
   EXPECT_EQ(m.mp_policy->param_dtype, Dtype::kBfloat16);
   EXPECT_EQ(m.mp_policy->reduce_dtype, Dtype::kFloat32);
   EXPECT_EQ(m.mp_policy->output_dtype, std::nullopt);
-  EXPECT_TRUE(m.mp_policy->cast_forward_inputs);
+  // §2 (changed in 0.7.0): a MixedPrecisionPolicy map is read as FSDP2's: cast_forward_inputs false.
+  EXPECT_FALSE(m.mp_policy->cast_forward_inputs);
 }
 
 // ---- dist_env, teacher section, unrelated content -------------------------------------------
@@ -524,19 +572,18 @@ TEST(RecipeDistEnvTest, BackendAndTimeout) {
 
 TEST(RecipeTeacherTest, TeacherSectionIsReadSeparately) {
   const std::string yaml =
-      "distributed:\n  dp_size: 2\n"
+      "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
       "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n  activation_checkpointing: maybe\n";
-  ASSERT_OK_AND_ASSIGN(Recipe student, Parse("distributed:\n  dp_size: 2\n"
-                                             "teacher_distributed:\n  tp_size: 2\n"));
+  const std::string good = "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
+                           "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n";
+  ASSERT_OK_AND_ASSIGN(Recipe student, Parse(good));
   EXPECT_TRUE(student.has_teacher_section);
   EXPECT_EQ(student.request.sizes.dp, 2);
   EXPECT_FALSE(student.request.sizes.tp.has_value());
-  ASSERT_OK_AND_ASSIGN(Recipe teacher, Parse("distributed:\n  dp_size: 2\n"
-                                             "teacher_distributed:\n  tp_size: 2\n",
-                                             Section::kTeacherDistributed));
+  ASSERT_OK_AND_ASSIGN(Recipe teacher, Parse(good, Section::kTeacherDistributed));
   EXPECT_EQ(teacher.section, Section::kTeacherDistributed);
   EXPECT_EQ(teacher.request.sizes.tp, 2);
-  EXPECT_FALSE(teacher.request.sizes.dp.has_value());
+  EXPECT_EQ(teacher.request.sizes.dp, 1);
   // Errors in the teacher section name it.
   EXPECT_THAT(Parse(yaml, Section::kTeacherDistributed),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -671,19 +718,24 @@ TEST(RecipeOverridesTest, StrategyOverrideAppliesItsRules) {
 TEST(RecipeConflictsTest, InTheContractOrder) {
   // dp_replicate is checked before megatron's pp.
   EXPECT_THAT(
-      Parse("distributed:\n  strategy: megatron_fsdp\n  pp_size: 2\n  dp_replicate_size: 2\n"),
+      Parse("distributed:\n  strategy: megatron_fsdp\n  pp_size: 2\n  dp_replicate_size: 2\n"
+            "  pipeline: {}\n"),
       StatusIs(absl::StatusCode::kInvalidArgument,
                HasSubstr("dp_replicate_size is only supported with FSDP2Config")));
-  EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  ep_size: 2\n  pp_size: 2\n"),
+  EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  ep_size: 2\n  pp_size: 2\n"
+                    "  pipeline: {}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("megatron_fsdp does not support pipeline parallelism")));
   EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  ep_size: 2\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("megatron_fsdp does not support expert parallelism")));
+  // §2 (changed in 0.7.0): MegatronFSDP has no sequence_parallel; it is an unknown option.
   EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  sequence_parallel: true\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("megatron_fsdp does not yet support sequence_parallel")));
-  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  ep_size: 2\n  cp_size: 2\n  pp_size: 2\n"),
+                       HasSubstr("Unknown options for strategy 'megatron_fsdp': "
+                                 "['sequence_parallel']")));
+  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  ep_size: 2\n  cp_size: 2\n  pp_size: 2\n"
+                    "  pipeline: {}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("ddp does not support pipeline parallelism")));
   EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  ep_size: 2\n  cp_size: 2\n"),
