@@ -260,7 +260,7 @@ TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
   const int before = mesh.communicators_created();
   EXPECT_THAT(mesh.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("(2 * 3 = 6) must equal the cp mesh size (4)")));
+                       HasSubstr("ring_degree (2) * ulysses_degree (3) must equal the cp mesh size (4).")));
   EXPECT_THAT(mesh.Unflatten("cp", {2, 2}, {"ring", "dp"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("flattened group")));
   ASSERT_OK_AND_ASSIGN(DeviceMesh cp, mesh.Unflatten("cp", {2, 2}, {"ring", "ulysses"}));

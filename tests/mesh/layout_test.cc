@@ -257,7 +257,7 @@ TEST(LayoutTest, UnflattenWithTheWrongProductNamesTheAxisSize) {
   ASSERT_OK_AND_ASSIGN(Layout layout, Layout::Create({2, 4}, {"dp", "cp"}));
   EXPECT_THAT(layout.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("(2 * 3 = 6) must equal the cp mesh size (4)")));
+                       HasSubstr("ring_degree (2) * ulysses_degree (3) must equal the cp mesh size (4).")));
   EXPECT_THAT(layout.Unflatten("cp", {2}, {"ring", "ulysses"}),
               StatusIs(absl::StatusCode::kInvalidArgument, _));
   EXPECT_THAT(layout.Unflatten("cp", {4, 1}, {"dp", "x"}),
