@@ -13,8 +13,8 @@ namespace nmesh::config {
 namespace {
 
 using ::nmesh::testing::StatusIs;
-using ::testing::ElementsAre;
 using ::testing::AllOf;
+using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
@@ -66,10 +66,9 @@ TEST(DtypeTest, UnknownDtypesAreRejectedByName) {
 // is rejected too, naming the value, not as an unknown string.
 TEST(DtypeTest, NonFloatingDtypesAreRejected) {
   for (const char* bad : {"int8", "float64", "torch.int32", "DOUBLE", "bool", "torch.long"}) {
-    EXPECT_THAT(ParseDtype(bad),
-                StatusIs(absl::StatusCode::kInvalidArgument,
-                         AllOf(HasSubstr(std::string("'") + bad + "'"),
-                               Not(HasSubstr("Unknown dtype string")))))
+    EXPECT_THAT(ParseDtype(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          AllOf(HasSubstr(std::string("'") + bad + "'"),
+                                                Not(HasSubstr("Unknown dtype string")))))
         << bad;
   }
 }

@@ -120,7 +120,8 @@ std::vector<BadInput> BadInputs() {
       {"AcInteger", d + "  activation_checkpointing: 2\n", {"distributed." + kAcMessage}, "2:29"},
       {"AcList", d + "  activation_checkpointing: [full]\n", {"distributed." + kAcMessage}, "2:29"},
       {"AcTeacher",
-       "separate_meshes: true\ndistributed: {}\nteacher_distributed:\n  activation_checkpointing: part\n",
+       "separate_meshes: true\ndistributed: {}\nteacher_distributed:\n  activation_checkpointing: "
+       "part\n",
        {"teacher_distributed." + kAcMessage, "'part'"},
        "4:29",
        Section::kTeacherDistributed},

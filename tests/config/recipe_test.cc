@@ -273,8 +273,9 @@ TEST(RecipeRule7Test, PipelineWithoutPipelineParallelismIsDroppedWithAWarning) {
     ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(yaml));
     EXPECT_FALSE(recipe.pipeline.has_value()) << pp;
     ASSERT_THAT(recipe.warnings, SizeIs(1)) << pp;
-    EXPECT_THAT(recipe.warnings[0], AllOf(HasSubstr("`distributed.pipeline` is set but pp_size=1 (<= 1): "),
-                                          HasSubstr(Format(At(yaml, "pipeline:")))));
+    EXPECT_THAT(recipe.warnings[0],
+                AllOf(HasSubstr("`distributed.pipeline` is set but pp_size=1 (<= 1): "),
+                      HasSubstr(Format(At(yaml, "pipeline:")))));
   }
 }
 
@@ -303,8 +304,8 @@ TEST(RecipeRule9Test, PipelineParallelismNeedsAPipelineBlock) {
       "`pp_size=2` (> 1) enables pipeline parallelism but no `distributed.pipeline` block was "
       "provided. Add a `distributed.pipeline` section (e.g. `pp_schedule`, `pp_microbatch_size`); "
       "an empty `pipeline: {}` selects defaults.";
-  for (const char* yaml : {"distributed:\n  pp_size: 2\n",
-                           "distributed:\n  pp_size: 2\n  pipeline: null\n"}) {
+  for (const char* yaml :
+       {"distributed:\n  pp_size: 2\n", "distributed:\n  pp_size: 2\n  pipeline: null\n"}) {
     EXPECT_THAT(Parse(yaml),
                 StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kMessage))))
         << yaml;
@@ -341,8 +342,9 @@ TEST(RecipeRule9Test, EmptyPipelineBlockSelectsDefaults) {
 // ---- Rule 10: the default pipeline dtype (changed in 0.7.0) -----------------------------------
 
 TEST(RecipeRule10Test, PipelineDtypeFollowsTheMixedPrecisionPolicy) {
-  ASSERT_OK_AND_ASSIGN(Recipe output, Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
-                                            "  mp_policy: {param_dtype: fp32, output_dtype: fp16}\n"));
+  ASSERT_OK_AND_ASSIGN(Recipe output,
+                       Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
+                             "  mp_policy: {param_dtype: fp32, output_dtype: fp16}\n"));
   EXPECT_EQ(output.pipeline->dtype, Dtype::kFloat16);  // output_dtype first
   ASSERT_OK_AND_ASSIGN(Recipe param, Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
                                            "  mp_policy: {param_dtype: float32}\n"));
@@ -549,7 +551,8 @@ TEST(RecipeFieldsTest, MoeFields) {
   EXPECT_EQ(m.mp_policy->param_dtype, Dtype::kBfloat16);
   EXPECT_EQ(m.mp_policy->reduce_dtype, Dtype::kFloat32);
   EXPECT_EQ(m.mp_policy->output_dtype, std::nullopt);
-  // §2 (changed in 0.7.0): a MixedPrecisionPolicy map is read as FSDP2's: cast_forward_inputs false.
+  // §2 (changed in 0.7.0): a MixedPrecisionPolicy map is read as FSDP2's: cast_forward_inputs
+  // false.
   EXPECT_FALSE(m.mp_policy->cast_forward_inputs);
 }
 
@@ -574,8 +577,9 @@ TEST(RecipeTeacherTest, TeacherSectionIsReadSeparately) {
   const std::string yaml =
       "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
       "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n  activation_checkpointing: maybe\n";
-  const std::string good = "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
-                           "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n";
+  const std::string good =
+      "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
+      "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n";
   ASSERT_OK_AND_ASSIGN(Recipe student, Parse(good));
   EXPECT_TRUE(student.has_teacher_section);
   EXPECT_EQ(student.request.sizes.dp, 2);
@@ -748,6 +752,216 @@ TEST(RecipeConflictsTest, InTheContractOrder) {
   EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  tp_size: 1\n  pp_size: 1\n  cp_size: 1\n"
                     "  ep_size: 1\n  dp_replicate_size: 1\n"),
               IsOk());
+}
+
+}  // namespace
+}  // namespace nmesh::config
+
+// ==== NeMo AutoModel 0.7.0 changes (contract paragraphs marked "changed in 0.7.0") ============
+namespace nmesh::config {
+namespace {
+
+using ::nmesh::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+absl::StatusOr<Recipe> P(const std::string& yaml, Section section = Section::kDistributed,
+                         const RecipeOverrides& overrides = {}) {
+  return ParseRecipe(yaml, "t.yaml", section, overrides);
+}
+void ExpectRejected(const std::string& yaml, const std::string& message) {
+  EXPECT_THAT(P(yaml), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message))) << yaml;
+}
+
+// §2: no config has a `backend` field.
+TEST(Contract070Test, BackendIsAnUnknownOptionForEveryStrategy) {
+  ExpectRejected("distributed:\n  backend: nccl\n",
+                 "Unknown options for strategy 'fsdp2': ['backend']");
+  ExpectRejected("distributed:\n  strategy: mfsdp\n  backend: nccl\n",
+                 "Unknown options for strategy 'mfsdp': ['backend']");
+  ExpectRejected("distributed:\n  strategy: ddp\n  backend: gloo\n",
+                 "Unknown options for strategy 'ddp': ['backend']");
+}
+
+// §2 MegatronFSDPConfig: tp_plan, sequence_parallel, mp_policy, activation_checkpointing_scope are
+// unknown options.
+TEST(Contract070Test, MegatronFsdpUnknownOptions) {
+  for (const char* key : {"sequence_parallel: true", "tp_plan: {a: b}", "mp_policy: {}",
+                          "activation_checkpointing_scope: all"}) {
+    const std::string name = std::string(key).substr(0, std::string(key).find(':'));
+    ExpectRejected(std::string("distributed:\n  strategy: megatron_fsdp\n  ") + key + "\n",
+                   "Unknown options for strategy 'megatron_fsdp': ['" + name + "']");
+  }
+}
+
+// §2 FSDP2Config: mp_policy default and map semantics; tp_plan map or string.
+TEST(Contract070Test, Fsdp2MixedPrecisionAndTpPlan) {
+  ASSERT_OK_AND_ASSIGN(Recipe defaults, P("distributed:\n  mp_policy: null\n"));
+  const MixedPrecisionPolicy& d = std::get<FSDP2Config>(defaults.strategy_config).mp_policy;
+  EXPECT_EQ(d.param_dtype, Dtype::kBfloat16);
+  EXPECT_EQ(d.reduce_dtype, Dtype::kFloat32);
+  EXPECT_EQ(d.output_dtype, std::nullopt);
+  EXPECT_FALSE(d.cast_forward_inputs);
+  ASSERT_OK_AND_ASSIGN(Recipe map,
+                       P("distributed:\n  mp_policy:\n    _target_: "
+                         "torch.distributed.fsdp.MixedPrecisionPolicy\n    reduce_dtype: fp32\n"));
+  const MixedPrecisionPolicy& m = std::get<FSDP2Config>(map.strategy_config).mp_policy;
+  EXPECT_EQ(m.param_dtype, std::nullopt);  // unset dtypes are none in a map
+  EXPECT_EQ(m.reduce_dtype, Dtype::kFloat32);
+  EXPECT_EQ(m.output_dtype, std::nullopt);
+  EXPECT_FALSE(m.cast_forward_inputs);
+  ASSERT_OK_AND_ASSIGN(Recipe plan, P("distributed:\n  tp_plan: my.module.custom_plan\n"));
+  EXPECT_EQ(std::get<std::string>(*std::get<FSDP2Config>(plan.strategy_config).tp_plan),
+            "my.module.custom_plan");
+}
+
+// §2 multimodal: every message.
+TEST(Contract070Test, MultimodalIsTypedAndValidated) {
+  const std::string d = "distributed:\n  multimodal:\n";
+  ASSERT_OK_AND_ASSIGN(Recipe ok, P(d + "    frozen_sharding: Per-Layer\n"));
+  EXPECT_EQ(std::get<FSDP2Config>(ok.strategy_config).multimodal.frozen_sharding,
+            FrozenSharding::kPerLayer);
+  ExpectRejected(d + "    frozen_sharding: 3\n",
+                 "distributed.multimodal.frozen_sharding must be a string. Got int.");
+  ExpectRejected(d + "    frozen_sharding: sideways\n",
+                 "distributed.multimodal.frozen_sharding must be one of: root, per_layer, "
+                 "replicate. Got 'sideways'.");
+  const std::string fs = d + "    vision:\n      frame_sharding:\n        ";
+  const std::string prefix = "distributed.multimodal.vision.frame_sharding.";
+  ExpectRejected(fs + "enabled: 3\n", prefix + "enabled must be a boolean");
+  ExpectRejected(fs + "mesh_dims: cp\n",
+                 prefix + "mesh_dims must be a list of mesh-dimension names");
+  ExpectRejected(fs + "mesh_dims: [cp, tp]\n",
+                 prefix + "mesh_dims currently supports only [\"cp\"]");
+  ExpectRejected(fs + "min_tokens: -1\n", prefix + "min_tokens must be a non-negative integer");
+  ExpectRejected(fs + "min_frames: true\n", prefix + "min_frames must be a non-negative integer");
+  ExpectRejected(fs + "min_local_patch_rows: 1.5\n",
+                 prefix + "min_local_patch_rows must be a non-negative integer");
+  ExpectRejected(fs + "cost_alpha: fast\n",
+                 prefix + "cost_alpha must be \"auto\", null, or a non-negative integer");
+  ASSERT_OK_AND_ASSIGN(Recipe alpha, P(fs + "cost_alpha: null\n"));
+  EXPECT_FALSE(std::get<FSDP2Config>(alpha.strategy_config)
+                   .multimodal.vision.frame_sharding.cost_alpha_auto);
+  ExpectRejected("distributed:\n  multimodal: null\n",
+                 "FSDP2Config.multimodal must be a MultimodalDistributedConfig instance.");
+  ExpectRejected(d + "    vision: 3\n",
+                 "MultimodalDistributedConfig.vision must be a MultimodalVisionConfig instance.");
+  ExpectRejected(d + "    vision:\n      frame_sharding: null\n",
+                 "MultimodalVisionConfig.frame_sharding must be a CpVisionFrameShardingConfig "
+                 "instance.");
+}
+
+// §2 activation_checkpointing_scope: normalisation and messages.
+TEST(Contract070Test, ActivationCheckpointingScope) {
+  ASSERT_OK_AND_ASSIGN(Recipe r, P("distributed:\n  activation_checkpointing_scope: "
+                                   "\"Vision + language, vision\"\n"));
+  EXPECT_THAT(std::get<FSDP2Config>(r.strategy_config).activation_checkpointing_scope,
+              ElementsAre("vision", "language"));
+  ExpectRejected("distributed:\n  activation_checkpointing_scope: 3\n",
+                 "activation_checkpointing_scope must be a string or list of strings.");
+  ExpectRejected("distributed:\n  activation_checkpointing_scope: [vision, 3]\n",
+                 "activation_checkpointing_scope entries must be strings.");
+  ExpectRejected("distributed:\n  activation_checkpointing_scope: Text\n",
+                 "activation_checkpointing_scope must use only: all, audio, language, multimodal, "
+                 "vision. Got 'text'.");
+  ExpectRejected("distributed:\n  strategy: ddp\n  activation_checkpointing_scope: [all, vision]\n",
+                 "activation_checkpointing_scope='all' cannot be combined with other scopes.");
+}
+
+// §2 PipelineConfig and MoEParallelizerConfig.
+TEST(Contract070Test, PipelineAndMoeFields) {
+  ASSERT_OK_AND_ASSIGN(Recipe r, P("distributed:\n  pp_size: 2\n  ep_size: 2\n  pipeline:\n"
+                                   "    pp_recv_buffer_pool: true\n"
+                                   "    pp_recv_buffer_pool_slack: 0\n"
+                                   "  moe:\n    mp_policy:\n      _target_: "
+                                   "torch.distributed.fsdp.MixedPrecisionPolicy\n"
+                                   "      param_dtype: bf16\n"));
+  EXPECT_TRUE(r.pipeline->pp_recv_buffer_pool);
+  EXPECT_EQ(r.pipeline->pp_recv_buffer_pool_slack, 0);
+  EXPECT_TRUE(r.moe->ignore_router_for_ac);
+  EXPECT_EQ(r.moe->mp_policy->param_dtype, Dtype::kBfloat16);
+  EXPECT_EQ(r.moe->mp_policy->reduce_dtype, std::nullopt);
+  EXPECT_FALSE(r.moe->mp_policy->cast_forward_inputs);
+  ExpectRejected("distributed:\n  pp_size: 2\n  pipeline:\n    pp_recv_buffer_pool_slack: -1\n",
+                 "pp_recv_buffer_pool_slack must be >= 0, got -1");
+}
+
+// §2 dtype strings in a recipe.
+TEST(Contract070Test, DtypeStrings) {
+  ASSERT_OK_AND_ASSIGN(Recipe r, P("distributed:\n  autocast_dtype: TORCH.FP16\n"));
+  EXPECT_EQ(std::get<FSDP2Config>(r.strategy_config).autocast_dtype, Dtype::kFloat16);
+  ExpectRejected("distributed:\n  autocast_dtype: fp8\n", "Unknown dtype string: fp8");
+  ExpectRejected("distributed:\n  mp_policy: {param_dtype: float64}\n",
+                 "distributed.mp_policy.param_dtype");
+}
+
+// §3: null and the strings none/None are null; a quoted "null" is a string.
+TEST(Contract070Test, NullSpellings) {
+  for (const char* null : {"null", "~", "none", "None", "'None'"}) {
+    ASSERT_OK_AND_ASSIGN(Recipe r, P(std::string("distributed:\n  tp_size: ") + null + "\n"));
+    EXPECT_FALSE(r.request.sizes.tp.has_value()) << null;
+  }
+  ExpectRejected("distributed:\n  tp_size: \"null\"\n", "tp_size must be a positive integer");
+}
+
+// §8 rule 5: mp_policy etc. are built for every strategy, before the unknown-options check.
+TEST(Contract070Test, Rule5BuildsBeforeTheStrategyCheck) {
+  ExpectRejected("distributed:\n  strategy: megatron_fsdp\n  mp_policy: {param_dtype: fp8}\n",
+                 "Unknown dtype string: fp8");
+  ExpectRejected("distributed:\n  strategy: ddp\n  multimodal: {frozen_sharding: x}\n",
+                 "distributed.multimodal.frozen_sharding must be one of: root, per_layer, "
+                 "replicate. Got 'x'.");
+}
+
+// §8 rule 6: only fsdp2 and ddp, on the name before it is resolved.
+TEST(Contract070Test, Rule6SelectiveOnlyFsdp2AndDdp) {
+  const std::string message =
+      "selective activation checkpointing is supported only for FSDP2 and DDP configs.";
+  ExpectRejected("distributed:\n  strategy: mfsdp\n  activation_checkpointing: selective\n",
+                 message);
+  ExpectRejected("distributed:\n  strategy: bogus\n  activation_checkpointing: selective\n",
+                 message);
+  EXPECT_OK(P("distributed:\n  strategy: ddp\n  activation_checkpointing: selective\n").status());
+}
+
+// §8 knowledge distillation in the recipe layer.
+TEST(Contract070Test, KnowledgeDistillation) {
+  ExpectRejected("distributed: {dp_size: 2}\nteacher_distributed: {dp_size: 2}\n",
+                 "teacher_distributed requires separate_meshes=true");
+  ExpectRejected("separate_meshes: true\ndistributed: {dp_size: 2}\n",
+                 "separate_meshes=true requires a teacher_distributed section");
+  ExpectRejected(
+      "separate_meshes: true\ndistributed: {tp_size: 2}\n"
+      "teacher_distributed: {dp_size: 2}\n",
+      "distributed.dp_size must be set when separate_meshes=true so the "
+      "non-overlapping rank split is explicit");
+  // An error in the teacher rejects the student too.
+  ExpectRejected(
+      "separate_meshes: true\ndistributed: {dp_size: 2}\n"
+      "teacher_distributed: {dp_size: 2, bogus: 1}\n",
+      "Unknown options for strategy 'fsdp2': ['bogus']");
+  ExpectRejected(
+      "separate_meshes: true\ndistributed: {dp_size: 2, strategy: ddp}\n"
+      "teacher_distributed: {dp_size: 2}\n",
+      "Separate KD meshes currently require mesh-backed strategies; DDP is not "
+      "supported");
+  RecipeOverrides world;
+  world.job_world_size = 8;
+  EXPECT_THAT(P("separate_meshes: true\ndistributed: {dp_size: 2, tp_size: 2}\n"
+                "teacher_distributed: {dp_size: 1, pp_size: 2, pipeline: {}, ep_size: 2}\n",
+                Section::kDistributed, world),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("Separate KD mesh sizes must use every rank exactly once: "
+                                 "student=4 + teacher=2 != world_size=8")));
+  world.job_world_size = 6;
+  const std::string ok =
+      "separate_meshes: true\ndistributed: {dp_size: 2, tp_size: 2}\n"
+      "teacher_distributed: {dp_size: 1, pp_size: 2, pipeline: {}}\n";
+  ASSERT_OK_AND_ASSIGN(Recipe student, P(ok, Section::kDistributed, world));
+  EXPECT_EQ(student.request.ranks, (std::vector<int64_t>{0, 1, 2, 3}));
+  ASSERT_OK_AND_ASSIGN(Recipe teacher, P(ok, Section::kTeacherDistributed, world));
+  EXPECT_EQ(teacher.request.ranks, (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(teacher.request.job_world_size, 6);
 }
 
 }  // namespace

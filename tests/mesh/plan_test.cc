@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/config/strategy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/strategy.h"
 #include "nmesh/mesh/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
 
