@@ -128,11 +128,11 @@ std::vector<BadInput> BadInputs() {
       // Dtypes.
       {"AutocastDtype",
        d + "  autocast_dtype: int8\n",
-       {"distributed.autocast_dtype must be a dtype", "'int8'"},
+       {"distributed.autocast_dtype", "'int8'", "not a floating-point dtype"},
        "2:19"},
       {"MpPolicyDtype",
        d + "  mp_policy:\n    param_dtype: fp8\n",
-       {"distributed.mp_policy.param_dtype", "'fp8'"},
+       {"distributed.mp_policy.param_dtype", "Unknown dtype string: fp8"},
        "3:18"},
       {"PipelineDtype",
        d + "  pp_size: 2\n  pipeline:\n    dtype: float64\n",
