@@ -17,6 +17,11 @@ constexpr std::pair<std::string_view, Dtype> kSpellings[] = {
     {"float32", Dtype::kFloat32}, {"float", Dtype::kFloat32},
 };
 
+// Dtypes 0.7.0's dtype_from_str knows that no recipe dtype field can hold.
+constexpr std::string_view kOtherDtypes[] = {"float64", "double", "complex64", "cfloat", "uint8",
+                                             "int8",    "int16",  "short",     "int32",  "int",
+                                             "int64",   "long",   "bool"};
+
 }  // namespace
 
 absl::StatusOr<Dtype> ParseDtype(std::string_view name) {
@@ -25,10 +30,14 @@ absl::StatusOr<Dtype> ParseDtype(std::string_view name) {
   for (const auto& [spelling, dtype] : kSpellings) {
     if (lowered == spelling) return dtype;
   }
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "Unknown dtype: '%s'. Valid dtypes: [bf16, bfloat16, fp16, float16, half, fp32, float32, "
-      "float] (optionally prefixed 'torch.')",
-      Abbreviate(name)));
+  for (std::string_view other : kOtherDtypes) {
+    if (lowered == other) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "dtype '%s' is not a floating-point dtype nmesh supports (bfloat16, float16, float32)",
+          name));
+    }
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("Unknown dtype string: %s", Abbreviate(name)));
 }
 
 std::string_view DtypeName(Dtype dtype) {

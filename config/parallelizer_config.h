@@ -43,15 +43,19 @@ struct PipelineConfig {
   std::optional<Dtype> dtype;
   bool scale_grads_in_schedule = false;
   std::optional<int64_t> pp_seq_len;
+  bool pp_recv_buffer_pool = false;
+  // Must be >= 0.
+  int64_t pp_recv_buffer_pool_slack = 2;
 
   friend bool operator==(const PipelineConfig&, const PipelineConfig&) = default;
 };
 
 struct MoEParallelizerConfig {
-  bool ignore_router_for_ac = false;
+  bool ignore_router_for_ac = true;
   bool reshard_after_forward = false;
   std::optional<Dtype> lm_head_precision;
   bool wrap_outer_model = true;
+  // A map, read as FSDP2's mp_policy map (unset dtypes none, cast_forward_inputs false).
   std::optional<MixedPrecisionPolicy> mp_policy;
 
   friend bool operator==(const MoEParallelizerConfig&, const MoEParallelizerConfig&) = default;

@@ -15,6 +15,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
@@ -39,10 +40,16 @@ using internal::Value;
 
 // A recipe is a few KiB; anything this large is not one.
 constexpr std::uintmax_t kMaxRecipeBytes = 64u << 20;
-constexpr int64_t kMaxMultimodalValues = 100000;
 
 bool IsMetaKey(std::string_view name) {
   return name == "_target_" || name == "_recursive_" || name == "_convert_";
+}
+
+const Entry* Find(const std::vector<Entry>& entries, std::string_view name) {
+  for (const Entry& entry : entries) {
+    if (entry.name == name) return &entry;
+  }
+  return nullptr;
 }
 
 // ---- Field tables: one entry per config field, read from a non-null YAML value. ----------------
@@ -103,8 +110,12 @@ absl::Status Read(const Value& v, std::optional<std::vector<std::vector<std::str
   out = std::move(parts);
   return absl::OkStatus();
 }
-absl::Status Read(const Value& v, std::optional<StringMap>& out) {
-  if (!v.IsMap()) return v.Invalid("a map of strings to strings");
+absl::Status Read(const Value& v, std::optional<TpPlan>& out) {
+  if (v.IsScalar() && !v.Bool().ok() && !v.Number().ok()) {
+    out = v.Text();  // a string, e.g. the import path of a plan
+    return absl::OkStatus();
+  }
+  if (!v.IsMap()) return v.Invalid("a map of strings to strings, or a string");
   NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, v.Entries());
   StringMap map;
   for (const Entry& entry : entries) {
@@ -125,19 +136,21 @@ absl::Status Read(const Value& v, std::optional<RoundVirtualStages>& out) {
   }
   return absl::OkStatus();
 }
-absl::Status Read(const Value& v, nlohmann::json& out) {
-  NMESH_ASSIGN_OR_RETURN(out, v.Json(kMaxMultimodalValues));
-  return absl::OkStatus();
-}
 // activation_checkpointing_scope: a string or a list of strings.
 absl::Status Read(const Value& v, std::vector<std::string>& out) {
   std::vector<std::string> entries;
   if (v.IsList()) {
-    NMESH_ASSIGN_OR_RETURN(entries, v.StringList());
-  } else if (v.IsScalar()) {
+    for (size_t i = 0; i < v.Size(); ++i) {
+      const Value item = v.Item(i);
+      if (!item.IsScalar() || item.Bool().ok() || item.Number().ok()) {
+        return v.Error("activation_checkpointing_scope entries must be strings.");
+      }
+      entries.push_back(item.Text());
+    }
+  } else if (v.IsScalar() && !v.Bool().ok() && !v.Number().ok()) {
     entries.push_back(v.Text());
   } else {
-    return v.Invalid("a string or a list of strings");
+    return v.Error("activation_checkpointing_scope must be a string or list of strings.");
   }
   absl::StatusOr<std::vector<std::string>> scopes = NormalizeActivationCheckpointingScope(entries);
   if (!scopes.ok()) return v.Error(std::string(scopes.status().message()));
@@ -276,6 +289,160 @@ absl::Status ReadZeroDpStrategy(const Value& v, MegatronFSDPConfig& config) {
   return v.Invalid(kExpected);
 }
 
+// Whether a YAML value is a string as Python sees it after loading (not null, bool or number).
+bool IsString(const Value& v) { return v.IsScalar() && !v.Bool().ok() && !v.Number().ok(); }
+
+// The Python type name of a loaded YAML value, as the reference's messages print it.
+std::string PyTypeName(const Value& v) {
+  if (v.IsNull()) return "NoneType";
+  if (v.IsList()) return "list";
+  if (v.IsMap()) return "dict";
+  if (v.Bool().ok()) return "bool";
+  if (v.Int(IntRule::kAny).ok()) return "int";
+  if (v.Number().ok()) return "float";
+  return "str";
+}
+
+// InvalidArgument "<key><message> (<where>)": the reference's text follows the key directly.
+absl::Status KeyError(const Value& v, std::string_view message) {
+  return absl::InvalidArgumentError(absl::StrFormat("%s%s (%s)", v.key(), message, v.Where()));
+}
+
+// The keys of a map that are in `known` and not meta keys; unknown keys are an error.
+absl::StatusOr<std::vector<Entry>> KnownEntries(const Value& v,
+                                                const std::vector<std::string_view>& known) {
+  NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, v.Entries());
+  std::vector<const Entry*> unknown;
+  for (const Entry& entry : entries) {
+    if (IsMetaKey(entry.name)) continue;
+    if (std::find(known.begin(), known.end(), entry.name) == known.end()) unknown.push_back(&entry);
+  }
+  if (!unknown.empty()) {
+    return UnknownOptionsError(absl::StrFormat("Unknown options for %s", v.key()), unknown,
+                               v.file());
+  }
+  return entries;
+}
+
+// `multimodal.vision.frame_sharding` (CpVisionFrameShardingConfig), a map.
+absl::Status ReadFrameSharding(const Value& v, CpVisionFrameShardingConfig& out) {
+  NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries,
+                         KnownEntries(v, {"enabled", "mesh_dims", "min_tokens", "min_frames",
+                                          "min_local_patch_rows", "cost_alpha"}));
+  out = CpVisionFrameShardingConfig{};
+  const std::string prefix = absl::StrFormat("%s.", v.key());
+  auto error = [&](const Value& value, std::string_view what) {
+    return absl::InvalidArgumentError(absl::StrFormat("%s%s (%s)", prefix, what, value.Where()));
+  };
+  if (const Entry* e = Find(entries, "enabled")) {
+    absl::StatusOr<bool> enabled = e->value.Bool();
+    if (!enabled.ok()) return error(e->value, "enabled must be a boolean");
+    out.enabled = *enabled;
+  }
+  if (const Entry* e = Find(entries, "mesh_dims")) {
+    if (!e->value.IsList())
+      return error(e->value, "mesh_dims must be a list of mesh-dimension names");
+    std::vector<std::string> dims;
+    for (size_t i = 0; i < e->value.Size(); ++i) {
+      const Value item = e->value.Item(i);
+      if (!IsString(item)) {
+        return error(e->value, "mesh_dims must be a list of mesh-dimension names");
+      }
+      dims.push_back(item.Text());
+    }
+    if (dims != std::vector<std::string>{"cp"}) {
+      return error(e->value, "mesh_dims currently supports only [\"cp\"]");
+    }
+    out.mesh_dims = std::move(dims);
+  }
+  for (auto [name, member] :
+       {std::pair{"min_tokens", &CpVisionFrameShardingConfig::min_tokens},
+        std::pair{"min_frames", &CpVisionFrameShardingConfig::min_frames},
+        std::pair{"min_local_patch_rows", &CpVisionFrameShardingConfig::min_local_patch_rows}}) {
+    if (const Entry* e = Find(entries, name)) {
+      absl::StatusOr<int64_t> value = e->value.Int(IntRule::kNonNegative);
+      if (!value.ok()) {
+        return error(e->value, absl::StrFormat("%s must be a non-negative integer", name));
+      }
+      out.*member = *value;
+    }
+  }
+  if (const Entry* e = Find(entries, "cost_alpha")) {
+    if (e->value.IsNull()) {
+      out.cost_alpha_auto = false;
+      out.cost_alpha.reset();
+    } else if (IsString(e->value) && e->value.Text() == "auto") {
+      out.cost_alpha_auto = true;
+    } else if (absl::StatusOr<int64_t> alpha = e->value.Int(IntRule::kNonNegative); alpha.ok()) {
+      out.cost_alpha_auto = false;
+      out.cost_alpha = *alpha;
+    } else {
+      return error(e->value, "cost_alpha must be \"auto\", null, or a non-negative integer");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// `multimodal` (MultimodalDistributedConfig), a map (contract §2). Built at rule 5 for every
+// strategy; FSDP2 also checks that the value is a map (rule 8).
+absl::Status BuildMultimodal(const Value& v, MultimodalDistributedConfig& out) {
+  NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries,
+                         KnownEntries(v, {"frozen_sharding", "vision"}));
+  out = MultimodalDistributedConfig{};
+  if (const Entry* e = Find(entries, "frozen_sharding")) {
+    if (!IsString(e->value)) {
+      return KeyError(e->value,
+                      absl::StrFormat(" must be a string. Got %s.", PyTypeName(e->value)));
+    }
+    const std::string value =
+        absl::StrReplaceAll(absl::AsciiStrToLower(e->value.Text()), {{"-", "_"}});
+    if (value == "root") {
+      out.frozen_sharding = FrozenSharding::kRoot;
+    } else if (value == "per_layer") {
+      out.frozen_sharding = FrozenSharding::kPerLayer;
+    } else if (value == "replicate") {
+      out.frozen_sharding = FrozenSharding::kReplicate;
+    } else {
+      return KeyError(
+          e->value,
+          absl::StrFormat(" must be one of: root, per_layer, replicate. Got '%s'.", value));
+    }
+  }
+  if (const Entry* e = Find(entries, "vision")) {
+    if (!e->value.IsMap()) {
+      return e->value.Error(
+          "MultimodalDistributedConfig.vision must be a MultimodalVisionConfig instance.");
+    }
+    NMESH_ASSIGN_OR_RETURN(std::vector<Entry> vision, KnownEntries(e->value, {"frame_sharding"}));
+    if (const Entry* fs = Find(vision, "frame_sharding")) {
+      if (!fs->value.IsMap()) {
+        return fs->value.Error(
+            "MultimodalVisionConfig.frame_sharding must be a CpVisionFrameShardingConfig "
+            "instance.");
+      }
+      NMESH_RETURN_IF_ERROR(ReadFrameSharding(fs->value, out.vision.frame_sharding));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadMultimodalField(const Value& v, FSDP2Config& config) {
+  if (!v.IsMap()) {
+    return v.Error("FSDP2Config.multimodal must be a MultimodalDistributedConfig instance.");
+  }
+  return BuildMultimodal(v, config.multimodal);
+}
+
+absl::Status ReadRecvBufferPoolSlack(const Value& v, PipelineConfig& config) {
+  if (v.IsNull()) return v.Invalid("an integer >= 0");
+  NMESH_ASSIGN_OR_RETURN(int64_t slack, v.Int(IntRule::kAny));
+  if (slack < 0) {
+    return v.Error(absl::StrFormat("pp_recv_buffer_pool_slack must be >= 0, got %d", slack));
+  }
+  config.pp_recv_buffer_pool_slack = slack;
+  return absl::OkStatus();
+}
+
 const Fields<FSDP2Config>& Fsdp2Fields() {
   using C = FSDP2Config;
   static const auto* fields = new Fields<C>{
@@ -295,8 +462,7 @@ const Fields<FSDP2Config>& Fsdp2Fields() {
              IntRule::kNonNegative),
       Member("fsdp2_forward_prefetch_depth", &C::fsdp2_forward_prefetch_depth,
              IntRule::kNonNegative),
-      NMESH_FIELD(multimodal),
-      NMESH_FIELD(backend),
+      Field<C>{"multimodal", ReadMultimodalField},
   };
   return *fields;
 }
@@ -304,23 +470,14 @@ const Fields<FSDP2Config>& Fsdp2Fields() {
 const Fields<MegatronFSDPConfig>& MegatronFsdpFields() {
   using C = MegatronFSDPConfig;
   static const auto* fields = new Fields<C>{
-      NMESH_FIELD(sequence_parallel),
-      NMESH_FIELD(megatron_fsdp_unit_modules),
-      Field<C>{"zero_dp_strategy", ReadZeroDpStrategy},
-      NMESH_FIELD(init_fsdp_with_meta_device),
-      NMESH_FIELD(grad_reduce_in_fp32),
-      NMESH_FIELD(preserve_fp32_weights),
-      NMESH_FIELD(overlap_grad_reduce),
-      NMESH_FIELD(overlap_param_gather),
-      NMESH_FIELD(check_for_nan_in_grad),
-      NMESH_FIELD(report_nan_in_param_grad),
-      NMESH_FIELD(average_in_collective),
-      NMESH_FIELD(disable_bucketing),
-      NMESH_FIELD(calculate_per_token_loss),
-      NMESH_FIELD(keep_fp8_transpose_cache),
-      NMESH_FIELD(nccl_ub),
+      NMESH_FIELD(megatron_fsdp_unit_modules), Field<C>{"zero_dp_strategy", ReadZeroDpStrategy},
+      NMESH_FIELD(init_fsdp_with_meta_device), NMESH_FIELD(grad_reduce_in_fp32),
+      NMESH_FIELD(preserve_fp32_weights),      NMESH_FIELD(overlap_grad_reduce),
+      NMESH_FIELD(overlap_param_gather),       NMESH_FIELD(check_for_nan_in_grad),
+      NMESH_FIELD(report_nan_in_param_grad),   NMESH_FIELD(average_in_collective),
+      NMESH_FIELD(disable_bucketing),          NMESH_FIELD(calculate_per_token_loss),
+      NMESH_FIELD(keep_fp8_transpose_cache),   NMESH_FIELD(nccl_ub),
       NMESH_FIELD(fsdp_double_buffer),
-      NMESH_FIELD(backend),
   };
   return *fields;
 }
@@ -335,7 +492,6 @@ const Fields<DDPConfig>& DdpFields() {
       NMESH_FIELD(bucket_cap_mb),
       NMESH_FIELD(gradient_as_bucket_view),
       NMESH_FIELD(autocast_dtype),
-      NMESH_FIELD(backend),
   };
   return *fields;
 }
@@ -362,6 +518,8 @@ const Fields<PipelineConfig>& PipelineFields() {
       NMESH_FIELD(dtype),
       NMESH_FIELD(scale_grads_in_schedule),
       NMESH_FIELD(pp_seq_len, IntRule::kPositive),
+      NMESH_FIELD(pp_recv_buffer_pool),
+      Field<C>{"pp_recv_buffer_pool_slack", ReadRecvBufferPoolSlack},
   };
   return *fields;
 }
@@ -423,28 +581,30 @@ class Parser {
   absl::StatusOr<std::optional<int64_t>> ReadSize(const Value& value, std::string_view name);
   absl::Status ParseActivationCheckpointing(const Entry* entry);
   absl::Status ParseStrategyFields(const std::vector<Entry>& entries);
-  // `pipeline` or `moe`: checked, then kept only when `size_name` > 1 (defaulted when absent).
+  // `pipeline` or `moe` (a non-null entry), read into `out`.
   template <typename C>
-  absl::Status ParseSubsection(const Entry* entry, std::string_view size_name,
-                               const Fields<C>& fields, std::optional<C>& out);
+  absl::Status ParseSubsection(const Entry* entry, const Fields<C>& fields, std::optional<C>& out);
+  void DefaultPipelineDtype(const Entry* pipeline);
   // The requested size of a size key ("pp_size"), unset when not given.
   std::optional<int64_t> SizeOf(std::string_view size_name) const;
-  absl::Status CheckStrategyConflicts(const std::vector<Entry>& entries);
-  absl::Status Conflict(std::string_view message, const std::vector<Entry>& entries,
-                        std::string_view key);
+
+ public:
+  // The §4 checks, after the section is read (deferred for separate KD meshes, §8).
+  absl::Status CheckStrategyConflicts();
+  void DeferConflicts() { defer_conflicts_ = true; }
+  Recipe& recipe() { return recipe_; }
+
+ private:
+  absl::Status Conflict(std::string_view message, std::string_view key);
+  bool defer_conflicts_ = false;
+  absl::Status strategy_error_;
+  std::vector<Entry> section_entries_;
 
   RecipeOverrides overrides_;
   Recipe recipe_;
   // The strategy as the recipe wrote it (lower-cased), for messages.
   std::string strategy_label_;
 };
-
-const Entry* Find(const std::vector<Entry>& entries, std::string_view name) {
-  for (const Entry& entry : entries) {
-    if (entry.name == name) return &entry;
-  }
-  return nullptr;
-}
 
 absl::StatusOr<Recipe> Parser::Parse(std::string_view text) {
   YAML::Node root;
@@ -476,7 +636,10 @@ absl::StatusOr<Recipe> Parser::Parse(std::string_view text) {
     for (auto it = root.begin(); it != root.end(); ++it) {
       if (!it->first.IsScalar()) continue;
       const std::string name = it->first.Scalar();
-      if (name != "distributed" && name != "teacher_distributed" && name != "dist_env") continue;
+      if (name != "distributed" && name != "teacher_distributed" && name != "dist_env" &&
+          name != "separate_meshes") {
+        continue;
+      }
       const Position key_position = internal::ToPosition(it->first.Mark());
       if (auto [previous, inserted] = seen.emplace(name, key_position); !inserted) {
         return absl::InvalidArgumentError(
@@ -484,13 +647,34 @@ absl::StatusOr<Recipe> Parser::Parse(std::string_view text) {
                             internal::FormatWhere(file(), key_position), previous->second.line));
       }
       Value value(it->second, name, file(), key_position);
-      if (name == "teacher_distributed") recipe_.has_teacher_section = true;
+      if (name == "separate_meshes") {
+        Record(name, value.position());
+        if (!value.IsNull()) {
+          NMESH_ASSIGN_OR_RETURN(recipe_.separate_meshes, value.Bool());
+        }
+        continue;
+      }
+      if (name == "teacher_distributed") {
+        recipe_.has_teacher_section = true;
+        Record(name, key_position);
+      }
       if (name == "dist_env") dist_env = std::move(value);
       if (name == wanted) {
         section = std::move(value);
         section_key = key_position;
       }
     }
+  }
+  // Knowledge distillation (§8): the switch and the teacher section go together.
+  if (recipe_.has_teacher_section && !recipe_.separate_meshes) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("teacher_distributed requires separate_meshes=true (%s)",
+                        recipe_.Where("teacher_distributed")));
+  }
+  if (recipe_.separate_meshes && !recipe_.has_teacher_section) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("separate_meshes=true requires a teacher_distributed section (%s)",
+                        recipe_.Where("separate_meshes")));
   }
   if (!section.has_value()) {
     return absl::InvalidArgumentError(
@@ -500,7 +684,7 @@ absl::StatusOr<Recipe> Parser::Parse(std::string_view text) {
   if (!section->IsMap()) return section->Invalid("a map of options");
   if (dist_env.has_value()) NMESH_RETURN_IF_ERROR(ParseDistEnv(*dist_env));
   NMESH_RETURN_IF_ERROR(ParseSection(*section));
-  return std::move(recipe_);
+  return recipe_;
 }
 
 absl::Status Parser::ParseDistEnv(const Value& value) {
@@ -527,10 +711,11 @@ absl::Status Parser::ParseDistEnv(const Value& value) {
 }
 
 absl::Status Parser::ParseSection(const Value& section) {
-  NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, section.Entries());
+  NMESH_ASSIGN_OR_RETURN(section_entries_, section.Entries());
+  const std::vector<Entry>& entries = section_entries_;
   RecordEntries(entries);
 
-  // 1. The strategy.
+  // 1. The strategy name (resolved in 8).
   NMESH_RETURN_IF_ERROR(ParseStrategy(Find(entries, "strategy")));
 
   // 2. The six sizes; flags replace the file's values (which are then not read).
@@ -546,28 +731,98 @@ absl::Status Parser::ParseSection(const Value& section) {
   }
   sizes.world_size = overrides_.sizes.world_size;
 
-  // 3. activation_checkpointing (pipeline and moe are read in 7).
+  // 3. activation_checkpointing (pipeline and moe are read in 7, 9 and 11).
   NMESH_RETURN_IF_ERROR(ParseActivationCheckpointing(Find(entries, "activation_checkpointing")));
 
-  // 4, 5, 9. Meta keys are skipped; everything else must be a field of the strategy.
-  NMESH_RETURN_IF_ERROR(ParseStrategyFields(entries));
+  // 5. multimodal, mp_policy, offload_policy and autocast_dtype are built whatever the strategy.
+  {
+    FSDP2Config scratch;
+    if (const Entry* e = Find(entries, "multimodal"); e != nullptr && e->value.IsMap()) {
+      NMESH_RETURN_IF_ERROR(BuildMultimodal(e->value, scratch.multimodal));
+    }
+    for (std::string_view name : {"mp_policy", "offload_policy", "autocast_dtype"}) {
+      if (const Entry* e = Find(entries, name)) {
+        NMESH_RETURN_IF_ERROR(FindField(Fsdp2Fields(), name)->read(e->value, scratch));
+      }
+    }
+  }
 
-  // 6. Selective checkpointing.
+  // 6. Selective checkpointing, on the name as written.
   if (recipe_.activation_checkpointing == ActivationCheckpointing::kSelective &&
-      recipe_.request.strategy == StrategyKind::kMegatronFsdp) {
+      strategy_label_ != "fsdp2" && strategy_label_ != "ddp") {
     return Find(entries, "activation_checkpointing")
         ->value.Error(absl::StrFormat(
-            "selective activation checkpointing is supported only for FSDP2 and DDP, not "
-            "strategy '%s'",
+            "selective activation checkpointing is supported only for FSDP2 and DDP configs. "
+            "(strategy '%s')",
             strategy_label_));
   }
 
-  // 7, 8. Pipeline and MoE configs.
-  NMESH_RETURN_IF_ERROR(
-      ParseSubsection(Find(entries, "pipeline"), "pp_size", PipelineFields(), recipe_.pipeline));
-  NMESH_RETURN_IF_ERROR(ParseSubsection(Find(entries, "moe"), "ep_size", MoeFields(), recipe_.moe));
+  // 7. A pipeline with pp <= 1 is dropped with a warning, a moe with ep <= 1 silently; neither
+  // is checked then.
+  const Entry* pipeline = Find(entries, "pipeline");
+  const Entry* moe = Find(entries, "moe");
+  const int64_t pp = sizes.pp.value_or(1);
+  const int64_t ep = sizes.ep.value_or(1);
+  if (pipeline != nullptr && !pipeline->value.IsNull() && pp <= 1) {
+    recipe_.warnings.push_back(absl::StrFormat(
+        "`%s` is set but pp_size=%d (<= 1): it is ignored; set pp_size > 1 to use pipeline "
+        "parallelism (%s)",
+        pipeline->value.key(), pp, internal::FormatWhere(file(), pipeline->key_position)));
+  }
 
-  return CheckStrategyConflicts(entries);
+  // 8. The strategy is resolved; every other key must be one of its fields.
+  if (!strategy_error_.ok()) return strategy_error_;
+  NMESH_RETURN_IF_ERROR(ParseStrategyFields(entries));
+
+  // 9, 10. The pipeline config.
+  if (pp > 1) {
+    if (pipeline == nullptr || pipeline->value.IsNull()) {
+      const Entry* pp_entry = Find(entries, "pp_size");
+      std::string where;
+      if (pp_entry != nullptr && recipe_.PositionOf("pp_size").has_value()) {
+        where = absl::StrFormat(" (%s)", pp_entry->value.Where());
+      }
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "`pp_size=%d` (> 1) enables pipeline parallelism but no `distributed.pipeline` block "
+          "was provided. Add a `distributed.pipeline` section (e.g. `pp_schedule`, "
+          "`pp_microbatch_size`); an empty `pipeline: {}` selects defaults.%s",
+          pp, where));
+    }
+    NMESH_RETURN_IF_ERROR(ParseSubsection(pipeline, PipelineFields(), recipe_.pipeline));
+    DefaultPipelineDtype(pipeline);
+  }
+
+  // 11. The MoE config.
+  if (ep > 1) {
+    if (moe == nullptr || moe->value.IsNull()) {
+      recipe_.moe.emplace();
+    } else {
+      NMESH_RETURN_IF_ERROR(ParseSubsection(moe, MoeFields(), recipe_.moe));
+    }
+  }
+
+  if (defer_conflicts_) return absl::OkStatus();
+  return CheckStrategyConflicts();
+}
+
+// Rule 10: with pp > 1 and no pipeline.dtype, the dtype is the strategy's mp_policy output_dtype,
+// else its param_dtype; an explicit dtype that differs is kept with a warning.
+void Parser::DefaultPipelineDtype(const Entry* pipeline) {
+  const auto* fsdp2 = std::get_if<FSDP2Config>(&recipe_.strategy_config);
+  if (fsdp2 == nullptr) return;
+  const MixedPrecisionPolicy& policy = fsdp2->mp_policy;
+  const std::optional<Dtype> policy_dtype =
+      policy.output_dtype.has_value() ? policy.output_dtype : policy.param_dtype;
+  PipelineConfig& config = *recipe_.pipeline;
+  if (!config.dtype.has_value()) {
+    config.dtype = policy_dtype;
+  } else if (policy_dtype.has_value() && *config.dtype != *policy_dtype) {
+    recipe_.warnings.push_back(absl::StrFormat(
+        "pipeline.dtype=%s does not match the strategy's mp_policy dtype %s; the pipeline keeps "
+        "%s (%s)",
+        DtypeName(*config.dtype), DtypeName(*policy_dtype), DtypeName(*config.dtype),
+        internal::FormatWhere(file(), pipeline->key_position)));
+  }
 }
 
 absl::Status Parser::ParseStrategy(const Entry* entry) {
@@ -578,11 +833,23 @@ absl::Status Parser::ParseStrategy(const Entry* entry) {
     strategy_label_ = std::string(StrategyName(kind));
     recipe_.positions.erase(absl::StrFormat("%s.strategy", section_name()));
   } else if (entry != nullptr && !entry->value.IsNull()) {
-    if (!entry->value.IsScalar()) return entry->value.Invalid("a strategy name");
-    absl::StatusOr<StrategyKind> parsed = config::ParseStrategy(entry->value.Text());
-    if (!parsed.ok()) return entry->value.Error(std::string(parsed.status().message()));
-    kind = *parsed;
-    strategy_label_ = absl::AsciiStrToLower(entry->value.Text());
+    if (!entry->value.IsScalar()) {
+      strategy_label_.clear();
+      strategy_error_ = entry->value.Invalid("a strategy name");
+    } else {
+      strategy_label_ = absl::AsciiStrToLower(entry->value.Text());
+      absl::StatusOr<StrategyKind> parsed = config::ParseStrategy(entry->value.Text());
+      if (parsed.ok()) {
+        kind = *parsed;
+      } else {
+        strategy_error_ = entry->value.Error(std::string(parsed.status().message()));
+      }
+    }
+  } else if (entry != nullptr) {
+    // (nmesh) A null strategy gives the unknown-strategy message.
+    strategy_label_.clear();
+    absl::StatusOr<StrategyKind> parsed = config::ParseStrategy("None");
+    strategy_error_ = entry->value.Error(std::string(parsed.status().message()));
   }
   recipe_.request.strategy = kind;
   recipe_.strategy_config = DefaultStrategyConfig(kind);
@@ -660,13 +927,8 @@ std::optional<int64_t> Parser::SizeOf(std::string_view size_name) const {
 }
 
 template <typename C>
-absl::Status Parser::ParseSubsection(const Entry* entry, std::string_view size_name,
-                                     const Fields<C>& fields, std::optional<C>& out) {
-  const int64_t size = SizeOf(size_name).value_or(1);
-  if (entry == nullptr || entry->value.IsNull()) {
-    if (size > 1) out = C{};
-    return absl::OkStatus();
-  }
+absl::Status Parser::ParseSubsection(const Entry* entry, const Fields<C>& fields,
+                                     std::optional<C>& out) {
   const Value& value = entry->value;
   if (!value.IsMap()) return value.Invalid("a map of options");
   NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, value.Entries());
@@ -686,42 +948,31 @@ absl::Status Parser::ParseSubsection(const Entry* entry, std::string_view size_n
   }
   C config;
   NMESH_RETURN_IF_ERROR(ReadFields(entries, fields, config));
-  if (size <= 1) {
-    recipe_.warnings.push_back(absl::StrFormat(
-        "%s is set but %s=%d (<= 1): it is ignored; set %s > 1 to use it (%s)", value.key(),
-        size_name, size, size_name, internal::FormatWhere(file(), entry->key_position)));
-    return absl::OkStatus();
-  }
   out = std::move(config);
   return absl::OkStatus();
 }
 
-absl::Status Parser::Conflict(std::string_view message, const std::vector<Entry>& entries,
-                              std::string_view key) {
-  const Entry* entry = Find(entries, key);
+absl::Status Parser::Conflict(std::string_view message, std::string_view key) {
+  const Entry* entry = Find(section_entries_, key);
   const bool from_file = entry != nullptr && recipe_.PositionOf(key).has_value();
   if (!from_file) return absl::InvalidArgumentError(std::string(message));
   return absl::InvalidArgumentError(absl::StrFormat("%s (%s=%s at %s)", message, entry->value.key(),
                                                     entry->value.Describe(), entry->value.Where()));
 }
 
-absl::Status Parser::CheckStrategyConflicts(const std::vector<Entry>& entries) {
+// The checks of §4 before any mesh, in order (the messages of validate/validate.h).
+absl::Status Parser::CheckStrategyConflicts() {
   const ParallelSizes& sizes = recipe_.request.sizes;
   const StrategyKind kind = recipe_.request.strategy;
   if (kind != StrategyKind::kFsdp2 && sizes.dp_replicate.value_or(1) > 1) {
-    return Conflict("dp_replicate_size is only supported with FSDP2Config", entries,
-                    "dp_replicate_size");
+    return Conflict("dp_replicate_size is only supported with FSDP2Config", "dp_replicate_size");
   }
   if (kind == StrategyKind::kMegatronFsdp) {
     if (sizes.pp.value_or(1) > 1) {
-      return Conflict("megatron_fsdp does not support pipeline parallelism", entries, "pp_size");
+      return Conflict("megatron_fsdp does not support pipeline parallelism", "pp_size");
     }
     if (sizes.ep.value_or(1) > 1) {
-      return Conflict("megatron_fsdp does not support expert parallelism", entries, "ep_size");
-    }
-    if (std::get<MegatronFSDPConfig>(recipe_.strategy_config).sequence_parallel) {
-      return Conflict("megatron_fsdp does not yet support sequence_parallel", entries,
-                      "sequence_parallel");
+      return Conflict("megatron_fsdp does not support expert parallelism", "ep_size");
     }
   }
   if (kind == StrategyKind::kDdp) {
@@ -732,11 +983,76 @@ absl::Status Parser::CheckStrategyConflicts(const std::vector<Entry>& entries) {
         {"ep_size", "expert"}};
     for (const auto& [key, what] : kUnsupported) {
       if (SizeOf(key).value_or(1) > 1) {
-        return Conflict(absl::StrFormat("ddp does not support %s parallelism", what), entries, key);
+        return Conflict(absl::StrFormat("ddp does not support %s parallelism", what), key);
       }
     }
   }
   return absl::OkStatus();
+}
+
+// Separate knowledge-distillation meshes (§8): both sections follow the rules (student first),
+// both must set dp_size, the mesh sizes must fill the job's world, the §4 checks run on both, and
+// neither may be DDP. Returns `section`'s recipe with its ranks.
+absl::StatusOr<Recipe> ParseSeparateMeshes(std::string_view text, std::string_view filename,
+                                           Section section, const RecipeOverrides& overrides) {
+  Parser student(filename, Section::kDistributed,
+                 section == Section::kDistributed ? overrides : RecipeOverrides{});
+  Parser teacher(filename, Section::kTeacherDistributed,
+                 section == Section::kTeacherDistributed ? overrides : RecipeOverrides{});
+  student.DeferConflicts();
+  teacher.DeferConflicts();
+  NMESH_RETURN_IF_ERROR(student.Parse(text).status());
+  NMESH_RETURN_IF_ERROR(teacher.Parse(text).status());
+  int64_t mesh_sizes[2] = {0, 0};
+  for (int i = 0; i < 2; ++i) {
+    const Recipe& recipe = (i == 0 ? student : teacher).recipe();
+    const ParallelSizes& s = recipe.request.sizes;
+    if (!s.dp.has_value()) {
+      return recipe.Annotate(
+          absl::InvalidArgumentError(absl::StrFormat(
+              "%s.dp_size must be set when separate_meshes=true so the non-overlapping rank "
+              "split is explicit",
+              SectionName(recipe.section))),
+          SectionName(recipe.section));
+    }
+    int64_t size = 1;
+    for (int64_t factor : {*s.dp, s.tp.value_or(1), s.pp.value_or(1), s.cp.value_or(1)}) {
+      if (__builtin_mul_overflow(size, factor, &size)) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: the mesh size overflows", SectionName(recipe.section)));
+      }
+    }
+    mesh_sizes[i] = size;
+  }
+  int64_t sum = 0;
+  if (__builtin_add_overflow(mesh_sizes[0], mesh_sizes[1], &sum)) {
+    return absl::InvalidArgumentError("Separate KD mesh sizes overflow");
+  }
+  const int64_t world = overrides.job_world_size.value_or(sum);
+  if (sum != world) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Separate KD mesh sizes must use every rank exactly once: student=%d + teacher=%d != "
+        "world_size=%d",
+        mesh_sizes[0], mesh_sizes[1], world));
+  }
+  NMESH_RETURN_IF_ERROR(student.CheckStrategyConflicts());
+  NMESH_RETURN_IF_ERROR(teacher.CheckStrategyConflicts());
+  for (Parser* parser : {&student, &teacher}) {
+    if (parser->recipe().request.strategy == StrategyKind::kDdp) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "Separate KD meshes currently require mesh-backed strategies; DDP is not supported "
+          "(%s)",
+          SectionName(parser->recipe().section)));
+    }
+  }
+  Recipe& chosen = (section == Section::kDistributed ? student : teacher).recipe();
+  const int64_t begin = section == Section::kDistributed ? 0 : mesh_sizes[0];
+  const int64_t count = mesh_sizes[section == Section::kDistributed ? 0 : 1];
+  std::vector<int64_t> ranks(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) ranks[static_cast<size_t>(i)] = begin + i;
+  chosen.request.ranks = std::move(ranks);
+  chosen.request.job_world_size = world;
+  return std::move(chosen);
 }
 
 }  // namespace
@@ -797,7 +1113,9 @@ absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view 
   // yaml-cpp reports errors by throwing, also from node accessors; nothing may escape.
   try {
     Parser parser(filename, section, overrides);
-    return parser.Parse(yaml_text);
+    absl::StatusOr<Recipe> recipe = parser.Parse(yaml_text);
+    if (!recipe.ok() || !recipe->separate_meshes) return recipe;
+    return ParseSeparateMeshes(yaml_text, filename, section, overrides);
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(
         absl::StrFormat("invalid YAML in recipe: %s (%s)", internal::Printable(e.msg),

@@ -75,6 +75,9 @@ struct RecipeOverrides {
   std::optional<StrategyKind> strategy;
   // All six sizes plus world_size, which a recipe never sets.
   ParallelSizes sizes;
+  // The job's world for separate knowledge-distillation meshes (§8): the student and teacher
+  // mesh sizes must add up to it. Unset: their sum is the world.
+  std::optional<int64_t> job_world_size;
 };
 
 struct Recipe {
@@ -95,6 +98,10 @@ struct Recipe {
   DistEnv dist_env;
   // Whether the recipe has a `teacher_distributed:` section (a second mesh over other ranks).
   bool has_teacher_section = false;
+  // The top-level `separate_meshes` (knowledge distillation, §8). When true, both sections were
+  // read and checked, and request.ranks / request.job_world_size hold this section's ranks:
+  // the student gets 0..S-1, the teacher S..W-1.
+  bool separate_meshes = false;
   // Human-readable notes, e.g. a `pipeline:` block dropped because pp_size <= 1, or an ignored
   // `loss_fn`. Each names the key and file:line:col.
   std::vector<std::string> warnings;
@@ -122,22 +129,31 @@ struct Recipe {
   absl::Status AnnotateSizeError(const absl::Status& status) const;
 };
 
-// Parses recipe text. `filename` is only used in messages. Applies contract §8's rules in order:
-//  1. `strategy` defaults to fsdp2 (unknown -> "Unknown strategy: ...").
-//  2. The six sizes (§3): null/none/absent -> unset; dp_size -1 -> unset (infer); zero, negative,
-//     non-integer, boolean, list, map or out-of-range -> "<key> must be a positive integer, got
-//     ..".
+// Parses recipe text. `filename` is only used in messages. Applies contract §8's rules in
+// NeMo AutoModel 0.7.0's order:
+//  1. `strategy` defaults to fsdp2 and is lower-cased (resolved in 8).
+//  2. The six sizes (§3): null/none/None/absent -> unset; dp_size -1 -> unset (infer); zero,
+//     negative, non-integer, boolean, list, map or out-of-range -> "<key> must be a positive
+//     integer, got ..".
 //  3. `pipeline`, `moe` and `activation_checkpointing` are taken out; the latter is normalised.
 //  4. `_target_`, `_recursive_`, `_convert_` are dropped silently.
-//  5. Other keys must be fields of the strategy: "Unknown options for strategy '<name>': [...]".
-//  6. Selective activation checkpointing only with FSDP2 and DDP.
-//  7. `pipeline` with pp <= 1 is dropped with a warning; `moe` with ep <= 1 is dropped (also
-//     with a warning). Both are still checked for unknown keys and types.
-//  8. pp > 1 without `pipeline` -> default PipelineConfig; ep > 1 without `moe` -> default.
-//  9. Type errors name the key, the expected type and the position.
-// Then the strategy conflicts of §4 (and MegatronFSDP's sequence_parallel, §7), in order:
-// dp_replicate_size > 1 without FSDP2; megatron_fsdp with pp, ep > 1 or sequence_parallel; ddp
-// with tp, pp, cp or ep > 1. Messages equal the mesh builders', plus the position.
+//  5. `multimodal`, `mp_policy`, `offload_policy`, `autocast_dtype` are built for any strategy.
+//  6. Selective activation checkpointing only with fsdp2 and ddp (on the name as written).
+//  7. `pipeline` with pp <= 1 is dropped with a warning, `moe` with ep <= 1 silently; neither is
+//     checked then.
+//  8. The strategy is resolved; other keys must be its fields: "Unknown options for strategy
+//     '<name>': [...]"; then activation_checkpointing_scope and multimodal's type.
+//  9. pp > 1 needs a `pipeline` block (`pipeline: {}` selects the defaults).
+// 10. pp > 1 without pipeline.dtype: the strategy's mp_policy output_dtype, else param_dtype.
+// 11. ep > 1 without `moe` -> the default MoEParallelizerConfig.
+// 12. Type errors name the key, the expected type and the position.
+// Then the checks of §4 before any mesh, in order: dp_replicate_size > 1 without FSDP2;
+// megatron_fsdp with pp or ep > 1; ddp with tp, pp, cp or ep > 1. Messages equal the mesh
+// builders', plus the position.
+// Knowledge distillation (§8): `teacher_distributed:` needs the top-level `separate_meshes: true`
+// and vice versa; then both sections are read (student first; overrides apply to `section` only),
+// both must set dp_size, their mesh sizes (dp*tp*pp*cp) must add up to the job's world
+// (overrides.job_world_size, else their sum), and neither may be DDP.
 // Also fails on: a missing section, a section or dist_env that is not a map, duplicate keys,
 // malformed YAML (yaml-cpp's message and position), nesting deeper than yaml-cpp's limit.
 // Thread-safe.

@@ -58,16 +58,18 @@ absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
       if (scope == "default" || scope == "auto") scope = "all";
       if (std::find(std::begin(kValidScopes), std::end(kValidScopes), scope) ==
           std::end(kValidScopes)) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("scope '%s' is not one of all, audio, language, multimodal, vision",
-                            Abbreviate(std::string(part))));
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "activation_checkpointing_scope must use only: all, audio, language, multimodal, "
+            "vision. Got '%s'.",
+            Abbreviate(std::string(part))));
       }
       if (std::find(scopes.begin(), scopes.end(), scope) == scopes.end()) scopes.push_back(scope);
     }
   }
   if (scopes.empty()) return std::vector<std::string>{"all"};
   if (scopes.size() > 1 && std::find(scopes.begin(), scopes.end(), "all") != scopes.end()) {
-    return absl::InvalidArgumentError("scope 'all' cannot be combined with other scopes");
+    return absl::InvalidArgumentError(
+        "activation_checkpointing_scope='all' cannot be combined with other scopes.");
   }
   return scopes;
 }
@@ -88,6 +90,18 @@ StrategyKind StrategyKindOf(const StrategyConfig& config) {
   if (std::holds_alternative<MegatronFSDPConfig>(config)) return StrategyKind::kMegatronFsdp;
   if (std::holds_alternative<DDPConfig>(config)) return StrategyKind::kDdp;
   return StrategyKind::kFsdp2;
+}
+
+std::string_view FrozenShardingName(FrozenSharding sharding) {
+  switch (sharding) {
+    case FrozenSharding::kRoot:
+      return "root";
+    case FrozenSharding::kPerLayer:
+      return "per_layer";
+    case FrozenSharding::kReplicate:
+      return "replicate";
+  }
+  return "unknown";
 }
 
 std::string_view RoundVirtualStagesName(RoundVirtualStages rounding) {

@@ -22,7 +22,6 @@
 #include "absl/status/statusor.h"
 #include "nmesh/config/dtype.h"
 #include "nmesh/config/strategy.h"
-#include "nlohmann/json.hpp"
 
 namespace nmesh::config {
 
@@ -46,18 +45,19 @@ std::string_view ActivationCheckpointingName(ActivationCheckpointing mode);
 absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
     const std::vector<std::string>& entries);
 
-// torch.distributed.fsdp.MixedPrecisionPolicy. A default-constructed policy matches PyTorch's
-// (no casts, cast_forward_inputs=true); a recipe's `mp_policy:` map starts from it, as the
-// reference's `MixedPrecisionPolicy(**mp_policy)` does. std::nullopt means "no cast".
+// torch.distributed.fsdp.MixedPrecisionPolicy as 0.7.0 builds it (contract §2). A recipe's
+// `mp_policy:` map starts from a default-constructed policy: dtypes it does not set stay none
+// ("no cast") and cast_forward_inputs is false. A missing or null `mp_policy` gives
+// Fsdp2Default().
 struct MixedPrecisionPolicy {
   std::optional<Dtype> param_dtype;
   std::optional<Dtype> reduce_dtype;
   std::optional<Dtype> output_dtype;
-  bool cast_forward_inputs = true;
+  bool cast_forward_inputs = false;
 
-  // FSDP2's default: bf16 parameters and outputs, fp32 gradient reduction.
+  // FSDP2's default: bf16 parameters, fp32 gradient reduction, outputs not cast.
   static MixedPrecisionPolicy Fsdp2Default() {
-    return {Dtype::kBfloat16, Dtype::kFloat32, Dtype::kBfloat16, true};
+    return {Dtype::kBfloat16, Dtype::kFloat32, std::nullopt, false};
   }
   friend bool operator==(const MixedPrecisionPolicy&, const MixedPrecisionPolicy&) = default;
 };
@@ -72,9 +72,47 @@ struct OffloadPolicy {
 // module pattern -> parallel style).
 using StringMap = std::vector<std::pair<std::string, std::string>>;
 
+// FSDP2's `tp_plan`: a map (module pattern -> parallel style) or a string (e.g. an import path
+// of a plan), kept as written.
+using TpPlan = std::variant<StringMap, std::string>;
+
+// `multimodal.frozen_sharding`: how frozen (non-trainable) towers are sharded.
+enum class FrozenSharding { kRoot, kPerLayer, kReplicate };
+
+// "root", "per_layer" or "replicate".
+std::string_view FrozenShardingName(FrozenSharding sharding);
+
+// `multimodal.vision.frame_sharding` (CpVisionFrameShardingConfig, contract §2).
+struct CpVisionFrameShardingConfig {
+  bool enabled = false;
+  std::vector<std::string> mesh_dims = {"cp"};
+  int64_t min_tokens = 2048;
+  int64_t min_frames = 32;
+  int64_t min_local_patch_rows = 96;
+  // `cost_alpha`: "auto" (cost_alpha_auto, the default), null or a non-negative integer.
+  bool cost_alpha_auto = true;
+  std::optional<int64_t> cost_alpha;
+  friend bool operator==(const CpVisionFrameShardingConfig&,
+                         const CpVisionFrameShardingConfig&) = default;
+};
+
+// `multimodal.vision` (MultimodalVisionConfig).
+struct MultimodalVisionConfig {
+  CpVisionFrameShardingConfig frame_sharding;
+  friend bool operator==(const MultimodalVisionConfig&, const MultimodalVisionConfig&) = default;
+};
+
+// FSDP2's `multimodal` (MultimodalDistributedConfig).
+struct MultimodalDistributedConfig {
+  FrozenSharding frozen_sharding = FrozenSharding::kRoot;
+  MultimodalVisionConfig vision;
+  friend bool operator==(const MultimodalDistributedConfig&,
+                         const MultimodalDistributedConfig&) = default;
+};
+
 struct FSDP2Config {
   bool sequence_parallel = false;
-  std::optional<StringMap> tp_plan;
+  std::optional<TpPlan> tp_plan;
   bool patch_is_packed_sequence = false;
   MixedPrecisionPolicy mp_policy = MixedPrecisionPolicy::Fsdp2Default();
   std::optional<OffloadPolicy> offload_policy;
@@ -90,16 +128,13 @@ struct FSDP2Config {
   bool enable_fsdp2_prefetch = false;
   int64_t fsdp2_backward_prefetch_depth = 2;
   int64_t fsdp2_forward_prefetch_depth = 1;
-  // The multimodal policy, kept as written (not interpreted); null when absent.
-  nlohmann::json multimodal;
-  // Accepted for older recipes.
-  std::string backend = "nccl";
+  MultimodalDistributedConfig multimodal;
 
   friend bool operator==(const FSDP2Config&, const FSDP2Config&) = default;
 };
 
+// No `sequence_parallel` and no `backend` (0.7.0).
 struct MegatronFSDPConfig {
-  bool sequence_parallel = false;
   std::optional<std::vector<std::string>> megatron_fsdp_unit_modules;
   // 0 no_shard, 1 optim, 2 optim_grads, 3 optim_grads_params.
   int64_t zero_dp_strategy = 3;
@@ -118,7 +153,6 @@ struct MegatronFSDPConfig {
   bool fsdp_double_buffer = false;
   // MegatronFSDP supports full checkpointing only (selective is rejected by the recipe layer).
   bool activation_checkpointing = false;
-  std::string backend = "nccl";
 
   friend bool operator==(const MegatronFSDPConfig&, const MegatronFSDPConfig&) = default;
 };
@@ -133,7 +167,6 @@ struct DDPConfig {
   std::optional<double> bucket_cap_mb;
   bool gradient_as_bucket_view = false;
   std::optional<Dtype> autocast_dtype;
-  std::string backend = "nccl";
 
   friend bool operator==(const DDPConfig&, const DDPConfig&) = default;
 };

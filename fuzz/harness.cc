@@ -14,9 +14,9 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/recipe.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/cli.h"
 
 namespace nmesh::fuzz {
@@ -51,7 +51,6 @@ void CheckParsed(const absl::StatusOr<Recipe>& parsed, Section section,
   NMESH_CHECK(!Above1(s.dp_replicate) || strategy == StrategyKind::kFsdp2);
   if (strategy == StrategyKind::kMegatronFsdp) {
     NMESH_CHECK(!Above1(s.pp) && !Above1(s.ep));
-    NMESH_CHECK(!std::get<config::MegatronFSDPConfig>(recipe.strategy_config).sequence_parallel);
   }
   if (strategy == StrategyKind::kDdp) {
     NMESH_CHECK(!Above1(s.tp) && !Above1(s.pp) && !Above1(s.cp) && !Above1(s.ep));

@@ -163,7 +163,8 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
     NMESH_ASSIGN_OR_RETURN(overrides.strategy, config::ParseStrategy(*options.strategy));
   }
   overrides.sizes = options.sizes;
-  overrides.sizes.world_size.reset();  // placed below, with the ranks
+  overrides.sizes.world_size.reset();    // placed below, with the ranks
+  overrides.job_world_size = job_world;  // separate KD meshes must fill it
   NMESH_ASSIGN_OR_RETURN(config::Recipe recipe,
                          config::LoadRecipeFile(*options.config_path, selected, overrides));
   const bool has_teacher = recipe.has_teacher_section;
@@ -193,8 +194,11 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
   const config::Section other_section = selected == config::Section::kDistributed
                                             ? config::Section::kTeacherDistributed
                                             : config::Section::kDistributed;
-  NMESH_ASSIGN_OR_RETURN(config::Recipe other_recipe,
-                         config::LoadRecipeFile(*options.config_path, other_section));
+  config::RecipeOverrides other_overrides;
+  other_overrides.job_world_size = job_world;
+  NMESH_ASSIGN_OR_RETURN(
+      config::Recipe other_recipe,
+      config::LoadRecipeFile(*options.config_path, other_section, other_overrides));
   MeshSpec other = SpecFromRecipe(std::move(other_recipe));
   MeshSpec& student = selected == config::Section::kDistributed ? chosen : other;
   MeshSpec& teacher = selected == config::Section::kDistributed ? other : chosen;

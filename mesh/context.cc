@@ -41,7 +41,8 @@ absl::StatusOr<MeshContext> MeshContext::FromMeshes(
     std::optional<config::StrategyConfig> strategy_config,
     std::optional<config::PipelineConfig> pipeline_config,
     std::optional<config::MoEParallelizerConfig> moe_config,
-    config::ActivationCheckpointing activation_checkpointing) {
+    config::ActivationCheckpointing activation_checkpointing, int64_t cp_ring_degree,
+    std::optional<int64_t> cp_ulysses_degree) {
   for (const std::optional<DeviceMesh>* mesh : {&device_mesh, &moe_mesh}) {
     if (mesh->has_value() && !(*mesh)->is_member()) {
       return absl::FailedPreconditionError(absl::StrFormat(
@@ -57,6 +58,8 @@ absl::StatusOr<MeshContext> MeshContext::FromMeshes(
   context.pipeline_config_ = std::move(pipeline_config);
   context.moe_config_ = std::move(moe_config);
   context.activation_checkpointing_ = activation_checkpointing;
+  context.cp_ring_degree_ = cp_ring_degree;
+  context.cp_ulysses_degree_ = cp_ulysses_degree;
   NMESH_RETURN_IF_ERROR(context.ValidateAxisNames());
   if (context.strategy_config_.has_value()) {
     NMESH_RETURN_IF_ERROR(context.ValidateDistributedSetup());
@@ -109,6 +112,11 @@ absl::Status MeshContext::ValidateDistributedSetup() const {
   setup.has_pipeline = pipeline_config_.has_value();
   setup.has_moe = moe_config_.has_value();
   return validate::ValidateDistributedSetup(setup);
+}
+
+absl::StatusOr<DeviceMesh> CreateRingUlyssesMesh(const DeviceMesh& device_mesh, int64_t ring_degree,
+                                                 int64_t ulysses_degree) {
+  return device_mesh.Unflatten("cp", {ring_degree, ulysses_degree}, {"ring", "ulysses"});
 }
 
 }  // namespace nmesh::mesh

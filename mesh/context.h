@@ -48,7 +48,8 @@ class MeshContext {
       std::optional<config::PipelineConfig> pipeline_config = std::nullopt,
       std::optional<config::MoEParallelizerConfig> moe_config = std::nullopt,
       config::ActivationCheckpointing activation_checkpointing =
-          config::ActivationCheckpointing::kFalse);
+          config::ActivationCheckpointing::kFalse,
+      int64_t cp_ring_degree = 1, std::optional<int64_t> cp_ulysses_degree = std::nullopt);
 
   const std::optional<DeviceMesh>& device_mesh() const { return device_mesh_; }
   const std::optional<DeviceMesh>& moe_mesh() const { return moe_mesh_; }
@@ -64,6 +65,14 @@ class MeshContext {
     return activation_checkpointing_;
   }
   config::ActivationCheckpointing& activation_checkpointing() { return activation_checkpointing_; }
+
+  // How context parallelism splits the cp axis (§7, ring/Ulysses): ring degree 1 and Ulysses
+  // degree none (pure Ulysses over the whole cp axis) by default. CreateRingUlyssesMesh makes the
+  // (ring, ulysses) mesh; the context only records the degrees, and cp_size() still reads `cp`.
+  int64_t cp_ring_degree() const { return cp_ring_degree_; }
+  int64_t& cp_ring_degree() { return cp_ring_degree_; }
+  std::optional<int64_t> cp_ulysses_degree() const { return cp_ulysses_degree_; }
+  std::optional<int64_t>& cp_ulysses_degree() { return cp_ulysses_degree_; }
 
   // The §7 sizes, read from the communicators now.
   ContextSizes sizes() const;
@@ -86,7 +95,7 @@ class MeshContext {
   // and its communicator's size.
   MeshView View() const;
 
-  // InvalidArgument "device_mesh contains unknown dimension names {'ring'}; allowed names are
+  // InvalidArgument "device_mesh contains unknown axis names {'ring'}; allowed names are
   // ['cp', ...]" (or "moe_mesh ...") when a mesh's native axis is not a contract axis name.
   absl::Status ValidateAxisNames() const;
   // The §7 distributed-setup checks (validate/validate.h) on sizes() and the configs present.
@@ -102,7 +111,17 @@ class MeshContext {
       config::ActivationCheckpointing::kFalse;
   std::optional<DeviceMesh> device_mesh_;
   std::optional<DeviceMesh> moe_mesh_;
+  int64_t cp_ring_degree_ = 1;
+  std::optional<int64_t> cp_ulysses_degree_;
 };
+
+// create_ring_ulysses_mesh (§7): `device_mesh` with its `cp` axis unflattened into (ring,
+// ulysses), shape (ring_degree, ulysses_degree) in place of cp; Submesh({"ring", "ulysses"}) of
+// the result is the 2-D mesh. A wrong product gives InvalidArgument "ring_degree (R) *
+// ulysses_degree (U) must equal the cp mesh size (N)."; a mesh without cp fails too. Collective
+// over the mesh's members (it creates communicators).
+absl::StatusOr<DeviceMesh> CreateRingUlyssesMesh(const DeviceMesh& device_mesh, int64_t ring_degree,
+                                                 int64_t ulysses_degree);
 
 }  // namespace nmesh::mesh
 

@@ -419,6 +419,12 @@ absl::StatusOr<Layout> Layout::Unflatten(std::string_view axis, std::vector<int6
   if (!product.has_value() || *product != shape_[*index]) {
     const std::string value =
         product.has_value() ? absl::StrCat(*product) : std::string("overflows int64");
+    if (names.size() == 2 && names[0] == "ring" && names[1] == "ulysses") {
+      // create_ring_ulysses_mesh's message (contract §5).
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "ring_degree (%d) * ulysses_degree (%d) must equal the %s mesh size (%d).", sizes[0],
+          sizes[1], axis, shape_[*index]));
+    }
     return absl::InvalidArgumentError(
         absl::StrFormat("the product of the sizes (%s = %s) must equal the %s mesh size (%d)",
                         absl::StrJoin(sizes, " * "), value, axis, shape_[*index]));

@@ -1,6 +1,7 @@
 #include "nmesh/mesh/plan.h"
 
 #include <algorithm>
+#include <numeric>
 #include <utility>
 
 #include "absl/status/status.h"
@@ -78,6 +79,14 @@ absl::Status CheckMeshSize(absl::Span<const NamedSize> factors, int64_t mesh_siz
                            bool has_rank_list) {
   const std::optional<int64_t> product = ProductOf(factors);
   if (product == mesh_size) return absl::OkStatus();
+  // 0.7.0 builds a smaller mesh over the first ranks (the caller shrinks it); PyTorch rejects a
+  // larger one.
+  if (!has_rank_list && product.has_value() && *product < mesh_size) return absl::OkStatus();
+  if (!has_rank_list && product.has_value()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "Mesh should not be bigger than default world size %d, but found %d ranks! (%s) (%s)",
+        mesh_size, *product, FieldList(factors), ProductText(factors, product)));
+  }
   if (has_rank_list) {
     return absl::InvalidArgumentError(
         absl::StrFormat("mesh ranks (%d) must match mesh size (%s)", mesh_size,
@@ -155,6 +164,16 @@ absl::StatusOr<Members> ResolveMembers(const config::MeshRequest& request) {
         absl::StrFormat("mesh ranks (%d) must match mesh size (%d)", n, *world));
   }
   const auto [min_rank, max_rank] = std::minmax_element(ranks.begin(), ranks.end());
+  if (request.job_world_size.has_value()) {
+    const int64_t job_world = *request.job_world_size;
+    for (int64_t rank : ranks) {
+      if (rank < 0 || rank >= job_world) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("Rank %d is out of range. Valid ranks are 0 to %d (world_size=%d)",
+                            rank, job_world - 1, job_world));
+      }
+    }
+  }
   if (*min_rank < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "mesh rank %d is outside the job's world (ranks are non-negative)", *min_rank));
@@ -301,11 +320,19 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
     }
   }
 
+  // An explicit dp whose product is smaller than the world: the mesh spans ranks 0..N-1 and
+  // leaves the others out (§3), like a rank-subset mesh.
+  if (const std::optional<int64_t> mesh_size = CheckedProduct(shape);
+      !listed && mesh_size.has_value() && *mesh_size < world) {
+    std::vector<int64_t> first(static_cast<size_t>(*mesh_size));
+    std::iota(first.begin(), first.end(), int64_t{0});
+    NMESH_ASSIGN_OR_RETURN(members.listed, Layout::Create({*mesh_size}, {"ranks"}, first));
+  }
   NMESH_ASSIGN_OR_RETURN(Layout device_mesh, MakeLayout(members, std::move(shape), axes));
   MeshPlan plan(std::move(device_mesh));
   plan.strategy_ = request.strategy;
   plan.world_size_ = members.job_world;
-  plan.has_explicit_ranks_ = listed;
+  plan.has_explicit_ranks_ = members.listed.has_value();
   plan.sizes_ = sizes;
   const Layout& layout = plan.device_mesh_;
   if (request.strategy == StrategyKind::kFsdp2) {

@@ -18,15 +18,12 @@ absl::Status Unsupported(std::string_view what, std::string_view field, int64_t 
   return absl::InvalidArgumentError(absl::StrFormat("%s, got %s=%d", what, field, value));
 }
 
-absl::Status CheckMegatronFsdp(const config::MegatronFSDPConfig& config, const SetupSizes& s) {
+absl::Status CheckMegatronFsdp(const SetupSizes& s) {
   if (s.pp > 1) {
     return Unsupported("megatron_fsdp does not support pipeline parallelism", "pp_size", s.pp);
   }
   if (s.ep > 1) {
     return Unsupported("megatron_fsdp does not support expert parallelism", "ep_size", s.ep);
-  }
-  if (config.sequence_parallel) {
-    return absl::InvalidArgumentError("megatron_fsdp does not yet support sequence_parallel");
   }
   return absl::OkStatus();
 }
@@ -43,10 +40,6 @@ absl::Status CheckDdp(const SetupSizes& s) {
       return Unsupported(absl::StrFormat("ddp does not support %s parallelism", a.what), a.field,
                          a.value);
     }
-  }
-  if (s.dp_replicate.value_or(1) > 1) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("ddp does not support HSDP (dp_replicate_size), got %d", *s.dp_replicate));
   }
   return absl::OkStatus();
 }
@@ -65,25 +58,27 @@ absl::Status ValidateAxisNames(std::string_view mesh, absl::Span<const std::stri
   for (std::string_view name : unknown) unknown_text.push_back(Quoted(name));
   for (std::string_view name : allowed_set) allowed_text.push_back(Quoted(name));
   return absl::InvalidArgumentError(
-      absl::StrFormat("%s contains unknown dimension names {%s}; allowed names are [%s]", mesh,
+      absl::StrFormat("%s contains unknown axis names {%s}; allowed names are [%s]", mesh,
                       absl::StrJoin(unknown_text, ", "), absl::StrJoin(allowed_text, ", ")));
 }
 
 absl::Status ValidateDistributedSetup(const DistributedSetup& setup) {
   const SetupSizes& s = setup.sizes;
-  if (setup.strategy != nullptr) {
-    if (const auto* megatron = std::get_if<config::MegatronFSDPConfig>(setup.strategy)) {
-      if (absl::Status status = CheckMegatronFsdp(*megatron, s); !status.ok()) return status;
-    } else if (std::holds_alternative<config::DDPConfig>(*setup.strategy)) {
-      if (absl::Status status = CheckDdp(s); !status.ok()) return status;
-    }
-  }
   if (setup.has_pipeline && s.pp <= 1) {
-    return Unsupported("pipeline config requires pp_size > 1", "pp_size", s.pp);
+    return Unsupported("pipeline_config requires pp_size > 1", "pp_size", s.pp);
   }
   if (setup.has_moe && s.ep <= 1) {
-    return Unsupported("moe config requires ep_size > 1", "ep_size", s.ep);
+    return Unsupported("moe_parallel_config requires ep_size > 1", "ep_size", s.ep);
   }
+  if (setup.strategy == nullptr) return absl::OkStatus();
+  if (!std::holds_alternative<config::FSDP2Config>(*setup.strategy) &&
+      s.dp_replicate.value_or(1) > 1) {
+    return Unsupported("dp_replicate_size is only supported with FSDP2Config", "dp_replicate_size",
+                       *s.dp_replicate);
+  }
+  if (std::holds_alternative<config::MegatronFSDPConfig>(*setup.strategy))
+    return CheckMegatronFsdp(s);
+  if (std::holds_alternative<config::DDPConfig>(*setup.strategy)) return CheckDdp(s);
   return absl::OkStatus();
 }
 

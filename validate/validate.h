@@ -28,7 +28,7 @@
 namespace nmesh::validate {
 
 // Fails with InvalidArgument when a name in `names` is not in `allowed`:
-//   "<mesh> contains unknown dimension names {'a', 'b'}; allowed names are ['cp', 'dp', ...]"
+//   "<mesh> contains unknown axis names {'a', 'b'}; allowed names are ['cp', 'dp', ...]"
 // with the unknown names (each once) and the allowed names sorted. `mesh` is the mesh's role,
 // "device_mesh" or "moe_mesh".
 absl::Status ValidateAxisNames(std::string_view mesh, absl::Span<const std::string> names,
@@ -53,15 +53,15 @@ struct DistributedSetup {
   bool has_moe = false;
 };
 
-// The distributed-setup checks of §7, in order; the first failure is returned as
+// The distributed-setup checks of §7 (0.7.0), in order; the first failure is returned as
 // InvalidArgument, its message starting with the contract's words and naming the value:
-//   1. MegatronFSDP: "megatron_fsdp does not support pipeline parallelism, got pp_size=2", then
-//      "... expert parallelism, got ep_size=2", then
-//      "megatron_fsdp does not yet support sequence_parallel";
-//   2. DDP: "ddp does not support tensor|pipeline|context|expert parallelism, got tp_size=2" (in
-//      that order), then "ddp does not support HSDP (dp_replicate_size), got 2";
-//   3. "pipeline config requires pp_size > 1, got pp_size=1";
-//   4. "moe config requires ep_size > 1, got ep_size=1".
+//   1. "pipeline_config requires pp_size > 1, got pp_size=1" (a pipeline config, pp <= 1);
+//   2. "moe_parallel_config requires ep_size > 1, got ep_size=1" (a moe config, ep <= 1);
+//   3. the checks of §4 before any mesh: "dp_replicate_size is only supported with FSDP2Config"
+//      (dp_replicate > 1, any strategy but FSDP2); MegatronFSDP: "megatron_fsdp does not support
+//      pipeline parallelism, got pp_size=2", then "... expert parallelism"; DDP: "ddp does not
+//      support tensor|pipeline|context|expert parallelism, got tp_size=2" (in that order).
+// Checks 3 are skipped without a strategy config.
 // (A MeshContext runs this at construction only when it has a strategy config.)
 absl::Status ValidateDistributedSetup(const DistributedSetup& setup);
 

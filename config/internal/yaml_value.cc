@@ -200,7 +200,8 @@ bool Value::IsNull() const {
   if (!node_.IsDefined() || node_.IsNull()) return true;
   if (!node_.IsScalar()) return false;
   const std::string& text = node_.Scalar();
-  if (OneOf(text, {"none", "None", "NONE", "null", "Null", "NULL"})) return true;
+  // NeMo's ConfigNode turns the strings none/None into None; a quoted "null" stays a string.
+  if (OneOf(text, {"none", "None"})) return true;
   return IsPlain() && text == "~";
 }
 
@@ -303,6 +304,10 @@ absl::StatusOr<Dtype> Value::DtypeValue() const {
   if (IsScalar()) {
     absl::StatusOr<Dtype> dtype = ParseDtype(Text());
     if (dtype.ok()) return dtype;
+    if (!Bool().ok() && !Number().ok()) {  // a string, as dtype_from_str sees it
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: %s (%s)", key_, dtype.status().message(), Where()));
+    }
   }
   return Invalid(
       "a dtype (bf16, bfloat16, fp16, float16, half, fp32, float32 or float, optionally prefixed "

@@ -68,9 +68,11 @@ TEST(ConfigCliTest, WarningsGoToStderr) {
   EXPECT_THAT(r.err, HasSubstr("pipeline"));
 }
 
-// The student takes the first ranks and the teacher the ranks that follow.
+// §8 knowledge distillation and §9 `ranks` (changed in 0.7.0): with separate_meshes the student
+// takes ranks 0..S-1 and the teacher S..W-1, and `ranks` is the section's rank list.
 TEST(ConfigCliTest, StudentAndTeacherGetDisjointRanks) {
   const std::string path = WriteRecipe("kd.yaml",
+                                       "separate_meshes: true\n"
                                        "distributed:\n  dp_size: 2\n  tp_size: 1\n"
                                        "teacher_distributed:\n  dp_size: 1\n  tp_size: 2\n");
   json student = PlanJson({"--config", path});
@@ -79,19 +81,41 @@ TEST(ConfigCliTest, StudentAndTeacherGetDisjointRanks) {
   EXPECT_EQ(teacher["ranks"], json({2, 3}));
   EXPECT_EQ(student["world_size"], 4);
   EXPECT_EQ(teacher["sizes"]["tp"], 2);
+  json at_world = PlanJson({"--config", path, "--section", "teacher_distributed", "--world", "4"});
+  EXPECT_EQ(at_world["ranks"], json({2, 3}));
 
-  // With dp inferred for the teacher, it takes what the student leaves of --world.
+  // The sizes must fill the job's world.
+  CliResult mismatch = RunNmesh({"plan", "--config", path, "--world", "6"});
+  EXPECT_EQ(mismatch.code, 2);
+  EXPECT_THAT(mismatch.err,
+              HasSubstr("Separate KD mesh sizes must use every rank exactly once: student=2 + "
+                        "teacher=2 != world_size=6"));
+
+  // Each section must give dp_size.
   const std::string inferred = WriteRecipe("kd_infer.yaml",
+                                           "separate_meshes: true\n"
                                            "distributed:\n  dp_size: 2\n"
                                            "teacher_distributed:\n  tp_size: 2\n");
-  json teacher6 =
-      PlanJson({"--config", inferred, "--section", "teacher_distributed", "--world", "6"});
-  EXPECT_EQ(teacher6["ranks"], json({2, 3, 4, 5}));
-  EXPECT_EQ(teacher6["sizes"]["dp"], 2);
-  // --ranks overrides the assignment.
-  json moved = PlanJson(
-      {"--config", path, "--section", "teacher_distributed", "--ranks", "7,5", "--world", "8"});
-  EXPECT_EQ(moved["ranks"], json({7, 5}));
+  CliResult no_dp = RunNmesh({"plan", "--config", inferred, "--world", "6"});
+  EXPECT_EQ(no_dp.code, 2);
+  EXPECT_THAT(no_dp.err, HasSubstr("teacher_distributed.dp_size must be set when "
+                                   "separate_meshes=true so the non-overlapping rank split is "
+                                   "explicit"));
+}
+
+// §8 knowledge distillation (changed in 0.7.0): the switch and the section go together.
+TEST(ConfigCliTest, TeacherSectionNeedsSeparateMeshes) {
+  const std::string path = WriteRecipe("kd_noswitch.yaml",
+                                       "distributed:\n  dp_size: 2\n"
+                                       "teacher_distributed:\n  dp_size: 2\n");
+  CliResult r = RunNmesh({"plan", "--config", path, "--world", "4"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_THAT(r.err, HasSubstr("teacher_distributed requires separate_meshes=true"));
+  const std::string no_teacher =
+      WriteRecipe("kd_noteacher.yaml", "separate_meshes: true\ndistributed:\n  dp_size: 2\n");
+  CliResult r2 = RunNmesh({"plan", "--config", no_teacher, "--world", "2"});
+  EXPECT_EQ(r2.code, 2);
+  EXPECT_THAT(r2.err, HasSubstr("separate_meshes=true requires a teacher_distributed section"));
 }
 
 // Every real recipe plans at a world that fits it; sizes follow §3/§4, computed here from the
@@ -212,15 +236,21 @@ std::vector<BadInput> BadInputs() {
        {},
        {"ddp does not support tensor parallelism"}},
       {"ddp_pp",
-       d + "  strategy: ddp\n  pp_size: 2\n",
+       d + "  strategy: ddp\n  pp_size: 2\n  pipeline: {}\n",
        {},
        {"ddp does not support pipeline parallelism"}},
+      // §8 rule 9 (changed in 0.7.0): no pipeline block with pp > 1, before the §4 checks.
+      {"ddp_pp_no_pipeline",
+       d + "  strategy: ddp\n  pp_size: 2\n",
+       {},
+       {"`pp_size=2` (> 1) enables pipeline parallelism but no `distributed.pipeline` block was "
+        "provided."}},
       {"ddp_cp",
        d + "  strategy: ddp\n  cp_size: 2\n",
        {},
        {"ddp does not support context parallelism"}},
       {"megatron_pp",
-       d + "  strategy: megatron_fsdp\n  pp_size: 2\n",
+       d + "  strategy: megatron_fsdp\n  pp_size: 2\n  pipeline: {}\n",
        {},
        {"megatron_fsdp does not support pipeline parallelism"}},
       {"megatron_ep",
@@ -241,7 +271,11 @@ std::vector<BadInput> BadInputs() {
        {},
        {"binary_garbage.yaml"}},
       {"indivisible_world", d + "  tp_size: 3\n", {}, {"world_size (8) must be divisible"}},
-      {"explicit_dp_mismatch", d + "  dp_size: 3\n", {}, {"dp_size"}},
+      // §3 (changed in 0.7.0): a product larger than the world gets PyTorch's message.
+      {"explicit_dp_too_large",
+       d + "  dp_size: 16\n",
+       {},
+       {"Mesh should not be bigger than default world size 8, but found 16 ranks!"}},
       {"ep_not_dividing", d + "  ep_size: 3\n", {}, {"must be a multiple of ep_size=3"}},
       {"hsdp_not_multiple",
        d + "  dp_replicate_size: 3\n",

@@ -213,7 +213,7 @@ TEST(PlanCliTest, ConfigErrorsExitTwoWithTheMessage) {
   ExpectUsageError({"plan", "--tp", "2"}, "--world is required unless --ranks is given");
   ExpectUsageError({"plan", "--world", "8", "--rank", "8"}, "rank 8 is not a member");
   ExpectUsageError({"plan", "--ranks", "1,2", "--world", "2"},
-                   "mesh rank 2 is outside the job's world of 2 ranks");
+                   "Rank 2 is out of range. Valid ranks are 0 to 1 (world_size=2)");
   ExpectUsageError({"plan", "--ranks", "1,1"}, "mesh ranks must be unique");
   ExpectUsageError({"plan", "--world", "2147483648"},
                    "world_size must be at most 2147483647, got 2147483648");

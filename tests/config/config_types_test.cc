@@ -2,19 +2,21 @@
 #include <string>
 #include <variant>
 
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/config/dtype.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/strategy_config.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 
 namespace nmesh::config {
 namespace {
 
 using ::nmesh::testing::StatusIs;
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 TEST(DtypeTest, AliasesOfEachDtype) {
   struct Case {
@@ -38,6 +40,10 @@ TEST(DtypeTest, AliasesOfEachDtype) {
       {"torch.float32", Dtype::kFloat32},
       {"torch.float", Dtype::kFloat32},
       {"Torch.Float32", Dtype::kFloat32},
+      // (nmesh, changed in 0.7.0) the torch. forms of fp32/fp16/bf16, any case.
+      {"torch.fp32", Dtype::kFloat32},
+      {"TORCH.FP16", Dtype::kFloat16},
+      {"Torch.Bf16", Dtype::kBfloat16},
   };
   for (const Case& c : cases) {
     absl::StatusOr<Dtype> parsed = ParseDtype(c.spelling);
@@ -46,10 +52,23 @@ TEST(DtypeTest, AliasesOfEachDtype) {
   }
 }
 
+// §2 dtype strings (changed in 0.7.0): a string dtype_from_str does not know gives
+// "Unknown dtype string: <value>".
 TEST(DtypeTest, UnknownDtypesAreRejectedByName) {
-  for (const char* bad : {"int8", "fp8", "float64", "torch.", "", "bfloat", "torch.int32"}) {
+  for (const char* bad : {"fp8", "torch.", "", "bfloat", "torch.fp64", "float8"}) {
     EXPECT_THAT(ParseDtype(bad), StatusIs(absl::StatusCode::kInvalidArgument,
-                                          HasSubstr(std::string("Unknown dtype: '") + bad + "'")))
+                                          HasSubstr(std::string("Unknown dtype string: ") + bad)))
+        << bad;
+  }
+}
+
+// §8 rule 12 (nmesh): a dtype 0.7.0 knows but no dtype field can hold (float64, integers, bool)
+// is rejected too, naming the value, not as an unknown string.
+TEST(DtypeTest, NonFloatingDtypesAreRejected) {
+  for (const char* bad : {"int8", "float64", "torch.int32", "DOUBLE", "bool", "torch.long"}) {
+    EXPECT_THAT(ParseDtype(bad), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          AllOf(HasSubstr(std::string("'") + bad + "'"),
+                                                Not(HasSubstr("Unknown dtype string")))))
         << bad;
   }
 }
@@ -109,8 +128,9 @@ TEST(StrategyConfigDefaultsTest, Fsdp2) {
   EXPECT_FALSE(c.patch_is_packed_sequence);
   EXPECT_EQ(c.mp_policy.param_dtype, Dtype::kBfloat16);
   EXPECT_EQ(c.mp_policy.reduce_dtype, Dtype::kFloat32);
-  EXPECT_EQ(c.mp_policy.output_dtype, Dtype::kBfloat16);
-  EXPECT_TRUE(c.mp_policy.cast_forward_inputs);
+  // Contract §2 (changed in 0.7.0): output_dtype none, cast_forward_inputs false.
+  EXPECT_FALSE(c.mp_policy.output_dtype.has_value());
+  EXPECT_FALSE(c.mp_policy.cast_forward_inputs);
   EXPECT_FALSE(c.offload_policy.has_value());
   EXPECT_TRUE(OffloadPolicy{}.pin_memory);
   EXPECT_FALSE(c.autocast_dtype.has_value());
@@ -123,13 +143,19 @@ TEST(StrategyConfigDefaultsTest, Fsdp2) {
   EXPECT_FALSE(c.enable_fsdp2_prefetch);
   EXPECT_EQ(c.fsdp2_backward_prefetch_depth, 2);
   EXPECT_EQ(c.fsdp2_forward_prefetch_depth, 1);
-  EXPECT_TRUE(c.multimodal.is_null());
-  EXPECT_EQ(c.backend, "nccl");
+  EXPECT_EQ(c.multimodal.frozen_sharding, FrozenSharding::kRoot);
+  const CpVisionFrameShardingConfig& fs = c.multimodal.vision.frame_sharding;
+  EXPECT_FALSE(fs.enabled);
+  EXPECT_THAT(fs.mesh_dims, ElementsAre("cp"));
+  EXPECT_EQ(fs.min_tokens, 2048);
+  EXPECT_EQ(fs.min_frames, 32);
+  EXPECT_EQ(fs.min_local_patch_rows, 96);
+  EXPECT_TRUE(fs.cost_alpha_auto);
+  EXPECT_FALSE(fs.cost_alpha.has_value());
 }
 
 TEST(StrategyConfigDefaultsTest, MegatronFsdp) {
   const MegatronFSDPConfig c;
-  EXPECT_FALSE(c.sequence_parallel);
   EXPECT_FALSE(c.megatron_fsdp_unit_modules.has_value());
   EXPECT_EQ(c.zero_dp_strategy, 3);
   EXPECT_FALSE(c.init_fsdp_with_meta_device);
@@ -146,7 +172,6 @@ TEST(StrategyConfigDefaultsTest, MegatronFsdp) {
   EXPECT_FALSE(c.nccl_ub);
   EXPECT_FALSE(c.fsdp_double_buffer);
   EXPECT_FALSE(c.activation_checkpointing);
-  EXPECT_EQ(c.backend, "nccl");
 }
 
 TEST(StrategyConfigDefaultsTest, Ddp) {
@@ -159,7 +184,6 @@ TEST(StrategyConfigDefaultsTest, Ddp) {
   EXPECT_FALSE(c.bucket_cap_mb.has_value());
   EXPECT_FALSE(c.gradient_as_bucket_view);
   EXPECT_FALSE(c.autocast_dtype.has_value());
-  EXPECT_EQ(c.backend, "nccl");
 }
 
 TEST(StrategyConfigDefaultsTest, Pipeline) {
@@ -177,13 +201,15 @@ TEST(StrategyConfigDefaultsTest, Pipeline) {
   EXPECT_FALSE(c.dtype.has_value());
   EXPECT_FALSE(c.scale_grads_in_schedule);
   EXPECT_FALSE(c.pp_seq_len.has_value());
+  EXPECT_FALSE(c.pp_recv_buffer_pool);
+  EXPECT_EQ(c.pp_recv_buffer_pool_slack, 2);
   EXPECT_EQ(RoundVirtualStagesName(RoundVirtualStages::kUp), "up");
   EXPECT_EQ(RoundVirtualStagesName(RoundVirtualStages::kDown), "down");
 }
 
 TEST(StrategyConfigDefaultsTest, Moe) {
   const MoEParallelizerConfig c;
-  EXPECT_FALSE(c.ignore_router_for_ac);
+  EXPECT_TRUE(c.ignore_router_for_ac);  // changed in 0.7.0
   EXPECT_FALSE(c.reshard_after_forward);
   EXPECT_FALSE(c.lm_head_precision.has_value());
   EXPECT_TRUE(c.wrap_outer_model);

@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/config/recipe.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/recipe.h"
 
 namespace nmesh::config {
 namespace {
@@ -108,9 +108,9 @@ std::vector<BadInput> BadInputs() {
        {"Unknown options for distributed.offload_policy: ['pin']"},
        "3:5"},
       {"UnknownTeacherOption",
-       "distributed: {}\nteacher_distributed:\n  bogus: 1\n",
+       "separate_meshes: true\ndistributed: {}\nteacher_distributed:\n  bogus: 1\n",
        {"Unknown options for strategy 'fsdp2': ['bogus']"},
-       "3:3",
+       "4:3",
        Section::kTeacherDistributed},
       // activation_checkpointing.
       {"AcWord",
@@ -120,18 +120,19 @@ std::vector<BadInput> BadInputs() {
       {"AcInteger", d + "  activation_checkpointing: 2\n", {"distributed." + kAcMessage}, "2:29"},
       {"AcList", d + "  activation_checkpointing: [full]\n", {"distributed." + kAcMessage}, "2:29"},
       {"AcTeacher",
-       "distributed: {}\nteacher_distributed:\n  activation_checkpointing: part\n",
+       "separate_meshes: true\ndistributed: {}\nteacher_distributed:\n  activation_checkpointing: "
+       "part\n",
        {"teacher_distributed." + kAcMessage, "'part'"},
-       "3:29",
+       "4:29",
        Section::kTeacherDistributed},
       // Dtypes.
       {"AutocastDtype",
        d + "  autocast_dtype: int8\n",
-       {"distributed.autocast_dtype must be a dtype", "'int8'"},
+       {"distributed.autocast_dtype", "'int8'", "not a floating-point dtype"},
        "2:19"},
       {"MpPolicyDtype",
        d + "  mp_policy:\n    param_dtype: fp8\n",
-       {"distributed.mp_policy.param_dtype", "'fp8'"},
+       {"distributed.mp_policy.param_dtype", "Unknown dtype string: fp8"},
        "3:18"},
       {"PipelineDtype",
        d + "  pp_size: 2\n  pipeline:\n    dtype: float64\n",
@@ -167,7 +168,7 @@ std::vector<BadInput> BadInputs() {
        {"ddp does not support tensor parallelism", "tp_size"},
        "3:12"},
       {"MegatronWithPp",
-       d + "  strategy: megatron_fsdp\n  pp_size: 2\n",
+       d + "  strategy: megatron_fsdp\n  pp_size: 2\n  pipeline: {}\n",
        {"megatron_fsdp does not support pipeline parallelism", "pp_size"},
        "3:12"},
       // Structure.
@@ -234,7 +235,7 @@ std::vector<BadInput> BadInputs() {
        "3:18"},
       {"RecursiveAliasInMultimodal",
        d + "  multimodal: &m {a: [*m]}\n",
-       {"distributed.multimodal", "aliases"},
+       {"Unknown options for distributed.multimodal: ['a']"},
        kAnyPosition},
       {"AliasBombInMultimodal",
        "a: &a [x, x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
@@ -243,7 +244,7 @@ std::vector<BadInput> BadInputs() {
        "*e, "
        "*e, *e]\n" +
            d + "  multimodal: *f\n",
-       {"distributed.multimodal", "100000"},
+       {"FSDP2Config.multimodal must be a MultimodalDistributedConfig instance."},
        kAnyPosition},
       // Malformed YAML and binary input.
       {"UnclosedFlow", d + "  tp_size: [2\n", {"malformed YAML"}, kAnyPosition},

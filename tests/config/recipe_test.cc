@@ -7,9 +7,9 @@
 #include <variant>
 
 #include "absl/time/time.h"
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 
 namespace nmesh::config {
 namespace {
@@ -57,11 +57,15 @@ std::string Where(const std::string& text, const std::string& needle) {
 // ---- Rule 1: strategy -----------------------------------------------------------------------
 
 TEST(RecipeRule1Test, StrategyDefaultsToFsdp2) {
-  for (const char* yaml : {"distributed: {}", "distributed:\n  strategy: null",
-                           "distributed:\n  strategy: none", "distributed:\n  strategy:"}) {
-    ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(yaml));
-    EXPECT_EQ(recipe.request.strategy, StrategyKind::kFsdp2) << yaml;
-    EXPECT_TRUE(std::holds_alternative<FSDP2Config>(recipe.strategy_config)) << yaml;
+  ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse("distributed: {}"));
+  EXPECT_EQ(recipe.request.strategy, StrategyKind::kFsdp2);
+  EXPECT_TRUE(std::holds_alternative<FSDP2Config>(recipe.strategy_config));
+  // §8 rule 1 (nmesh): a strategy that is not a string, null included, is an unknown strategy.
+  for (const char* yaml : {"distributed:\n  strategy: null", "distributed:\n  strategy: none",
+                           "distributed:\n  strategy:"}) {
+    EXPECT_THAT(Parse(yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("Unknown strategy: ")))
+        << yaml;
   }
 }
 
@@ -91,7 +95,8 @@ TEST(RecipeRule2Test, SizesAreReadAndNullsAreUnset) {
                                             "  tp_size: 2\n"
                                             "  pp_size: 3\n"
                                             "  cp_size: 5\n"
-                                            "  ep_size: 7\n"));
+                                            "  ep_size: 7\n"
+                                            "  pipeline: {}\n"));
   const ParallelSizes& s = recipe.request.sizes;
   EXPECT_EQ(s.dp, 4);
   EXPECT_EQ(s.dp_replicate, 2);
@@ -127,7 +132,8 @@ TEST(RecipeRule2Test, DpMinusOneMeansInfer) {
 
 TEST(RecipeRule2Test, YamlIntegerForms) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse("distributed:\n  tp_size: +2\n  cp_size: 0x4\n"
-                                            "  ep_size: 1_024\n  pp_size: !!int 3\n"));
+                                            "  ep_size: 1_024\n  pp_size: !!int 3\n"
+                                            "  pipeline: {}\n"));
   EXPECT_EQ(recipe.request.sizes.tp, 2);
   EXPECT_EQ(recipe.request.sizes.cp, 4);
   EXPECT_EQ(recipe.request.sizes.ep, 1024);
@@ -259,39 +265,66 @@ TEST(RecipeRule6Test, SelectiveOnlyForFsdp2AndDdp) {
 // ---- Rule 7: dropped sections ---------------------------------------------------------------
 
 TEST(RecipeRule7Test, PipelineWithoutPipelineParallelismIsDroppedWithAWarning) {
+  // §8 rule 7 (changed in 0.7.0): the warning reads "`distributed.pipeline` is set but pp_size=P
+  // (<= 1): ...".
   for (const char* pp : {"", "  pp_size: 1\n", "  pp_size: null\n"}) {
     const std::string yaml = std::string("distributed:\n") + pp +
                              "  pipeline:\n    pp_schedule: gpipe\n    pp_microbatch_size: 2\n";
     ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(yaml));
     EXPECT_FALSE(recipe.pipeline.has_value()) << pp;
     ASSERT_THAT(recipe.warnings, SizeIs(1)) << pp;
-    EXPECT_THAT(recipe.warnings[0], AllOf(HasSubstr("distributed.pipeline"), HasSubstr("pp_size=1"),
-                                          HasSubstr(Format(At(yaml, "pipeline:")))));
+    EXPECT_THAT(recipe.warnings[0],
+                AllOf(HasSubstr("`distributed.pipeline` is set but pp_size=1 (<= 1): "),
+                      HasSubstr(Format(At(yaml, "pipeline:")))));
   }
 }
 
-TEST(RecipeRule7Test, MoeWithoutExpertParallelismIsDropped) {
+// §8 rule 7 (changed in 0.7.0): a moe section with ep <= 1 is dropped silently.
+TEST(RecipeRule7Test, MoeWithoutExpertParallelismIsDroppedSilently) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe,
                        Parse("distributed:\n  ep_size: 1\n  moe:\n    wrap_outer_model: false\n"));
   EXPECT_FALSE(recipe.moe.has_value());
-  EXPECT_THAT(recipe.warnings, ElementsAre(HasSubstr("distributed.moe")));
+  EXPECT_THAT(recipe.warnings, IsEmpty());
 }
 
-TEST(RecipeRule7Test, DroppedSectionsAreStillChecked) {
-  EXPECT_THAT(Parse("distributed:\n  pipeline:\n    pp_shedule: 1f1b\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("Unknown options for distributed.pipeline: ['pp_shedule']")));
-  EXPECT_THAT(Parse("distributed:\n  moe:\n    wrap_outer_model: perhaps\n"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("distributed.moe.wrap_outer_model must be a boolean")));
+// §8 rule 7 (changed in 0.7.0): a dropped section's contents are not checked.
+TEST(RecipeRule7Test, DroppedSectionsAreNotChecked) {
+  ASSERT_OK_AND_ASSIGN(Recipe pipeline, Parse("distributed:\n  pipeline:\n    pp_shedule: 1f1b\n"));
+  EXPECT_FALSE(pipeline.pipeline.has_value());
+  EXPECT_THAT(pipeline.warnings,
+              ElementsAre(HasSubstr("`distributed.pipeline` is set but pp_size=1 (<= 1): ")));
+  ASSERT_OK_AND_ASSIGN(Recipe moe, Parse("distributed:\n  moe:\n    wrap_outer_model: perhaps\n"));
+  EXPECT_FALSE(moe.moe.has_value());
 }
 
-// ---- Rule 8: defaults -----------------------------------------------------------------------
+// ---- Rule 9: pipeline block (changed in 0.7.0) ------------------------------------------------
 
-TEST(RecipeRule8Test, DefaultsWithPipelineAndExpertParallelism) {
-  ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse("distributed:\n  pp_size: 2\n  ep_size: 4\n"));
+TEST(RecipeRule9Test, PipelineParallelismNeedsAPipelineBlock) {
+  constexpr std::string_view kMessage =
+      "`pp_size=2` (> 1) enables pipeline parallelism but no `distributed.pipeline` block was "
+      "provided. Add a `distributed.pipeline` section (e.g. `pp_schedule`, `pp_microbatch_size`); "
+      "an empty `pipeline: {}` selects defaults.";
+  for (const char* yaml :
+       {"distributed:\n  pp_size: 2\n", "distributed:\n  pp_size: 2\n  pipeline: null\n"}) {
+    EXPECT_THAT(Parse(yaml),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kMessage))))
+        << yaml;
+  }
+  // It comes before the checks of §4: ddp with pp 2 gets it too.
+  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  pp_size: 2\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(std::string(kMessage))));
+  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  pp_size: 2\n  pipeline: {}\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("ddp does not support pipeline parallelism")));
+}
+
+TEST(RecipeRule9Test, EmptyPipelineBlockSelectsDefaults) {
+  ASSERT_OK_AND_ASSIGN(Recipe recipe,
+                       Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n  ep_size: 4\n"));
   ASSERT_TRUE(recipe.pipeline.has_value());
-  EXPECT_EQ(*recipe.pipeline, PipelineConfig{});
+  PipelineConfig expected;
+  expected.dtype = Dtype::kBfloat16;  // rule 10: the default mp_policy's param_dtype
+  EXPECT_EQ(*recipe.pipeline, expected);
   ASSERT_TRUE(recipe.moe.has_value());
   EXPECT_EQ(*recipe.moe, MoEParallelizerConfig{});
   EXPECT_THAT(recipe.warnings, IsEmpty());
@@ -302,13 +335,30 @@ TEST(RecipeRule8Test, DefaultsWithPipelineAndExpertParallelism) {
 
   ASSERT_OK_AND_ASSIGN(Recipe empty_blocks,
                        Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n  ep_size: 2\n  moe:\n"));
-  EXPECT_EQ(empty_blocks.pipeline, PipelineConfig{});
+  EXPECT_EQ(empty_blocks.pipeline, expected);
   EXPECT_EQ(empty_blocks.moe, MoEParallelizerConfig{});
+}
+
+// ---- Rule 10: the default pipeline dtype (changed in 0.7.0) -----------------------------------
+
+TEST(RecipeRule10Test, PipelineDtypeFollowsTheMixedPrecisionPolicy) {
+  ASSERT_OK_AND_ASSIGN(Recipe output,
+                       Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
+                             "  mp_policy: {param_dtype: fp32, output_dtype: fp16}\n"));
+  EXPECT_EQ(output.pipeline->dtype, Dtype::kFloat16);  // output_dtype first
+  ASSERT_OK_AND_ASSIGN(Recipe param, Parse("distributed:\n  pp_size: 2\n  pipeline: {}\n"
+                                           "  mp_policy: {param_dtype: float32}\n"));
+  EXPECT_EQ(param.pipeline->dtype, Dtype::kFloat32);  // then param_dtype
+  ASSERT_OK_AND_ASSIGN(Recipe differs, Parse("distributed:\n  pp_size: 2\n"
+                                             "  pipeline: {dtype: float16}\n"));
+  EXPECT_EQ(differs.pipeline->dtype, Dtype::kFloat16);  // kept
+  EXPECT_THAT(differs.warnings, ElementsAre(HasSubstr("pipeline.dtype=")));
+  EXPECT_THAT(differs.warnings, ElementsAre(HasSubstr("does not match")));
 }
 
 // ---- Rule 9: type errors --------------------------------------------------------------------
 
-TEST(RecipeRule9Test, TypeErrorsNameKeyExpectedTypeAndPosition) {
+TEST(RecipeRule12Test, TypeErrorsNameKeyExpectedTypeAndPosition) {
   const std::string yaml = "distributed:\n  strategy: fsdp2\n  tp_size: two\n";
   EXPECT_THAT(Parse(yaml), StatusIs(absl::StatusCode::kInvalidArgument,
                                     HasSubstr("distributed.tp_size must be a positive integer, "
@@ -346,14 +396,14 @@ TEST(RecipeFieldsTest, Fsdp2FieldsAreTyped) {
   fsdp2_forward_prefetch_depth: 0
   multimodal:
     frozen_sharding: replicate
-    vision: {frame_sharding: {mesh_dims: [cp, tp], enabled: true, ratio: 0.5}}
-  backend: gloo
+    vision: {frame_sharding: {mesh_dims: [cp], enabled: true, cost_alpha: 3}}
 )"));
   const FSDP2Config& c = std::get<FSDP2Config>(recipe.strategy_config);
   EXPECT_TRUE(c.sequence_parallel);
   ASSERT_TRUE(c.tp_plan.has_value());
-  EXPECT_THAT(*c.tp_plan, ElementsAre(Pair("model.layers.*.self_attn.q_proj", "colwise"),
-                                      Pair("model.embed_tokens", "rowwise")));
+  EXPECT_THAT(std::get<StringMap>(*c.tp_plan),
+              ElementsAre(Pair("model.layers.*.self_attn.q_proj", "colwise"),
+                          Pair("model.embed_tokens", "rowwise")));
   EXPECT_TRUE(c.patch_is_packed_sequence);
   // A recipe's mp_policy starts from PyTorch's MixedPrecisionPolicy defaults.
   EXPECT_EQ(c.mp_policy.param_dtype, Dtype::kFloat32);
@@ -371,12 +421,11 @@ TEST(RecipeFieldsTest, Fsdp2FieldsAreTyped) {
   EXPECT_TRUE(c.enable_fsdp2_prefetch);
   EXPECT_EQ(c.fsdp2_backward_prefetch_depth, 3);
   EXPECT_EQ(c.fsdp2_forward_prefetch_depth, 0);
-  EXPECT_EQ(c.multimodal["frozen_sharding"], "replicate");
-  EXPECT_EQ(c.multimodal["vision"]["frame_sharding"]["mesh_dims"],
-            nlohmann::json::array({"cp", "tp"}));
-  EXPECT_EQ(c.multimodal["vision"]["frame_sharding"]["enabled"], true);
-  EXPECT_EQ(c.multimodal["vision"]["frame_sharding"]["ratio"], 0.5);
-  EXPECT_EQ(c.backend, "gloo");
+  EXPECT_EQ(c.multimodal.frozen_sharding, FrozenSharding::kReplicate);
+  EXPECT_THAT(c.multimodal.vision.frame_sharding.mesh_dims, ElementsAre("cp"));
+  EXPECT_TRUE(c.multimodal.vision.frame_sharding.enabled);
+  EXPECT_FALSE(c.multimodal.vision.frame_sharding.cost_alpha_auto);
+  EXPECT_EQ(c.multimodal.vision.frame_sharding.cost_alpha, 3);
 }
 
 TEST(RecipeFieldsTest, NullKeepsDefaultsAndReshardIsTriState) {
@@ -431,7 +480,6 @@ TEST(RecipeFieldsTest, DdpFields) {
   bucket_cap_mb: 12.5
   gradient_as_bucket_view: true
   autocast_dtype: torch.float16
-  backend: nccl
 )"));
   const DDPConfig& c = std::get<DDPConfig>(recipe.strategy_config);
   EXPECT_THAT(c.activation_checkpointing_scope, ElementsAre("vision", "audio"));
@@ -503,7 +551,9 @@ TEST(RecipeFieldsTest, MoeFields) {
   EXPECT_EQ(m.mp_policy->param_dtype, Dtype::kBfloat16);
   EXPECT_EQ(m.mp_policy->reduce_dtype, Dtype::kFloat32);
   EXPECT_EQ(m.mp_policy->output_dtype, std::nullopt);
-  EXPECT_TRUE(m.mp_policy->cast_forward_inputs);
+  // §2 (changed in 0.7.0): a MixedPrecisionPolicy map is read as FSDP2's: cast_forward_inputs
+  // false.
+  EXPECT_FALSE(m.mp_policy->cast_forward_inputs);
 }
 
 // ---- dist_env, teacher section, unrelated content -------------------------------------------
@@ -525,19 +575,19 @@ TEST(RecipeDistEnvTest, BackendAndTimeout) {
 
 TEST(RecipeTeacherTest, TeacherSectionIsReadSeparately) {
   const std::string yaml =
-      "distributed:\n  dp_size: 2\n"
+      "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
       "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n  activation_checkpointing: maybe\n";
-  ASSERT_OK_AND_ASSIGN(Recipe student, Parse("distributed:\n  dp_size: 2\n"
-                                             "teacher_distributed:\n  tp_size: 2\n"));
+  const std::string good =
+      "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
+      "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n";
+  ASSERT_OK_AND_ASSIGN(Recipe student, Parse(good));
   EXPECT_TRUE(student.has_teacher_section);
   EXPECT_EQ(student.request.sizes.dp, 2);
   EXPECT_FALSE(student.request.sizes.tp.has_value());
-  ASSERT_OK_AND_ASSIGN(Recipe teacher, Parse("distributed:\n  dp_size: 2\n"
-                                             "teacher_distributed:\n  tp_size: 2\n",
-                                             Section::kTeacherDistributed));
+  ASSERT_OK_AND_ASSIGN(Recipe teacher, Parse(good, Section::kTeacherDistributed));
   EXPECT_EQ(teacher.section, Section::kTeacherDistributed);
   EXPECT_EQ(teacher.request.sizes.tp, 2);
-  EXPECT_FALSE(teacher.request.sizes.dp.has_value());
+  EXPECT_EQ(teacher.request.sizes.dp, 1);
   // Errors in the teacher section name it.
   EXPECT_THAT(Parse(yaml, Section::kTeacherDistributed),
               StatusIs(absl::StatusCode::kInvalidArgument,
@@ -672,19 +722,24 @@ TEST(RecipeOverridesTest, StrategyOverrideAppliesItsRules) {
 TEST(RecipeConflictsTest, InTheContractOrder) {
   // dp_replicate is checked before megatron's pp.
   EXPECT_THAT(
-      Parse("distributed:\n  strategy: megatron_fsdp\n  pp_size: 2\n  dp_replicate_size: 2\n"),
+      Parse("distributed:\n  strategy: megatron_fsdp\n  pp_size: 2\n  dp_replicate_size: 2\n"
+            "  pipeline: {}\n"),
       StatusIs(absl::StatusCode::kInvalidArgument,
                HasSubstr("dp_replicate_size is only supported with FSDP2Config")));
-  EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  ep_size: 2\n  pp_size: 2\n"),
+  EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  ep_size: 2\n  pp_size: 2\n"
+                    "  pipeline: {}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("megatron_fsdp does not support pipeline parallelism")));
   EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  ep_size: 2\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("megatron_fsdp does not support expert parallelism")));
+  // §2 (changed in 0.7.0): MegatronFSDP has no sequence_parallel; it is an unknown option.
   EXPECT_THAT(Parse("distributed:\n  strategy: megatron_fsdp\n  sequence_parallel: true\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("megatron_fsdp does not yet support sequence_parallel")));
-  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  ep_size: 2\n  cp_size: 2\n  pp_size: 2\n"),
+                       HasSubstr("Unknown options for strategy 'megatron_fsdp': "
+                                 "['sequence_parallel']")));
+  EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  ep_size: 2\n  cp_size: 2\n  pp_size: 2\n"
+                    "  pipeline: {}\n"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("ddp does not support pipeline parallelism")));
   EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  ep_size: 2\n  cp_size: 2\n"),
@@ -697,6 +752,216 @@ TEST(RecipeConflictsTest, InTheContractOrder) {
   EXPECT_THAT(Parse("distributed:\n  strategy: ddp\n  tp_size: 1\n  pp_size: 1\n  cp_size: 1\n"
                     "  ep_size: 1\n  dp_replicate_size: 1\n"),
               IsOk());
+}
+
+}  // namespace
+}  // namespace nmesh::config
+
+// ==== NeMo AutoModel 0.7.0 changes (contract paragraphs marked "changed in 0.7.0") ============
+namespace nmesh::config {
+namespace {
+
+using ::nmesh::testing::StatusIs;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+absl::StatusOr<Recipe> P(const std::string& yaml, Section section = Section::kDistributed,
+                         const RecipeOverrides& overrides = {}) {
+  return ParseRecipe(yaml, "t.yaml", section, overrides);
+}
+void ExpectRejected(const std::string& yaml, const std::string& message) {
+  EXPECT_THAT(P(yaml), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(message))) << yaml;
+}
+
+// §2: no config has a `backend` field.
+TEST(Contract070Test, BackendIsAnUnknownOptionForEveryStrategy) {
+  ExpectRejected("distributed:\n  backend: nccl\n",
+                 "Unknown options for strategy 'fsdp2': ['backend']");
+  ExpectRejected("distributed:\n  strategy: mfsdp\n  backend: nccl\n",
+                 "Unknown options for strategy 'mfsdp': ['backend']");
+  ExpectRejected("distributed:\n  strategy: ddp\n  backend: gloo\n",
+                 "Unknown options for strategy 'ddp': ['backend']");
+}
+
+// §2 MegatronFSDPConfig: tp_plan, sequence_parallel, mp_policy, activation_checkpointing_scope are
+// unknown options.
+TEST(Contract070Test, MegatronFsdpUnknownOptions) {
+  for (const char* key : {"sequence_parallel: true", "tp_plan: {a: b}", "mp_policy: {}",
+                          "activation_checkpointing_scope: all"}) {
+    const std::string name = std::string(key).substr(0, std::string(key).find(':'));
+    ExpectRejected(std::string("distributed:\n  strategy: megatron_fsdp\n  ") + key + "\n",
+                   "Unknown options for strategy 'megatron_fsdp': ['" + name + "']");
+  }
+}
+
+// §2 FSDP2Config: mp_policy default and map semantics; tp_plan map or string.
+TEST(Contract070Test, Fsdp2MixedPrecisionAndTpPlan) {
+  ASSERT_OK_AND_ASSIGN(Recipe defaults, P("distributed:\n  mp_policy: null\n"));
+  const MixedPrecisionPolicy& d = std::get<FSDP2Config>(defaults.strategy_config).mp_policy;
+  EXPECT_EQ(d.param_dtype, Dtype::kBfloat16);
+  EXPECT_EQ(d.reduce_dtype, Dtype::kFloat32);
+  EXPECT_EQ(d.output_dtype, std::nullopt);
+  EXPECT_FALSE(d.cast_forward_inputs);
+  ASSERT_OK_AND_ASSIGN(Recipe map,
+                       P("distributed:\n  mp_policy:\n    _target_: "
+                         "torch.distributed.fsdp.MixedPrecisionPolicy\n    reduce_dtype: fp32\n"));
+  const MixedPrecisionPolicy& m = std::get<FSDP2Config>(map.strategy_config).mp_policy;
+  EXPECT_EQ(m.param_dtype, std::nullopt);  // unset dtypes are none in a map
+  EXPECT_EQ(m.reduce_dtype, Dtype::kFloat32);
+  EXPECT_EQ(m.output_dtype, std::nullopt);
+  EXPECT_FALSE(m.cast_forward_inputs);
+  ASSERT_OK_AND_ASSIGN(Recipe plan, P("distributed:\n  tp_plan: my.module.custom_plan\n"));
+  EXPECT_EQ(std::get<std::string>(*std::get<FSDP2Config>(plan.strategy_config).tp_plan),
+            "my.module.custom_plan");
+}
+
+// §2 multimodal: every message.
+TEST(Contract070Test, MultimodalIsTypedAndValidated) {
+  const std::string d = "distributed:\n  multimodal:\n";
+  ASSERT_OK_AND_ASSIGN(Recipe ok, P(d + "    frozen_sharding: Per-Layer\n"));
+  EXPECT_EQ(std::get<FSDP2Config>(ok.strategy_config).multimodal.frozen_sharding,
+            FrozenSharding::kPerLayer);
+  ExpectRejected(d + "    frozen_sharding: 3\n",
+                 "distributed.multimodal.frozen_sharding must be a string. Got int.");
+  ExpectRejected(d + "    frozen_sharding: sideways\n",
+                 "distributed.multimodal.frozen_sharding must be one of: root, per_layer, "
+                 "replicate. Got 'sideways'.");
+  const std::string fs = d + "    vision:\n      frame_sharding:\n        ";
+  const std::string prefix = "distributed.multimodal.vision.frame_sharding.";
+  ExpectRejected(fs + "enabled: 3\n", prefix + "enabled must be a boolean");
+  ExpectRejected(fs + "mesh_dims: cp\n",
+                 prefix + "mesh_dims must be a list of mesh-dimension names");
+  ExpectRejected(fs + "mesh_dims: [cp, tp]\n",
+                 prefix + "mesh_dims currently supports only [\"cp\"]");
+  ExpectRejected(fs + "min_tokens: -1\n", prefix + "min_tokens must be a non-negative integer");
+  ExpectRejected(fs + "min_frames: true\n", prefix + "min_frames must be a non-negative integer");
+  ExpectRejected(fs + "min_local_patch_rows: 1.5\n",
+                 prefix + "min_local_patch_rows must be a non-negative integer");
+  ExpectRejected(fs + "cost_alpha: fast\n",
+                 prefix + "cost_alpha must be \"auto\", null, or a non-negative integer");
+  ASSERT_OK_AND_ASSIGN(Recipe alpha, P(fs + "cost_alpha: null\n"));
+  EXPECT_FALSE(std::get<FSDP2Config>(alpha.strategy_config)
+                   .multimodal.vision.frame_sharding.cost_alpha_auto);
+  ExpectRejected("distributed:\n  multimodal: null\n",
+                 "FSDP2Config.multimodal must be a MultimodalDistributedConfig instance.");
+  ExpectRejected(d + "    vision: 3\n",
+                 "MultimodalDistributedConfig.vision must be a MultimodalVisionConfig instance.");
+  ExpectRejected(d + "    vision:\n      frame_sharding: null\n",
+                 "MultimodalVisionConfig.frame_sharding must be a CpVisionFrameShardingConfig "
+                 "instance.");
+}
+
+// §2 activation_checkpointing_scope: normalisation and messages.
+TEST(Contract070Test, ActivationCheckpointingScope) {
+  ASSERT_OK_AND_ASSIGN(Recipe r, P("distributed:\n  activation_checkpointing_scope: "
+                                   "\"Vision + language, vision\"\n"));
+  EXPECT_THAT(std::get<FSDP2Config>(r.strategy_config).activation_checkpointing_scope,
+              ElementsAre("vision", "language"));
+  ExpectRejected("distributed:\n  activation_checkpointing_scope: 3\n",
+                 "activation_checkpointing_scope must be a string or list of strings.");
+  ExpectRejected("distributed:\n  activation_checkpointing_scope: [vision, 3]\n",
+                 "activation_checkpointing_scope entries must be strings.");
+  ExpectRejected("distributed:\n  activation_checkpointing_scope: Text\n",
+                 "activation_checkpointing_scope must use only: all, audio, language, multimodal, "
+                 "vision. Got 'text'.");
+  ExpectRejected("distributed:\n  strategy: ddp\n  activation_checkpointing_scope: [all, vision]\n",
+                 "activation_checkpointing_scope='all' cannot be combined with other scopes.");
+}
+
+// §2 PipelineConfig and MoEParallelizerConfig.
+TEST(Contract070Test, PipelineAndMoeFields) {
+  ASSERT_OK_AND_ASSIGN(Recipe r, P("distributed:\n  pp_size: 2\n  ep_size: 2\n  pipeline:\n"
+                                   "    pp_recv_buffer_pool: true\n"
+                                   "    pp_recv_buffer_pool_slack: 0\n"
+                                   "  moe:\n    mp_policy:\n      _target_: "
+                                   "torch.distributed.fsdp.MixedPrecisionPolicy\n"
+                                   "      param_dtype: bf16\n"));
+  EXPECT_TRUE(r.pipeline->pp_recv_buffer_pool);
+  EXPECT_EQ(r.pipeline->pp_recv_buffer_pool_slack, 0);
+  EXPECT_TRUE(r.moe->ignore_router_for_ac);
+  EXPECT_EQ(r.moe->mp_policy->param_dtype, Dtype::kBfloat16);
+  EXPECT_EQ(r.moe->mp_policy->reduce_dtype, std::nullopt);
+  EXPECT_FALSE(r.moe->mp_policy->cast_forward_inputs);
+  ExpectRejected("distributed:\n  pp_size: 2\n  pipeline:\n    pp_recv_buffer_pool_slack: -1\n",
+                 "pp_recv_buffer_pool_slack must be >= 0, got -1");
+}
+
+// §2 dtype strings in a recipe.
+TEST(Contract070Test, DtypeStrings) {
+  ASSERT_OK_AND_ASSIGN(Recipe r, P("distributed:\n  autocast_dtype: TORCH.FP16\n"));
+  EXPECT_EQ(std::get<FSDP2Config>(r.strategy_config).autocast_dtype, Dtype::kFloat16);
+  ExpectRejected("distributed:\n  autocast_dtype: fp8\n", "Unknown dtype string: fp8");
+  ExpectRejected("distributed:\n  mp_policy: {param_dtype: float64}\n",
+                 "distributed.mp_policy.param_dtype");
+}
+
+// §3: null and the strings none/None are null; a quoted "null" is a string.
+TEST(Contract070Test, NullSpellings) {
+  for (const char* null : {"null", "~", "none", "None", "'None'"}) {
+    ASSERT_OK_AND_ASSIGN(Recipe r, P(std::string("distributed:\n  tp_size: ") + null + "\n"));
+    EXPECT_FALSE(r.request.sizes.tp.has_value()) << null;
+  }
+  ExpectRejected("distributed:\n  tp_size: \"null\"\n", "tp_size must be a positive integer");
+}
+
+// §8 rule 5: mp_policy etc. are built for every strategy, before the unknown-options check.
+TEST(Contract070Test, Rule5BuildsBeforeTheStrategyCheck) {
+  ExpectRejected("distributed:\n  strategy: megatron_fsdp\n  mp_policy: {param_dtype: fp8}\n",
+                 "Unknown dtype string: fp8");
+  ExpectRejected("distributed:\n  strategy: ddp\n  multimodal: {frozen_sharding: x}\n",
+                 "distributed.multimodal.frozen_sharding must be one of: root, per_layer, "
+                 "replicate. Got 'x'.");
+}
+
+// §8 rule 6: only fsdp2 and ddp, on the name before it is resolved.
+TEST(Contract070Test, Rule6SelectiveOnlyFsdp2AndDdp) {
+  const std::string message =
+      "selective activation checkpointing is supported only for FSDP2 and DDP configs.";
+  ExpectRejected("distributed:\n  strategy: mfsdp\n  activation_checkpointing: selective\n",
+                 message);
+  ExpectRejected("distributed:\n  strategy: bogus\n  activation_checkpointing: selective\n",
+                 message);
+  EXPECT_OK(P("distributed:\n  strategy: ddp\n  activation_checkpointing: selective\n").status());
+}
+
+// §8 knowledge distillation in the recipe layer.
+TEST(Contract070Test, KnowledgeDistillation) {
+  ExpectRejected("distributed: {dp_size: 2}\nteacher_distributed: {dp_size: 2}\n",
+                 "teacher_distributed requires separate_meshes=true");
+  ExpectRejected("separate_meshes: true\ndistributed: {dp_size: 2}\n",
+                 "separate_meshes=true requires a teacher_distributed section");
+  ExpectRejected(
+      "separate_meshes: true\ndistributed: {tp_size: 2}\n"
+      "teacher_distributed: {dp_size: 2}\n",
+      "distributed.dp_size must be set when separate_meshes=true so the "
+      "non-overlapping rank split is explicit");
+  // An error in the teacher rejects the student too.
+  ExpectRejected(
+      "separate_meshes: true\ndistributed: {dp_size: 2}\n"
+      "teacher_distributed: {dp_size: 2, bogus: 1}\n",
+      "Unknown options for strategy 'fsdp2': ['bogus']");
+  ExpectRejected(
+      "separate_meshes: true\ndistributed: {dp_size: 2, strategy: ddp}\n"
+      "teacher_distributed: {dp_size: 2}\n",
+      "Separate KD meshes currently require mesh-backed strategies; DDP is not "
+      "supported");
+  RecipeOverrides world;
+  world.job_world_size = 8;
+  EXPECT_THAT(P("separate_meshes: true\ndistributed: {dp_size: 2, tp_size: 2}\n"
+                "teacher_distributed: {dp_size: 1, pp_size: 2, pipeline: {}, ep_size: 2}\n",
+                Section::kDistributed, world),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("Separate KD mesh sizes must use every rank exactly once: "
+                                 "student=4 + teacher=2 != world_size=8")));
+  world.job_world_size = 6;
+  const std::string ok =
+      "separate_meshes: true\ndistributed: {dp_size: 2, tp_size: 2}\n"
+      "teacher_distributed: {dp_size: 1, pp_size: 2, pipeline: {}}\n";
+  ASSERT_OK_AND_ASSIGN(Recipe student, P(ok, Section::kDistributed, world));
+  EXPECT_EQ(student.request.ranks, (std::vector<int64_t>{0, 1, 2, 3}));
+  ASSERT_OK_AND_ASSIGN(Recipe teacher, P(ok, Section::kTeacherDistributed, world));
+  EXPECT_EQ(teacher.request.ranks, (std::vector<int64_t>{4, 5}));
+  EXPECT_EQ(teacher.request.job_world_size, 6);
 }
 
 }  // namespace

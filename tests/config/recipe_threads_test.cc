@@ -8,8 +8,8 @@
 #include <thread>
 #include <vector>
 
-#include "nmesh/config/recipe.h"
 #include "gtest/gtest.h"
+#include "nmesh/config/recipe.h"
 
 namespace nmesh::config {
 namespace {

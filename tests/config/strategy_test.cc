@@ -1,8 +1,8 @@
 #include "nmesh/config/strategy.h"
 
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 
 namespace nmesh::config {
 namespace {

@@ -7,12 +7,12 @@
 #include <string>
 #include <vector>
 
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/strategy_config.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 #include "nmesh/mesh/axis_name.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
@@ -123,21 +123,17 @@ TEST(MeshContextTest, DistributedSetupChecksRunAtConstructionAndOnRequest) {
                                       config::DefaultStrategyConfig(StrategyKind::kFsdp2),
                                       config::PipelineConfig{}),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("pipeline config requires pp_size > 1, got pp_size=1")));
+                       HasSubstr("pipeline_config requires pp_size > 1")));
   // Without a strategy config nothing is checked at construction, but the check can be run.
   ASSERT_OK_AND_ASSIGN(MeshContext context,
                        MeshContext::FromMeshes(tp2, std::nullopt, std::nullopt, std::nullopt,
                                                config::MoEParallelizerConfig{}));
   EXPECT_THAT(context.ValidateDistributedSetup(),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("moe config requires ep_size > 1, got ep_size=1")));
+                       HasSubstr("moe_parallel_config requires ep_size > 1")));
   context.moe_config().reset();
   context.strategy_config() = config::DefaultStrategyConfig(StrategyKind::kMegatronFsdp);
   EXPECT_OK(context.ValidateDistributedSetup());
-  std::get<config::MegatronFSDPConfig>(*context.strategy_config()).sequence_parallel = true;
-  EXPECT_THAT(context.ValidateDistributedSetup(),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("megatron_fsdp does not yet support sequence_parallel")));
 }
 
 TEST(MeshContextTest, UnknownAxisNamesAreRejected) {
@@ -149,12 +145,42 @@ TEST(MeshContextTest, UnknownAxisNamesAreRejected) {
   EXPECT_THAT(
       MeshContext::FromMeshes(cp, std::nullopt),
       StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr("device_mesh contains unknown dimension names {'ring', 'ulysses'}; "
+               HasSubstr("device_mesh contains unknown axis names {'ring', 'ulysses'}; "
                          "allowed names are ['cp', 'dp', 'dp_cp', 'dp_replicate', 'dp_shard', "
                          "'dp_shard_cp', 'ep', 'ep_shard', 'pp', 'tp']")));
   EXPECT_THAT(MeshContext::FromMeshes(std::nullopt, cp),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("moe_mesh contains unknown dimension names")));
+                       HasSubstr("moe_mesh contains unknown axis names {")));
+}
+
+// Contract §7 (changed in 0.7.0): ring/Ulysses degrees are recorded, not a mesh; §5: a wrong
+// product gives create_ring_ulysses_mesh's message.
+TEST(MeshContextTest, RingUlyssesDegrees) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 4) GTEST_SKIP() << "needs cp 4";
+  const DeviceMesh mesh = BuildOrDie({.cp = 4, .size = np}, *world);
+  ASSERT_OK_AND_ASSIGN(MeshContext defaults, MeshContext::FromMeshes(mesh, std::nullopt));
+  EXPECT_EQ(defaults.cp_ring_degree(), 1);
+  EXPECT_EQ(defaults.cp_ulysses_degree(), std::nullopt);
+  ASSERT_OK_AND_ASSIGN(
+      MeshContext split,
+      MeshContext::FromMeshes(mesh, std::nullopt, std::nullopt, std::nullopt, std::nullopt,
+                              config::ActivationCheckpointing::kFalse, 2, 2));
+  EXPECT_EQ(split.cp_ring_degree(), 2);
+  EXPECT_EQ(split.cp_ulysses_degree(), 2);
+  EXPECT_EQ(split.cp_size(), 4);  // still reads cp
+  ASSERT_OK_AND_ASSIGN(DeviceMesh ring_ulysses, CreateRingUlyssesMesh(mesh, 2, 2));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh two_d, ring_ulysses.Submesh({"ring", "ulysses"}));
+  EXPECT_EQ(two_d.layout().shape(), (std::vector<int64_t>{2, 2}));
+  EXPECT_THAT(CreateRingUlyssesMesh(mesh, 3, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("ring_degree (3) * ulysses_degree (2) must equal the cp mesh "
+                                 "size (4).")));
+  // ring and ulysses are not axis names (§1): a context over that mesh fails the name check.
+  EXPECT_THAT(MeshContext::FromMeshes(ring_ulysses, std::nullopt),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("device_mesh contains unknown axis names {'ring', 'ulysses'}")));
 }
 
 TEST(MeshContextTest, NonMembersCannotReadSizes) {

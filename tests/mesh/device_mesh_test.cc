@@ -281,9 +281,10 @@ TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
   const Spec spec{.cp = 4, .tp = np / 4, .size = np};
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build(spec, *world));
   const int before = mesh.communicators_created();
-  EXPECT_THAT(mesh.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("(2 * 3 = 6) must equal the cp mesh size (4)")));
+  EXPECT_THAT(
+      mesh.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("ring_degree (2) * ulysses_degree (3) must equal the cp mesh size (4).")));
   EXPECT_THAT(mesh.Unflatten("cp", {2, 2}, {"ring", "dp"}),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("flattened group")));
   ASSERT_OK_AND_ASSIGN(DeviceMesh cp, mesh.Unflatten("cp", {2, 2}, {"ring", "ulysses"}));

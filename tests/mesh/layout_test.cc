@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/mesh/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
 
@@ -255,9 +255,10 @@ TEST(LayoutTest, UnflattenSplitsAnAxisIntoNamedSubAxes) {
 
 TEST(LayoutTest, UnflattenWithTheWrongProductNamesTheAxisSize) {
   ASSERT_OK_AND_ASSIGN(Layout layout, Layout::Create({2, 4}, {"dp", "cp"}));
-  EXPECT_THAT(layout.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("(2 * 3 = 6) must equal the cp mesh size (4)")));
+  EXPECT_THAT(
+      layout.Unflatten("cp", {2, 3}, {"ring", "ulysses"}),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("ring_degree (2) * ulysses_degree (3) must equal the cp mesh size (4).")));
   EXPECT_THAT(layout.Unflatten("cp", {2}, {"ring", "ulysses"}),
               StatusIs(absl::StatusCode::kInvalidArgument, _));
   EXPECT_THAT(layout.Unflatten("cp", {4, 1}, {"dp", "x"}),

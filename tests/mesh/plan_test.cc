@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/config/strategy.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/config/strategy.h"
 #include "nmesh/mesh/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
 
@@ -389,14 +389,28 @@ TEST(PlanErrorTest, NonPpSizeMustBeAMultipleOfEp) {
               "non_pp_size=8 must be a multiple of ep_size=3");
 }
 
-TEST(PlanErrorTest, ExplicitDpMustMatchTheWorld) {
-  ExpectError(Fsdp2({.world = 8, .dp = 2, .tp = 2}),
-              "(dp_size * tp_size * cp_size * pp_size) (2 * 2 * 1 * 1 = 4) must equal "
-              "world_size (8)");
-  ExpectError(Request(StrategyKind::kMegatronFsdp, {.world = 8, .dp = 3, .tp = 2}),
-              "(dp_size * tp_size * cp_size) (3 * 2 * 1 = 6) must equal world_size (8)");
-  ExpectError(Request(StrategyKind::kDdp, {.world = 8, .dp = 3}),
-              "dp_size (3) must equal world_size (8)");
+// §3 (changed in 0.7.0): an explicit dp whose product is larger than the world fails with
+// PyTorch's message; a smaller one is accepted and the mesh leaves ranks out.
+TEST(PlanErrorTest, ExplicitDpLargerThanTheWorldIsRejected) {
+  ExpectError(Fsdp2({.world = 8, .dp = 4, .tp = 4}),
+              "Mesh should not be bigger than default world size 8, but found 16 ranks!");
+  ExpectError(Request(StrategyKind::kMegatronFsdp, {.world = 8, .dp = 5, .tp = 2}),
+              "Mesh should not be bigger than default world size 8, but found 10 ranks!");
+}
+
+TEST(PlanTest, ExplicitDpSmallerThanTheWorldLeavesRanksOut) {
+  absl::StatusOr<MeshPlan> plan = PlanMesh(Fsdp2({.world = 8, .dp = 2, .tp = 2}));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->device_mesh().shape(), (std::vector<int64_t>{1, 1, 2, 1, 2}));
+  EXPECT_EQ(plan->world_size(), 8);
+  EXPECT_TRUE(plan->has_explicit_ranks());
+  EXPECT_EQ(plan->device_mesh().size(), 4);
+  for (int64_t i = 0; i < 4; ++i) EXPECT_EQ(plan->device_mesh().RankAtPosition(i), i);
+  absl::StatusOr<MeshPlan> megatron =
+      PlanMesh(Request(StrategyKind::kMegatronFsdp, {.world = 8, .dp = 3, .tp = 2}));
+  ASSERT_TRUE(megatron.ok()) << megatron.status();
+  EXPECT_EQ(megatron->device_mesh().size(), 6);
+  EXPECT_EQ(megatron->world_size(), 8);
 }
 
 TEST(PlanErrorTest, ChecksRunInTheContractsOrder) {
@@ -416,7 +430,8 @@ TEST(PlanErrorTest, RankListErrors) {
   ExpectError(Fsdp2({}, std::vector<int64_t>{0, -1}), "mesh rank -1 is outside the job's world");
   MeshRequest outside = Fsdp2({}, std::vector<int64_t>{0, 8});
   outside.job_world_size = 8;
-  ExpectError(outside, "mesh rank 8 is outside the job's world of 8 ranks (0..7)");
+  // §5 (changed in 0.7.0): PyTorch's message, for the first such rank in the list.
+  ExpectError(outside, "Rank 8 is out of range. Valid ranks are 0 to 7 (world_size=8)");
   MeshRequest smaller_job = Fsdp2({.world = 8});
   smaller_job.job_world_size = 4;
   ExpectError(smaller_job, "must not exceed the job's world size (4)");
