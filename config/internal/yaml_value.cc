@@ -453,7 +453,7 @@ class TopLevelScanner : public YAML::EventHandler {
     YAML::Mark key_mark;
     std::optional<std::string> name;
     bool collection = false;
-    std::vector<YAML::anchor_t> aliases;
+    std::vector<YAML::anchor_t> aliases = {};
   };
 
   std::vector<YAML::Mark> documents;

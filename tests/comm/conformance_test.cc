@@ -28,6 +28,7 @@
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/mpi/testing/session.h"
 #include "nmesh/comm/self.h"
 #include "nmesh/tests/comm/test_values.h"
 #if NMESH_CONFORMANCE_NCCL
@@ -41,18 +42,7 @@ using ::nmesh::testing::StatusIs;
 using ::testing::HasSubstr;
 using namespace ::nmesh::comm::testing;  // NOLINT: test values
 
-mpi::Session& TheSession() {
-  // MPI is already initialised by the test main, so this session neither inits nor finalises it.
-  static mpi::Session* session = [] {
-    auto s = mpi::Session::Init(nullptr, nullptr);
-    if (!s.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
-      std::abort();
-    }
-    return s->release();
-  }();
-  return *session;
-}
+using ::nmesh::comm::mpi::testing::TheSession;
 
 // A backend under test: makes a communicator over "every rank it spans" with the given name.
 // Returns nullptr with a reason in *skip when the backend cannot run here.

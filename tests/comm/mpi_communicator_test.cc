@@ -26,6 +26,7 @@
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/mpi/testing/session.h"
 #include "nmesh/comm/mpi/status.h"
 #include "nmesh/comm/self.h"
 #include "nmesh/comm/topology.h"
@@ -40,18 +41,7 @@ using ::testing::_;
 using ::testing::HasSubstr;
 using namespace ::nmesh::comm::testing;  // NOLINT: test values
 
-mpi::Session& TheSession() {
-  // MPI is already initialised by the test main, so this session neither inits nor finalises it.
-  static mpi::Session* session = [] {
-    auto s = mpi::Session::Init(nullptr, nullptr);
-    if (!s.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
-      std::abort();
-    }
-    return s->release();
-  }();
-  return *session;
-}
+using ::nmesh::comm::mpi::testing::TheSession;
 
 std::unique_ptr<Communicator> World(CommOptions options = {.name = "world"}) {
   auto world = mpi::WorldCommunicator(TheSession(), std::move(options));

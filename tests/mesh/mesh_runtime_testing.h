@@ -19,6 +19,7 @@
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/mpi/testing/session.h"
 #include "nmesh/config/sizes.h"
 #include "nmesh/config/strategy.h"
 #include "gtest/gtest.h"
@@ -26,18 +27,7 @@
 
 namespace nmesh::mesh::testing {
 
-inline comm::mpi::Session& TheSession() {
-  // MPI is already initialised by the test main, so this session neither inits nor finalises it.
-  static comm::mpi::Session* session = [] {
-    auto s = comm::mpi::Session::Init(nullptr, nullptr);
-    if (!s.ok()) {
-      std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
-      std::abort();
-    }
-    return s->release();
-  }();
-  return *session;
-}
+using ::nmesh::comm::mpi::testing::TheSession;
 
 // A fresh duplicate of MPI_COMM_WORLD (aborting a mesh may abort it).
 inline std::unique_ptr<comm::Communicator> NewWorld(comm::CommOptions options = {.name = "world"}) {
