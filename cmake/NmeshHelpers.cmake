@@ -26,6 +26,9 @@ function(nmesh_cc_library)
   target_compile_features(${target} ${scope} cxx_std_20)
   if(ARG_SRCS)
     target_compile_options(${target} PRIVATE ${NMESH_WARNING_FLAGS})
+    # Shared builds: an installed library finds the nmesh libraries it needs beside itself, wherever
+    # the installed tree was moved.
+    set_target_properties(${target} PROPERTIES INSTALL_RPATH "$ORIGIN")
   endif()
   if(NOT ARG_NO_INSTALL)
     if(NOT ARG_INSTALL_DIR)
@@ -37,7 +40,8 @@ function(nmesh_cc_library)
             RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
     install(FILES ${ARG_HDRS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nmesh/${ARG_INSTALL_DIR})
     set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_LIBS ${target})
-    set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_DEPS ${ARG_DEPS} ${ARG_PRIVATE_DEPS})
+    set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_DEPS ${ARG_DEPS})
+    set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_PRIVATE_DEPS ${ARG_PRIVATE_DEPS})
   endif()
 endfunction()
 
@@ -140,27 +144,11 @@ macro(nmesh_configure_fuzzers)
   endif()
 endmacro()
 
-# Writes nmesh.pc from the libraries installed by nmesh_cc_library and what they link.
-#
-# The file is relocatable (prefix from ${pcfiledir}) and complete: `pkg-config --cflags --libs nmesh`
-# alone builds and links a program. With static archives (the default) a consumer's link line needs
-# every dependency, so they go in Requires/Libs; with BUILD_SHARED_LIBS the libraries carry their
-# own dependencies and they go in Requires.private/Libs.private (used by `pkg-config --static`).
-function(nmesh_write_pkgconfig)
-  get_property(libs GLOBAL PROPERTY NMESH_INSTALLED_LIBS)
-  get_property(deps GLOBAL PROPERTY NMESH_INSTALLED_DEPS)
-  # Static archives need dependants before dependencies: reverse the declaration order.
-  list(REVERSE libs)
-  set(NMESH_PC_LIBS "")
-  foreach(lib IN LISTS libs)
-    string(APPEND NMESH_PC_LIBS " -l${lib}")
-  endforeach()
-
-  # Map each CMake dependency to a pkg-config module, or to linker flags where the dependency
-  # ships no .pc file (the CUDA runtime and NCCL).
+# Maps CMake dependencies to pkg-config modules (out_modules), or to linker flags (out_flags) where
+# the dependency ships no .pc file (the CUDA runtime and NCCL).
+function(nmesh_pkgconfig_modules deps out_modules out_flags)
   set(modules "")
   set(flags "")
-  list(REMOVE_DUPLICATES deps)
   foreach(dep IN LISTS deps)
     if(dep MATCHES "^nmesh::")
       continue()
@@ -190,18 +178,50 @@ function(nmesh_write_pkgconfig)
   endforeach()
   list(REMOVE_DUPLICATES modules)
   list(REMOVE_DUPLICATES flags)
-  list(JOIN modules " " modules)
-  list(JOIN flags " " flags)
+  set(${out_modules} "${modules}" PARENT_SCOPE)
+  set(${out_flags} "${flags}" PARENT_SCOPE)
+endfunction()
+
+# Writes nmesh.pc from the libraries installed by nmesh_cc_library and what they link.
+#
+# The file is relocatable (prefix from ${pcfiledir}) and complete: `pkg-config --cflags --libs nmesh`
+# alone builds and links a program. With static archives (the default) a consumer's link line needs
+# every dependency, so they go in Requires/Libs; with BUILD_SHARED_LIBS the libraries carry their
+# own dependencies and they go in Requires.private/Libs.private (used by `pkg-config --static`).
+function(nmesh_write_pkgconfig)
+  get_property(libs GLOBAL PROPERTY NMESH_INSTALLED_LIBS)
+  get_property(deps GLOBAL PROPERTY NMESH_INSTALLED_DEPS)
+  # Static archives need dependants before dependencies: reverse the declaration order.
+  list(REVERSE libs)
+  set(NMESH_PC_LIBS "")
+  foreach(lib IN LISTS libs)
+    string(APPEND NMESH_PC_LIBS " -l${lib}")
+  endforeach()
+
+  get_property(private_deps GLOBAL PROPERTY NMESH_INSTALLED_PRIVATE_DEPS)
+  nmesh_pkgconfig_modules("${deps}" public_modules public_flags)
+  nmesh_pkgconfig_modules("${private_deps}" private_modules private_flags)
   if(BUILD_SHARED_LIBS)
-    set(NMESH_PC_REQUIRES "")
-    set(NMESH_PC_REQUIRES_PRIVATE "${modules}")
-    set(NMESH_PC_LIBS_PRIVATE "${flags}")
+    # Public dependencies appear in nmesh's headers (Abseil's types, MPI through native.h): a
+    # consumer compiles and links against them itself. Private ones only the libraries need.
+    foreach(item IN LISTS public_modules)
+      list(REMOVE_ITEM private_modules "${item}")
+    endforeach()
+    list(JOIN public_modules " " NMESH_PC_REQUIRES)
+    list(JOIN private_modules " " NMESH_PC_REQUIRES_PRIVATE)
+    list(JOIN private_flags " " NMESH_PC_LIBS_PRIVATE)
+    list(JOIN public_flags " " flags)
   else()
-    set(NMESH_PC_REQUIRES "${modules}")
+    set(modules ${public_modules} ${private_modules})
+    set(flags ${public_flags} ${private_flags})
+    list(REMOVE_DUPLICATES modules)
+    list(REMOVE_DUPLICATES flags)
+    list(JOIN modules " " NMESH_PC_REQUIRES)
     set(NMESH_PC_REQUIRES_PRIVATE "")
-    string(APPEND NMESH_PC_LIBS " ${flags}")
     set(NMESH_PC_LIBS_PRIVATE "")
+    list(JOIN flags " " flags)
   endif()
+  string(APPEND NMESH_PC_LIBS " ${flags}")
   string(STRIP "${NMESH_PC_LIBS}" NMESH_PC_LIBS)
 
   set(pc_dir "${CMAKE_INSTALL_LIBDIR}/pkgconfig")

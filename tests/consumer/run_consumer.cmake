@@ -73,6 +73,10 @@ run_step("pkg-config --modversion nmesh" ${PKG_CONFIG} --modversion nmesh)
 run_step("pkg-config --cflags --libs nmesh" ${PKG_CONFIG} --cflags --libs nmesh)
 string(STRIP "${last_output}" pc_flags)
 separate_arguments(pc_flags UNIX_COMMAND "${pc_flags}")
+# A shared nmesh outside the loader's paths needs the usual run path to its libdir.
+run_step("pkg-config --variable=libdir nmesh" ${PKG_CONFIG} --variable=libdir nmesh)
+string(STRIP "${last_output}" pc_libdir)
+list(APPEND pc_flags "-Wl,-rpath,${pc_libdir}")
 run_step("build consumer (pkg-config)" ${NMESH_CXX_COMPILER} "${NMESH_CONSUMER_SOURCE}/main.cc"
          -I "${NMESH_CONSUMER_SOURCE}/engine_include" ${pc_flags} ${link_flags}
          -o "${NMESH_WORK_DIR}/consumer_pc")
