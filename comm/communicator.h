@@ -9,7 +9,7 @@
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
 //                          world->Split(/*color=*/rank / 2, /*key=*/rank % 2, {.name = "tp"}));
 //   std::vector<float> grad(1024, 1.0f);
-//   NMESH_RETURN_IF_ERROR(tp->AllReduce<float>(grad, grad, ReduceOp::kSum));
+//   NMESH_RETURN_IF_ERROR(tp->AllReduce<float>(grad, absl::MakeSpan(grad), ReduceOp::kSum));
 //
 // Collectives. Every method marked "Collective" must be called by every rank of the communicator,
 // in the same order, with matching counts, datatypes, ops and roots. A mismatch is a usage error
@@ -26,16 +26,13 @@
 // (the message names the communicator's name, the operation and the timeout, e.g.
 // "all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)"), Internal/Unavailable for backend
 // failures. Operation names in messages: split, all_reduce, all_gather, reduce_scatter,
-// broadcast, all_to_all, send, recv, barrier, and (added) all_to_all_v, gather, scatter, reduce,
+// broadcast, all_to_all, send, recv, barrier, all_to_all_v, gather, scatter, reduce and
 // sendrecv. A DataType or ReduceOp value outside its enum is InvalidArgument on every backend.
 //
-// Changes since the first version of this header (all additive): typed ReduceScatter, Broadcast,
-// AllToAll, Send and Recv overloads; size-mismatch messages name the communicator; the in-place
-// layouts of AllGather and ReduceScatter; overlapping AllToAll buffers are InvalidArgument; a
-// negative Split color is InvalidArgument; backend-neutral buffers (AllocateBuffer, CopyToHost,
-// CopyFromHost), one-rank communicators of the same memory kind (NewSelf), and SplitAgreed, so
-// that code above
-// the backends (the mesh runtime, `nmesh run`) can run collectives without knowing the backend:
+// Backend-neutral buffers. Code above the backends (the mesh runtime, `nmesh run`) runs collectives
+// without knowing where the communicator's memory lives: AllocateBuffer, CopyFromHost and
+// CopyToHost move data in and out, NewSelf makes a one-rank communicator of the same memory kind,
+// and SplitAgreed splits when every rank already knows the colors are valid:
 //
 //   NMESH_ASSIGN_OR_RETURN(Buffer buffer, comm.AllocateBuffer(n * sizeof(int64_t)));
 //   NMESH_RETURN_IF_ERROR(comm.CopyFromHost(buffer.data(), host.data(), buffer.bytes()));
@@ -43,13 +40,14 @@
 //                                        ReduceOp::kSum));
 //   NMESH_RETURN_IF_ERROR(comm.CopyToHost(host.data(), buffer.data(), buffer.bytes()));
 //
-// Issue 13 (additive for callers; backends now implement protected Do* hooks instead of the public
-// operations): the public operations check state and arguments once for every backend; new
-// operations all_to_all_v, gather, scatter, reduce and sendrecv; asynchronous variants of every
-// operation returning a Work handle (*Async, AsyncOptions); batches (Batch); an optional check of
-// the arguments across ranks (CommOptions::check_arguments). Native handles and adoption of
-// existing MPI/NCCL communicators live in comm/mpi/native.h and comm/nccl/native.h, the only
-// public headers that include MPI, NCCL or CUDA headers.
+// Asynchronous operations. Every operation has an *Async variant returning a Work handle (wait
+// with a timeout, test, final status; AsyncOptions names the CUDA stream on NCCL). A Batch groups
+// several *Async operations, across communicators of one backend, so that they are issued
+// together (e.g. pipeline neighbours that both send first). CommOptions::check_arguments makes the
+// ranks compare each collective's arguments first, for debugging. The public operations check
+// state and arguments once for every backend; backends implement the protected Do* hooks. Native
+// handles and adoption of existing MPI/NCCL communicators live in comm/mpi/native.h and
+// comm/nccl/native.h, the only public headers that include MPI, NCCL or CUDA headers.
 //
 // Thread safety. A Communicator is not thread-safe: one thread at a time may call its methods, and
 // collectives on one communicator are issued in one order. Different communicators may be used from

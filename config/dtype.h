@@ -18,10 +18,11 @@ namespace nmesh::config {
 
 enum class Dtype { kBfloat16, kFloat16, kFloat32 };
 
-// Parses one of the spellings above (contract §2, dtype strings; nmesh also accepts `torch.bf16`,
-// fp32, fp16 and their `torch.` forms). A string 0.7.0 does not know fails with InvalidArgument
-// "Unknown dtype string: <name>"; one it knows that is not floating-point (float64, int8, bool,
-// ...) fails with "dtype '<name>' is not a floating-point dtype nmesh supports (...)".
+// Parses one of the spellings above (NeMo AutoModel 0.7.0's `dtype_from_str` spellings; nmesh also
+// accepts `torch.bf16`, fp32, fp16 and their `torch.` forms). A string 0.7.0 does not know fails
+// with InvalidArgument "Unknown dtype string: <name>"; one it knows that is not floating-point
+// (float64, int8, bool, ...) fails with "dtype '<name>' is not a floating-point dtype nmesh
+// supports (...)".
 // Thread-safe.
 absl::StatusOr<Dtype> ParseDtype(std::string_view name);
 

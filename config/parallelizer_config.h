@@ -1,5 +1,6 @@
-// Typed configs for pipeline parallelism and MoE parallelization (contract §2), with the
-// reference's defaults. A MeshContext carries them next to the strategy config.
+// Typed configs for pipeline parallelism and MoE parallelization (NeMo AutoModel's PipelineConfig
+// and MoEParallelizerConfig), with the reference's defaults. A MeshContext carries them next to the
+// strategy config.
 //
 //   PipelineConfig pipeline;               // pp_schedule "1f1b", microbatch 1, ...
 //   pipeline.pp_microbatch_size = 4;

@@ -1,7 +1,7 @@
-// The recipe layer (contract §8): reads the `distributed:` (or `teacher_distributed:`) section and
-// `dist_env:` of a training recipe YAML written for the reference system, and produces a
-// MeshRequest plus the typed configs. Everything else in the recipe is ignored; nothing named by a
-// `_target_` is ever instantiated.
+// The recipe layer (NeMo AutoModel's `parse_distributed_section`): reads the `distributed:` (or
+// `teacher_distributed:`) section and `dist_env:` of a training recipe YAML written for the
+// reference system, and produces a MeshRequest plus the typed configs. Everything else in the
+// recipe is ignored; nothing named by a `_target_` is ever instantiated.
 //
 //   NMESH_ASSIGN_OR_RETURN(Recipe recipe, LoadRecipeFile("examples/fsdp2_tp2_cp2.yaml"));
 //   for (const std::string& warning : recipe.warnings) std::cerr << warning << "\n";
@@ -129,7 +129,7 @@ struct Recipe {
   absl::Status AnnotateSizeError(const absl::Status& status) const;
 };
 
-// Parses recipe text. `filename` is only used in messages. Applies contract §8's rules in
+// Parses recipe text. `filename` is only used in messages. Applies the recipe rules in
 // NeMo AutoModel 0.7.0's order:
 //  1. `strategy` defaults to fsdp2 and is lower-cased (resolved in 8).
 //  2. The six sizes (§3): null/none/None/absent -> unset; dp_size -1 -> unset (infer); zero,

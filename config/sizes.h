@@ -1,4 +1,4 @@
-// The requested parallel sizes of a mesh (contract §3), before inference and validation.
+// The requested parallel sizes of a mesh, before inference and validation.
 //
 //   MeshRequest request;
 //   request.strategy = StrategyKind::kFsdp2;
@@ -33,7 +33,7 @@ struct ParallelSizes {
 };
 
 // What a mesh builder needs: the strategy, the sizes, and optionally the ordered global ranks the
-// mesh spans (contract §5, rank subsets). Without `ranks` the mesh spans ranks 0..world_size-1.
+// mesh spans (a rank subset). Without `ranks` the mesh spans ranks 0..world_size-1.
 struct MeshRequest {
   StrategyKind strategy = kDefaultStrategy;
   ParallelSizes sizes;

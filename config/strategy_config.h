@@ -1,6 +1,7 @@
-// Typed strategy configs (contract §2): what the training engine reads for FSDP2, MegatronFSDP and
-// DDP, with the reference's defaults. nmesh reads them from recipes (config/recipe.h) and
-// validates them; it never interprets the engine-only knobs.
+// Typed strategy configs (NeMo AutoModel's FSDP2Config, MegatronFSDPConfig, DDPConfig): what the
+// training engine reads for FSDP2, MegatronFSDP and DDP, with the reference's defaults. nmesh reads
+// them from recipes (config/recipe.h) and validates them; it never interprets the engine-only
+// knobs.
 //
 //   StrategyConfig config = DefaultStrategyConfig(StrategyKind::kFsdp2);
 //   auto& fsdp2 = std::get<FSDP2Config>(config);
@@ -28,7 +29,7 @@ namespace nmesh::config {
 // `activation_checkpointing`: false | full (true) | selective.
 enum class ActivationCheckpointing { kFalse, kFull, kSelective };
 
-// Normalises a recipe string (contract §8 rule 3): lower-cased, `-` -> `_`; false, off, none,
+// Normalises a recipe string: lower-cased, `-` -> `_`; false, off, none,
 // disabled, no -> kFalse; true, on, full, enabled, yes -> kFull; selective -> kSelective. Anything
 // else fails with InvalidArgument "activation_checkpointing must be a boolean or one of 'full',
 // 'selective', 'false'." (the recipe layer prefixes the section name). Thread-safe.
@@ -45,7 +46,7 @@ std::string_view ActivationCheckpointingName(ActivationCheckpointing mode);
 absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
     const std::vector<std::string>& entries);
 
-// torch.distributed.fsdp.MixedPrecisionPolicy as 0.7.0 builds it (contract §2). A recipe's
+// torch.distributed.fsdp.MixedPrecisionPolicy as NeMo AutoModel 0.7.0 builds it. A recipe's
 // `mp_policy:` map starts from a default-constructed policy: dtypes it does not set stay none
 // ("no cast") and cast_forward_inputs is false. A missing or null `mp_policy` gives
 // Fsdp2Default().
@@ -82,7 +83,7 @@ enum class FrozenSharding { kRoot, kPerLayer, kReplicate };
 // "root", "per_layer" or "replicate".
 std::string_view FrozenShardingName(FrozenSharding sharding);
 
-// `multimodal.vision.frame_sharding` (CpVisionFrameShardingConfig, contract §2).
+// `multimodal.vision.frame_sharding` (CpVisionFrameShardingConfig).
 struct CpVisionFrameShardingConfig {
   bool enabled = false;
   std::vector<std::string> mesh_dims = {"cp"};

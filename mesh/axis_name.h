@@ -1,4 +1,4 @@
-// Mesh axis names (contract §1).
+// Mesh axis names: pp, dp, dp_replicate, dp_shard, dp_shard_cp, dp_cp, cp, tp, ep, ep_shard.
 //
 //   NMESH_ASSIGN_OR_RETURN(MeshAxisName axis, ParseMeshAxisName("dp_shard_cp"));
 //   MeshAxisNameString(MeshAxisName::kTp);   // "tp"

@@ -1,5 +1,5 @@
-// MeshContext (contract §7): the meshes of one model and the configs the training engine reads
-// next to them, with sizes read from the live communicators.
+// MeshContext (NeMo AutoModel's MeshContext): the meshes of one model and the configs the training
+// engine reads next to them, with sizes read from the live communicators.
 //
 //   NMESH_ASSIGN_OR_RETURN(DeviceMesh mesh, DeviceMesh::Create(plan, *world));
 //   NMESH_ASSIGN_OR_RETURN(

@@ -1,4 +1,4 @@
-// The pure layout algebra of a device mesh (contract §5): no communication, no I/O.
+// The pure layout algebra of a device mesh: no communication, no I/O.
 //
 // A Layout is an n-dimensional array of global ranks with named axes. Without an explicit rank list
 // the array is arange(size) reshaped row-major to the shape (the last axis fastest), and the layout

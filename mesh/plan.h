@@ -1,4 +1,4 @@
-// Mesh builders (contract §3, §4, §5): from requested sizes to a validated plan of the device mesh,
+// Mesh builders: from requested sizes to a validated plan of the device mesh,
 // its flattened groups and the MoE mesh, computed without communication.
 //
 //   config::MeshRequest request;
@@ -153,8 +153,8 @@ class MeshPlan {
   std::optional<MoeMesh> moe_mesh_;
 };
 
-// Validates `request` and plans its meshes. Every failure is InvalidArgument with the contract's
-// message, in the contract's order:
+// Validates `request` and plans its meshes. Every failure is InvalidArgument with NeMo AutoModel's
+// message, in its order:
 //   1. each given size must be a positive integer (dp_size may be -1: infer) of at most
 //      kMaxMeshSize: "tp_size must be a positive integer, got 0"; world_size is required without
 //      ranks; the rank list must be non-empty, unique and inside the job's world;

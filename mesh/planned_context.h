@@ -1,4 +1,4 @@
-// The sizes and axis-name kwargs a MeshContext reports (contract §7), as functions of which axes
+// The sizes and axis-name kwargs a MeshContext reports, as functions of which axes
 // and groups its meshes have and how large they are.
 //
 // The rules take a MeshView, so the planner (sizes from a MeshPlan) and the runtime MeshContext

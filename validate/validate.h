@@ -1,4 +1,4 @@
-// The checks a MeshContext runs (contract §7), on plain data so that this library depends on
+// The checks a MeshContext runs, on plain data so that this library depends on
 // config and base only: the mesh runtime calls them, never the other way round.
 //
 //   // Axis names: which names a mesh has and which are allowed.
@@ -54,7 +54,7 @@ struct DistributedSetup {
 };
 
 // The distributed-setup checks of §7 (0.7.0), in order; the first failure is returned as
-// InvalidArgument, its message starting with the contract's words and naming the value:
+// InvalidArgument, its message starting with NeMo AutoModel's words and naming the value:
 //   1. "pipeline_config requires pp_size > 1, got pp_size=1" (a pipeline config, pp <= 1);
 //   2. "moe_parallel_config requires ep_size > 1, got ep_size=1" (a moe config, ep <= 1);
 //   3. the checks of §4 before any mesh: "dp_replicate_size is only supported with FSDP2Config"

@@ -23,7 +23,7 @@
 
 namespace nmesh::comm::internal {
 
-// Operation names used in every message (the contract's vocabulary).
+// Operation names used in every message (one vocabulary for every backend).
 inline constexpr std::string_view kSplit = "split";
 inline constexpr std::string_view kAllReduce = "all_reduce";
 inline constexpr std::string_view kAllGather = "all_gather";
