@@ -84,10 +84,6 @@ absl::Status Read(const Value& v, std::optional<double>& out) {
   out = number;
   return absl::OkStatus();
 }
-absl::Status Read(const Value& v, std::string& out) {
-  NMESH_ASSIGN_OR_RETURN(out, v.String());
-  return absl::OkStatus();
-}
 absl::Status Read(const Value& v, std::optional<std::string>& out) {
   NMESH_ASSIGN_OR_RETURN(out, v.String());
   return absl::OkStatus();
