@@ -477,7 +477,9 @@ TEST(MpiTimeoutTest, CollectiveSkippedByOneRankTimesOutOnTheOthers) {
   ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
   // The abandoned request ran on the communicator's staging copy: the caller's buffer was never
   // written, and freeing it now (end of scope) is safe even if MPI is still busy with the request.
-  if (r != skipper) EXPECT_EQ(recv, untouched) << "MPI wrote into the buffer after the timeout";
+  if (r != skipper) {
+    EXPECT_EQ(recv, untouched) << "MPI wrote into the buffer after the timeout";
+  }
 }
 
 TEST(MpiTimeoutTest, AbortFromAnotherThreadEndsAPolledWait) {
