@@ -105,7 +105,7 @@ int main(int argc, char** argv) {
     };
     auto raw_batch = [&](int calls) {
       Check(nmesh::comm::mpi::baselines::RawAllReduce(world, send.data(), recv.data(), count,
-                                           DataType::kFloat32, ReduceOp::kSum, calls),
+                                                      DataType::kFloat32, ReduceOp::kSum, calls),
             "raw MPI_Allreduce");
     };
     std::vector<double> nmesh_us, raw_us, added_us, ratios;

@@ -171,14 +171,14 @@ int Main(int argc, char** argv) {
        {}},
       {"P1 MPI_Comm_split x distinct kinds",
        [&] {
-         return std::shared_ptr<void>(
-             std::make_shared<comm::mpi::baselines::RawComms>(Check(comm::mpi::baselines::SplitEach(splits))));
+         return std::shared_ptr<void>(std::make_shared<comm::mpi::baselines::RawComms>(
+             Check(comm::mpi::baselines::SplitEach(splits))));
        },
        {}},
       {"P2 MPI_Comm_create x every subgroup",
        [&] {
-         return std::shared_ptr<void>(
-             std::make_shared<comm::mpi::baselines::RawComms>(Check(comm::mpi::baselines::CreateEachGroup(groups))));
+         return std::shared_ptr<void>(std::make_shared<comm::mpi::baselines::RawComms>(
+             Check(comm::mpi::baselines::CreateEachGroup(groups))));
        },
        {}},
   };
@@ -189,8 +189,9 @@ int Main(int argc, char** argv) {
                         uint64_t fingerprint[2] = {1, 2};
                         Check(world->AllReduce(fingerprint, fingerprint, 2, comm::DataType::kUint64,
                                                comm::ReduceOp::kMin));
-                        return std::shared_ptr<void>(std::make_shared<comm::mpi::baselines::RawComms>(
-                            Check(comm::mpi::baselines::SplitEach(splits))));
+                        return std::shared_ptr<void>(
+                            std::make_shared<comm::mpi::baselines::RawComms>(
+                                Check(comm::mpi::baselines::SplitEach(splits))));
                       },
                       {}});
   for (int rep = 0; rep < options.reps + 1; ++rep) {

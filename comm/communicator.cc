@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
-#include "nmesh/base/timeout.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/self.h"

@@ -6,13 +6,13 @@
 #include <memory>
 #include <vector>
 
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/self.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 
 namespace nmesh::comm {
 namespace {

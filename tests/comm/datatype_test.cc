@@ -2,8 +2,8 @@
 #include <cstdint>
 #include <limits>
 
-#include "nmesh/comm/communicator.h"
 #include "gtest/gtest.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm {
 namespace {

@@ -9,13 +9,13 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
-#include "gmock/gmock.h"
-#include "gtest/gtest.h"
 
 namespace nmesh::comm {
 namespace {

@@ -13,8 +13,8 @@
 #include <type_traits>
 #include <vector>
 
-#include "nmesh/comm/communicator.h"
 #include "gtest/gtest.h"
+#include "nmesh/comm/communicator.h"
 
 namespace nmesh::comm::testing {
 
