@@ -122,6 +122,8 @@ struct MeshResult {
   const JobMesh* run = nullptr;
   std::vector<ordered_json> entries;  // members, in rank order
   bool verified = true;
+  // Every group kind placed on the hosts, computed once for the report.
+  std::vector<job::GroupPlacement> placement;
 };
 
 ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
@@ -145,7 +147,7 @@ ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
   object["communicators_created"] = run.mesh->communicators_created();
   object["build_seconds"] = run.build_seconds;
   ordered_json axes = ordered_json::array();
-  for (const job::GroupPlacement& row : GroupRows(*run.plan, hosts)) {
+  for (const job::GroupPlacement& row : result.placement) {
     axes.push_back({{"name", row.name},
                     {"size", row.size},
                     {"groups", row.count},
@@ -170,7 +172,7 @@ void WriteMeshText(const MeshResult& result, const job::Backend& backend,
   }
   out << absl::StrFormat("backend      %s (%s)\n", backend.name, backend.reason);
   out << absl::StrFormat("\n%-14s %10s %10s  %s\n", "group", "size", "groups", "placement");
-  for (const job::GroupPlacement& row : GroupRows(plan, hosts)) {
+  for (const job::GroupPlacement& row : result.placement) {
     out << absl::StrFormat("%-14s %10d %10d  %s\n", row.name, row.size, row.count,
                            row.intra_host ? "intra-node" : "cross-node");
   }
@@ -204,7 +206,7 @@ void WriteMeshText(const MeshResult& result, const job::Backend& backend,
 // Warns when tensor- or context-parallel groups cross hosts (their traffic is the heaviest).
 void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::string>& hosts,
                            JobReporter& reporter) {
-  for (const job::GroupPlacement& row : GroupRows(*result.run->plan, hosts)) {
+  for (const job::GroupPlacement& row : result.placement) {
     if ((row.name == "tp" || row.name == "cp") && !row.intra_host) {
       reporter.Note(absl::StrFormat(
           "warning: mesh '%s': %s groups span hosts; keep %s within a node (order the ranks so "
@@ -330,7 +332,10 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   }
   if (rank == 0) {
     std::vector<MeshResult> results(meshes.size());
-    for (size_t m = 0; m < meshes.size(); ++m) results[m].run = &meshes[m];
+    for (size_t m = 0; m < meshes.size(); ++m) {
+      results[m].run = &meshes[m];
+      results[m].placement = GroupRows(*meshes[m].plan, topo.host_names);
+    }
     for (const std::string& text : *gathered) {
       const ordered_json entries = ordered_json::parse(text);
       for (size_t m = 0; m < meshes.size(); ++m) {

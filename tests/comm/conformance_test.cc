@@ -125,20 +125,6 @@ class ConformanceTest : public ::testing::TestWithParam<Backend> {
   std::unique_ptr<Communicator> comm_;
 };
 
-template <typename T>
-void ExpectElements(const std::vector<T>& got, const std::function<double(size_t)>& want,
-                    const std::string& what) {
-  int reported = 0;
-  for (size_t i = 0; i < got.size() && reported < 3; ++i) {
-    const double w = ToDouble(FromDouble<T>(want(i)));
-    if (ToDouble(got[i]) != w) {
-      ADD_FAILURE() << what << ": element " << i << " is " << ToDouble(got[i]) << ", expected "
-                    << w;
-      ++reported;
-    }
-  }
-}
-
 // The existing collectives, with their in-place layouts.
 TEST_P(ConformanceTest, AllReduceEveryOpInPlaceAndNot) {
   for (ReduceOp op : kAllOps) {

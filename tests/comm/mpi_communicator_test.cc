@@ -62,20 +62,6 @@ std::vector<std::unique_ptr<Communicator>> BothModes() {
 
 constexpr size_t kSizes[] = {0, 1, 7, 1000, 65537};
 
-// Compares got[i] with want(i) for every i; reports the first few mismatches only.
-template <typename T, typename Want>
-void ExpectElements(const std::vector<T>& got, Want want, const std::string& what) {
-  int reported = 0;
-  for (size_t i = 0; i < got.size() && reported < 3; ++i) {
-    const double w = ToDouble(FromDouble<T>(want(i)));
-    if (ToDouble(got[i]) != w) {
-      ADD_FAILURE() << what << ": element " << i << " is " << ToDouble(got[i]) << ", expected "
-                    << w;
-      ++reported;
-    }
-  }
-}
-
 template <typename T>
 class TypedCollectiveTest : public ::testing::Test {};
 

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -116,6 +117,21 @@ using AllTypes = ::testing::Types<int8_t, uint8_t, int32_t, uint32_t, int64_t, u
 
 inline constexpr ReduceOp kAllOps[] = {ReduceOp::kSum, ReduceOp::kProd, ReduceOp::kMin,
                                        ReduceOp::kMax, ReduceOp::kAvg};
+
+// Compares got[i] with want(i) (converted through T) for every i; reports the first few
+// mismatches only.
+template <typename T, typename Want>
+void ExpectElements(const std::vector<T>& got, Want want, const std::string& what) {
+  int reported = 0;
+  for (size_t i = 0; i < got.size() && reported < 3; ++i) {
+    const double w = ToDouble(FromDouble<T>(want(i)));
+    if (ToDouble(got[i]) != w) {
+      ADD_FAILURE() << what << ": element " << i << " is " << ToDouble(got[i]) << ", expected "
+                    << w;
+      ++reported;
+    }
+  }
+}
 
 }  // namespace nmesh::comm::testing
 
