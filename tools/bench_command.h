@@ -47,10 +47,10 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "nlohmann/json.hpp"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {

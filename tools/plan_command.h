@@ -18,9 +18,9 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
+#include "nlohmann/json.hpp"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/mesh/planned_context.h"
-#include "nlohmann/json.hpp"
 #include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {

@@ -6,9 +6,9 @@
 #include <string>
 #include <vector>
 
-#include "nmesh/fuzz/harness.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/fuzz/harness.h"
 #include "nmesh/tools/cli.h"
 
 namespace nmesh::fuzz {

@@ -3,9 +3,9 @@
 #include <set>
 #include <string>
 
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 
 namespace nmesh::mesh {
 namespace {

@@ -16,13 +16,13 @@
 #include <utility>
 #include <vector>
 
+#include "gtest/gtest.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/comm/mpi/testing/session.h"
 #include "nmesh/config/sizes.h"
 #include "nmesh/config/strategy.h"
-#include "gtest/gtest.h"
 #include "nmesh/tests/mesh/brute_force.h"
 
 namespace nmesh::mesh::testing {

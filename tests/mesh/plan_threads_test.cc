@@ -8,9 +8,9 @@
 #include <thread>
 #include <vector>
 
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/mesh/planned_context.h"
 

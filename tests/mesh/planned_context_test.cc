@@ -1,9 +1,9 @@
 #include "nmesh/mesh/planned_context.h"
 
-#include "nmesh/base/status_macros.h"
-#include "nmesh/base/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/mesh/plan.h"
 
 namespace nmesh::mesh {
