@@ -334,6 +334,10 @@ class Communicator {
   virtual MemoryKind memory_kind() const = 0;
   // The options this communicator was created with. Not collective.
   virtual const CommOptions& options() const = 0;
+  // Expires when this communicator is destroyed: for holders of a plain reference to it (a
+  // DeviceMesh that reuses the caller's world), so that they can tell it is gone instead of using
+  // it. Not collective; thread-safe.
+  std::weak_ptr<const void> lifetime() const { return lifetime_; }
 
   // Collective over this communicator: splits it into disjoint sub-communicators, one per distinct
   // color. Ranks are ordered in each new communicator by `key` (ties by rank here). A rank passing
@@ -720,6 +724,8 @@ class Communicator {
   absl::Status CheckAcrossRanks(const OpArgs& args);
   // Guard, then DoAsync (or a completed handle for an empty operation).
   absl::StatusOr<Work> Enqueue(const OpArgs& args, const AsyncOptions& async);
+
+  std::shared_ptr<const int> lifetime_ = std::make_shared<const int>(0);
 };
 
 }  // namespace nmesh::comm

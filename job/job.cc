@@ -10,8 +10,10 @@
 #include "absl/time/clock.h"
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/job/startup.h"
 #if NMESH_HAVE_NCCL
 #include "nmesh/comm/nccl/communicator.h"
 #include "nmesh/comm/nccl/runtime.h"
@@ -161,7 +163,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   job->rank_ = session.world_rank();
   job->world_size_ = session.world_size();
 
-  // 1. Specs and plans; every rank learns every rank's config error.
+  // 1. Specs and plans, then the start-up agreement: from here on every rank has the same plans.
   absl::StatusOr<std::vector<JobMesh>> planned =
       PlanAll(options.mesh, job->world_size_, options.all_sections);
   std::optional<absl::Duration> timeout = options.timeout;
@@ -169,24 +171,29 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
     timeout = planned->front().spec.timeout;
   }
   job->timeout_ = timeout;
+  absl::Status local = planned.status();
+  const absl::Status timeout_ok = CheckTimeout(timeout, "the job's timeout");
+  const absl::Status startup_ok = CheckTimeout(options.startup_timeout, "the start-up timeout");
+  local.Update(timeout_ok);
+  local.Update(startup_ok);
+  std::vector<const mesh::MeshPlan*> plans;
+  std::vector<std::string> names;
+  if (planned.ok()) {
+    for (const JobMesh& job_mesh : *planned) {
+      plans.push_back(&*job_mesh.plan);
+      names.push_back(MeshName(job_mesh.spec));
+    }
+  }
+  NMESH_RETURN_IF_ERROR(AgreeAtStartup(
+      session,
+      MakeStartupRecord(options.command, BackendChoiceName(options.backend), timeout, local, plans,
+                        names),
+      StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
+                     timeout_ok.ok() ? timeout : std::nullopt)));
+  job->meshes_ = *std::move(planned);
   NMESH_ASSIGN_OR_RETURN(job->mpi_world_, comm::mpi::WorldCommunicator(
                                               session, {.name = "world", .timeout = timeout}));
   Communicator& world = *job->mpi_world_;
-  NMESH_RETURN_IF_ERROR(Agree(world, planned.status()));
-  job->meshes_ = *std::move(planned);
-  {
-    // Ranks started with different options could plan a different number of meshes and then
-    // wait in different collectives: compare the counts first.
-    const int64_t count = static_cast<int64_t>(job->meshes_.size());
-    int64_t extremes[2] = {count, -count};
-    NMESH_RETURN_IF_ERROR(comm::HostAllReduce(world, extremes, extremes, 2, comm::DataType::kInt64,
-                                              comm::ReduceOp::kMin));
-    if (extremes[0] != -extremes[1]) {
-      return MarkAgreed(absl::InvalidArgumentError(absl::StrFormat(
-          "ranks disagree on the mesh: rank %d builds %d mesh(es), others between %d and %d",
-          job->rank_, count, extremes[0], -extremes[1])));
-    }
-  }
 
   if (options.warn && job->rank_ == 0) {
     for (const JobMesh& job_mesh : job->meshes_) {

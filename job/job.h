@@ -98,6 +98,13 @@ struct JobMesh {
 
 struct JobOptions {
   MeshOptions mesh;
+  // What this rank runs, in words every rank must match exactly (the CLI gives its verb and the
+  // options that change what the ranks do, e.g. "bench op=all_reduce sizes=8..1048576"; an
+  // engine may give its own configuration's digest). Compared at start-up.
+  std::string command = "job";
+  // How long the start-up agreement waits for every rank to arrive (see StartupTimeout in
+  // job/startup.h for the default).
+  std::optional<absl::Duration> startup_timeout = std::nullopt;
   BackendChoice backend = BackendChoice::kAuto;
   // The timeout of every communicator (the world's and the meshes'); overrides the recipe's
   // dist_env.timeout_minutes.
@@ -117,9 +124,11 @@ struct JobOptions {
 class Job {
  public:
   // The whole start-up, as one rank of the job:
-  //   1. The mesh specs from the options and their plans; the MPI world. Every rank learns every
-  //   rank's config error, and the ranks compare how many
-  //      meshes they plan, so all fail together instead of hanging.
+  //   1. The mesh specs from the options and their plans, then the start-up agreement
+  //      (AgreeAtStartup in job/startup.h): within the start-up deadline every rank learns that
+  //      all ranks arrived and agree on the command, the backend choice, the timeout and the
+  //      meshes, or every rank gets the same error (a missing rank is named, and ends the job).
+  //      Only then the MPI world is created.
   //   2. Topology (host names, local ranks) and the backend (ChooseBackend).
   //   3. DeviceMesh::Create for each mesh, in order, timed; the moe mesh with it.
   //   4. With build_contexts, the MeshContext of each mesh on its members.

@@ -19,8 +19,12 @@ struct DeviceMesh::Shared {
   std::optional<absl::Duration> timeout;
   std::atomic<int> communicators_created{0};
   std::mutex mu;
-  // Every communicator any view of the mesh uses, for Abort().
+  // Every communicator any view of the mesh created, for Abort().
   std::vector<std::shared_ptr<comm::Communicator>> comms;  // guarded by mu
+  // The caller's world communicator when a whole-world group reuses it (never aborted), and
+  // whether it is still alive.
+  const comm::Communicator* borrowed_world = nullptr;
+  std::weak_ptr<const void> borrowed_world_lifetime;
 
   void Keep(const std::shared_ptr<comm::Communicator>& comm) {
     std::lock_guard<std::mutex> lock(mu);
@@ -74,6 +78,7 @@ std::string DescribePlan(const MeshPlan& plan, const DeviceMeshOptions& options)
                                            plan.moe_mesh()->ep));
   }
   absl::StrAppend(&text, ", timeout ", TimeoutText(options.timeout));
+  if (options.isolate) absl::StrAppend(&text, ", isolated");
   return text;
 }
 
@@ -102,11 +107,38 @@ uint64_t FingerprintOf(const MeshPlan& plan, const DeviceMeshOptions& options,
     f.Add(plan.moe_mesh()->ep);
     f.Add(plan.moe_mesh()->stages);
   }
-  // The timeouts decide whether the world communicator is reused, hence the number of splits.
+  // The timeouts and isolation decide whether the world communicator is reused, hence the number
+  // of splits.
   for (const std::optional<absl::Duration>& timeout : {options.timeout, world.options().timeout}) {
     f.Add(timeout.has_value() ? absl::ToInt64Nanoseconds(*timeout) : -1);
   }
+  f.Add(options.isolate ? 1 : 0);
   return f.value();
+}
+
+// An all-reduce of two uint64 values on host memory over `world`, issued asynchronously and
+// waited for at most `timeout` (forever without one), whatever the world's own timeout: so that
+// every rank makes the same backend call whatever its options, and a missing rank cannot hold the
+// others beyond the mesh's timeout. On a timeout the operation stays pending: its buffer and
+// handle are kept until the process exits (the backend may still use them).
+absl::Status BoundedMinReduce(comm::Communicator& world, uint64_t values[2],
+                              std::optional<absl::Duration> timeout) {
+  const size_t bytes = 2 * sizeof(uint64_t);
+  NMESH_ASSIGN_OR_RETURN(comm::Buffer buffer, world.AllocateBuffer(bytes));
+  NMESH_RETURN_IF_ERROR(world.CopyFromHost(buffer.data(), values, bytes));
+  NMESH_ASSIGN_OR_RETURN(comm::Work work,
+                         world.AllReduceAsync(buffer.data(), buffer.data(), 2,
+                                              comm::DataType::kUint64, comm::ReduceOp::kMin));
+  absl::Status waited = work.Wait(timeout.value_or(absl::InfiniteDuration()));
+  if (waited.code() == absl::StatusCode::kDeadlineExceeded) {
+    new comm::Buffer(std::move(buffer));  // NOLINT: deliberately kept (see above)
+    new comm::Work(std::move(work));      // NOLINT
+    return absl::DeadlineExceededError(absl::StrFormat(
+        "not every rank of the world arrived within %s (rank %d of %d waited)",
+        absl::FormatDuration(*timeout), world.rank(), world.size()));
+  }
+  NMESH_RETURN_IF_ERROR(waited);
+  return world.CopyToHost(values, buffer.data(), bytes);
 }
 
 // Fails on every rank, together, when the ranks' fingerprints differ.
@@ -115,8 +147,7 @@ absl::Status AgreeOnPlan(const MeshPlan& plan, const DeviceMeshOptions& options,
   const uint64_t mine = FingerprintOf(plan, options, world);
   // min over {h, ~h} gives min(h) and ~max(h) in one all-reduce.
   uint64_t reduced[2] = {mine, ~mine};
-  absl::Status status = comm::HostAllReduce(world, reduced, reduced, 2, comm::DataType::kUint64,
-                                            comm::ReduceOp::kMin);
+  absl::Status status = BoundedMinReduce(world, reduced, options.timeout);
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrFormat("checking that ranks agree on mesh '%s': %s",
                                                        options.name, status.message()));
@@ -167,7 +198,8 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   shared->timeout = options.timeout;
   // The world is not owned: a no-op deleter.
   std::shared_ptr<comm::Communicator> world_ref(&world, [](comm::Communicator*) {});
-  const bool world_reusable = world.options().timeout == options.timeout;
+  const bool world_reusable =
+      !options.timeout.has_value() && !world.options().timeout.has_value() && !options.isolate;
 
   // Group name -> communicator. Names are unique across the device and moe meshes, and one kind
   // may hold names of both (ep's blocks can be tp's groups).
@@ -183,6 +215,8 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
       if (group.has_value()) comm = world.NewSelf(comm_options);
     } else if (kind.whole_world && layout.size() == world.size() && world_reusable) {
       comm = world_ref;
+      shared->borrowed_world = &world;
+      shared->borrowed_world_lifetime = world.lifetime();
     } else {
       std::optional<int> color;
       int key = 0;
@@ -201,7 +235,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
       comm = std::move(*split);
       ++shared->communicators_created;
     }
-    if (comm != nullptr) shared->Keep(comm);
+    if (comm != nullptr && comm != world_ref) shared->Keep(comm);
     for (const std::string& name : kind.names) comms.push_back({name, comm});
   }
   auto comm_of = [&comms](std::string_view name) {
@@ -280,9 +314,22 @@ bool DeviceMesh::HasAxis(std::string_view name) const { return layout_.AxisIndex
 
 bool DeviceMesh::HasGroup(std::string_view name) const { return Resolve(name).ok(); }
 
+absl::Status DeviceMesh::CheckAlive(std::string_view name,
+                                    const std::shared_ptr<comm::Communicator>& comm) const {
+  if (comm == nullptr || comm.get() != shared_->borrowed_world ||
+      !shared_->borrowed_world_lifetime.expired()) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "mesh '%s': group '%s' reuses the world communicator the mesh was built over, which has "
+      "been destroyed (keep it alive, or build the mesh with a timeout or isolate = true)",
+      name_, name));
+}
+
 absl::StatusOr<comm::Communicator*> DeviceMesh::Comm(std::string_view name) const {
   NMESH_ASSIGN_OR_RETURN(Resolved resolved, Resolve(name));
   NMESH_RETURN_IF_ERROR(CheckMember(absl::StrFormat("'%s' group", name)));
+  NMESH_RETURN_IF_ERROR(CheckAlive(name, resolved.comm));
   return resolved.comm.get();
 }
 
@@ -291,6 +338,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Submesh(absl::Span<const std::string_view
   std::vector<std::shared_ptr<comm::Communicator>> comms;
   for (std::string_view name : names) {
     NMESH_ASSIGN_OR_RETURN(Resolved resolved, Resolve(name));
+    NMESH_RETURN_IF_ERROR(CheckAlive(name, resolved.comm));
     sets.push_back(resolved.axes);
     comms.push_back(std::move(resolved.comm));
   }
@@ -346,6 +394,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Unflatten(std::string_view axis, std::vec
   }
   view.axis_comms_.assign(axis_comms_.begin(), axis_comms_.begin() + index);
   const std::shared_ptr<comm::Communicator>& parent = axis_comms_[static_cast<size_t>(index)];
+  NMESH_RETURN_IF_ERROR(CheckAlive(axis, parent));
   for (int k = 0; k < count; ++k) {
     std::shared_ptr<comm::Communicator> comm;
     if (member_) {

@@ -16,15 +16,20 @@
 // Construction (collective over the world communicator, every rank of the job, members of the
 // mesh or not, in the same order for every mesh):
 //   1. Agreement: an all-reduce of the min and max of a fingerprint of the mesh (strategy, sizes,
-//      shape, axis names, flattened groups, rank list, moe shape, timeout). If ranks differ, every
-//      rank fails with InvalidArgument "ranks disagree on the mesh: ..." describing its own mesh,
-//      before any split that could hang.
+//      shape, axis names, flattened groups, rank list, moe shape, timeout, isolation). If ranks
+//      differ, every rank fails with InvalidArgument "ranks disagree on the mesh: ..." describing
+//      its own mesh, before any split that could hang. It is issued asynchronously and waited for
+//      at most the mesh's timeout, whatever the world's: when a rank does not arrive in time, the
+//      others fail with DeadlineExceeded (and the job should end: the exchange stays pending).
+//      Once every rank has arrived, the splits below follow at once on every rank.
 //   2. One collective split per distinct group kind (DistinctGroupKinds: a partition of the ranks
 //      shared by every name that splits them alike, e.g. dp and dp_shard when dp_replicate = 1),
 //      in that deterministic order: color = the group's index, key = the local rank; non-members
 //      pass no color. Size-1 groups get a self communicator of the world's memory kind
-//      (Communicator::NewSelf) and whole-world groups in world order reuse the world communicator
-//      (when its timeout is the mesh's; otherwise they are split too, so the timeout applies).
+//      (Communicator::NewSelf). Whole-world groups in world order reuse the caller's world
+//      communicator when neither the world nor the mesh has a timeout and the mesh does not ask
+//      for isolation; otherwise they get their own communicator (a split of the world), so that
+//      the mesh's timeout applies and aborting the mesh never aborts the caller's world.
 //      communicators_created() counts the splits.
 // Each communicator is named after its group (CommOptions::name): the names sharing it joined
 // with "/", e.g. "dp_shard/dp", so timeouts name the axis; each gets the mesh's timeout.
@@ -36,7 +41,8 @@
 //
 // Views. A DeviceMesh is a cheap handle: copies, submeshes and unflattened meshes share the
 // communicators of the mesh they came from (which live until the last handle is gone). The world
-// communicator is not owned and must outlive every handle that may reuse it.
+// communicator is not owned: a mesh that reuses it (see above) notices when the caller destroys it
+// (Comm and Submesh on such a group are then FailedPrecondition), and never aborts it.
 //
 // Thread safety: const methods may be called concurrently, except that the communicators
 // themselves are not thread-safe (comm/communicator.h). Abort() may be called from any thread.
@@ -68,6 +74,9 @@ struct DeviceMeshOptions {
   // The timeout of every communicator the mesh creates (CommOptions::timeout), flattened and moe
   // ones included.
   std::optional<absl::Duration> timeout = std::nullopt;
+  // Give a whole-world group its own communicator even without a timeout (see the overview), so
+  // that the mesh is independent of the caller's world communicator.
+  bool isolate = false;
 };
 
 class DeviceMesh {
@@ -132,9 +141,9 @@ class DeviceMesh {
   // the whole world in order.
   int communicators_created() const;
 
-  // Aborts every communicator the mesh uses, together (comm/communicator.h Abort), including the
-  // world communicator when a whole-world group reuses it. Idempotent; any thread; returns the
-  // first error of a backend.
+  // Aborts every communicator the mesh created, together (comm/communicator.h Abort). A world
+  // communicator the mesh reuses is the caller's and is left alone. Idempotent; any thread;
+  // returns the first error of a backend.
   absl::Status Abort() const;
 
   // "device_mesh (pp=1, dp_replicate=1, dp_shard=2, cp=2, tp=2) + dp, dp_shard_cp, dp_cp".
@@ -151,6 +160,9 @@ class DeviceMesh {
   explicit DeviceMesh(Layout layout) : layout_(std::move(layout)) {}
   absl::Status CheckMember(std::string_view what) const;
   absl::Status UnknownGroup(std::string_view name) const;
+  // FailedPrecondition when `comm` is the caller's world communicator, reused, and destroyed.
+  absl::Status CheckAlive(std::string_view name,
+                          const std::shared_ptr<comm::Communicator>& comm) const;
   // The axes of a native axis or flattened group, with its communicator (null on non-members).
   struct Resolved {
     AxisSet axes;

@@ -706,6 +706,7 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
                    "Timeout of every communicator, in seconds (default none: the recipe's "
                    "dist_env.timeout_minutes is ignored, since polling changes what is measured)")
       ->type_name("T");
+  AddStartupTimeoutFlag(*bench, options.startup_timeout_s);
   return bench;
 }
 
@@ -774,22 +775,37 @@ absl::Status CheckPlotWritable(const std::string& path) {
   return absl::OkStatus();
 }
 
+// What every rank of a bench job must agree on, beyond the mesh: what it measures and how.
+std::string BenchCommandWords(const BenchConfig& config, const BenchOptions& options) {
+  return absl::StrFormat("bench op=%s axes=%s bytes=%d..%d factor=%d iters=%d warmup=%d plot=%d",
+                         BenchOpName(config.op), absl::StrJoin(config.axes, ","), config.min_bytes,
+                         config.max_bytes, config.factor, config.iters, config.warmup,
+                         options.plot.has_value() ? 1 : 0);
+}
+
 }  // namespace
 
 int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
   // Flags first, before MPI: every rank finds the same error.
   absl::StatusOr<BenchConfig> config = BenchConfigFromOptions(options);
-  if (!config.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(config.status());
+  if (!config.ok()) return ReportFlagError(config.status(), json, out, err);
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(timeout.status());
+  if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err);
+  absl::StatusOr<std::optional<absl::Duration>> startup_timeout =
+      StartupTimeoutFromFlag(options.startup_timeout_s);
+  if (!startup_timeout.ok()) {
+    return ReportFlagError(startup_timeout.status(), json, out, err);
+  }
 
   // No communicator timeout unless --timeout-s asks for one, whatever the recipe says: with one,
   // the MPI backend polls nonblocking calls, which is not the path being measured.
   JobReporter reporter(LauncherRank(), json, out, err);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
-  if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
+  if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,
+                                                .command = BenchCommandWords(*config, options),
+                                                .startup_timeout = *startup_timeout,
                                                 .backend = *backend_choice,
                                                 .timeout = *timeout,
                                                 .recipe_timeout = false,

@@ -175,6 +175,8 @@ struct BenchOptions {
   // Off by default: with a timeout the MPI backend polls nonblocking calls instead of blocking in
   // them, which is not the path a benchmark means to measure. A job that must not hang sets it.
   std::optional<double> timeout_s;
+  // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
+  std::optional<double> startup_timeout_s;
 };
 
 // Registers the `bench` subcommand and its flags on `app`; `options` must outlive the parse.

@@ -16,6 +16,7 @@
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/version.h"
 #include "nmesh/tools/bench_command.h"
+#include "nmesh/tools/mesh_job.h"
 #include "nmesh/tools/plan_command.h"
 #include "nmesh/tools/run_command.h"
 #if NMESH_HAVE_NCCL
@@ -95,6 +96,17 @@ int LauncherRank() {
   return 0;
 }
 
+int LauncherSize() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    const char* value = std::getenv(name);
+    if (value == nullptr || *value == '\0') continue;
+    char* end = nullptr;
+    const long size = std::strtol(value, &end, 10);
+    if (*end == '\0' && size >= 1) return static_cast<int>(size);
+  }
+  return 1;
+}
+
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{"nmesh: n-dimensional device meshes over NCCL and MPI communicators", "nmesh"};
   app.require_subcommand(0, 1);
@@ -121,8 +133,15 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
         absl::StrFormat("unknown verb '%s': expected plan, run or bench", Abbreviate(args[1])),
         WantsJson(args), out, err);
   }
+  // A flag error of `run` or `bench` under a launcher is agreed on by the ranks of the job, so
+  // that one rank with a bad flag in a multi-program launch is reported too (ReportFlagError).
+  const bool job_verb = args[1] == "run" || args[1] == "bench";
+  auto usage = [&](const std::string& message) {
+    return job_verb ? ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out, err)
+                    : UsageError(message, WantsJson(args), out, err);
+  };
   if (std::optional<std::string> empty = EmptyValueError(args); empty.has_value()) {
-    return UsageError(*empty, WantsJson(args), out, err);
+    return usage(*empty);
   }
   std::vector<std::string> rest(args.rbegin(), args.rend() - (args.empty() ? 0 : 1));
   try {
@@ -131,7 +150,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << app.help();
     return kExitOk;
   } catch (const CLI::ParseError& e) {
-    return UsageError(e.what(), WantsJson(args), out, err);
+    return usage(e.what());
   }
   if (show_version) {
     out << VersionText();

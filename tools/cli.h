@@ -20,6 +20,9 @@ inline constexpr int kExitUsage = 2;
 // (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, SLURM_PROCID); 0 outside a launcher. Flag and config
 // errors, identical on every rank, are printed by rank 0 only.
 int LauncherRank();
+// The number of processes of the launcher's job (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS);
+// 1 outside a launcher.
+int LauncherSize();
 
 // Parses `args` (args[0] is the program name) and runs the chosen verb, writing results to `out`
 // and diagnostics to `err`. Returns the process exit code. Usage and config errors return

@@ -8,6 +8,7 @@
 #include "nlohmann/json.hpp"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/job/startup.h"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/plan_command.h"
 
@@ -29,6 +30,19 @@ int ExitCodeOf(const absl::Status& status) {
 absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds) {
   if (!seconds.has_value()) return std::nullopt;
   return TimeoutFromNumber(*seconds, absl::Seconds(1), "seconds", "--timeout-s");
+}
+
+void AddStartupTimeoutFlag(CLI::App& verb, std::optional<double>& seconds) {
+  verb.add_option("--startup-timeout-s", seconds,
+                  "How long the ranks wait for each other at start-up, in seconds (default: the "
+                  "timeout, at least 10; without one 300); a rank missing by then is named")
+      ->type_name("T");
+}
+
+absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(
+    std::optional<double> seconds) {
+  if (!seconds.has_value()) return std::nullopt;
+  return TimeoutFromNumber(*seconds, absl::Seconds(1), "seconds", "--startup-timeout-s");
 }
 
 int JobReporter::Fail(const absl::Status& status) {
@@ -53,6 +67,20 @@ void JobReporter::Abort(const absl::Status& status) {
 
 void JobReporter::Note(const std::string& line) {
   if (rank_ == 0) err_ << absl::StrFormat("nmesh: %s\n", line);
+}
+
+int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err) {
+  JobReporter reporter(LauncherRank(), json, out, err);
+  if (LauncherSize() <= 1) return reporter.Fail(status);
+  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
+      comm::mpi::Session::Init(nullptr, nullptr);
+  if (!session.ok()) return reporter.Fail(status);
+  reporter.set_rank((*session)->world_rank());
+  absl::Status agreed =
+      job::AgreeAtStartup(**session, job::MakeStartupRecord("", "", std::nullopt, status, {}, {}),
+                          job::kDefaultStartupTimeout);
+  if (agreed.ok() || job::IsAgreed(agreed)) return reporter.Fail(agreed.ok() ? status : agreed);
+  reporter.Abort(agreed);
 }
 
 std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <variant>
 
+#include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -36,6 +37,19 @@ int ExitCodeOf(const absl::Status& status);
 // The --timeout-s flag of `run` and `bench`: unset gives no timeout; otherwise a positive, finite
 // number of seconds. InvalidArgument naming the flag and the value otherwise.
 absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds);
+
+// Registers --startup-timeout-s on a verb that starts a job (`run`, `bench`).
+void AddStartupTimeoutFlag(CLI::App& verb, std::optional<double>& seconds);
+// The --startup-timeout-s flag: like --timeout-s, named in errors.
+absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(
+    std::optional<double> seconds);
+
+// Reports an error in the flags of `run` or `bench` (exit code kExitUsage). Under a launcher with
+// more than one process it is agreed on through the job's start-up exchange (job/startup.h), so
+// that it is printed once, by rank 0, even when only some ranks of a multi-program launch have it,
+// and the ranks with good flags end with the same error instead of waiting for the others.
+// Outside a launcher, rank 0 of the launcher prints it.
+int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err);
 
 class JobReporter {
  public:

@@ -247,6 +247,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
   run->add_option("--timeout-s", options.timeout_s,
                   "Timeout of every communicator, in seconds (overrides dist_env.timeout_minutes)")
       ->type_name("T");
+  AddStartupTimeoutFlag(*run, options.startup_timeout_s);
   run->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
   // Hidden (no group): for the fault tests only.
@@ -274,18 +275,28 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
   // Flags first, before MPI: every rank finds the same error (and prints it).
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(timeout.status());
+  if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err);
+  absl::StatusOr<std::optional<absl::Duration>> startup_timeout =
+      StartupTimeoutFromFlag(options.startup_timeout_s);
+  if (!startup_timeout.ok()) {
+    return ReportFlagError(startup_timeout.status(), json, out, err);
+  }
   std::optional<FaultSkip> fault_skip;
   if (options.fault_skip.has_value()) {
     absl::StatusOr<FaultSkip> parsed = ParseFaultSkip(*options.fault_skip);
-    if (!parsed.ok()) return JobReporter(LauncherRank(), json, out, err).Fail(parsed.status());
+    if (!parsed.ok()) return ReportFlagError(parsed.status(), json, out, err);
     fault_skip = *std::move(parsed);
   }
   JobReporter reporter(LauncherRank(), json, out, err);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
-  if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
+  if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started =
-      StartJob({.mesh = options.mesh, .backend = *backend_choice, .timeout = *timeout}, reporter);
+      StartJob({.mesh = options.mesh,
+                .command = "run",
+                .startup_timeout = *startup_timeout,
+                .backend = *backend_choice,
+                .timeout = *timeout},
+               reporter);
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();

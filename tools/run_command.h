@@ -52,6 +52,8 @@ struct RunOptions {
   std::string backend = "auto";
   // Overrides the recipe's dist_env.timeout_minutes.
   std::optional<double> timeout_s;
+  // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
+  std::optional<double> startup_timeout_s;
   std::string format = "text";
   // Fault injection for the reliability tests (hidden flag --fault-skip RANK:GROUP): rank RANK
   // does not take part in the verification's collectives on its GROUP communicator (it skips the

@@ -370,6 +370,7 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
   int64_t value = 1;
   for (const std::string& name : names) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, mesh.Comm(name));
+    if (comm == world.get()) continue;  // the caller's, reused: WorldReusedByAMeshSurvivesItsAbort
     EXPECT_THAT(comm->AllReduce<int64_t>(absl::MakeConstSpan(&value, 1), absl::MakeSpan(&value, 1),
                                          comm::ReduceOp::kSum),
                 StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("aborted")))
@@ -379,6 +380,93 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, mesh.moe_mesh()->Comm("ep"));
     EXPECT_THAT(ep->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
   }
+}
+
+// Whole-world values summed over `comm`, which must still work.
+void ExpectWorks(comm::Communicator& comm) {
+  std::vector<int64_t> value = {1};
+  ASSERT_OK(comm.AllReduce<int64_t>(value, absl::MakeSpan(value), comm::ReduceOp::kSum));
+  EXPECT_EQ(value[0], comm.size());
+}
+
+TEST(DeviceMeshTest, WorldReusedByAMeshSurvivesItsAbort) {
+  auto world = NewWorld();
+  // DDP over every rank in order: its dp group is the caller's world communicator itself.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
+                       Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
+  ASSERT_EQ(*ddp.Comm("dp"), world.get());
+  ASSERT_OK(ddp.Abort());
+  ExpectWorks(*world);
+  // A second mesh over the same world (a teacher next to an aborted student) still builds.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh again, Build({.size = world->size()}, *world));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * dp, again.Comm("dp_shard"));
+  ExpectWorks(*dp);
+}
+
+TEST(DeviceMeshTest, ATimeoutOrIsolationGivesTheWholeWorldGroupItsOwnCommunicator) {
+  auto world = NewWorld();
+  const Spec ddp{.strategy = StrategyKind::kDdp, .size = world->size()};
+  const bool whole_world_split = world->size() > 1;  // a world of one gets a self communicator
+  for (const DeviceMeshOptions& options :
+       {DeviceMeshOptions{.timeout = absl::Seconds(30)}, DeviceMeshOptions{.isolate = true}}) {
+    ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build(ddp, *world, options));
+    ASSERT_OK_AND_ASSIGN(comm::Communicator * dp, mesh.Comm("dp"));
+    EXPECT_NE(dp, world.get());
+    EXPECT_EQ(dp->options().name, "dp");
+    EXPECT_EQ(dp->options().timeout, options.timeout);
+    EXPECT_EQ(mesh.communicators_created(), whole_world_split ? 1 : 0);
+    ASSERT_OK(mesh.Abort());
+    EXPECT_THAT(dp->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+    ExpectWorks(*world);
+  }
+}
+
+TEST(DeviceMeshTest, AMeshNoticesThatTheWorldItReusesWasDestroyed) {
+  auto world = NewWorld();
+  auto doomed = NewWorld();
+  ASSERT_OK_AND_ASSIGN(DeviceMesh reusing, Build({.strategy = StrategyKind::kDdp,
+                                                  .size = world->size()},
+                                                 *doomed));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh isolated, Build({.strategy = StrategyKind::kDdp,
+                                                   .size = world->size()},
+                                                  *doomed, {.isolate = true}));
+  const bool reused = *reusing.Comm("dp") == doomed.get();
+  EXPECT_EQ(reused, world->size() > 1);
+  doomed.reset();
+  if (reused) {
+    EXPECT_THAT(reusing.Comm("dp"),
+                StatusIs(absl::StatusCode::kFailedPrecondition,
+                         HasSubstr("reuses the world communicator the mesh was built over, which "
+                                   "has been destroyed")));
+    EXPECT_THAT(reusing.Submesh({"dp"}), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+  }
+  EXPECT_OK(reusing.Abort());  // touches nothing of the destroyed world
+  // The isolated mesh owns its communicators and outlives the world it was built over.
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * dp, isolated.Comm("dp"));
+  ExpectWorks(*dp);
+}
+
+TEST(DeviceMeshTest, CreateGivesUpAfterItsTimeoutWhenARankNeverArrives) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 2) GTEST_SKIP() << "needs 2 ranks";
+  const int late = np - 1;
+  if (world->rank() != late) {
+    EXPECT_THAT(Build({.size = np}, *world, {.timeout = absl::Seconds(1)}),
+                StatusIs(absl::StatusCode::kDeadlineExceeded,
+                         HasSubstr("not every rank of the world arrived within 1s")));
+  }
+  ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
+  if (world->rank() == late) {
+    // Completes the agreement the others abandoned (the same asynchronous all-reduce), so that
+    // the world is quiet again.
+    std::vector<uint64_t> values = {0, 0};
+    ASSERT_OK_AND_ASSIGN(comm::Work work,
+                         world->AllReduceAsync(values.data(), values.data(), 2,
+                                               comm::DataType::kUint64, comm::ReduceOp::kMin));
+    ASSERT_OK(work.Wait());
+  }
+  ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
 }
 
 }  // namespace

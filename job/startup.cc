@@ -1,0 +1,258 @@
+#include "nmesh/job/startup.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "nmesh/base/abbreviate.h"
+#include "nmesh/base/version.h"
+#include "nmesh/comm/mpi/rendezvous.h"
+#include "nmesh/config/strategy.h"
+#include "nmesh/job/job.h"
+
+namespace nmesh::job {
+namespace {
+
+// Room for each text field, so that a record stays within comm::mpi::kMaxRecordBytes.
+constexpr size_t kCommandBytes = 160;
+constexpr size_t kErrorBytes = 400;
+constexpr size_t kMeshWordsBytes = 280;
+
+// 64-bit FNV-1a: stable across processes (absl::Hash is seeded per process).
+class Fnv {
+ public:
+  void Add(std::string_view text) {
+    for (char c : text) Byte(static_cast<uint8_t>(c));
+    Byte(0);
+  }
+  void Add(int64_t value) {
+    for (int i = 0; i < 8; ++i) Byte(static_cast<uint8_t>(static_cast<uint64_t>(value) >> (8 * i)));
+  }
+  uint64_t value() const { return hash_; }
+
+ private:
+  void Byte(uint8_t byte) {
+    hash_ ^= byte;
+    hash_ *= 0x100000001b3ull;
+  }
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+// One line of text: newlines would break the record's format.
+std::string OneLine(std::string_view text, size_t max_bytes) {
+  std::string line(text.substr(0, std::min(text.size(), max_bytes)));
+  std::replace(line.begin(), line.end(), '\n', ' ');
+  if (text.size() > max_bytes) line.replace(line.size() - 3, 3, "...");
+  return line;
+}
+
+// A mesh in words, e.g. "distributed: fsdp2 (dp_shard=2, tp=4) of world 8, moe (ep_shard=1,
+// ep=4)", and every detail that decides its splits in `hash`.
+std::string DescribeMesh(const mesh::MeshPlan& plan, std::string_view name, Fnv& hash) {
+  const mesh::Layout& layout = plan.device_mesh();
+  std::string words = absl::StrFormat("%s: %s %s of world %d", name,
+                                      config::StrategyName(plan.strategy()), layout.DebugString(),
+                                      plan.world_size());
+  hash.Add(words);
+  for (const mesh::FlattenedGroup& group : plan.flattened()) {
+    hash.Add(group.name);
+    hash.Add(static_cast<int64_t>(group.axes.bits()));
+  }
+  hash.Add(plan.has_explicit_ranks() ? 1 : 0);
+  if (plan.has_explicit_ranks()) {
+    for (int64_t i = 0; i < layout.size(); ++i) hash.Add(layout.RankAtPosition(i));
+    absl::StrAppend(&words, " on ranks [", layout.RankAtPosition(0),
+                    layout.size() > 1 ? ", ...]" : "]");
+  }
+  if (plan.moe_mesh().has_value()) {
+    const mesh::MoeMesh& moe = *plan.moe_mesh();
+    absl::StrAppend(&words, absl::StrFormat(", moe (ep_shard=%d, ep=%d)", moe.ep_shard, moe.ep));
+    hash.Add(moe.ep_shard);
+    hash.Add(moe.ep);
+    hash.Add(moe.stages);
+  }
+  return words;
+}
+
+constexpr absl::string_view kFields[] = {"version", "command", "command_hash", "backend", "timeout",
+                                        "code",    "error",   "meshes",       "mesh_hash",
+                                        "mesh_words"};
+
+}  // namespace
+
+std::string StartupRecord::Serialize() const {
+  return absl::StrCat("version=", version, "\ncommand=", command,
+                      "\ncommand_hash=", command_hash, "\nbackend=", backend,
+                      "\ntimeout=", timeout, "\ncode=", code, "\nerror=", error,
+                      "\nmeshes=", meshes, "\nmesh_hash=", mesh_hash,
+                      "\nmesh_words=", mesh_words, "\n");
+}
+
+std::optional<StartupRecord> StartupRecord::Parse(std::string_view text) {
+  StartupRecord record;
+  size_t seen = 0;
+  for (absl::string_view line :
+       absl::StrSplit(absl::string_view(text.data(), text.size()), '\n', absl::SkipEmpty())) {
+    const size_t eq = line.find('=');
+    if (eq == absl::string_view::npos) return std::nullopt;
+    const absl::string_view key = line.substr(0, eq);
+    const absl::string_view value = line.substr(eq + 1);
+    if (std::find(std::begin(kFields), std::end(kFields), key) == std::end(kFields)) {
+      return std::nullopt;
+    }
+    ++seen;
+    bool ok = true;
+    if (key == "version") record.version = std::string(value);
+    if (key == "command") record.command = std::string(value);
+    if (key == "command_hash") ok = absl::SimpleAtoi(value, &record.command_hash);
+    if (key == "backend") record.backend = std::string(value);
+    if (key == "timeout") record.timeout = std::string(value);
+    if (key == "code") ok = absl::SimpleAtoi(value, &record.code);
+    if (key == "error") record.error = std::string(value);
+    if (key == "meshes") ok = absl::SimpleAtoi(value, &record.meshes);
+    if (key == "mesh_hash") ok = absl::SimpleAtoi(value, &record.mesh_hash);
+    if (key == "mesh_words") record.mesh_words = std::string(value);
+    if (!ok) return std::nullopt;
+  }
+  if (seen != std::size(kFields)) return std::nullopt;
+  return record;
+}
+
+StartupRecord MakeStartupRecord(std::string_view command, std::string_view backend,
+                                std::optional<absl::Duration> timeout,
+                                const absl::Status& planned,
+                                absl::Span<const mesh::MeshPlan* const> plans,
+                                absl::Span<const std::string> mesh_names) {
+  StartupRecord record;
+  record.version = VersionString();
+  record.command = OneLine(command, kCommandBytes);
+  Fnv command_hash;
+  command_hash.Add(command);
+  record.command_hash = command_hash.value();
+  record.backend = std::string(backend);
+  record.timeout = timeout.has_value() ? absl::FormatDuration(*timeout) : "none";
+  if (!planned.ok()) {
+    record.code = static_cast<int>(planned.code());
+    record.error = OneLine(std::string(planned.message()), kErrorBytes);
+    return record;
+  }
+  Fnv hash;
+  std::vector<std::string> words;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    words.push_back(DescribeMesh(*plans[i], i < mesh_names.size() ? mesh_names[i] : "mesh", hash));
+  }
+  record.meshes = static_cast<int64_t>(plans.size());
+  record.mesh_hash = hash.value();
+  record.mesh_words = OneLine(words.empty() ? "no mesh" : absl::StrJoin(words, "; "),
+                              kMeshWordsBytes);
+  return record;
+}
+
+absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
+                           absl::Duration timeout) {
+  const int64_t size = static_cast<int64_t>(records.size());
+  std::vector<int64_t> missing;
+  for (int64_t r = 0; r < size; ++r) {
+    if (!records[static_cast<size_t>(r)].has_value()) missing.push_back(r);
+  }
+  if (!missing.empty()) {
+    constexpr size_t kShown = 16;
+    std::vector<int64_t> shown(missing.begin(),
+                               missing.begin() + static_cast<std::ptrdiff_t>(
+                                                     std::min(missing.size(), kShown)));
+    return absl::UnavailableError(absl::StrFormat(
+        "start-up: %s %s%s of %d did not arrive within %s (late, stopped or dead; "
+        "--startup-timeout-s sets how long the others wait)",
+        missing.size() == 1 ? "rank" : "ranks", absl::StrJoin(shown, ", "),
+        missing.size() > kShown ? absl::StrFormat(", ... (%d ranks)", missing.size()) : "", size,
+        absl::FormatDuration(timeout)));
+  }
+  std::vector<StartupRecord> parsed;
+  for (int64_t r = 0; r < size; ++r) {
+    std::optional<StartupRecord> record = StartupRecord::Parse(*records[static_cast<size_t>(r)]);
+    if (!record.has_value()) {
+      return MarkAgreed(absl::InvalidArgumentError(absl::StrFormat(
+          "ranks disagree on the job: rank %d sent a start-up record this nmesh (%s) cannot read: "
+          "every rank must run the same nmesh",
+          r, VersionString())));
+    }
+    parsed.push_back(*std::move(record));
+  }
+  const StartupRecord& first = parsed.front();
+  auto disagree = [&](std::string_view what, int64_t r, std::string_view verb,
+                      std::string_view mine, std::string_view theirs) {
+    return MarkAgreed(absl::InvalidArgumentError(
+        absl::StrFormat("ranks disagree on the %s: rank 0 %s %s, rank %d %s %s", what, verb,
+                        Abbreviate(mine, kMeshWordsBytes), r, verb,
+                        Abbreviate(theirs, kMeshWordsBytes))));
+  };
+  for (int64_t r = 1; r < size; ++r) {
+    const StartupRecord& other = parsed[static_cast<size_t>(r)];
+    if (other.version != first.version) {
+      return disagree("job", r, "runs nmesh", first.version, other.version);
+    }
+  }
+  for (int64_t r = 0; r < size; ++r) {
+    const StartupRecord& record = parsed[static_cast<size_t>(r)];
+    if (record.code == 0) continue;
+    std::string message = record.error;
+    if (r != 0) absl::StrAppend(&message, absl::StrFormat(" [reported by rank %d of %d]", r, size));
+    return MarkAgreed(absl::Status(static_cast<absl::StatusCode>(record.code), message));
+  }
+  for (int64_t r = 1; r < size; ++r) {
+    const StartupRecord& other = parsed[static_cast<size_t>(r)];
+    if (other.command_hash != first.command_hash) {
+      return disagree("job", r, "runs", absl::StrCat("'", first.command, "'"),
+                      absl::StrCat("'", other.command, "'"));
+    }
+    if (other.backend != first.backend) {
+      return disagree("backend", r, "asks for", first.backend, other.backend);
+    }
+  }
+  for (int64_t r = 1; r < size; ++r) {
+    const StartupRecord& other = parsed[static_cast<size_t>(r)];
+    if (other.timeout != first.timeout) {
+      return disagree("mesh", r, "has timeout", first.timeout, other.timeout);
+    }
+    if (other.meshes != first.meshes || other.mesh_hash != first.mesh_hash) {
+      return disagree("mesh", r, "builds", first.mesh_words, other.mesh_words);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mine,
+                            absl::Duration timeout) {
+  absl::StatusOr<std::string> verdict = comm::mpi::Rendezvous(
+      session, mine.Serialize(), timeout,
+      [timeout](absl::Span<const std::optional<std::string>> records) {
+        absl::Status decided = DecideStartup(records, timeout);
+        return absl::StrCat(static_cast<int>(decided.code()), "\n", IsAgreed(decided) ? 1 : 0, "\n",
+                            decided.message());
+      });
+  if (!verdict.ok()) return verdict.status();
+  const std::vector<absl::string_view> parts = absl::StrSplit(*verdict, absl::MaxSplits('\n', 2));
+  int code = 0, agreed = 0;
+  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &code) ||
+      !absl::SimpleAtoi(parts[1], &agreed)) {
+    return absl::InternalError("start-up: rank 0 sent an answer this rank cannot read");
+  }
+  if (code == 0) return absl::OkStatus();
+  absl::Status status(static_cast<absl::StatusCode>(code), std::string(parts[2]));
+  return agreed ? MarkAgreed(std::move(status)) : status;
+}
+
+absl::Duration StartupTimeout(std::optional<absl::Duration> startup_timeout,
+                              std::optional<absl::Duration> timeout) {
+  if (startup_timeout.has_value()) return *startup_timeout;
+  if (timeout.has_value()) return std::max(*timeout, kMinStartupTimeout);
+  return kDefaultStartupTimeout;
+}
+
+}  // namespace nmesh::job

@@ -1,0 +1,86 @@
+// The start-up agreement: before anything backend- or command-specific, every rank of a job
+// tells rank 0 what it is about to do, and rank 0 tells every rank whether they agree, over a
+// bounded exchange that has the same shape whatever the ranks were started with
+// (comm::mpi::Rendezvous). Job::Start runs it first; engines that start their own way can too:
+//
+//   StartupRecord mine = MakeStartupRecord("my-engine train", planned_meshes_or_error,
+//                                          BackendChoice::kAuto, timeout);
+//   absl::Status agreed = AgreeAtStartup(*session, mine, absl::Seconds(60));
+//   if (!agreed.ok()) { if (IsAgreed(agreed)) return exit_in_order(agreed); AbortJob(); }
+//
+// What is compared, in this order (the first difference is the answer):
+//   1. every rank arrived before the deadline (otherwise: Unavailable naming the missing ranks,
+//      not agreed: the job must end with MPI_Abort);
+//   2. the nmesh version;
+//   3. each rank's own configuration error, if any (the lowest rank's is everyone's): a bad flag
+//      or recipe on one rank of a multi-program launch is reported like one on every rank;
+//   4. the command (what the caller runs, e.g. "run" or "bench ..."), the backend choice;
+//   5. the timeout and the meshes (count, strategy, shape, flattened groups, rank lists, moe).
+// A difference in 2-5 is an agreed InvalidArgument ("ranks disagree on the mesh: rank 0 builds
+// ..., rank 4 builds ...") or the agreed configuration error, which every rank returns, so that
+// every rank can exit in order.
+#ifndef NMESH_JOB_STARTUP_H_
+#define NMESH_JOB_STARTUP_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "nmesh/comm/mpi/session.h"
+#include "nmesh/mesh/plan.h"
+
+namespace nmesh::job {
+
+// What one rank is about to do, as sent to rank 0 (Serialize: at most 1 KiB).
+struct StartupRecord {
+  std::string version;
+  std::string command;
+  std::string backend;  // "auto", "mpi" or "nccl"
+  std::string timeout;  // "none" or a duration
+  // This rank's configuration error (code 0: none), its message cut to fit.
+  int code = 0;
+  std::string error;
+  // Every mesh this rank plans, in words (cut to fit) and as a hash of every detail.
+  int64_t meshes = 0;
+  std::string mesh_words;
+  uint64_t mesh_hash = 0;
+  uint64_t command_hash = 0;
+
+  std::string Serialize() const;
+  // nullopt for a record that does not parse (e.g. sent by another nmesh version).
+  static std::optional<StartupRecord> Parse(std::string_view text);
+};
+
+// The record of a rank that plans `plans` (or failed to plan with `planned`), runs `command` on
+// `backend` with `timeout`. `plans` is ignored when `planned` is an error.
+StartupRecord MakeStartupRecord(std::string_view command, std::string_view backend,
+                                std::optional<absl::Duration> timeout,
+                                const absl::Status& planned,
+                                absl::Span<const mesh::MeshPlan* const> plans,
+                                absl::Span<const std::string> mesh_names);
+
+// Rank 0's decision over every rank's record (nullopt: did not arrive), as the status every rank
+// returns; OK when they agree. Pure: unit-tested without MPI.
+absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
+                           absl::Duration timeout);
+
+// Collective over MPI_COMM_WORLD (see the overview): sends `mine`, waits at most `timeout` for the
+// others (a rank other than 0 waits for rank 0's answer up to twice as long), returns the agreed
+// verdict (IsAgreed) or a failure of the exchange itself (not agreed).
+absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mine,
+                            absl::Duration timeout);
+
+// The start-up deadline of a job: `startup_timeout` when given; otherwise the job's timeout, but
+// at least kMinStartupTimeout (ranks of one job start seconds apart on a loaded host); otherwise
+// kDefaultStartupTimeout.
+inline constexpr absl::Duration kMinStartupTimeout = absl::Seconds(10);
+inline constexpr absl::Duration kDefaultStartupTimeout = absl::Seconds(300);
+absl::Duration StartupTimeout(std::optional<absl::Duration> startup_timeout,
+                              std::optional<absl::Duration> timeout);
+
+}  // namespace nmesh::job
+
+#endif  // NMESH_JOB_STARTUP_H_
