@@ -147,7 +147,10 @@ absl::Status AgreeOnPlan(const MeshPlan& plan, const DeviceMeshOptions& options,
   const uint64_t mine = FingerprintOf(plan, options, world);
   // min over {h, ~h} gives min(h) and ~max(h) in one all-reduce.
   uint64_t reduced[2] = {mine, ~mine};
-  absl::Status status = BoundedMinReduce(world, reduced, options.timeout);
+  // An unusable timeout is reported after the agreement, by every rank alike; until then, no bound.
+  const bool usable = CheckTimeout(options.timeout, "").ok();
+  absl::Status status =
+      BoundedMinReduce(world, reduced, usable ? options.timeout : std::nullopt);
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrFormat("checking that ranks agree on mesh '%s': %s",
                                                        options.name, status.message()));

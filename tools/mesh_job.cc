@@ -83,7 +83,8 @@ int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, st
   reporter.Abort(agreed);
 }
 
-std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter) {
+std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,
+                                   absl::Duration late) {
   absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
       comm::mpi::Session::Init(nullptr, nullptr);
   if (!session.ok()) {
@@ -92,6 +93,7 @@ std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporte
     return kExitRuntimeFailure;
   }
   reporter.set_rank((*session)->world_rank());
+  if (late > absl::ZeroDuration()) absl::SleepFor(late);
   options.warn = [&reporter](const std::string& warning) { reporter.Note("warning: " + warning); };
   absl::StatusOr<std::unique_ptr<Job>> started = Job::Start(**session, options);
   if (!started.ok()) {

@@ -98,7 +98,9 @@ struct CliJob {
 // from rank 0. Returns the job (and sets the reporter's rank), or the exit code after an agreed
 // failure was reported; a failure of this rank alone ends the job (JobReporter::Abort). A failure
 // to start MPI is reported by every rank (exit 1).
-std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter);
+// `late` (fault injection) delays this rank after MPI has started, before the start-up agreement.
+std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,
+                                   absl::Duration late = absl::ZeroDuration());
 
 }  // namespace nmesh::tools
 

@@ -255,6 +255,10 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
                   "Fault injection: rank RANK skips its collectives on group GROUP")
       ->type_name("RANK:GROUP")
       ->group("");
+  run->add_option("--fault-late-s", options.fault_late_s,
+                  "Fault injection: this rank starts the job S seconds late (after MPI_Init)")
+      ->type_name("S")
+      ->group("");
   return run;
 }
 
@@ -296,7 +300,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
                 .startup_timeout = *startup_timeout,
                 .backend = *backend_choice,
                 .timeout = *timeout},
-               reporter);
+               reporter, absl::Seconds(options.fault_late_s.value_or(0)));
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();

@@ -59,6 +59,9 @@ struct RunOptions {
   // does not take part in the verification's collectives on its GROUP communicator (it skips the
   // first one and reports that on stderr), so the other members time out. Unset: no fault.
   std::optional<std::string> fault_skip;
+  // Fault injection for the start-up tests (hidden flag --fault-late-s S): this rank waits S
+  // seconds after MPI has started, before the start-up agreement (a rank slow to read its recipe).
+  std::optional<double> fault_late_s;
 };
 
 // A parsed --fault-skip value.

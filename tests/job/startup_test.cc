@@ -69,7 +69,7 @@ TEST(StartupTest, RecordsRoundTrip) {
   EXPECT_EQ(parsed->command, "bench op=all_reduce");
   EXPECT_EQ(parsed->timeout, "5s");
   EXPECT_EQ(parsed->meshes, 1);
-  EXPECT_THAT(parsed->mesh_words, AllOf(HasSubstr("tp=2"), HasSubstr("moe (ep_shard=1, ep=4)")));
+  EXPECT_THAT(parsed->mesh_words, AllOf(HasSubstr("tp=2"), HasSubstr("moe (ep_shard=2, ep=4)")));
   EXPECT_FALSE(StartupRecord::Parse("version=1\ncommand=run\n").has_value());
   EXPECT_FALSE(StartupRecord::Parse("garbage").has_value());
 }

@@ -378,7 +378,9 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
   }
   if (mesh.moe_mesh().has_value()) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, mesh.moe_mesh()->Comm("ep"));
-    EXPECT_THAT(ep->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+    if (ep != world.get()) {
+      EXPECT_THAT(ep->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
+    }
   }
 }
 
@@ -391,6 +393,7 @@ void ExpectWorks(comm::Communicator& comm) {
 
 TEST(DeviceMeshTest, WorldReusedByAMeshSurvivesItsAbort) {
   auto world = NewWorld();
+  if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks (a group of one is a self communicator)";
   // DDP over every rank in order: its dp group is the caller's world communicator itself.
   ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
                        Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
