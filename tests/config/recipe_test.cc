@@ -97,7 +97,7 @@ TEST(RecipeRule2Test, SizesAreReadAndNullsAreUnset) {
                                             "  cp_size: 5\n"
                                             "  ep_size: 7\n"
                                             "  pipeline: {}\n"));
-  const ParallelSizes& s = recipe.request.sizes;
+  const validate::RequestedSizes& s = recipe.request.sizes;
   EXPECT_EQ(s.dp, 4);
   EXPECT_EQ(s.dp_replicate, 2);
   EXPECT_EQ(s.tp, 2);
