@@ -27,15 +27,15 @@ inline constexpr int64_t kInferDp = -1;
 // pp, cp, ep and dp_replicate then default to 1, and dp is inferred. Values are not checked here:
 // CheckRequestedSizes rejects zero, negative and too large sizes with a message naming the field.
 struct RequestedSizes {
-  std::optional<int64_t> dp;
-  std::optional<int64_t> dp_replicate;
-  std::optional<int64_t> tp;
-  std::optional<int64_t> pp;
-  std::optional<int64_t> cp;
-  std::optional<int64_t> ep;
+  std::optional<int64_t> dp = std::nullopt;
+  std::optional<int64_t> dp_replicate = std::nullopt;
+  std::optional<int64_t> tp = std::nullopt;
+  std::optional<int64_t> pp = std::nullopt;
+  std::optional<int64_t> cp = std::nullopt;
+  std::optional<int64_t> ep = std::nullopt;
   // The number of ranks the mesh spans. With an explicit rank list it is the list's length (and,
   // when given, must equal it).
-  std::optional<int64_t> world_size;
+  std::optional<int64_t> world_size = std::nullopt;
 };
 
 // The sizes of a mesh's axes and flattened groups. A field is set when the mesh has that axis or
@@ -47,16 +47,16 @@ struct RequestedSizes {
 // dp_shard_cp, dp_cp from the device mesh, ep and ep_shard from the moe mesh), each read from its
 // communicator.
 struct ResolvedSizes {
-  std::optional<int64_t> pp;
-  std::optional<int64_t> dp;
-  std::optional<int64_t> dp_replicate;
-  std::optional<int64_t> dp_shard;
-  std::optional<int64_t> cp;
-  std::optional<int64_t> tp;
-  std::optional<int64_t> ep;
-  std::optional<int64_t> ep_shard;
-  std::optional<int64_t> dp_shard_cp;
-  std::optional<int64_t> dp_cp;
+  std::optional<int64_t> pp = std::nullopt;
+  std::optional<int64_t> dp = std::nullopt;
+  std::optional<int64_t> dp_replicate = std::nullopt;
+  std::optional<int64_t> dp_shard = std::nullopt;
+  std::optional<int64_t> cp = std::nullopt;
+  std::optional<int64_t> tp = std::nullopt;
+  std::optional<int64_t> ep = std::nullopt;
+  std::optional<int64_t> ep_shard = std::nullopt;
+  std::optional<int64_t> dp_shard_cp = std::nullopt;
+  std::optional<int64_t> dp_cp = std::nullopt;
 
   // The size properties a MeshContext reports: a missing axis gives 1, except dp_size and
   // dp_replicate_size, which stay "none" (std::nullopt).

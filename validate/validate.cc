@@ -68,7 +68,9 @@ std::vector<std::string_view> FieldNames(absl::Span<const NamedSize> sizes) {
 }
 
 std::string FieldList(absl::Span<const NamedSize> sizes) {
-  return absl::StrJoin(FieldNames(sizes), " * ");
+  return absl::StrJoin(sizes, " * ", [](std::string* out, const NamedSize& size) {
+    absl::StrAppend(out, std::string(size.field));
+  });
 }
 
 std::string ValueList(absl::Span<const NamedSize> sizes) {

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/validate/error_fields.h"
 
 namespace nmesh::config {
 namespace {
@@ -666,18 +667,22 @@ TEST(RecipePositionsTest, AnnotateAppendsThePosition) {
   EXPECT_THAT(recipe.Annotate(absl::OkStatus(), "tp_size"), IsOk());
   EXPECT_EQ(recipe.Annotate(absl::InternalError("x"), "cp_size"), absl::InternalError("x"));
 
-  // Size errors from a builder point at the first size key they name that the file sets.
-  EXPECT_THAT(recipe.AnnotateSizeError(
-                  absl::InvalidArgumentError("dp_size must be a multiple of dp_replicate_size")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(Where(yaml, "dp_size: "))));
-  EXPECT_THAT(recipe.AnnotateSizeError(absl::InvalidArgumentError(
-                  "world_size (8) must be divisible by (tp_size * cp_size * pp_size) (2 * 1 * 1 = "
-                  "2)")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(Where(yaml, "tp_size: "))));
-  // Nothing named: the section.
-  EXPECT_THAT(recipe.AnnotateSizeError(absl::InvalidArgumentError("mesh too large")),
+  // Size errors from a builder point at the first field they carry that the file sets; the
+  // message text plays no part.
+  EXPECT_THAT(recipe.AnnotateSizeError(validate::WithFields(
+                  absl::InvalidArgumentError("the sizes disagree"), "dp_size",
+                  {"dp_size", "dp_replicate_size"})),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr(std::string("mesh too large (") + kFile + ":1:1)")));
+                       "the sizes disagree (" + Where(yaml, "dp_size: ") + ")"));
+  EXPECT_THAT(recipe.AnnotateSizeError(validate::WithFields(
+                  absl::InvalidArgumentError("world_size (8) must be divisible by (tp_size * "
+                                             "cp_size * pp_size) (2 * 1 * 1 = 2)"),
+                  "", {"world_size", "cp_size", "tp_size", "pp_size"})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(Where(yaml, "tp_size: "))));
+  // No field carried (whatever the message names): the section.
+  EXPECT_THAT(recipe.AnnotateSizeError(absl::InvalidArgumentError("tp_size is too large")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(std::string("tp_size is too large (") + kFile + ":1:1)")));
 }
 
 // ---- Overrides ------------------------------------------------------------------------------
