@@ -856,7 +856,8 @@ absl::Status Parser::ParseStrategy(const Entry* entry) {
 absl::StatusOr<std::optional<int64_t>> Parser::ReadSize(const Value& value, std::string_view name) {
   if (value.IsNull()) return std::nullopt;
   if (name == "dp_size") {
-    if (absl::StatusOr<int64_t> dp = value.Int(IntRule::kAny); dp.ok() && *dp == validate::kInferDp) {
+    if (absl::StatusOr<int64_t> dp = value.Int(IntRule::kAny);
+        dp.ok() && *dp == validate::kInferDp) {
       return std::nullopt;  // infer
     }
   }

@@ -1,6 +1,6 @@
 // The strategy kinds and their names, as the typed configs and the recipe layer use them. The kinds
-// are defined with the rules that depend on them (nmesh/validate/strategy.h); this header makes them
-// available as config::StrategyKind and so on.
+// are defined with the rules that depend on them (nmesh/validate/strategy.h); this header makes
+// them available as config::StrategyKind and so on.
 //
 //   NMESH_ASSIGN_OR_RETURN(config::StrategyKind kind, config::ParseStrategy("mfsdp"));
 //   config::StrategyName(kind);                                    // "megatron_fsdp"

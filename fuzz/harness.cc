@@ -22,10 +22,10 @@
 namespace nmesh::fuzz {
 namespace {
 
-using validate::RequestedSizes;
 using config::Recipe;
 using config::Section;
 using config::StrategyKind;
+using validate::RequestedSizes;
 
 bool Above1(const std::optional<int64_t>& size) { return size.has_value() && *size > 1; }
 

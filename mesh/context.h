@@ -96,7 +96,7 @@ class MeshContext {
   MeshView View() const;
 
   // InvalidArgument "device_mesh contains unknown axis names {'ring'}; allowed names are
-  // ['cp', ...]" (or "moe_mesh ...") when a mesh's native axis is not a contract axis name.
+  // ['cp', ...]" (or "moe_mesh ...") when a mesh's native axis is not one of kAllMeshAxisNames.
   absl::Status ValidateAxisNames() const;
   // validate::ValidateDistributedSetup on sizes(), the strategy and the configs present.
   absl::Status ValidateDistributedSetup() const;

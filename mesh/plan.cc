@@ -114,9 +114,8 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
   NMESH_ASSIGN_OR_RETURN(Members members, ResolveMembers(request));
   const int64_t world = members.mesh_size;
   const bool listed = members.listed.has_value();
-  NMESH_ASSIGN_OR_RETURN(
-      const validate::ResolvedSizes sizes,
-      validate::ResolveSizes(request.strategy, request.sizes, world, listed));
+  NMESH_ASSIGN_OR_RETURN(const validate::ResolvedSizes sizes,
+                         validate::ResolveSizes(request.strategy, request.sizes, world, listed));
 
   std::vector<int64_t> shape;
   std::vector<MeshAxisName> axes;

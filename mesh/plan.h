@@ -10,7 +10,7 @@
 //   // me.groups: pp {0}, dp_replicate {0}, dp_shard {0,4,8,12}, cp {0,2}, tp {0,1},
 //   //            dp {0,4,8,12}, dp_shard_cp {0,2,...,14}, dp_cp {0,2,...,14}
 //   std::vector<int64_t> tp_ranks = me.groups[4].group.Ranks();   // {0, 1}
-//   for (const GroupKind& kind : DistinctGroupKinds(plan)) { ... }   // one split per kind
+//   std::vector<GroupKind> kinds = DistinctGroupKinds(plan);     // one split per kind
 //
 // A plan answers for one rank in O(ndim + group size) at any world size (up to
 // validate::kMaxMeshSize): it stores O(ndim) numbers, plus the rank list when one was given.

@@ -4,7 +4,7 @@
 // helpers, so that a product that would overflow is reported instead of wrapping.
 //
 //   std::optional<int64_t> n = CheckedProduct({tp, cp, pp});
-//   if (!n.has_value() || *n > kMaxMeshSize) return absl::InvalidArgumentError(...);
+//   if (!n.has_value() || *n > kMaxMeshSize) return absl::InvalidArgumentError("too many ranks");
 #ifndef NMESH_VALIDATE_CHECKED_MATH_H_
 #define NMESH_VALIDATE_CHECKED_MATH_H_
 

@@ -53,9 +53,9 @@ std::optional<UnsupportedSize> FindUnsupported(StrategyKind strategy, const Supp
   }
   for (const Axis& axis : unsupported) {
     if (axis.value > 1) {
-      return UnsupportedSize{absl::StrFormat("%s does not support %s parallelism",
-                                             StrategyName(strategy), axis.what),
-                             axis.field, axis.value};
+      return UnsupportedSize{
+          absl::StrFormat("%s does not support %s parallelism", StrategyName(strategy), axis.what),
+          axis.field, axis.value};
     }
   }
   return std::nullopt;
@@ -119,14 +119,14 @@ absl::Status CheckMeshSize(absl::Span<const NamedSize> factors, int64_t mesh_siz
                         product.has_value() ? absl::StrCat(*product) : ProductText(factors, {})));
   }
   if (factors.size() == 1) {
-    return WithFields(absl::InvalidArgumentError(
-                          absl::StrFormat("%s (%d) must equal world_size (%d)", factors[0].field,
-                                          factors[0].value, mesh_size)),
-                      factors[0].field, {factors[0].field, "world_size"});
+    return WithFields(
+        absl::InvalidArgumentError(absl::StrFormat("%s (%d) must equal world_size (%d)",
+                                                   factors[0].field, factors[0].value, mesh_size)),
+        factors[0].field, {factors[0].field, "world_size"});
   }
-  return WithFields(absl::InvalidArgumentError(absl::StrFormat(
-                        "(%s) (%s) must equal world_size (%d)", FieldList(factors),
-                        ProductText(factors, product), mesh_size)),
+  return WithFields(absl::InvalidArgumentError(
+                        absl::StrFormat("(%s) (%s) must equal world_size (%d)", FieldList(factors),
+                                        ProductText(factors, product), mesh_size)),
                     "", Named(FieldNames(factors), {{"world_size", mesh_size}}));
 }
 
@@ -150,9 +150,9 @@ absl::StatusOr<int64_t> CheckFsdp2(int64_t dp, int64_t dp_replicate, int64_t cp,
   const NamedSize non_pp_factors[] = {{"dp_size", dp}, {"cp_size", cp}, {"tp_size", tp}};
   const std::optional<int64_t> non_pp = ProductOf(non_pp_factors);
   if (!non_pp.has_value()) {
-    return WithFields(absl::InvalidArgumentError(absl::StrFormat(
-                          "non_pp_size (%s) (%s)", FieldList(non_pp_factors),
-                          ProductText(non_pp_factors, std::nullopt))),
+    return WithFields(absl::InvalidArgumentError(
+                          absl::StrFormat("non_pp_size (%s) (%s)", FieldList(non_pp_factors),
+                                          ProductText(non_pp_factors, std::nullopt))),
                       "", FieldNames(non_pp_factors));
   }
   if (*non_pp % ep != 0) {
@@ -218,8 +218,8 @@ std::vector<NamedSize> MeshSizeFactors(StrategyKind strategy, int64_t dp, int64_
 
 std::optional<int64_t> RequestedMeshSize(const RequestedSizes& sizes) {
   if (!sizes.dp.has_value()) return std::nullopt;
-  return CheckedProduct({*sizes.dp, sizes.tp.value_or(1), sizes.cp.value_or(1),
-                         sizes.pp.value_or(1)});
+  return CheckedProduct(
+      {*sizes.dp, sizes.tp.value_or(1), sizes.cp.value_or(1), sizes.pp.value_or(1)});
 }
 
 absl::StatusOr<int64_t> InferDp(StrategyKind strategy, int64_t mesh_size, int64_t tp, int64_t cp,
@@ -241,10 +241,9 @@ absl::StatusOr<ResolvedSizes> ResolveSizes(StrategyKind strategy, const Requeste
                                            int64_t mesh_size, bool has_rank_list) {
   if (const std::optional<UnsupportedSize> bad = FindUnsupportedSize(strategy, in)) {
     const bool replicate = bad->field == "dp_replicate_size";
-    const std::string detail =
-        replicate ? absl::StrFormat("(%s=%d, strategy %s)", bad->field, bad->value,
-                                    StrategyName(strategy))
-                  : absl::StrFormat("(%s=%d)", bad->field, bad->value);
+    const std::string detail = replicate ? absl::StrFormat("(%s=%d, strategy %s)", bad->field,
+                                                           bad->value, StrategyName(strategy))
+                                         : absl::StrFormat("(%s=%d)", bad->field, bad->value);
     return WithFields(absl::InvalidArgumentError(absl::StrCat(bad->rule, " ", detail)),
                       replicate ? bad->field : "", {bad->field});
   }

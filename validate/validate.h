@@ -9,7 +9,7 @@
 //   NMESH_RETURN_IF_ERROR(CheckRequestedSizes(requested));       // each given size is positive
 //   if (std::optional<UnsupportedSize> bad =
 //           FindUnsupportedSize(StrategyKind::kMegatronFsdp, requested)) {
-//     // bad->rule == "megatron_fsdp does not support pipeline parallelism", bad->field == "pp_size"
+//     // bad->rule: "megatron_fsdp does not support pipeline parallelism"; bad->field: "pp_size"
 //   }
 //   NMESH_ASSIGN_OR_RETURN(ResolvedSizes sizes,
 //                          ResolveSizes(StrategyKind::kFsdp2, requested, /*mesh_size=*/8,

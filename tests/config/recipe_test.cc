@@ -669,9 +669,9 @@ TEST(RecipePositionsTest, AnnotateAppendsThePosition) {
 
   // Size errors from a builder point at the first field they carry that the file sets; the
   // message text plays no part.
-  EXPECT_THAT(recipe.AnnotateSizeError(validate::WithFields(
-                  absl::InvalidArgumentError("the sizes disagree"), "dp_size",
-                  {"dp_size", "dp_replicate_size"})),
+  EXPECT_THAT(recipe.AnnotateSizeError(
+                  validate::WithFields(absl::InvalidArgumentError("the sizes disagree"), "dp_size",
+                                       {"dp_size", "dp_replicate_size"})),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "the sizes disagree (" + Where(yaml, "dp_size: ") + ")"));
   EXPECT_THAT(recipe.AnnotateSizeError(validate::WithFields(

@@ -10,8 +10,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/validate/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
+#include "nmesh/validate/checked_math.h"
 
 namespace nmesh::mesh {
 

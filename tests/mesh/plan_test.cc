@@ -12,19 +12,19 @@
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/config/strategy.h"
-#include "nmesh/validate/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
+#include "nmesh/validate/checked_math.h"
 
 namespace nmesh::mesh {
 namespace {
 
 using ::nmesh::config::MeshRequest;
 using ::nmesh::config::StrategyKind;
-using ::nmesh::validate::kMaxMeshSize;
 using ::nmesh::mesh::testing::BruteGroupOf;
 using ::nmesh::mesh::testing::BruteMesh;
 using ::nmesh::mesh::testing::BrutePartition;
 using ::nmesh::testing::StatusIs;
+using ::nmesh::validate::kMaxMeshSize;
 using ::testing::_;
 using ::testing::ElementsAre;
 using ::testing::Eq;

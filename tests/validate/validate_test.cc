@@ -79,16 +79,16 @@ TEST(ValidateDistributedSetupTest, DdpChecksInOrder) {
   ResolvedSizes s = all;
   s.dp_replicate = 1;
   EXPECT_THAT(Check(ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
-                                       HasSubstr("ddp does not support tensor parallelism")));
+                                      HasSubstr("ddp does not support tensor parallelism")));
   s.tp = 1;
   EXPECT_THAT(Check(ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
-                                       HasSubstr("ddp does not support pipeline parallelism")));
+                                      HasSubstr("ddp does not support pipeline parallelism")));
   s.pp = 1;
   EXPECT_THAT(Check(ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
-                                       HasSubstr("ddp does not support context parallelism")));
+                                      HasSubstr("ddp does not support context parallelism")));
   s.cp = 1;
   EXPECT_THAT(Check(ddp, s), StatusIs(absl::StatusCode::kInvalidArgument,
-                                       HasSubstr("ddp does not support expert parallelism")));
+                                      HasSubstr("ddp does not support expert parallelism")));
   s.ep = 1;
   EXPECT_OK(Check(ddp, s));
   s.dp_replicate = std::nullopt;
@@ -144,9 +144,9 @@ TEST(CheckRequestedSizesTest, EachGivenSizeMustBePositiveAndFitAnInt) {
                              "pp_size must be a positive integer, got 0"));
   EXPECT_EQ(FieldsOf(zero).subject, "pp_size");
   // -1 is "infer" for dp only.
-  EXPECT_THAT(CheckRequestedSizes({.ep = -1}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "ep_size must be a positive integer, got -1"));
+  EXPECT_THAT(
+      CheckRequestedSizes({.ep = -1}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "ep_size must be a positive integer, got -1"));
   EXPECT_THAT(CheckRequestedSizes({.world_size = int64_t{1} << 31}),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "world_size must be at most 2147483647, got 2147483648"));
@@ -155,10 +155,10 @@ TEST(CheckRequestedSizesTest, EachGivenSizeMustBePositiveAndFitAnInt) {
 }
 
 TEST(FindUnsupportedSizeTest, TheStrategyTable) {
-  EXPECT_FALSE(FindUnsupportedSize(StrategyKind::kFsdp2,
-                                   RequestedSizes{.dp_replicate = 2, .tp = 2, .pp = 2, .cp = 2,
-                                                  .ep = 2})
-                   .has_value());
+  EXPECT_FALSE(
+      FindUnsupportedSize(StrategyKind::kFsdp2,
+                          RequestedSizes{.dp_replicate = 2, .tp = 2, .pp = 2, .cp = 2, .ep = 2})
+          .has_value());
   const std::optional<UnsupportedSize> replicate =
       FindUnsupportedSize(StrategyKind::kMegatronFsdp, RequestedSizes{.dp_replicate = 3, .pp = 2});
   ASSERT_TRUE(replicate.has_value());
@@ -202,17 +202,25 @@ TEST(MeshSizeTest, ProductsAndInference) {
 }
 
 TEST(ResolveSizesTest, SetsTheStrategysFields) {
-  const absl::StatusOr<ResolvedSizes> fsdp2 = ResolveSizes(
-      StrategyKind::kFsdp2, {.dp_replicate = 2, .tp = 2, .pp = 2, .ep = 4}, 32, false);
+  const absl::StatusOr<ResolvedSizes> fsdp2 =
+      ResolveSizes(StrategyKind::kFsdp2, {.dp_replicate = 2, .tp = 2, .pp = 2, .ep = 4}, 32, false);
   ASSERT_OK(fsdp2.status());
   // dp = 32 / (tp 2 * cp 1 * pp 2) = 8; dp_shard = 8 / 2; non_pp = 8 * 1 * 2 = 16, ep_shard 16 / 4.
-  EXPECT_EQ(*fsdp2, (ResolvedSizes{.pp = 2, .dp = 8, .dp_replicate = 2, .dp_shard = 4, .cp = 1,
-                                   .tp = 2, .ep = 4, .ep_shard = 4, .dp_shard_cp = 4,
+  EXPECT_EQ(*fsdp2, (ResolvedSizes{.pp = 2,
+                                   .dp = 8,
+                                   .dp_replicate = 2,
+                                   .dp_shard = 4,
+                                   .cp = 1,
+                                   .tp = 2,
+                                   .ep = 4,
+                                   .ep_shard = 4,
+                                   .dp_shard_cp = 4,
                                    .dp_cp = 8}));
   ASSERT_OK_AND_ASSIGN(const ResolvedSizes megatron,
                        ResolveSizes(StrategyKind::kMegatronFsdp, {.tp = 2}, 8, false));
   EXPECT_EQ(megatron, (ResolvedSizes{.dp = 4, .cp = 1, .tp = 2}));
-  ASSERT_OK_AND_ASSIGN(const ResolvedSizes ddp_sizes, ResolveSizes(StrategyKind::kDdp, {}, 8, false));
+  ASSERT_OK_AND_ASSIGN(const ResolvedSizes ddp_sizes,
+                       ResolveSizes(StrategyKind::kDdp, {}, 8, false));
   EXPECT_EQ(ddp_sizes, (ResolvedSizes{.dp = 8}));
   // The planner's message form of the strategy table, with the field attached.
   const absl::Status ddp = ResolveSizes(StrategyKind::kDdp, {.dp_replicate = 2}, 8, false).status();
@@ -223,8 +231,8 @@ TEST(ResolveSizesTest, SetsTheStrategysFields) {
   const absl::Status multiple =
       ResolveSizes(StrategyKind::kFsdp2, {.dp = 6, .dp_replicate = 4}, 6, false).status();
   EXPECT_EQ(FieldsOf(multiple), (ErrorFields{"dp_size", {"dp_size", "dp_replicate_size"}}));
-  const absl::Status bigger = ResolveSizes(StrategyKind::kFsdp2, {.dp = 4, .tp = 4}, 8, false)
-                                  .status();
+  const absl::Status bigger =
+      ResolveSizes(StrategyKind::kFsdp2, {.dp = 4, .tp = 4}, 8, false).status();
   EXPECT_THAT(bigger, StatusIs(absl::StatusCode::kInvalidArgument,
                                HasSubstr("Mesh should not be bigger than default world size 8")));
   EXPECT_THAT(FieldsOf(bigger).named, ElementsAre("dp_size", "tp_size", "cp_size", "pp_size"));
