@@ -977,7 +977,11 @@ absl::StatusOr<Recipe> ParseSeparateMeshes(std::string_view text, std::string_vi
   for (int i = 0; i < 2; ++i) {
     const Recipe& recipe = (i == 0 ? student : teacher).recipe();
     const RequestedSizes& s = recipe.request.sizes;
-    if (!s.dp.has_value()) {
+    // Sizes from flags are not checked yet; a bad one would give a negative mesh size.
+    if (absl::Status given = validate::CheckRequestedSizes(s); !given.ok()) {
+      return recipe.Annotate(given, validate::FieldsOf(given).subject);
+    }
+    if (!s.dp.has_value() || *s.dp == validate::kInferDp) {
       return recipe.Annotate(
           absl::InvalidArgumentError(absl::StrFormat(
               "%s.dp_size must be set when separate_meshes=true so the non-overlapping rank "

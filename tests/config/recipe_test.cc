@@ -603,6 +603,22 @@ TEST(RecipeTeacherTest, TeacherSectionIsReadSeparately) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("teacher_distributed")));
 }
 
+TEST(RecipeTeacherTest, OverriddenSizesAreCheckedBeforeTheRanksAreSplit) {
+  const std::string yaml =
+      "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
+      "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n";
+  RecipeOverrides infer;
+  infer.sizes.dp = -1;  // "infer": the split would not be explicit
+  EXPECT_THAT(ParseRecipe(yaml, kFile, Section::kDistributed, infer),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("distributed.dp_size must be set when separate_meshes=true")));
+  RecipeOverrides negative;
+  negative.sizes.dp = -5;
+  EXPECT_THAT(ParseRecipe(yaml, kFile, Section::kDistributed, negative),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "dp_size must be a positive integer, got -5"));
+}
+
 TEST(RecipeTest, UnrelatedSectionsAreIgnored) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(R"(recipe: Anything
 model:
