@@ -22,12 +22,15 @@
 #include "nmesh/job/spec.h"
 #include "nmesh/job/verify.h"
 #include "nmesh/mesh/axis_name.h"
-#include "nmesh/mesh/checked_math.h"
 #include "nmesh/mesh/context.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/layout.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/mesh/planned_context.h"
+#include "nmesh/validate/checked_math.h"
+#include "nmesh/validate/error_fields.h"
+#include "nmesh/validate/sizes.h"
+#include "nmesh/validate/strategy.h"
 #include "nmesh/validate/validate.h"
 
 #if NMESH_HAVE_NCCL

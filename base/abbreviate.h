@@ -1,7 +1,7 @@
 // Shortens user input quoted in a message, so that a 1 MB value gives a short error line:
 //
-//   Abbreviate("fsdp2")          -> "fsdp2"
-//   Abbreviate(<1048576 x 'a'>)  -> "aaaa...a... (1048576 bytes)"   (the first 80 bytes kept)
+//   Abbreviate("fsdp2");                       // "fsdp2"
+//   Abbreviate(std::string(1048576, 'a'));     // "aaaa...a... (1048576 bytes)": 80 bytes kept
 #ifndef NMESH_BASE_ABBREVIATE_H_
 #define NMESH_BASE_ABBREVIATE_H_
 

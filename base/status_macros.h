@@ -1,11 +1,9 @@
 // Status helpers that Debian's Abseil (20220623) does not ship.
 //
-//   absl::StatusOr<Layout> Build(...) {
-//     NMESH_RETURN_IF_ERROR(CheckSizes(sizes));
-//     NMESH_ASSIGN_OR_RETURN(int64_t dp, InferDp(sizes));
-//     NMESH_CHECK(dp > 0) << "inference returned " << dp;   // programmer errors only
-//     ...
-//   }
+//   // In a function returning absl::Status or absl::StatusOr<T>:
+//   NMESH_RETURN_IF_ERROR(CheckSizes(sizes));                // returns the error, if any
+//   NMESH_ASSIGN_OR_RETURN(int64_t dp, InferDp(sizes));      // or returns the error
+//   NMESH_CHECK(dp > 0) << "inference returned " << dp;     // programmer errors only: aborts
 #ifndef NMESH_BASE_STATUS_MACROS_H_
 #define NMESH_BASE_STATUS_MACROS_H_
 

@@ -1,7 +1,7 @@
 // Version and build information of the nmesh library.
 //
 //   std::cout << nmesh::VersionString();   // "0.1.0"
-//   if (nmesh::HaveNccl()) { ... }
+//   if (nmesh::HaveNccl()) std::cout << " with NCCL";
 #ifndef NMESH_BASE_VERSION_H_
 #define NMESH_BASE_VERSION_H_
 

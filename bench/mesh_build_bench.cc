@@ -73,7 +73,7 @@ Options ParseArgs(int argc, char** argv, int64_t world) {
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
     const int64_t value = std::atoll(argv[i + 1]);
-    config::ParallelSizes& s = options.request.sizes;
+    validate::RequestedSizes& s = options.request.sizes;
     if (flag == "--pp")
       s.pp = value;
     else if (flag == "--tp")

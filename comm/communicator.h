@@ -5,7 +5,7 @@
 // factories (comm/mpi: host memory over MPI; comm/nccl: device memory over NCCL); comm/self.h is
 // the trivial one-rank communicator used for groups of size 1.
 //
-//   std::unique_ptr<Communicator> world = ...;              // from a backend factory
+//   // world: the world communicator of a backend (mpi::WorldCommunicator, nccl::CreateWorld)
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
 //                          world->Split(/*color=*/rank / 2, /*key=*/rank % 2, {.name = "tp"}));
 //   std::vector<float> grad(1024, 1.0f);
@@ -170,7 +170,7 @@ struct CommOptions {
   // When set, an operation that has not completed after this long fails with DeadlineExceeded
   // naming `name`, the operation and the timeout, and the communicator is aborted.
   std::optional<absl::Duration> timeout = std::nullopt;
-  // Added (issue 13): a debugging aid, off by default. Before each collective, the ranks exchange
+  // A debugging aid, off by default. Before each collective, the ranks exchange
   // what they were called with (operation, count, DataType, ReduceOp, root; for all_to_all_v each
   // rank's send count for every peer, against that peer's receive count), and a mismatch fails
   // on every rank with InvalidArgument naming the communicator, the operation and both ranks'
@@ -228,7 +228,7 @@ class Buffer {
 // reaching the backend. Only then does it call the protected backend hook (DoAllReduce, ...), which
 // may assume valid arguments. A backend implements the hooks; code above the backends calls the
 // public methods.
-// Added (issue 13). Options of an asynchronous operation.
+// Options of an asynchronous operation.
 struct AsyncOptions {
   // NCCL: the caller's cudaStream_t (as void*) on which the operation is enqueued, ordered after
   // the work already on that stream and with no host synchronisation (so the call can be captured
@@ -236,7 +236,7 @@ struct AsyncOptions {
   void* stream = nullptr;
 };
 
-// Added (issue 13). A handle on an operation issued asynchronously (Communicator::*Async).
+// A handle on an operation issued asynchronously (Communicator::*Async).
 // Move-only; destroying a handle does not cancel or wait for its operation (its buffers must stay
 // valid until the operation completes). Not thread-safe: one thread at a time per handle.
 //
@@ -280,7 +280,7 @@ class Work {
   std::shared_ptr<Impl> impl_;
 };
 
-// Added (issue 13). A batch: operations issued together, so that exchanges whose parts would wait
+// A batch: operations issued together, so that exchanges whose parts would wait
 // on each other when issued one by one complete (pipeline neighbours that both send first). Opened
 // on the calling thread; every *Async operation this thread issues until End() joins it, whatever
 // its communicator, as long as all use one backend (another backend is InvalidArgument). NCCL:
@@ -379,7 +379,7 @@ class Communicator {
   // Collective. Returns once every rank has entered it.
   absl::Status Barrier();
 
-  // Added (issue 13): the collectives engines need.
+  // The collectives engines need.
   //
   // Collective. Uneven all-to-all (MoE token dispatch): send_counts[j] elements starting at element
   // send_displs[j] of send go to rank j; recv_counts[j] elements from rank j land at element
@@ -410,7 +410,7 @@ class Communicator {
   absl::Status SendRecv(const void* send, size_t send_count, int dest, void* recv,
                         size_t recv_count, int source, DataType type);
 
-  // Added (issue 13): asynchronous operations. Each checks its arguments exactly as its blocking
+  // Asynchronous operations. Each checks its arguments exactly as its blocking
   // counterpart (errors come back at once), then enqueues the operation and returns a handle
   // (Work). Zero-count collectives return a handle that is already complete. Operations issued on
   // one communicator run in issue order (blocking ones included), and every rank must issue the
@@ -524,7 +524,7 @@ class Communicator {
   absl::Status Recv(absl::Span<T> buffer, int peer) {
     return Recv(buffer.data(), buffer.size(), DataTypeOf<T>::value, peer);
   }
-  // Added (issue 13). AllToAllV: every extent (displacement + count) must lie inside its span.
+  // AllToAllV: every extent (displacement + count) must lie inside its span.
   template <typename T>
   absl::Status AllToAllV(absl::Span<const T> send, absl::Span<const size_t> send_counts,
                          absl::Span<const size_t> send_displs, absl::Span<T> recv,
@@ -575,7 +575,7 @@ class Communicator {
                     DataTypeOf<T>::value);
   }
 
-  // Typed asynchronous overloads (issue 13): the same size checks as the blocking ones, then the
+  // Typed asynchronous overloads: the same size checks as the blocking ones, then the
   // untyped *Async method.
   template <typename T>
   absl::StatusOr<Work> AllReduceAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
@@ -662,9 +662,9 @@ class Communicator {
   virtual absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) = 0;
   virtual absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) = 0;
   virtual absl::Status DoBarrier() = 0;
-  // The hooks of the operations added in issue 13. The defaults are Unimplemented (naming the
-  // backend and the operation), so that a backend outside nmesh keeps compiling; every nmesh
-  // backend overrides them.
+  // The hooks of the collectives above and of the asynchronous operations. The defaults are
+  // Unimplemented (naming the backend and the operation), so that a backend outside nmesh keeps
+  // compiling; every nmesh backend overrides them.
   virtual absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
                                    absl::Span<const size_t> send_displs, void* recv,
                                    absl::Span<const size_t> recv_counts,
@@ -678,7 +678,7 @@ class Communicator {
   virtual absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                                   size_t recv_count, int source, DataType type);
 
-  // Added (issue 13). One operation's arguments, for the asynchronous hook: `op` is the
+  // One operation's arguments, for the asynchronous hook: `op` is the
   // operation's name (all_reduce, ..., sendrecv, barrier). Fields an operation does not have keep
   // their defaults. count: the per-rank count of the operation (send_count of all_gather and
   // gather, recv_count of reduce_scatter and scatter, send_count of sendrecv); recv_count: the

@@ -3,7 +3,7 @@
 //
 //   std::unique_ptr<Communicator> tp = comm::NewSelfCommunicator({.name = "tp"});
 //   std::vector<float> grad(1024, 1.0f);
-//   NMESH_RETURN_IF_ERROR(tp->AllReduce<float>(grad, grad, ReduceOp::kSum));  // unchanged
+//   NMESH_RETURN_IF_ERROR(tp->AllReduce<float>(grad, absl::MakeSpan(grad), ReduceOp::kSum));
 //
 // Memory. By default buffers are host memory and copies use std::memmove. A backend whose buffers
 // live elsewhere (device memory) passes its own MemoryKind and copy function, and, for

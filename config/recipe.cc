@@ -20,6 +20,8 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/config/internal/yaml_value.h"
+#include "nmesh/validate/error_fields.h"
+#include "nmesh/validate/validate.h"
 #include "yaml-cpp/yaml.h"
 
 // yaml-cpp >= 0.7 bounds parser recursion (YAML::DeepRecursion); older versions overflow the stack
@@ -536,14 +538,16 @@ const Fields<MoEParallelizerConfig>& MoeFields() {
 
 // ---- The recipe parser ---------------------------------------------------------------------
 
+using validate::RequestedSizes;
+
 struct SizeKey {
   std::string_view name;
-  std::optional<int64_t> ParallelSizes::*member;
+  std::optional<int64_t> RequestedSizes::*member;
 };
 constexpr SizeKey kSizeKeys[] = {
-    {"dp_size", &ParallelSizes::dp}, {"dp_replicate_size", &ParallelSizes::dp_replicate},
-    {"tp_size", &ParallelSizes::tp}, {"pp_size", &ParallelSizes::pp},
-    {"cp_size", &ParallelSizes::cp}, {"ep_size", &ParallelSizes::ep},
+    {"dp_size", &RequestedSizes::dp}, {"dp_replicate_size", &RequestedSizes::dp_replicate},
+    {"tp_size", &RequestedSizes::tp}, {"pp_size", &RequestedSizes::pp},
+    {"cp_size", &RequestedSizes::cp}, {"ep_size", &RequestedSizes::ep},
 };
 
 // Section keys that are not strategy fields.
@@ -581,8 +585,6 @@ class Parser {
   template <typename C>
   absl::Status ParseSubsection(const Entry* entry, const Fields<C>& fields, std::optional<C>& out);
   void DefaultPipelineDtype(const Entry* pipeline);
-  // The requested size of a size key ("pp_size"), unset when not given.
-  std::optional<int64_t> SizeOf(std::string_view size_name) const;
 
  public:
   // The §4 checks, after the section is read (deferred for separate KD meshes, §8).
@@ -715,7 +717,7 @@ absl::Status Parser::ParseSection(const Value& section) {
   NMESH_RETURN_IF_ERROR(ParseStrategy(Find(entries, "strategy")));
 
   // 2. The six sizes; flags replace the file's values (which are then not read).
-  ParallelSizes& sizes = recipe_.request.sizes;
+  RequestedSizes& sizes = recipe_.request.sizes;
   for (const SizeKey& size : kSizeKeys) {
     const std::string key = absl::StrFormat("%s.%s", section_name(), size.name);
     if (overrides_.sizes.*size.member) {
@@ -758,8 +760,7 @@ absl::Status Parser::ParseSection(const Value& section) {
   const Entry* pipeline = Find(entries, "pipeline");
   const Entry* moe = Find(entries, "moe");
   const int64_t pp = sizes.pp.value_or(1);
-  const int64_t ep = sizes.ep.value_or(1);
-  if (pipeline != nullptr && !pipeline->value.IsNull() && pp <= 1) {
+  if (pipeline != nullptr && !pipeline->value.IsNull() && !validate::HasPipeline(sizes)) {
     recipe_.warnings.push_back(absl::StrFormat(
         "`%s` is set but pp_size=%d (<= 1): it is ignored; set pp_size > 1 to use pipeline "
         "parallelism (%s)",
@@ -771,7 +772,7 @@ absl::Status Parser::ParseSection(const Value& section) {
   NMESH_RETURN_IF_ERROR(ParseStrategyFields(entries));
 
   // 9, 10. The pipeline config.
-  if (pp > 1) {
+  if (validate::HasPipeline(sizes)) {
     if (pipeline == nullptr || pipeline->value.IsNull()) {
       const Entry* pp_entry = Find(entries, "pp_size");
       std::string where;
@@ -789,7 +790,7 @@ absl::Status Parser::ParseSection(const Value& section) {
   }
 
   // 11. The MoE config.
-  if (ep > 1) {
+  if (validate::HasMoe(sizes)) {
     if (moe == nullptr || moe->value.IsNull()) {
       recipe_.moe.emplace();
     } else {
@@ -855,7 +856,8 @@ absl::Status Parser::ParseStrategy(const Entry* entry) {
 absl::StatusOr<std::optional<int64_t>> Parser::ReadSize(const Value& value, std::string_view name) {
   if (value.IsNull()) return std::nullopt;
   if (name == "dp_size") {
-    if (absl::StatusOr<int64_t> dp = value.Int(IntRule::kAny); dp.ok() && *dp == -1) {
+    if (absl::StatusOr<int64_t> dp = value.Int(IntRule::kAny);
+        dp.ok() && *dp == validate::kInferDp) {
       return std::nullopt;  // infer
     }
   }
@@ -915,13 +917,6 @@ absl::Status Parser::ParseStrategyFields(const std::vector<Entry>& entries) {
       recipe_.strategy_config);
 }
 
-std::optional<int64_t> Parser::SizeOf(std::string_view size_name) const {
-  for (const SizeKey& size : kSizeKeys) {
-    if (size.name == size_name) return recipe_.request.sizes.*size.member;
-  }
-  return std::nullopt;
-}
-
 template <typename C>
 absl::Status Parser::ParseSubsection(const Entry* entry, const Fields<C>& fields,
                                      std::optional<C>& out) {
@@ -956,34 +951,13 @@ absl::Status Parser::Conflict(std::string_view message, std::string_view key) {
                                                     entry->value.Describe(), entry->value.Where()));
 }
 
-// The checks of §4 before any mesh, in order (the messages of validate/validate.h).
+// The strategy-support checks before any mesh (validate::FindUnsupportedSize), naming the key's
+// file:line:col when the file set it.
 absl::Status Parser::CheckStrategyConflicts() {
-  const ParallelSizes& sizes = recipe_.request.sizes;
-  const StrategyKind kind = recipe_.request.strategy;
-  if (kind != StrategyKind::kFsdp2 && sizes.dp_replicate.value_or(1) > 1) {
-    return Conflict("dp_replicate_size is only supported with FSDP2Config", "dp_replicate_size");
-  }
-  if (kind == StrategyKind::kMegatronFsdp) {
-    if (sizes.pp.value_or(1) > 1) {
-      return Conflict("megatron_fsdp does not support pipeline parallelism", "pp_size");
-    }
-    if (sizes.ep.value_or(1) > 1) {
-      return Conflict("megatron_fsdp does not support expert parallelism", "ep_size");
-    }
-  }
-  if (kind == StrategyKind::kDdp) {
-    constexpr std::pair<std::string_view, std::string_view> kUnsupported[] = {
-        {"tp_size", "tensor"},
-        {"pp_size", "pipeline"},
-        {"cp_size", "context"},
-        {"ep_size", "expert"}};
-    for (const auto& [key, what] : kUnsupported) {
-      if (SizeOf(key).value_or(1) > 1) {
-        return Conflict(absl::StrFormat("ddp does not support %s parallelism", what), key);
-      }
-    }
-  }
-  return absl::OkStatus();
+  const std::optional<validate::UnsupportedSize> unsupported =
+      validate::FindUnsupportedSize(recipe_.request.strategy, recipe_.request.sizes);
+  if (!unsupported.has_value()) return absl::OkStatus();
+  return Conflict(unsupported->rule, unsupported->field);
 }
 
 // Separate knowledge-distillation meshes (§8): both sections follow the rules (student first),
@@ -1002,8 +976,12 @@ absl::StatusOr<Recipe> ParseSeparateMeshes(std::string_view text, std::string_vi
   int64_t mesh_sizes[2] = {0, 0};
   for (int i = 0; i < 2; ++i) {
     const Recipe& recipe = (i == 0 ? student : teacher).recipe();
-    const ParallelSizes& s = recipe.request.sizes;
-    if (!s.dp.has_value()) {
+    const RequestedSizes& s = recipe.request.sizes;
+    // Sizes from flags are not checked yet; a bad one would give a negative mesh size.
+    if (absl::Status given = validate::CheckRequestedSizes(s); !given.ok()) {
+      return recipe.Annotate(given, validate::FieldsOf(given).subject);
+    }
+    if (!s.dp.has_value() || *s.dp == validate::kInferDp) {
       return recipe.Annotate(
           absl::InvalidArgumentError(absl::StrFormat(
               "%s.dp_size must be set when separate_meshes=true so the non-overlapping rank "
@@ -1011,14 +989,12 @@ absl::StatusOr<Recipe> ParseSeparateMeshes(std::string_view text, std::string_vi
               SectionName(recipe.section))),
           SectionName(recipe.section));
     }
-    int64_t size = 1;
-    for (int64_t factor : {*s.dp, s.tp.value_or(1), s.pp.value_or(1), s.cp.value_or(1)}) {
-      if (__builtin_mul_overflow(size, factor, &size)) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("%s: the mesh size overflows", SectionName(recipe.section)));
-      }
+    const std::optional<int64_t> size = validate::RequestedMeshSize(s);
+    if (!size.has_value()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: the mesh size overflows", SectionName(recipe.section)));
     }
-    mesh_sizes[i] = size;
+    mesh_sizes[i] = *size;
   }
   int64_t sum = 0;
   if (__builtin_add_overflow(mesh_sizes[0], mesh_sizes[1], &sum)) {
@@ -1092,16 +1068,10 @@ absl::Status Recipe::AnnotateSizeError(const absl::Status& status) const {
   if (status.ok() || (!filename.empty() && absl::StrContains(status.message(), filename))) {
     return status;
   }
-  std::string_view best_key = SectionName(section);
-  size_t best_at = std::string_view::npos;
-  for (const SizeKey& size : kSizeKeys) {
-    const size_t at = status.message().find(std::string(size.name));
-    if (at != std::string_view::npos && at < best_at && PositionOf(size.name).has_value()) {
-      best_at = at;
-      best_key = size.name;
-    }
+  for (const std::string& field : validate::FieldsOf(status).named) {
+    if (PositionOf(field).has_value()) return Annotate(status, field);
   }
-  return Annotate(status, best_key);
+  return Annotate(status, SectionName(section));
 }
 
 absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view filename,

@@ -74,8 +74,8 @@ struct DistEnv {
 struct RecipeOverrides {
   std::optional<StrategyKind> strategy;
   // All six sizes plus world_size, which a recipe never sets.
-  ParallelSizes sizes;
-  // The job's world for separate knowledge-distillation meshes (§8): the student and teacher
+  validate::RequestedSizes sizes;
+  // The job's world for separate knowledge-distillation meshes: the student and teacher
   // mesh sizes must add up to it. Unset: their sum is the world.
   std::optional<int64_t> job_world_size;
 };
@@ -85,7 +85,7 @@ struct Recipe {
   std::string filename;
   Section section = Section::kDistributed;
 
-  // The strategy and the six sizes after §3 null handling (null / none / absent -> unset,
+  // The strategy and the six sizes after null handling (null / none / absent -> unset,
   // dp_size -1 -> unset, meaning infer); world_size and ranks come from overrides or the caller.
   MeshRequest request;
   // The alternative matches request.strategy.
@@ -98,7 +98,7 @@ struct Recipe {
   DistEnv dist_env;
   // Whether the recipe has a `teacher_distributed:` section (a second mesh over other ranks).
   bool has_teacher_section = false;
-  // The top-level `separate_meshes` (knowledge distillation, §8). When true, both sections were
+  // The top-level `separate_meshes` (knowledge distillation). When true, both sections were
   // read and checked, and request.ranks / request.job_world_size hold this section's ranks:
   // the student gets 0..S-1, the teacher S..W-1.
   bool separate_meshes = false;
@@ -124,15 +124,15 @@ struct Recipe {
 
   // Annotates an error from a mesh builder about sizes (e.g. "tp_size must be a positive integer,
   // got 0" or "dp_size must be a multiple of dp_replicate_size") with the position of the first
-  // size key its message names that the file sets, else with the section's position. A message
-  // that already names the file is returned unchanged.
+  // field the error names (validate::FieldsOf(status).named) that the file sets, else with the
+  // section's position. A message that already names the file is returned unchanged.
   absl::Status AnnotateSizeError(const absl::Status& status) const;
 };
 
 // Parses recipe text. `filename` is only used in messages. Applies the recipe rules in
 // NeMo AutoModel 0.7.0's order:
 //  1. `strategy` defaults to fsdp2 and is lower-cased (resolved in 8).
-//  2. The six sizes (§3): null/none/None/absent -> unset; dp_size -1 -> unset (infer); zero,
+//  2. The six sizes: null/none/None/absent -> unset; dp_size -1 -> unset (infer); zero,
 //     negative, non-integer, boolean, list, map or out-of-range -> "<key> must be a positive
 //     integer, got ..".
 //  3. `pipeline`, `moe` and `activation_checkpointing` are taken out; the latter is normalised.
@@ -147,16 +147,14 @@ struct Recipe {
 // 10. pp > 1 without pipeline.dtype: the strategy's mp_policy output_dtype, else param_dtype.
 // 11. ep > 1 without `moe` -> the default MoEParallelizerConfig.
 // 12. Type errors name the key, the expected type and the position.
-// Then the checks of §4 before any mesh, in order: dp_replicate_size > 1 without FSDP2;
-// megatron_fsdp with pp or ep > 1; ddp with tp, pp, cp or ep > 1. Messages equal the mesh
-// builders', plus the position.
-// Knowledge distillation (§8): `teacher_distributed:` needs the top-level `separate_meshes: true`
+// Then the strategy-support checks (validate::FindUnsupportedSize): "<rule> (<key>=<value> at
+// file:line:col)", or the rule alone when a flag set the size.
+// Knowledge distillation: `teacher_distributed:` needs the top-level `separate_meshes: true`
 // and vice versa; then both sections are read (student first; overrides apply to `section` only),
-// both must set dp_size, their mesh sizes (dp*tp*pp*cp) must add up to the job's world
-// (overrides.job_world_size, else their sum), and neither may be DDP.
-// Also fails on: a missing section, a section or dist_env that is not a map, duplicate keys,
-// malformed YAML (yaml-cpp's message and position), nesting deeper than yaml-cpp's limit.
-// Thread-safe.
+// both must set dp_size, their mesh sizes (validate::RequestedMeshSize) must add up to the job's
+// world (overrides.job_world_size, else their sum), and neither may be DDP. Also fails on: a
+// missing section, a section or dist_env that is not a map, duplicate keys, malformed YAML
+// (yaml-cpp's message and position), nesting deeper than yaml-cpp's limit. Thread-safe.
 absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view filename,
                                    Section section = Section::kDistributed,
                                    const RecipeOverrides& overrides = {});

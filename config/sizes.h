@@ -1,4 +1,4 @@
-// The requested parallel sizes of a mesh, before inference and validation.
+// What a mesh builder needs: the strategy, the requested sizes and optionally the mesh's ranks.
 //
 //   MeshRequest request;
 //   request.strategy = StrategyKind::kFsdp2;
@@ -13,30 +13,16 @@
 #include <vector>
 
 #include "nmesh/config/strategy.h"
+#include "nmesh/validate/sizes.h"
 
 namespace nmesh::config {
-
-// Every field is as the user gave it. std::nullopt means "not given" (YAML null/none/None too):
-// tp, pp, cp, ep and dp_replicate then default to 1, and dp is inferred. dp == -1 also means infer.
-// Values are not validated here: the mesh builders reject zero, negative and overflowing sizes
-// with a message naming the field.
-struct ParallelSizes {
-  std::optional<int64_t> dp;
-  std::optional<int64_t> dp_replicate;
-  std::optional<int64_t> tp;
-  std::optional<int64_t> pp;
-  std::optional<int64_t> cp;
-  std::optional<int64_t> ep;
-  // The number of ranks the mesh spans. With an explicit rank list it is the list's length (and,
-  // when given, must equal it).
-  std::optional<int64_t> world_size;
-};
 
 // What a mesh builder needs: the strategy, the sizes, and optionally the ordered global ranks the
 // mesh spans (a rank subset). Without `ranks` the mesh spans ranks 0..world_size-1.
 struct MeshRequest {
   StrategyKind strategy = kDefaultStrategy;
-  ParallelSizes sizes;
+  // As the user gave them (checked and resolved by validate::ResolveSizes).
+  validate::RequestedSizes sizes;
   std::optional<std::vector<int64_t>> ranks;
   // The size of the job's world that the mesh's ranks are drawn from (`nmesh plan --world` with
   // --ranks). Every mesh rank must be below it. Defaults to world_size without `ranks` and to

@@ -1,32 +1,21 @@
-// The strategy map: strategy names (and aliases) to strategy kinds.
+// The strategy kinds and their names, as the typed configs and the recipe layer use them. The kinds
+// are defined with the rules that depend on them (nmesh/validate/strategy.h); this header makes
+// them available as config::StrategyKind and so on.
 //
-//   NMESH_ASSIGN_OR_RETURN(StrategyKind kind, ParseStrategy("Megatron-FSDP"));  // kMegatronFsdp
-//   StrategyName(kind);                                                         // "megatron_fsdp"
+//   NMESH_ASSIGN_OR_RETURN(config::StrategyKind kind, config::ParseStrategy("mfsdp"));
+//   config::StrategyName(kind);                                    // "megatron_fsdp"
 #ifndef NMESH_CONFIG_STRATEGY_H_
 #define NMESH_CONFIG_STRATEGY_H_
 
-#include <string_view>
-#include <vector>
-
-#include "absl/status/statusor.h"
+#include "nmesh/validate/strategy.h"
 
 namespace nmesh::config {
 
-enum class StrategyKind { kFsdp2, kMegatronFsdp, kDdp };
-
-// The default strategy when a recipe or the command line names none.
-inline constexpr StrategyKind kDefaultStrategy = StrategyKind::kFsdp2;
-
-// Matches `name` case-insensitively against fsdp2, megatron_fsdp, megatron-fsdp, mfsdp and ddp.
-// Fails with InvalidArgument "Unknown strategy: <name>. Valid strategies: [<sorted names>]".
-// Thread-safe.
-absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name);
-
-// The canonical name: "fsdp2", "megatron_fsdp" or "ddp".
-std::string_view StrategyName(StrategyKind kind);
-
-// Every accepted name, sorted.
-const std::vector<std::string_view>& ValidStrategyNames();
+using validate::kDefaultStrategy;
+using validate::ParseStrategy;
+using validate::StrategyKind;
+using validate::StrategyName;
+using validate::ValidStrategyNames;
 
 }  // namespace nmesh::config
 

@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
   }
   std::cout << absl::StrFormat(
       "engine_step: rank %d: step ok (pp %d of %d, tp %d, ep %d, dp_shard_cp %d)\n", rank,
-      pp->rank(), context.sizes().pp_size, context.sizes().tp_size, context.sizes().ep_size,
+      pp->rank(), context.sizes().pp_size(), context.sizes().tp_size(), context.sizes().ep_size(),
       dp->size());
   return 0;
 }

@@ -76,7 +76,7 @@ int main(int argc, char** argv) {
     ++checked;
   }
   std::cout << absl::StrFormat("student_teacher: rank %d: %s (tp %d, dp %d): %d groups ok\n", rank,
-                               model.spec.label, model.context->sizes().tp_size,
-                               model.context->sizes().dp_size.value_or(1), checked);
+                               model.spec.label, model.context->sizes().tp_size(),
+                               model.context->sizes().dp_size().value_or(1), checked);
   return 0;
 }

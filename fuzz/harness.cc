@@ -22,10 +22,10 @@
 namespace nmesh::fuzz {
 namespace {
 
-using config::ParallelSizes;
 using config::Recipe;
 using config::Section;
 using config::StrategyKind;
+using validate::RequestedSizes;
 
 bool Above1(const std::optional<int64_t>& size) { return size.has_value() && *size > 1; }
 
@@ -39,7 +39,7 @@ void CheckParsed(const absl::StatusOr<Recipe>& parsed, Section section,
   const Recipe& recipe = *parsed;
   NMESH_CHECK(recipe.section == section);
   NMESH_CHECK(recipe.filename == "fuzz.yaml") << recipe.filename;
-  const ParallelSizes& s = recipe.request.sizes;
+  const RequestedSizes& s = recipe.request.sizes;
   for (const std::optional<int64_t>* size : {&s.dp, &s.dp_replicate, &s.tp, &s.pp, &s.cp, &s.ep}) {
     NMESH_CHECK(!size->has_value() || **size > 0) << **size;
   }

@@ -9,8 +9,10 @@
 //   job::JobMesh& student = job->meshes()[0];
 //   if (student.mesh->is_member()) {
 //     NMESH_ASSIGN_OR_RETURN(comm::Communicator* tp, student.mesh->Comm("tp"));
-//     ... tp->AllReduce(...) ...
-//     int64_t dp = student.context->sizes().dp_size.value_or(1);
+//     std::vector<float> grad(1024, 1.0f);
+//     NMESH_RETURN_IF_ERROR(
+//         tp->AllReduce<float>(grad, absl::MakeSpan(grad), comm::ReduceOp::kSum));
+//     int64_t dp = student.context->dp_size().value_or(1);
 //   }
 //
 // Start is collective over MPI_COMM_WORLD: every rank calls it with the same options. The caller

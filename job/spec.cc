@@ -1,13 +1,14 @@
 #include "nmesh/job/spec.h"
 
-#include <numeric>
 #include <tuple>
 #include <utility>
 
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/strategy.h"
-#include "nmesh/mesh/checked_math.h"
+#include "nmesh/validate/error_fields.h"
+#include "nmesh/validate/sizes.h"
+#include "nmesh/validate/validate.h"
 
 namespace nmesh::job {
 
@@ -19,8 +20,8 @@ absl::Status ApplyMeshOptions(const MeshOptions& options, config::MeshRequest& r
   if (options.strategy.has_value()) {
     NMESH_ASSIGN_OR_RETURN(request.strategy, config::ParseStrategy(*options.strategy));
   }
-  const config::ParallelSizes& flags = options.sizes;
-  config::ParallelSizes& sizes = request.sizes;
+  const validate::RequestedSizes& flags = options.sizes;
+  validate::RequestedSizes& sizes = request.sizes;
   for (auto [flag, field] :
        {std::pair{&flags.dp, &sizes.dp}, std::pair{&flags.dp_replicate, &sizes.dp_replicate},
         std::pair{&flags.tp, &sizes.tp}, std::pair{&flags.pp, &sizes.pp},
@@ -40,14 +41,13 @@ absl::Status ApplyMeshOptions(const MeshOptions& options, config::MeshRequest& r
 
 namespace {
 
-// Typed defaults for a mesh given by flags alone, as a recipe without those blocks would get
-// (contract §8 rule 8).
+// Typed defaults for a mesh given by flags alone, as a recipe without those blocks would get.
 MeshSpec SpecFromFlags(config::MeshRequest request) {
   MeshSpec spec;
   spec.label = "flags";
   spec.strategy_config = config::DefaultStrategyConfig(request.strategy);
-  if (request.sizes.pp.value_or(1) > 1) spec.pipeline.emplace();
-  if (request.sizes.ep.value_or(1) > 1) spec.moe.emplace();
+  if (validate::HasPipeline(request.sizes)) spec.pipeline.emplace();
+  if (validate::HasMoe(request.sizes)) spec.moe.emplace();
   spec.request = std::move(request);
   return spec;
 }
@@ -64,72 +64,6 @@ MeshSpec SpecFromRecipe(config::Recipe recipe) {
   spec.warnings = recipe.warnings;
   spec.recipe = std::move(recipe);
   return spec;
-}
-
-// The number of ranks a section's mesh spans when it says so itself (dp_size given), else
-// nullopt (dp is inferred from the ranks it is given).
-std::optional<int64_t> ExplicitMeshSize(const config::MeshRequest& request) {
-  const config::ParallelSizes& s = request.sizes;
-  if (!s.dp.has_value() || *s.dp <= 0) return std::nullopt;
-  std::vector<int64_t> factors = {*s.dp};
-  if (request.strategy != config::StrategyKind::kDdp) {
-    factors.push_back(s.cp.value_or(1));
-    factors.push_back(s.tp.value_or(1));
-  }
-  if (request.strategy == config::StrategyKind::kFsdp2) factors.push_back(s.pp.value_or(1));
-  for (int64_t f : factors) {
-    if (f <= 0) return std::nullopt;  // the builder reports the bad size
-  }
-  return mesh::CheckedProduct(factors);
-}
-
-std::vector<int64_t> RankRange(int64_t begin, int64_t count) {
-  std::vector<int64_t> ranks(static_cast<size_t>(count));
-  std::iota(ranks.begin(), ranks.end(), begin);
-  return ranks;
-}
-
-// Gives the student [0, S) and the teacher [S, S+T) of the job's world (see the header).
-absl::Status AssignStudentTeacherRanks(MeshSpec& student, MeshSpec& teacher,
-                                       std::optional<int64_t> job_world, const std::string& file) {
-  std::optional<int64_t> s = ExplicitMeshSize(student.request);
-  std::optional<int64_t> t = ExplicitMeshSize(teacher.request);
-  if (!job_world.has_value()) {
-    if (!s.has_value() || !t.has_value()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: cannot place the student (distributed) and teacher (teacher_distributed) meshes: "
-          "give dp_size in both sections, or --world, or --ranks",
-          file));
-    }
-    if (*s > mesh::kMaxMeshSize - *t) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: the student (%d ranks) and teacher (%d ranks) meshes exceed the largest world (%d)",
-          file, *s, *t, mesh::kMaxMeshSize));
-    }
-    job_world = *s + *t;
-  }
-  const int64_t world = *job_world;
-  if (!s.has_value() && !t.has_value()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: cannot place the student (distributed) and teacher (teacher_distributed) meshes in "
-        "a world of %d: give dp_size in at least one section, or --ranks",
-        file, world));
-  }
-  if (!s.has_value()) s = world - *t;
-  if (!t.has_value()) t = world - *s;
-  if (*s <= 0 || *t <= 0 || *s > world - *t) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s: the student (distributed, %d ranks) and teacher (teacher_distributed, %d ranks) "
-        "meshes do not fit in a world of %d",
-        file, *s, *t, world));
-  }
-  for (auto [spec, begin, count] :
-       {std::tuple{&student, int64_t{0}, *s}, std::tuple{&teacher, *s, *t}}) {
-    if (spec->request.ranks.has_value()) continue;  // --ranks given for this section
-    spec->request.ranks = RankRange(begin, count);
-    spec->request.job_world_size = world;
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -169,7 +103,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
                          config::LoadRecipeFile(*options.config_path, selected, overrides));
   const bool has_teacher = recipe.has_teacher_section;
   MeshSpec chosen = SpecFromRecipe(std::move(recipe));
-  const config::ParallelSizes& flags = options.sizes;
+  const validate::RequestedSizes& flags = options.sizes;
   for (auto [value, key, flag] :
        {std::tuple{&flags.dp, "dp_size", "--dp"},
         std::tuple{&flags.dp_replicate, "dp_replicate_size", "--dp-replicate"},
@@ -190,7 +124,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
     return specs;
   }
 
-  // A student/teacher recipe: read the other section as written to place both meshes.
+  // A student/teacher recipe: the recipe layer placed both meshes; read the other section too.
   const config::Section other_section = selected == config::Section::kDistributed
                                             ? config::Section::kTeacherDistributed
                                             : config::Section::kDistributed;
@@ -200,28 +134,21 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
       config::Recipe other_recipe,
       config::LoadRecipeFile(*options.config_path, other_section, other_overrides));
   MeshSpec other = SpecFromRecipe(std::move(other_recipe));
-  MeshSpec& student = selected == config::Section::kDistributed ? chosen : other;
-  MeshSpec& teacher = selected == config::Section::kDistributed ? other : chosen;
-  NMESH_RETURN_IF_ERROR(
-      AssignStudentTeacherRanks(student, teacher, job_world, *options.config_path));
-
   std::vector<MeshSpec> specs;
-  if (all_sections && !options.section.has_value()) {
-    specs.push_back(std::move(student));
-    specs.push_back(std::move(teacher));
-  } else {
-    specs.push_back(std::move(chosen));
-  }
+  specs.push_back(std::move(chosen));
+  // Without a section, the chosen one is the student (distributed).
+  if (all_sections && !options.section.has_value()) specs.push_back(std::move(other));
   return specs;
 }
 
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec) {
   absl::StatusOr<mesh::MeshPlan> plan = mesh::PlanMesh(spec.request);
   if (plan.ok() || !spec.recipe.has_value()) return plan;
-  const std::string message(plan.status().message());
+  const std::string subject = validate::FieldsOf(plan.status()).subject;
   for (const auto& [key, flag] : spec.flag_overrides) {
-    if (message.rfind(key, 0) == 0) {
-      return absl::Status(plan.status().code(), absl::StrFormat("%s (from %s)", message, flag));
+    if (!subject.empty() && subject == key) {
+      return absl::Status(plan.status().code(),
+                          absl::StrFormat("%s (from %s)", plan.status().message(), flag));
     }
   }
   return spec.recipe->AnnotateSizeError(plan.status());

@@ -8,13 +8,13 @@
 //                          job::ResolveMeshSpecs(options, /*job_world=*/8, /*all_sections=*/true));
 //   NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, job::PlanMeshSpec(specs[0]));
 //
-// Student and teacher (a recipe with `teacher_distributed:`, each model on its own mesh): the
-// student (`distributed`) takes the first S ranks of the job and the teacher the T ranks that
-// follow, [S, S+T). A section's size is the product of its sizes when it gives dp_size (FSDP2:
-// dp·cp·tp·pp; MegatronFSDP: dp·cp·tp; DDP: dp); a section that leaves dp to inference gets the
-// ranks the other leaves over in the job's world. An explicit rank list overrides the assignment
-// of the section it applies to. Explicit sizes override the selected section (default
-// `distributed`); the other section is read as written.
+// Student and teacher (a recipe with `separate_meshes: true` and `teacher_distributed:`, each model
+// on its own mesh): both sections give dp_size, and the recipe layer places the student
+// (`distributed`) on the first S ranks of the job and the teacher on the T ranks that follow,
+// [S, S+T), where S and T are the sections' mesh sizes (validate::RequestedMeshSize) and S + T must
+// be the job's world. An explicit rank list overrides the placement of the section it applies to.
+// Explicit sizes override the selected section (default `distributed`); the other section is read
+// as written.
 #ifndef NMESH_JOB_SPEC_H_
 #define NMESH_JOB_SPEC_H_
 
@@ -31,6 +31,7 @@
 #include "nmesh/config/sizes.h"
 #include "nmesh/config/strategy_config.h"
 #include "nmesh/mesh/plan.h"
+#include "nmesh/validate/sizes.h"
 
 namespace nmesh::job {
 
@@ -45,7 +46,7 @@ struct MeshOptions {
   // fsdp2, megatron_fsdp (megatron-fsdp, mfsdp) or ddp, case-insensitive.
   std::optional<std::string> strategy = std::nullopt;
   // sizes.world_size is the mesh's size without `ranks`, and the job's world with them.
-  config::ParallelSizes sizes = {};
+  validate::RequestedSizes sizes = {};
   // The mesh's ordered global ranks, when it spans a subset of the job.
   std::optional<std::vector<int64_t>> ranks = std::nullopt;
 };
@@ -85,14 +86,16 @@ absl::Status ApplyMeshOptions(const MeshOptions& options, config::MeshRequest& r
 // number of ranks of the running job, used when sizes.world_size is absent. With `all_sections`, a
 // recipe with a teacher section and no `section` yields both meshes, student first; otherwise
 // exactly one spec. InvalidArgument for a bad value, a recipe error (naming file:line:col), a
-// section without a recipe, or ranks that cannot be assigned. Sizes are checked by PlanMeshSpec.
+// section without a recipe, or student and teacher meshes that do not fill the job's world. Sizes
+// are checked by PlanMeshSpec.
 // Thread-safe; reads the recipe file.
 absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& options,
                                                        std::optional<int64_t> job_world,
                                                        bool all_sections);
 
-// mesh::PlanMesh on spec.request; a size error names the recipe's file:line:col, or the flag that
-// set the size.
+// mesh::PlanMesh on spec.request; a size error names the flag that set the size it is about
+// (" (from --tp)"), or else the recipe's file:line:col of the first size it names that the file
+// sets (config::Recipe::AnnotateSizeError).
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec);
 
 }  // namespace nmesh::job

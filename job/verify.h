@@ -4,10 +4,11 @@
 //   if (m.mesh->is_member()) {
 //     NMESH_ASSIGN_OR_RETURN(job::RankVerification v,
 //                            job::VerifyRank(*m.plan, *m.mesh, job->rank()));
-//     if (!v.verified) ... v.mismatches ...
+//     if (!v.verified) std::cerr << v.mismatches.size() << " groups differ from the plan\n";
 //   }
-//   for (const job::GroupPlacement& g : job::PlacementOf(*m.plan, job->topology().host_names))
-//     ... g.name, g.intra_host ...
+//   for (const job::GroupPlacement& g : job::PlacementOf(*m.plan, job->topology().host_names)) {
+//     std::cout << g.name << (g.intra_host ? " stays on a host\n" : " crosses hosts\n");
+//   }
 #ifndef NMESH_JOB_VERIFY_H_
 #define NMESH_JOB_VERIFY_H_
 

@@ -12,7 +12,7 @@ namespace nmesh::mesh {
 namespace {
 
 // The communicator sizes of a mesh's axes and flattened groups that carry contract names (others,
-// e.g. sub-axes made by Unflatten, have no §7 meaning; ValidateAxisNames reports native ones).
+// e.g. sub-axes made by Unflatten, have no size meaning; ValidateAxisNames reports native ones).
 std::vector<MeshAxisInfo> AxesOf(const DeviceMesh& mesh) {
   std::vector<MeshAxisInfo> axes;
   auto add = [&](const std::string& name, bool native) {
@@ -74,7 +74,7 @@ MeshView MeshContext::View() const {
   return view;
 }
 
-ContextSizes MeshContext::sizes() const { return ContextSizesOf(View()); }
+validate::ResolvedSizes MeshContext::sizes() const { return ContextSizesOf(View()); }
 
 std::vector<MeshAxisName> MeshContext::dp_axis_names() const { return DpAxisNamesOf(View()); }
 
@@ -101,14 +101,9 @@ absl::Status MeshContext::ValidateAxisNames() const {
 }
 
 absl::Status MeshContext::ValidateDistributedSetup() const {
-  const ContextSizes s = sizes();
   validate::DistributedSetup setup;
-  setup.strategy = strategy_config_.has_value() ? &*strategy_config_ : nullptr;
-  setup.sizes = {.pp = s.pp_size,
-                 .tp = s.tp_size,
-                 .cp = s.cp_size,
-                 .ep = s.ep_size,
-                 .dp_replicate = s.dp_replicate_size};
+  if (strategy_config_.has_value()) setup.strategy = config::StrategyKindOf(*strategy_config_);
+  setup.sizes = sizes();
   setup.has_pipeline = pipeline_config_.has_value();
   setup.has_moe = moe_config_.has_value();
   return validate::ValidateDistributedSetup(setup);

@@ -12,7 +12,7 @@
 //   NMESH_RETURN_IF_ERROR(context.ValidateDistributedSetup());
 //
 // Sizes are never stored: each accessor reads the communicators' size() now, and a missing mesh
-// or axis gives the §7 default (pp, tp, cp, ep, dp_shard: 1; dp, dp_replicate: none). The axis
+// or axis gives the default (pp, tp, cp, ep, dp_shard: 1; dp, dp_replicate: none). The axis
 // kwargs follow the same rules as a plan's (mesh/planned_context.h), so `nmesh plan` and a live
 // context can never disagree.
 //
@@ -66,7 +66,7 @@ class MeshContext {
   }
   config::ActivationCheckpointing& activation_checkpointing() { return activation_checkpointing_; }
 
-  // How context parallelism splits the cp axis (§7, ring/Ulysses): ring degree 1 and Ulysses
+  // How context parallelism splits the cp axis (ring/Ulysses): ring degree 1 and Ulysses
   // degree none (pure Ulysses over the whole cp axis) by default. CreateRingUlyssesMesh makes the
   // (ring, ulysses) mesh; the context only records the degrees, and cp_size() still reads `cp`.
   int64_t cp_ring_degree() const { return cp_ring_degree_; }
@@ -74,16 +74,16 @@ class MeshContext {
   std::optional<int64_t> cp_ulysses_degree() const { return cp_ulysses_degree_; }
   std::optional<int64_t>& cp_ulysses_degree() { return cp_ulysses_degree_; }
 
-  // The §7 sizes, read from the communicators now.
-  ContextSizes sizes() const;
-  int64_t pp_size() const { return sizes().pp_size; }
-  bool pp_enabled() const { return sizes().pp_enabled; }
-  int64_t tp_size() const { return sizes().tp_size; }
-  int64_t cp_size() const { return sizes().cp_size; }
-  int64_t ep_size() const { return sizes().ep_size; }
-  std::optional<int64_t> dp_size() const { return sizes().dp_size; }
-  std::optional<int64_t> dp_replicate_size() const { return sizes().dp_replicate_size; }
-  int64_t dp_shard_size() const { return sizes().dp_shard_size; }
+  // The sizes of the meshes' axes and groups, read from the communicators now (ContextSizesOf).
+  validate::ResolvedSizes sizes() const;
+  int64_t pp_size() const { return sizes().pp_size(); }
+  bool pp_enabled() const { return sizes().pp_enabled(); }
+  int64_t tp_size() const { return sizes().tp_size(); }
+  int64_t cp_size() const { return sizes().cp_size(); }
+  int64_t ep_size() const { return sizes().ep_size(); }
+  std::optional<int64_t> dp_size() const { return sizes().dp_size(); }
+  std::optional<int64_t> dp_replicate_size() const { return sizes().dp_replicate_size(); }
+  int64_t dp_shard_size() const { return sizes().dp_shard_size(); }
 
   // (dp_replicate, dp_shard_cp) when the device mesh has a native dp_replicate axis and a
   // dp_shard_cp group, otherwise (dp_shard_cp).
@@ -96,9 +96,9 @@ class MeshContext {
   MeshView View() const;
 
   // InvalidArgument "device_mesh contains unknown axis names {'ring'}; allowed names are
-  // ['cp', ...]" (or "moe_mesh ...") when a mesh's native axis is not a contract axis name.
+  // ['cp', ...]" (or "moe_mesh ...") when a mesh's native axis is not one of kAllMeshAxisNames.
   absl::Status ValidateAxisNames() const;
-  // The §7 distributed-setup checks (validate/validate.h) on sizes() and the configs present.
+  // validate::ValidateDistributedSetup on sizes(), the strategy and the configs present.
   absl::Status ValidateDistributedSetup() const;
 
  private:
@@ -115,7 +115,7 @@ class MeshContext {
   std::optional<int64_t> cp_ulysses_degree_;
 };
 
-// create_ring_ulysses_mesh (§7): `device_mesh` with its `cp` axis unflattened into (ring,
+// create_ring_ulysses_mesh: `device_mesh` with its `cp` axis unflattened into (ring,
 // ulysses), shape (ring_degree, ulysses_degree) in place of cp; Submesh({"ring", "ulysses"}) of
 // the result is the 2-D mesh. A wrong product gives InvalidArgument "ring_degree (R) *
 // ulysses_degree (U) must equal the cp mesh size (N)."; a mesh without cp fails too. Collective

@@ -1,5 +1,5 @@
-// DeviceMesh: a mesh layout with a live communicator per axis and per flattened group (contract
-// §5, §6), built from a MeshPlan over any backend's world communicator.
+// DeviceMesh: a mesh layout with a live communicator per axis and per flattened group, built from
+// a MeshPlan over any backend's world communicator.
 //
 //   config::MeshRequest request;
 //   request.sizes.world_size = world->size();

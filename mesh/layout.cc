@@ -12,9 +12,12 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "nmesh/base/status_macros.h"
-#include "nmesh/mesh/checked_math.h"
+#include "nmesh/validate/checked_math.h"
 
 namespace nmesh::mesh {
+
+using validate::CheckedProduct;
+using validate::kMaxMeshSize;
 
 AxisSet AxisSet::Of(std::initializer_list<int> axes) {
   AxisSet set;

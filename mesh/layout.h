@@ -128,8 +128,8 @@ class Layout {
   // over `ranks` reshaped row-major. Fails with InvalidArgument when:
   //   - there are no axes, more than AxisSet::kMaxAxes, or names and shape differ in length;
   //   - a name is empty or repeated ("mesh axis names must be unique, got 'tp' twice");
-  //   - a shape entry is not positive, or the product overflows or exceeds kMaxMeshSize (the
-  //     message names the value);
+  //   - a shape entry is not positive, or the product overflows or exceeds
+  //     validate::kMaxMeshSize (the message names the value);
   //   - `ranks` has the wrong length ("mesh ranks (n) must match mesh size (m)"), a negative rank,
   //     or a duplicate ("mesh ranks must be unique").
   // A rank list equal to 0..size-1 is dropped (the layout is then the implicit one). Costs O(ndim),

@@ -10,128 +10,15 @@
 #include "absl/strings/str_join.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/mesh/axis_name.h"
-#include "nmesh/mesh/checked_math.h"
+#include "nmesh/validate/checked_math.h"
+#include "nmesh/validate/validate.h"
 
 namespace nmesh::mesh {
 namespace {
 
 using config::StrategyKind;
-
-constexpr int64_t kInferDp = -1;
-
-// A size with the name the contract's messages give it.
-struct NamedSize {
-  std::string_view field;
-  int64_t value;
-};
-
-absl::Status CheckGivenSize(std::string_view field, const std::optional<int64_t>& value,
-                            bool may_infer = false) {
-  if (!value.has_value() || (may_infer && *value == kInferDp)) return absl::OkStatus();
-  if (*value <= 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s must be a positive integer, got %d", field, *value));
-  }
-  if (*value > kMaxMeshSize) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s must be at most %d, got %d", field, kMaxMeshSize, *value));
-  }
-  return absl::OkStatus();
-}
-
-std::string FieldList(absl::Span<const NamedSize> sizes) {
-  return absl::StrJoin(sizes, " * ", [](std::string* out, const NamedSize& size) {
-    absl::StrAppend(out, std::string(size.field));
-  });
-}
-
-std::string ValueList(absl::Span<const NamedSize> sizes) {
-  return absl::StrJoin(sizes, " * ", [](std::string* out, const NamedSize& size) {
-    absl::StrAppend(out, size.value);
-  });
-}
-
-// "t * c * p = N", or "t * c * p, which overflows int64".
-std::string ProductText(absl::Span<const NamedSize> sizes, const std::optional<int64_t>& product) {
-  if (!product.has_value()) return absl::StrCat(ValueList(sizes), ", which overflows int64");
-  return absl::StrCat(ValueList(sizes), " = ", *product);
-}
-
-std::optional<int64_t> ProductOf(absl::Span<const NamedSize> sizes) {
-  std::vector<int64_t> values;
-  for (const NamedSize& size : sizes) values.push_back(size.value);
-  return CheckedProduct(values);
-}
-
-// dp = world / (the other sizes), or the contract's divisibility error.
-absl::StatusOr<int64_t> InferDp(int64_t world, absl::Span<const NamedSize> others) {
-  const std::optional<int64_t> product = ProductOf(others);
-  if (!product.has_value() || world % *product != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("world_size (%d) must be divisible by (%s) (%s)", world, FieldList(others),
-                        ProductText(others, product)));
-  }
-  return world / *product;
-}
-
-// The product of the sizes must be the mesh size; the reference leaves this to PyTorch.
-absl::Status CheckMeshSize(absl::Span<const NamedSize> factors, int64_t mesh_size,
-                           bool has_rank_list) {
-  const std::optional<int64_t> product = ProductOf(factors);
-  if (product == mesh_size) return absl::OkStatus();
-  // 0.7.0 builds a smaller mesh over the first ranks (the caller shrinks it); PyTorch rejects a
-  // larger one.
-  if (!has_rank_list && product.has_value() && *product < mesh_size) return absl::OkStatus();
-  if (!has_rank_list && product.has_value()) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Mesh should not be bigger than default world size %d, but found %d ranks! (%s) (%s)",
-        mesh_size, *product, FieldList(factors), ProductText(factors, product)));
-  }
-  if (has_rank_list) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("mesh ranks (%d) must match mesh size (%s)", mesh_size,
-                        product.has_value() ? absl::StrCat(*product) : ProductText(factors, {})));
-  }
-  if (factors.size() == 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s (%d) must equal world_size (%d)", factors[0].field, factors[0].value, mesh_size));
-  }
-  return absl::InvalidArgumentError(absl::StrFormat("(%s) (%s) must equal world_size (%d)",
-                                                    FieldList(factors),
-                                                    ProductText(factors, product), mesh_size));
-}
-
-// Contract §4, checks before any mesh.
-absl::Status CheckStrategySupport(StrategyKind strategy, int64_t dp_replicate, int64_t tp,
-                                  int64_t pp, int64_t cp, int64_t ep) {
-  if (dp_replicate > 1 && strategy != StrategyKind::kFsdp2) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "dp_replicate_size is only supported with FSDP2Config (dp_replicate_size=%d, strategy %s)",
-        dp_replicate, config::StrategyName(strategy)));
-  }
-  struct Unsupported {
-    std::string_view what;
-    std::string_view field;
-    int64_t value;
-  };
-  std::vector<Unsupported> unsupported;
-  if (strategy == StrategyKind::kMegatronFsdp) {
-    unsupported = {{"pipeline", "pp_size", pp}, {"expert", "ep_size", ep}};
-  } else if (strategy == StrategyKind::kDdp) {
-    unsupported = {{"tensor", "tp_size", tp},
-                   {"pipeline", "pp_size", pp},
-                   {"context", "cp_size", cp},
-                   {"expert", "ep_size", ep}};
-  }
-  for (const Unsupported& u : unsupported) {
-    if (u.value > 1) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s does not support %s parallelism (%s=%d)",
-                          config::StrategyName(strategy), u.what, u.field, u.value));
-    }
-  }
-  return absl::OkStatus();
-}
+using validate::CheckedProduct;
+using validate::kMaxMeshSize;
 
 // The mesh's members: 0..world_size-1, or the listed ranks (validated here, once).
 struct Members {
@@ -222,102 +109,30 @@ FlattenedGroup MakeFlattened(const Layout& layout, MeshAxisName name,
 }  // namespace
 
 absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
-  const config::ParallelSizes& in = request.sizes;
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("dp_size", in.dp, /*may_infer=*/true));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("dp_replicate_size", in.dp_replicate));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("tp_size", in.tp));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("pp_size", in.pp));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("cp_size", in.cp));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("ep_size", in.ep));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("world_size", in.world_size));
-  NMESH_RETURN_IF_ERROR(CheckGivenSize("world_size", request.job_world_size));
+  NMESH_RETURN_IF_ERROR(validate::CheckRequestedSizes(request.sizes));
+  NMESH_RETURN_IF_ERROR(validate::CheckGivenSize("world_size", request.job_world_size));
   NMESH_ASSIGN_OR_RETURN(Members members, ResolveMembers(request));
   const int64_t world = members.mesh_size;
   const bool listed = members.listed.has_value();
+  NMESH_ASSIGN_OR_RETURN(const validate::ResolvedSizes sizes,
+                         validate::ResolveSizes(request.strategy, request.sizes, world, listed));
 
-  const int64_t dp_replicate = in.dp_replicate.value_or(1);
-  const int64_t tp = in.tp.value_or(1);
-  const int64_t pp = in.pp.value_or(1);
-  const int64_t cp = in.cp.value_or(1);
-  const int64_t ep = in.ep.value_or(1);
-  std::optional<int64_t> dp = in.dp;
-  if (dp == kInferDp) dp.reset();
-  NMESH_RETURN_IF_ERROR(CheckStrategySupport(request.strategy, dp_replicate, tp, pp, cp, ep));
-
-  PlannedSizes sizes;
   std::vector<int64_t> shape;
   std::vector<MeshAxisName> axes;
   switch (request.strategy) {
-    case StrategyKind::kFsdp2: {
-      if (!dp.has_value()) {
-        const NamedSize others[] = {{"tp_size", tp}, {"cp_size", cp}, {"pp_size", pp}};
-        NMESH_ASSIGN_OR_RETURN(dp, InferDp(world, others));
-      }
-      if (*dp % dp_replicate != 0) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "dp_size must be a multiple of dp_replicate_size (dp_size=%d, dp_replicate_size=%d)",
-            *dp, dp_replicate));
-      }
-      if (dp_replicate >= *dp && dp_replicate != 1) {
-        return absl::InvalidArgumentError(absl::StrFormat(
-            "dp_replicate_size=%d must be less than dp_size=%d since DDP usecase is not supported "
-            "by FSDP2",
-            dp_replicate, *dp));
-      }
-      const NamedSize non_pp_factors[] = {{"dp_size", *dp}, {"cp_size", cp}, {"tp_size", tp}};
-      const std::optional<int64_t> non_pp = ProductOf(non_pp_factors);
-      if (!non_pp.has_value()) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("non_pp_size (%s) (%s)", FieldList(non_pp_factors),
-                            ProductText(non_pp_factors, std::nullopt)));
-      }
-      if (*non_pp % ep != 0) {
-        return absl::InvalidArgumentError(
-            absl::StrFormat("non_pp_size=%d must be a multiple of ep_size=%d", *non_pp, ep));
-      }
-      const NamedSize factors[] = {
-          {"dp_size", *dp}, {"tp_size", tp}, {"cp_size", cp}, {"pp_size", pp}};
-      NMESH_RETURN_IF_ERROR(CheckMeshSize(factors, world, listed));
-      const int64_t dp_shard = *dp / dp_replicate;
-      sizes.pp = pp;
-      sizes.dp = *dp;
-      sizes.dp_replicate = dp_replicate;
-      sizes.dp_shard = dp_shard;
-      sizes.cp = cp;
-      sizes.tp = tp;
-      sizes.ep = ep;
-      sizes.ep_shard = ep > 1 ? *non_pp / ep : 1;
-      sizes.dp_shard_cp = dp_shard * cp;
-      sizes.dp_cp = *dp * cp;
-      shape = {pp, dp_replicate, dp_shard, cp, tp};
+    case StrategyKind::kFsdp2:
+      shape = {*sizes.pp, *sizes.dp_replicate, *sizes.dp_shard, *sizes.cp, *sizes.tp};
       axes = {MeshAxisName::kPp, MeshAxisName::kDpReplicate, MeshAxisName::kDpShard,
               MeshAxisName::kCp, MeshAxisName::kTp};
       break;
-    }
-    case StrategyKind::kMegatronFsdp: {
-      if (!dp.has_value()) {
-        const NamedSize others[] = {{"tp_size", tp}, {"cp_size", cp}};
-        NMESH_ASSIGN_OR_RETURN(dp, InferDp(world, others));
-      }
-      const NamedSize factors[] = {{"dp_size", *dp}, {"tp_size", tp}, {"cp_size", cp}};
-      NMESH_RETURN_IF_ERROR(CheckMeshSize(factors, world, listed));
-      sizes.dp = *dp;
-      sizes.cp = cp;
-      sizes.tp = tp;
-      if (cp > 1) sizes.dp_cp = *dp * cp;
-      shape = {*dp, cp, tp};
+    case StrategyKind::kMegatronFsdp:
+      shape = {*sizes.dp, *sizes.cp, *sizes.tp};
       axes = {MeshAxisName::kDp, MeshAxisName::kCp, MeshAxisName::kTp};
       break;
-    }
-    case StrategyKind::kDdp: {
-      if (!dp.has_value()) dp = world;
-      const NamedSize factors[] = {{"dp_size", *dp}};
-      NMESH_RETURN_IF_ERROR(CheckMeshSize(factors, world, listed));
-      sizes.dp = *dp;
-      shape = {*dp};
+    case StrategyKind::kDdp:
+      shape = {*sizes.dp};
       axes = {MeshAxisName::kDp};
       break;
-    }
   }
 
   // An explicit dp whose product is smaller than the world: the mesh spans ranks 0..N-1 and
@@ -344,7 +159,8 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
         MakeFlattened(layout, MeshAxisName::kDpCp,
                       {MeshAxisName::kDpReplicate, MeshAxisName::kDpShard, MeshAxisName::kCp}),
     };
-    if (ep > 1) {
+    if (const int64_t ep = *sizes.ep; ep > 1) {
+      const int64_t pp = *sizes.pp;
       const int64_t ep_shard = *sizes.ep_shard;
       NMESH_ASSIGN_OR_RETURN(
           Layout moe_layout,
@@ -354,7 +170,7 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
                           std::string(MeshAxisNameString(MeshAxisName::kEp))}));
       plan.moe_mesh_ = MoeMesh{ep_shard, ep, pp, std::move(moe_layout)};
     }
-  } else if (request.strategy == StrategyKind::kMegatronFsdp && cp > 1) {
+  } else if (request.strategy == StrategyKind::kMegatronFsdp && sizes.dp_cp.has_value()) {
     plan.flattened_ = {
         MakeFlattened(layout, MeshAxisName::kDpCp, {MeshAxisName::kDp, MeshAxisName::kCp})};
   }

@@ -10,10 +10,10 @@
 //   // me.groups: pp {0}, dp_replicate {0}, dp_shard {0,4,8,12}, cp {0,2}, tp {0,1},
 //   //            dp {0,4,8,12}, dp_shard_cp {0,2,...,14}, dp_cp {0,2,...,14}
 //   std::vector<int64_t> tp_ranks = me.groups[4].group.Ranks();   // {0, 1}
-//   for (const GroupKind& kind : DistinctGroupKinds(plan)) { ... }   // one split per kind
+//   std::vector<GroupKind> kinds = DistinctGroupKinds(plan);     // one split per kind
 //
-// A plan answers for one rank in O(ndim + group size) at any world size (up to kMaxMeshSize): it
-// stores O(ndim) numbers, plus the rank list when one was given.
+// A plan answers for one rank in O(ndim + group size) at any world size (up to
+// validate::kMaxMeshSize): it stores O(ndim) numbers, plus the rank list when one was given.
 //
 // Thread safety: a MeshPlan is immutable; every const method may be called concurrently.
 #ifndef NMESH_MESH_PLAN_H_
@@ -31,24 +31,9 @@
 #include "nmesh/config/sizes.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/mesh/layout.h"
+#include "nmesh/validate/sizes.h"
 
 namespace nmesh::mesh {
-
-// The sizes a plan resolved. A field is set when the strategy's meshes have that axis or group:
-// FSDP2 sets all of them (ep and ep_shard are 1 without a moe mesh); MegatronFSDP sets dp, cp, tp
-// and, when cp > 1, dp_cp; DDP sets dp.
-struct PlannedSizes {
-  std::optional<int64_t> pp;
-  std::optional<int64_t> dp;
-  std::optional<int64_t> dp_replicate;
-  std::optional<int64_t> dp_shard;
-  std::optional<int64_t> cp;
-  std::optional<int64_t> tp;
-  std::optional<int64_t> ep;
-  std::optional<int64_t> ep_shard;
-  std::optional<int64_t> dp_shard_cp;
-  std::optional<int64_t> dp_cp;
-};
 
 // A flattened group of the device mesh: `name` over `source_axes` (in mesh order).
 struct FlattenedGroup {
@@ -116,7 +101,9 @@ class MeshPlan {
   // Whether the request listed the mesh's ranks. Either way the mesh's ranks in order are
   // device_mesh().RankAtPosition(0 .. size-1).
   bool has_explicit_ranks() const { return has_explicit_ranks_; }
-  const PlannedSizes& sizes() const { return sizes_; }
+  // The resolved sizes: FSDP2 sets every field (ep and ep_shard are 1 without a moe mesh);
+  // MegatronFSDP sets dp, cp, tp and, when cp > 1, dp_cp; DDP sets dp.
+  const validate::ResolvedSizes& sizes() const { return sizes_; }
   // FSDP2: (pp, dp_replicate, dp_shard, cp, tp); MegatronFSDP: (dp, cp, tp); DDP: (dp).
   const Layout& device_mesh() const { return device_mesh_; }
   const std::vector<FlattenedGroup>& flattened() const { return flattened_; }
@@ -147,27 +134,21 @@ class MeshPlan {
   config::StrategyKind strategy_ = config::kDefaultStrategy;
   int64_t world_size_ = 0;
   bool has_explicit_ranks_ = false;
-  PlannedSizes sizes_;
+  validate::ResolvedSizes sizes_;
   Layout device_mesh_;
   std::vector<FlattenedGroup> flattened_;
   std::optional<MoeMesh> moe_mesh_;
 };
 
-// Validates `request` and plans its meshes. Every failure is InvalidArgument with NeMo AutoModel's
-// message, in its order:
-//   1. each given size must be a positive integer (dp_size may be -1: infer) of at most
-//      kMaxMeshSize: "tp_size must be a positive integer, got 0"; world_size is required without
-//      ranks; the rank list must be non-empty, unique and inside the job's world;
-//   2. "dp_replicate_size is only supported with FSDP2Config"; "megatron_fsdp does not support
-//      pipeline|expert parallelism"; "ddp does not support tensor|pipeline|context|expert
-//      parallelism";
-//   3. dp inference: "world_size (W) must be divisible by (tp_size * cp_size * pp_size)
-//      (t * c * p = N)" (MegatronFSDP: "(tp_size * cp_size) (t * c = N)");
-//   4. FSDP2: "dp_size must be a multiple of dp_replicate_size", "dp_replicate_size=R must be less
-//      than dp_size=D since DDP usecase is not supported by FSDP2", "non_pp_size=N must be a
-//      multiple of ep_size=E";
-//   5. an explicit dp whose product with the other sizes is not the mesh size (with a rank list:
-//      "mesh ranks (n) must match mesh size (m)").
+// Validates `request` and plans its meshes. Every failure is InvalidArgument carrying the fields
+// it names (validate::FieldsOf), in this order:
+//   1. the requested sizes (validate::CheckRequestedSizes; the job's world size as world_size);
+//   2. the mesh's members: world_size is required without ranks ("world_size is required when no
+//      mesh ranks are given"); a rank list must be non-empty, match world_size when both are given,
+//      and lie inside the job's world;
+//   3. the sizes the strategy resolves them to (validate::ResolveSizes: strategy support, dp
+//      inference, the FSDP2 checks, the mesh size).
+// An explicit dp whose product is smaller than world_size gives a mesh over the first ranks.
 // O(1) without a rank list, O(n) with one. Thread-safe.
 absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request);
 

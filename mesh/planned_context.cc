@@ -58,16 +58,18 @@ MeshView MeshViewOf(const MeshPlan& plan) {
   return view;
 }
 
-ContextSizes ContextSizesOf(const MeshView& view) {
-  ContextSizes sizes;
-  sizes.pp_size = SizeOf(view.device_mesh, MeshAxisName::kPp).value_or(1);
-  sizes.pp_enabled = sizes.pp_size > 1;
-  sizes.tp_size = SizeOf(view.device_mesh, MeshAxisName::kTp).value_or(1);
-  sizes.cp_size = SizeOf(view.device_mesh, MeshAxisName::kCp).value_or(1);
-  sizes.ep_size = SizeOf(view.moe_mesh, MeshAxisName::kEp).value_or(1);
-  sizes.dp_size = SizeOf(view.device_mesh, MeshAxisName::kDp);
-  sizes.dp_replicate_size = SizeOf(view.device_mesh, MeshAxisName::kDpReplicate);
-  sizes.dp_shard_size = SizeOf(view.device_mesh, MeshAxisName::kDpShard).value_or(1);
+validate::ResolvedSizes ContextSizesOf(const MeshView& view) {
+  validate::ResolvedSizes sizes;
+  sizes.pp = SizeOf(view.device_mesh, MeshAxisName::kPp);
+  sizes.dp = SizeOf(view.device_mesh, MeshAxisName::kDp);
+  sizes.dp_replicate = SizeOf(view.device_mesh, MeshAxisName::kDpReplicate);
+  sizes.dp_shard = SizeOf(view.device_mesh, MeshAxisName::kDpShard);
+  sizes.cp = SizeOf(view.device_mesh, MeshAxisName::kCp);
+  sizes.tp = SizeOf(view.device_mesh, MeshAxisName::kTp);
+  sizes.ep = SizeOf(view.moe_mesh, MeshAxisName::kEp);
+  sizes.ep_shard = SizeOf(view.moe_mesh, MeshAxisName::kEpShard);
+  sizes.dp_shard_cp = SizeOf(view.device_mesh, MeshAxisName::kDpShardCp);
+  sizes.dp_cp = SizeOf(view.device_mesh, MeshAxisName::kDpCp);
   return sizes;
 }
 

@@ -4,9 +4,10 @@
 // The rules take a MeshView, so the planner (sizes from a MeshPlan) and the runtime MeshContext
 // (sizes read from live communicators) share them:
 //
-//   MeshView view = MeshViewOf(plan);                 // or built from a DeviceMesh at runtime
-//   ContextSizes sizes = ContextSizesOf(view);        // sizes.dp_replicate_size: std::nullopt =
-//   none ParallelizeAxisKwargs kwargs = ParallelizeAxisKwargsOf(view);
+//   MeshView view = MeshViewOf(plan);            // or built from a DeviceMesh at runtime
+//   validate::ResolvedSizes sizes = ContextSizesOf(view);
+//   std::optional<int64_t> replicas = sizes.dp_replicate_size();   // std::nullopt: none
+//   ParallelizeAxisKwargs kwargs = ParallelizeAxisKwargsOf(view);
 //   // kwargs.dp_axis_names == {kDpReplicate, kDpShardCp} for every FSDP2 mesh
 //
 // Everything here is pure and thread-safe.
@@ -19,6 +20,7 @@
 
 #include "nmesh/mesh/axis_name.h"
 #include "nmesh/mesh/plan.h"
+#include "nmesh/validate/sizes.h"
 
 namespace nmesh::mesh {
 
@@ -36,19 +38,8 @@ struct MeshView {
   std::optional<std::vector<MeshAxisInfo>> moe_mesh;
 };
 
-// The size properties of §7. A missing mesh or axis gives the default in the comment.
-struct ContextSizes {
-  int64_t pp_size = 1;                       // device_mesh pp
-  bool pp_enabled = false;                   // pp_size > 1
-  int64_t tp_size = 1;                       // device_mesh tp
-  int64_t cp_size = 1;                       // device_mesh cp
-  int64_t ep_size = 1;                       // moe_mesh ep
-  std::optional<int64_t> dp_size;            // device_mesh dp, native or flattened; none
-  std::optional<int64_t> dp_replicate_size;  // device_mesh dp_replicate; none
-  int64_t dp_shard_size = 1;                 // device_mesh dp_shard
-};
-
-// `parallelize_axis_kwargs` of §7. std::nullopt is the reference's None.
+// What a MeshContext passes to the parallelizer: the axis names of each kind of parallelism.
+// std::nullopt is the reference's None.
 struct ParallelizeAxisKwargs {
   std::vector<MeshAxisName> dp_axis_names;
   std::optional<MeshAxisName> cp_axis_name;
@@ -57,7 +48,7 @@ struct ParallelizeAxisKwargs {
   std::optional<std::vector<MeshAxisName>> ep_shard_axis_names;
 };
 
-// `pipeline_axis_kwargs` of §7: pp_axis_name (always pp) plus the parallelize kwargs.
+// What a MeshContext passes to the pipeline: pp_axis_name (always pp) plus the parallelize kwargs.
 struct PipelineAxisKwargs {
   MeshAxisName pp_axis_name = MeshAxisName::kPp;
   ParallelizeAxisKwargs parallelize;
@@ -65,7 +56,7 @@ struct PipelineAxisKwargs {
 
 // Everything a MeshContext built from a plan would report.
 struct PlannedContext {
-  ContextSizes sizes;
+  validate::ResolvedSizes sizes;
   ParallelizeAxisKwargs parallelize_axis_kwargs;
   PipelineAxisKwargs pipeline_axis_kwargs;
 };
@@ -74,8 +65,11 @@ struct PlannedContext {
 // mesh's (ep_shard, ep) when present.
 MeshView MeshViewOf(const MeshPlan& plan);
 
-// The §7 size table.
-ContextSizes ContextSizesOf(const MeshView& view);
+// The sizes of the axes and groups `view` has (each field set when its mesh has that axis or group:
+// ep and ep_shard from the moe mesh, the others from the device mesh, native or flattened). Its
+// accessors give a context's size properties: pp_size() is 1 without a pp axis, dp_size() none
+// without a dp axis or group, and so on.
+validate::ResolvedSizes ContextSizesOf(const MeshView& view);
 
 // (dp_replicate, dp_shard_cp) when the device mesh has a native dp_replicate axis and a
 // dp_shard_cp group (every FSDP2 mesh, even with dp_replicate=1); otherwise (dp_shard_cp).

@@ -9,7 +9,6 @@
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/strategy.h"
-#include "nmesh/mesh/checked_math.h"
 
 namespace nmesh::tools {
 namespace {

@@ -36,7 +36,7 @@ void WriteRanksJson(const GroupView& group, std::ostream& out) {
   out << ']';
 }
 
-ordered_json SizesJson(const mesh::PlannedSizes& s) {
+ordered_json SizesJson(const validate::ResolvedSizes& s) {
   ordered_json sizes = ordered_json::object();
   const std::pair<const char*, const std::optional<int64_t>*> fields[] = {
       {"pp", &s.pp},
@@ -227,13 +227,13 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options, std::ostrea
   }
 
   const mesh::PlannedContext context = mesh::PlanContext(plan);
-  const mesh::ContextSizes& s = context.sizes;
+  const validate::ResolvedSizes& s = context.sizes;
   const mesh::ParallelizeAxisKwargs& kw = context.parallelize_axis_kwargs;
   out << absl::StrFormat(
       "\ncontext      pp_size=%d pp_enabled=%s tp_size=%d cp_size=%d ep_size=%d dp_size=%s "
       "dp_replicate_size=%s dp_shard_size=%d\n",
-      s.pp_size, s.pp_enabled ? "true" : "false", s.tp_size, s.cp_size, s.ep_size,
-      OptionalText(s.dp_size), OptionalText(s.dp_replicate_size), s.dp_shard_size);
+      s.pp_size(), s.pp_enabled() ? "true" : "false", s.tp_size(), s.cp_size(), s.ep_size(),
+      OptionalText(s.dp_size()), OptionalText(s.dp_replicate_size()), s.dp_shard_size());
   out << absl::StrFormat(
       "axis kwargs  pp_axis_name=pp dp_axis_names=%s cp_axis_name=%s tp_axis_name=%s "
       "ep_axis_name=%s ep_shard_axis_names=%s\n",
@@ -303,16 +303,16 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
 }
 
 ordered_json ContextJson(const mesh::PlannedContext& context) {
-  const mesh::ContextSizes& s = context.sizes;
+  const validate::ResolvedSizes& s = context.sizes;
   return ordered_json{
-      {"pp_size", s.pp_size},
-      {"pp_enabled", s.pp_enabled},
-      {"tp_size", s.tp_size},
-      {"cp_size", s.cp_size},
-      {"ep_size", s.ep_size},
-      {"dp_size", OptionalJson(s.dp_size)},
-      {"dp_replicate_size", OptionalJson(s.dp_replicate_size)},
-      {"dp_shard_size", s.dp_shard_size},
+      {"pp_size", s.pp_size()},
+      {"pp_enabled", s.pp_enabled()},
+      {"tp_size", s.tp_size()},
+      {"cp_size", s.cp_size()},
+      {"ep_size", s.ep_size()},
+      {"dp_size", OptionalJson(s.dp_size())},
+      {"dp_replicate_size", OptionalJson(s.dp_replicate_size())},
+      {"dp_shard_size", s.dp_shard_size()},
       {"dp_axis_names", AxisNamesJson(context.parallelize_axis_kwargs.dp_axis_names)}};
 }
 

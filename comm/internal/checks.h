@@ -70,7 +70,7 @@ absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* rec
                            DataType type);
 absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
                                size_t count, int peer);
-// Added (issue 13). Values outside the DataType / ReduceOp enums (a cast from a bad integer).
+// Values outside the DataType / ReduceOp enums (a cast from a bad integer).
 absl::Status CheckDataType(const Communicator& comm, std::string_view op, DataType type);
 absl::Status CheckReduceOp(const Communicator& comm, std::string_view op, ReduceOp reduce_op);
 // all_to_all_v: four arrays of size() entries, non-null buffers where their counts are non-zero,

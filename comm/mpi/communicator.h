@@ -1,14 +1,14 @@
 // MPI communicators on host memory: the world communicator, and through Split every
 // sub-communicator of it.
 //
-//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<mpi::Session> session, mpi::Session::Init(&argc,
-//   &argv)); NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world,
-//   mpi::WorldCommunicator(*session)); NMESH_ASSIGN_OR_RETURN(Topology topo,
-//   mpi::GetTopology(*world));   // local rank, host names
+//   using Session = mpi::Session;
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Init(&argc, &argv));
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world, WorldCommunicator(*session));
+//   NMESH_ASSIGN_OR_RETURN(Topology topo, GetTopology(*world));   // local rank, host names
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
 //                          world->Split(world->rank() / 2, world->rank(),
 //                                       {.name = "tp", .timeout = absl::Seconds(30)}));
-//   std::vector<BFloat16> grad = ...;
+//   std::vector<BFloat16> grad(1024);
 //   NMESH_RETURN_IF_ERROR(tp->AllReduce<BFloat16>(grad, absl::MakeSpan(grad), ReduceOp::kAvg));
 //
 // Every DataType and ReduceOp works on every collective that reduces. float16 and bfloat16 reduce
@@ -17,9 +17,10 @@
 // truncating toward zero. MPI counts are ints: a count above 2^31-1 elements is InvalidArgument
 // (split the buffer); for AllGather and AllToAll the limit applies to the per-rank count.
 //
-// The operations added in issue 13 map to MPI_Alltoallv, MPI_Gather, MPI_Scatter, MPI_Reduce
-// (kAvg divides on the root) and MPI_Sendrecv (with a timeout: MPI_Ialltoallv, ..., and an
-// MPI_Irecv + MPI_Isend pair for sendrecv); all_to_all_v counts and displacements are ints too.
+// all_to_all_v, gather, scatter, reduce and sendrecv map to MPI_Alltoallv, MPI_Gather,
+// MPI_Scatter, MPI_Reduce (kAvg divides on the root) and MPI_Sendrecv (with a timeout:
+// MPI_Ialltoallv, ..., and an MPI_Irecv + MPI_Isend pair for sendrecv); all_to_all_v counts and
+// displacements are ints too.
 //
 // Split first allgathers every rank's color (honouring the timeout), so a negative color fails on
 // every rank with InvalidArgument naming the rank that passed it; then MPI_Comm_split (blocking,

@@ -1,8 +1,8 @@
 // The one place where MPI return codes become absl::Status. Used by every file of comm/mpi; the
 // header does not include mpi.h (codes are plain ints).
 //
-//   NMESH_RETURN_IF_ERROR(MpiStatus(MPI_Comm_split(comm, color, key, &out), "MPI_Comm_split",
-//   rank));
+//   const int code = MPI_Comm_split(comm, color, key, &out);
+//   NMESH_RETURN_IF_ERROR(MpiStatus(code, "MPI_Comm_split", rank));
 //   // -> Internal "MPI_Comm_split failed on rank 3: MPI_ERR_COMM: invalid communicator"
 #ifndef NMESH_COMM_MPI_STATUS_H_
 #define NMESH_COMM_MPI_STATUS_H_

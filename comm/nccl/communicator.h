@@ -2,13 +2,13 @@
 // practice the MPI world).
 //
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> mpi_world,
-//   mpi::WorldCommunicator(*session)); NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world,
-//                          nccl::CreateWorld(*mpi_world, {.comm = {.name = "world",
-//                                                                  .timeout =
-//                                                                  absl::Seconds(60)}}));
+//                          mpi::WorldCommunicator(*session));
+//   NMESH_ASSIGN_OR_RETURN(
+//       std::unique_ptr<Communicator> world,
+//       CreateWorld(*mpi_world, {.comm = {.name = "world", .timeout = absl::Seconds(60)}}));
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,
 //                          world->Split(rank / 2, rank % 2, {.name = "tp"}));
-//   float* grad = ...;  // cudaMalloc'ed on nccl::DeviceOf(*world)
+//   // grad: n bfloat16 values in device memory on DeviceOf(*world) (cudaMalloc)
 //   NMESH_RETURN_IF_ERROR(tp->AllReduce(grad, grad, n, DataType::kBFloat16, ReduceOp::kAvg));
 //
 // Buffers. Every collective takes device pointers on this communicator's GPU (DeviceOf). Operations
@@ -19,7 +19,7 @@
 // specifies). AllToAll is a group of ncclSend/ncclRecv; Barrier is an all-reduce of one float on a
 // small device buffer the communicator owns.
 //
-// Asynchronous operations (Communicator::*Async, issue 13) are enqueued on AsyncOptions::stream
+// Asynchronous operations (Communicator::*Async) are enqueued on AsyncOptions::stream
 // (the caller's cudaStream_t on this communicator's device; another device's stream is
 // InvalidArgument) or on the communicator's stream, and return once NCCL has enqueued them (no
 // stream synchronisation); a CUDA event recorded after the operation backs the handle (Wait:

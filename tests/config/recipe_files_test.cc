@@ -91,7 +91,7 @@ void CheckSection(const std::string& path, const YAML::Node& root, Section secti
 
   EXPECT_EQ(recipe->request.strategy, ExpectedStrategy(yaml));
   EXPECT_EQ(StrategyKindOf(recipe->strategy_config), recipe->request.strategy);
-  const ParallelSizes& sizes = recipe->request.sizes;
+  const validate::RequestedSizes& sizes = recipe->request.sizes;
   EXPECT_EQ(sizes.dp, ExpectedSize(yaml, "dp_size"));
   EXPECT_EQ(sizes.dp_replicate, ExpectedSize(yaml, "dp_replicate_size"));
   EXPECT_EQ(sizes.tp, ExpectedSize(yaml, "tp_size"));
@@ -187,7 +187,7 @@ TEST(ExamplesTest, MainExampleInfersDp2OnEightRanks) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe,
                        LoadRecipeFile(std::string(NMESH_EXAMPLES_DIR) + "/fsdp2_tp2_cp2.yaml"));
   EXPECT_EQ(recipe.request.strategy, StrategyKind::kFsdp2);
-  const ParallelSizes& s = recipe.request.sizes;
+  const validate::RequestedSizes& s = recipe.request.sizes;
   EXPECT_FALSE(s.dp.has_value());
   EXPECT_EQ(8 / (s.tp.value_or(1) * s.cp.value_or(1) * s.pp.value_or(1)), 2);
   EXPECT_EQ(s.tp, 2);

@@ -10,6 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/validate/error_fields.h"
 
 namespace nmesh::config {
 namespace {
@@ -97,7 +98,7 @@ TEST(RecipeRule2Test, SizesAreReadAndNullsAreUnset) {
                                             "  cp_size: 5\n"
                                             "  ep_size: 7\n"
                                             "  pipeline: {}\n"));
-  const ParallelSizes& s = recipe.request.sizes;
+  const validate::RequestedSizes& s = recipe.request.sizes;
   EXPECT_EQ(s.dp, 4);
   EXPECT_EQ(s.dp_replicate, 2);
   EXPECT_EQ(s.tp, 2);
@@ -602,6 +603,22 @@ TEST(RecipeTeacherTest, TeacherSectionIsReadSeparately) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("teacher_distributed")));
 }
 
+TEST(RecipeTeacherTest, OverriddenSizesAreCheckedBeforeTheRanksAreSplit) {
+  const std::string yaml =
+      "separate_meshes: true\ndistributed:\n  dp_size: 2\n"
+      "teacher_distributed:\n  tp_size: 2\n  dp_size: 1\n";
+  RecipeOverrides infer;
+  infer.sizes.dp = -1;  // "infer": the split would not be explicit
+  EXPECT_THAT(ParseRecipe(yaml, kFile, Section::kDistributed, infer),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("distributed.dp_size must be set when separate_meshes=true")));
+  RecipeOverrides negative;
+  negative.sizes.dp = -5;
+  EXPECT_THAT(ParseRecipe(yaml, kFile, Section::kDistributed, negative),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "dp_size must be a positive integer, got -5"));
+}
+
 TEST(RecipeTest, UnrelatedSectionsAreIgnored) {
   ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(R"(recipe: Anything
 model:
@@ -666,18 +683,22 @@ TEST(RecipePositionsTest, AnnotateAppendsThePosition) {
   EXPECT_THAT(recipe.Annotate(absl::OkStatus(), "tp_size"), IsOk());
   EXPECT_EQ(recipe.Annotate(absl::InternalError("x"), "cp_size"), absl::InternalError("x"));
 
-  // Size errors from a builder point at the first size key they name that the file sets.
+  // Size errors from a builder point at the first field they carry that the file sets; the
+  // message text plays no part.
   EXPECT_THAT(recipe.AnnotateSizeError(
-                  absl::InvalidArgumentError("dp_size must be a multiple of dp_replicate_size")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(Where(yaml, "dp_size: "))));
-  EXPECT_THAT(recipe.AnnotateSizeError(absl::InvalidArgumentError(
-                  "world_size (8) must be divisible by (tp_size * cp_size * pp_size) (2 * 1 * 1 = "
-                  "2)")),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(Where(yaml, "tp_size: "))));
-  // Nothing named: the section.
-  EXPECT_THAT(recipe.AnnotateSizeError(absl::InvalidArgumentError("mesh too large")),
+                  validate::WithFields(absl::InvalidArgumentError("the sizes disagree"), "dp_size",
+                                       {"dp_size", "dp_replicate_size"})),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr(std::string("mesh too large (") + kFile + ":1:1)")));
+                       "the sizes disagree (" + Where(yaml, "dp_size: ") + ")"));
+  EXPECT_THAT(recipe.AnnotateSizeError(validate::WithFields(
+                  absl::InvalidArgumentError("world_size (8) must be divisible by (tp_size * "
+                                             "cp_size * pp_size) (2 * 1 * 1 = 2)"),
+                  "", {"world_size", "cp_size", "tp_size", "pp_size"})),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(Where(yaml, "tp_size: "))));
+  // No field carried (whatever the message names): the section.
+  EXPECT_THAT(recipe.AnnotateSizeError(absl::InvalidArgumentError("tp_size is too large")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(std::string("tp_size is too large (") + kFile + ":1:1)")));
 }
 
 // ---- Overrides ------------------------------------------------------------------------------

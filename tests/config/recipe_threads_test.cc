@@ -22,7 +22,7 @@ std::string Summary(const absl::StatusOr<Recipe>& parsed) {
   if (!parsed.ok()) return parsed.status().ToString();
   const Recipe& r = *parsed;
   std::ostringstream out;
-  const ParallelSizes& s = r.request.sizes;
+  const validate::RequestedSizes& s = r.request.sizes;
   for (const std::optional<int64_t>* size : {&s.dp, &s.dp_replicate, &s.tp, &s.pp, &s.cp, &s.ep}) {
     out << (size->has_value() ? std::to_string(**size) : "-") << ",";
   }

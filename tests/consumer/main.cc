@@ -82,8 +82,8 @@ int main(int argc, char** argv) {
 
   // FSDP2: (pp, dp_replicate, dp_shard, cp, tp) with dp inferred as world / (tp * cp * pp).
   const std::vector<int64_t> shape = {1, 1, world / (tp * cp), cp, tp};
-  const nmesh::mesh::ContextSizes sizes = m.context->sizes();
-  if (sizes.tp_size != tp || sizes.cp_size != cp || sizes.dp_shard_size != shape[2]) {
+  const nmesh::validate::ResolvedSizes sizes = m.context->sizes();
+  if (sizes.tp_size() != tp || sizes.cp_size() != cp || sizes.dp_shard_size() != shape[2]) {
     return Fail(rank, "context sizes differ from the recipe's");
   }
   const std::map<std::string, std::vector<size_t>> expected = {

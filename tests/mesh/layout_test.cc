@@ -10,10 +10,14 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
-#include "nmesh/mesh/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
+#include "nmesh/validate/checked_math.h"
 
 namespace nmesh::mesh {
+
+using validate::CheckedMul;
+using validate::CheckedProduct;
+using validate::kMaxMeshSize;
 namespace {
 
 using ::nmesh::mesh::testing::BruteGroup;

@@ -12,8 +12,8 @@
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/config/strategy.h"
-#include "nmesh/mesh/checked_math.h"
 #include "nmesh/tests/mesh/brute_force.h"
+#include "nmesh/validate/checked_math.h"
 
 namespace nmesh::mesh {
 namespace {
@@ -24,6 +24,7 @@ using ::nmesh::mesh::testing::BruteGroupOf;
 using ::nmesh::mesh::testing::BruteMesh;
 using ::nmesh::mesh::testing::BrutePartition;
 using ::nmesh::testing::StatusIs;
+using ::nmesh::validate::kMaxMeshSize;
 using ::testing::_;
 using ::testing::ElementsAre;
 using ::testing::Eq;
@@ -152,7 +153,7 @@ TEST(PlanTest, ContractExampleFsdp2World16Tp2Cp2) {
   EXPECT_FALSE(plan.has_explicit_ranks());
   EXPECT_EQ(plan.device_mesh().axis_names(), kFsdp2Axes);
   EXPECT_THAT(plan.device_mesh().shape(), ElementsAre(1, 1, 4, 2, 2));
-  const PlannedSizes& s = plan.sizes();
+  const validate::ResolvedSizes& s = plan.sizes();
   EXPECT_EQ(s.pp, 1);
   EXPECT_EQ(s.dp, 4);
   EXPECT_EQ(s.dp_replicate, 1);
@@ -264,7 +265,7 @@ TEST(PlanTest, MegatronFsdpWithContextParallel) {
   ASSERT_OK_AND_ASSIGN(config::StrategyKind kind, config::ParseStrategy("Megatron-FSDP"));
   ASSERT_OK_AND_ASSIGN(MeshPlan plan, PlanMesh(Request(kind, {.world = 16, .tp = 2, .cp = 2})));
   EXPECT_EQ(plan.strategy(), StrategyKind::kMegatronFsdp);
-  const PlannedSizes& s = plan.sizes();
+  const validate::ResolvedSizes& s = plan.sizes();
   EXPECT_EQ(s.dp, 4);
   EXPECT_EQ(s.cp, 2);
   EXPECT_EQ(s.tp, 2);

@@ -39,15 +39,15 @@ MeshPlan Plan(StrategyKind strategy, int64_t world, int64_t tp = 1, int64_t cp =
 
 TEST(PlannedContextTest, Fsdp2ReportsEverySizeAndTheHsdpAxisNames) {
   const PlannedContext context = PlanContext(Plan(StrategyKind::kFsdp2, 16, /*tp=*/2, /*cp=*/2));
-  const ContextSizes& s = context.sizes;
-  EXPECT_EQ(s.pp_size, 1);
-  EXPECT_FALSE(s.pp_enabled);
-  EXPECT_EQ(s.tp_size, 2);
-  EXPECT_EQ(s.cp_size, 2);
-  EXPECT_EQ(s.ep_size, 1);
-  EXPECT_THAT(s.dp_size, Optional(4));
-  EXPECT_THAT(s.dp_replicate_size, Optional(1));
-  EXPECT_EQ(s.dp_shard_size, 4);
+  const validate::ResolvedSizes& s = context.sizes;
+  EXPECT_EQ(s.pp_size(), 1);
+  EXPECT_FALSE(s.pp_enabled());
+  EXPECT_EQ(s.tp_size(), 2);
+  EXPECT_EQ(s.cp_size(), 2);
+  EXPECT_EQ(s.ep_size(), 1);
+  EXPECT_THAT(s.dp_size(), Optional(4));
+  EXPECT_THAT(s.dp_replicate_size(), Optional(1));
+  EXPECT_EQ(s.dp_shard_size(), 4);
   const ParallelizeAxisKwargs& kw = context.parallelize_axis_kwargs;
   // Even with dp_replicate = 1.
   EXPECT_THAT(kw.dp_axis_names, ElementsAre(kDpReplicate, kDpShardCp));
@@ -64,12 +64,12 @@ TEST(PlannedContextTest, Fsdp2WithPipelineAndExperts) {
   const PlannedContext context =
       PlanContext(Plan(StrategyKind::kFsdp2, 32, /*tp=*/2, /*cp=*/1, /*pp=*/2, /*ep=*/4,
                        /*dp_replicate=*/2));
-  EXPECT_EQ(context.sizes.pp_size, 2);
-  EXPECT_TRUE(context.sizes.pp_enabled);
-  EXPECT_EQ(context.sizes.ep_size, 4);
-  EXPECT_THAT(context.sizes.dp_size, Optional(8));
-  EXPECT_THAT(context.sizes.dp_replicate_size, Optional(2));
-  EXPECT_EQ(context.sizes.dp_shard_size, 4);
+  EXPECT_EQ(context.sizes.pp_size(), 2);
+  EXPECT_TRUE(context.sizes.pp_enabled());
+  EXPECT_EQ(context.sizes.ep_size(), 4);
+  EXPECT_THAT(context.sizes.dp_size(), Optional(8));
+  EXPECT_THAT(context.sizes.dp_replicate_size(), Optional(2));
+  EXPECT_EQ(context.sizes.dp_shard_size(), 4);
   EXPECT_THAT(context.parallelize_axis_kwargs.ep_axis_name, Optional(kEp));
   ASSERT_TRUE(context.parallelize_axis_kwargs.ep_shard_axis_names.has_value());
   EXPECT_THAT(*context.parallelize_axis_kwargs.ep_shard_axis_names, ElementsAre(kEpShard));
@@ -78,19 +78,19 @@ TEST(PlannedContextTest, Fsdp2WithPipelineAndExperts) {
 TEST(PlannedContextTest, MegatronFsdpHasNoReplicaAxis) {
   const PlannedContext context =
       PlanContext(Plan(StrategyKind::kMegatronFsdp, 16, /*tp=*/2, /*cp=*/2));
-  EXPECT_THAT(context.sizes.dp_size, Optional(4));
-  EXPECT_EQ(context.sizes.dp_replicate_size, std::nullopt);
-  EXPECT_EQ(context.sizes.dp_shard_size, 1);
-  EXPECT_EQ(context.sizes.cp_size, 2);
+  EXPECT_THAT(context.sizes.dp_size(), Optional(4));
+  EXPECT_EQ(context.sizes.dp_replicate_size(), std::nullopt);
+  EXPECT_EQ(context.sizes.dp_shard_size(), 1);
+  EXPECT_EQ(context.sizes.cp_size(), 2);
   EXPECT_THAT(context.parallelize_axis_kwargs.dp_axis_names, ElementsAre(kDpShardCp));
   EXPECT_THAT(context.parallelize_axis_kwargs.cp_axis_name, Optional(kCp));
 }
 
 TEST(PlannedContextTest, DdpReportsTheWorldAsDp) {
   const PlannedContext context = PlanContext(Plan(StrategyKind::kDdp, 8));
-  EXPECT_THAT(context.sizes.dp_size, Optional(8));
-  EXPECT_EQ(context.sizes.dp_replicate_size, std::nullopt);
-  EXPECT_EQ(context.sizes.tp_size, 1);
+  EXPECT_THAT(context.sizes.dp_size(), Optional(8));
+  EXPECT_EQ(context.sizes.dp_replicate_size(), std::nullopt);
+  EXPECT_EQ(context.sizes.tp_size(), 1);
   EXPECT_EQ(context.parallelize_axis_kwargs.tp_axis_name, std::nullopt);
   EXPECT_EQ(context.parallelize_axis_kwargs.cp_axis_name, std::nullopt);
   EXPECT_THAT(context.parallelize_axis_kwargs.dp_axis_names, ElementsAre(kDpShardCp));
@@ -98,14 +98,14 @@ TEST(PlannedContextTest, DdpReportsTheWorldAsDp) {
 
 TEST(PlannedContextTest, MissingMeshesGiveTheDefaults) {
   const MeshView none;
-  const ContextSizes s = ContextSizesOf(none);
-  EXPECT_EQ(s.pp_size, 1);
-  EXPECT_EQ(s.tp_size, 1);
-  EXPECT_EQ(s.cp_size, 1);
-  EXPECT_EQ(s.ep_size, 1);
-  EXPECT_EQ(s.dp_size, std::nullopt);
-  EXPECT_EQ(s.dp_replicate_size, std::nullopt);
-  EXPECT_EQ(s.dp_shard_size, 1);
+  const validate::ResolvedSizes s = ContextSizesOf(none);
+  EXPECT_EQ(s.pp_size(), 1);
+  EXPECT_EQ(s.tp_size(), 1);
+  EXPECT_EQ(s.cp_size(), 1);
+  EXPECT_EQ(s.ep_size(), 1);
+  EXPECT_EQ(s.dp_size(), std::nullopt);
+  EXPECT_EQ(s.dp_replicate_size(), std::nullopt);
+  EXPECT_EQ(s.dp_shard_size(), 1);
   EXPECT_THAT(DpAxisNamesOf(none), ElementsAre(kDpShardCp));
   const ParallelizeAxisKwargs kw = ParallelizeAxisKwargsOf(none);
   EXPECT_EQ(kw.cp_axis_name, std::nullopt);

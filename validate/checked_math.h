@@ -4,16 +4,16 @@
 // helpers, so that a product that would overflow is reported instead of wrapping.
 //
 //   std::optional<int64_t> n = CheckedProduct({tp, cp, pp});
-//   if (!n.has_value() || *n > kMaxMeshSize) return absl::InvalidArgumentError(...);
-#ifndef NMESH_MESH_CHECKED_MATH_H_
-#define NMESH_MESH_CHECKED_MATH_H_
+//   if (!n.has_value() || *n > kMaxMeshSize) return absl::InvalidArgumentError("too many ranks");
+#ifndef NMESH_VALIDATE_CHECKED_MATH_H_
+#define NMESH_VALIDATE_CHECKED_MATH_H_
 
 #include <cstdint>
 #include <optional>
 
 #include "absl/types/span.h"
 
-namespace nmesh::mesh {
+namespace nmesh::validate {
 
 // The largest number of ranks a mesh (and a job's world) may have: ranks must fit an int (MPI and
 // NCCL count ranks in int).
@@ -38,6 +38,6 @@ inline std::optional<int64_t> CheckedProduct(absl::Span<const int64_t> factors) 
   return product;
 }
 
-}  // namespace nmesh::mesh
+}  // namespace nmesh::validate
 
-#endif  // NMESH_MESH_CHECKED_MATH_H_
+#endif  // NMESH_VALIDATE_CHECKED_MATH_H_

@@ -1,4 +1,4 @@
-#include "nmesh/config/strategy.h"
+#include "nmesh/validate/strategy.h"
 
 #include <algorithm>
 #include <utility>
@@ -8,7 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "nmesh/base/abbreviate.h"
 
-namespace nmesh::config {
+namespace nmesh::validate {
 namespace {
 
 constexpr std::pair<std::string_view, StrategyKind> kStrategies[] = {
@@ -55,4 +55,4 @@ std::string_view StrategyName(StrategyKind kind) {
   return "unknown";
 }
 
-}  // namespace nmesh::config
+}  // namespace nmesh::validate

@@ -1,0 +1,33 @@
+// The strategy map: strategy names (and aliases) to strategy kinds.
+//
+//   NMESH_ASSIGN_OR_RETURN(StrategyKind kind, ParseStrategy("Megatron-FSDP"));  // kMegatronFsdp
+//   StrategyName(kind);                                                         // "megatron_fsdp"
+#ifndef NMESH_VALIDATE_STRATEGY_H_
+#define NMESH_VALIDATE_STRATEGY_H_
+
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace nmesh::validate {
+
+enum class StrategyKind { kFsdp2, kMegatronFsdp, kDdp };
+
+// The default strategy when a recipe or the command line names none.
+inline constexpr StrategyKind kDefaultStrategy = StrategyKind::kFsdp2;
+
+// Matches `name` case-insensitively against fsdp2, megatron_fsdp, megatron-fsdp, mfsdp and ddp.
+// Fails with InvalidArgument "Unknown strategy: <name>. Valid strategies: [<sorted names>]".
+// Thread-safe.
+absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name);
+
+// The canonical name: "fsdp2", "megatron_fsdp" or "ddp".
+std::string_view StrategyName(StrategyKind kind);
+
+// Every accepted name, sorted.
+const std::vector<std::string_view>& ValidStrategyNames();
+
+}  // namespace nmesh::validate
+
+#endif  // NMESH_VALIDATE_STRATEGY_H_
