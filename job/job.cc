@@ -4,7 +4,6 @@
 #include <utility>
 
 #include "absl/strings/ascii.h"
-#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -23,8 +22,6 @@ namespace nmesh::job {
 namespace {
 
 using comm::Communicator;
-
-constexpr char kAgreedPayload[] = "type.nmesh/job.agreed";
 
 absl::StatusOr<std::vector<JobMesh>> PlanAll(const MeshOptions& options, int64_t world,
                                              bool all_sections) {
@@ -79,15 +76,6 @@ absl::Status Agree(Communicator& world, const absl::Status& local) {
 }
 
 }  // namespace
-
-bool IsAgreed(const absl::Status& status) {
-  return !status.ok() && status.GetPayload(kAgreedPayload).has_value();
-}
-
-absl::Status MarkAgreed(absl::Status status) {
-  if (!status.ok()) status.SetPayload(kAgreedPayload, absl::Cord("1"));
-  return status;
-}
 
 absl::StatusOr<BackendChoice> ParseBackendChoice(std::string_view name) {
   if (name == "auto") return BackendChoice::kAuto;

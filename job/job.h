@@ -45,16 +45,14 @@
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/comm/topology.h"
 #include "nmesh/job/spec.h"
+#include "nmesh/job/startup.h"
 #include "nmesh/mesh/context.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
 
 namespace nmesh::job {
 
-// Whether every rank of the job holds this same error (see the overview). OK statuses are not.
-bool IsAgreed(const absl::Status& status);
-// `status` marked as agreed by every rank.
-absl::Status MarkAgreed(absl::Status status);
+// IsAgreed and MarkAgreed (whether every rank holds the same error) are in job/startup.h.
 
 // Which backend the meshes are built over.
 enum class BackendChoice {

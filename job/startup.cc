@@ -5,6 +5,7 @@
 #include <string_view>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,7 +15,6 @@
 #include "nmesh/base/version.h"
 #include "nmesh/comm/mpi/rendezvous.h"
 #include "nmesh/config/strategy.h"
-#include "nmesh/job/job.h"
 
 namespace nmesh::job {
 namespace {
@@ -84,7 +84,18 @@ constexpr absl::string_view kFields[] = {"version", "command", "command_hash", "
                                         "code",    "error",   "meshes",       "mesh_hash",
                                         "mesh_words"};
 
+constexpr char kAgreedPayload[] = "type.nmesh/job.agreed";
+
 }  // namespace
+
+bool IsAgreed(const absl::Status& status) {
+  return !status.ok() && status.GetPayload(kAgreedPayload).has_value();
+}
+
+absl::Status MarkAgreed(absl::Status status) {
+  if (!status.ok()) status.SetPayload(kAgreedPayload, absl::Cord("1"));
+  return status;
+}
 
 std::string StartupRecord::Serialize() const {
   return absl::StrCat("version=", version, "\ncommand=", command,

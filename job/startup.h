@@ -3,10 +3,17 @@
 // bounded exchange that has the same shape whatever the ranks were started with
 // (comm::mpi::Rendezvous). Job::Start runs it first; engines that start their own way can too:
 //
-//   StartupRecord mine = MakeStartupRecord("my-engine train", planned_meshes_or_error,
-//                                          BackendChoice::kAuto, timeout);
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<comm::mpi::Session> session,
+//                          comm::mpi::Session::Init(&argc, &argv));
+//   absl::StatusOr<mesh::MeshPlan> plan = mesh::PlanMesh(request);  // the same on every rank?
+//   std::vector<const mesh::MeshPlan*> plans;
+//   if (plan.ok()) plans.push_back(&*plan);
+//   const std::vector<std::string> names = {"device_mesh"};
+//   const StartupRecord mine = MakeStartupRecord("my-engine train lr=3e-4", "mpi",
+//                                                absl::Seconds(60), plan.status(), plans, names);
 //   absl::Status agreed = AgreeAtStartup(*session, mine, absl::Seconds(60));
-//   if (!agreed.ok()) { if (IsAgreed(agreed)) return exit_in_order(agreed); AbortJob(); }
+//   if (!agreed.ok() && !IsAgreed(agreed)) comm::mpi::Session::AbortJob(1);  // someone missing
+//   NMESH_RETURN_IF_ERROR(agreed);  // the same error on every rank: exit in order
 //
 // What is compared, in this order (the first difference is the answer):
 //   1. every rank arrived before the deadline (otherwise: Unavailable naming the missing ranks,
@@ -33,6 +40,11 @@
 #include "nmesh/mesh/plan.h"
 
 namespace nmesh::job {
+
+// Whether every rank of the job holds this same error (see Job::Start). OK statuses are not.
+bool IsAgreed(const absl::Status& status);
+// `status` marked as agreed by every rank.
+absl::Status MarkAgreed(absl::Status status);
 
 // What one rank is about to do, as sent to rank 0 (Serialize: at most 1 KiB).
 struct StartupRecord {

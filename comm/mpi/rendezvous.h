@@ -1,10 +1,17 @@
 // A bounded meeting of every process of the job, usable before any communicator exists.
 //
-//   NMESH_ASSIGN_OR_RETURN(std::string verdict,
-//                          mpi::Rendezvous(*session, my_record, absl::Seconds(30),
-//                                          [](absl::Span<const std::optional<std::string>> all) {
-//                                            return Decide(all);  // runs on rank 0 only
-//                                          }));
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Session> session, Session::Init(&argc, &argv));
+//   const std::string mine = "config-digest=1f3a";
+//   NMESH_ASSIGN_OR_RETURN(
+//       std::string verdict,
+//       Rendezvous(*session, mine, absl::Seconds(30),
+//                  [&](absl::Span<const std::optional<std::string>> all) {  // rank 0 only
+//                    for (const std::optional<std::string>& record : all) {
+//                      if (!record.has_value()) return std::string("a rank is missing");
+//                      if (*record != mine) return std::string("ranks differ");
+//                    }
+//                    return std::string("ok");
+//                  }));
 //
 // Every rank sends a short record (at most kMaxRecordBytes) to rank 0; rank 0 waits until every
 // rank's record has arrived or `timeout` has passed, calls `decide` with all of them (nullopt for
