@@ -1,6 +1,9 @@
-// DeviceMesh over real MPI communicators, run under mpirun -np 1, 2, 4 and 8. Each spec whose size
-// equals the world runs; expected groups and split counts are computed by brute force
-// (tests/mesh/mesh_runtime_testing.h) and compared with what the communicators report.
+// DeviceMesh over real communicators, run under mpirun -np 1, 2, 4 and 8 over every backend
+// factory (tests/comm/backends.h: mpi, mpi_timed, self, and nccl where built, skipping without a
+// GPU). Each spec whose size equals the world runs; expected groups and split counts are computed
+// by brute force (tests/mesh/mesh_runtime_testing.h) and compared with what the communicators
+// report, through host-memory copies (comm::HostAllGather) so that device memory works too. The
+// timeout test stays on MPI, whose blocking semantics it needs.
 #include "nmesh/mesh/device_mesh.h"
 
 #include <mpi.h>
@@ -16,6 +19,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/tests/mesh/mesh_runtime_testing.h"
@@ -64,6 +68,8 @@ std::vector<Spec> WorldSpecs() {
   };
 }
 
+class DeviceMeshTest : public BackendWorldTest {};
+
 absl::StatusOr<DeviceMesh> Build(const Spec& spec, comm::Communicator& world,
                                  DeviceMeshOptions options = {}) {
   NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMesh(RequestOf(spec, world.size())));
@@ -84,7 +90,8 @@ void ExpectGroupsAsObserved(const DeviceMesh& mesh, const Expected& expected, in
     EXPECT_EQ(comm->size(), static_cast<int>(want.ranks.size()));
     EXPECT_EQ(comm->rank(), want.local_rank);
     std::vector<int64_t> got(static_cast<size_t>(comm->size()), -1);
-    ASSERT_OK(comm->AllGather<int64_t>(absl::MakeConstSpan(&rank, 1), absl::MakeSpan(got)));
+    ASSERT_OK(
+        comm::HostAllGather<int64_t>(*comm, absl::MakeConstSpan(&rank, 1), absl::MakeSpan(got)));
     EXPECT_EQ(got, want.ranks);
     if (want.ranks.size() == 1) {
       EXPECT_EQ(comm->backend(), "self");
@@ -92,8 +99,8 @@ void ExpectGroupsAsObserved(const DeviceMesh& mesh, const Expected& expected, in
   }
 }
 
-TEST(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
+  auto world = World();
   const int np = world->size();
   int built = 0;
   for (const Spec& spec : WorldSpecs()) {
@@ -113,14 +120,16 @@ TEST(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
   EXPECT_GT(built, 0);
 }
 
-TEST(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
+  auto world = World();
   if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
   // tp 2 over 4 ranks: dp_replicate = cp = 1, so dp == dp_shard and dp_shard_cp == dp_cp.
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .size = 4}, *world));
-  // DDP: one axis over every rank in order is the world communicator itself; no split.
+  // DDP: one axis over every rank in order is the world communicator itself (when the mesh's
+  // timeout is the world's); no split.
   ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
-                       Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
+                       Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world,
+                             {.timeout = world->options().timeout}));
   EXPECT_EQ(*ddp.Comm("dp"), world.get());
   EXPECT_EQ(ddp.communicators_created(), 0);
   if (world->rank() >= 4) {
@@ -136,8 +145,8 @@ TEST(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
   EXPECT_EQ(comm("tp")->options().name, "tp");
 }
 
-TEST(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
+  auto world = World();
   if (world->size() != 8) GTEST_SKIP() << "the contract example needs 8 ranks";
   // §5: FSDP2, world 8, tp=2, ep=4: rank 0 has ep {0,1,2,3}, ep_shard {0,4}.
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .ep = 4, .size = 8}, *world));
@@ -155,13 +164,14 @@ TEST(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
   ASSERT_OK_AND_ASSIGN(comm::Communicator * stage_ep, staged.moe_mesh()->Comm("ep"));
   std::vector<int64_t> members(2);
   const int64_t me = r;
-  ASSERT_OK(stage_ep->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(members)));
+  ASSERT_OK(comm::HostAllGather<int64_t>(*stage_ep, absl::MakeConstSpan(&me, 1),
+                                         absl::MakeSpan(members)));
   for (int64_t m : members) EXPECT_EQ(m / 4, r / 4) << "ep group crosses a stage";
   EXPECT_EQ(staged.moe_mesh()->layout().size(), 4);
 }
 
-TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
+  auto world = World();
   const int np = world->size();
   if (np < 2) GTEST_SKIP() << "needs 2 ranks";
   const int half = np / 2;
@@ -200,8 +210,8 @@ TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
 
 // Issue 14, bad input: a timeout of zero, negative, infinite or rounding to zero (1e-300 minutes)
 // is InvalidArgument on every rank, for a mesh as for a communicator.
-TEST(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
+  auto world = World();
   for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration(),
                              absl::Minutes(1e-300), -absl::InfiniteDuration()}) {
     SCOPED_TRACE(absl::FormatDuration(bad));
@@ -216,8 +226,8 @@ TEST(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
   EXPECT_OK(Build({.size = world->size()}, *world, {.timeout = absl::Seconds(30)}).status());
 }
 
-TEST(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
+  auto world = World();
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks to disagree";
   const int np = world->size();
   // Rank 0 asks for tp 1, the others for tp 2: both plans are valid on their own.
@@ -231,8 +241,8 @@ TEST(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
   EXPECT_OK(world->Barrier());
 }
 
-TEST(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
+  auto world = World();
   if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
   if (world->rank() >= 4) {
     // Everyone builds the mesh; only its 4 members look at the views.
@@ -273,8 +283,8 @@ TEST(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
                                  "dp_cp]")));
 }
 
-TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
+  auto world = World();
   const int np = world->size();
   if (np < 4) GTEST_SKIP() << "needs 4 ranks";
   // cp 4 (np 4) or cp 4 x tp 2 (np 8), then cp -> (ring 2, ulysses 2).
@@ -301,7 +311,7 @@ TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, cp.Comm(cp.axis_names()[axis]));
     EXPECT_EQ(comm->options().name, cp.axis_names()[axis]);
     std::vector<int64_t> got(static_cast<size_t>(comm->size()));
-    ASSERT_OK(comm->AllGather<int64_t>(absl::MakeConstSpan(&r, 1), absl::MakeSpan(got)));
+    ASSERT_OK(comm::HostAllGather<int64_t>(*comm, absl::MakeConstSpan(&r, 1), absl::MakeSpan(got)));
     EXPECT_EQ(got, want.ranks);
   }
   // Flattened groups follow the new axes and keep their communicators.
@@ -311,7 +321,7 @@ TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
 }
 
 // Every communicator of a mesh, the moe ones included, gets the mesh's timeout.
-TEST(DeviceMeshTest, TimeoutReachesEveryCommunicator) {
+TEST(DeviceMeshMpiTest, TimeoutReachesEveryCommunicator) {
   auto world = NewWorld();
   const int np = world->size();
   if (np < 4) GTEST_SKIP() << "needs 4 ranks for a flattened group that is not an axis";
@@ -358,8 +368,8 @@ TEST(DeviceMeshTest, TimeoutReachesEveryCommunicator) {
   ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
 }
 
-TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
+  auto world = World();
   const int np = world->size();
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.ep = np >= 2 ? 2 : 1, .size = np}, *world));
   ASSERT_OK(world->Barrier());
@@ -370,8 +380,8 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
   int64_t value = 1;
   for (const std::string& name : names) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, mesh.Comm(name));
-    EXPECT_THAT(comm->AllReduce<int64_t>(absl::MakeConstSpan(&value, 1), absl::MakeSpan(&value, 1),
-                                         comm::ReduceOp::kSum),
+    EXPECT_THAT(comm::HostAllReduce<int64_t>(*comm, absl::MakeConstSpan(&value, 1),
+                                             absl::MakeSpan(&value, 1), comm::ReduceOp::kSum),
                 StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("aborted")))
         << name;
   }
@@ -380,6 +390,9 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
     EXPECT_THAT(ep->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition, _));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceMeshTest, ::testing::ValuesIn(comm::testing::Backends()),
+                         comm::testing::BackendName);
 
 }  // namespace
 }  // namespace nmesh::mesh
