@@ -170,47 +170,6 @@ TEST(SelectBenchAxesTest, UnknownAxisNamesTheMeshAxes) {
   const std::vector<std::string> axes = {"tp", "ring"};
   EXPECT_THAT(SelectBenchAxes(plan, axes),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--axes: unknown axis 'ring'; this mesh has pp, ")));
-}
-
-TEST(SelectBenchAxesTest, DefaultIsEveryKindWithMoreThanOneRankPerGroup) {
-  for (const auto& [tp, cp] :
-       std::vector<std::pair<int64_t, int64_t>>{{2, 2}, {1, 1}, {8, 1}, {2, 4}, {1, 2}}) {
-    const mesh::MeshPlan plan = Plan(16, tp, cp);
-    ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, {}));
-    EXPECT_EQ(NameSets(kinds), BruteKinds({1, 1, 16 / (tp * cp), cp, tp})) << tp << " " << cp;
-    for (const mesh::GroupKind& kind : kinds) EXPECT_GT(kind.group_size, 1);
-  }
-}
-
-TEST(SelectBenchAxesTest, AxesPickTheKindsNamingThem) {
-  const mesh::MeshPlan plan = Plan(8, 2, 2);
-  const std::vector<std::string> axes = {"dp", "tp", "dp_shard"};
-  ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, axes));
-  EXPECT_EQ(NameSets(kinds), (std::set<std::set<std::string>>{{"dp_shard", "dp"}, {"tp"}}));
-  // A trivial kind may be asked for explicitly.
-  const std::vector<std::string> pp = {"pp"};
-  ASSERT_OK_AND_ASSIGN(kinds, SelectBenchAxes(plan, pp));
-  ASSERT_EQ(kinds.size(), 1u);
-  EXPECT_EQ(kinds[0].group_size, 1);
-}
-
-TEST(SelectBenchAxesTest, MoeAxesAreKindsToo) {
-  const mesh::MeshPlan plan = Plan(8, 2, 1, /*ep=*/4);
-  const std::vector<std::string> axes = {"ep", "ep_shard"};
-  ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, axes));
-  ASSERT_EQ(kinds.size(), 2u);
-  EXPECT_EQ(kinds[0].names.front(), "ep_shard");
-  EXPECT_EQ(kinds[0].group_size, 2);
-  EXPECT_EQ(kinds[1].names.front(), "ep");
-  EXPECT_EQ(kinds[1].group_size, 4);
-}
-
-TEST(SelectBenchAxesTest, UnknownAxisNamesTheMeshAxes) {
-  const mesh::MeshPlan plan = Plan(8, 2, 2);
-  const std::vector<std::string> axes = {"tp", "ring"};
-  EXPECT_THAT(SelectBenchAxes(plan, axes),
-              StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("unknown axis 'ring'; this mesh has pp, ")));
 }
 
