@@ -31,6 +31,9 @@ using ::nmesh::testing::IsOk;
 
 const std::vector<BenchOp> kOps = AllBenchOps();
 
+// Operations issued through the asynchronous hook of a CorruptingCommunicator, on this rank.
+int64_t async_issued = 0;
+
 // Forwards everything to an MPI communicator; once armed, adds 1000 to the first output element
 // of every float32 collective on its local rank 0. Communicators split from it (and its self
 // communicators) corrupt alike, so a DeviceMesh built over it corrupts every group.
@@ -85,6 +88,11 @@ class CorruptingCommunicator : public Communicator {
     return Corrupt(
         inner_->AllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type),
         recv, total, type);
+  }
+  // The asynchronous path: counted, then the default (the blocking hooks above, completed handle).
+  absl::StatusOr<comm::Work> DoAsync(const OpArgs& args, const comm::AsyncOptions& async) override {
+    ++async_issued;
+    return Communicator::DoAsync(args, async);
   }
   absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     return inner_->Send(buffer, count, type, peer);
@@ -230,7 +238,15 @@ TEST(BenchMpiTest, CorruptedOutputsAreCounted) {
       SCOPED_TRACE(std::string(BenchOpName(op)) + (async ? " async" : ""));
       BenchConfig config = SmallSweep(op, async);
       config.axes = axes;
+      const int64_t issued_before = async_issued;
       ASSERT_OK_AND_ASSIGN(BenchReport report, RunBench(plan, mesh, *world, config));
+      // With async, every warm-up and timed call of every row goes through the asynchronous
+      // path (the size-1 groups too: NewSelf gives CorruptingCommunicators); without, none.
+      int64_t calls = 0;
+      for (const BenchAxis& axis : report.axes) {
+        calls += static_cast<int64_t>(axis.rows.size()) * (config.iters + config.warmup);
+      }
+      EXPECT_EQ(async_issued - issued_before, async ? calls : 0);
       ASSERT_FALSE(report.axes.empty());
       int64_t total = 0;
       for (const BenchAxis& axis : report.axes) {
