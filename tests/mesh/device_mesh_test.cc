@@ -70,8 +70,11 @@ std::vector<Spec> WorldSpecs() {
 
 class DeviceMeshTest : public BackendWorldTest {};
 
+// The mesh of `spec` over `world`, with the world's timeout unless `options` sets one (as a job
+// does), so that whole-world groups reuse the world on every backend.
 absl::StatusOr<DeviceMesh> Build(const Spec& spec, comm::Communicator& world,
                                  DeviceMeshOptions options = {}) {
+  if (!options.timeout.has_value()) options.timeout = world.options().timeout;
   NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMesh(RequestOf(spec, world.size())));
   return DeviceMesh::Create(plan, world, std::move(options));
 }
@@ -125,11 +128,9 @@ TEST_P(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
   if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
   // tp 2 over 4 ranks: dp_replicate = cp = 1, so dp == dp_shard and dp_shard_cp == dp_cp.
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .size = 4}, *world));
-  // DDP: one axis over every rank in order is the world communicator itself (when the mesh's
-  // timeout is the world's); no split.
+  // DDP: one axis over every rank in order is the world communicator itself; no split.
   ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
-                       Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world,
-                             {.timeout = world->options().timeout}));
+                       Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
   EXPECT_EQ(*ddp.Comm("dp"), world.get());
   EXPECT_EQ(ddp.communicators_created(), 0);
   if (world->rank() >= 4) {
