@@ -105,11 +105,11 @@ int main(int argc, char** argv) {
     ++verified;
   }
   // Every rank measures, on its tp group, a small all_to_all_v sweep through the async path.
-  absl::StatusOr<nmesh::comm::Communicator*> tp = m.mesh->Comm("tp");
-  if (!tp.ok()) return Fail(rank, std::string(tp.status().message()));
+  absl::StatusOr<nmesh::comm::Communicator*> tp_comm = m.mesh->Comm("tp");
+  if (!tp_comm.ok()) return Fail(rank, std::string(tp_comm.status().message()));
   nmesh::perf::BenchAxis axis;
   axis.name = "tp";
-  axis.group_size = (*tp)->size();
+  axis.group_size = (*tp_comm)->size();
   const nmesh::perf::BenchConfig bench{.op = nmesh::perf::BenchOp::kAllToAllV,
                                        .min_bytes = 64,
                                        .max_bytes = 4096,
@@ -118,7 +118,7 @@ int main(int argc, char** argv) {
                                        .warmup = 1,
                                        .async = true};
   absl::StatusOr<nmesh::perf::BenchAxis> measured =
-      nmesh::perf::MeasureAxis(axis, *tp, *(*job)->backend().world, bench);
+      nmesh::perf::MeasureAxis(axis, *tp_comm, *(*job)->backend().world, bench);
   if (!measured.ok()) return Fail(rank, std::string(measured.status().message()));
   if (measured->rows.empty()) return Fail(rank, "the bench engine measured no row");
   for (const nmesh::perf::BenchRow& row : measured->rows) {
