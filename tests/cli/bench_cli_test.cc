@@ -1,15 +1,13 @@
-// `nmesh bench` without MPI: size parsing, the sweep, the bus-bandwidth factors, axis selection
-// (against partitions computed by brute force), flag errors in-process (they are reported before
-// MPI starts), the JSON writer, and the plot. The collective part runs under mpirun: see
-// bench_mpi_test.cc and bench_json_check.cc.
+// `nmesh bench` without MPI: size parsing, flag errors in-process (they are reported before MPI
+// starts), the flags' translation into the engine's config, the text and JSON writers, and the
+// plot. The engine itself is tested in tests/perf; the binary runs under mpirun through
+// bench_json_check.cc.
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <map>
-#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -21,18 +19,23 @@
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/tests/cli/run_cli.h"
-#include "nmesh/tests/mesh/brute_force.h"
-#include "nmesh/tools/bench_command.h"
+#include "nmesh/tools/bench_flags.h"
+#include "nmesh/tools/bench_format.h"
+#include "nmesh/tools/bench_plot.h"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/plan_command.h"
 
 namespace nmesh::tools {
 namespace {
 
-using ::nmesh::mesh::testing::BruteMesh;
-using ::nmesh::mesh::testing::BrutePartition;
 using ::nmesh::testing::IsOk;
 using ::nmesh::testing::StatusIs;
+using perf::BenchAxis;
+using perf::BenchConfig;
+using perf::BenchOp;
+using perf::BenchReport;
+using perf::BenchRow;
+using perf::BusBandwidthFactor;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using json = nlohmann::ordered_json;
@@ -60,52 +63,6 @@ TEST(ParseByteSizeTest, RejectsWhatIsNotAWholeByteCount) {
   }
 }
 
-TEST(SweepSizesTest, MultipliesFromMinToMaxInclusive) {
-  BenchConfig config;
-  config.min_bytes = 8;
-  config.max_bytes = 64 * 1024;
-  config.factor = 2;
-  std::vector<uint64_t> expected;
-  for (uint64_t s = 8; s <= 64 * 1024; s *= 2) expected.push_back(s);
-  EXPECT_EQ(SweepSizes(config), expected);
-  EXPECT_EQ(expected.size(), 14u);
-
-  config.min_bytes = 3;
-  config.max_bytes = 100;
-  config.factor = 3;
-  EXPECT_THAT(SweepSizes(config), ElementsAre(3, 9, 27, 81));
-
-  config.min_bytes = config.max_bytes = 5;
-  EXPECT_THAT(SweepSizes(config), ElementsAre(5));
-
-  // Stops before overflowing.
-  config.min_bytes = 1;
-  config.max_bytes = ~uint64_t{0};
-  config.factor = int64_t{1} << 20;
-  EXPECT_THAT(SweepSizes(config),
-              ElementsAre(uint64_t{1}, uint64_t{1} << 20, uint64_t{1} << 40, uint64_t{1} << 60));
-}
-
-TEST(BusBandwidthFactorTest, FollowsNcclTests) {
-  for (int64_t n : {1, 2, 3, 8, 64}) {
-    const double d = static_cast<double>(n);
-    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllReduce, n), 2 * (d - 1) / d) << n;
-    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllGather, n), (d - 1) / d) << n;
-    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kReduceScatter, n), (d - 1) / d) << n;
-    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kAllToAll, n), (d - 1) / d) << n;
-    EXPECT_DOUBLE_EQ(BusBandwidthFactor(BenchOp::kBroadcast, n), 1.0) << n;
-  }
-}
-
-TEST(BenchOpTest, NamesRoundTrip) {
-  for (BenchOp op : {BenchOp::kAllReduce, BenchOp::kAllGather, BenchOp::kReduceScatter,
-                     BenchOp::kBroadcast, BenchOp::kAllToAll}) {
-    EXPECT_THAT(ParseBenchOp(BenchOpName(op)), IsOkAndHolds(op));
-  }
-  EXPECT_THAT(ParseBenchOp("allreduce"),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'allreduce'")));
-}
-
 mesh::MeshPlan Plan(int64_t world, int64_t tp, int64_t cp, int64_t ep = 1) {
   config::MeshRequest request;
   request.sizes.world_size = world;
@@ -117,84 +74,12 @@ mesh::MeshPlan Plan(int64_t world, int64_t tp, int64_t cp, int64_t ep = 1) {
   return *std::move(plan);
 }
 
-// Sets of group names that split the ranks alike, with more than one rank per group, computed by
-// brute force over the FSDP2 mesh (pp, dp_replicate, dp_shard, cp, tp).
-std::set<std::set<std::string>> BruteKinds(const std::vector<int64_t>& shape) {
-  const BruteMesh brute{shape, {}};
-  const std::map<std::string, std::vector<bool>> groups = {
-      {"pp", {true, false, false, false, false}},
-      {"dp_replicate", {false, true, false, false, false}},
-      {"dp_shard", {false, false, true, false, false}},
-      {"cp", {false, false, false, true, false}},
-      {"tp", {false, false, false, false, true}},
-      {"dp", {false, true, true, false, false}},
-      {"dp_shard_cp", {false, false, true, true, false}},
-      {"dp_cp", {false, true, true, true, false}}};
-  std::map<std::vector<std::vector<int64_t>>, std::set<std::string>> by_partition;
-  for (const auto& [name, axes] : groups) {
-    by_partition[BrutePartition(brute, axes)].insert(name);
-  }
-  std::set<std::set<std::string>> kinds;
-  for (const auto& [partition, names] : by_partition) {
-    if (partition.front().size() > 1) kinds.insert(names);
-  }
-  return kinds;
-}
-
-std::set<std::set<std::string>> NameSets(const std::vector<mesh::GroupKind>& kinds) {
-  std::set<std::set<std::string>> sets;
-  for (const mesh::GroupKind& kind : kinds) {
-    sets.insert(std::set<std::string>(kind.names.begin(), kind.names.end()));
-  }
-  return sets;
-}
-
-TEST(SelectBenchAxesTest, DefaultIsEveryKindWithMoreThanOneRankPerGroup) {
-  for (const auto& [tp, cp] :
-       std::vector<std::pair<int64_t, int64_t>>{{2, 2}, {1, 1}, {8, 1}, {2, 4}, {1, 2}}) {
-    const mesh::MeshPlan plan = Plan(16, tp, cp);
-    ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, {}));
-    EXPECT_EQ(NameSets(kinds), BruteKinds({1, 1, 16 / (tp * cp), cp, tp})) << tp << " " << cp;
-    for (const mesh::GroupKind& kind : kinds) EXPECT_GT(kind.group_size, 1);
-  }
-}
-
-TEST(SelectBenchAxesTest, AxesPickTheKindsNamingThem) {
-  const mesh::MeshPlan plan = Plan(8, 2, 2);
-  const std::vector<std::string> axes = {"dp", "tp", "dp_shard"};
-  ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, axes));
-  EXPECT_EQ(NameSets(kinds), (std::set<std::set<std::string>>{{"dp_shard", "dp"}, {"tp"}}));
-  // A trivial kind may be asked for explicitly.
-  const std::vector<std::string> pp = {"pp"};
-  ASSERT_OK_AND_ASSIGN(kinds, SelectBenchAxes(plan, pp));
-  ASSERT_EQ(kinds.size(), 1u);
-  EXPECT_EQ(kinds[0].group_size, 1);
-}
-
-TEST(SelectBenchAxesTest, MoeAxesAreKindsToo) {
-  const mesh::MeshPlan plan = Plan(8, 2, 1, /*ep=*/4);
-  const std::vector<std::string> axes = {"ep", "ep_shard"};
-  ASSERT_OK_AND_ASSIGN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, axes));
-  ASSERT_EQ(kinds.size(), 2u);
-  EXPECT_EQ(kinds[0].names.front(), "ep_shard");
-  EXPECT_EQ(kinds[0].group_size, 2);
-  EXPECT_EQ(kinds[1].names.front(), "ep");
-  EXPECT_EQ(kinds[1].group_size, 4);
-}
-
-TEST(SelectBenchAxesTest, UnknownAxisNamesTheMeshAxes) {
-  const mesh::MeshPlan plan = Plan(8, 2, 2);
-  const std::vector<std::string> axes = {"tp", "ring"};
-  EXPECT_THAT(SelectBenchAxes(plan, axes),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("--axes: unknown axis 'ring'; this mesh has pp, ")));
-}
-
 TEST(BenchCliTest, HelpListsTheBenchFlags) {
   testing::CliResult r = testing::RunNmesh({"bench", "--help"});
   EXPECT_EQ(r.code, kExitOk);
-  for (const char* flag : {"--axes", "--op", "-b", "-e", "-f", "-n", "-w", "--backend", "--format",
-                           "--plot", "--progress", "--timeout-s", "--tp", "--config"}) {
+  for (const char* flag :
+       {"--axes", "--op", "-b", "-e", "-f", "-n", "-w", "--async", "--backend", "--format",
+        "--plot", "--progress", "--timeout-s", "--tp", "--config", "all_to_all_v"}) {
     EXPECT_THAT(r.out, HasSubstr(flag)) << flag;
   }
 }
@@ -239,6 +124,29 @@ TEST(BenchCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
       EXPECT_THAT(r.out, HasSubstr("{\"error\":")) << flags.front();
     }
   }
+}
+
+TEST(BenchConfigTest, FlagsBecomeTheEngineConfig) {
+  BenchOptions options;
+  ASSERT_OK_AND_ASSIGN(BenchConfig defaults, BenchConfigFromOptions(options));
+  EXPECT_EQ(defaults.op, BenchOp::kAllReduce);
+  EXPECT_FALSE(defaults.async);
+  EXPECT_EQ(defaults.max_bytes, uint64_t{32} << 20);
+  options.op = "all_to_all_v";
+  options.async = true;
+  options.axes = "ep,tp";
+  options.min_bytes = "1K";
+  options.factor = 4;
+  ASSERT_OK_AND_ASSIGN(BenchConfig config, BenchConfigFromOptions(options));
+  EXPECT_EQ(config.op, BenchOp::kAllToAllV);
+  EXPECT_TRUE(config.async);
+  EXPECT_THAT(config.axes, ElementsAre("ep", "tp"));
+  EXPECT_EQ(config.min_bytes, 1024u);
+  EXPECT_EQ(config.factor, 4);
+  options.op = "alltoallv";
+  EXPECT_THAT(BenchConfigFromOptions(options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--op: unknown collective 'alltoallv'; expected all_reduce, ")));
 }
 
 BenchReport SyntheticReport() {
@@ -295,6 +203,33 @@ TEST(BenchJsonTest, HoldsTheSweepTheMeshAndTheRows) {
   EXPECT_EQ(axis["rows"][2]["size"], 65536);
   EXPECT_EQ(axis["rows"][2]["count"], 65536 / 16);
   EXPECT_EQ(object["wrong"], 0);
+}
+
+TEST(BenchJsonTest, AsyncIsSaidOnlyWhenAsked) {
+  const mesh::MeshPlan plan = Plan(8, 2, 2);
+  BenchReport report = SyntheticReport();
+  report.async = true;
+  const json object = BenchJson(report, BenchConfig{.async = true}, plan);
+  std::vector<std::string> keys;
+  for (const auto& item : object.items()) keys.push_back(item.key());
+  EXPECT_THAT(keys, ElementsAre("op", "type", "redop", "root", "async", "backend", "world_size",
+                                "sweep", "mesh", "axes", "wrong"));
+  EXPECT_EQ(object["async"], true);
+  std::ostringstream out;
+  WriteBenchText(report, BenchConfig{}, plan, out);
+  EXPECT_THAT(out.str(), HasSubstr("backend mpi, 8 ranks, async (each call's handle waited)\n"));
+}
+
+TEST(BenchTextTest, AllToAllVStatesItsPattern) {
+  const mesh::MeshPlan plan = Plan(8, 2, 2);
+  BenchReport report = SyntheticReport();
+  report.op = BenchOp::kAllToAllV;
+  std::ostringstream out;
+  WriteBenchText(report, BenchConfig{.op = BenchOp::kAllToAllV}, plan, out);
+  EXPECT_THAT(out.str(), HasSubstr("# nmesh bench: all_to_all_v, float32, no reduction, backend "
+                                   "mpi, 8 ranks\n"));
+  EXPECT_THAT(out.str(), HasSubstr("# all_to_all_v: local rank s sends unit * ((s + d) mod n) "
+                                   "elements to local rank d"));
 }
 
 TEST(BenchTextTest, OneLinePerRowUnderEachAxis) {

@@ -1,7 +1,8 @@
 // Runs `mpirun ... nmesh bench ... --format json` and checks its report:
 //
 //   bench_json_check --op OP -b BYTES -e BYTES -f FACTOR --axes NAME:SIZE[,NAME:SIZE...]
-//                    [--png FILE] -- scripts/mpirun.sh -np 8 nmesh bench ... --format json
+//                    [--async 0|1] [--png FILE] -- scripts/mpirun.sh -np 8 nmesh bench ...
+//                    --format json
 //   bench_json_check --exit CODE --output REGEX -- COMMAND...
 //
 // Report mode: the command exits 0 and prints one JSON object whose "op" is OP, whose total
@@ -9,10 +10,12 @@
 // SIZE its group size). Every axis has one row per size of the sweep -b, -b*f, ... <= -e, skipping
 // sizes with no element per rank, where size and count follow nccl-tests' conventions (recomputed
 // here from the flags: the size is the largest buffer in whole float32 elements, per rank for
-// all_gather, reduce_scatter and all_to_all); each row has #wrong 0, a positive time,
+// all_gather, reduce_scatter and all_to_all; for all_to_all_v in whole units of n(n-1)/2 elements,
+// one element for a group of 1, the count being the whole buffer); each row has #wrong 0, a
+// positive time,
 // algbw = size / time and busbw = algbw * nccl-tests' factor for OP and the group size; the
 // axis' avg_busbw is the mean. With --png, FILE (removed first) must start with the PNG
-// signature afterwards.
+// signature afterwards. --async 1: the report says "async": true; --async 0: it has no "async".
 //
 // Exit mode: the command's exit status is CODE and its combined output matches the extended
 // regular expression REGEX.
@@ -68,9 +71,17 @@ void CheckAxis(const json& axis, const std::string& op, int64_t n, uint64_t b, u
   std::vector<std::pair<uint64_t, uint64_t>> expected;  // (size, count)
   for (uint64_t requested = b; requested <= e; requested *= f) {
     const uint64_t elements = requested / 4;
+    const uint64_t un = static_cast<uint64_t>(n);
+    if (op == "all_to_all_v") {
+      // Rank s sends (s + d) mod n units to rank d: n(n-1)/2 units in all.
+      const uint64_t units = n == 1 ? 1 : un * (un - 1) / 2;
+      const uint64_t count = elements / units * units;
+      if (count > 0) expected.emplace_back(count * 4, count);
+      continue;
+    }
     const bool per_rank = op == "all_gather" || op == "reduce_scatter" || op == "all_to_all";
-    const uint64_t count = per_rank ? elements / static_cast<uint64_t>(n) : elements;
-    const uint64_t size = (per_rank ? count * static_cast<uint64_t>(n) : count) * 4;
+    const uint64_t count = per_rank ? elements / un : elements;
+    const uint64_t size = (per_rank ? count * un : count) * 4;
     if (count > 0) expected.emplace_back(size, count);
   }
   const json& rows = axis["rows"];
@@ -127,7 +138,7 @@ int main(int argc, char** argv) {
   nmesh::tools::testing::checker_name = "bench_json_check";
   std::string op = "all_reduce", png, regex;
   uint64_t b = 0, e = 0, f = 0;
-  int exit_code = -1;
+  int exit_code = -1, async = -1;
   std::vector<std::pair<std::string, int64_t>> axes;
   int i = 1;
   for (; i < argc; ++i) {
@@ -143,6 +154,8 @@ int main(int argc, char** argv) {
       e = std::stoull(value);
     } else if (arg == "-f") {
       f = std::stoull(value);
+    } else if (arg == "--async") {
+      async = std::stoi(value);
     } else if (arg == "--png") {
       png = value;
     } else if (arg == "--exit") {
@@ -190,6 +203,8 @@ int main(int argc, char** argv) {
     }
     if (report["op"] != op) Fail("op " + report["op"].dump() + ", expected " + op);
     if (report["wrong"] != 0) Fail("total #wrong " + report["wrong"].dump());
+    if (async == 1 && report.value("async", false) != true) Fail("the report is not async");
+    if (async == 0 && report.contains("async")) Fail("the report has \"async\"");
     const json& got = report["axes"];
     if (got.size() != axes.size()) {
       Fail(std::to_string(got.size()) + " axes, expected " + std::to_string(axes.size()));

@@ -6,12 +6,11 @@
 // operations (completion, several in flight, waited in any order, misuse), batches (the 1F1B
 // exchange, misuse) and the optional argument check.
 //
-// Factories: "mpi" (the MPI world, blocking), "mpi_timed" (the MPI world with a timeout, which
-// selects the nonblocking path), "self" (a one-rank communicator on every rank) and, where the
-// build has NCCL, "nccl" (an NCCL world bootstrapped over MPI; skipped with "no CUDA device"
-// without a GPU). Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost,
-// so the same test runs on host and device memory. Expected values come from
-// tests/comm/test_values.h (each rank computes every rank's known inputs itself).
+// Factories (tests/comm/backends.h, shared with the mesh runtime tests): "mpi", "mpi_timed",
+// "self" and, where the build has NCCL, "nccl" (skipped with "no CUDA device" without a GPU).
+// Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the same
+// test runs on host and device memory. Expected values come from tests/comm/test_values.h (each
+// rank computes every rank's known inputs itself).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -26,14 +25,8 @@
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
-#include "nmesh/comm/mpi/communicator.h"
-#include "nmesh/comm/mpi/session.h"
-#include "nmesh/comm/mpi/testing/session.h"
-#include "nmesh/comm/self.h"
+#include "nmesh/tests/comm/backends.h"
 #include "nmesh/tests/comm/test_values.h"
-#if NMESH_CONFORMANCE_NCCL
-#include "nmesh/comm/nccl/communicator.h"
-#endif
 
 namespace nmesh::comm {
 namespace {
@@ -41,52 +34,6 @@ namespace {
 using ::nmesh::testing::StatusIs;
 using ::testing::HasSubstr;
 using namespace ::nmesh::comm::testing;  // NOLINT: test values
-
-using ::nmesh::comm::mpi::testing::TheSession;
-
-// A backend under test: makes a communicator over "every rank it spans" with the given name.
-// Returns nullptr with a reason in *skip when the backend cannot run here.
-struct Backend {
-  std::string name;
-  std::function<absl::StatusOr<std::unique_ptr<Communicator>>(const std::string& comm_name,
-                                                              std::string* skip)>
-      make;
-};
-
-std::vector<Backend> Backends() {
-  std::vector<Backend> backends;
-  backends.push_back({"mpi", [](const std::string& name, std::string*) {
-                        return mpi::WorldCommunicator(TheSession(), {.name = name});
-                      }});
-  backends.push_back({"mpi_timed", [](const std::string& name, std::string*) {
-                        return mpi::WorldCommunicator(
-                            TheSession(), {.name = name, .timeout = absl::Seconds(120)});
-                      }});
-  backends.push_back({"self", [](const std::string& name, std::string*) {
-                        return absl::StatusOr<std::unique_ptr<Communicator>>(
-                            NewSelfCommunicator({.name = name}));
-                      }});
-#if NMESH_CONFORMANCE_NCCL
-  backends.push_back(
-      {"nccl",
-       [](const std::string& name,
-          std::string* skip) -> absl::StatusOr<std::unique_ptr<Communicator>> {
-         auto bootstrap = mpi::WorldCommunicator(TheSession(), {.name = "bootstrap"});
-         if (!bootstrap.ok()) return bootstrap.status();
-         auto world = nccl::CreateWorld(**bootstrap,
-                                        {.comm = {.name = name, .timeout = absl::Seconds(120)}});
-         if (!world.ok() && world.status().code() == absl::StatusCode::kFailedPrecondition) {
-           *skip = absl::StrFormat("no CUDA device (or too few for the ranks): %s",
-                                   world.status().message());
-           return std::unique_ptr<Communicator>();
-         }
-         return world;
-       }});
-#endif
-  return backends;
-}
-
-void PrintTo(const Backend& backend, std::ostream* os) { *os << backend.name; }
 
 class ConformanceTest : public ::testing::TestWithParam<Backend> {
  protected:
@@ -829,10 +776,7 @@ TEST_P(ConformanceTest, TypedAsyncOverloadsCheckSizesOnHostMemory) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("all_to_all")));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()),
-                         [](const ::testing::TestParamInfo<Backend>& info) {
-                           return info.param.name;
-                         });
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()), BackendName);
 
 }  // namespace
 }  // namespace nmesh::comm

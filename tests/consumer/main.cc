@@ -1,6 +1,8 @@
 // An engine's start-up against an installed nmesh: builds the meshes of a recipe through the job
 // layer under mpirun, then checks every group of this rank through its communicator against groups
-// computed here by brute force over coordinates, and the context's sizes against the recipe's.
+// computed here by brute force over coordinates, and the context's sizes against the recipe's;
+// then measures the tp axis with the installed bench engine (nmesh::perf), which must count no
+// wrong element.
 //
 //   mpirun -np 4 consumer RECIPE TP CP     (the recipe's tp_size and cp_size; dp is inferred)
 //
@@ -15,6 +17,7 @@
 #include "comm/communicator.h"  // the engine's own headers of those names
 #include "mesh/device_mesh.h"
 #include "nmesh/nmesh.h"
+#include "nmesh/perf/bench.h"
 
 namespace {
 
@@ -100,6 +103,26 @@ int main(int argc, char** argv) {
     if (gathered != BruteForceGroup(rank, shape, axes))
       return Fail(rank, "group " + name + " differs");
     ++verified;
+  }
+  // Every rank measures, on its tp group, a small all_to_all_v sweep through the async path.
+  absl::StatusOr<nmesh::comm::Communicator*> tp_comm = m.mesh->Comm("tp");
+  if (!tp_comm.ok()) return Fail(rank, std::string(tp_comm.status().message()));
+  nmesh::perf::BenchAxis axis;
+  axis.name = "tp";
+  axis.group_size = (*tp_comm)->size();
+  const nmesh::perf::BenchConfig bench{.op = nmesh::perf::BenchOp::kAllToAllV,
+                                       .min_bytes = 64,
+                                       .max_bytes = 4096,
+                                       .factor = 8,
+                                       .iters = 2,
+                                       .warmup = 1,
+                                       .async = true};
+  absl::StatusOr<nmesh::perf::BenchAxis> measured =
+      nmesh::perf::MeasureAxis(axis, *tp_comm, *(*job)->backend().world, bench);
+  if (!measured.ok()) return Fail(rank, std::string(measured.status().message()));
+  if (measured->rows.empty()) return Fail(rank, "the bench engine measured no row");
+  for (const nmesh::perf::BenchRow& row : measured->rows) {
+    if (row.wrong != 0) return Fail(rank, "the bench engine counted wrong elements");
   }
   std::cout << "consumer: rank " << rank << ": " << verified << " groups verified (engine handle "
             << engine_comm.handle + engine_mesh.ndim - 5 << ")\n";

@@ -1,5 +1,6 @@
-// MeshContext over live DeviceMeshes (contract §7), run under mpirun -np 1, 2, 4 and 8. Expected
-// sizes come from the specs' own arithmetic, never from the plan.
+// MeshContext over live DeviceMeshes (contract §7), run under mpirun -np 1, 2, 4 and 8 over every
+// backend factory (tests/comm/backends.h). Expected sizes come from the specs' own arithmetic,
+// never from the plan.
 #include "nmesh/mesh/context.h"
 
 #include <cstdint>
@@ -29,6 +30,8 @@ using namespace ::nmesh::mesh::testing;  // NOLINT: test helpers
 using config::StrategyKind;
 using A = MeshAxisName;
 
+class MeshContextTest : public BackendWorldTest {};
+
 DeviceMesh BuildOrDie(const Spec& spec, comm::Communicator& world) {
   absl::StatusOr<MeshPlan> plan = PlanMesh(RequestOf(spec, world.size()));
   NMESH_CHECK(plan.ok()) << plan.status();
@@ -41,8 +44,8 @@ absl::StatusOr<MeshContext> ContextOf(const DeviceMesh& mesh, StrategyKind strat
   return MeshContext::FromMeshes(mesh, mesh.moe_mesh(), config::DefaultStrategyConfig(strategy));
 }
 
-TEST(MeshContextTest, SizesAndKwargsOfFsdp2ComeFromTheCommunicators) {
-  auto world = NewWorld();
+TEST_P(MeshContextTest, SizesAndKwargsOfFsdp2ComeFromTheCommunicators) {
+  auto world = World();
   const int np = world->size();
   std::vector<Spec> specs = {{.size = np}};
   if (np >= 2) specs.push_back({.tp = 2, .size = np});
@@ -80,8 +83,8 @@ TEST(MeshContextTest, SizesAndKwargsOfFsdp2ComeFromTheCommunicators) {
   }
 }
 
-TEST(MeshContextTest, MegatronFsdpAndDdpUseTheirNativeDpAxis) {
-  auto world = NewWorld();
+TEST_P(MeshContextTest, MegatronFsdpAndDdpUseTheirNativeDpAxis) {
+  auto world = World();
   const int np = world->size();
   const DeviceMesh ddp = BuildOrDie({.strategy = StrategyKind::kDdp, .size = np}, *world);
   ASSERT_OK_AND_ASSIGN(MeshContext ddp_context, ContextOf(ddp, StrategyKind::kDdp));
@@ -100,7 +103,7 @@ TEST(MeshContextTest, MegatronFsdpAndDdpUseTheirNativeDpAxis) {
   EXPECT_EQ(context.parallelize_axis_kwargs().cp_axis_name, A::kCp);
 }
 
-TEST(MeshContextTest, MissingMeshesGiveTheDefaults) {
+TEST(MeshContextNoMeshTest, MissingMeshesGiveTheDefaults) {
   ASSERT_OK_AND_ASSIGN(MeshContext context, MeshContext::FromMeshes(std::nullopt, std::nullopt));
   // The default values are planned_context_test's; here: without meshes nothing is read.
   EXPECT_FALSE(context.View().device_mesh.has_value());
@@ -111,8 +114,8 @@ TEST(MeshContextTest, MissingMeshesGiveTheDefaults) {
   EXPECT_EQ(context.parallelize_axis_kwargs().ep_axis_name, std::nullopt);
 }
 
-TEST(MeshContextTest, DistributedSetupChecksRunAtConstructionAndOnRequest) {
-  auto world = NewWorld();
+TEST_P(MeshContextTest, DistributedSetupChecksRunAtConstructionAndOnRequest) {
+  auto world = World();
   const int np = world->size();
   if (np < 2) GTEST_SKIP() << "needs tp 2";
   const DeviceMesh tp2 = BuildOrDie({.tp = 2, .size = np}, *world);
@@ -136,8 +139,8 @@ TEST(MeshContextTest, DistributedSetupChecksRunAtConstructionAndOnRequest) {
   EXPECT_OK(context.ValidateDistributedSetup());
 }
 
-TEST(MeshContextTest, UnknownAxisNamesAreRejected) {
-  auto world = NewWorld();
+TEST_P(MeshContextTest, UnknownAxisNamesAreRejected) {
+  auto world = World();
   const int np = world->size();
   if (np < 4) GTEST_SKIP() << "needs cp 4";
   const DeviceMesh mesh = BuildOrDie({.cp = 4, .size = np}, *world);
@@ -155,8 +158,8 @@ TEST(MeshContextTest, UnknownAxisNamesAreRejected) {
 
 // Contract §7 (changed in 0.7.0): ring/Ulysses degrees are recorded, not a mesh; §5: a wrong
 // product gives create_ring_ulysses_mesh's message.
-TEST(MeshContextTest, RingUlyssesDegrees) {
-  auto world = NewWorld();
+TEST_P(MeshContextTest, RingUlyssesDegrees) {
+  auto world = World();
   const int np = world->size();
   if (np < 4) GTEST_SKIP() << "needs cp 4";
   const DeviceMesh mesh = BuildOrDie({.cp = 4, .size = np}, *world);
@@ -183,8 +186,8 @@ TEST(MeshContextTest, RingUlyssesDegrees) {
                        HasSubstr("device_mesh contains unknown axis names {'ring', 'ulysses'}")));
 }
 
-TEST(MeshContextTest, NonMembersCannotReadSizes) {
-  auto world = NewWorld();
+TEST_P(MeshContextTest, NonMembersCannotReadSizes) {
+  auto world = World();
   const int np = world->size();
   if (np < 2) GTEST_SKIP() << "needs a non-member";
   const DeviceMesh first = BuildOrDie({.ranks = {0}}, *world);
@@ -196,6 +199,9 @@ TEST(MeshContextTest, NonMembersCannotReadSizes) {
                                   HasSubstr("is not a member of mesh 'device_mesh'")));
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, MeshContextTest, ::testing::ValuesIn(comm::testing::Backends()),
+                         comm::testing::BackendName);
 
 }  // namespace
 }  // namespace nmesh::mesh

@@ -1,6 +1,9 @@
-// DeviceMesh over real MPI communicators, run under mpirun -np 1, 2, 4 and 8. Each spec whose size
-// equals the world runs; expected groups and split counts are computed by brute force
-// (tests/mesh/mesh_runtime_testing.h) and compared with what the communicators report.
+// DeviceMesh over real communicators, run under mpirun -np 1, 2, 4 and 8 over every backend
+// factory (tests/comm/backends.h: mpi, mpi_timed, self, and nccl where built, skipping without a
+// GPU). Each spec whose size equals the world runs; expected groups and split counts are computed
+// by brute force (tests/mesh/mesh_runtime_testing.h) and compared with what the communicators
+// report, through host-memory copies (comm::HostAllGather) so that device memory works too. The
+// timeout test stays on MPI, whose blocking semantics it needs.
 #include "nmesh/mesh/device_mesh.h"
 
 #include <mpi.h>
@@ -16,6 +19,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/tests/mesh/mesh_runtime_testing.h"
@@ -64,6 +68,10 @@ std::vector<Spec> WorldSpecs() {
   };
 }
 
+class DeviceMeshTest : public BackendWorldTest {};
+
+// The mesh of `spec` over `world`. Whole-world groups reuse the world only when neither the
+// world nor the mesh has a timeout (WorldReused), so the split counts depend on the backend.
 absl::StatusOr<DeviceMesh> Build(const Spec& spec, comm::Communicator& world,
                                  DeviceMeshOptions options = {}) {
   NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMesh(RequestOf(spec, world.size())));
@@ -73,6 +81,9 @@ absl::StatusOr<DeviceMesh> Build(const Spec& spec, comm::Communicator& world,
 // Compares every group of this rank, as its communicator reports it (size, rank, and the global
 // ranks all-gathered in group order), with the brute-force expectation. Members only; every
 // member checks the groups in the same order, so the all-gathers match up.
+// Whether a mesh built by Build(spec, world) with no options reuses `world` for whole-world groups.
+bool WorldReused(const comm::Communicator& world) { return !world.options().timeout.has_value(); }
+
 void ExpectGroupsAsObserved(const DeviceMesh& mesh, const Expected& expected, int64_t rank) {
   std::optional<DeviceMesh> moe = mesh.moe_mesh();
   ASSERT_EQ(moe.has_value(), expected.moe.has_value());
@@ -84,7 +95,8 @@ void ExpectGroupsAsObserved(const DeviceMesh& mesh, const Expected& expected, in
     EXPECT_EQ(comm->size(), static_cast<int>(want.ranks.size()));
     EXPECT_EQ(comm->rank(), want.local_rank);
     std::vector<int64_t> got(static_cast<size_t>(comm->size()), -1);
-    ASSERT_OK(comm->AllGather<int64_t>(absl::MakeConstSpan(&rank, 1), absl::MakeSpan(got)));
+    ASSERT_OK(
+        comm::HostAllGather<int64_t>(*comm, absl::MakeConstSpan(&rank, 1), absl::MakeSpan(got)));
     EXPECT_EQ(got, want.ranks);
     if (want.ranks.size() == 1) {
       EXPECT_EQ(comm->backend(), "self");
@@ -92,8 +104,8 @@ void ExpectGroupsAsObserved(const DeviceMesh& mesh, const Expected& expected, in
   }
 }
 
-TEST(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
+  auto world = World();
   const int np = world->size();
   int built = 0;
   for (const Spec& spec : WorldSpecs()) {
@@ -104,7 +116,7 @@ TEST(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
     EXPECT_EQ(mesh.axis_names(), expected.axis_names);
     EXPECT_EQ(mesh.shape(), expected.device.shape);
     EXPECT_TRUE(mesh.is_member());
-    EXPECT_EQ(mesh.communicators_created(), BruteSplitCount(expected, np));
+    EXPECT_EQ(mesh.communicators_created(), BruteSplitCount(expected, np, WorldReused(*world)));
     ExpectGroupsAsObserved(mesh, expected, world->rank());
     ASSERT_OK_AND_ASSIGN(std::vector<int64_t> coordinate, mesh.Coordinate());
     EXPECT_EQ(coordinate, expected.device.coords[expected.device.IndexOf(world->rank())]);
@@ -113,16 +125,21 @@ TEST(DeviceMeshTest, EveryGroupMatchesBruteForceThroughTheCommunicators) {
   EXPECT_GT(built, 0);
 }
 
-TEST(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
+  auto world = World();
   if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
   // tp 2 over 4 ranks: dp_replicate = cp = 1, so dp == dp_shard and dp_shard_cp == dp_cp.
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .size = 4}, *world));
   // DDP: one axis over every rank in order is the world communicator itself; no split.
   ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
                        Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
-  EXPECT_EQ(*ddp.Comm("dp"), world.get());
-  EXPECT_EQ(ddp.communicators_created(), 0);
+  if (WorldReused(*world)) {
+    EXPECT_EQ(*ddp.Comm("dp"), world.get());
+    EXPECT_EQ(ddp.communicators_created(), 0);
+  } else {
+    EXPECT_NE(*ddp.Comm("dp"), world.get());
+    EXPECT_EQ(ddp.communicators_created(), 1);
+  }
   if (world->rank() >= 4) {
     EXPECT_FALSE(mesh.is_member());
     return;
@@ -136,8 +153,8 @@ TEST(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
   EXPECT_EQ(comm("tp")->options().name, "tp");
 }
 
-TEST(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
+  auto world = World();
   if (world->size() != 8) GTEST_SKIP() << "the contract example needs 8 ranks";
   // §5: FSDP2, world 8, tp=2, ep=4: rank 0 has ep {0,1,2,3}, ep_shard {0,4}.
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .ep = 4, .size = 8}, *world));
@@ -155,13 +172,14 @@ TEST(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {
   ASSERT_OK_AND_ASSIGN(comm::Communicator * stage_ep, staged.moe_mesh()->Comm("ep"));
   std::vector<int64_t> members(2);
   const int64_t me = r;
-  ASSERT_OK(stage_ep->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(members)));
+  ASSERT_OK(comm::HostAllGather<int64_t>(*stage_ep, absl::MakeConstSpan(&me, 1),
+                                         absl::MakeSpan(members)));
   for (int64_t m : members) EXPECT_EQ(m / 4, r / 4) << "ep group crosses a stage";
   EXPECT_EQ(staged.moe_mesh()->layout().size(), 4);
 }
 
-TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
+  auto world = World();
   const int np = world->size();
   if (np < 2) GTEST_SKIP() << "needs 2 ranks";
   const int half = np / 2;
@@ -178,7 +196,7 @@ TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
        {std::pair{&student, &student_mesh}, std::pair{&teacher, &teacher_mesh}}) {
     SCOPED_TRACE(spec->label);
     const Expected expected = ExpectedOf(*spec);
-    EXPECT_EQ(mesh->communicators_created(), BruteSplitCount(expected, np));
+    EXPECT_EQ(mesh->communicators_created(), BruteSplitCount(expected, np, WorldReused(*world)));
     EXPECT_EQ(mesh->is_member(), IsMember(*spec, r));
     if (mesh->is_member()) {
       ExpectGroupsAsObserved(*mesh, expected, r);
@@ -200,8 +218,8 @@ TEST(DeviceMeshTest, DisjointRankSubsetsAreBuiltByEveryRankInOrder) {
 
 // Issue 14, bad input: a timeout of zero, negative, infinite or rounding to zero (1e-300 minutes)
 // is InvalidArgument on every rank, for a mesh as for a communicator.
-TEST(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
+  auto world = World();
   for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration(),
                              absl::Minutes(1e-300), -absl::InfiniteDuration()}) {
     SCOPED_TRACE(absl::FormatDuration(bad));
@@ -216,8 +234,8 @@ TEST(DeviceMeshTest, UnusableTimeoutsAreInvalidArguments) {
   EXPECT_OK(Build({.size = world->size()}, *world, {.timeout = absl::Seconds(30)}).status());
 }
 
-TEST(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
+  auto world = World();
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks to disagree";
   const int np = world->size();
   // Rank 0 asks for tp 1, the others for tp 2: both plans are valid on their own.
@@ -231,8 +249,8 @@ TEST(DeviceMeshTest, RanksThatDisagreeAllFailInsteadOfHanging) {
   EXPECT_OK(world->Barrier());
 }
 
-TEST(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
+  auto world = World();
   if (world->size() < 4) GTEST_SKIP() << "needs 4 ranks";
   if (world->rank() >= 4) {
     // Everyone builds the mesh; only its 4 members look at the views.
@@ -273,8 +291,8 @@ TEST(DeviceMeshTest, SubmeshViewsShareTheParentsCommunicators) {
                                  "dp_cp]")));
 }
 
-TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
+  auto world = World();
   const int np = world->size();
   if (np < 4) GTEST_SKIP() << "needs 4 ranks";
   // cp 4 (np 4) or cp 4 x tp 2 (np 8), then cp -> (ring 2, ulysses 2).
@@ -301,7 +319,7 @@ TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, cp.Comm(cp.axis_names()[axis]));
     EXPECT_EQ(comm->options().name, cp.axis_names()[axis]);
     std::vector<int64_t> got(static_cast<size_t>(comm->size()));
-    ASSERT_OK(comm->AllGather<int64_t>(absl::MakeConstSpan(&r, 1), absl::MakeSpan(got)));
+    ASSERT_OK(comm::HostAllGather<int64_t>(*comm, absl::MakeConstSpan(&r, 1), absl::MakeSpan(got)));
     EXPECT_EQ(got, want.ranks);
   }
   // Flattened groups follow the new axes and keep their communicators.
@@ -311,7 +329,7 @@ TEST(DeviceMeshTest, UnflattenSplitsTheAxisIntoNamedSubAxes) {
 }
 
 // Every communicator of a mesh, the moe ones included, gets the mesh's timeout.
-TEST(DeviceMeshTest, TimeoutReachesEveryCommunicator) {
+TEST(DeviceMeshMpiTest, TimeoutReachesEveryCommunicator) {
   auto world = NewWorld();
   const int np = world->size();
   if (np < 4) GTEST_SKIP() << "needs 4 ranks for a flattened group that is not an axis";
@@ -358,8 +376,8 @@ TEST(DeviceMeshTest, TimeoutReachesEveryCommunicator) {
   ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
 }
 
-TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
+  auto world = World();
   const int np = world->size();
   ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.ep = np >= 2 ? 2 : 1, .size = np}, *world));
   ASSERT_OK(world->Barrier());
@@ -371,8 +389,8 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
   for (const std::string& name : names) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, mesh.Comm(name));
     if (comm == world.get()) continue;  // the caller's, reused: WorldReusedByAMeshSurvivesItsAbort
-    EXPECT_THAT(comm->AllReduce<int64_t>(absl::MakeConstSpan(&value, 1), absl::MakeSpan(&value, 1),
-                                         comm::ReduceOp::kSum),
+    EXPECT_THAT(comm::HostAllReduce<int64_t>(*comm, absl::MakeConstSpan(&value, 1),
+                                             absl::MakeSpan(&value, 1), comm::ReduceOp::kSum),
                 StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("aborted")))
         << name;
   }
@@ -384,16 +402,17 @@ TEST(DeviceMeshTest, AbortStopsEveryCommunicatorOfTheMesh) {
   }
 }
 
-// Whole-world values summed over `comm`, which must still work.
+// Whole-world values summed over `comm` (host copies, any backend), which must still work.
 void ExpectWorks(comm::Communicator& comm) {
   std::vector<int64_t> value = {1};
-  ASSERT_OK(comm.AllReduce<int64_t>(value, absl::MakeSpan(value), comm::ReduceOp::kSum));
+  ASSERT_OK(comm::HostAllReduce<int64_t>(comm, value, absl::MakeSpan(value), comm::ReduceOp::kSum));
   EXPECT_EQ(value[0], comm.size());
 }
 
-TEST(DeviceMeshTest, WorldReusedByAMeshSurvivesItsAbort) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, WorldReusedByAMeshSurvivesItsAbort) {
+  auto world = World();
   if (world->size() < 2) GTEST_SKIP() << "needs 2 ranks (a group of one is a self communicator)";
+  if (!WorldReused(*world)) GTEST_SKIP() << "a world with a timeout is never reused";
   // DDP over every rank in order: its dp group is the caller's world communicator itself.
   ASSERT_OK_AND_ASSIGN(DeviceMesh ddp,
                        Build({.strategy = StrategyKind::kDdp, .size = world->size()}, *world));
@@ -406,8 +425,8 @@ TEST(DeviceMeshTest, WorldReusedByAMeshSurvivesItsAbort) {
   ExpectWorks(*dp);
 }
 
-TEST(DeviceMeshTest, ATimeoutOrIsolationGivesTheWholeWorldGroupItsOwnCommunicator) {
-  auto world = NewWorld();
+TEST_P(DeviceMeshTest, ATimeoutOrIsolationGivesTheWholeWorldGroupItsOwnCommunicator) {
+  auto world = World();
   const Spec ddp{.strategy = StrategyKind::kDdp, .size = world->size()};
   const bool whole_world_split = world->size() > 1;  // a world of one gets a self communicator
   for (const DeviceMeshOptions& options :
@@ -424,17 +443,14 @@ TEST(DeviceMeshTest, ATimeoutOrIsolationGivesTheWholeWorldGroupItsOwnCommunicato
   }
 }
 
-TEST(DeviceMeshTest, AMeshNoticesThatTheWorldItReusesWasDestroyed) {
-  auto world = NewWorld();
-  auto doomed = NewWorld();
-  ASSERT_OK_AND_ASSIGN(DeviceMesh reusing, Build({.strategy = StrategyKind::kDdp,
-                                                  .size = world->size()},
-                                                 *doomed));
-  ASSERT_OK_AND_ASSIGN(DeviceMesh isolated, Build({.strategy = StrategyKind::kDdp,
-                                                   .size = world->size()},
-                                                  *doomed, {.isolate = true}));
+TEST_P(DeviceMeshTest, AMeshNoticesThatTheWorldItReusesWasDestroyed) {
+  auto world = World();
+  auto doomed = World();
+  const Spec ddp{.strategy = StrategyKind::kDdp, .size = world->size()};
+  ASSERT_OK_AND_ASSIGN(DeviceMesh reusing, Build(ddp, *doomed));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh isolated, Build(ddp, *doomed, {.isolate = true}));
   const bool reused = *reusing.Comm("dp") == doomed.get();
-  EXPECT_EQ(reused, world->size() > 1);
+  EXPECT_EQ(reused, world->size() > 1 && WorldReused(*doomed));
   doomed.reset();
   if (reused) {
     EXPECT_THAT(reusing.Comm("dp"),
@@ -449,7 +465,8 @@ TEST(DeviceMeshTest, AMeshNoticesThatTheWorldItReusesWasDestroyed) {
   ExpectWorks(*dp);
 }
 
-TEST(DeviceMeshTest, CreateGivesUpAfterItsTimeoutWhenARankNeverArrives) {
+// MPI only: the late rank completes the abandoned agreement through MPI_COMM_WORLD's barrier.
+TEST(DeviceMeshMpiTest, CreateGivesUpAfterItsTimeoutWhenARankNeverArrives) {
   auto world = NewWorld();
   const int np = world->size();
   if (np < 2) GTEST_SKIP() << "needs 2 ranks";
@@ -471,6 +488,9 @@ TEST(DeviceMeshTest, CreateGivesUpAfterItsTimeoutWhenARankNeverArrives) {
   }
   ASSERT_EQ(MPI_Barrier(MPI_COMM_WORLD), MPI_SUCCESS);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, DeviceMeshTest, ::testing::ValuesIn(comm::testing::Backends()),
+                         comm::testing::BackendName);
 
 }  // namespace
 }  // namespace nmesh::mesh

@@ -1,6 +1,7 @@
-// Shared pieces of the DeviceMesh and MeshContext MPI tests: the MPI world, mesh specs, and the
-// expected meshes computed by brute force from the contract's definitions (shapes from the sizes,
-// groups from coordinates: tests/mesh/brute_force.h), never from mesh/plan.
+// Shared pieces of the DeviceMesh and MeshContext tests: the world of each backend factory
+// (BackendWorldTest, over tests/comm/backends.h) or the MPI world, mesh specs, and the expected
+// meshes computed by brute force from the contract's definitions (shapes from the sizes, groups
+// from coordinates: tests/mesh/brute_force.h), never from mesh/plan.
 #ifndef NMESH_TESTS_MESH_MESH_RUNTIME_TESTING_H_
 #define NMESH_TESTS_MESH_MESH_RUNTIME_TESTING_H_
 
@@ -23,6 +24,7 @@
 #include "nmesh/comm/mpi/testing/session.h"
 #include "nmesh/config/sizes.h"
 #include "nmesh/config/strategy.h"
+#include "nmesh/tests/comm/backends.h"
 #include "nmesh/tests/mesh/brute_force.h"
 
 namespace nmesh::mesh::testing {
@@ -38,6 +40,36 @@ inline std::unique_ptr<comm::Communicator> NewWorld(comm::CommOptions options = 
   }
   return *std::move(world);
 }
+
+// A test run once per backend factory (mpi, mpi_timed, self, nccl where built): World() is a fresh
+// world communicator of the backend, spanning every rank it spans (one rank for self). The test
+// skips, saying why, where the backend cannot run (nccl without a GPU).
+class BackendWorldTest : public ::testing::TestWithParam<comm::testing::Backend> {
+ protected:
+  void SetUp() override {
+    std::string skip;
+    auto world = GetParam().make("world", &skip);
+    ASSERT_TRUE(world.ok()) << world.status();
+    if (*world == nullptr) GTEST_SKIP() << skip;
+    first_ = *std::move(world);
+  }
+
+  // The world made by SetUp on the first call, a new one on later calls.
+  std::unique_ptr<comm::Communicator> World() {
+    if (first_ != nullptr) return std::move(first_);
+    std::string skip;
+    auto world = GetParam().make("world", &skip);
+    if (!world.ok() || *world == nullptr) {
+      std::fprintf(stderr, "backend %s: no second world: %s\n", GetParam().name.c_str(),
+                   world.ok() ? skip.c_str() : std::string(world.status().message()).c_str());
+      std::abort();
+    }
+    return *std::move(world);
+  }
+
+ private:
+  std::unique_ptr<comm::Communicator> first_;
+};
 
 // A mesh to build: the sizes as a user gives them.
 struct Spec {
@@ -121,8 +153,9 @@ inline Expected ExpectedOf(const Spec& s) {
 }
 
 // The number of splits a mesh needs, by brute force: each named group's partition (its groups, in
-// order), deduplicated, without trivial partitions and without the whole world in order.
-inline int BruteSplitCount(const Expected& e, int64_t world_size) {
+// order), deduplicated, without trivial partitions and, when the mesh reuses the world
+// (`world_reused`), without the whole world in order.
+inline int BruteSplitCount(const Expected& e, int64_t world_size, bool world_reused = true) {
   std::vector<int64_t> world(static_cast<size_t>(world_size));
   std::iota(world.begin(), world.end(), 0);
   std::set<std::vector<std::vector<int64_t>>> partitions;
@@ -132,7 +165,7 @@ inline int BruteSplitCount(const Expected& e, int64_t world_size) {
     const bool trivial =
         std::all_of(p.begin(), p.end(), [](const auto& x) { return x.size() == 1; });
     const bool whole_world = p.size() == 1 && p[0] == world;
-    if (!trivial && !whole_world) partitions.insert(p);
+    if (!trivial && !(whole_world && world_reused)) partitions.insert(p);
   }
   return static_cast<int>(partitions.size());
 }

@@ -1,0 +1,332 @@
+#include "nmesh/perf/bench.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <new>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/host_collectives.h"
+#include "nmesh/perf/check.h"
+
+namespace nmesh::perf {
+namespace {
+
+using comm::Communicator;
+
+struct OpName {
+  BenchOp op;
+  const char* name;
+};
+constexpr OpName kOpNames[] = {
+    {BenchOp::kAllReduce, "all_reduce"},         {BenchOp::kAllGather, "all_gather"},
+    {BenchOp::kReduceScatter, "reduce_scatter"}, {BenchOp::kBroadcast, "broadcast"},
+    {BenchOp::kAllToAll, "all_to_all"},          {BenchOp::kAllToAllV, "all_to_all_v"}};
+
+// One call through the blocking method.
+absl::Status RunBlocking(Communicator& comm, BenchOp op, const CallShape& shape, const void* send,
+                         void* recv) {
+  switch (op) {
+    case BenchOp::kAllReduce:
+      return comm.AllReduce(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
+    case BenchOp::kAllGather:
+      return comm.AllGather(send, recv, shape.count, kBenchType);
+    case BenchOp::kReduceScatter:
+      return comm.ReduceScatter(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
+    case BenchOp::kBroadcast:
+      return comm.Broadcast(recv, shape.count, kBenchType, /*root=*/0);
+    case BenchOp::kAllToAll:
+      return comm.AllToAll(send, recv, shape.count, kBenchType);
+    case BenchOp::kAllToAllV:
+      return comm.AllToAllV(send, shape.send_counts, shape.send_displs, recv, shape.recv_counts,
+                            shape.recv_displs, kBenchType);
+  }
+  return absl::InternalError("unknown bench op");
+}
+
+// One call through the *Async method, its handle waited.
+absl::Status RunAsync(Communicator& comm, BenchOp op, const CallShape& shape, const void* send,
+                      void* recv) {
+  absl::StatusOr<comm::Work> work = absl::InternalError("unknown bench op");
+  switch (op) {
+    case BenchOp::kAllReduce:
+      work = comm.AllReduceAsync(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
+      break;
+    case BenchOp::kAllGather:
+      work = comm.AllGatherAsync(send, recv, shape.count, kBenchType);
+      break;
+    case BenchOp::kReduceScatter:
+      work = comm.ReduceScatterAsync(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
+      break;
+    case BenchOp::kBroadcast:
+      work = comm.BroadcastAsync(recv, shape.count, kBenchType, /*root=*/0);
+      break;
+    case BenchOp::kAllToAll:
+      work = comm.AllToAllAsync(send, recv, shape.count, kBenchType);
+      break;
+    case BenchOp::kAllToAllV:
+      work = comm.AllToAllVAsync(send, shape.send_counts, shape.send_displs, recv,
+                                 shape.recv_counts, shape.recv_displs, kBenchType);
+      break;
+  }
+  if (!work.ok()) return work.status();
+  return work->Wait();
+}
+
+// The communicator of `kind` on this member rank.
+absl::StatusOr<Communicator*> KindComm(const mesh::DeviceMesh& device_mesh,
+                                       const mesh::GroupKind& kind) {
+  if (kind.mesh == mesh::MeshKind::kDevice) return device_mesh.Comm(kind.names.front());
+  std::optional<mesh::DeviceMesh> moe = device_mesh.moe_mesh();
+  if (!moe.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s: the plan has a moe axis '%s' but the mesh has no moe mesh",
+                        device_mesh.name(), kind.names.front()));
+  }
+  return moe->Comm(kind.names.front());
+}
+
+}  // namespace
+
+std::vector<BenchOp> AllBenchOps() {
+  std::vector<BenchOp> ops;
+  for (const OpName& entry : kOpNames) ops.push_back(entry.op);
+  return ops;
+}
+
+std::string_view BenchOpName(BenchOp op) {
+  for (const OpName& entry : kOpNames) {
+    if (entry.op == op) return entry.name;
+  }
+  return "unknown";
+}
+
+absl::StatusOr<BenchOp> ParseBenchOp(std::string_view name) {
+  std::vector<std::string> names;
+  for (const OpName& entry : kOpNames) {
+    if (name == entry.name) return entry.op;
+    names.push_back(entry.name);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown collective '%s'; expected %s", name, absl::StrJoin(names, ", ")));
+}
+
+bool Reduces(BenchOp op) { return op == BenchOp::kAllReduce || op == BenchOp::kReduceScatter; }
+std::string_view RedopName(BenchOp op) { return Reduces(op) ? "sum" : "none"; }
+
+double BusBandwidthFactor(BenchOp op, int64_t n) {
+  const double ranks = static_cast<double>(n);
+  switch (op) {
+    case BenchOp::kAllReduce:
+      return 2.0 * (ranks - 1) / ranks;
+    case BenchOp::kAllGather:
+    case BenchOp::kReduceScatter:
+    case BenchOp::kAllToAll:
+    case BenchOp::kAllToAllV:
+      return (ranks - 1) / ranks;
+    case BenchOp::kBroadcast:
+      return 1.0;
+  }
+  return 1.0;
+}
+
+absl::Status ValidateBenchConfig(const BenchConfig& config) {
+  if (config.factor < 2 || config.iters < 1 || config.warmup < 0 || config.min_bytes < 1 ||
+      config.min_bytes > config.max_bytes) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "bad BenchConfig: min_bytes %d, max_bytes %d, factor %d, iters %d, warmup %d (need "
+        "1 <= min_bytes <= max_bytes, factor >= 2, iters >= 1, warmup >= 0)",
+        config.min_bytes, config.max_bytes, config.factor, config.iters, config.warmup));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<uint64_t> SweepSizes(const BenchConfig& config) {
+  std::vector<uint64_t> sizes;
+  for (uint64_t size = config.min_bytes; size <= config.max_bytes;) {
+    sizes.push_back(size);
+    const uint64_t factor = static_cast<uint64_t>(config.factor);
+    if (size > config.max_bytes / factor) break;  // the next size would pass max (or overflow)
+    size *= factor;
+  }
+  return sizes;
+}
+
+absl::StatusOr<std::vector<mesh::GroupKind>> SelectBenchAxes(const mesh::MeshPlan& plan,
+                                                             absl::Span<const std::string> axes) {
+  const std::vector<mesh::GroupKind> kinds = mesh::DistinctGroupKinds(plan);
+  if (axes.empty()) {
+    std::vector<mesh::GroupKind> selected;
+    for (const mesh::GroupKind& kind : kinds) {
+      if (kind.group_size > 1) selected.push_back(kind);
+    }
+    return selected;
+  }
+  std::vector<bool> chosen(kinds.size(), false);
+  for (const std::string& name : axes) {
+    bool found = false;
+    for (size_t k = 0; k < kinds.size() && !found; ++k) {
+      const std::vector<std::string>& names = kinds[k].names;
+      if (std::find(names.begin(), names.end(), name) != names.end()) {
+        chosen[k] = true;
+        found = true;
+      }
+    }
+    if (!found) {
+      std::vector<std::string> all;
+      for (const mesh::GroupKind& kind : kinds) {
+        all.insert(all.end(), kind.names.begin(), kind.names.end());
+      }
+      return absl::InvalidArgumentError(
+          absl::StrFormat("unknown axis '%s'; this mesh has %s", name, absl::StrJoin(all, ", ")));
+    }
+  }
+  std::vector<mesh::GroupKind> selected;
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    if (chosen[k]) selected.push_back(kinds[k]);
+  }
+  return selected;
+}
+
+double BenchAxis::AverageBusBandwidth() const {
+  if (rows.empty()) return 0;
+  double sum = 0;
+  for (const BenchRow& row : rows) sum += row.busbw;
+  return sum / static_cast<double>(rows.size());
+}
+
+int64_t BenchReport::TotalWrong() const {
+  int64_t wrong = 0;
+  for (const BenchAxis& axis : axes) {
+    for (const BenchRow& row : axis.rows) wrong += row.wrong;
+  }
+  return wrong;
+}
+
+absl::StatusOr<BenchAxis> MeasureAxis(BenchAxis axis, Communicator* group, Communicator& world,
+                                      const BenchConfig& config, const RowObserver& on_row) {
+  NMESH_RETURN_IF_ERROR(ValidateBenchConfig(config));
+  const int64_t n = axis.group_size;
+  if (n < 1 || (group != nullptr && group->size() != n)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("axis '%s': group size %d, but its communicator has %d rank(s)", axis.name,
+                        n, group == nullptr ? 0 : group->size()));
+  }
+  axis.rows.clear();
+  const int64_t me = group != nullptr ? group->rank() : 0;
+  // The shapes of every rank of the group agree on count, send and recv: only all_to_all_v's
+  // count arrays depend on the rank.
+  std::vector<CallShape> shapes;
+  uint64_t max_send = 0, max_recv = 0;
+  for (uint64_t requested : SweepSizes(config)) {
+    CallShape shape = ShapeOf(config.op, requested, n, me);
+    if (shape.count == 0) continue;
+    max_send = std::max(max_send, shape.send);
+    max_recv = std::max(max_recv, shape.recv);
+    shapes.push_back(std::move(shape));
+  }
+  const auto run_once = config.async ? RunAsync : RunBlocking;
+  // Buffers in the communicator's memory, sized once for the largest call, and host mirrors.
+  comm::Buffer send_buffer, recv_buffer;
+  std::vector<float> send_host, recv_host;
+  if (group != nullptr) {
+    // Linux overcommits: a sweep larger than the machine would be killed while filling its
+    // buffers, so refuse it here instead.
+    const uint64_t copies = group->memory_kind() == comm::MemoryKind::kHost ? 2 : 1;
+    const uint64_t host_bytes = copies * (max_send + max_recv) * kBenchElementBytes;
+    const uint64_t physical = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+                              static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    if (host_bytes > physical) {
+      return absl::ResourceExhaustedError(absl::StrFormat(
+          "axis '%s': the sweep needs %d bytes of host memory per rank (the buffers and their "
+          "host copies for -e %d), more than this machine's %d; lower -e",
+          axis.name, host_bytes, config.max_bytes, physical));
+    }
+    NMESH_ASSIGN_OR_RETURN(send_buffer, group->AllocateBuffer(max_send * kBenchElementBytes));
+    NMESH_ASSIGN_OR_RETURN(recv_buffer, group->AllocateBuffer(max_recv * kBenchElementBytes));
+    try {
+      send_host.resize(max_send);
+      recv_host.resize(max_recv);
+    } catch (const std::bad_alloc&) {
+      return absl::ResourceExhaustedError(
+          absl::StrFormat("axis '%s': cannot allocate %d bytes of host memory for the buffers",
+                          axis.name, (max_send + max_recv) * kBenchElementBytes));
+    }
+  }
+  const double factor = BusBandwidthFactor(config.op, n);
+  for (size_t i = 0; i < shapes.size(); ++i) {
+    const CallShape& shape = shapes[i];
+    BenchRow row;
+    row.size = shape.bytes();
+    row.count = shape.count;
+    if (group != nullptr) {
+      FillInputs(config.op, shape, me, absl::MakeSpan(send_host), absl::MakeSpan(recv_host));
+      NMESH_RETURN_IF_ERROR(group->CopyFromHost(send_buffer.data(), send_host.data(),
+                                                shape.send * kBenchElementBytes));
+      NMESH_RETURN_IF_ERROR(group->CopyFromHost(recv_buffer.data(), recv_host.data(),
+                                                shape.recv * kBenchElementBytes));
+    }
+    // Every group of the axis starts together, after the previous size has finished everywhere.
+    NMESH_RETURN_IF_ERROR(world.Barrier());
+    if (group != nullptr) {
+      for (int64_t w = 0; w < config.warmup; ++w) {
+        NMESH_RETURN_IF_ERROR(
+            run_once(*group, config.op, shape, send_buffer.data(), recv_buffer.data()));
+      }
+      const auto start = std::chrono::steady_clock::now();
+      for (int64_t it = 0; it < config.iters; ++it) {
+        NMESH_RETURN_IF_ERROR(
+            run_once(*group, config.op, shape, send_buffer.data(), recv_buffer.data()));
+      }
+      const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+      row.time_us = elapsed.count() * 1e6 / static_cast<double>(config.iters);
+      NMESH_RETURN_IF_ERROR(
+          group->CopyToHost(recv_host.data(), recv_buffer.data(), shape.recv * kBenchElementBytes));
+      row.wrong = CountWrong(config.op, shape, me, n, recv_host);
+    }
+    NMESH_RETURN_IF_ERROR(comm::HostAllReduce<double>(world, absl::MakeConstSpan(&row.time_us, 1),
+                                                      absl::MakeSpan(&row.time_us, 1),
+                                                      comm::ReduceOp::kMax));
+    NMESH_RETURN_IF_ERROR(comm::HostAllReduce<int64_t>(world, absl::MakeConstSpan(&row.wrong, 1),
+                                                       absl::MakeSpan(&row.wrong, 1),
+                                                       comm::ReduceOp::kSum));
+    row.algbw = row.time_us > 0 ? static_cast<double>(row.size) / (row.time_us * 1e3) : 0;
+    row.busbw = row.algbw * factor;
+    if (on_row) on_row(axis, row, i, shapes.size());
+    axis.rows.push_back(row);
+  }
+  return axis;
+}
+
+absl::StatusOr<BenchReport> RunBench(const mesh::MeshPlan& plan, const mesh::DeviceMesh& mesh,
+                                     Communicator& world, const BenchConfig& config,
+                                     const RowObserver& on_row) {
+  NMESH_RETURN_IF_ERROR(ValidateBenchConfig(config));
+  NMESH_ASSIGN_OR_RETURN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, config.axes));
+  BenchReport report;
+  report.op = config.op;
+  report.async = config.async;
+  report.backend = std::string(world.backend());
+  report.world_size = world.size();
+  for (const mesh::GroupKind& kind : kinds) {
+    Communicator* group = nullptr;
+    if (mesh.is_member()) {
+      NMESH_ASSIGN_OR_RETURN(group, KindComm(mesh, kind));
+    }
+    BenchAxis axis;
+    axis.name = absl::StrJoin(kind.names, "/");
+    axis.names = kind.names;
+    axis.group_size = kind.group_size;
+    axis.group_count = kind.group_count;
+    NMESH_ASSIGN_OR_RETURN(axis, MeasureAxis(std::move(axis), group, world, config, on_row));
+    report.axes.push_back(std::move(axis));
+  }
+  return report;
+}
+
+}  // namespace nmesh::perf
