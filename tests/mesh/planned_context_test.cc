@@ -116,7 +116,7 @@ TEST(PlannedContextTest, MissingMeshesGiveTheDefaults) {
 TEST(PlannedContextTest, AxisNamesNeedNativeAxesWhileSizesReadGroupsToo) {
   MeshView view;
   view.device_mesh = {{kDpReplicate, 2, /*native=*/true}, {kCp, 4, /*native=*/false}};
-  EXPECT_EQ(ContextSizesOf(view).cp_size, 4);
+  EXPECT_EQ(ContextSizesOf(view).cp_size(), 4);
   EXPECT_EQ(ParallelizeAxisKwargsOf(view).cp_axis_name, std::nullopt);
   // A native dp_replicate without a dp_shard_cp group is not the HSDP pair.
   EXPECT_THAT(DpAxisNamesOf(view), ElementsAre(kDpShardCp));
