@@ -3,7 +3,7 @@
 // as an absl::Duration (e.g. 1e-300 minutes) is InvalidArgument naming what was set.
 //
 //   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
-//   NMESH_ASSIGN_OR_RETURN(absl::Duration t, TimeoutFromSeconds(seconds, "--timeout-s"));
+//   auto t = TimeoutFromNumber(seconds, absl::Seconds(1), "seconds", "--timeout-s");
 #ifndef NMESH_BASE_TIMEOUT_H_
 #define NMESH_BASE_TIMEOUT_H_
 

@@ -6,9 +6,9 @@
 //                            job::VerifyRank(*m.plan, *m.mesh, job->rank()));
 //     if (!v.verified) std::cerr << v.mismatches.size() << " groups differ from the plan\n";
 //   }
-//   for (const job::GroupPlacement& g : job::PlacementOf(*m.plan, job->topology().host_names)) {
+//   NMESH_ASSIGN_OR_RETURN(auto placement, job::PlacementOf(*m.plan, job->topology().host_names));
+//   for (const job::GroupPlacement& g : placement)
 //     std::cout << g.name << (g.intra_host ? " stays on a host\n" : " crosses hosts\n");
-//   }
 #ifndef NMESH_JOB_VERIFY_H_
 #define NMESH_JOB_VERIFY_H_
 

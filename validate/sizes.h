@@ -3,15 +3,15 @@
 //   RequestedSizes requested;
 //   requested.world_size = 16;
 //   requested.tp = 2;
-//   requested.cp = 2;                 // dp is inferred: 16 / (2 * 2 * 1) = 4
-//   NMESH_ASSIGN_OR_RETURN(
-//       ResolvedSizes resolved,
-//       ResolveSizes(StrategyKind::kFsdp2, requested, /*mesh_size=*/16, /*has_rank_list=*/false));
-//   int64_t dp = *resolved.dp;        // 4
-//   int64_t pp = resolved.pp_size();  // 1
+//   requested.cp = 2;                 // dp not given: inferred, 16 / (2 * 2 * 1) = 4
+//   ResolvedSizes resolved;           // what a plan of them reports
+//   resolved.dp = 4;
+//   resolved.tp = 2;
+//   resolved.cp = 2;
+//   int64_t pp = resolved.pp_size();  // 1: no pp axis
 //
-// ResolveSizes (nmesh/validate/validate.h) turns the one into the other; a mesh plan and a live
-// MeshContext both report ResolvedSizes.
+// validate::ResolveSizes (nmesh/validate/validate.h) turns the one into the other; a mesh plan and
+// a live MeshContext both report ResolvedSizes.
 #ifndef NMESH_VALIDATE_SIZES_H_
 #define NMESH_VALIDATE_SIZES_H_
 

@@ -3,7 +3,7 @@
 // the only public header of comm/nccl that includes nccl.h and cuda_runtime_api.h, so a consumer
 // that does not include it needs no CUDA or NCCL headers.
 //
-//   NMESH_ASSIGN_OR_RETURN(Work work, tp.AllReduceAsync(grad, grad, n, DataType::kBFloat16,
+//   NMESH_ASSIGN_OR_RETURN(Work work, dp.AllReduceAsync(grad, grad, n, DataType::kBFloat16,
 //                                                        ReduceOp::kSum, {.stream = compute}));
 //   NMESH_RETURN_IF_ERROR(nccl::StreamWaitWork(work, optimizer_stream));  // no host wait
 //
