@@ -1,10 +1,16 @@
 // Collective bandwidth per mesh axis, measured and reported the way nccl-tests does: the engine
 // behind `nmesh bench`, as a library for engines and other drivers.
 //
+//   // `plan`, the DeviceMesh built from it (`mesh`) and the communicator it was built over:
 //   perf::BenchConfig config{.op = perf::BenchOp::kAllReduce, .max_bytes = 64 << 20};
-//   NMESH_ASSIGN_OR_RETURN(perf::BenchReport report, perf::RunBench(plan, mesh, world, config));
-//   for (const perf::BenchAxis& axis : report.axes)
-//     for (const perf::BenchRow& row : axis.rows) ...  // size, count, time_us, busbw, wrong
+//   NMESH_ASSIGN_OR_RETURN(perf::BenchReport report,
+//                          perf::RunBench(*plan, *mesh, *world, config));
+//   for (const perf::BenchAxis& axis : report.axes) {
+//     for (const perf::BenchRow& row : axis.rows) {
+//       std::cout << axis.name << " " << row.size << " B: " << row.busbw << " GB/s, "
+//                 << row.wrong << " wrong\n";
+//     }
+//   }
 //
 // For each selected axis (by default every distinct group kind of the mesh with more than one rank
 // per group, named by every name that shares it, e.g. "dp_shard/dp"), every rank runs the

@@ -1,10 +1,12 @@
 // The buffers of one measured call and the check of its results (perf/bench.h's #wrong column).
 //
-//   const perf::CallShape shape = perf::ShapeOf(perf::BenchOp::kAllToAllV, 1 << 20, n);
+//   const perf::BenchOp op = perf::BenchOp::kAllToAllV;
+//   const perf::CallShape shape = perf::ShapeOf(op, 1 << 20, comm->size(), comm->rank());
 //   std::vector<float> send(shape.send), recv(shape.recv);
-//   perf::FillInputs(op, shape, rank, send, recv);
-//   ... run the collective (AllToAllV with shape.send_counts, shape.send_displs, ...) ...
-//   int64_t wrong = perf::CountWrong(op, shape, rank, recv);
+//   perf::FillInputs(op, shape, comm->rank(), absl::MakeSpan(send), absl::MakeSpan(recv));
+//   // ... run the collective (AllToAllV with shape.send_counts, shape.send_displs, ...) ...
+//   const int64_t wrong =
+//       perf::CountWrong(op, shape, comm->rank(), comm->size(), absl::MakeConstSpan(recv));
 //
 // Input element k of local rank r is InputValue(r, k): a small integer, so sums over any group are
 // exact in float32, and distinct for ranks less than 64 apart, so a block from the wrong rank is
