@@ -35,12 +35,6 @@ const OpRecord* Find(const RankRecords& r, uint64_t seq) {
   return nullptr;
 }
 
-uint64_t LastSeq(const RankRecords& r) {
-  uint64_t last = 0;
-  for (const OpRecord& record : r.records) last = std::max(last, record.seq);
-  return last;
-}
-
 // "rank 3" or "ranks 0, 2".
 std::string Ranks(const std::vector<int64_t>& ranks) {
   return absl::StrFormat("%s %s", ranks.size() == 1 ? "rank" : "ranks", absl::StrJoin(ranks, ", "));
@@ -116,6 +110,7 @@ uint64_t FlightRecorder::Start(OpKind op, int64_t count, DataType type, int32_t 
   const uint64_t seq = ++last_;
   OpRecord& r = ring_[(seq - 1) % ring_.size()];
   r.seq = seq;
+  r.collective_seq = PointToPoint(op) ? 0 : ++last_collective_;
   r.count = count;
   r.enqueue_ns = now_ns;
   r.start_ns = now_ns;
@@ -168,6 +163,39 @@ std::optional<OpRecord> FlightRecorder::FirstExpired(int64_t now_ns) const {
   return first;
 }
 
+namespace {
+
+const OpRecord* FindCollective(const RankRecords& r, uint64_t collective_seq) {
+  for (const OpRecord& record : r.records) {
+    if (record.collective_seq == collective_seq) return &record;
+  }
+  return nullptr;
+}
+
+uint64_t LastCollective(const RankRecords& r) {
+  uint64_t last = 0;
+  for (const OpRecord& record : r.records) last = std::max(last, record.collective_seq);
+  return last;
+}
+
+// The operation `r` is blocked in, if any: its latest running record.
+const OpRecord* Running(const RankRecords& r) {
+  const OpRecord* latest = nullptr;
+  for (const OpRecord& record : r.records) {
+    if (record.state == OpState::kRunning && (latest == nullptr || record.seq > latest->seq)) {
+      latest = &record;
+    }
+  }
+  return latest;
+}
+
+bool SameCall(const OpRecord& a, const OpRecord& b) {
+  return a.op == b.op && a.count == b.count && a.type == b.type &&
+         (!Rooted(a.op) || a.peer == b.peer);
+}
+
+}  // namespace
+
 TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
                                  const std::vector<RankRecords>& ranks) {
   TimeoutDiagnosis d;
@@ -178,62 +206,93 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
   std::vector<int64_t> waiting;
   int64_t longest_wait_ns = 0;
   const std::string what = DescribeRecord(stuck);
-  for (const RankRecords& r : ranks) {
-    const int64_t name = NameOf(r);
-    if (!r.answered) {
-      clauses.push_back(absl::StrFormat("rank %d did not answer: stopped or dead", name));
-      d.culprits.push_back(name);
-      continue;
+  auto wait_of = [](const RankRecords& r, const OpRecord& record) {
+    return std::max<int64_t>(r.now_ns - record.start_ns, 0);
+  };
+  if (PointToPoint(stuck.op)) {
+    // The reporting rank waits in it; what matters is its peer.
+    const RankRecords* peer = nullptr;
+    for (const RankRecords& r : ranks) {
+      if (r.rank == stuck.peer) peer = &r;
     }
-    const OpRecord* mine = Find(r, stuck.seq);
-    if (mine == nullptr) {
-      const uint64_t last = LastSeq(r);
-      if (last < stuck.seq) {
+    if (peer == nullptr) {
+      clauses.push_back(absl::StrFormat("rank %d is not in the group", stuck.peer));
+    } else if (!peer->answered) {
+      clauses.push_back(
+          absl::StrFormat("rank %d did not answer: stopped or dead", NameOf(*peer)));
+      d.culprits.push_back(NameOf(*peer));
+    } else if (const OpRecord* running = Running(*peer)) {
+      clauses.push_back(absl::StrFormat("rank %d waits in %s since %s instead", NameOf(*peer),
+                                        DescribeRecord(*running),
+                                        Seconds(wait_of(*peer, *running))));
+      d.culprits.push_back(NameOf(*peer));
+    } else if (!peer->blocked_in.empty()) {
+      clauses.push_back(absl::StrFormat("rank %d is in no operation on this axis: it waits in %s",
+                                        NameOf(*peer), peer->blocked_in));
+      d.culprits.push_back(NameOf(*peer));
+    } else {
+      clauses.push_back(
+          absl::StrFormat("rank %d is in no operation on this axis", NameOf(*peer)));
+      d.culprits.push_back(NameOf(*peer));
+    }
+    for (const RankRecords& r : ranks) {
+      const OpRecord* mine = r.answered ? Find(r, stuck.seq) : nullptr;
+      if (mine != nullptr && mine->state == OpState::kRunning && mine->op == stuck.op &&
+          r.rank != stuck.peer) {
+        clauses.insert(clauses.begin(),
+                       absl::StrFormat("rank %d waits in %s since %s", NameOf(r), what,
+                                       Seconds(wait_of(r, *mine))));
+        break;
+      }
+    }
+  } else {
+    for (const RankRecords& r : ranks) {
+      const int64_t name = NameOf(r);
+      if (!r.answered) {
+        clauses.push_back(absl::StrFormat("rank %d did not answer: stopped or dead", name));
+        d.culprits.push_back(name);
+        continue;
+      }
+      const OpRecord* mine = FindCollective(r, stuck.collective_seq);
+      if (mine == nullptr) {
+        if (LastCollective(r) >= stuck.collective_seq && !r.records.empty()) {
+          clauses.push_back(absl::StrFormat("rank %d has no record of %s (its ring is too short)",
+                                            name, what));
+          continue;
+        }
         std::string clause = absl::StrFormat("rank %d never entered %s", name, what);
-        if (last > 0) {
-          const OpRecord* previous = Find(r, last);
-          if (previous != nullptr && previous->state == OpState::kRunning) {
-            absl::StrAppendFormat(&clause, " (it waits in %s)", DescribeRecord(*previous));
-          }
+        if (const OpRecord* running = Running(r)) {
+          absl::StrAppendFormat(&clause, " (it waits in %s)", DescribeRecord(*running));
+        } else if (!r.blocked_in.empty()) {
+          absl::StrAppendFormat(&clause, " (it waits in %s)", r.blocked_in);
         }
         clauses.push_back(std::move(clause));
         d.culprits.push_back(name);
-      } else {
-        clauses.push_back(absl::StrFormat("rank %d has no record of #%d (its ring holds #%d..#%d)",
-                                          name, stuck.seq, r.records.front().seq, last));
+        continue;
       }
-      continue;
+      if (!SameCall(*mine, stuck)) {
+        clauses.push_back(absl::StrFormat("rank %d called %s instead (mismatch)", name,
+                                          DescribeRecord(*mine)));
+        d.culprits.push_back(name);
+        continue;
+      }
+      if (mine->state == OpState::kRunning) {
+        waiting.push_back(name);
+        longest_wait_ns = std::max(longest_wait_ns, wait_of(r, *mine));
+      }
     }
-    const bool both_matched = IsMatchedCollective(mine->op) && IsMatchedCollective(stuck.op);
-    const bool different =
-        mine->op != stuck.op ||
-        (both_matched && (mine->count != stuck.count || mine->type != stuck.type ||
-                          (Rooted(mine->op) && mine->peer != stuck.peer)));
-    if (different && (IsMatchedCollective(mine->op) || IsMatchedCollective(stuck.op))) {
-      clauses.push_back(
-          absl::StrFormat("rank %d called %s instead (mismatch)", name, DescribeRecord(*mine)));
-      d.culprits.push_back(name);
-      continue;
+    if (!waiting.empty()) {
+      clauses.push_back(absl::StrFormat("%s %s in %s since %s", Ranks(waiting),
+                                        waiting.size() == 1 ? "waits" : "wait",
+                                        clauses.empty() ? what : "it", Seconds(longest_wait_ns)));
     }
-    if (mine->state == OpState::kRunning) {
-      waiting.push_back(name);
-      longest_wait_ns = std::max(longest_wait_ns, r.now_ns - mine->start_ns);
+    if (d.culprits.empty()) {
+      clauses.push_back(absl::StrFormat(
+          "every rank entered %s (a rank may be slow, or the network stalled)", what));
     }
   }
-  std::string summary =
-      absl::StrFormat("timeout on axis '%s' (group [%s]): ", axis, absl::StrJoin(group, ", "));
-  if (!waiting.empty()) {
-    clauses.push_back(absl::StrFormat("%s %s in %s since %s", Ranks(waiting),
-                                      waiting.size() == 1 ? "waits" : "wait",
-                                      clauses.empty() ? what : "it", Seconds(longest_wait_ns)));
-  }
-  if (d.culprits.empty()) {
-    clauses.push_back(absl::StrFormat(
-        "no rank is missing from %s (a rank may be slow, or the operation's peers disagree)",
-        what));
-  }
-  absl::StrAppend(&summary, absl::StrJoin(clauses, "; "));
-  d.summary = std::move(summary);
+  d.summary = absl::StrFormat("timeout on axis '%s' (group [%s]): %s", axis,
+                              absl::StrJoin(group, ", "), absl::StrJoin(clauses, "; "));
   return d;
 }
 
@@ -250,10 +309,12 @@ std::string FlightRecordJson(std::string_view axis, int64_t reporting_rank,
     entry["global_rank"] = r.global_rank;
     entry["answered"] = r.answered;
     entry["now_ns"] = r.now_ns;
+    entry["blocked_in"] = r.blocked_in;
     nlohmann::ordered_json records = nlohmann::ordered_json::array();
     for (const OpRecord& rec : r.records) {
       nlohmann::ordered_json j;
       j["seq"] = rec.seq;
+      j["collective_seq"] = rec.collective_seq;
       j["op"] = std::string(OpKindName(rec.op));
       j["count"] = rec.count;
       j["datatype"] = std::string(DataTypeName(rec.type));

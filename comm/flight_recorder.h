@@ -76,6 +76,10 @@ std::string_view OpStateName(OpState state);
 // Times are nanoseconds since the Unix epoch (absl::GetCurrentTimeNanos); 0 means "not yet".
 struct OpRecord {
   uint64_t seq = 0;  // 1, 2, ... per communicator; 0: an empty slot
+  // 1, 2, ... over the operations every rank takes part in (the collectives and split), so that
+  // ranks' records line up even when they made different point-to-point calls; 0 for send, recv
+  // and sendrecv.
+  uint64_t collective_seq = 0;
   int64_t count = 0;         // the per-rank count (as in OpArgs: all_gather's send count, ...)
   int64_t enqueue_ns = 0;    // when the caller issued it
   int64_t start_ns = 0;      // when the backend was handed it (after the argument checks)
@@ -123,6 +127,7 @@ class FlightRecorder {
   mutable std::mutex mu_;
   std::vector<OpRecord> ring_;  // slot (seq - 1) % capacity
   uint64_t last_ = 0;
+  uint64_t last_collective_ = 0;
 };
 
 // What one rank of a communicator reported about it.
@@ -132,6 +137,9 @@ struct RankRecords {
   bool answered = false;        // false: it did not answer in time (stopped or dead)
   int64_t now_ns = 0;           // its clock when it answered
   std::vector<OpRecord> records;  // oldest first
+  // What the rank's process waits in on any communicator, e.g. "all_gather #1 (8 B int64) on axis
+  // 'tp'"; empty: nothing (or unknown).
+  std::string blocked_in;
 };
 
 // The analysis of one timeout.
@@ -147,10 +155,15 @@ struct TimeoutDiagnosis {
 
 // Pure: the culprit of a timeout of operation `stuck` on communicator `axis`, from the records of
 // every rank (`ranks`, one entry per rank of the communicator, in rank order; the reporting rank's
-// own entry included). For each rank: did not answer ("rank 5 did not answer: stopped or dead"),
-// never entered the operation ("rank 3 never entered all_reduce #42 (...)"), called something
-// else at that sequence number ("rank 1 called all_gather #42 (...) instead"), or waits in it
-// ("ranks 0, 2 wait in it since 2.0 s"), or has completed it (not mentioned).
+// own entry included). Ranks are compared by collective_seq, so point-to-point traffic between
+// collectives does not shift them.
+//   A collective: for each rank, did not answer ("rank 5 did not answer: stopped or dead"), never
+//   entered the operation ("rank 3 never entered all_reduce #42 (...)", with what it waits in
+//   instead if anything), called another collective in its place ("rank 1 called all_gather #42
+//   (...) instead (mismatch)"), waits in it ("ranks 0, 2 wait in it since 2.0 s"), or has
+//   completed it (not mentioned).
+//   A send or receive: the reporting rank waits in it; its peer did not answer, waits in another
+//   operation ("rank 2 waits in all_reduce #9 (...) since 1.0 s"), or is in none.
 TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
                                  const std::vector<RankRecords>& ranks);
 

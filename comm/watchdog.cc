@@ -114,9 +114,26 @@ void Watchdog::Loop() {
 }
 
 void Watchdog::ServeAllLocked() {
+  const std::function<std::string()> blocked_in = [this] { return BlockedInLocked(); };
   for (Entry& e : entries_) {
-    if (e.side != nullptr) e.side->Serve(*e.recorder);
+    if (e.side != nullptr) e.side->Serve(*e.recorder, blocked_in);
   }
+}
+
+std::string Watchdog::BlockedInLocked() {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  std::string text;
+  int64_t oldest = 0;
+  for (const Entry& e : entries_) {
+    for (const OpRecord& r : e.recorder->Snapshot()) {
+      if (r.state != OpState::kRunning || (!text.empty() && r.start_ns >= oldest)) continue;
+      oldest = r.start_ns;
+      text = absl::StrFormat("%s on axis '%s' since %.1f s", DescribeRecord(r),
+                             e.comm->options().name,
+                             static_cast<double>(std::max<int64_t>(now - r.start_ns, 0)) / 1e9);
+    }
+  }
+  return text;
 }
 
 void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {

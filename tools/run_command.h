@@ -57,6 +57,8 @@ struct RunOptions {
   // does not take part in the verification's collectives on its GROUP communicator (it skips the
   // first one and reports that on stderr), so the other members time out. Unset: no fault.
   std::optional<std::string> fault_skip;
+  // --flight-recorder DIR: where ranks that report a timeout write their flight records.
+  std::optional<std::string> flight_recorder;
 };
 
 // A parsed --fault-skip value.

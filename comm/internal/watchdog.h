@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -25,8 +26,10 @@ namespace nmesh::comm::internal {
 class SideChannel {
  public:
   virtual ~SideChannel() = default;
-  // Answers the requests for this rank's records that have arrived. Never blocks.
-  virtual void Serve(const FlightRecorder& recorder) = 0;
+  // Answers the requests for this rank's records that have arrived, with `blocked_in()` (what
+  // the process waits in on any communicator; RankRecords::blocked_in). Never blocks.
+  virtual void Serve(const FlightRecorder& recorder,
+                     const std::function<std::string()>& blocked_in) = 0;
   // Asks every other rank for its records and collects the answers until `deadline`, calling
   // `serve` between polls (so that this rank keeps answering others). One entry per rank, in rank
   // order; this rank's own from `recorder`.
@@ -63,6 +66,8 @@ class Watchdog {
   Watchdog() = default;
   void Loop();
   void ServeAllLocked();
+  // What this process waits in on any registered communicator ("" if nothing).
+  std::string BlockedInLocked();
   void FireLocked(Entry& entry, const OpRecord& stuck);
 
   std::mutex mu_;

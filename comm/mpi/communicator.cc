@@ -202,7 +202,8 @@ class MpiSideChannel final : public ci::SideChannel {
     MPI_Comm_free(&side_);
   }
 
-  void Serve(const FlightRecorder& recorder) override {
+  void Serve(const FlightRecorder& recorder,
+             const std::function<std::string()>& blocked_in) override {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
@@ -222,7 +223,7 @@ class MpiSideChannel final : public ci::SideChannel {
       if (MPI_Test(&request_, &done, &status) != MPI_SUCCESS || !done) return;
       request_ = MPI_REQUEST_NULL;
       Reply reply;
-      reply.bytes = Encode(recorder);
+      reply.bytes = Encode(recorder, blocked_in());
       if (MPI_Isend(reply.bytes.data(), static_cast<int>(reply.bytes.size()), MPI_BYTE,
                     status.MPI_SOURCE, kReplyTag, side_, &reply.request) == MPI_SUCCESS) {
         replies_.push_back(std::move(reply));
@@ -287,15 +288,20 @@ class MpiSideChannel final : public ci::SideChannel {
   struct ReplyHeader {
     int64_t now_ns;
     int64_t count;
+    char blocked_in[160];  // NUL-terminated, truncated
   };
   struct Reply {
     MPI_Request request = MPI_REQUEST_NULL;
     std::vector<std::byte> bytes;
   };
 
-  static std::vector<std::byte> Encode(const FlightRecorder& recorder) {
+  static std::vector<std::byte> Encode(const FlightRecorder& recorder,
+                                       const std::string& blocked_in) {
     const std::vector<OpRecord> records = recorder.Snapshot();
-    const ReplyHeader header{absl::GetCurrentTimeNanos(), static_cast<int64_t>(records.size())};
+    ReplyHeader header{absl::GetCurrentTimeNanos(), static_cast<int64_t>(records.size()), {}};
+    const size_t n = std::min(blocked_in.size(), sizeof(header.blocked_in) - 1);
+    std::memcpy(header.blocked_in, blocked_in.data(), n);
+    header.blocked_in[n] = '\0';
     std::vector<std::byte> bytes(sizeof(header) + records.size() * sizeof(OpRecord));
     std::memcpy(bytes.data(), &header, sizeof(header));
     if (!records.empty()) {
@@ -313,6 +319,8 @@ class MpiSideChannel final : public ci::SideChannel {
                                       (bytes.size() - sizeof(header)) / sizeof(OpRecord));
     entry->answered = true;
     entry->now_ns = header.now_ns;
+    header.blocked_in[sizeof(header.blocked_in) - 1] = '\0';
+    entry->blocked_in = header.blocked_in;
     entry->records.resize(n);
     if (n > 0) {
       std::memcpy(entry->records.data(), bytes.data() + sizeof(header), n * sizeof(OpRecord));
