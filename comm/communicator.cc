@@ -10,9 +10,9 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "nmesh/comm/flight_recorder.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
+#include "nmesh/comm/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/watchdog.h"
 #include "nmesh/comm/internal/work.h"
@@ -510,7 +510,8 @@ absl::Status Communicator::AllToAllV(const void* send, absl::Span<const size_t> 
                            .send_displs = send_displs,
                            .recv_counts = recv_counts,
                            .recv_displs = recv_displs}));
-  return EndRecord(seq, DoAllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type));
+  return EndRecord(
+      seq, DoAllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type));
 }
 
 absl::Status Communicator::Gather(const void* send, void* recv, size_t send_count, DataType type,

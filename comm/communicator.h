@@ -434,10 +434,12 @@ class Communicator {
   // one communicator run in issue order (blocking ones included), and every rank must issue the
   // same collectives in the same order. The buffers must stay valid and untouched until the
   // operation completes. MPI: the nonblocking calls (MPI_Iallreduce, MPI_Isend, ...), on the
-  // caller's buffers (a staging copy only for overlaps MPI cannot express); the communicator's
-  // timeout does not apply (give Wait a timeout). NCCL: enqueued on `async.stream`. self: runs at
-  // once and returns a completed handle. The blocking methods are these plus Wait, except on MPI
-  // without a timeout, where they are the blocking MPI calls (faster for small messages).
+  // caller's buffers (a staging copy only for overlaps MPI cannot express); with a timeout (not
+  // interruptible) the watchdog watches the operation from the moment it is issued
+  // (comm/watchdog.h); Wait also takes a timeout of its own. NCCL: enqueued on `async.stream`.
+  // self: runs at once and returns a completed handle. The blocking methods are these plus Wait,
+  // except on MPI, where they are the blocking MPI calls (faster for small messages; with an
+  // interruptible timeout, nonblocking calls polled against the deadline).
   absl::StatusOr<Work> AllReduceAsync(const void* send, void* recv, size_t count, DataType type,
                                       ReduceOp op, AsyncOptions async = {});
   absl::StatusOr<Work> AllGatherAsync(const void* send, void* recv, size_t send_count,

@@ -13,8 +13,8 @@ namespace nmesh::comm {
 namespace {
 
 constexpr std::array<std::string_view, 14> kOpNames = {
-    "split",  "all_reduce", "all_gather",   "reduce_scatter", "broadcast", "all_to_all", "send",
-    "recv",   "barrier",    "all_to_all_v", "gather",         "scatter",   "reduce",     "sendrecv"};
+    "split", "all_reduce", "all_gather",   "reduce_scatter", "broadcast", "all_to_all", "send",
+    "recv",  "barrier",    "all_to_all_v", "gather",         "scatter",   "reduce",     "sendrecv"};
 
 bool Rooted(OpKind op) {
   return op == OpKind::kBroadcast || op == OpKind::kGather || op == OpKind::kScatter ||
@@ -87,9 +87,9 @@ std::string DescribeRecord(const OpRecord& r) {
   if (r.op == OpKind::kBarrier || r.op == OpKind::kSplit) return text;
   std::vector<std::string> details;
   if (r.op != OpKind::kAllToAllV) {
-    details.push_back(absl::StrFormat(
-        "%s %s", FormatBytes(static_cast<uint64_t>(r.count) * DataTypeSize(r.type)),
-        DataTypeName(r.type)));
+    details.push_back(
+        absl::StrFormat("%s %s", FormatBytes(static_cast<uint64_t>(r.count) * DataTypeSize(r.type)),
+                        DataTypeName(r.type)));
   } else {
     details.push_back(std::string(DataTypeName(r.type)));
   }
@@ -218,8 +218,7 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
     if (peer == nullptr) {
       clauses.push_back(absl::StrFormat("rank %d is not in the group", stuck.peer));
     } else if (!peer->answered) {
-      clauses.push_back(
-          absl::StrFormat("rank %d did not answer: stopped or dead", NameOf(*peer)));
+      clauses.push_back(absl::StrFormat("rank %d did not answer: stopped or dead", NameOf(*peer)));
       d.culprits.push_back(NameOf(*peer));
     } else if (const OpRecord* running = Running(*peer)) {
       clauses.push_back(absl::StrFormat("rank %d waits in %s since %s instead", NameOf(*peer),
@@ -231,21 +230,20 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
                                         NameOf(*peer), peer->blocked_in));
       d.culprits.push_back(NameOf(*peer));
     } else {
-      clauses.push_back(
-          absl::StrFormat("rank %d is in no operation on this axis", NameOf(*peer)));
+      clauses.push_back(absl::StrFormat("rank %d is in no operation on this axis", NameOf(*peer)));
       d.culprits.push_back(NameOf(*peer));
     }
     for (const RankRecords& r : ranks) {
       const OpRecord* mine = r.answered ? Find(r, stuck.seq) : nullptr;
       if (mine != nullptr && mine->state == OpState::kRunning && mine->op == stuck.op &&
           r.rank != stuck.peer) {
-        clauses.insert(clauses.begin(),
-                       absl::StrFormat("rank %d waits in %s since %s", NameOf(r), what,
-                                       Seconds(wait_of(r, *mine))));
+        clauses.insert(clauses.begin(), absl::StrFormat("rank %d waits in %s since %s", NameOf(r),
+                                                        what, Seconds(wait_of(r, *mine))));
         break;
       }
     }
   } else {
+    bool mentioned = false;  // whether a clause so far names the operation
     for (const RankRecords& r : ranks) {
       const int64_t name = NameOf(r);
       if (!r.answered) {
@@ -256,8 +254,8 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
       const OpRecord* mine = FindCollective(r, stuck.collective_seq);
       if (mine == nullptr) {
         if (LastCollective(r) >= stuck.collective_seq && !r.records.empty()) {
-          clauses.push_back(absl::StrFormat("rank %d has no record of %s (its ring is too short)",
-                                            name, what));
+          clauses.push_back(
+              absl::StrFormat("rank %d has no record of %s (its ring is too short)", name, what));
           continue;
         }
         std::string clause = absl::StrFormat("rank %d never entered %s", name, what);
@@ -268,11 +266,12 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
         }
         clauses.push_back(std::move(clause));
         d.culprits.push_back(name);
+        mentioned = true;
         continue;
       }
       if (!SameCall(*mine, stuck)) {
-        clauses.push_back(absl::StrFormat("rank %d called %s instead (mismatch)", name,
-                                          DescribeRecord(*mine)));
+        clauses.push_back(
+            absl::StrFormat("rank %d called %s instead (mismatch)", name, DescribeRecord(*mine)));
         d.culprits.push_back(name);
         continue;
       }
@@ -284,7 +283,7 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
     if (!waiting.empty()) {
       clauses.push_back(absl::StrFormat("%s %s in %s since %s", Ranks(waiting),
                                         waiting.size() == 1 ? "waits" : "wait",
-                                        clauses.empty() ? what : "it", Seconds(longest_wait_ns)));
+                                        mentioned ? "it" : what, Seconds(longest_wait_ns)));
     }
     if (d.culprits.empty()) {
       clauses.push_back(absl::StrFormat(

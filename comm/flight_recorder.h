@@ -37,7 +37,6 @@
 
 namespace nmesh::comm {
 
-
 // The operations a communicator records, by name (the names of comm/communicator.h's messages).
 enum class OpKind : uint8_t {
   kSplit,
@@ -80,12 +79,12 @@ struct OpRecord {
   // ranks' records line up even when they made different point-to-point calls; 0 for send, recv
   // and sendrecv.
   uint64_t collective_seq = 0;
-  int64_t count = 0;         // the per-rank count (as in OpArgs: all_gather's send count, ...)
-  int64_t enqueue_ns = 0;    // when the caller issued it
-  int64_t start_ns = 0;      // when the backend was handed it (after the argument checks)
-  int64_t end_ns = 0;        // when it was seen to end
-  int64_t deadline_ns = 0;   // when the watchdog gives up on it; 0: not watched
-  int32_t peer = -1;         // root, peer or destination; -1: none
+  int64_t count = 0;        // the per-rank count (as in OpArgs: all_gather's send count, ...)
+  int64_t enqueue_ns = 0;   // when the caller issued it
+  int64_t start_ns = 0;     // when the backend was handed it (after the argument checks)
+  int64_t end_ns = 0;       // when it was seen to end
+  int64_t deadline_ns = 0;  // when the watchdog gives up on it; 0: not watched
+  int32_t peer = -1;        // root, peer or destination; -1: none
   OpKind op = OpKind::kBarrier;
   DataType type = DataType::kUint8;
   OpState state = OpState::kRunning;
@@ -132,10 +131,10 @@ class FlightRecorder {
 
 // What one rank of a communicator reported about it.
 struct RankRecords {
-  int rank = 0;                 // in the communicator
-  int64_t global_rank = -1;     // in the job's world; -1: unknown (then `rank` is shown)
-  bool answered = false;        // false: it did not answer in time (stopped or dead)
-  int64_t now_ns = 0;           // its clock when it answered
+  int rank = 0;                   // in the communicator
+  int64_t global_rank = -1;       // in the job's world; -1: unknown (then `rank` is shown)
+  bool answered = false;          // false: it did not answer in time (stopped or dead)
+  int64_t now_ns = 0;             // its clock when it answered
   std::vector<OpRecord> records;  // oldest first
   // What the rank's process waits in on any communicator, e.g. "all_gather #1 (8 B int64) on axis
   // 'tp'"; empty: nothing (or unknown).

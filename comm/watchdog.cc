@@ -47,8 +47,7 @@ absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const Time
   const std::string path = absl::StrFormat("%s/nmesh_flight_rank%d.json", dir, me);
   std::ofstream file(path, std::ios::out | std::ios::trunc);
   if (!file) {
-    return absl::PermissionDeniedError(
-        absl::StrFormat("flight recorder: cannot write '%s'", path));
+    return absl::PermissionDeniedError(absl::StrFormat("flight recorder: cannot write '%s'", path));
   }
   file << FlightRecordJson(report.axis, me, report.diagnosis.summary, report.ranks);
   file.close();
@@ -76,6 +75,17 @@ void Watchdog::Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder,
 }
 
 void Watchdog::Remove(const Communicator* comm) {
+  if (std::this_thread::get_id() == thread_id_) {
+    // On the watchdog thread, which holds mu_ (a family's abort dropped the last reference to a
+    // communicator): mark the entry, erase it on the next tick.
+    for (Entry& e : entries_) {
+      if (e.comm == comm) {
+        e.comm = nullptr;
+        e.side = nullptr;
+      }
+    }
+    return;
+  }
   std::lock_guard<std::mutex> lock(mu_);
   std::erase_if(entries_, [comm](const Entry& e) { return e.comm == comm; });
 }
@@ -91,18 +101,21 @@ void Watchdog::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return;
   started_ = true;
-  std::thread([this] { Loop(); }).detach();
+  std::thread thread([this] { Loop(); });
+  thread_id_ = thread.get_id();
+  thread.detach();
 }
 
 void Watchdog::Loop() {
   while (true) {
     absl::SleepFor(kWatchdogTick);
     std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(entries_, [](const Entry& e) { return e.comm == nullptr; });
     ServeAllLocked();
     if (fired_) continue;
     const int64_t now = absl::GetCurrentTimeNanos();
     for (Entry& e : entries_) {
-      if (!e.recorder->FirstExpired(now).has_value()) continue;
+      if (e.comm == nullptr || !e.recorder->FirstExpired(now).has_value()) continue;
       // An asynchronous operation may have ended without anyone looking: look first.
       e.comm->PollOutstanding();
       if (std::optional<OpRecord> stuck = e.recorder->FirstExpired(now)) {
@@ -116,7 +129,7 @@ void Watchdog::Loop() {
 void Watchdog::ServeAllLocked() {
   const std::function<std::string()> blocked_in = [this] { return BlockedInLocked(); };
   for (Entry& e : entries_) {
-    if (e.side != nullptr) e.side->Serve(*e.recorder, blocked_in);
+    if (e.comm != nullptr && e.side != nullptr) e.side->Serve(*e.recorder, blocked_in);
   }
 }
 
@@ -125,12 +138,13 @@ std::string Watchdog::BlockedInLocked() {
   std::string text;
   int64_t oldest = 0;
   for (const Entry& e : entries_) {
+    if (e.comm == nullptr) continue;
     for (const OpRecord& r : e.recorder->Snapshot()) {
       if (r.state != OpState::kRunning || (!text.empty() && r.start_ns >= oldest)) continue;
       oldest = r.start_ns;
-      text = absl::StrFormat("%s on axis '%s' since %.1f s", DescribeRecord(r),
-                             e.comm->options().name,
-                             static_cast<double>(std::max<int64_t>(now - r.start_ns, 0)) / 1e9);
+      text =
+          absl::StrFormat("%s on axis '%s' since %.1f s", DescribeRecord(r), e.comm->options().name,
+                          static_cast<double>(std::max<int64_t>(now - r.start_ns, 0)) / 1e9);
     }
   }
   return text;
@@ -142,6 +156,7 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
   entry.recorder->Unwatch();
   if (entry.abort_family) {
     entry.abort_family();
+    if (entry.comm == nullptr) return;  // the abort destroyed it
   } else {
     (void)comm.Abort();
   }

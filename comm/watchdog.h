@@ -1,8 +1,9 @@
 // The watchdog: one thread per process that watches every outstanding operation of every watched
 // communicator against its deadline, and what it reports when one outlives it.
 //
-// Which operations are watched. An operation of an MPI communicator with a timeout
-// (CommOptions::timeout, or Communicator::SetTimeout) and without CommOptions::interruptible:
+// Which operations are watched. An operation of an MPI communicator created with a timeout
+// (CommOptions::timeout; Communicator::SetTimeout may change it later) and without
+// CommOptions::interruptible:
 // blocking ones (run as the fast blocking MPI call) and asynchronous ones (whose completion the
 // watchdog tests when their deadline passes). The thread starts with the first such communicator
 // and wakes every kWatchdogTick.
@@ -45,12 +46,12 @@ inline constexpr absl::Duration kAbortGrace = absl::Milliseconds(300);
 
 // What the watchdog found when an operation outlived its timeout.
 struct TimeoutReport {
-  std::string axis;            // the communicator's name (CommOptions::name)
-  int rank = 0;                // this process's rank in it
+  std::string axis;  // the communicator's name (CommOptions::name)
+  int rank = 0;      // this process's rank in it
   int size = 1;
-  int64_t global_rank = -1;    // this process's rank in the job's world; -1: unknown
+  int64_t global_rank = -1;  // this process's rank in the job's world; -1: unknown
   absl::Duration timeout;
-  OpRecord stuck;              // the operation that timed out
+  OpRecord stuck;  // the operation that timed out
   // "all_reduce on axis 'tp' timed out after 1 s (rank 0 of 2)", as the operation's
   // DeadlineExceeded message would say.
   std::string error;

@@ -40,8 +40,8 @@ absl::Status CheckFlightRecorderDir(const std::string& dir) {
     return absl::FailedPreconditionError("--flight-recorder: the directory name is empty");
   }
   if (!std::filesystem::is_directory(dir, error)) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "--flight-recorder: cannot write into '%s': not a directory", dir));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("--flight-recorder: cannot write into '%s': not a directory", dir));
   }
   if (access(dir.c_str(), W_OK | X_OK) != 0) {
     return absl::FailedPreconditionError(absl::StrFormat(

@@ -410,8 +410,7 @@ int DeviceMesh::communicators_created() const { return shared_->communicators_cr
 absl::Status DeviceMesh::Abort() const { return shared_->AbortAll(); }
 
 absl::Status DeviceMesh::SetTimeout(std::optional<absl::Duration> timeout) const {
-  NMESH_RETURN_IF_ERROR(
-      CheckTimeout(timeout, absl::StrFormat("the timeout of mesh '%s'", name_)));
+  NMESH_RETURN_IF_ERROR(CheckTimeout(timeout, absl::StrFormat("the timeout of mesh '%s'", name_)));
   std::vector<std::shared_ptr<comm::Communicator>> comms;
   {
     std::lock_guard<std::mutex> lock(shared_->mu);

@@ -60,8 +60,8 @@ void ReportTimeouts(const std::optional<std::string>& dir, JobReporter& reporter
   std::optional<std::string> usable = dir;
   if (dir.has_value()) {
     if (absl::Status s = job::CheckFlightRecorderDir(*dir); !s.ok()) {
-      reporter.Note(absl::StrFormat("error: %s (the job runs on without flight records)",
-                                    s.message()));
+      reporter.Note(
+          absl::StrFormat("error: %s (the job runs on without flight records)", s.message()));
       usable.reset();
     }
   }

@@ -6,7 +6,7 @@
 #ifndef NMESH_COMM_INTERNAL_WATCHDOG_H_
 #define NMESH_COMM_INTERNAL_WATCHDOG_H_
 
-#include <condition_variable>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -71,9 +71,12 @@ class Watchdog {
   void FireLocked(Entry& entry, const OpRecord& stuck);
 
   std::mutex mu_;
-  std::vector<Entry> entries_;  // guarded by mu_
-  bool started_ = false;        // guarded by mu_
-  bool fired_ = false;          // guarded by mu_
+  // Guarded by mu_. An entry whose comm is null was removed by the watchdog thread itself (a
+  // family's abort destroying a communicator) and is erased on the next tick.
+  std::vector<Entry> entries_;
+  std::atomic<std::thread::id> thread_id_{};  // the watchdog thread's, once started
+  bool started_ = false;                      // guarded by mu_
+  bool fired_ = false;                        // guarded by mu_
 };
 
 }  // namespace nmesh::comm::internal

@@ -2,9 +2,8 @@
 
 #include <utility>
 
-#include "absl/time/clock.h"
-
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "nmesh/comm/internal/checks.h"
 
 namespace nmesh::comm {

@@ -20,9 +20,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
-#include "nmesh/comm/flight_recorder.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
+#include "nmesh/comm/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/watchdog.h"
 #include "nmesh/comm/internal/work.h"
@@ -213,9 +213,8 @@ class MpiSideChannel final : public ci::SideChannel {
       return done != 0;
     });
     while (true) {
-      if (request_ == MPI_REQUEST_NULL &&
-          MPI_Irecv(&asker_, 1, MPI_INT, MPI_ANY_SOURCE, kRequestTag, side_, &request_) !=
-              MPI_SUCCESS) {
+      if (request_ == MPI_REQUEST_NULL && MPI_Irecv(&asker_, 1, MPI_INT, MPI_ANY_SOURCE,
+                                                    kRequestTag, side_, &request_) != MPI_SUCCESS) {
         return;
       }
       int done = 0;
@@ -305,8 +304,7 @@ class MpiSideChannel final : public ci::SideChannel {
     std::vector<std::byte> bytes(sizeof(header) + records.size() * sizeof(OpRecord));
     std::memcpy(bytes.data(), &header, sizeof(header));
     if (!records.empty()) {
-      std::memcpy(bytes.data() + sizeof(header), records.data(),
-                  records.size() * sizeof(OpRecord));
+      std::memcpy(bytes.data() + sizeof(header), records.data(), records.size() * sizeof(OpRecord));
     }
     return bytes;
   }
@@ -356,12 +354,15 @@ std::unique_ptr<MpiSideChannel> MakeSideChannel(MPI_Comm comm) {
 class MpiCommunicator final : public Communicator {
  public:
   // Takes ownership of `comm`, which has MPI_ERRORS_RETURN set. `collective`: every rank of `comm`
-  // constructs it together, so a separate channel for the watchdog can be made.
+  // constructs it together, so a separate channel for the watchdog can be made (when `options`
+  // has a timeout).
   MpiCommunicator(MPI_Comm comm, CommOptions options, bool collective = true)
       : comm_(comm), options_(std::move(options)) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
-    if (collective) side_ = MakeSideChannel(comm_);
+    // Only a communicator created with a timeout gets one: the duplicate is one more collective
+    // per creation, which meshes built without timeouts should not pay.
+    if (collective && options_.timeout.has_value()) side_ = MakeSideChannel(comm_);
     if (side_ != nullptr) Watch(side_.get());
   }
   // Borrows `comm` (adoption): sets MPI_ERRORS_RETURN on it for its lifetime and restores the
