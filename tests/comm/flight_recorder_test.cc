@@ -23,6 +23,8 @@ namespace {
 std::atomic<int64_t> allocations{0};
 }  // namespace
 
+// GCC cannot see that these replace the global operator new, and warns on free().
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void* operator new(size_t bytes) {
   allocations.fetch_add(1, std::memory_order_relaxed);
   if (void* p = std::malloc(bytes == 0 ? 1 : bytes)) return p;
