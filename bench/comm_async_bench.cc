@@ -38,8 +38,10 @@ void Check(const absl::Status& status, const char* what) {
   std::exit(1);
 }
 
-std::unique_ptr<Communicator> World(std::optional<absl::Duration> timeout) {
-  auto world = nmesh::comm::mpi::WorldCommunicator(*session, {.name = "bench", .timeout = timeout});
+std::unique_ptr<Communicator> World(std::optional<absl::Duration> timeout,
+                                    bool interruptible = false) {
+  auto world = nmesh::comm::mpi::WorldCommunicator(
+      *session, {.name = "bench", .timeout = timeout, .interruptible = interruptible});
   Check(world.status(), "WorldCommunicator");
   return *std::move(world);
 }
@@ -52,10 +54,13 @@ void CheckSum(const std::vector<float>& v, int size, const char* what) {
   }
 }
 
-// Blocking all_reduce of state.range(0) bytes; range(1) = 1: the communicator has a timeout.
+// Blocking all_reduce of state.range(0) bytes; range(1) = 0: no timeout; 1: a timeout (the
+// blocking call, watched by the watchdog); 2: a timeout with CommOptions::interruptible (the
+// nonblocking call polled against the deadline).
 void BM_BlockingAllReduce(benchmark::State& state) {
   const size_t count = static_cast<size_t>(state.range(0)) / sizeof(float);
-  auto comm = World(state.range(1) ? std::optional(absl::Seconds(60)) : std::nullopt);
+  auto comm =
+      World(state.range(1) ? std::optional(absl::Seconds(60)) : std::nullopt, state.range(1) == 2);
   std::vector<float> send(count, 1.0f), recv(count);
   Check(comm->Barrier(), "barrier");
   for (auto _ : state) {
@@ -140,7 +145,7 @@ constexpr int64_t kIterations = 1000;
 void Sizes(benchmark::internal::Benchmark* b, bool with_timeout_arg) {
   for (int64_t bytes : {int64_t{8}, int64_t{65536}, int64_t{1} << 20}) {
     if (with_timeout_arg) {
-      b->Args({bytes, 0})->Args({bytes, 1});
+      b->Args({bytes, 0})->Args({bytes, 1})->Args({bytes, 2});
     } else {
       b->Arg(bytes);
     }

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
+#include "nmesh/comm/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/watchdog.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/self.h"
 
@@ -132,7 +135,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Split(std::optional<
   NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, ci::kSplit));
   NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSplit));
   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
-  return DoSplit(color, key, std::move(options));
+  const uint64_t seq = BeginRecord({.op = ci::kSplit, .root = color.value_or(-1)});
+  absl::StatusOr<std::unique_ptr<Communicator>> split = DoSplit(color, key, std::move(options));
+  (void)EndRecord(seq, split.status());
+  return split;
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(std::optional<int> color,
@@ -142,7 +148,74 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(std::opt
   NMESH_RETURN_IF_ERROR(CheckUsable(ci::kSplit));
   NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
-  return DoSplitAgreed(color, key, std::move(options));
+  const uint64_t seq = BeginRecord({.op = ci::kSplit, .root = color.value_or(-1)});
+  absl::StatusOr<std::unique_ptr<Communicator>> split =
+      DoSplitAgreed(color, key, std::move(options));
+  (void)EndRecord(seq, split.status());
+  return split;
+}
+
+// ---- Timeouts, the flight recorder and the watchdog -------------------------------------------
+
+absl::Status Communicator::SetTimeout(std::optional<absl::Duration> timeout) {
+  NMESH_RETURN_IF_ERROR(CheckUsable("set_timeout"));
+  NMESH_RETURN_IF_ERROR(
+      CheckTimeout(timeout, absl::StrFormat("the timeout of axis '%s'", options().name)));
+  NMESH_RETURN_IF_ERROR(DoSetTimeout(timeout));
+  if (timeout.has_value() && watched_) internal::Watchdog::Get().Start();
+  return absl::OkStatus();
+}
+
+absl::Status Communicator::DoSetTimeout(std::optional<absl::Duration>) {
+  return absl::UnimplementedError(
+      absl::StrFormat("set_timeout on axis '%s': the %s backend cannot change its timeout",
+                      options().name, backend()));
+}
+
+const std::shared_ptr<FlightRecorder>& Communicator::recorder() const {
+  if (recorder_ == nullptr) {
+    recorder_ = std::make_shared<FlightRecorder>(options().flight_recorder_entries);
+  }
+  return recorder_;
+}
+
+std::shared_ptr<const FlightRecorder> Communicator::flight_recorder() const { return recorder(); }
+
+void Communicator::SetAbortFamily(std::function<void()> abort_family) {
+  internal::Watchdog::Get().SetFamily(this, std::move(abort_family));
+}
+
+void Communicator::Watch(internal::SideChannel* side) {
+  watched_ = true;
+  internal::Watchdog::Get().Add(this, recorder(), side);
+}
+
+void Communicator::Unwatch() {
+  if (!watched_) return;
+  internal::Watchdog::Get().Remove(this);
+  watched_ = false;
+}
+
+uint64_t Communicator::BeginRecord(const OpArgs& a) {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  const CommOptions& o = options();
+  int64_t deadline = 0;
+  if (watched_ && o.timeout.has_value() && !o.interruptible) {
+    deadline = now + absl::ToInt64Nanoseconds(*o.timeout);
+  }
+  const OpKind op = OpKindFromName(a.op).value_or(OpKind::kBarrier);
+  int32_t peer = -1;
+  if (op == OpKind::kBroadcast || op == OpKind::kGather || op == OpKind::kScatter ||
+      op == OpKind::kReduce || op == OpKind::kSend || op == OpKind::kRecv ||
+      op == OpKind::kSendRecv || op == OpKind::kSplit) {
+    peer = a.root;
+  }
+  return recorder()->Start(op, static_cast<int64_t>(a.count), a.type, peer, now, deadline);
+}
+
+absl::Status Communicator::EndRecord(uint64_t seq, absl::Status status) {
+  recorder_->Finish(seq, status.ok(), absl::GetCurrentTimeNanos());
+  return status;
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::DoSplitAgreed(std::optional<int> color,
@@ -238,7 +311,11 @@ absl::StatusOr<Work> Communicator::Enqueue(const OpArgs& args, const AsyncOption
           ci::OpContext(*this, args.op), batch->backend, backend(), rank(), size()));
     }
   }
-  NMESH_ASSIGN_OR_RETURN(Work work, DoAsync(args, async));
+  const uint64_t seq = BeginRecord(args);
+  absl::StatusOr<Work> issued = DoAsync(args, async);
+  if (!issued.ok()) return EndRecord(seq, issued.status());
+  Work work = *std::move(issued);
+  if (work.impl() != nullptr) work.impl()->SetRecord(recorder_, seq);
   if (batch != nullptr && work.impl() != nullptr) {
     // Shared with the handle (which has a pointer to it) and the batch's list.
     std::shared_ptr<Work::Impl> impl = work.shared_impl();
@@ -349,14 +426,14 @@ absl::Status Communicator::CheckAcrossRanks(const OpArgs& args) {
 }
 
 // The blocking entry points: the same guards, then the blocking hook.
-#define NMESH_COMM_GUARD(args)                                 \
-  do {                                                         \
-    NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, (args).op)); \
-    bool empty = false;                                        \
-    NMESH_RETURN_IF_ERROR(Guard(args, &empty));                \
-    NMESH_RETURN_IF_ERROR(CheckAcrossRanks(args));             \
-    if (empty) return absl::OkStatus();                        \
-  } while (false)
+// Declares `seq`, the operation's flight record, for the EndRecord of the blocking hook's return.
+#define NMESH_COMM_GUARD(args)                               \
+  NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, (args).op)); \
+  bool empty = false;                                        \
+  NMESH_RETURN_IF_ERROR(Guard(args, &empty));                \
+  NMESH_RETURN_IF_ERROR(CheckAcrossRanks(args));             \
+  if (empty) return absl::OkStatus();                        \
+  const uint64_t seq = BeginRecord(args)
 
 absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count, DataType type,
                                      ReduceOp op) {
@@ -366,14 +443,14 @@ absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count,
                            .count = count,
                            .type = type,
                            .reduce = op}));
-  return DoAllReduce(send, recv, count, type, op);
+  return EndRecord(seq, DoAllReduce(send, recv, count, type, op));
 }
 
 absl::Status Communicator::AllGather(const void* send, void* recv, size_t send_count,
                                      DataType type) {
   NMESH_COMM_GUARD((
       OpArgs{.op = ci::kAllGather, .send = send, .recv = recv, .count = send_count, .type = type}));
-  return DoAllGather(send, recv, send_count, type);
+  return EndRecord(seq, DoAllGather(send, recv, send_count, type));
 }
 
 absl::Status Communicator::ReduceScatter(const void* send, void* recv, size_t recv_count,
@@ -384,7 +461,7 @@ absl::Status Communicator::ReduceScatter(const void* send, void* recv, size_t re
                            .count = recv_count,
                            .type = type,
                            .reduce = op}));
-  return DoReduceScatter(send, recv, recv_count, type, op);
+  return EndRecord(seq, DoReduceScatter(send, recv, recv_count, type, op));
 }
 
 absl::Status Communicator::Broadcast(void* buffer, size_t count, DataType type, int root) {
@@ -394,30 +471,30 @@ absl::Status Communicator::Broadcast(void* buffer, size_t count, DataType type, 
                            .count = count,
                            .type = type,
                            .root = root}));
-  return DoBroadcast(buffer, count, type, root);
+  return EndRecord(seq, DoBroadcast(buffer, count, type, root));
 }
 
 absl::Status Communicator::AllToAll(const void* send, void* recv, size_t count, DataType type) {
   NMESH_COMM_GUARD(
       (OpArgs{.op = ci::kAllToAll, .send = send, .recv = recv, .count = count, .type = type}));
-  return DoAllToAll(send, recv, count, type);
+  return EndRecord(seq, DoAllToAll(send, recv, count, type));
 }
 
 absl::Status Communicator::Send(const void* buffer, size_t count, DataType type, int peer) {
   NMESH_COMM_GUARD(
       (OpArgs{.op = ci::kSend, .send = buffer, .count = count, .type = type, .root = peer}));
-  return DoSend(buffer, count, type, peer);
+  return EndRecord(seq, DoSend(buffer, count, type, peer));
 }
 
 absl::Status Communicator::Recv(void* buffer, size_t count, DataType type, int peer) {
   NMESH_COMM_GUARD(
       (OpArgs{.op = ci::kRecv, .recv = buffer, .count = count, .type = type, .root = peer}));
-  return DoRecv(buffer, count, type, peer);
+  return EndRecord(seq, DoRecv(buffer, count, type, peer));
 }
 
 absl::Status Communicator::Barrier() {
   NMESH_COMM_GUARD((OpArgs{.op = ci::kBarrier, .count = 1}));
-  return DoBarrier();
+  return EndRecord(seq, DoBarrier());
 }
 
 absl::Status Communicator::AllToAllV(const void* send, absl::Span<const size_t> send_counts,
@@ -433,7 +510,8 @@ absl::Status Communicator::AllToAllV(const void* send, absl::Span<const size_t> 
                            .send_displs = send_displs,
                            .recv_counts = recv_counts,
                            .recv_displs = recv_displs}));
-  return DoAllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type);
+  return EndRecord(
+      seq, DoAllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type));
 }
 
 absl::Status Communicator::Gather(const void* send, void* recv, size_t send_count, DataType type,
@@ -444,7 +522,7 @@ absl::Status Communicator::Gather(const void* send, void* recv, size_t send_coun
                            .count = send_count,
                            .type = type,
                            .root = root}));
-  return DoGather(send, recv, send_count, type, root);
+  return EndRecord(seq, DoGather(send, recv, send_count, type, root));
 }
 
 absl::Status Communicator::Scatter(const void* send, void* recv, size_t recv_count, DataType type,
@@ -455,7 +533,7 @@ absl::Status Communicator::Scatter(const void* send, void* recv, size_t recv_cou
                            .count = recv_count,
                            .type = type,
                            .root = root}));
-  return DoScatter(send, recv, recv_count, type, root);
+  return EndRecord(seq, DoScatter(send, recv, recv_count, type, root));
 }
 
 absl::Status Communicator::Reduce(const void* send, void* recv, size_t count, DataType type,
@@ -467,7 +545,7 @@ absl::Status Communicator::Reduce(const void* send, void* recv, size_t count, Da
                            .type = type,
                            .reduce = op,
                            .root = root}));
-  return DoReduce(send, recv, count, type, op, root);
+  return EndRecord(seq, DoReduce(send, recv, count, type, op, root));
 }
 
 absl::Status Communicator::SendRecv(const void* send, size_t send_count, int dest, void* recv,
@@ -480,7 +558,7 @@ absl::Status Communicator::SendRecv(const void* send, size_t send_count, int des
                            .type = type,
                            .root = dest,
                            .source = source}));
-  return DoSendRecv(send, send_count, dest, recv, recv_count, source, type);
+  return EndRecord(seq, DoSendRecv(send, send_count, dest, recv, recv_count, source, type));
 }
 
 #undef NMESH_COMM_GUARD

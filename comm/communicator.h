@@ -72,6 +72,15 @@
 
 namespace nmesh::comm {
 
+class FlightRecorder;  // comm/flight_recorder.h
+namespace internal {
+class SideChannel;  // comm/internal/watchdog.h
+class Watchdog;
+}  // namespace internal
+
+// The default size of a communicator's flight recorder (CommOptions::flight_recorder_entries).
+inline constexpr size_t kDefaultFlightRecorderEntries = 64;
+
 // Element types of collective buffers.
 enum class DataType : uint8_t {
   kInt8,
@@ -167,8 +176,13 @@ enum class MemoryKind : uint8_t { kHost, kDevice };
 struct CommOptions {
   // Label used in error messages, e.g. the mesh axis "tp" or flattened group "dp_shard_cp".
   std::string name = {};
-  // When set, an operation that has not completed after this long fails with DeadlineExceeded
-  // naming `name`, the operation and the timeout, and the communicator is aborted.
+  // When set, an operation that has not completed after this long is a timeout. What follows
+  // depends on the backend and on `interruptible`. MPI (default): the operation runs as the fast
+  // blocking call and the process's watchdog (comm/watchdog.h) watches it; on expiry it aborts the
+  // communicator's family, has the ranks exchange their flight records, reports the culprit and
+  // ends the job (MPI_Abort). MPI with `interruptible`, and NCCL: the operation fails with
+  // DeadlineExceeded naming `name`, the operation and the timeout, and the communicator is
+  // aborted. Changeable later with Communicator::SetTimeout.
   std::optional<absl::Duration> timeout = std::nullopt;
   // A debugging aid, off by default. Before each collective, the ranks exchange
   // what they were called with (operation, count, DataType, ReduceOp, root; for all_to_all_v each
@@ -179,6 +193,14 @@ struct CommOptions {
   // all_gather (and for all_to_all_v an all_to_all) per operation, zero-count ones included.
   // Not applied to point-to-point operations, Split, or operations issued inside a batch.
   bool check_arguments = false;
+  // MPI: with a timeout, run each operation as nonblocking calls polled against the deadline
+  // (slower: tens of microseconds for a small all_reduce), so that a timeout returns
+  // DeadlineExceeded from the operation instead of ending the job: for callers that recover from
+  // a timeout. Other backends ignore it (NCCL operations are always interruptible).
+  bool interruptible = false;
+  // How many of its last operations the communicator's flight recorder keeps
+  // (comm/flight_recorder.h); 0 is treated as 1. Fixed at creation.
+  size_t flight_recorder_entries = kDefaultFlightRecorderEntries;
 };
 
 // Memory of some memory kind, owned: the release function runs on destruction. Move-only. Made by
@@ -416,10 +438,12 @@ class Communicator {
   // one communicator run in issue order (blocking ones included), and every rank must issue the
   // same collectives in the same order. The buffers must stay valid and untouched until the
   // operation completes. MPI: the nonblocking calls (MPI_Iallreduce, MPI_Isend, ...), on the
-  // caller's buffers (a staging copy only for overlaps MPI cannot express); the communicator's
-  // timeout does not apply (give Wait a timeout). NCCL: enqueued on `async.stream`. self: runs at
-  // once and returns a completed handle. The blocking methods are these plus Wait, except on MPI
-  // without a timeout, where they are the blocking MPI calls (faster for small messages).
+  // caller's buffers (a staging copy only for overlaps MPI cannot express); with a timeout (not
+  // interruptible) the watchdog watches the operation from the moment it is issued
+  // (comm/watchdog.h); Wait also takes a timeout of its own. NCCL: enqueued on `async.stream`.
+  // self: runs at once and returns a completed handle. The blocking methods are these plus Wait,
+  // except on MPI, where they are the blocking MPI calls (faster for small messages; with an
+  // interruptible timeout, nonblocking calls polled against the deadline).
   absl::StatusOr<Work> AllReduceAsync(const void* send, void* recv, size_t count, DataType type,
                                       ReduceOp op, AsyncOptions async = {});
   absl::StatusOr<Work> AllGatherAsync(const void* send, void* recv, size_t send_count,
@@ -451,6 +475,22 @@ class Communicator {
   absl::StatusOr<Work> SendRecvAsync(const void* send, size_t send_count, int dest, void* recv,
                                      size_t recv_count, int source, DataType type,
                                      AsyncOptions async = {});
+
+  // Sets the timeout of the operations issued from now on (CommOptions::timeout; std::nullopt:
+  // none), e.g. a long one during start-up and a short one in steady state. Not collective: every
+  // rank should set the same. Not while an operation of this communicator runs on another thread;
+  // operations already running keep the deadline they started with. A timeout that is zero,
+  // negative, infinite or rounds to zero is InvalidArgument naming the communicator; on an
+  // aborted communicator, FailedPrecondition. options().timeout reflects the change.
+  absl::Status SetTimeout(std::optional<absl::Duration> timeout);
+
+  // The last operations of this communicator (comm/flight_recorder.h). Not collective; the
+  // recorder lives as long as the communicator or the last copy of this pointer.
+  std::shared_ptr<const FlightRecorder> flight_recorder() const;
+
+  // What the watchdog runs instead of Abort() when an operation of this communicator times out:
+  // e.g. a DeviceMesh aborting every communicator it holds, together. Empty: Abort(). Thread-safe.
+  void SetAbortFamily(std::function<void()> abort_family);
 
   // Stops this communicator: pending and later operations fail (FailedPrecondition). Not
   // collective; idempotent; may be called from any thread. Whether an operation already blocked in
@@ -707,7 +747,31 @@ class Communicator {
   // Runs `args` through the blocking hooks (what the default DoAsync does).
   absl::Status RunBlocking(const OpArgs& args);
 
+  // Changes options().timeout (checked already). Default: Unimplemented naming the backend.
+  virtual absl::Status DoSetTimeout(std::optional<absl::Duration> timeout);
+  // Tests the asynchronous operations still pending, without blocking, so that the flight
+  // recorder learns which have ended; called by the watchdog thread when an asynchronous
+  // operation's deadline has passed. Default: nothing.
+  virtual void PollOutstanding() {}
+
+  // For backends whose operations the watchdog watches (comm/watchdog.h): registers this
+  // communicator (call at the end of the constructor; `side` may be null) and unregisters it (call
+  // first in the destructor). While registered and without options().interruptible, operations
+  // with a timeout are recorded with a deadline, and the backend must run them without polling.
+  void Watch(internal::SideChannel* side);
+  void Unwatch();
+  bool watched() const { return watched_; }
+  // The recorder (created on first use, with options().flight_recorder_entries).
+  const std::shared_ptr<FlightRecorder>& recorder() const;
+
  private:
+  friend class internal::Watchdog;
+
+  // Records the start of a checked operation; returns its sequence number.
+  uint64_t BeginRecord(const OpArgs& args);
+  // Records its end; returns `status`.
+  absl::Status EndRecord(uint64_t seq, absl::Status status);
+
   // InvalidArgument naming the operation, this communicator's name and the two sizes.
   absl::Status SizeMismatch(std::string_view op, std::string_view which, size_t expected,
                             size_t got) const;
@@ -726,6 +790,8 @@ class Communicator {
   absl::StatusOr<Work> Enqueue(const OpArgs& args, const AsyncOptions& async);
 
   std::shared_ptr<const int> lifetime_ = std::make_shared<const int>(0);
+  mutable std::shared_ptr<FlightRecorder> recorder_;
+  bool watched_ = false;
 };
 
 }  // namespace nmesh::comm

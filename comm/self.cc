@@ -25,6 +25,11 @@ class SelfCommunicator final : public Communicator {
   MemoryKind memory_kind() const override { return memory_.kind; }
   const CommOptions& options() const override { return options_; }
 
+  absl::Status DoSetTimeout(std::optional<absl::Duration> timeout) override {
+    options_.timeout = timeout;
+    return absl::OkStatus();
+  }
+
   absl::Status Abort() override {
     abort_state_.Mark("Abort() was called");
     return absl::OkStatus();

@@ -16,7 +16,8 @@
 namespace nmesh::mesh {
 
 struct DeviceMesh::Shared {
-  std::optional<absl::Duration> timeout;
+  std::optional<absl::Duration> timeout;  // the mesh's (DeviceMesh::SetTimeout changes it)
+  bool interruptible = false;
   std::atomic<int> communicators_created{0};
   std::mutex mu;
   // Every communicator any view of the mesh created, for Abort().
@@ -26,9 +27,26 @@ struct DeviceMesh::Shared {
   const comm::Communicator* borrowed_world = nullptr;
   std::weak_ptr<const void> borrowed_world_lifetime;
 
-  void Keep(const std::shared_ptr<comm::Communicator>& comm) {
-    std::lock_guard<std::mutex> lock(mu);
-    comms.push_back(comm);
+  void Keep(const std::shared_ptr<comm::Communicator>& comm, std::weak_ptr<Shared> self) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      comms.push_back(comm);
+    }
+    // A timeout on one of the mesh's communicators aborts them all, together.
+    comm->SetAbortFamily([self] {
+      if (std::shared_ptr<Shared> shared = self.lock()) (void)shared->AbortAll();
+    });
+  }
+
+  absl::Status AbortAll() {
+    std::vector<std::shared_ptr<comm::Communicator>> all;
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      all = comms;
+    }
+    absl::Status first;
+    for (const std::shared_ptr<comm::Communicator>& comm : all) first.Update(comm->Abort());
+    return first;
   }
 };
 
@@ -199,6 +217,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   const int64_t rank = world.rank();
   auto shared = std::make_shared<Shared>();
   shared->timeout = options.timeout;
+  shared->interruptible = options.interruptible;
   // The world is not owned: a no-op deleter.
   std::shared_ptr<comm::Communicator> world_ref(&world, [](comm::Communicator*) {});
   const bool world_reusable =
@@ -210,7 +229,8 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   for (const GroupKind& kind : DistinctGroupKinds(plan)) {
     const Layout& layout = plan.LayoutOf(kind.mesh);
     const std::string comm_name = absl::StrJoin(kind.names, "/");
-    const comm::CommOptions comm_options{.name = comm_name, .timeout = options.timeout};
+    const comm::CommOptions comm_options{
+        .name = comm_name, .timeout = options.timeout, .interruptible = options.interruptible};
     std::optional<GroupView> group;
     if (layout.Contains(rank)) group = *layout.ViewGroup(rank, kind.axes);
     std::shared_ptr<comm::Communicator> comm;
@@ -238,7 +258,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
       comm = std::move(*split);
       ++shared->communicators_created;
     }
-    if (comm != nullptr && comm != world_ref) shared->Keep(comm);
+    if (comm != nullptr && comm != world_ref) shared->Keep(comm, shared);
     for (const std::string& name : kind.names) comms.push_back({name, comm});
   }
   auto comm_of = [&comms](std::string_view name) {
@@ -402,7 +422,8 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Unflatten(std::string_view axis, std::vec
     std::shared_ptr<comm::Communicator> comm;
     if (member_) {
       const comm::CommOptions options{.name = names[static_cast<size_t>(k)],
-                                      .timeout = shared_->timeout};
+                                      .timeout = shared_->timeout,
+                                      .interruptible = shared_->interruptible};
       NMESH_ASSIGN_OR_RETURN(GroupView group,
                              view.layout_.ViewGroup(rank_, AxisSet::Of({index + k})));
       if (group.size() == 1) {
@@ -422,7 +443,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Unflatten(std::string_view axis, std::vec
         comm = std::move(*split);
         ++shared_->communicators_created;
       }
-      if (comm != parent) shared_->Keep(comm);
+      if (comm != parent) shared_->Keep(comm, shared_);
     }
     view.axis_comms_.push_back(std::move(comm));
   }
@@ -438,17 +459,20 @@ std::optional<DeviceMesh> DeviceMesh::moe_mesh() const {
 
 int DeviceMesh::communicators_created() const { return shared_->communicators_created.load(); }
 
-absl::Status DeviceMesh::Abort() const {
+absl::Status DeviceMesh::Abort() const { return shared_->AbortAll(); }
+
+absl::Status DeviceMesh::SetTimeout(std::optional<absl::Duration> timeout) const {
+  NMESH_RETURN_IF_ERROR(CheckTimeout(timeout, absl::StrFormat("the timeout of mesh '%s'", name_)));
   std::vector<std::shared_ptr<comm::Communicator>> comms;
   {
     std::lock_guard<std::mutex> lock(shared_->mu);
     comms = shared_->comms;
   }
-  absl::Status first;
   for (const std::shared_ptr<comm::Communicator>& comm : comms) {
-    first.Update(comm->Abort());
+    NMESH_RETURN_IF_ERROR(comm->SetTimeout(timeout));
   }
-  return first;
+  shared_->timeout = timeout;
+  return absl::OkStatus();
 }
 
 std::string DeviceMesh::DebugString() const {

@@ -77,6 +77,9 @@ struct DeviceMeshOptions {
   // Give a whole-world group its own communicator even without a timeout (see the overview), so
   // that the mesh is independent of the caller's world communicator.
   bool isolate = false;
+  // CommOptions::interruptible for every communicator the mesh creates: with a timeout, MPI
+  // operations poll and return DeadlineExceeded instead of the watchdog ending the job.
+  bool interruptible = false;
 };
 
 class DeviceMesh {
@@ -145,6 +148,13 @@ class DeviceMesh {
   // communicator the mesh reuses is the caller's and is left alone. Idempotent; any thread;
   // returns the first error of a backend.
   absl::Status Abort() const;
+
+  // Sets the timeout of every communicator the mesh uses (Communicator::SetTimeout; flattened,
+  // moe and unflattened ones included, and the world communicator when a whole-world group reuses
+  // it), for the operations issued from then on; std::nullopt: none. Not collective: every rank
+  // should set the same. A timeout that is zero, negative, infinite or rounds to zero is
+  // InvalidArgument and changes nothing. Not while another thread runs operations on the mesh.
+  absl::Status SetTimeout(std::optional<absl::Duration> timeout) const;
 
   // "device_mesh (pp=1, dp_replicate=1, dp_shard=2, cp=2, tp=2) + dp, dp_shard_cp, dp_cp".
   std::string DebugString() const;

@@ -49,9 +49,9 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
       StartupTimeoutFromFlag(options.startup_timeout_s);
   if (!startup_timeout.ok()) return ReportFlagError(startup_timeout.status(), json, out, err);
 
-  // No communicator timeout unless --timeout-s asks for one, whatever the recipe says: with one,
-  // the MPI backend polls nonblocking calls, which is not the path being measured.
+  // No communicator timeout unless --timeout-s asks for one, whatever the recipe says.
   JobReporter reporter(LauncherRank(), json, out, err);
+  ReportTimeouts(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,

@@ -72,9 +72,13 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
   bench
       ->add_option("--timeout-s", options.timeout_s,
                    "Timeout of every communicator, in seconds (default none: the recipe's "
-                   "dist_env.timeout_minutes is ignored, since polling changes what is measured)")
+                   "dist_env.timeout_minutes is ignored)")
       ->type_name("T");
   AddStartupTimeoutFlag(*bench, options.startup_timeout_s);
+  bench
+      ->add_option("--flight-recorder", options.flight_recorder,
+                   "On a timeout, write each reporting rank's flight records as JSON into DIR")
+      ->type_name("DIR");
   return bench;
 }
 

@@ -39,11 +39,14 @@ struct BenchOptions {
   std::string format = "text";
   std::optional<std::string> plot;
   bool progress = false;
-  // Off by default: with a timeout the MPI backend polls nonblocking calls instead of blocking in
-  // them, which is not the path a benchmark means to measure. A job that must not hang sets it.
+  // Off by default. With a timeout the MPI backend still runs the blocking calls (the watchdog
+  // watches them; comm/watchdog.h), so the measured path is the same. A job that must not hang
+  // sets it.
   std::optional<double> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
+  // --flight-recorder DIR: where ranks that report a timeout write their flight records.
+  std::optional<std::string> flight_recorder;
 };
 
 // Registers the `bench` subcommand and its flags on `app`; `options` must outlive the parse.

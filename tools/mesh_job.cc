@@ -8,6 +8,7 @@
 #include "nlohmann/json.hpp"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/job/diagnosis.h"
 #include "nmesh/job/startup.h"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/plan_command.h"
@@ -81,6 +82,18 @@ int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, st
                           job::kDefaultStartupTimeout);
   if (agreed.ok() || job::IsAgreed(agreed)) return reporter.Fail(agreed.ok() ? status : agreed);
   reporter.Abort(agreed);
+}
+
+void ReportTimeouts(const std::optional<std::string>& dir, JobReporter& reporter) {
+  std::optional<std::string> usable = dir;
+  if (dir.has_value()) {
+    if (absl::Status s = job::CheckFlightRecorderDir(*dir); !s.ok()) {
+      reporter.Note(
+          absl::StrFormat("error: %s (the job runs on without flight records)", s.message()));
+      usable.reset();
+    }
+  }
+  job::ReportTimeouts({.flight_recorder_dir = usable});
 }
 
 std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,

@@ -94,6 +94,12 @@ struct CliJob {
   ~CliJob() { job.reset(); }
 };
 
+// The --flight-recorder flag of `run` and `bench`: installs the timeout report of job/diagnosis.h
+// (every rank of a timed-out communicator prints its diagnosis line) with `dir` for the dumps. A
+// directory that cannot be written is reported once ("nmesh: error: --flight-recorder: ...") and
+// the job runs on without dumps.
+void ReportTimeouts(const std::optional<std::string>& dir, JobReporter& reporter);
+
 // MPI, then job::Job::Start, as one rank of the CLI's job. Recipe warnings are noted on stderr
 // from rank 0. Returns the job (and sets the reporter's rank), or the exit code after an agreed
 // failure was reported; a failure of this rank alone ends the job (JobReporter::Abort). A failure

@@ -248,6 +248,9 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
                   "Timeout of every communicator, in seconds (overrides dist_env.timeout_minutes)")
       ->type_name("T");
   AddStartupTimeoutFlag(*run, options.startup_timeout_s);
+  run->add_option("--flight-recorder", options.flight_recorder,
+                  "On a timeout, write each reporting rank's flight records as JSON into DIR")
+      ->type_name("DIR");
   run->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
   // Hidden (no group): for the fault tests only.
@@ -292,6 +295,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     fault_skip = *std::move(parsed);
   }
   JobReporter reporter(LauncherRank(), json, out, err);
+  ReportTimeouts(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started =

@@ -62,6 +62,8 @@ struct RunOptions {
   // Fault injection for the start-up tests (hidden flag --fault-late-s S): this rank waits S
   // seconds after MPI has started, before the start-up agreement (a rank slow to read its recipe).
   std::optional<double> fault_late_s;
+  // --flight-recorder DIR: where ranks that report a timeout write their flight records.
+  std::optional<std::string> flight_recorder;
 };
 
 // A parsed --fault-skip value.

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "nmesh/comm/internal/checks.h"
 
 namespace nmesh::comm {
@@ -45,9 +46,33 @@ bool Work::Impl::PollLocked() {
   if (done_) return true;
   absl::Status status;
   if (!Poll(&status)) return false;
+  MarkDone(std::move(status));
+  return true;
+}
+
+void Work::Impl::MarkDone(absl::Status status) {
   done_ = true;
   status_ = std::move(status);
-  return true;
+  if (recorder_ != nullptr) {
+    recorder_->Finish(seq_, status_.ok(), absl::GetCurrentTimeNanos());
+    recorder_ = nullptr;
+  }
+}
+
+void Work::Impl::SetRecord(std::shared_ptr<FlightRecorder> recorder, uint64_t seq) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (done_) {
+    recorder->Finish(seq, status_.ok(), absl::GetCurrentTimeNanos());
+    return;
+  }
+  recorder_ = std::move(recorder);
+  seq_ = seq;
+}
+
+void Work::Impl::TryPoll() {
+  std::unique_lock<std::mutex> lock(mu_, std::try_to_lock);
+  if (!lock.owns_lock() || (batch_open_ != nullptr && *batch_open_)) return;
+  PollLocked();
 }
 
 absl::Status Work::Impl::Block() {
@@ -66,10 +91,7 @@ absl::Status Work::Impl::CheckBatch(std::string_view what) const {
 
 absl::Status Work::Impl::Join() {
   std::lock_guard<std::mutex> lock(mu_);
-  if (!done_) {
-    status_ = Block();
-    done_ = true;
-  }
+  if (!done_) MarkDone(Block());
   return status_;
 }
 
@@ -83,8 +105,7 @@ absl::Status Work::Impl::Wait(absl::Duration timeout) {
   }
   if (!done_) {
     if (timeout == absl::InfiniteDuration()) {
-      status_ = Block();
-      done_ = true;
+      MarkDone(Block());
     } else {
       const absl::Time deadline = absl::Now() + timeout;
       internal::PollPacer pacer;
@@ -122,10 +143,9 @@ void Work::Impl::Orphan() {
   std::lock_guard<std::mutex> lock(mu_);
   if (PollLocked()) return;
   Abandon();
-  done_ = true;
-  status_ = absl::FailedPreconditionError(
+  MarkDone(absl::FailedPreconditionError(
       absl::StrFormat("%s: the communicator was destroyed while the operation was pending %s",
-                      context_, rank_suffix_));
+                      context_, rank_suffix_)));
 }
 
 namespace internal {
@@ -234,6 +254,7 @@ Work CompletedWork(const Communicator& comm, std::string_view op, absl::Status s
 }
 
 std::shared_ptr<Work::Impl> WorkRegistry::Add(std::shared_ptr<Work::Impl> work) {
+  std::lock_guard<std::mutex> lock(mu_);
   // Forget handles that are gone, so the list stays as long as the pending ones.
   std::erase_if(works_, [](const std::weak_ptr<Work::Impl>& w) { return w.expired(); });
   works_.push_back(work);
@@ -241,10 +262,25 @@ std::shared_ptr<Work::Impl> WorkRegistry::Add(std::shared_ptr<Work::Impl> work) 
 }
 
 void WorkRegistry::OrphanAll() {
-  for (const std::weak_ptr<Work::Impl>& w : works_) {
+  std::vector<std::weak_ptr<Work::Impl>> works;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    works.swap(works_);
+  }
+  for (const std::weak_ptr<Work::Impl>& w : works) {
     if (std::shared_ptr<Work::Impl> work = w.lock()) work->Orphan();
   }
-  works_.clear();
+}
+
+void WorkRegistry::TryPollAll() {
+  std::vector<std::shared_ptr<Work::Impl>> alive;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const std::weak_ptr<Work::Impl>& w : works_) {
+      if (std::shared_ptr<Work::Impl> work = w.lock()) alive.push_back(std::move(work));
+    }
+  }
+  for (const std::shared_ptr<Work::Impl>& work : alive) work->TryPoll();
 }
 
 Batch::State* CurrentBatch() { return current_batch; }

@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/flight_recorder.h"
 
 namespace nmesh::comm {
 
@@ -48,6 +49,12 @@ class Work::Impl {
   // with FailedPrecondition after Abandon(); a complete one keeps its status.
   void Orphan();
 
+  // The operation's flight record (sequence number `seq` of `recorder`): its end is recorded
+  // when the handle first observes completion.
+  void SetRecord(std::shared_ptr<FlightRecorder> recorder, uint64_t seq);
+  // Polls once if no other thread holds the handle (never blocks; for the watchdog thread).
+  void TryPoll();
+
  protected:
   // Whether the operation has completed; if so, *status is its result. Never blocks. Called with
   // the handle's lock held, at most until it returns true.
@@ -61,6 +68,8 @@ class Work::Impl {
  private:
   // Requires mu_: records completion once.
   bool PollLocked();
+  // Requires mu_: the operation ended with `status`.
+  void MarkDone(absl::Status status);
   // FailedPrecondition while the handle's batch is open.
   absl::Status CheckBatch(std::string_view what) const;
 
@@ -72,6 +81,8 @@ class Work::Impl {
   bool waited_ = false;
   absl::Status status_;
   std::shared_ptr<const bool> batch_open_;
+  std::shared_ptr<FlightRecorder> recorder_;  // guarded by mu_
+  uint64_t seq_ = 0;
 };
 
 class Batch::State {
@@ -97,15 +108,17 @@ absl::Status CheckNoBatch(const Communicator& comm, std::string_view op);
 Work CompletedWork(const Communicator& comm, std::string_view op, absl::Status status);
 
 // The pending handles of one communicator. Add() registers a handle; Orphan() (from the
-// communicator's destructor) orphans every handle still alive. Not thread-safe (a communicator is
-// used by one thread at a time).
+// communicator's destructor) orphans every handle still alive; TryPollAll() (from the watchdog
+// thread) polls those no other thread holds. Thread-safe.
 class WorkRegistry {
  public:
   std::shared_ptr<Work::Impl> Add(std::shared_ptr<Work::Impl> work);
   void OrphanAll();
+  void TryPollAll();
 
  private:
-  std::vector<std::weak_ptr<Work::Impl>> works_;
+  std::mutex mu_;
+  std::vector<std::weak_ptr<Work::Impl>> works_;  // guarded by mu_
 };
 
 }  // namespace internal

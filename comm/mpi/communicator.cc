@@ -7,6 +7,7 @@
 #include <climits>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -18,9 +19,12 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
+#include "nmesh/comm/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/watchdog.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
@@ -152,25 +156,229 @@ class MpiWork final : public Work::Impl {
   int rank_;
 };
 
+// The separate channel of one communicator (comm/watchdog.h): a duplicate of it, used by the
+// watchdog thread only, over which ranks ask each other for their flight records. A request is one
+// int (the asking rank) with kRequestTag; the answer, with kReplyTag, is a ReplyHeader followed by
+// the records as bytes (every rank runs the same binary).
+class MpiSideChannel final : public ci::SideChannel {
+ public:
+  static constexpr int kRequestTag = 1;
+  static constexpr int kReplyTag = 2;
+
+  // Takes ownership of `side`, a duplicate of `comm`.
+  MpiSideChannel(MPI_Comm comm, MPI_Comm side) : side_(side) {
+    MPI_Comm_rank(side_, &rank_);
+    MPI_Comm_size(side_, &size_);
+    MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+    MPI_Comm_group(comm, &group);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> ranks(static_cast<size_t>(size_)), global(ranks.size(), MPI_UNDEFINED);
+    for (int r = 0; r < size_; ++r) ranks[static_cast<size_t>(r)] = r;
+    MPI_Group_translate_ranks(group, size_, ranks.data(), world, global.data());
+    MPI_Group_free(&group);
+    MPI_Group_free(&world);
+    global_.assign(global.begin(), global.end());
+    for (int64_t& g : global_) {
+      if (g == MPI_UNDEFINED) g = -1;
+    }
+  }
+
+  ~MpiSideChannel() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (request_ != MPI_REQUEST_NULL) {
+      MPI_Cancel(&request_);
+      MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    }
+    for (Reply& reply : replies_) {
+      // A peer that never receives it: let MPI finish (or drop) the send on its own.
+      MPI_Request_free(&reply.request);
+      static std::mutex mu;
+      static auto* kept = new std::vector<std::vector<std::byte>>();
+      std::lock_guard<std::mutex> lock(mu);
+      kept->push_back(std::move(reply.bytes));
+    }
+    MPI_Comm_free(&side_);
+  }
+
+  void Serve(const FlightRecorder& recorder,
+             const std::function<std::string()>& blocked_in) override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    std::erase_if(replies_, [](Reply& reply) {
+      int done = 0;
+      MPI_Test(&reply.request, &done, MPI_STATUS_IGNORE);
+      return done != 0;
+    });
+    while (true) {
+      if (request_ == MPI_REQUEST_NULL && MPI_Irecv(&asker_, 1, MPI_INT, MPI_ANY_SOURCE,
+                                                    kRequestTag, side_, &request_) != MPI_SUCCESS) {
+        return;
+      }
+      int done = 0;
+      MPI_Status status;
+      if (MPI_Test(&request_, &done, &status) != MPI_SUCCESS || !done) return;
+      request_ = MPI_REQUEST_NULL;
+      Reply reply;
+      reply.bytes = Encode(recorder, blocked_in());
+      if (MPI_Isend(reply.bytes.data(), static_cast<int>(reply.bytes.size()), MPI_BYTE,
+                    status.MPI_SOURCE, kReplyTag, side_, &reply.request) == MPI_SUCCESS) {
+        replies_.push_back(std::move(reply));
+      }
+    }
+  }
+
+  std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
+                                    const std::function<void()>& serve) override {
+    std::vector<RankRecords> all(static_cast<size_t>(size_));
+    std::vector<MPI_Request> asks;
+    for (int r = 0; r < size_; ++r) {
+      RankRecords& entry = all[static_cast<size_t>(r)];
+      entry.rank = r;
+      entry.global_rank = global_[static_cast<size_t>(r)];
+      if (r == rank_) {
+        entry.answered = true;
+        entry.now_ns = absl::GetCurrentTimeNanos();
+        entry.records = recorder.Snapshot();
+        continue;
+      }
+      MPI_Request ask = MPI_REQUEST_NULL;
+      if (MPI_Isend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &ask) == MPI_SUCCESS) {
+        asks.push_back(ask);
+      }
+    }
+    int missing = size_ - 1;
+    while (missing > 0 && absl::Now() < deadline) {
+      serve();
+      for (int r = 0; r < size_; ++r) {
+        RankRecords& entry = all[static_cast<size_t>(r)];
+        if (r == rank_ || entry.answered) continue;
+        int flag = 0;
+        MPI_Status status;
+        if (MPI_Iprobe(r, kReplyTag, side_, &flag, &status) != MPI_SUCCESS || !flag) continue;
+        int bytes = 0;
+        MPI_Get_count(&status, MPI_BYTE, &bytes);
+        std::vector<std::byte> buffer(static_cast<size_t>(std::max(bytes, 0)));
+        if (MPI_Recv(buffer.data(), bytes, MPI_BYTE, r, kReplyTag, side_, MPI_STATUS_IGNORE) !=
+            MPI_SUCCESS) {
+          continue;
+        }
+        Decode(buffer, &entry);
+        --missing;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    for (MPI_Request& ask : asks) MPI_Request_free(&ask);
+    return all;
+  }
+
+  int64_t GlobalRank(int rank) const override {
+    return rank >= 0 && rank < size_ ? global_[static_cast<size_t>(rank)] : -1;
+  }
+
+  [[noreturn]] void AbortJob(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+ private:
+  struct ReplyHeader {
+    int64_t now_ns;
+    int64_t count;
+    char blocked_in[160];  // NUL-terminated, truncated
+  };
+  struct Reply {
+    MPI_Request request = MPI_REQUEST_NULL;
+    std::vector<std::byte> bytes;
+  };
+
+  static std::vector<std::byte> Encode(const FlightRecorder& recorder,
+                                       const std::string& blocked_in) {
+    const std::vector<OpRecord> records = recorder.Snapshot();
+    ReplyHeader header{absl::GetCurrentTimeNanos(), static_cast<int64_t>(records.size()), {}};
+    const size_t n = std::min(blocked_in.size(), sizeof(header.blocked_in) - 1);
+    std::memcpy(header.blocked_in, blocked_in.data(), n);
+    header.blocked_in[n] = '\0';
+    std::vector<std::byte> bytes(sizeof(header) + records.size() * sizeof(OpRecord));
+    std::memcpy(bytes.data(), &header, sizeof(header));
+    if (!records.empty()) {
+      std::memcpy(bytes.data() + sizeof(header), records.data(), records.size() * sizeof(OpRecord));
+    }
+    return bytes;
+  }
+
+  static void Decode(const std::vector<std::byte>& bytes, RankRecords* entry) {
+    if (bytes.size() < sizeof(ReplyHeader)) return;
+    ReplyHeader header;
+    std::memcpy(&header, bytes.data(), sizeof(header));
+    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(header.count, 0)),
+                                      (bytes.size() - sizeof(header)) / sizeof(OpRecord));
+    entry->answered = true;
+    entry->now_ns = header.now_ns;
+    header.blocked_in[sizeof(header.blocked_in) - 1] = '\0';
+    entry->blocked_in = header.blocked_in;
+    entry->records.resize(n);
+    if (n > 0) {
+      std::memcpy(entry->records.data(), bytes.data() + sizeof(header), n * sizeof(OpRecord));
+    }
+  }
+
+  MPI_Comm side_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::vector<int64_t> global_;
+  int asker_ = 0;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::vector<Reply> replies_;
+};
+
+// Whether MPI grants the "multiple" thread level, which the watchdog's separate channel needs.
+bool ThreadMultiple() {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  return provided == MPI_THREAD_MULTIPLE;
+}
+
+// A separate channel for `comm` (collective over it: every rank must call this together), or null
+// when MPI does not grant the "multiple" thread level or the duplicate fails.
+std::unique_ptr<MpiSideChannel> MakeSideChannel(MPI_Comm comm) {
+  if (!ThreadMultiple()) return nullptr;
+  MPI_Comm side = MPI_COMM_NULL;
+  if (MPI_Comm_dup(comm, &side) != MPI_SUCCESS) return nullptr;
+  MPI_Comm_set_errhandler(side, MPI_ERRORS_RETURN);
+  return std::make_unique<MpiSideChannel>(comm, side);
+}
+
 class MpiCommunicator final : public Communicator {
  public:
-  // Takes ownership of `comm`, which has MPI_ERRORS_RETURN set.
-  MpiCommunicator(MPI_Comm comm, CommOptions options) : comm_(comm), options_(std::move(options)) {
+  // Takes ownership of `comm`, which has MPI_ERRORS_RETURN set. `collective`: every rank of `comm`
+  // constructs it together, so a separate channel for the watchdog can be made (when `options`
+  // has a timeout).
+  MpiCommunicator(MPI_Comm comm, CommOptions options, bool collective = true)
+      : comm_(comm), options_(std::move(options)) {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
+    // Only a communicator created with a timeout gets one: the duplicate is one more collective
+    // per creation, which meshes built without timeouts should not pay.
+    if (collective && options_.timeout.has_value()) side_ = MakeSideChannel(comm_);
+    if (side_ != nullptr) Watch(side_.get());
   }
   // Borrows `comm` (adoption): sets MPI_ERRORS_RETURN on it for its lifetime and restores the
   // caller's error handler on destruction, without freeing it.
   MpiCommunicator(MPI_Comm comm, CommOptions options, MPI_Errhandler restore)
-      : MpiCommunicator(comm, std::move(options)) {
+      : MpiCommunicator(comm, std::move(options), /*collective=*/false) {
     owned_ = false;
     restore_ = restore;
   }
 
   ~MpiCommunicator() override {
+    Unwatch();
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;  // MPI_Finalize already released everything.
+    side_.reset();
     works_.OrphanAll();
     for (Abandoned& a : abandoned_) {
       int done = 0;
@@ -623,6 +831,13 @@ class MpiCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
+  absl::Status DoSetTimeout(std::optional<absl::Duration> timeout) override {
+    options_.timeout = timeout;
+    return absl::OkStatus();
+  }
+
+  void PollOutstanding() override { works_.TryPollAll(); }
+
   absl::StatusOr<Topology> QueryTopology() {
     NMESH_RETURN_IF_ERROR(Usable("topology"));
     char name[MPI_MAX_PROCESSOR_NAME] = {};
@@ -673,7 +888,10 @@ class MpiCommunicator final : public Communicator {
   absl::Status Execute(std::string_view op, const char* blocking_call, Blocking blocking,
                        const char* start_call, Start start, const Io& io,
                        bool cancellable = false) {
-    if (!options_.timeout) return Check(op, blocking(), blocking_call);
+    // Watched by the watchdog (or no timeout at all): the blocking call.
+    if (!options_.timeout || (side_ != nullptr && !options_.interruptible)) {
+      return Check(op, blocking(), blocking_call);
+    }
     const size_t in_bytes = io.one_buffer ? 0 : io.in_bytes;
     Scratch staging;
     std::byte* in = nullptr;
@@ -740,6 +958,7 @@ class MpiCommunicator final : public Communicator {
   CommOptions options_;
   int rank_ = 0;
   int size_ = 1;
+  std::unique_ptr<MpiSideChannel> side_;  // null: not watched (operations with a timeout poll)
   std::vector<Abandoned> abandoned_;
   ci::WorkRegistry works_;
   bool owned_ = true;
@@ -808,7 +1027,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(MPI_Comm comm, Ownership
   if (ownership == Ownership::kOwned) {
     NMESH_RETURN_IF_ERROR(
         MpiStatus(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", -1));
-    return std::unique_ptr<Communicator>(new MpiCommunicator(comm, std::move(options)));
+    return std::unique_ptr<Communicator>(
+        new MpiCommunicator(comm, std::move(options), /*collective=*/false));
   }
   MPI_Errhandler previous = MPI_ERRHANDLER_NULL;
   NMESH_RETURN_IF_ERROR(

@@ -31,24 +31,33 @@
 // comm/mpi/status.h for the codes), prefixed with the operation and the axis.
 //
 // Timeouts. Without CommOptions::timeout every operation is the blocking MPI call. With one, it is
-// the nonblocking call (MPI_Iallreduce, MPI_Irecv, ...) on a staging copy of the caller's buffers,
-// polled with MPI_Test until it completes or the deadline passes; between polls the thread yields,
-// then sleeps up to 1 ms, so oversubscribed ranks still progress. On completion the output is
-// copied back (two memcpy per call: the price of a timeout). On expiry the operation returns
-// DeadlineExceeded ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the
-// communicator is aborted: every later operation is FailedPrecondition. What happens to the
-// request: a Send or Recv is cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so
-// its request is abandoned together with its staging copy, which the communicator keeps alive (and
-// which is kept until the process exits if MPI still holds it when the communicator is destroyed:
-// MPI may use it until MPI_Finalize). Either way MPI never touches the caller's buffers after the
-// call returns: they may be reused or freed at once. The intended reaction to a timeout is still to
-// report it and exit (MPI_Abort or a normal exit): MPI_Finalize may wait for the abandoned
-// collective if the other ranks never join it.
+// still the blocking call, and the process's watchdog (comm/watchdog.h) watches it: on expiry the
+// ranks of the communicator exchange their flight records over a duplicate of it made at creation
+// (so a communicator created with a timeout by Split or WorldCommunicator costs one MPI_Comm_dup
+// more), every rank of it reports the culprit, and the job ends (MPI_Abort). This needs the
+// "multiple" thread level (Session::Init requests it).
+//
+// With CommOptions::interruptible (and where MPI grants less than "multiple", for a communicator
+// adopted with AdoptComm, or for one created without a timeout and given one later by
+// SetTimeout: none of these has the duplicate), a communicator with a timeout runs each operation
+// as the nonblocking call (MPI_Iallreduce, MPI_Irecv, ...) on a staging copy of the caller's
+// buffers, polled with MPI_Test until it completes or the deadline passes; between polls the thread
+// yields, then sleeps up to 1 ms, so oversubscribed ranks still progress. On completion the output
+// is copied back (two memcpy per call). On expiry the operation returns DeadlineExceeded
+// ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the communicator is aborted:
+// every later operation is FailedPrecondition. What happens to the request: a Send or Recv is
+// cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so its request is abandoned
+// together with its staging copy, which the communicator keeps alive (and which is kept until the
+// process exits if MPI still holds it when the communicator is destroyed: MPI may use it until
+// MPI_Finalize). Either way MPI never touches the caller's buffers after the call returns: they may
+// be reused or freed at once. The intended reaction to a timeout is still to report it and exit
+// (MPI_Abort or a normal exit): MPI_Finalize may wait for the abandoned collective if the other
+// ranks never join it.
 //
 // Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread level
 // MPI granted). It ends a timed operation that is being polled at its next poll
-// (FailedPrecondition) but cannot interrupt a blocking MPI call: give the communicator a timeout to
-// make it abortable.
+// (FailedPrecondition) but cannot interrupt a blocking MPI call: give the communicator a timeout
+// (the watchdog then ends the job) or an interruptible timeout to make it abortable.
 //
 // Threads. One thread at a time per communicator. Using different communicators from different
 // threads needs the "multiple" thread level (Session::thread_level()).

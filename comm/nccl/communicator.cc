@@ -496,6 +496,11 @@ class NcclCommunicator final : public Communicator {
     });
   }
 
+  absl::Status DoSetTimeout(std::optional<absl::Duration> timeout) override {
+    options_.timeout = timeout;
+    return absl::OkStatus();
+  }
+
   absl::Status Abort() override {
     AbortComm("Abort() was called");
     return absl::OkStatus();

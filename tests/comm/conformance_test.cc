@@ -6,11 +6,12 @@
 // operations (completion, several in flight, waited in any order, misuse), batches (the 1F1B
 // exchange, misuse) and the optional argument check.
 //
-// Factories (tests/comm/backends.h, shared with the mesh runtime tests): "mpi", "mpi_timed",
-// "self" and, where the build has NCCL, "nccl" (skipped with "no CUDA device" without a GPU).
-// Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the same
-// test runs on host and device memory. Expected values come from tests/comm/test_values.h (each
-// rank computes every rank's known inputs itself).
+// Factories (tests/comm/backends.h, shared with the mesh runtime tests): "mpi" (the MPI world,
+// blocking), "mpi_timed" (the MPI world with a timeout: still the blocking calls, watched by the
+// watchdog), "self" and, where the build has NCCL, "nccl" (skipped with "no CUDA device" without a
+// GPU). Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the
+// same test runs on host and device memory. Expected values come from tests/comm/test_values.h
+// (each rank computes every rank's known inputs itself).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -740,8 +741,10 @@ TEST_P(ConformanceTest, TimeoutEndsAnUnmatchedReceiveAndAbortsTheCommunicator) {
   if (comm_->backend() == "self") {
     GTEST_SKIP() << "a self communicator never waits (an unmatched receive fails at once)";
   }
-  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> short_lived,
-                       comm_->Split(0, r(), {.name = "short", .timeout = absl::Milliseconds(200)}));
+  ASSERT_OK_AND_ASSIGN(
+      std::unique_ptr<Communicator> short_lived,
+      comm_->Split(0, r(),
+                   {.name = "short", .timeout = absl::Milliseconds(200), .interruptible = true}));
   ASSERT_NE(short_lived, nullptr);
   Buffer buffer = Upload(std::vector<int32_t>(4, 0));
   EXPECT_THAT(short_lived->Recv(buffer.data(), 4, DataType::kInt32, r()),

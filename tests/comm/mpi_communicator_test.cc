@@ -2,7 +2,7 @@
 //
 // Expected values come from tests/comm/test_values.h: each rank computes every other rank's known
 // inputs and reduces them itself. Collectives run in both modes: blocking (no timeout) and polled
-// (nonblocking MPI calls against a deadline, which is what a timeout selects).
+// (nonblocking MPI calls against a deadline: a timeout with CommOptions::interruptible).
 #include <mpi.h>
 
 #include <algorithm>
@@ -56,7 +56,7 @@ std::unique_ptr<Communicator> World(CommOptions options = {.name = "world"}) {
 std::vector<std::unique_ptr<Communicator>> BothModes() {
   std::vector<std::unique_ptr<Communicator>> comms;
   comms.push_back(World({.name = "blocking"}));
-  comms.push_back(World({.name = "polled", .timeout = absl::Seconds(120)}));
+  comms.push_back(World({.name = "polled", .timeout = absl::Seconds(120), .interruptible = true}));
   return comms;
 }
 
@@ -402,7 +402,9 @@ TEST(MpiTimeoutTest, UnmatchedRecvTimesOutAndAbortsTheCommunicator) {
   auto world = World();
   ASSERT_NE(world, nullptr);
   const int n = world->size(), r = world->rank();
-  ASSERT_OK_AND_ASSIGN(auto tp, world->Split(0, r, {.name = "tp", .timeout = absl::Seconds(1)}));
+  ASSERT_OK_AND_ASSIGN(
+      auto tp,
+      world->Split(0, r, {.name = "tp", .timeout = absl::Seconds(1), .interruptible = true}));
   std::vector<float> buffer(16);
   const auto start = std::chrono::steady_clock::now();
   // Nobody sends: every rank waits for its neighbour (itself at np 1).
@@ -429,7 +431,9 @@ TEST(MpiTimeoutTest, CollectiveSkippedByOneRankTimesOutOnTheOthers) {
   ASSERT_NE(world, nullptr);
   const int n = world->size(), r = world->rank();
   if (n == 1) GTEST_SKIP() << "needs a second rank to skip the collective";
-  ASSERT_OK_AND_ASSIGN(auto tp, world->Split(0, r, {.name = "tp", .timeout = absl::Seconds(1)}));
+  ASSERT_OK_AND_ASSIGN(
+      auto tp,
+      world->Split(0, r, {.name = "tp", .timeout = absl::Seconds(1), .interruptible = true}));
   const int skipper = n - 1;
   const std::vector<int64_t> untouched(5, -1);
   std::vector<int64_t> send(5, r), recv = untouched;
@@ -472,7 +476,9 @@ TEST(MpiTimeoutTest, AbortFromAnotherThreadEndsAPolledWait) {
   auto world = World();
   ASSERT_NE(world, nullptr);
   const int n = world->size(), r = world->rank();
-  ASSERT_OK_AND_ASSIGN(auto tp, world->Split(0, r, {.name = "tp", .timeout = absl::Seconds(60)}));
+  ASSERT_OK_AND_ASSIGN(
+      auto tp,
+      world->Split(0, r, {.name = "tp", .timeout = absl::Seconds(60), .interruptible = true}));
   std::thread aborter([&] {
     std::this_thread::sleep_for(std::chrono::milliseconds(200));
     EXPECT_OK(tp->Abort());

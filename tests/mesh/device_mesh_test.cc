@@ -337,8 +337,9 @@ TEST(DeviceMeshMpiTest, TimeoutReachesEveryCommunicator) {
   // its own ("ep"). dp_shard_cp spans the world, which has no timeout: it must be split anyway.
   const int ep_size = np / 2;
   const std::string ep_name = np == 4 ? "cp/ep" : "ep";
-  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.cp = 2, .ep = ep_size, .size = np}, *world,
-                                              {.timeout = absl::Seconds(1)}));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh,
+                       Build({.cp = 2, .ep = ep_size, .size = np}, *world,
+                             {.timeout = absl::Seconds(1), .interruptible = true}));
   for (const DeviceMesh& m : {mesh, *mesh.moe_mesh()}) {
     std::vector<std::string> names = m.axis_names();
     for (const std::string& f : m.FlattenedNames()) names.push_back(f);
@@ -491,6 +492,48 @@ TEST(DeviceMeshMpiTest, CreateGivesUpAfterItsTimeoutWhenARankNeverArrives) {
 
 INSTANTIATE_TEST_SUITE_P(Backends, DeviceMeshTest, ::testing::ValuesIn(comm::testing::Backends()),
                          comm::testing::BackendName);
+
+// Runtime timeouts: SetTimeout reaches every communicator of the mesh (flattened, moe and
+// unflattened ones included) and rejects unusable values without changing anything.
+TEST(DeviceMeshMpiTest, SetTimeoutReachesEveryCommunicatorAtAnyTime) {
+  auto world = NewWorld();
+  const int np = world->size();
+  if (np < 4) GTEST_SKIP() << "needs 4 ranks for flattened and moe groups";
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.cp = 2, .ep = np / 2, .size = np}, *world,
+                                              {.timeout = absl::Seconds(600)}));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh cp, mesh.Unflatten("cp", {1, 2}, {"ring", "ulysses"}));
+  std::vector<comm::Communicator*> comms;
+  for (const DeviceMesh& m : {mesh, *mesh.moe_mesh(), cp}) {
+    std::vector<std::string> names = m.axis_names();
+    for (const std::string& f : m.FlattenedNames()) names.push_back(f);
+    for (const std::string& name : names) {
+      ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, m.Comm(name));
+      comms.push_back(comm);
+    }
+  }
+  ASSERT_OK(mesh.SetTimeout(absl::Seconds(20)));
+  for (comm::Communicator* comm : comms) {
+    EXPECT_EQ(comm->options().timeout, absl::Seconds(20)) << comm->options().name;
+  }
+  for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-3), absl::InfiniteDuration()}) {
+    EXPECT_THAT(mesh.SetTimeout(bad),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("the timeout of mesh 'device_mesh' must be a positive, finite "
+                                   "duration")));
+  }
+  for (comm::Communicator* comm : comms) {
+    EXPECT_EQ(comm->options().timeout, absl::Seconds(20)) << comm->options().name;
+  }
+  // Still usable, with the new timeout: a collective over the flattened group.
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * flat, mesh.Comm("dp_shard_cp"));
+  std::vector<int64_t> one(1, 1), sum(1, 0);
+  ASSERT_OK(flat->AllReduce<int64_t>(one, absl::MakeSpan(sum), comm::ReduceOp::kSum));
+  EXPECT_EQ(sum[0], flat->size());
+  ASSERT_OK(mesh.SetTimeout(std::nullopt));
+  for (comm::Communicator* comm : comms) {
+    EXPECT_FALSE(comm->options().timeout.has_value()) << comm->options().name;
+  }
+}
 
 }  // namespace
 }  // namespace nmesh::mesh

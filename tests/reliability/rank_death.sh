@@ -36,6 +36,8 @@ if [ -z "$victim" ]; then
   exit 1
 fi
 sleep 1  # let the collectives get going
+victim_rank=$(tr '\0' '\n' <"/proc/$victim/environ" 2>/dev/null |
+  sed -n 's/^\(OMPI_COMM_WORLD_RANK\|PMI_RANK\)=//p' | head -n 1)
 start=$(date +%s%N)
 kill -s "$signal" "$victim"
 echo "rank_death: sent SIG$signal to rank pid $victim"
@@ -58,9 +60,13 @@ if [ -n "$left" ]; then
 fi
 [ "$rc" -ne 0 ] || { echo "rank_death: job exited 0 after losing a rank" >&2; exit 1; }
 if [ "$signal" = STOP ]; then
-  # The frozen rank's peers in its tp group must have said why they gave up.
-  if ! grep -q "timed out after ${5:-1} s" "$log"; then
-    echo "rank_death: no rank reported a timeout; the job's stderr:" >&2
+  # The frozen rank's peers in the group being measured must have said why they gave up, naming
+  # the frozen rank (which cannot answer the watchdog's request for its records), the axis and the
+  # operation with its sequence number.
+  want="all_reduce on axis '([^']+)' timed out after ${5:-1} s \\(rank [0-9]+ of [0-9]+\\): timeout on axis '[^']+' \\(group \\[[0-9, ]+\\]\\): rank ${victim_rank:-?} did not answer: stopped or dead; ranks? [0-9, ]+ waits? in all_reduce #[0-9]+"
+  if ! grep -Eq -- "$want" "$log"; then
+    echo "rank_death: no rank named the frozen rank ${victim_rank:-?}; wanted: $want" >&2
+    echo "---- the job's stderr ----" >&2
     cat "$log" >&2
     exit 1
   fi

@@ -2,9 +2,11 @@
 # skipped_collective.sh MPIRUN_WRAPPER NMESH NP TIMEOUT_S SKIP_RANK GROUP AXIS STRIDE SIZE [FLAGS...]
 # Runs `nmesh run FLAGS --timeout-s TIMEOUT_S --fault-skip SKIP_RANK:GROUP`: rank SKIP_RANK leaves
 # out the verification's collectives on its GROUP communicator. Checks that every other member of
-# that group reports, within TIMEOUT_S + 1 s of the skip, DeadlineExceeded naming the axis (AXIS,
-# the communicator's name), the operation and the timeout:
-#   nmesh: error: rank P: all_gather on axis 'AXIS' timed out after T s (rank k of n)
+# that group reports, within TIMEOUT_S + 1 s of the skip, the timeout naming the axis (AXIS, the
+# communicator's name), the operation and the timeout, and the watchdog's diagnosis naming
+# SKIP_RANK and the operation's sequence number:
+#   nmesh: error: rank P: all_gather on axis 'AXIS' timed out after T s (rank k of n): timeout on
+#   axis 'AXIS' (group [...]): rank SKIP_RANK never entered all_gather #N (...)
 # and that the job then ends non-zero within 30 s with no process left behind.
 #
 # The group is given independently of nmesh, as arithmetic: its members are spaced STRIDE apart
@@ -72,6 +74,13 @@ else
       echo "skipped_collective: rank $p did not report: $want" >&2
       fail=1
       continue
+    fi
+    # The watchdog's diagnosis on the same line: the skipping rank, by its rank in the job, never
+    # entered the operation, named with its sequence number.
+    culprit="timeout on axis '$axis' \\(group \\[[0-9, ]+\\]\\): rank $skip never entered all_gather #[0-9]+"
+    if ! printf '%s\n' "$line" | grep -Eq -- "$culprit"; then
+      echo "skipped_collective: rank $p did not name rank $skip as the culprit: $line" >&2
+      fail=1
     fi
     after=$(seconds_between "$t0" "${line%% *}")
     echo "skipped_collective: rank $p reported DeadlineExceeded ${after} s after the skip"

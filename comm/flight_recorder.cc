@@ -1,0 +1,335 @@
+#include "nmesh/comm/flight_recorder.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "nlohmann/json.hpp"
+
+namespace nmesh::comm {
+namespace {
+
+constexpr std::array<std::string_view, 14> kOpNames = {
+    "split", "all_reduce", "all_gather",   "reduce_scatter", "broadcast", "all_to_all", "send",
+    "recv",  "barrier",    "all_to_all_v", "gather",         "scatter",   "reduce",     "sendrecv"};
+
+bool Rooted(OpKind op) {
+  return op == OpKind::kBroadcast || op == OpKind::kGather || op == OpKind::kScatter ||
+         op == OpKind::kReduce;
+}
+
+bool PointToPoint(OpKind op) {
+  return op == OpKind::kSend || op == OpKind::kRecv || op == OpKind::kSendRecv;
+}
+
+// The name a rank goes by in messages.
+int64_t NameOf(const RankRecords& r) { return r.global_rank >= 0 ? r.global_rank : r.rank; }
+
+const OpRecord* Find(const RankRecords& r, uint64_t seq) {
+  for (const OpRecord& record : r.records) {
+    if (record.seq == seq) return &record;
+  }
+  return nullptr;
+}
+
+// "rank 3" or "ranks 0, 2".
+std::string Ranks(const std::vector<int64_t>& ranks) {
+  return absl::StrFormat("%s %s", ranks.size() == 1 ? "rank" : "ranks", absl::StrJoin(ranks, ", "));
+}
+
+std::string Seconds(int64_t ns) { return absl::StrFormat("%.1f s", static_cast<double>(ns) / 1e9); }
+
+}  // namespace
+
+std::string_view OpKindName(OpKind op) {
+  const size_t i = static_cast<size_t>(op);
+  return i < kOpNames.size() ? kOpNames[i] : "unknown";
+}
+
+std::optional<OpKind> OpKindFromName(std::string_view name) {
+  for (size_t i = 0; i < kOpNames.size(); ++i) {
+    if (kOpNames[i] == name) return static_cast<OpKind>(i);
+  }
+  return std::nullopt;
+}
+
+bool IsMatchedCollective(OpKind op) { return op != OpKind::kSplit && !PointToPoint(op); }
+
+std::string_view OpStateName(OpState state) {
+  switch (state) {
+    case OpState::kRunning:
+      return "running";
+    case OpState::kCompleted:
+      return "completed";
+    case OpState::kFailed:
+      return "failed";
+  }
+  return "unknown";
+}
+
+std::string FormatBytes(uint64_t bytes) {
+  constexpr std::array<std::string_view, 5> kUnits = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double value = static_cast<double>(bytes);
+  size_t unit = 0;
+  while (value >= 1024 && unit + 1 < kUnits.size()) {
+    value /= 1024;
+    ++unit;
+  }
+  if (unit == 0) return absl::StrFormat("%d B", bytes);
+  return absl::StrFormat("%g %s", std::round(value * 10) / 10, kUnits[unit]);
+}
+
+std::string DescribeRecord(const OpRecord& r) {
+  std::string text = absl::StrFormat("%s #%d", OpKindName(r.op), r.seq);
+  if (r.op == OpKind::kBarrier || r.op == OpKind::kSplit) return text;
+  std::vector<std::string> details;
+  if (r.op != OpKind::kAllToAllV) {
+    details.push_back(
+        absl::StrFormat("%s %s", FormatBytes(static_cast<uint64_t>(r.count) * DataTypeSize(r.type)),
+                        DataTypeName(r.type)));
+  } else {
+    details.push_back(std::string(DataTypeName(r.type)));
+  }
+  if (Rooted(r.op) && r.peer >= 0) details.push_back(absl::StrFormat("root %d", r.peer));
+  if (r.op == OpKind::kSend || r.op == OpKind::kSendRecv) {
+    details.push_back(absl::StrFormat("to %d", r.peer));
+  }
+  if (r.op == OpKind::kRecv) details.push_back(absl::StrFormat("from %d", r.peer));
+  absl::StrAppendFormat(&text, " (%s)", absl::StrJoin(details, ", "));
+  return text;
+}
+
+FlightRecorder::FlightRecorder(size_t capacity) : ring_(std::max<size_t>(capacity, 1)) {}
+
+uint64_t FlightRecorder::Start(OpKind op, int64_t count, DataType type, int32_t peer,
+                               int64_t now_ns, int64_t deadline_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const uint64_t seq = ++last_;
+  OpRecord& r = ring_[(seq - 1) % ring_.size()];
+  r.seq = seq;
+  r.collective_seq = PointToPoint(op) ? 0 : ++last_collective_;
+  r.count = count;
+  r.enqueue_ns = now_ns;
+  r.start_ns = now_ns;
+  r.end_ns = 0;
+  r.deadline_ns = deadline_ns;
+  r.peer = peer;
+  r.op = op;
+  r.type = type;
+  r.state = OpState::kRunning;
+  return seq;
+}
+
+void FlightRecorder::Finish(uint64_t seq, bool ok, int64_t now_ns) {
+  std::lock_guard<std::mutex> lock(mu_);
+  OpRecord& r = ring_[(seq - 1) % ring_.size()];
+  if (r.seq != seq || r.state != OpState::kRunning) return;
+  r.end_ns = now_ns;
+  r.state = ok ? OpState::kCompleted : OpState::kFailed;
+}
+
+void FlightRecorder::Unwatch() {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (OpRecord& r : ring_) r.deadline_ns = 0;
+}
+
+std::vector<OpRecord> FlightRecorder::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<OpRecord> out;
+  const uint64_t n = std::min<uint64_t>(last_, ring_.size());
+  out.reserve(n);
+  for (uint64_t seq = last_ - n + 1; seq <= last_; ++seq) {
+    out.push_back(ring_[(seq - 1) % ring_.size()]);
+  }
+  return out;
+}
+
+uint64_t FlightRecorder::last_seq() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_;
+}
+
+std::optional<OpRecord> FlightRecorder::FirstExpired(int64_t now_ns) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::optional<OpRecord> first;
+  for (const OpRecord& r : ring_) {
+    if (r.seq == 0 || r.state != OpState::kRunning || r.deadline_ns == 0) continue;
+    if (r.deadline_ns > now_ns) continue;
+    if (!first.has_value() || r.seq < first->seq) first = r;
+  }
+  return first;
+}
+
+namespace {
+
+const OpRecord* FindCollective(const RankRecords& r, uint64_t collective_seq) {
+  for (const OpRecord& record : r.records) {
+    if (record.collective_seq == collective_seq) return &record;
+  }
+  return nullptr;
+}
+
+uint64_t LastCollective(const RankRecords& r) {
+  uint64_t last = 0;
+  for (const OpRecord& record : r.records) last = std::max(last, record.collective_seq);
+  return last;
+}
+
+// The operation `r` is blocked in, if any: its latest running record.
+const OpRecord* Running(const RankRecords& r) {
+  const OpRecord* latest = nullptr;
+  for (const OpRecord& record : r.records) {
+    if (record.state == OpState::kRunning && (latest == nullptr || record.seq > latest->seq)) {
+      latest = &record;
+    }
+  }
+  return latest;
+}
+
+bool SameCall(const OpRecord& a, const OpRecord& b) {
+  return a.op == b.op && a.count == b.count && a.type == b.type &&
+         (!Rooted(a.op) || a.peer == b.peer);
+}
+
+}  // namespace
+
+TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
+                                 const std::vector<RankRecords>& ranks) {
+  TimeoutDiagnosis d;
+  d.seq = stuck.seq;
+  std::vector<int64_t> group;
+  for (const RankRecords& r : ranks) group.push_back(NameOf(r));
+  std::vector<std::string> clauses;
+  std::vector<int64_t> waiting;
+  int64_t longest_wait_ns = 0;
+  const std::string what = DescribeRecord(stuck);
+  auto wait_of = [](const RankRecords& r, const OpRecord& record) {
+    return std::max<int64_t>(r.now_ns - record.start_ns, 0);
+  };
+  if (PointToPoint(stuck.op)) {
+    // The reporting rank waits in it; what matters is its peer.
+    const RankRecords* peer = nullptr;
+    for (const RankRecords& r : ranks) {
+      if (r.rank == stuck.peer) peer = &r;
+    }
+    if (peer == nullptr) {
+      clauses.push_back(absl::StrFormat("rank %d is not in the group", stuck.peer));
+    } else if (!peer->answered) {
+      clauses.push_back(absl::StrFormat("rank %d did not answer: stopped or dead", NameOf(*peer)));
+      d.culprits.push_back(NameOf(*peer));
+    } else if (const OpRecord* running = Running(*peer)) {
+      clauses.push_back(absl::StrFormat("rank %d waits in %s since %s instead", NameOf(*peer),
+                                        DescribeRecord(*running),
+                                        Seconds(wait_of(*peer, *running))));
+      d.culprits.push_back(NameOf(*peer));
+    } else if (!peer->blocked_in.empty()) {
+      clauses.push_back(absl::StrFormat("rank %d is in no operation on this axis: it waits in %s",
+                                        NameOf(*peer), peer->blocked_in));
+      d.culprits.push_back(NameOf(*peer));
+    } else {
+      clauses.push_back(absl::StrFormat("rank %d is in no operation on this axis", NameOf(*peer)));
+      d.culprits.push_back(NameOf(*peer));
+    }
+    for (const RankRecords& r : ranks) {
+      const OpRecord* mine = r.answered ? Find(r, stuck.seq) : nullptr;
+      if (mine != nullptr && mine->state == OpState::kRunning && mine->op == stuck.op &&
+          r.rank != stuck.peer) {
+        clauses.insert(clauses.begin(), absl::StrFormat("rank %d waits in %s since %s", NameOf(r),
+                                                        what, Seconds(wait_of(r, *mine))));
+        break;
+      }
+    }
+  } else {
+    bool mentioned = false;  // whether a clause so far names the operation
+    for (const RankRecords& r : ranks) {
+      const int64_t name = NameOf(r);
+      if (!r.answered) {
+        clauses.push_back(absl::StrFormat("rank %d did not answer: stopped or dead", name));
+        d.culprits.push_back(name);
+        continue;
+      }
+      const OpRecord* mine = FindCollective(r, stuck.collective_seq);
+      if (mine == nullptr) {
+        if (LastCollective(r) >= stuck.collective_seq && !r.records.empty()) {
+          clauses.push_back(
+              absl::StrFormat("rank %d has no record of %s (its ring is too short)", name, what));
+          continue;
+        }
+        std::string clause = absl::StrFormat("rank %d never entered %s", name, what);
+        if (const OpRecord* running = Running(r)) {
+          absl::StrAppendFormat(&clause, " (it waits in %s)", DescribeRecord(*running));
+        } else if (!r.blocked_in.empty()) {
+          absl::StrAppendFormat(&clause, " (it waits in %s)", r.blocked_in);
+        }
+        clauses.push_back(std::move(clause));
+        d.culprits.push_back(name);
+        mentioned = true;
+        continue;
+      }
+      if (!SameCall(*mine, stuck)) {
+        clauses.push_back(
+            absl::StrFormat("rank %d called %s instead (mismatch)", name, DescribeRecord(*mine)));
+        d.culprits.push_back(name);
+        continue;
+      }
+      if (mine->state == OpState::kRunning) {
+        waiting.push_back(name);
+        longest_wait_ns = std::max(longest_wait_ns, wait_of(r, *mine));
+      }
+    }
+    if (!waiting.empty()) {
+      clauses.push_back(absl::StrFormat("%s %s in %s since %s", Ranks(waiting),
+                                        waiting.size() == 1 ? "waits" : "wait",
+                                        mentioned ? "it" : what, Seconds(longest_wait_ns)));
+    }
+    if (d.culprits.empty()) {
+      clauses.push_back(absl::StrFormat(
+          "every rank entered %s (a rank may be slow, or the network stalled)", what));
+    }
+  }
+  d.summary = absl::StrFormat("timeout on axis '%s' (group [%s]): %s", axis,
+                              absl::StrJoin(group, ", "), absl::StrJoin(clauses, "; "));
+  return d;
+}
+
+std::string FlightRecordJson(std::string_view axis, int64_t reporting_rank,
+                             std::string_view diagnosis, const std::vector<RankRecords>& ranks) {
+  nlohmann::ordered_json out;
+  out["axis"] = std::string(axis);
+  out["reporting_rank"] = reporting_rank;
+  out["diagnosis"] = std::string(diagnosis);
+  nlohmann::ordered_json all = nlohmann::ordered_json::array();
+  for (const RankRecords& r : ranks) {
+    nlohmann::ordered_json entry;
+    entry["rank"] = r.rank;
+    entry["global_rank"] = r.global_rank;
+    entry["answered"] = r.answered;
+    entry["now_ns"] = r.now_ns;
+    entry["blocked_in"] = r.blocked_in;
+    nlohmann::ordered_json records = nlohmann::ordered_json::array();
+    for (const OpRecord& rec : r.records) {
+      nlohmann::ordered_json j;
+      j["seq"] = rec.seq;
+      j["collective_seq"] = rec.collective_seq;
+      j["op"] = std::string(OpKindName(rec.op));
+      j["count"] = rec.count;
+      j["datatype"] = std::string(DataTypeName(rec.type));
+      j["peer"] = rec.peer;
+      j["enqueue_ns"] = rec.enqueue_ns;
+      j["start_ns"] = rec.start_ns;
+      j["end_ns"] = rec.end_ns;
+      j["deadline_ns"] = rec.deadline_ns;
+      j["state"] = std::string(OpStateName(rec.state));
+      records.push_back(std::move(j));
+    }
+    entry["records"] = std::move(records);
+    all.push_back(std::move(entry));
+  }
+  out["ranks"] = std::move(all);
+  return out.dump(2) + "\n";
+}
+
+}  // namespace nmesh::comm

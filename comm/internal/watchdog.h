@@ -1,0 +1,84 @@
+// The watchdog's registry (comm/watchdog.h describes the behaviour) and the interface a backend
+// implements for the separate channel over which ranks exchange flight records. Not installed.
+//
+//   internal::Watchdog::Get().Add(this, recorder, side_channel);   // backend constructor
+//   internal::Watchdog::Get().Remove(this);                        // backend destructor, first
+#ifndef NMESH_COMM_INTERNAL_WATCHDOG_H_
+#define NMESH_COMM_INTERNAL_WATCHDOG_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "nmesh/comm/communicator.h"
+#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watchdog.h"
+
+namespace nmesh::comm::internal {
+
+// A backend's separate channel for one communicator. Called on the watchdog thread only (and
+// destroyed after Watchdog::Remove).
+class SideChannel {
+ public:
+  virtual ~SideChannel() = default;
+  // Answers the requests for this rank's records that have arrived, with `blocked_in()` (what
+  // the process waits in on any communicator; RankRecords::blocked_in). Never blocks.
+  virtual void Serve(const FlightRecorder& recorder,
+                     const std::function<std::string()>& blocked_in) = 0;
+  // Asks every other rank for its records and collects the answers until `deadline`, calling
+  // `serve` between polls (so that this rank keeps answering others). One entry per rank, in rank
+  // order; this rank's own from `recorder`.
+  virtual std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
+                                            const std::function<void()>& serve) = 0;
+  // The rank of the communicator's rank `rank` in the job's world (-1: unknown).
+  virtual int64_t GlobalRank(int rank) const = 0;
+  // Ends the whole job with exit code `code`; does not return.
+  [[noreturn]] virtual void AbortJob(int code) = 0;
+};
+
+class Watchdog {
+ public:
+  static Watchdog& Get();
+
+  // Registers `comm`; `side` may be null (no exchange: the report has this rank's records only,
+  // and the job is not aborted). Starts the thread when `comm` has a timeout.
+  void Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder, SideChannel* side);
+  // Unregisters `comm`; waits while the watchdog thread is using it. Call before destroying the
+  // side channel.
+  void Remove(const Communicator* comm);
+  // Starts the thread if it is not running (a timeout was set).
+  void Start();
+  // What runs, on expiry, instead of comm->Abort(): the family's abort (set by DeviceMesh).
+  void SetFamily(const Communicator* comm, std::function<void()> abort_family);
+
+ private:
+  struct Entry {
+    Communicator* comm;
+    std::shared_ptr<FlightRecorder> recorder;
+    SideChannel* side;
+    std::function<void()> abort_family;
+  };
+  Watchdog() = default;
+  void Loop();
+  void ServeAllLocked();
+  // What this process waits in on any registered communicator ("" if nothing).
+  std::string BlockedInLocked();
+  void FireLocked(Entry& entry, const OpRecord& stuck);
+
+  std::mutex mu_;
+  // Guarded by mu_. An entry whose comm is null was removed by the watchdog thread itself (a
+  // family's abort destroying a communicator) and is erased on the next tick.
+  std::vector<Entry> entries_;
+  std::atomic<std::thread::id> thread_id_{};  // the watchdog thread's, once started
+  bool started_ = false;                      // guarded by mu_
+  bool fired_ = false;                        // guarded by mu_
+};
+
+}  // namespace nmesh::comm::internal
+
+#endif  // NMESH_COMM_INTERNAL_WATCHDOG_H_

@@ -1,0 +1,204 @@
+#include "nmesh/comm/watchdog.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/watchdog.h"
+
+namespace nmesh::comm {
+namespace {
+
+std::mutex& HandlerMutex() {
+  static auto* mu = new std::mutex();
+  return *mu;
+}
+
+TimeoutHandler& Handler() {
+  static auto* handler = new TimeoutHandler();
+  return *handler;
+}
+
+void DefaultHandler(const TimeoutReport& report) {
+  // One write, so that lines of several ranks do not interleave.
+  const std::string line = absl::StrFormat("nmesh: error: %s\n", FormatTimeoutReport(report));
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+void SetTimeoutHandler(TimeoutHandler handler) {
+  std::lock_guard<std::mutex> lock(HandlerMutex());
+  Handler() = std::move(handler);
+}
+
+std::string FormatTimeoutReport(const TimeoutReport& report) {
+  const int64_t me = report.global_rank >= 0 ? report.global_rank : report.rank;
+  return absl::StrFormat("rank %d: %s: %s", me, report.error, report.diagnosis.summary);
+}
+
+absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const TimeoutReport& report) {
+  const int64_t me = report.global_rank >= 0 ? report.global_rank : report.rank;
+  const std::string path = absl::StrFormat("%s/nmesh_flight_rank%d.json", dir, me);
+  std::ofstream file(path, std::ios::out | std::ios::trunc);
+  if (!file) {
+    return absl::PermissionDeniedError(absl::StrFormat("flight recorder: cannot write '%s'", path));
+  }
+  file << FlightRecordJson(report.axis, me, report.diagnosis.summary, report.ranks);
+  file.close();
+  if (!file) {
+    return absl::DataLossError(absl::StrFormat("flight recorder: writing '%s' failed", path));
+  }
+  return path;
+}
+
+namespace internal {
+
+Watchdog& Watchdog::Get() {
+  static auto* watchdog = new Watchdog();  // never destroyed: its thread runs until exit
+  return *watchdog;
+}
+
+void Watchdog::Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder,
+                   SideChannel* side) {
+  const bool timed = comm->options().timeout.has_value();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_.push_back({comm, std::move(recorder), side, nullptr});
+  }
+  if (timed) Start();
+}
+
+void Watchdog::Remove(const Communicator* comm) {
+  if (std::this_thread::get_id() == thread_id_) {
+    // On the watchdog thread, which holds mu_ (a family's abort dropped the last reference to a
+    // communicator): mark the entry, erase it on the next tick.
+    for (Entry& e : entries_) {
+      if (e.comm == comm) {
+        e.comm = nullptr;
+        e.side = nullptr;
+      }
+    }
+    return;
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  std::erase_if(entries_, [comm](const Entry& e) { return e.comm == comm; });
+}
+
+void Watchdog::SetFamily(const Communicator* comm, std::function<void()> abort_family) {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (Entry& e : entries_) {
+    if (e.comm == comm) e.abort_family = abort_family;
+  }
+}
+
+void Watchdog::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (started_) return;
+  started_ = true;
+  std::thread thread([this] { Loop(); });
+  thread_id_ = thread.get_id();
+  thread.detach();
+}
+
+void Watchdog::Loop() {
+  while (true) {
+    absl::SleepFor(kWatchdogTick);
+    std::lock_guard<std::mutex> lock(mu_);
+    std::erase_if(entries_, [](const Entry& e) { return e.comm == nullptr; });
+    ServeAllLocked();
+    if (fired_) continue;
+    const int64_t now = absl::GetCurrentTimeNanos();
+    for (Entry& e : entries_) {
+      if (e.comm == nullptr || !e.recorder->FirstExpired(now).has_value()) continue;
+      // An asynchronous operation may have ended without anyone looking: look first.
+      e.comm->PollOutstanding();
+      if (std::optional<OpRecord> stuck = e.recorder->FirstExpired(now)) {
+        FireLocked(e, *stuck);
+        break;
+      }
+    }
+  }
+}
+
+void Watchdog::ServeAllLocked() {
+  const std::function<std::string()> blocked_in = [this] { return BlockedInLocked(); };
+  for (Entry& e : entries_) {
+    if (e.comm != nullptr && e.side != nullptr) e.side->Serve(*e.recorder, blocked_in);
+  }
+}
+
+std::string Watchdog::BlockedInLocked() {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  std::string text;
+  int64_t oldest = 0;
+  for (const Entry& e : entries_) {
+    if (e.comm == nullptr) continue;
+    for (const OpRecord& r : e.recorder->Snapshot()) {
+      if (r.state != OpState::kRunning || (!text.empty() && r.start_ns >= oldest)) continue;
+      oldest = r.start_ns;
+      text =
+          absl::StrFormat("%s on axis '%s' since %.1f s", DescribeRecord(r), e.comm->options().name,
+                          static_cast<double>(std::max<int64_t>(now - r.start_ns, 0)) / 1e9);
+    }
+  }
+  return text;
+}
+
+void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
+  fired_ = true;
+  Communicator& comm = *entry.comm;
+  entry.recorder->Unwatch();
+  if (entry.abort_family) {
+    entry.abort_family();
+    if (entry.comm == nullptr) return;  // the abort destroyed it
+  } else {
+    (void)comm.Abort();
+  }
+  TimeoutReport report;
+  report.axis = comm.options().name;
+  report.rank = comm.rank();
+  report.size = comm.size();
+  report.timeout = absl::Nanoseconds(stuck.deadline_ns - stuck.start_ns);
+  report.stuck = stuck;
+  report.error = absl::StrFormat("%s timed out after %s (rank %d of %d)",
+                                 OpContext(comm, OpKindName(stuck.op)),
+                                 FormatTimeout(report.timeout), report.rank, report.size);
+  if (entry.side != nullptr) {
+    report.global_rank = entry.side->GlobalRank(report.rank);
+    report.ranks = entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout,
+                                        [this] { ServeAllLocked(); });
+  } else {
+    RankRecords mine;
+    mine.rank = report.rank;
+    mine.answered = true;
+    mine.now_ns = absl::GetCurrentTimeNanos();
+    mine.records = entry.recorder->Snapshot();
+    report.ranks.push_back(std::move(mine));
+  }
+  report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
+  {
+    std::lock_guard<std::mutex> lock(HandlerMutex());
+    if (Handler()) {
+      Handler()(report);
+    } else {
+      DefaultHandler(report);
+    }
+  }
+  if (entry.side == nullptr) return;
+  // Keep answering the other ranks, so that they can name the culprit too, then end the job.
+  const absl::Time end = absl::Now() + kAbortGrace;
+  while (absl::Now() < end) {
+    ServeAllLocked();
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+  entry.side->AbortJob(1);
+}
+
+}  // namespace internal
+}  // namespace nmesh::comm

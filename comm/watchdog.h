@@ -1,0 +1,79 @@
+// The watchdog: one thread per process that watches every outstanding operation of every watched
+// communicator against its deadline, and what it reports when one outlives it.
+//
+// Which operations are watched. An operation of an MPI communicator created with a timeout
+// (CommOptions::timeout; Communicator::SetTimeout may change it later) and without
+// CommOptions::interruptible:
+// blocking ones (run as the fast blocking MPI call) and asynchronous ones (whose completion the
+// watchdog tests when their deadline passes). The thread starts with the first such communicator
+// and wakes every kWatchdogTick.
+//
+// What happens on expiry (the operation cannot be interrupted: a blocking MPI call does not
+// return until its peers arrive):
+// 1. Every communicator of the timed-out one's family (all those of one DeviceMesh) is aborted.
+// 2. The ranks of the timed-out communicator exchange their flight records
+// (comm/flight_recorder.h) over a separate channel, a duplicate made when the communicator
+// was created, within kExchangeTimeout. Every rank's watchdog answers such requests on every
+// tick, whatever its main thread is doing; a rank that does not answer in time is reported as
+// stopped or dead.
+// 3. DiagnoseTimeout names the culprit, and the process's TimeoutHandler gets a TimeoutReport
+// (default: one line on stderr, FormatTimeoutReport).
+// 4. After kAbortGrace (while still answering the other ranks' requests, so that they can name
+// the culprit too) the job ends: MPI_Abort(MPI_COMM_WORLD, 1).
+// A communicator with CommOptions::interruptible polls nonblocking calls instead and returns
+// DeadlineExceeded from the operation, leaving the caller to recover; the watchdog leaves it alone.
+//
+// The separate channel needs MPI's "multiple" thread level (comm/mpi/session.h requests it): the
+// watchdog makes MPI calls while the main thread is blocked in another. Where MPI grants less, MPI
+// communicators with a timeout run as if interruptible.
+#ifndef NMESH_COMM_WATCHDOG_H_
+#define NMESH_COMM_WATCHDOG_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nmesh/comm/flight_recorder.h"
+
+namespace nmesh::comm {
+
+inline constexpr absl::Duration kWatchdogTick = absl::Milliseconds(10);
+inline constexpr absl::Duration kExchangeTimeout = absl::Seconds(1);
+inline constexpr absl::Duration kAbortGrace = absl::Milliseconds(300);
+
+// What the watchdog found when an operation outlived its timeout.
+struct TimeoutReport {
+  std::string axis;  // the communicator's name (CommOptions::name)
+  int rank = 0;      // this process's rank in it
+  int size = 1;
+  int64_t global_rank = -1;  // this process's rank in the job's world; -1: unknown
+  absl::Duration timeout;
+  OpRecord stuck;  // the operation that timed out
+  // "all_reduce on axis 'tp' timed out after 1 s (rank 0 of 2)", as the operation's
+  // DeadlineExceeded message would say.
+  std::string error;
+  TimeoutDiagnosis diagnosis;
+  std::vector<RankRecords> ranks;  // every rank's records, in rank order
+};
+
+using TimeoutHandler = std::function<void(const TimeoutReport&)>;
+
+// Replaces the process's handler (an empty function restores the default, which writes
+// FormatTimeoutReport and a newline to stderr). Runs on the watchdog thread, before the job ends;
+// it should only report. Thread-safe.
+void SetTimeoutHandler(TimeoutHandler handler);
+
+// "rank 2: all_reduce on axis 'tp' timed out after 1 s (rank 0 of 2): timeout on axis 'tp' (group
+// [2, 3]): rank 3 never entered all_reduce #42 (4 MiB float32); rank 2 waits in it since 1.0 s".
+std::string FormatTimeoutReport(const TimeoutReport& report);
+
+// Writes the report's records (FlightRecordJson) to `dir`/nmesh_flight_rank<global rank>.json and
+// returns the path; an error naming the path when it cannot be written.
+absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const TimeoutReport& report);
+
+}  // namespace nmesh::comm
+
+#endif  // NMESH_COMM_WATCHDOG_H_

@@ -1,0 +1,43 @@
+// How a job reports a timeout the watchdog found (comm/watchdog.h): the lines `nmesh run` and
+// `nmesh bench` print, and the flight-record dumps of --flight-recorder.
+//
+//   NMESH_RETURN_IF_ERROR(job::CheckFlightRecorderDir(dir));   // before the job starts
+//   job::ReportTimeouts({.flight_recorder_dir = dir});
+//
+// On a timeout every rank of the timed-out communicator writes one line to stderr,
+//   nmesh: error: rank 2: all_gather on axis 'tp' timed out after 1 s (rank 0 of 2): timeout on
+//   axis 'tp' (group [2, 3]): rank 3 never entered all_gather #3 (8 B int64); rank 2 waits in it
+//   since 1.0 s
+// and, with a flight-recorder directory, the records it gathered from every rank of that
+// communicator to <dir>/nmesh_flight_rank<rank>.json. Then the watchdog ends the job (exit 1).
+#ifndef NMESH_JOB_DIAGNOSIS_H_
+#define NMESH_JOB_DIAGNOSIS_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "nmesh/comm/watchdog.h"
+
+namespace nmesh::job {
+
+struct TimeoutReporting {
+  // Where each reporting rank writes its flight records as JSON; unset: nowhere.
+  std::optional<std::string> flight_recorder_dir = std::nullopt;
+};
+
+// Installs the process's timeout handler (comm::SetTimeoutHandler) described above. A dump that
+// cannot be written adds "nmesh: error: rank R: --flight-recorder: cannot write '<path>'" and
+// changes nothing else. Thread-safe.
+void ReportTimeouts(TimeoutReporting reporting);
+
+// OK when `dir` is an existing directory this process may write into; otherwise
+// FailedPrecondition "--flight-recorder: cannot write into '<dir>': <reason>".
+absl::Status CheckFlightRecorderDir(const std::string& dir);
+
+// The line printed for `report` (without the newline): "nmesh: error: " + FormatTimeoutReport.
+std::string TimeoutLine(const comm::TimeoutReport& report);
+
+}  // namespace nmesh::job
+
+#endif  // NMESH_JOB_DIAGNOSIS_H_
