@@ -12,6 +12,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/job/placement.h"
 #if NMESH_HAVE_NCCL
 #include "nmesh/comm/nccl/communicator.h"
 #include "nmesh/comm/nccl/runtime.h"
@@ -68,6 +69,32 @@ absl::Status CheckLocalGpu(const comm::Topology& topo) {
   (void)topo;
   return absl::FailedPreconditionError("nmesh was built without NCCL");
 #endif
+}
+
+// Orders each mesh's ranks by host, then local rank (PackByHost), and plans it again when the
+// order changes.
+absl::Status PackMeshes(std::vector<JobMesh>& meshes, const comm::Topology& topo, int64_t world) {
+  for (JobMesh& job_mesh : meshes) {
+    const mesh::Layout& layout = job_mesh.plan->device_mesh();
+    std::vector<int64_t> ranks(static_cast<size_t>(layout.size()));
+    for (int64_t p = 0; p < layout.size(); ++p) {
+      ranks[static_cast<size_t>(p)] = layout.RankAtPosition(p);
+    }
+    NMESH_ASSIGN_OR_RETURN(std::vector<int64_t> packed, PackByHost(ranks, topo.host_names));
+    if (packed == ranks) continue;
+    MeshSpec& spec = job_mesh.spec;
+    spec.request.sizes.world_size = layout.size();
+    spec.request.job_world_size = world;
+    spec.request.ranks = std::move(packed);
+    absl::StatusOr<mesh::MeshPlan> plan = PlanMeshSpec(spec);
+    if (!plan.ok()) {
+      return absl::Status(plan.status().code(),
+                          absl::StrFormat("--placement pack: mesh '%s': %s", spec.label,
+                                          plan.status().message()));
+    }
+    job_mesh.plan = *std::move(plan);
+  }
+  return absl::OkStatus();
 }
 
 // Agreement over `world` of a step every rank took; the agreed failure is marked as such.
@@ -199,6 +226,14 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout);
   if (!backend.ok()) return MarkAgreed(backend.status());
   job->backend_ = *std::move(backend);
+
+  // The meshes' ranks ordered by host, when asked: every rank holds the same host names, so
+  // every rank reaches the same plans (or the same error).
+  job->placement_ = options.mesh.placement;
+  if (options.mesh.placement == Placement::kPack) {
+    absl::Status packed = PackMeshes(job->meshes_, job->topology_, job->world_size_);
+    if (!packed.ok()) return MarkAgreed(std::move(packed));
+  }
 
   // 3. Meshes: every rank builds every mesh, in order.
   for (JobMesh& job_mesh : job->meshes_) {

@@ -120,7 +120,8 @@ class Job {
   //   1. The mesh specs from the options and their plans; the MPI world. Every rank learns every
   //   rank's config error, and the ranks compare how many
   //      meshes they plan, so all fail together instead of hanging.
-  //   2. Topology (host names, local ranks) and the backend (ChooseBackend).
+  //   2. Topology (host names, local ranks) and the backend (ChooseBackend); under
+  //      Placement::kPack, each mesh's ranks ordered by host, then local rank, and planned again.
   //   3. DeviceMesh::Create for each mesh, in order, timed; the moe mesh with it.
   //   4. With build_contexts, the MeshContext of each mesh on its members.
   // See the overview for how errors are told apart (IsAgreed).
@@ -140,6 +141,9 @@ class Job {
   // In spec order: the student (or the only mesh) first.
   std::vector<JobMesh>& meshes() { return meshes_; }
   const std::vector<JobMesh>& meshes() const { return meshes_; }
+  // How the meshes' ranks were ordered over the hosts (MeshOptions::placement). Under kPack each
+  // mesh's plan lists its ranks by host, then local rank, when that differs from the request.
+  Placement placement() const { return placement_; }
   // The timeout the meshes were built with, if any.
   std::optional<absl::Duration> timeout() const { return timeout_; }
 
@@ -151,6 +155,7 @@ class Job {
   int64_t rank_ = 0;
   int64_t world_size_ = 1;
   std::optional<absl::Duration> timeout_;
+  Placement placement_ = Placement::kAsLaunched;
   std::unique_ptr<comm::Communicator> mpi_world_;
   comm::Topology topology_;
   Backend backend_;
