@@ -14,6 +14,7 @@
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/job/placement.h"
 #if NMESH_HAVE_NCCL
+#include "nmesh/comm/nccl/bootstrap.h"
 #include "nmesh/comm/nccl/communicator.h"
 #include "nmesh/comm/nccl/runtime.h"
 #endif
@@ -136,7 +137,8 @@ std::string_view BackendChoiceName(BackendChoice choice) {
 
 absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_world,
                                       const comm::Topology& topo,
-                                      std::optional<absl::Duration> timeout) {
+                                      std::optional<absl::Duration> timeout,
+                                      int nccl_ranks_per_root) {
   const std::string choice_name(BackendChoiceName(choice));
   Backend backend;
   backend.world = &mpi_world;
@@ -153,8 +155,11 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
       return backend;
     }
   }
-  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world = comm::nccl::CreateWorld(
-      mpi_world, {.comm = {.name = "world", .timeout = timeout}, .local_rank = topo.local_rank});
+  const comm::nccl::BootstrapOptions bootstrap{.ranks_per_root = nccl_ranks_per_root};
+  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world =
+      comm::nccl::CreateWorld(mpi_world, {.comm = {.name = "world", .timeout = timeout},
+                                          .local_rank = topo.local_rank,
+                                          .bootstrap = bootstrap});
   if (!nccl_world.ok()) {
     return absl::Status(nccl_world.status().code(),
                         absl::StrFormat("--backend %s: cannot create the NCCL world: %s",
@@ -163,13 +168,17 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
   backend.owned = *std::move(nccl_world);
   backend.world = backend.owned.get();
   backend.name = "nccl";
-  backend.reason =
-      choice == BackendChoice::kAuto
-          ? absl::StrFormat("auto: every rank has a GPU (NCCL %s)", comm::nccl::LinkedNcclVersion())
-          : "--backend nccl";
+  const std::string boot =
+      comm::nccl::PlanBootstrap(mpi_world.size(), bootstrap, comm::nccl::LinkedNcclVersionCode())
+          .reason;
+  backend.reason = choice == BackendChoice::kAuto
+                       ? absl::StrFormat("auto: every rank has a GPU (NCCL %s; bootstrap: %s)",
+                                         comm::nccl::LinkedNcclVersion(), boot)
+                       : absl::StrFormat("--backend nccl (bootstrap: %s)", boot);
   return backend;
 #else
   (void)timeout;
+  (void)nccl_ranks_per_root;
   if (choice == BackendChoice::kNccl) {
     return absl::InvalidArgumentError(
         "--backend nccl: this nmesh was built without NCCL (configure with NMESH_WITH_NCCL=ON "
@@ -223,7 +232,8 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
 
   // 2. Topology and backend.
   NMESH_ASSIGN_OR_RETURN(job->topology_, comm::mpi::GetTopology(world));
-  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout);
+  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout,
+                                                  options.nccl_ranks_per_root);
   if (!backend.ok()) return MarkAgreed(backend.status());
   job->backend_ = *std::move(backend);
 

@@ -81,9 +81,12 @@ struct Backend {
 // one GPU per local rank, from `topology`). Every rank gets the same answer. kNccl without NCCL
 // built: InvalidArgument; NCCL without a GPU or failing to start: FailedPrecondition or the NCCL
 // error, on every rank.
+// `nccl_ranks_per_root`: one NCCL bootstrap root per this many ranks (ncclCommInitRankScalable
+// where the NCCL has it and the job is larger; one root otherwise), named in Backend::reason.
 absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& mpi_world,
                                       const comm::Topology& topology,
-                                      std::optional<absl::Duration> timeout);
+                                      std::optional<absl::Duration> timeout,
+                                      int nccl_ranks_per_root = 128);
 
 // One mesh of the job.
 struct JobMesh {
@@ -104,6 +107,8 @@ struct JobOptions {
   std::optional<absl::Duration> timeout = std::nullopt;
   // Without `timeout`, whether the recipe's dist_env.timeout_minutes applies.
   bool recipe_timeout = true;
+  // One NCCL bootstrap root per this many ranks (the NCCL backend only; see ChooseBackend).
+  int nccl_ranks_per_root = 128;
   // Build both meshes of a recipe with a teacher section (student first).
   bool all_sections = true;
   // Make the MeshContext of every mesh this rank is a member of (agreed on by every rank).

@@ -256,6 +256,11 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
       ->type_name("T");
   run->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
+  run->add_option("--nccl-ranks-per-root", options.nccl_ranks_per_root,
+                  "NCCL backend: one bootstrap root per K ranks (ncclCommInitRankScalable when the "
+                  "job has more; default 128)")
+      ->type_name("K")
+      ->check(CLI::PositiveNumber);
   // Hidden (no group): for the fault tests only.
   run->add_option("--fault-skip", options.fault_skip,
                   "Fault injection: rank RANK skips its collectives on group GROUP")
@@ -292,7 +297,11 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
   std::variant<CliJob, int> started =
-      StartJob({.mesh = options.mesh, .backend = *backend_choice, .timeout = *timeout}, reporter);
+      StartJob({.mesh = options.mesh,
+                .backend = *backend_choice,
+                .timeout = *timeout,
+                .nccl_ranks_per_root = options.nccl_ranks_per_root},
+               reporter);
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();
