@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -102,8 +103,10 @@ TEST(PackByHostTest, OrdersByHostOfFirstAppearanceThenRank) {
 }
 
 TEST(ParsePlacementTest, NamesAndErrors) {
-  EXPECT_THAT(ParsePlacement("pack"), ::testing::Optional(Placement::kPack));
-  EXPECT_THAT(ParsePlacement("as-launched"), ::testing::Optional(Placement::kAsLaunched));
+  ASSERT_OK_AND_ASSIGN(Placement pack, ParsePlacement("pack"));
+  EXPECT_EQ(pack, Placement::kPack);
+  ASSERT_OK_AND_ASSIGN(Placement launched, ParsePlacement("as-launched"));
+  EXPECT_EQ(launched, Placement::kAsLaunched);
   EXPECT_THAT(ParsePlacement("packed"),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'packed'")));
   EXPECT_EQ(PlacementName(Placement::kPack), "pack");
@@ -111,10 +114,22 @@ TEST(ParsePlacementTest, NamesAndErrors) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("'round-robin'")));
 }
 
+HostLayout Hosts(int64_t hosts, int64_t per_host, LaunchOrder order = LaunchOrder::kBySlot,
+                 std::optional<int64_t> per_domain = std::nullopt) {
+  return HostLayout{.hosts = hosts,
+                    .ranks_per_host = per_host,
+                    .order = order,
+                    .ranks_per_domain = per_domain};
+}
+
 MeshSpec Fsdp2Spec(int64_t world, int64_t tp, int64_t cp, int64_t ep, int64_t pp) {
   MeshSpec spec;
   spec.label = "flags";
-  spec.request.sizes = {.tp = tp, .pp = pp, .cp = cp, .ep = ep, .world_size = world};
+  spec.request.sizes.tp = tp;
+  spec.request.sizes.pp = pp;
+  spec.request.sizes.cp = cp;
+  spec.request.sizes.ep = ep;
+  spec.request.sizes.world_size = world;
   return spec;
 }
 
@@ -140,17 +155,17 @@ TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
   };
   int checked = 0;
   for (const HostLayout& hosts :
-       {HostLayout{2, 4, LaunchOrder::kBySlot}, HostLayout{2, 4, LaunchOrder::kByNode},
-        HostLayout{4, 2, LaunchOrder::kByNode}, HostLayout{4, 4, LaunchOrder::kByNode},
-        HostLayout{3, 4, LaunchOrder::kByNode}, HostLayout{8, 2, LaunchOrder::kBySlot},
-        HostLayout{2, 8, LaunchOrder::kByNode, 16}, HostLayout{4, 2, LaunchOrder::kBySlot, 4},
-        HostLayout{4, 4, LaunchOrder::kByNode, 8}}) {
+       {Hosts(2, 4, LaunchOrder::kBySlot), Hosts(2, 4, LaunchOrder::kByNode),
+        Hosts(4, 2, LaunchOrder::kByNode), Hosts(4, 4, LaunchOrder::kByNode),
+        Hosts(3, 4, LaunchOrder::kByNode), Hosts(8, 2, LaunchOrder::kBySlot),
+        Hosts(2, 8, LaunchOrder::kByNode, 16), Hosts(4, 2, LaunchOrder::kBySlot, 4),
+        Hosts(4, 4, LaunchOrder::kByNode, 8)}) {
     for (const Sizes& s : {Sizes{2, 2, 1, 1}, Sizes{2, 1, 4, 1}, Sizes{1, 2, 2, 2},
                            Sizes{4, 1, 1, 1}, Sizes{2, 1, 2, 2}}) {
       for (int64_t world : {int64_t{8}, hosts.world()}) {
         if (world > hosts.world() || world % (s.tp * s.cp * s.pp) != 0) continue;
         for (Placement placement : {Placement::kAsLaunched, Placement::kPack}) {
-          SCOPED_TRACE(testing::Message()
+          SCOPED_TRACE(::testing::Message()
                        << hosts.hosts << "x" << hosts.ranks_per_host << " by "
                        << LaunchOrderName(hosts.order) << " world " << world << " tp " << s.tp
                        << " cp " << s.cp << " ep " << s.ep << " pp " << s.pp << " "
@@ -218,7 +233,7 @@ TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
 
 TEST(PlaceOnHostsTest, PackKeepsTpAndCpInsideHostsLaunchedRoundRobin) {
   // The acceptance case: 8 ranks round-robin over 2 hosts, tp 2 cp 2.
-  const HostLayout hosts{2, 4, LaunchOrder::kByNode};
+  const HostLayout hosts = Hosts(2, 4, LaunchOrder::kByNode);
   ASSERT_OK_AND_ASSIGN(PlacedPlan launched,
                        PlaceOnHosts(Fsdp2Spec(8, 2, 2, 1, 1), hosts, Placement::kAsLaunched));
   ASSERT_OK_AND_ASSIGN(PlacedPlan packed,
@@ -226,8 +241,10 @@ TEST(PlaceOnHostsTest, PackKeepsTpAndCpInsideHostsLaunchedRoundRobin) {
   std::map<std::string, bool> before, after;
   for (const GroupPlacement& row : launched.groups) before[row.name] = row.intra_host;
   for (const GroupPlacement& row : packed.groups) after[row.name] = row.intra_host;
+  // Round-robin: ranks of one parity share a host, so tp (stride 1) crosses and cp (stride 2)
+  // does not.
   EXPECT_FALSE(before["tp"]);
-  EXPECT_FALSE(before["cp"]);
+  EXPECT_TRUE(before["cp"]);
   EXPECT_TRUE(after["tp"]);
   EXPECT_TRUE(after["cp"]);
   EXPECT_FALSE(after["dp_shard"]);
@@ -236,16 +253,16 @@ TEST(PlaceOnHostsTest, PackKeepsTpAndCpInsideHostsLaunchedRoundRobin) {
 }
 
 TEST(PlaceOnHostsTest, RejectsLayoutsThatCannotHoldTheMesh) {
-  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(16, 2, 1, 1, 1), {2, 4}, Placement::kPack),
+  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(16, 2, 1, 1, 1), Hosts(2, 4), Placement::kPack),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--hosts 2 x --ranks-per-host 4 hold 8 ranks")));
-  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(8, 2, 1, 1, 1), {0, 4}, Placement::kPack),
+  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(8, 2, 1, 1, 1), Hosts(0, 4), Placement::kPack),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("must be positive")));
-  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(8, 2, 1, 1, 1), {2, 4, LaunchOrder::kBySlot, 6},
+  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(8, 2, 1, 1, 1), Hosts(2, 4, LaunchOrder::kBySlot, 6),
                            Placement::kPack),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("--ranks-per-domain 6 must be a positive multiple")));
-  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(8, 3, 1, 1, 1), {2, 4}, Placement::kPack),
+  EXPECT_THAT(PlaceOnHosts(Fsdp2Spec(8, 3, 1, 1, 1), Hosts(2, 4), Placement::kPack),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("divisible")));
 }
 
