@@ -89,9 +89,9 @@ absl::Status PackMeshes(std::vector<JobMesh>& meshes, const comm::Topology& topo
     spec.request.ranks = std::move(packed);
     absl::StatusOr<mesh::MeshPlan> plan = PlanMeshSpec(spec);
     if (!plan.ok()) {
-      return absl::Status(plan.status().code(),
-                          absl::StrFormat("--placement pack: mesh '%s': %s", spec.label,
-                                          plan.status().message()));
+      return absl::Status(
+          plan.status().code(),
+          absl::StrFormat("--placement pack: mesh '%s': %s", spec.label, plan.status().message()));
     }
     job_mesh.plan = *std::move(plan);
   }
@@ -232,8 +232,8 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
 
   // 2. Topology and backend.
   NMESH_ASSIGN_OR_RETURN(job->topology_, comm::mpi::GetTopology(world));
-  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout,
-                                                  options.nccl_ranks_per_root);
+  absl::StatusOr<Backend> backend =
+      ChooseBackend(options.backend, world, job->topology_, timeout, options.nccl_ranks_per_root);
   if (!backend.ok()) return MarkAgreed(backend.status());
   job->backend_ = *std::move(backend);
 

@@ -58,9 +58,9 @@ bool GroupsWithinClasses(const mesh::Layout& layout, mesh::AxisSet axes,
 // The position model of a placement: where position p of the mesh sits.
 struct PositionModel {
   enum Kind { kBlocks, kResidues, kTable } kind = kBlocks;
-  int64_t block = 1;                   // kBlocks: host p / block
-  int64_t period = 1;                  // kResidues: host p % period
-  std::vector<int64_t> host_of;        // kTable: host_of[p]
+  int64_t block = 1;             // kBlocks: host p / block
+  int64_t period = 1;            // kResidues: host p % period
+  std::vector<int64_t> host_of;  // kTable: host_of[p]
 };
 
 bool Within(const mesh::Layout& layout, mesh::AxisSet axes, const PositionModel& model) {
@@ -102,8 +102,8 @@ absl::StatusOr<std::vector<int64_t>> PackByHost(absl::Span<const int64_t> ranks,
       return absl::FailedPreconditionError(absl::StrFormat(
           "mesh rank %d has no host name (%d host names given)", rank, host_names.size()));
     }
-    const auto [it, inserted] = host_index.try_emplace(
-        host_names[static_cast<size_t>(rank)], static_cast<int64_t>(host_index.size()));
+    const auto [it, inserted] = host_index.try_emplace(host_names[static_cast<size_t>(rank)],
+                                                       static_cast<int64_t>(host_index.size()));
     keyed.emplace_back(it->second, rank);
   }
   std::sort(keyed.begin(), keyed.end());
@@ -198,9 +198,9 @@ absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& 
   }
   const std::optional<int64_t> world = mesh::CheckedMul(hosts.hosts, hosts.ranks_per_host);
   if (!world.has_value() || *world > mesh::kMaxMeshSize) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "--hosts %d x --ranks-per-host %d exceeds the largest mesh (%d ranks)", hosts.hosts,
-        hosts.ranks_per_host, mesh::kMaxMeshSize));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--hosts %d x --ranks-per-host %d exceeds the largest mesh (%d ranks)",
+                        hosts.hosts, hosts.ranks_per_host, mesh::kMaxMeshSize));
   }
   int64_t hosts_per_domain = 1;
   if (hosts.ranks_per_domain.has_value()) {
@@ -221,8 +221,8 @@ absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& 
   }
   if (highest >= *world) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "the mesh's ranks go up to %d, but --hosts %d x --ranks-per-host %d hold %d ranks",
-        highest, hosts.hosts, hosts.ranks_per_host, *world));
+        "the mesh's ranks go up to %d, but --hosts %d x --ranks-per-host %d hold %d ranks", highest,
+        hosts.hosts, hosts.ranks_per_host, *world));
   }
 
   // Where position p sits: a closed form for consecutive ranks, a table otherwise.

@@ -77,14 +77,14 @@ struct PlacedPlan {
   std::vector<bool> intra_domain;
 };
 
-// Plans `spec` (PlanMeshSpec) and places its ranks on `hosts`: as given, or packed by host. The plan's ranks
-// are the packed order under kPack (a rank list only when it differs from the request's).
-// InvalidArgument when the layout is not positive, when ranks_per_domain is not a multiple of
-// ranks_per_host, or when a mesh rank lies outside hosts x ranks_per_host; the plan's own errors
-// otherwise. Placing a mesh of consecutive ranks takes O(ndim^2 + ranks_per_host) per group kind
-// (no per-rank work); a rank list costs O(n log n + n * group size).
-absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec,
-                                        const HostLayout& hosts, Placement placement);
+// Plans `spec` (PlanMeshSpec) and places its ranks on `hosts`: as given, or packed by host. The
+// plan's ranks are the packed order under kPack (a rank list only when it differs from the
+// request's). InvalidArgument when the layout is not positive, when ranks_per_domain is not a
+// multiple of ranks_per_host, or when a mesh rank lies outside hosts x ranks_per_host; the plan's
+// own errors otherwise. Placing a mesh of consecutive ranks takes O(ndim^2 + ranks_per_host) per
+// group kind (no per-rank work); a rank list costs O(n log n + n * group size).
+absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& hosts,
+                                        Placement placement);
 
 // Whether every group of `axes` of `layout` stays within one block of `block` consecutive
 // positions (position p in block p / block). O(ndim * min(block * axis size, bases)); no

@@ -268,8 +268,10 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options,
       out << absl::StrFormat("  %-14s %10d %10d  %s\n", row.name, row.size, row.count, where);
       (row.intra_host ? inside : across).push_back(row.name);
     }
-    out << absl::StrFormat("inside hosts %s\n", inside.empty() ? "none" : absl::StrJoin(inside, ", "));
-    out << absl::StrFormat("across hosts %s\n", across.empty() ? "none" : absl::StrJoin(across, ", "));
+    out << absl::StrFormat("inside hosts %s\n",
+                           inside.empty() ? "none" : absl::StrJoin(inside, ", "));
+    out << absl::StrFormat("across hosts %s\n",
+                           across.empty() ? "none" : absl::StrJoin(across, ", "));
   }
 
   const mesh::PlannedContext context = mesh::PlanContext(plan);
@@ -327,10 +329,9 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   CLI::Option* hosts = AddInt64Option(*plan, "--hosts", options.hosts,
                                       "Place the mesh on H hosts: which groups stay inside one")
                            ->type_name("H");
-  CLI::Option* per_host =
-      AddInt64Option(*plan, "--ranks-per-host", options.ranks_per_host,
-                     "Ranks per host, with --hosts")
-          ->type_name("R");
+  CLI::Option* per_host = AddInt64Option(*plan, "--ranks-per-host", options.ranks_per_host,
+                                         "Ranks per host, with --hosts")
+                              ->type_name("R");
   hosts->needs(per_host);
   per_host->needs(hosts);
   plan->add_option("--map-by", options.map_by,
@@ -360,14 +361,13 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
                                 .ranks_per_host = *options.ranks_per_host,
                                 .order = order,
                                 .ranks_per_domain = options.ranks_per_domain};
-    NMESH_ASSIGN_OR_RETURN(placed,
-                           job::PlaceOnHosts(spec, host_layout, options.mesh.placement));
+    NMESH_ASSIGN_OR_RETURN(placed, job::PlaceOnHosts(spec, host_layout, options.mesh.placement));
   } else if (options.mesh.placement == job::Placement::kPack) {
     return absl::InvalidArgumentError(
         "--placement pack needs the hosts under plan: give --hosts H --ranks-per-host R");
   }
-  NMESH_ASSIGN_OR_RETURN(MeshPlan plan, placed.has_value() ? std::move(placed->plan)
-                                                           : PlanMeshSpec(spec));
+  NMESH_ASSIGN_OR_RETURN(MeshPlan plan,
+                         placed.has_value() ? std::move(placed->plan) : PlanMeshSpec(spec));
   if (options.rank.has_value() && !plan.Contains(*options.rank)) {
     return plan.QueryRank(*options.rank).status();
   }

@@ -48,11 +48,11 @@ struct PlanOptions {
 CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options);
 
 // Plans the mesh the flags (and --config recipe) describe, placed on --hosts x --ranks-per-host
-// when given (with --placement pack: its ranks ordered by host, the plan then lists them), and writes it to `out` in
-// options.format; recipe warnings go to `err` as "nmesh: warning: ...". Returns
-// InvalidArgument (a usage or config error, exit code 2) before writing anything when the flags,
-// the sizes or --rank are invalid. --all-ranks streams one entry at a time: memory stays bounded
-// by the largest group (plus the rank list, when one is given).
+// when given (with --placement pack: its ranks ordered by host, the plan then lists them), and
+// writes it to `out` in options.format; recipe warnings go to `err` as "nmesh: warning: ...".
+// Returns InvalidArgument (a usage or config error, exit code 2) before writing anything when the
+// flags, the sizes or --rank are invalid. --all-ranks streams one entry at a time: memory stays
+// bounded by the largest group (plus the rank list, when one is given).
 absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream& err);
 
 // The §9 plan object without per_rank: strategy, world_size, ranks, sizes, device_mesh, moe_mesh

@@ -296,12 +296,11 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   JobReporter reporter(LauncherRank(), json, out, err);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return reporter.Fail(backend_choice.status());
-  std::variant<CliJob, int> started =
-      StartJob({.mesh = options.mesh,
-                .backend = *backend_choice,
-                .timeout = *timeout,
-                .nccl_ranks_per_root = options.nccl_ranks_per_root},
-               reporter);
+  std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,
+                                                .backend = *backend_choice,
+                                                .timeout = *timeout,
+                                                .nccl_ranks_per_root = options.nccl_ranks_per_root},
+                                               reporter);
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();

@@ -11,9 +11,9 @@ BootstrapPlan PlanBootstrap(int size, const BootstrapOptions& options, int nccl_
   const int k = options.ranks_per_root;
   if (nccl_version < kScalableInitVersion) {
     plan.roots = {0};
-    plan.reason = absl::StrFormat("1 root (NCCL %d.%d.%d predates ncclCommInitRankScalable)",
-                                  nccl_version / 10000, nccl_version / 100 % 100,
-                                  nccl_version % 100);
+    plan.reason =
+        absl::StrFormat("1 root (NCCL %d.%d.%d predates ncclCommInitRankScalable)",
+                        nccl_version / 10000, nccl_version / 100 % 100, nccl_version % 100);
     return plan;
   }
   if (k < 1 || size <= k) {

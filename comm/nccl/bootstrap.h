@@ -2,9 +2,9 @@
 // unique id) or one root per K ranks (ncclCommInitRankScalable with several unique ids, NCCL 2.23
 // and later), which spreads the bootstrap's connections over several ranks at scale.
 //
-//   nccl::BootstrapPlan plan = nccl::PlanBootstrap(size, {.ranks_per_root = 128}, NCCL_VERSION_CODE);
-//   if (plan.scalable) ... roots plan.roots: each calls ncclGetUniqueId; the ids are gathered to
-//   rank 0 and broadcast to every rank in root order ...
+//   nccl::BootstrapPlan plan = nccl::PlanBootstrap(size, {.ranks_per_root = 128},
+//   NCCL_VERSION_CODE); if (plan.scalable) ... roots plan.roots: each calls ncclGetUniqueId; the
+//   ids are gathered to rank 0 and broadcast to every rank in root order ...
 //
 // Pure: no NCCL or CUDA call, so that the choice is testable without a GPU.
 #ifndef NMESH_COMM_NCCL_BOOTSTRAP_H_

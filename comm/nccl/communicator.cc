@@ -3,8 +3,8 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
-#include <cstdint>
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <mutex>
 #include <string>

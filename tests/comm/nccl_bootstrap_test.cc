@@ -1,9 +1,8 @@
-#include "nmesh/comm/nccl/bootstrap.h"
-
 #include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/comm/nccl/bootstrap.h"
 
 namespace nmesh::comm::nccl {
 namespace {

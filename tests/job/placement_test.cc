@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <map>
-#include <optional>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -116,10 +116,8 @@ TEST(ParsePlacementTest, NamesAndErrors) {
 
 HostLayout Hosts(int64_t hosts, int64_t per_host, LaunchOrder order = LaunchOrder::kBySlot,
                  std::optional<int64_t> per_domain = std::nullopt) {
-  return HostLayout{.hosts = hosts,
-                    .ranks_per_host = per_host,
-                    .order = order,
-                    .ranks_per_domain = per_domain};
+  return HostLayout{
+      .hosts = hosts, .ranks_per_host = per_host, .order = order, .ranks_per_domain = per_domain};
 }
 
 MeshSpec Fsdp2Spec(int64_t world, int64_t tp, int64_t cp, int64_t ep, int64_t pp) {
@@ -165,11 +163,10 @@ TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
       for (int64_t world : {int64_t{8}, hosts.world()}) {
         if (world > hosts.world() || world % (s.tp * s.cp * s.pp) != 0) continue;
         for (Placement placement : {Placement::kAsLaunched, Placement::kPack}) {
-          SCOPED_TRACE(::testing::Message()
-                       << hosts.hosts << "x" << hosts.ranks_per_host << " by "
-                       << LaunchOrderName(hosts.order) << " world " << world << " tp " << s.tp
-                       << " cp " << s.cp << " ep " << s.ep << " pp " << s.pp << " "
-                       << PlacementName(placement));
+          SCOPED_TRACE(::testing::Message() << hosts.hosts << "x" << hosts.ranks_per_host << " by "
+                                            << LaunchOrderName(hosts.order) << " world " << world
+                                            << " tp " << s.tp << " cp " << s.cp << " ep " << s.ep
+                                            << " pp " << s.pp << " " << PlacementName(placement));
           ASSERT_OK_AND_ASSIGN(
               PlacedPlan placed,
               PlaceOnHosts(Fsdp2Spec(world, s.tp, s.cp, s.ep, s.pp), hosts, placement));

@@ -99,8 +99,7 @@ int main(int argc, char** argv) {
   if (report["verified"] != true) Fail("not verified");
   if (report["placement"] != flags["--placement"]) Fail("placement is not " + flags["--placement"]);
   if (report["device_mesh"]["shape"].get<std::vector<int64_t>>() != shape) Fail("wrong shape");
-  if (identity ? !report["ranks"].is_null()
-               : report["ranks"] != json(order)) {
+  if (identity ? !report["ranks"].is_null() : report["ranks"] != json(order)) {
     Fail("ranks are " + report["ranks"].dump() + ", the launcher's layout gives " +
          (identity ? std::string("null") : json(order).dump()));
   }
@@ -142,7 +141,8 @@ int main(int argc, char** argv) {
     if (entry["rank"] != r) Fail("per_rank out of rank order at " + std::to_string(r));
     if (entry["verified"] != true) Fail(who + " not verified");
     if (entry["host"] != hosts[host_of(r)]) {
-      Fail(who + " is on " + entry["host"].dump() + ", the launcher put it on " + hosts[host_of(r)]);
+      Fail(who + " is on " + entry["host"].dump() + ", the launcher put it on " +
+           hosts[host_of(r)]);
     }
     int64_t local = 0;
     for (int64_t q = 0; q < r; ++q) local += host_of(q) == host_of(r) ? 1 : 0;
