@@ -12,8 +12,10 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/job/placement.h"
 #include "nmesh/job/startup.h"
 #if NMESH_HAVE_NCCL
+#include "nmesh/comm/nccl/bootstrap.h"
 #include "nmesh/comm/nccl/communicator.h"
 #include "nmesh/comm/nccl/runtime.h"
 #endif
@@ -69,6 +71,32 @@ absl::Status CheckLocalGpu(const comm::Topology& topo) {
 #endif
 }
 
+// Orders each mesh's ranks by host, then local rank (PackByHost), and plans it again when the
+// order changes.
+absl::Status PackMeshes(std::vector<JobMesh>& meshes, const comm::Topology& topo, int64_t world) {
+  for (JobMesh& job_mesh : meshes) {
+    const mesh::Layout& layout = job_mesh.plan->device_mesh();
+    std::vector<int64_t> ranks(static_cast<size_t>(layout.size()));
+    for (int64_t p = 0; p < layout.size(); ++p) {
+      ranks[static_cast<size_t>(p)] = layout.RankAtPosition(p);
+    }
+    NMESH_ASSIGN_OR_RETURN(std::vector<int64_t> packed, PackByHost(ranks, topo.host_names));
+    if (packed == ranks) continue;
+    MeshSpec& spec = job_mesh.spec;
+    spec.request.sizes.world_size = layout.size();
+    spec.request.job_world_size = world;
+    spec.request.ranks = std::move(packed);
+    absl::StatusOr<mesh::MeshPlan> plan = PlanMeshSpec(spec);
+    if (!plan.ok()) {
+      return absl::Status(
+          plan.status().code(),
+          absl::StrFormat("--placement pack: mesh '%s': %s", spec.label, plan.status().message()));
+    }
+    job_mesh.plan = *std::move(plan);
+  }
+  return absl::OkStatus();
+}
+
 // Agreement over `world` of a step every rank took; the agreed failure is marked as such.
 absl::Status Agree(Communicator& world, const absl::Status& local) {
   absl::Status agreed = comm::AgreeOnStatus(world, local);
@@ -99,7 +127,8 @@ std::string_view BackendChoiceName(BackendChoice choice) {
 
 absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_world,
                                       const comm::Topology& topo,
-                                      std::optional<absl::Duration> timeout) {
+                                      std::optional<absl::Duration> timeout,
+                                      int nccl_ranks_per_root) {
   const std::string choice_name(BackendChoiceName(choice));
   Backend backend;
   backend.world = &mpi_world;
@@ -116,8 +145,11 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
       return backend;
     }
   }
-  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world = comm::nccl::CreateWorld(
-      mpi_world, {.comm = {.name = "world", .timeout = timeout}, .local_rank = topo.local_rank});
+  const comm::nccl::BootstrapOptions bootstrap{.ranks_per_root = nccl_ranks_per_root};
+  absl::StatusOr<std::unique_ptr<Communicator>> nccl_world =
+      comm::nccl::CreateWorld(mpi_world, {.comm = {.name = "world", .timeout = timeout},
+                                          .local_rank = topo.local_rank,
+                                          .bootstrap = bootstrap});
   if (!nccl_world.ok()) {
     return absl::Status(nccl_world.status().code(),
                         absl::StrFormat("--backend %s: cannot create the NCCL world: %s",
@@ -126,13 +158,17 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
   backend.owned = *std::move(nccl_world);
   backend.world = backend.owned.get();
   backend.name = "nccl";
-  backend.reason =
-      choice == BackendChoice::kAuto
-          ? absl::StrFormat("auto: every rank has a GPU (NCCL %s)", comm::nccl::LinkedNcclVersion())
-          : "--backend nccl";
+  const std::string boot =
+      comm::nccl::PlanBootstrap(mpi_world.size(), bootstrap, comm::nccl::LinkedNcclVersionCode())
+          .reason;
+  backend.reason = choice == BackendChoice::kAuto
+                       ? absl::StrFormat("auto: every rank has a GPU (NCCL %s; bootstrap: %s)",
+                                         comm::nccl::LinkedNcclVersion(), boot)
+                       : absl::StrFormat("--backend nccl (bootstrap: %s)", boot);
   return backend;
 #else
   (void)timeout;
+  (void)nccl_ranks_per_root;
   if (choice == BackendChoice::kNccl) {
     return absl::InvalidArgumentError(
         "--backend nccl: this nmesh was built without NCCL (configure with NMESH_WITH_NCCL=ON "
@@ -174,8 +210,10 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   }
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
       session,
-      MakeStartupRecord(options.command, BackendChoiceName(options.backend), timeout, local, plans,
-                        names),
+      MakeStartupRecord(absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d", options.command,
+                                        PlacementName(options.mesh.placement),
+                                        options.nccl_ranks_per_root),
+                        BackendChoiceName(options.backend), timeout, local, plans, names),
       StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
                      timeout_ok.ok() ? timeout : std::nullopt)));
   job->meshes_ = *std::move(planned);
@@ -191,9 +229,18 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
 
   // 2. Topology and backend.
   NMESH_ASSIGN_OR_RETURN(job->topology_, comm::mpi::GetTopology(world));
-  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout);
+  absl::StatusOr<Backend> backend =
+      ChooseBackend(options.backend, world, job->topology_, timeout, options.nccl_ranks_per_root);
   if (!backend.ok()) return MarkAgreed(backend.status());
   job->backend_ = *std::move(backend);
+
+  // The meshes' ranks ordered by host, when asked: every rank holds the same host names, so
+  // every rank reaches the same plans (or the same error).
+  job->placement_ = options.mesh.placement;
+  if (options.mesh.placement == Placement::kPack) {
+    absl::Status packed = PackMeshes(job->meshes_, job->topology_, job->world_size_);
+    if (!packed.ok()) return MarkAgreed(std::move(packed));
+  }
 
   // 3. Meshes: every rank builds every mesh, in order.
   for (JobMesh& job_mesh : job->meshes_) {

@@ -81,9 +81,12 @@ struct Backend {
 // one GPU per local rank, from `topology`). Every rank gets the same answer. kNccl without NCCL
 // built: InvalidArgument; NCCL without a GPU or failing to start: FailedPrecondition or the NCCL
 // error, on every rank.
+// `nccl_ranks_per_root`: one NCCL bootstrap root per this many ranks (ncclCommInitRankScalable
+// where the NCCL has it and the job is larger; one root otherwise), named in Backend::reason.
 absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& mpi_world,
                                       const comm::Topology& topology,
-                                      std::optional<absl::Duration> timeout);
+                                      std::optional<absl::Duration> timeout,
+                                      int nccl_ranks_per_root = 128);
 
 // One mesh of the job.
 struct JobMesh {
@@ -111,6 +114,8 @@ struct JobOptions {
   std::optional<absl::Duration> timeout = std::nullopt;
   // Without `timeout`, whether the recipe's dist_env.timeout_minutes applies.
   bool recipe_timeout = true;
+  // One NCCL bootstrap root per this many ranks (the NCCL backend only; see ChooseBackend).
+  int nccl_ranks_per_root = 128;
   // Build both meshes of a recipe with a teacher section (student first).
   bool all_sections = true;
   // Make the MeshContext of every mesh this rank is a member of (agreed on by every rank).
@@ -129,7 +134,8 @@ class Job {
   //      all ranks arrived and agree on the command, the backend choice, the timeout and the
   //      meshes, or every rank gets the same error (a missing rank is named, and ends the job).
   //      Only then the MPI world is created.
-  //   2. Topology (host names, local ranks) and the backend (ChooseBackend).
+  //   2. Topology (host names, local ranks) and the backend (ChooseBackend); under
+  //      Placement::kPack, each mesh's ranks ordered by host, then local rank, and planned again.
   //   3. DeviceMesh::Create for each mesh, in order, timed; the moe mesh with it.
   //   4. With build_contexts, the MeshContext of each mesh on its members.
   // See the overview for how errors are told apart (IsAgreed).
@@ -149,6 +155,9 @@ class Job {
   // In spec order: the student (or the only mesh) first.
   std::vector<JobMesh>& meshes() { return meshes_; }
   const std::vector<JobMesh>& meshes() const { return meshes_; }
+  // How the meshes' ranks were ordered over the hosts (MeshOptions::placement). Under kPack each
+  // mesh's plan lists its ranks by host, then local rank, when that differs from the request.
+  Placement placement() const { return placement_; }
   // The timeout the meshes were built with, if any.
   std::optional<absl::Duration> timeout() const { return timeout_; }
 
@@ -160,6 +169,7 @@ class Job {
   int64_t rank_ = 0;
   int64_t world_size_ = 1;
   std::optional<absl::Duration> timeout_;
+  Placement placement_ = Placement::kAsLaunched;
   std::unique_ptr<comm::Communicator> mpi_world_;
   comm::Topology topology_;
   Backend backend_;

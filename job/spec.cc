@@ -12,6 +12,17 @@
 
 namespace nmesh::job {
 
+absl::StatusOr<Placement> ParsePlacement(std::string_view name) {
+  if (name == "as-launched") return Placement::kAsLaunched;
+  if (name == "pack") return Placement::kPack;
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown placement '%s': expected as-launched or pack", std::string(name)));
+}
+
+std::string_view PlacementName(Placement placement) {
+  return placement == Placement::kPack ? "pack" : "as-launched";
+}
+
 std::string MeshName(const MeshSpec& spec) {
   return spec.label == "flags" ? "device_mesh" : spec.label;
 }

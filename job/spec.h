@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -34,6 +35,19 @@
 #include "nmesh/validate/sizes.h"
 
 namespace nmesh::job {
+
+// How a mesh's ranks are ordered over the hosts.
+enum class Placement {
+  // In the order given (0..N-1, or the rank list): wherever the launcher put them.
+  kAsLaunched,
+  // By host (hosts in the order their first rank appears in the mesh), then by rank within a host
+  // (the local rank order).
+  kPack,
+};
+
+// "as-launched" or "pack"; InvalidArgument naming the value otherwise.
+absl::StatusOr<Placement> ParsePlacement(std::string_view name);
+std::string_view PlacementName(Placement placement);
 
 // How a job's meshes are requested: a recipe file, explicit values, or both (explicit values win).
 // std::nullopt means "not given". These are the mesh flags of the `nmesh` CLI.
@@ -49,6 +63,9 @@ struct MeshOptions {
   validate::RequestedSizes sizes = {};
   // The mesh's ordered global ranks, when it spans a subset of the job.
   std::optional<std::vector<int64_t>> ranks = std::nullopt;
+  // How the mesh's ranks are ordered over the job's hosts (kPack: by host, then local rank). Only
+  // a running job knows its hosts: the job layer applies it (Job::Start), not ResolveMeshSpecs.
+  Placement placement = Placement::kAsLaunched;
 };
 
 // One mesh to build: the request for the mesh builders and the typed configs a MeshContext holds.

@@ -86,6 +86,18 @@ void AddMeshOptions(CLI::App& app, MeshOptions& options) {
   AddInt64Option(app, "--pp", options.sizes.pp, "Pipeline-parallel size");
   AddInt64Option(app, "--cp", options.sizes.cp, "Context-parallel size");
   AddInt64Option(app, "--ep", options.sizes.ep, "Expert-parallel size (FSDP2 moe mesh)");
+  app.add_option_function<std::string>(
+         "--placement",
+         [&options](const std::string& v) {
+           absl::StatusOr<job::Placement> placement = job::ParsePlacement(v);
+           if (!placement.ok()) {
+             throw CLI::ValidationError("--placement", std::string(placement.status().message()));
+           }
+           options.placement = *placement;
+         },
+         "as-launched (default: the launcher's rank order) or pack (ranks ordered by host, then "
+         "local rank, so that each host holds whole groups of the innermost axes)")
+      ->type_name("P");
   app.add_option_function<std::vector<std::string>>(
          "--ranks",
          [&options](const std::vector<std::string>& v) {

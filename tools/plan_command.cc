@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/strategy.h"
+#include "nmesh/job/placement.h"
 #include "nmesh/mesh/axis_name.h"
 #include "nmesh/mesh/planned_context.h"
 
@@ -123,8 +124,30 @@ absl::Status CheckAllRanksOutput(const MeshPlan& plan, const PlanOptions& option
   return absl::OkStatus();
 }
 
-absl::Status WritePlanJson(const MeshPlan& plan, const PlanOptions& options, std::ostream& out) {
-  std::string summary = DumpJson(PlanSummaryJson(plan));
+ordered_json PlacementJson(const PlanOptions& options, const job::PlacedPlan& placed) {
+  ordered_json groups = ordered_json::array();
+  for (size_t g = 0; g < placed.groups.size(); ++g) {
+    const job::GroupPlacement& row = placed.groups[g];
+    ordered_json entry = {{"name", row.name},
+                          {"size", row.size},
+                          {"groups", row.count},
+                          {"intra_host", row.intra_host}};
+    if (!placed.intra_domain.empty()) entry["intra_domain"] = bool(placed.intra_domain[g]);
+    groups.push_back(std::move(entry));
+  }
+  return ordered_json{{"placement", job::PlacementName(options.mesh.placement)},
+                      {"hosts", *options.hosts},
+                      {"ranks_per_host", *options.ranks_per_host},
+                      {"map_by", options.map_by},
+                      {"ranks_per_domain", OptionalJson(options.ranks_per_domain)},
+                      {"groups", std::move(groups)}};
+}
+
+absl::Status WritePlanJson(const MeshPlan& plan, const PlanOptions& options,
+                           const std::optional<job::PlacedPlan>& placed, std::ostream& out) {
+  ordered_json summary_json = PlanSummaryJson(plan);
+  if (placed.has_value()) summary_json["placement"] = PlacementJson(options, *placed);
+  std::string summary = DumpJson(summary_json);
   if (!options.rank.has_value() && !options.all_ranks) {
     out << summary << "\n";
     return absl::OkStatus();
@@ -176,7 +199,8 @@ std::string OptionalNameText(const std::optional<T>& value) {
   }
 }
 
-void WritePlanText(const MeshPlan& plan, const PlanOptions& options, std::ostream& out) {
+void WritePlanText(const MeshPlan& plan, const PlanOptions& options,
+                   const std::optional<job::PlacedPlan>& placed, std::ostream& out) {
   const mesh::Layout& layout = plan.device_mesh();
   out << absl::StrFormat("strategy     %s\n", config::StrategyName(plan.strategy()));
   out << absl::StrFormat("world_size   %d\n", plan.world_size());
@@ -224,6 +248,30 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options, std::ostrea
     for (const char* name : {"ep_shard", "ep"}) {
       row(name, absl::StrCat("moe ", name), plan.moe_mesh()->layout, plan.ResolveGroup(name)->axes);
     }
+  }
+
+  if (placed.has_value()) {
+    out << absl::StrFormat("\nplacement    %s on %d host(s) x %d ranks, launched by %s%s\n",
+                           job::PlacementName(options.mesh.placement), *options.hosts,
+                           *options.ranks_per_host, options.map_by,
+                           options.ranks_per_domain.has_value()
+                               ? absl::StrFormat(", %d ranks per domain", *options.ranks_per_domain)
+                               : "");
+    std::vector<std::string> inside;
+    std::vector<std::string> across;
+    for (size_t g = 0; g < placed->groups.size(); ++g) {
+      const job::GroupPlacement& row = placed->groups[g];
+      std::string where = row.intra_host ? "intra-host" : "cross-host";
+      if (!placed->intra_domain.empty()) {
+        where += placed->intra_domain[g] ? ", intra-domain" : ", cross-domain";
+      }
+      out << absl::StrFormat("  %-14s %10d %10d  %s\n", row.name, row.size, row.count, where);
+      (row.intra_host ? inside : across).push_back(row.name);
+    }
+    out << absl::StrFormat("inside hosts %s\n",
+                           inside.empty() ? "none" : absl::StrJoin(inside, ", "));
+    out << absl::StrFormat("across hosts %s\n",
+                           across.empty() ? "none" : absl::StrJoin(across, ", "));
   }
 
   const mesh::PlannedContext context = mesh::PlanContext(plan);
@@ -278,6 +326,23 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   rank->excludes(all);
   plan->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
+  CLI::Option* hosts = AddInt64Option(*plan, "--hosts", options.hosts,
+                                      "Place the mesh on H hosts: which groups stay inside one")
+                           ->type_name("H");
+  CLI::Option* per_host = AddInt64Option(*plan, "--ranks-per-host", options.ranks_per_host,
+                                         "Ranks per host, with --hosts")
+                              ->type_name("R");
+  hosts->needs(per_host);
+  per_host->needs(hosts);
+  plan->add_option("--map-by", options.map_by,
+                   "How the launcher deals ranks to hosts: slot (fill each host, the default) or "
+                   "node (round-robin), as mpirun --map-by")
+      ->check(CLI::IsMember({"slot", "node"}))
+      ->needs(hosts);
+  AddInt64Option(*plan, "--ranks-per-domain", options.ranks_per_domain,
+                 "Ranks per NVLink domain (consecutive hosts), a multiple of --ranks-per-host")
+      ->type_name("D")
+      ->needs(hosts);
   return plan;
 }
 
@@ -289,7 +354,20 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   if (!spec.request.ranks.has_value() && !spec.request.sizes.world_size.has_value()) {
     return absl::InvalidArgumentError("--world is required unless --ranks is given");
   }
-  NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMeshSpec(spec));
+  std::optional<job::PlacedPlan> placed;
+  if (options.hosts.has_value()) {
+    NMESH_ASSIGN_OR_RETURN(job::LaunchOrder order, job::ParseLaunchOrder(options.map_by));
+    job::HostLayout host_layout{.hosts = *options.hosts,
+                                .ranks_per_host = *options.ranks_per_host,
+                                .order = order,
+                                .ranks_per_domain = options.ranks_per_domain};
+    NMESH_ASSIGN_OR_RETURN(placed, job::PlaceOnHosts(spec, host_layout, options.mesh.placement));
+  } else if (options.mesh.placement == job::Placement::kPack) {
+    return absl::InvalidArgumentError(
+        "--placement pack needs the hosts under plan: give --hosts H --ranks-per-host R");
+  }
+  NMESH_ASSIGN_OR_RETURN(MeshPlan plan,
+                         placed.has_value() ? std::move(placed->plan) : PlanMeshSpec(spec));
   if (options.rank.has_value() && !plan.Contains(*options.rank)) {
     return plan.QueryRank(*options.rank).status();
   }
@@ -297,8 +375,8 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
   for (const std::string& warning : spec.warnings) {
     err << absl::StrFormat("nmesh: warning: %s\n", warning);
   }
-  if (options.format == "json") return WritePlanJson(plan, options, out);
-  WritePlanText(plan, options, out);
+  if (options.format == "json") return WritePlanJson(plan, options, placed, out);
+  WritePlanText(plan, options, placed, out);
   return absl::OkStatus();
 }
 

@@ -54,8 +54,8 @@ ordered_json GroupsJson(const std::vector<job::GroupCheck>& checks) {
 
 // job::VerifyRank as a per_rank entry.
 absl::StatusOr<RankReport> VerifyRank(const MeshPlan& plan, const DeviceMesh& device_mesh,
-                                      int64_t rank, const std::string& host, const FaultSkip* skip,
-                                      std::ostream& err) {
+                                      int64_t rank, const comm::Topology& topo,
+                                      const FaultSkip* skip, std::ostream& err) {
   job::VerifyOptions options;
   if (skip != nullptr) {
     options.skip_group = skip->group;
@@ -76,7 +76,8 @@ absl::StatusOr<RankReport> VerifyRank(const MeshPlan& plan, const DeviceMesh& de
   report.verified = verification.verified;
   report.entry = {
       {"rank", rank},
-      {"host", host},
+      {"host", topo.host_names[static_cast<size_t>(rank)]},
+      {"local_rank", topo.local_rank},
       {"coordinate", coordinate},
       {"groups", GroupsJson(verification.groups)},
       {"moe_groups", verification.moe_groups.has_value() ? GroupsJson(*verification.moe_groups)
@@ -127,7 +128,7 @@ struct MeshResult {
 };
 
 ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
-                      const std::vector<std::string>& hosts, bool with_label) {
+                      job::Placement placement, bool with_label) {
   const JobMesh& run = *result.run;
   ordered_json object;
   if (with_label) object["label"] = run.spec.label;
@@ -143,6 +144,7 @@ ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
   }
   object["backend"] = backend.name;
   object["backend_reason"] = backend.reason;
+  object["placement"] = job::PlacementName(placement);
   object["verified"] = result.verified;
   object["communicators_created"] = run.mesh->communicators_created();
   object["build_seconds"] = run.build_seconds;
@@ -159,7 +161,8 @@ ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
 }
 
 void WriteMeshText(const MeshResult& result, const job::Backend& backend,
-                   const std::vector<std::string>& hosts, std::ostream& out) {
+                   const std::vector<std::string>& hosts, job::Placement placement,
+                   std::ostream& out) {
   const JobMesh& run = *result.run;
   const MeshPlan& plan = *run.plan;
   const std::set<std::string> distinct_hosts(hosts.begin(), hosts.end());
@@ -171,6 +174,9 @@ void WriteMeshText(const MeshResult& result, const job::Backend& backend,
                            plan.moe_mesh()->ep_shard, plan.moe_mesh()->ep, plan.moe_mesh()->stages);
   }
   out << absl::StrFormat("backend      %s (%s)\n", backend.name, backend.reason);
+  out << absl::StrFormat("placement    %s\n", placement == job::Placement::kPack
+                                                  ? "pack (ranks ordered by host, then local rank)"
+                                                  : "as-launched (the launcher's rank order)");
   out << absl::StrFormat("\n%-14s %10s %10s  %s\n", "group", "size", "groups", "placement");
   for (const job::GroupPlacement& row : result.placement) {
     out << absl::StrFormat("%-14s %10d %10d  %s\n", row.name, row.size, row.count,
@@ -209,8 +215,9 @@ void WarnOnCrossNodeGroups(const MeshResult& result, const std::vector<std::stri
   for (const job::GroupPlacement& row : result.placement) {
     if ((row.name == "tp" || row.name == "cp") && !row.intra_host) {
       reporter.Note(absl::StrFormat(
-          "warning: mesh '%s': %s groups span hosts; keep %s within a node (order the ranks so "
-          "that each host holds whole %s groups)",
+          "warning: mesh '%s': %s groups span hosts; keep %s within a node (--placement pack "
+          "orders the ranks by host, so that each host holds whole %s groups when its ranks "
+          "allow)",
           result.run->spec.label, row.name, row.name, row.name));
     }
   }
@@ -253,6 +260,11 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
       ->type_name("DIR");
   run->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
+  run->add_option("--nccl-ranks-per-root", options.nccl_ranks_per_root,
+                  "NCCL backend: one bootstrap root per K ranks (ncclCommInitRankScalable when the "
+                  "job has more; default 128)")
+      ->type_name("K")
+      ->check(CLI::PositiveNumber);
   // Hidden (no group): for the fault tests only.
   run->add_option("--fault-skip", options.fault_skip,
                   "Fault injection: rank RANK skips its collectives on group GROUP")
@@ -303,7 +315,8 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
                 .command = "run",
                 .startup_timeout = *startup_timeout,
                 .backend = *backend_choice,
-                .timeout = *timeout},
+                .timeout = *timeout,
+                .nccl_ranks_per_root = options.nccl_ranks_per_root},
                reporter, absl::Seconds(options.fault_late_s.value_or(0)));
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
@@ -334,8 +347,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     }
     const FaultSkip* skip =
         fault_skip.has_value() && fault_skip->rank == rank ? &*fault_skip : nullptr;
-    absl::StatusOr<RankReport> report = VerifyRank(
-        *run.plan, *run.mesh, rank, topo.host_names[static_cast<size_t>(rank)], skip, err);
+    absl::StatusOr<RankReport> report = VerifyRank(*run.plan, *run.mesh, rank, topo, skip, err);
     if (!report.ok()) reporter.Abort(report.status());
     if (!report->verified) verified = 0;
     mine.push_back(std::move(report->entry));
@@ -367,11 +379,11 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
       WarnOnCrossNodeGroups(result, topo.host_names, reporter);
     if (options.format == "json") {
       if (results.size() == 1) {
-        out << DumpJson(MeshJson(results[0], backend, topo.host_names, false)) << "\n";
+        out << DumpJson(MeshJson(results[0], backend, job.placement(), false)) << "\n";
       } else {
         ordered_json all = ordered_json::array();
         for (const MeshResult& r : results)
-          all.push_back(MeshJson(r, backend, topo.host_names, true));
+          all.push_back(MeshJson(r, backend, job.placement(), true));
         out << DumpJson(ordered_json{
                    {"meshes", all}, {"backend", backend.name}, {"verified", verified == 1}})
             << "\n";
@@ -379,7 +391,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     } else {
       for (size_t m = 0; m < results.size(); ++m) {
         if (m > 0) out << "\n";
-        WriteMeshText(results[m], backend, topo.host_names, out);
+        WriteMeshText(results[m], backend, topo.host_names, job.placement(), out);
       }
     }
     out.flush();

@@ -55,6 +55,8 @@ struct RunOptions {
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
   std::string format = "text";
+  // --nccl-ranks-per-root K: one NCCL bootstrap root per K ranks (NCCL backend only).
+  int nccl_ranks_per_root = 128;
   // Fault injection for the reliability tests (hidden flag --fault-skip RANK:GROUP): rank RANK
   // does not take part in the verification's collectives on its GROUP communicator (it skips the
   // first one and reports that on stderr), so the other members time out. Unset: no fault.

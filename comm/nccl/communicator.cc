@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 #include <nccl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/work.h"
+#include "nmesh/comm/nccl/bootstrap.h"
 #include "nmesh/comm/nccl/native.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
@@ -696,20 +698,47 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
   NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, device.status()));
 
   absl::Status setup = CudaStatus(cudaSetDevice(*device), "cudaSetDevice", rank);
-  // Rank 0 creates the unique id; after every rank has agreed that setup worked, it broadcasts it.
-  ncclUniqueId id{};
-  if (rank == 0 && setup.ok()) setup = NcclStatus(ncclGetUniqueId(&id), "ncclGetUniqueId", 0);
+  // The roots create the unique ids; after every rank has agreed that setup worked, the ids are
+  // gathered to rank 0 (in root order) and broadcast to every rank.
+  const BootstrapPlan boot = PlanBootstrap(size, options.bootstrap, LinkedNcclVersionCode());
+  const auto root = std::find(boot.roots.begin(), boot.roots.end(), rank);
+  std::vector<ncclUniqueId> ids(boot.roots.size());
+  if (root != boot.roots.end() && setup.ok()) {
+    setup = NcclStatus(ncclGetUniqueId(&ids[static_cast<size_t>(root - boot.roots.begin())]),
+                       "ncclGetUniqueId", rank);
+  }
   NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, setup));
-  NMESH_RETURN_IF_ERROR(bootstrap.Broadcast(&id, sizeof(id), DataType::kUint8, 0));
+  for (size_t r = 1; r < boot.roots.size(); ++r) {
+    if (rank == boot.roots[r]) {
+      NMESH_RETURN_IF_ERROR(bootstrap.Send(&ids[r], sizeof(ncclUniqueId), DataType::kUint8, 0));
+    } else if (rank == 0) {
+      NMESH_RETURN_IF_ERROR(
+          bootstrap.Recv(&ids[r], sizeof(ncclUniqueId), DataType::kUint8, boot.roots[r]));
+    }
+  }
+  NMESH_RETURN_IF_ERROR(
+      bootstrap.Broadcast(ids.data(), ids.size() * sizeof(ncclUniqueId), DataType::kUint8, 0));
 
   cudaStream_t stream = nullptr;
   NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
                                    "cudaStreamCreateWithFlags", rank));
   ncclConfig_t config = NonblockingConfig();
   ncclComm_t comm = nullptr;
-  if (absl::Status s = NcclStatus(ncclCommInitRankConfig(&comm, size, id, rank, &config),
-                                  "ncclCommInitRankConfig", rank, comm);
-      !s.ok()) {
+  absl::Status init;
+#if NCCL_VERSION_CODE >= 22304
+  if (boot.scalable) {
+    init = NcclStatus(ncclCommInitRankScalable(&comm, size, rank, static_cast<int>(ids.size()),
+                                               ids.data(), &config),
+                      "ncclCommInitRankScalable", rank, comm);
+  } else {
+    init = NcclStatus(ncclCommInitRankConfig(&comm, size, ids[0], rank, &config),
+                      "ncclCommInitRankConfig", rank, comm);
+  }
+#else
+  init = NcclStatus(ncclCommInitRankConfig(&comm, size, ids[0], rank, &config),
+                    "ncclCommInitRankConfig", rank, comm);
+#endif
+  if (absl::Status s = init; !s.ok()) {
     if (comm != nullptr) ncclCommAbort(comm);
     cudaStreamDestroy(stream);
     return s;

@@ -57,6 +57,7 @@
 
 #include "absl/status/statusor.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/nccl/bootstrap.h"
 
 namespace nmesh::comm::nccl {
 
@@ -68,6 +69,8 @@ struct NcclWorldOptions {
   std::optional<int> local_rank = std::nullopt;
   // The CUDA device to use. Default: the local rank.
   std::optional<int> device = std::nullopt;
+  // One bootstrap root per this many ranks (comm/nccl/bootstrap.h).
+  BootstrapOptions bootstrap = {};
 };
 
 // Collective over `bootstrap`, which must use host memory (InvalidArgument otherwise): creates an
@@ -78,8 +81,10 @@ struct NcclWorldOptions {
 //     The ranks share their verdicts over `bootstrap`, so every rank fails together: one without a
 //     GPU gets FailedPrecondition "no CUDA device visible: ...", and the others get the same
 //     message naming the rank that reported it, instead of hanging.
-//  2. Rank 0 calls ncclGetUniqueId and broadcasts it through `bootstrap`.
-//  3. ncclCommInitRankConfig (nonblocking), polled up to options.comm.timeout.
+//  2. The bootstrap roots (PlanBootstrap: rank 0, or one per options.bootstrap.ranks_per_root
+//     ranks) call ncclGetUniqueId; rank 0 gathers the ids and broadcasts them through `bootstrap`.
+//  3. ncclCommInitRankConfig with one root, ncclCommInitRankScalable with several (nonblocking),
+//     polled up to options.comm.timeout.
 // Fails with the NCCL or CUDA error (comm/nccl/status.h) of whichever step failed.
 absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
                                                           NcclWorldOptions options = {});

@@ -14,6 +14,11 @@ std::string LinkedNcclVersion() {
   return absl::StrFormat("%d.%d.%d", version / 10000, (version / 100) % 100, version % 100);
 }
 
+int LinkedNcclVersionCode() {
+  int version = 0;
+  return ncclGetVersion(&version) == ncclSuccess ? version : 0;
+}
+
 absl::StatusOr<int> VisibleCudaDevices() {
   int count = 0;
   cudaError_t err = cudaGetDeviceCount(&count);

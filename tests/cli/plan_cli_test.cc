@@ -230,6 +230,62 @@ TEST(PlanCliTest, ParseErrorsExitTwoNamingTheFlag) {
   EXPECT_THAT(json::parse(r.out)["error"].get<std::string>(), HasSubstr("--tp"));
 }
 
+// Which group kinds stay inside a host, by hand: 8 ranks round-robin over 2 hosts (host = rank
+// % 2). As launched, tp pairs (r, r+1) cross and cp pairs (r, r+2) do not; packed, the ranks
+// read 0,2,4,6 | 1,3,5,7 and every group of 4 consecutive positions is one host's.
+TEST(PlanCliTest, HostsReportWhichGroupsStayInsideAHost) {
+  std::map<std::string, bool> launched, packed;
+  const json as_launched = PlanJson({"--world", "8", "--tp", "2", "--cp", "2", "--hosts", "2",
+                                     "--ranks-per-host", "4", "--map-by", "node"});
+  for (const json& g : as_launched["placement"]["groups"]) launched[g["name"]] = g["intra_host"];
+  EXPECT_EQ(as_launched["ranks"], nullptr);
+  EXPECT_EQ(as_launched["placement"]["placement"], "as-launched");
+  EXPECT_FALSE(launched["tp"]);
+  EXPECT_TRUE(launched["cp"]);
+  EXPECT_TRUE(launched["dp_shard"]);
+  const json pack =
+      PlanJson({"--world", "8", "--tp", "2", "--cp", "2", "--hosts", "2", "--ranks-per-host", "4",
+                "--map-by", "node", "--placement", "pack", "--rank", "2"});
+  for (const json& g : pack["placement"]["groups"]) packed[g["name"]] = g["intra_host"];
+  EXPECT_THAT(Ints(pack["ranks"]), ElementsAre(0, 2, 4, 6, 1, 3, 5, 7));
+  EXPECT_TRUE(packed["tp"]);
+  EXPECT_TRUE(packed["cp"]);
+  EXPECT_FALSE(packed["dp_shard"]);
+  // Rank 2 sits at position 1: its tp partner is rank 0 (position 0), its cp partner rank 6.
+  EXPECT_THAT(Ints(pack["per_rank"][0]["groups"]["tp"]), ElementsAre(0, 2));
+  EXPECT_THAT(Ints(pack["per_rank"][0]["groups"]["cp"]), ElementsAre(2, 6));
+  // A domain of 2 hosts holds all 8 ranks.
+  const json domain = PlanJson({"--world", "8", "--tp", "2", "--hosts", "4", "--ranks-per-host",
+                                "2", "--ranks-per-domain", "4"});
+  for (const json& g : domain["placement"]["groups"]) {
+    if (g["name"] == "dp_shard") {
+      EXPECT_EQ(g["intra_host"], false);
+      EXPECT_EQ(g["intra_domain"], false);  // dp_shard spans positions 0..6 step 2
+    }
+    if (g["name"] == "tp") EXPECT_EQ(g["intra_domain"], true);
+  }
+  const Result text = testing::RunNmesh({"plan", "--world", "8", "--tp", "2", "--hosts", "2",
+                                         "--ranks-per-host", "4", "--map-by", "node"});
+  EXPECT_EQ(text.code, 0);
+  EXPECT_THAT(text.out, HasSubstr("across hosts tp"));
+}
+
+TEST(PlanCliTest, PlacementErrorsExitTwo) {
+  ExpectUsageError({"plan", "--world", "8", "--placement", "packed"},
+                   "unknown placement 'packed': expected as-launched or pack");
+  ExpectUsageError({"plan", "--world", "8", "--placement", "pack"},
+                   "--placement pack needs the hosts under plan");
+  ExpectUsageError({"plan", "--world", "8", "--hosts", "2"}, "--ranks-per-host");
+  ExpectUsageError({"plan", "--world", "16", "--hosts", "2", "--ranks-per-host", "4"},
+                   "--hosts 2 x --ranks-per-host 4 hold 8 ranks");
+  ExpectUsageError(
+      {"plan", "--world", "8", "--hosts", "2", "--ranks-per-host", "4", "--ranks-per-domain", "6"},
+      "--ranks-per-domain 6 must be a positive multiple of --ranks-per-host 4");
+  ExpectUsageError(
+      {"plan", "--world", "8", "--hosts", "2", "--ranks-per-host", "4", "--map-by", "core"},
+      "--map-by");
+}
+
 TEST(PlanCliTest, TextFormatShowsAxesGroupsAndTheRank) {
   const Result r =
       testing::RunNmesh({"plan", "--world", "16", "--tp", "2", "--cp", "2", "--rank", "5"});
