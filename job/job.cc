@@ -210,10 +210,10 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   }
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
       session,
-      MakeStartupRecord(absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d", options.command,
-                                        PlacementName(options.mesh.placement),
-                                        options.nccl_ranks_per_root),
-                        BackendChoiceName(options.backend), timeout, local, plans, names),
+      MakeStartupRecord(
+          absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d", options.command,
+                          PlacementName(options.mesh.placement), options.nccl_ranks_per_root),
+          BackendChoiceName(options.backend), timeout, local, plans, names),
       StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
                      timeout_ok.ok() ? timeout : std::nullopt)));
   job->meshes_ = *std::move(planned);

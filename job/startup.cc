@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "nmesh/base/abbreviate.h"
+#include "nmesh/base/fingerprint.h"
 #include "nmesh/base/version.h"
 #include "nmesh/comm/mpi/rendezvous.h"
 #include "nmesh/config/strategy.h"
@@ -24,26 +25,6 @@ constexpr size_t kCommandBytes = 160;
 constexpr size_t kErrorBytes = 400;
 constexpr size_t kMeshWordsBytes = 280;
 
-// 64-bit FNV-1a: stable across processes (absl::Hash is seeded per process).
-class Fnv {
- public:
-  void Add(std::string_view text) {
-    for (char c : text) Byte(static_cast<uint8_t>(c));
-    Byte(0);
-  }
-  void Add(int64_t value) {
-    for (int i = 0; i < 8; ++i) Byte(static_cast<uint8_t>(static_cast<uint64_t>(value) >> (8 * i)));
-  }
-  uint64_t value() const { return hash_; }
-
- private:
-  void Byte(uint8_t byte) {
-    hash_ ^= byte;
-    hash_ *= 0x100000001b3ull;
-  }
-  uint64_t hash_ = 0xcbf29ce484222325ull;
-};
-
 // One line of text: newlines would break the record's format.
 std::string OneLine(std::string_view text, size_t max_bytes) {
   std::string line(text.substr(0, std::min(text.size(), max_bytes)));
@@ -54,11 +35,11 @@ std::string OneLine(std::string_view text, size_t max_bytes) {
 
 // A mesh in words, e.g. "distributed: fsdp2 (dp_shard=2, tp=4) of world 8, moe (ep_shard=1,
 // ep=4)", and every detail that decides its splits in `hash`.
-std::string DescribeMesh(const mesh::MeshPlan& plan, std::string_view name, Fnv& hash) {
+std::string DescribeMesh(const mesh::MeshPlan& plan, std::string_view name, Fingerprint& hash) {
   const mesh::Layout& layout = plan.device_mesh();
-  std::string words = absl::StrFormat("%s: %s %s of world %d", name,
-                                      config::StrategyName(plan.strategy()), layout.DebugString(),
-                                      plan.world_size());
+  std::string words =
+      absl::StrFormat("%s: %s %s of world %d", name, config::StrategyName(plan.strategy()),
+                      layout.DebugString(), plan.world_size());
   hash.Add(words);
   for (const mesh::FlattenedGroup& group : plan.flattened()) {
     hash.Add(group.name);
@@ -80,9 +61,9 @@ std::string DescribeMesh(const mesh::MeshPlan& plan, std::string_view name, Fnv&
   return words;
 }
 
-constexpr absl::string_view kFields[] = {"version", "command", "command_hash", "backend", "timeout",
-                                        "code",    "error",   "meshes",       "mesh_hash",
-                                        "mesh_words"};
+constexpr absl::string_view kFields[] = {"version",   "command",   "command_hash", "backend",
+                                         "timeout",   "code",      "error",        "meshes",
+                                         "mesh_hash", "mesh_words"};
 
 constexpr char kAgreedPayload[] = "type.nmesh/job.agreed";
 
@@ -98,10 +79,9 @@ absl::Status MarkAgreed(absl::Status status) {
 }
 
 std::string StartupRecord::Serialize() const {
-  return absl::StrCat("version=", version, "\ncommand=", command,
-                      "\ncommand_hash=", command_hash, "\nbackend=", backend,
-                      "\ntimeout=", timeout, "\ncode=", code, "\nerror=", error,
-                      "\nmeshes=", meshes, "\nmesh_hash=", mesh_hash,
+  return absl::StrCat("version=", version, "\ncommand=", command, "\ncommand_hash=", command_hash,
+                      "\nbackend=", backend, "\ntimeout=", timeout, "\ncode=", code,
+                      "\nerror=", error, "\nmeshes=", meshes, "\nmesh_hash=", mesh_hash,
                       "\nmesh_words=", mesh_words, "\n");
 }
 
@@ -136,14 +116,13 @@ std::optional<StartupRecord> StartupRecord::Parse(std::string_view text) {
 }
 
 StartupRecord MakeStartupRecord(std::string_view command, std::string_view backend,
-                                std::optional<absl::Duration> timeout,
-                                const absl::Status& planned,
+                                std::optional<absl::Duration> timeout, const absl::Status& planned,
                                 absl::Span<const mesh::MeshPlan* const> plans,
                                 absl::Span<const std::string> mesh_names) {
   StartupRecord record;
   record.version = VersionString();
   record.command = OneLine(command, kCommandBytes);
-  Fnv command_hash;
+  Fingerprint command_hash;
   command_hash.Add(command);
   record.command_hash = command_hash.value();
   record.backend = std::string(backend);
@@ -153,15 +132,15 @@ StartupRecord MakeStartupRecord(std::string_view command, std::string_view backe
     record.error = OneLine(std::string(planned.message()), kErrorBytes);
     return record;
   }
-  Fnv hash;
+  Fingerprint hash;
   std::vector<std::string> words;
   for (size_t i = 0; i < plans.size(); ++i) {
     words.push_back(DescribeMesh(*plans[i], i < mesh_names.size() ? mesh_names[i] : "mesh", hash));
   }
   record.meshes = static_cast<int64_t>(plans.size());
   record.mesh_hash = hash.value();
-  record.mesh_words = OneLine(words.empty() ? "no mesh" : absl::StrJoin(words, "; "),
-                              kMeshWordsBytes);
+  record.mesh_words =
+      OneLine(words.empty() ? "no mesh" : absl::StrJoin(words, "; "), kMeshWordsBytes);
   return record;
 }
 
@@ -174,9 +153,9 @@ absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
   }
   if (!missing.empty()) {
     constexpr size_t kShown = 16;
-    std::vector<int64_t> shown(missing.begin(),
-                               missing.begin() + static_cast<std::ptrdiff_t>(
-                                                     std::min(missing.size(), kShown)));
+    std::vector<int64_t> shown(
+        missing.begin(),
+        missing.begin() + static_cast<std::ptrdiff_t>(std::min(missing.size(), kShown)));
     return absl::UnavailableError(absl::StrFormat(
         "start-up: %s %s%s of %d did not arrive within %s (late, stopped or dead; "
         "--startup-timeout-s sets how long the others wait)",
@@ -198,10 +177,9 @@ absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
   const StartupRecord& first = parsed.front();
   auto disagree = [&](std::string_view what, int64_t r, std::string_view verb,
                       std::string_view mine, std::string_view theirs) {
-    return MarkAgreed(absl::InvalidArgumentError(
-        absl::StrFormat("ranks disagree on the %s: rank 0 %s %s, rank %d %s %s", what, verb,
-                        Abbreviate(mine, kMeshWordsBytes), r, verb,
-                        Abbreviate(theirs, kMeshWordsBytes))));
+    return MarkAgreed(absl::InvalidArgumentError(absl::StrFormat(
+        "ranks disagree on the %s: rank 0 %s %s, rank %d %s %s", what, verb,
+        Abbreviate(mine, kMeshWordsBytes), r, verb, Abbreviate(theirs, kMeshWordsBytes))));
   };
   for (int64_t r = 1; r < size; ++r) {
     const StartupRecord& other = parsed[static_cast<size_t>(r)];

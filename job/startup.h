@@ -69,8 +69,7 @@ struct StartupRecord {
 // The record of a rank that plans `plans` (or failed to plan with `planned`), runs `command` on
 // `backend` with `timeout`. `plans` is ignored when `planned` is an error.
 StartupRecord MakeStartupRecord(std::string_view command, std::string_view backend,
-                                std::optional<absl::Duration> timeout,
-                                const absl::Status& planned,
+                                std::optional<absl::Duration> timeout, const absl::Status& planned,
                                 absl::Span<const mesh::MeshPlan* const> plans,
                                 absl::Span<const std::string> mesh_names);
 

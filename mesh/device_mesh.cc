@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/fingerprint.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
@@ -51,26 +52,6 @@ struct DeviceMesh::Shared {
 };
 
 namespace {
-
-// 64-bit FNV-1a: stable across processes (absl::Hash is seeded per process).
-class Fingerprint {
- public:
-  void Add(std::string_view text) {
-    for (char c : text) Byte(static_cast<uint8_t>(c));
-    Byte(0);
-  }
-  void Add(int64_t value) {
-    for (int i = 0; i < 8; ++i) Byte(static_cast<uint8_t>(static_cast<uint64_t>(value) >> (8 * i)));
-  }
-  uint64_t value() const { return hash_; }
-
- private:
-  void Byte(uint8_t byte) {
-    hash_ ^= byte;
-    hash_ *= 0x100000001b3ull;
-  }
-  uint64_t hash_ = 0xcbf29ce484222325ull;
-};
 
 std::string TimeoutText(const std::optional<absl::Duration>& timeout) {
   return timeout.has_value() ? absl::FormatDuration(*timeout) : "none";
@@ -151,9 +132,9 @@ absl::Status BoundedMinReduce(comm::Communicator& world, uint64_t values[2],
   if (waited.code() == absl::StatusCode::kDeadlineExceeded) {
     new comm::Buffer(std::move(buffer));  // NOLINT: deliberately kept (see above)
     new comm::Work(std::move(work));      // NOLINT
-    return absl::DeadlineExceededError(absl::StrFormat(
-        "not every rank of the world arrived within %s (rank %d of %d waited)",
-        absl::FormatDuration(*timeout), world.rank(), world.size()));
+    return absl::DeadlineExceededError(
+        absl::StrFormat("not every rank of the world arrived within %s (rank %d of %d waited)",
+                        absl::FormatDuration(*timeout), world.rank(), world.size()));
   }
   NMESH_RETURN_IF_ERROR(waited);
   return world.CopyToHost(values, buffer.data(), bytes);
@@ -167,8 +148,7 @@ absl::Status AgreeOnPlan(const MeshPlan& plan, const DeviceMeshOptions& options,
   uint64_t reduced[2] = {mine, ~mine};
   // An unusable timeout is reported after the agreement, by every rank alike; until then, no bound.
   const bool usable = CheckTimeout(options.timeout, "").ok();
-  absl::Status status =
-      BoundedMinReduce(world, reduced, usable ? options.timeout : std::nullopt);
+  absl::Status status = BoundedMinReduce(world, reduced, usable ? options.timeout : std::nullopt);
   if (!status.ok()) {
     return absl::Status(status.code(), absl::StrFormat("checking that ranks agree on mesh '%s': %s",
                                                        options.name, status.message()));

@@ -137,8 +137,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // that one rank with a bad flag in a multi-program launch is reported too (ReportFlagError).
   const bool job_verb = args[1] == "run" || args[1] == "bench";
   auto usage = [&](const std::string& message) {
-    return job_verb ? ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out, err)
-                    : UsageError(message, WantsJson(args), out, err);
+    return job_verb
+               ? ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out, err)
+               : UsageError(message, WantsJson(args), out, err);
   };
   if (std::optional<std::string> empty = EmptyValueError(args); empty.has_value()) {
     return usage(*empty);

@@ -41,8 +41,7 @@ absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<doub
 // Registers --startup-timeout-s on a verb that starts a job (`run`, `bench`).
 void AddStartupTimeoutFlag(CLI::App& verb, std::optional<double>& seconds);
 // The --startup-timeout-s flag: like --timeout-s, named in errors.
-absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(
-    std::optional<double> seconds);
+absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(std::optional<double> seconds);
 
 // Reports an error in the flags of `run` or `bench` (exit code kExitUsage). Under a launcher with
 // more than one process it is agreed on through the job's start-up exchange (job/startup.h), so

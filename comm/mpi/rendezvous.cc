@@ -65,9 +65,10 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
     auto* sent = new std::string(record);
     std::string verdict(kMaxVerdictBytes, '\0');
     MPI_Request requests[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-    NMESH_RETURN_IF_ERROR(MpiStatus(MPI_Isend(sent->data(), static_cast<int>(sent->size()), MPI_CHAR,
-                                              0, record_tag, MPI_COMM_WORLD, &requests[0]),
-                                    "MPI_Isend", rank));
+    NMESH_RETURN_IF_ERROR(
+        MpiStatus(MPI_Isend(sent->data(), static_cast<int>(sent->size()), MPI_CHAR, 0, record_tag,
+                            MPI_COMM_WORLD, &requests[0]),
+                  "MPI_Isend", rank));
     NMESH_RETURN_IF_ERROR(
         MpiStatus(MPI_Irecv(verdict.data(), static_cast<int>(verdict.size()), MPI_CHAR, 0,
                             verdict_tag, MPI_COMM_WORLD, &requests[1]),
@@ -106,8 +107,8 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
   for (int r = 1; r < size; ++r) {
     std::string& buffer = buffers[static_cast<size_t>(r - 1)];
     NMESH_RETURN_IF_ERROR(
-        MpiStatus(MPI_Irecv(buffer.data(), static_cast<int>(buffer.size()), MPI_CHAR, r,
-                            record_tag, MPI_COMM_WORLD, &requests[static_cast<size_t>(r - 1)]),
+        MpiStatus(MPI_Irecv(buffer.data(), static_cast<int>(buffer.size()), MPI_CHAR, r, record_tag,
+                            MPI_COMM_WORLD, &requests[static_cast<size_t>(r - 1)]),
                   "MPI_Irecv", rank));
   }
   std::vector<int> indices(static_cast<size_t>(others));
@@ -116,9 +117,9 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
   Backoff backoff;
   while (pending > 0) {
     int completed = 0;
-    NMESH_RETURN_IF_ERROR(MpiStatus(MPI_Testsome(others, requests.data(), &completed,
-                                                 indices.data(), statuses.data()),
-                                    "MPI_Testsome", rank));
+    NMESH_RETURN_IF_ERROR(MpiStatus(
+        MPI_Testsome(others, requests.data(), &completed, indices.data(), statuses.data()),
+        "MPI_Testsome", rank));
     if (completed == MPI_UNDEFINED) break;
     for (int k = 0; k < completed; ++k) {
       const int index = indices[static_cast<size_t>(k)];
@@ -161,8 +162,8 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
   const absl::Time send_deadline = absl::Now() + std::max(timeout, absl::Seconds(1));
   for (;;) {
     int done = 0;
-    if (int rc = MPI_Testall(static_cast<int>(sends.size()), sends.data(), &done,
-                             MPI_STATUSES_IGNORE);
+    if (int rc =
+            MPI_Testall(static_cast<int>(sends.size()), sends.data(), &done, MPI_STATUSES_IGNORE);
         rc != MPI_SUCCESS) {
       return MpiStatus(rc, "MPI_Testall", rank);
     }

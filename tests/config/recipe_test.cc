@@ -614,9 +614,9 @@ TEST(RecipeTeacherTest, OverriddenSizesAreCheckedBeforeTheRanksAreSplit) {
                        HasSubstr("distributed.dp_size must be set when separate_meshes=true")));
   RecipeOverrides negative;
   negative.sizes.dp = -5;
-  EXPECT_THAT(ParseRecipe(yaml, kFile, Section::kDistributed, negative),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       "dp_size must be a positive integer, got -5"));
+  EXPECT_THAT(
+      ParseRecipe(yaml, kFile, Section::kDistributed, negative),
+      StatusIs(absl::StatusCode::kInvalidArgument, "dp_size must be a positive integer, got -5"));
 }
 
 TEST(RecipeTest, UnrelatedSectionsAreIgnored) {

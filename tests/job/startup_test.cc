@@ -46,9 +46,9 @@ std::optional<std::string> RecordOf(const Rank& rank) {
     plans.push_back(&plan);
     names.push_back("device_mesh");
   }
-  const std::string text = MakeStartupRecord(rank.command, rank.backend, rank.timeout,
-                                             rank.planned, plans, names)
-                               .Serialize();
+  const std::string text =
+      MakeStartupRecord(rank.command, rank.backend, rank.timeout, rank.planned, plans, names)
+          .Serialize();
   EXPECT_LE(text.size(), comm::mpi::kMaxRecordBytes);
   return text;
 }
@@ -60,8 +60,8 @@ absl::Status Decide(const std::vector<Rank>& ranks) {
 }
 
 TEST(StartupTest, RecordsRoundTrip) {
-  const Rank rank{.command = "bench op=all_reduce", .timeout = absl::Seconds(5),
-                  .plans = {Plan(8, 2, 4)}};
+  const Rank rank{
+      .command = "bench op=all_reduce", .timeout = absl::Seconds(5), .plans = {Plan(8, 2, 4)}};
   const std::optional<std::string> text = RecordOf(rank);
   std::optional<StartupRecord> parsed = StartupRecord::Parse(*text);
   ASSERT_TRUE(parsed.has_value());
@@ -148,8 +148,8 @@ TEST(StartupTest, TheLowestRanksConfigErrorIsEveryonesEvenWithDifferentCommands)
 }
 
 TEST(StartupTest, LongValuesAreCutToFitOneRecord) {
-  Rank huge{.command = std::string(100000, 'c'), .planned = absl::InvalidArgumentError(
-                                                      std::string(1 << 20, 'e'))};
+  Rank huge{.command = std::string(100000, 'c'),
+            .planned = absl::InvalidArgumentError(std::string(1 << 20, 'e'))};
   const std::optional<std::string> text = RecordOf(huge);
   EXPECT_LE(text->size(), comm::mpi::kMaxRecordBytes);
   // Two commands that differ only past the cut still differ.
@@ -157,8 +157,8 @@ TEST(StartupTest, LongValuesAreCutToFitOneRecord) {
   other.command.back() = 'd';
   other.planned = absl::OkStatus();
   huge.planned = absl::OkStatus();
-  EXPECT_THAT(Decide({huge, other}), StatusIs(absl::StatusCode::kInvalidArgument,
-                                              HasSubstr("ranks disagree on the job")));
+  EXPECT_THAT(Decide({huge, other}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ranks disagree on the job")));
 }
 
 TEST(StartupTest, StartupTimeoutDefaults) {
