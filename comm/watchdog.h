@@ -42,7 +42,10 @@ namespace nmesh::comm {
 
 inline constexpr absl::Duration kWatchdogTick = absl::Milliseconds(10);
 inline constexpr absl::Duration kExchangeTimeout = absl::Seconds(1);
-inline constexpr absl::Duration kAbortGrace = absl::Milliseconds(300);
+// Long enough for a peer whose own deadline passed a little later, and whose partner is
+// unreachable (it waits kExchangeTimeout for the records), to report before the job ends: under a
+// network partition every rank on both sides then prints its diagnosis.
+inline constexpr absl::Duration kAbortGrace = absl::Seconds(1);
 
 // What the watchdog found when an operation outlived its timeout.
 struct TimeoutReport {
