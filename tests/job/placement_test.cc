@@ -179,15 +179,8 @@ TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
           const int64_t dp_shard = world / (s.tp * s.cp * s.pp);
           const std::vector<int64_t> shape = {s.pp, 1, dp_shard, s.cp, s.tp};
           const BruteMesh device{shape, order};
-          std::map<std::string, std::vector<bool>> kinds = {
-              {"pp", {true, false, false, false, false}},
-              {"dp_replicate", {false, true, false, false, false}},
-              {"dp_shard", {false, false, true, false, false}},
-              {"cp", {false, false, false, true, false}},
-              {"tp", {false, false, false, false, true}},
-              {"dp", {false, true, true, false, false}},
-              {"dp_shard_cp", {false, false, true, true, false}},
-              {"dp_cp", {false, true, true, true, false}}};
+          std::map<std::string, std::vector<bool>> kinds =
+              ::nmesh::mesh::testing::Fsdp2NamedGroups();
           const int64_t hosts_per_domain =
               hosts.ranks_per_domain.value_or(hosts.ranks_per_host) / hosts.ranks_per_host;
           auto within = [&](const BruteMesh& m, const std::vector<bool>& in, int64_t per) {

@@ -6,9 +6,24 @@
 #include <cstdint>
 #include <map>
 #include <numeric>
+#include <string>
 #include <vector>
 
 namespace nmesh::mesh::testing {
+
+// The FSDP2 mesh's named groups (its five axes pp, dp_replicate, dp_shard, cp, tp, and the
+// contract's flattened groups dp, dp_shard_cp, dp_cp) as flags over those axes, written out from
+// the contract rather than taken from the planner.
+inline std::map<std::string, std::vector<bool>> Fsdp2NamedGroups() {
+  return {{"pp", {true, false, false, false, false}},
+          {"dp_replicate", {false, true, false, false, false}},
+          {"dp_shard", {false, false, true, false, false}},
+          {"cp", {false, false, false, true, false}},
+          {"tp", {false, false, false, false, true}},
+          {"dp", {false, true, true, false, false}},
+          {"dp_shard_cp", {false, false, true, true, false}},
+          {"dp_cp", {false, true, true, true, false}}};
+}
 
 // Every coordinate of `shape`, counting like an odometer with the last axis fastest.
 inline std::vector<std::vector<int64_t>> AllCoordinates(const std::vector<int64_t>& shape) {

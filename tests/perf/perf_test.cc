@@ -104,15 +104,8 @@ mesh::MeshPlan Plan(int64_t world, int64_t tp, int64_t cp, int64_t ep = 1) {
 // brute force over the FSDP2 mesh (pp, dp_replicate, dp_shard, cp, tp).
 std::set<std::set<std::string>> BruteKinds(const std::vector<int64_t>& shape) {
   const BruteMesh brute{shape, {}};
-  const std::map<std::string, std::vector<bool>> groups = {
-      {"pp", {true, false, false, false, false}},
-      {"dp_replicate", {false, true, false, false, false}},
-      {"dp_shard", {false, false, true, false, false}},
-      {"cp", {false, false, false, true, false}},
-      {"tp", {false, false, false, false, true}},
-      {"dp", {false, true, true, false, false}},
-      {"dp_shard_cp", {false, false, true, true, false}},
-      {"dp_cp", {false, true, true, true, false}}};
+  const std::map<std::string, std::vector<bool>> groups =
+      ::nmesh::mesh::testing::Fsdp2NamedGroups();
   std::map<std::vector<std::vector<int64_t>>, std::set<std::string>> by_partition;
   for (const auto& [name, axes] : groups) {
     by_partition[BrutePartition(brute, axes)].insert(name);
