@@ -1,5 +1,6 @@
 #include "nmesh/comm/communicator.h"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstring>
@@ -182,12 +183,57 @@ const std::shared_ptr<FlightRecorder>& Communicator::recorder() const {
 std::shared_ptr<const FlightRecorder> Communicator::flight_recorder() const { return recorder(); }
 
 void Communicator::SetAbortFamily(std::function<void()> abort_family) {
+  {
+    std::lock_guard<std::mutex> lock(family_mu_);
+    abort_family_ = abort_family;
+  }
   internal::Watchdog::Get().SetFamily(this, std::move(abort_family));
 }
 
-void Communicator::Watch(internal::SideChannel* side) {
+void Communicator::AbortFamilyOrSelf() {
+  std::function<void()> family;
+  {
+    std::lock_guard<std::mutex> lock(family_mu_);
+    family = abort_family_;
+  }
+  if (family) {
+    family();
+  } else {
+    (void)Abort();
+  }
+}
+
+absl::Status Communicator::AbortGroup(absl::Span<Communicator* const> family) {
+  absl::Status first;
+  for (Communicator* comm : family) first.Update(comm->Abort());
+  return first;
+}
+
+absl::Status AbortTogether(absl::Span<Communicator* const> comms) {
+  // Group by backend, keeping the order of first appearance.
+  std::vector<std::vector<Communicator*>> groups;
+  for (Communicator* comm : comms) {
+    if (comm == nullptr) continue;
+    auto same = std::find_if(groups.begin(), groups.end(), [comm](const auto& g) {
+      return g.front()->backend() == comm->backend();
+    });
+    if (same == groups.end()) {
+      groups.push_back({comm});
+    } else if (std::find(same->begin(), same->end(), comm) == same->end()) {
+      same->push_back(comm);
+    }
+  }
+  absl::Status first;
+  for (const std::vector<Communicator*>& group : groups) {
+    first.Update(group.front()->AbortGroup(group));
+  }
+  return first;
+}
+
+void Communicator::Watch(internal::SideChannel* side, WatchMode mode) {
   watched_ = true;
-  internal::Watchdog::Get().Add(this, recorder(), side);
+  watch_mode_ = mode;
+  internal::Watchdog::Get().Add(this, recorder(), side, mode == WatchMode::kSelfPolling);
 }
 
 void Communicator::Unwatch() {
@@ -196,11 +242,13 @@ void Communicator::Unwatch() {
   watched_ = false;
 }
 
-uint64_t Communicator::BeginRecord(const OpArgs& a) {
+uint64_t Communicator::BeginRecord(const OpArgs& a, bool async) {
   const int64_t now = absl::GetCurrentTimeNanos();
   const CommOptions& o = options();
   int64_t deadline = 0;
-  if (watched_ && o.timeout.has_value() && !o.interruptible) {
+  // Which operations the watchdog enforces the deadline of (WatchMode).
+  const bool enforced = watch_mode_ == WatchMode::kBlocking ? !o.interruptible : async;
+  if (watched_ && o.timeout.has_value() && enforced) {
     deadline = now + absl::ToInt64Nanoseconds(*o.timeout);
   }
   const OpKind op = OpKindFromName(a.op).value_or(OpKind::kBarrier);
@@ -311,7 +359,7 @@ absl::StatusOr<Work> Communicator::Enqueue(const OpArgs& args, const AsyncOption
           ci::OpContext(*this, args.op), batch->backend, backend(), rank(), size()));
     }
   }
-  const uint64_t seq = BeginRecord(args);
+  const uint64_t seq = BeginRecord(args, /*async=*/true);
   absl::StatusOr<Work> issued = DoAsync(args, async);
   if (!issued.ok()) return EndRecord(seq, issued.status());
   Work work = *std::move(issued);

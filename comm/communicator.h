@@ -60,6 +60,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -488,8 +489,10 @@ class Communicator {
   // recorder lives as long as the communicator or the last copy of this pointer.
   std::shared_ptr<const FlightRecorder> flight_recorder() const;
 
-  // What the watchdog runs instead of Abort() when an operation of this communicator times out:
-  // e.g. a DeviceMesh aborting every communicator it holds, together. Empty: Abort(). Thread-safe.
+  // What runs instead of Abort() when an operation of this communicator times out or fails
+  // asynchronously (found by the watchdog, or by an NCCL operation's own polling): e.g. a
+  // DeviceMesh aborting every communicator it holds, together (AbortTogether). Empty: Abort().
+  // Thread-safe.
   void SetAbortFamily(std::function<void()> abort_family);
 
   // Stops this communicator: pending and later operations fail (FailedPrecondition). Not
@@ -753,12 +756,35 @@ class Communicator {
   // recorder learns which have ended; called by the watchdog thread when an asynchronous
   // operation's deadline has passed. Default: nothing.
   virtual void PollOutstanding() {}
+  // An error the backend found without an operation asking (a peer died, the network failed):
+  // NCCL's ncclCommGetAsyncError. Called by the watchdog thread on every tick for communicators
+  // watched with WatchMode::kSelfPolling; never blocks. Default: OK.
+  virtual absl::Status PollAsyncError() { return absl::OkStatus(); }
+  // Aborts `family` together; every entry is of this backend (the same backend() as this one,
+  // which is one of them). Called by AbortTogether. Default: Abort() on each, in order. A backend
+  // that must abort related communicators in one call (NCCL: a group of ncclCommAbort calls for
+  // communicators that share resources after a split) overrides it.
+  virtual absl::Status AbortGroup(absl::Span<Communicator* const> family);
+  // Runs the abort family (SetAbortFamily), or Abort() when there is none: for a backend that
+  // finds a timeout or an asynchronous error itself.
+  void AbortFamilyOrSelf();
 
+  // How the watchdog watches a communicator of this backend.
+  enum class WatchMode : uint8_t {
+    // Operations are run as blocking calls the backend cannot interrupt (MPI): with a timeout,
+    // and without options().interruptible, every operation is recorded with a deadline that the
+    // watchdog enforces.
+    kBlocking,
+    // Blocking operations poll and enforce their own deadline (NCCL); the watchdog enforces the
+    // deadline of asynchronous operations (nobody may be waiting for them) and polls
+    // PollAsyncError() on every tick, with or without a timeout.
+    kSelfPolling,
+  };
   // For backends whose operations the watchdog watches (comm/watchdog.h): registers this
-  // communicator (call at the end of the constructor; `side` may be null) and unregisters it (call
-  // first in the destructor). While registered and without options().interruptible, operations
-  // with a timeout are recorded with a deadline, and the backend must run them without polling.
-  void Watch(internal::SideChannel* side);
+  // communicator (call at the end of the constructor; `side` may be null: no exchange of records
+  // and no end of the job, the report has this rank's records only) and unregisters it (call
+  // first in the destructor).
+  void Watch(internal::SideChannel* side, WatchMode mode = WatchMode::kBlocking);
   void Unwatch();
   bool watched() const { return watched_; }
   // The recorder (created on first use, with options().flight_recorder_entries).
@@ -766,9 +792,11 @@ class Communicator {
 
  private:
   friend class internal::Watchdog;
+  friend absl::Status AbortTogether(absl::Span<Communicator* const> comms);
 
-  // Records the start of a checked operation; returns its sequence number.
-  uint64_t BeginRecord(const OpArgs& args);
+  // Records the start of a checked operation (`async`: enqueued through a *Async call); returns
+  // its sequence number.
+  uint64_t BeginRecord(const OpArgs& args, bool async = false);
   // Records its end; returns `status`.
   absl::Status EndRecord(uint64_t seq, absl::Status status);
 
@@ -792,7 +820,16 @@ class Communicator {
   std::shared_ptr<const int> lifetime_ = std::make_shared<const int>(0);
   mutable std::shared_ptr<FlightRecorder> recorder_;
   bool watched_ = false;
+  WatchMode watch_mode_ = WatchMode::kBlocking;
+  mutable std::mutex family_mu_;
+  std::function<void()> abort_family_;  // guarded by family_mu_
 };
+
+// Aborts every communicator of `comms` (null entries skipped), e.g. all those of one DeviceMesh:
+// those of one backend in one Communicator::AbortGroup call, so that NCCL communicators split from
+// one another are aborted in one group, as NCCL requires. Not collective; may be called from any
+// thread; idempotent. Returns the first error.
+absl::Status AbortTogether(absl::Span<Communicator* const> comms);
 
 }  // namespace nmesh::comm
 

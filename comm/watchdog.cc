@@ -64,14 +64,14 @@ Watchdog& Watchdog::Get() {
   return *watchdog;
 }
 
-void Watchdog::Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder,
-                   SideChannel* side) {
+void Watchdog::Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder, SideChannel* side,
+                   bool poll_errors) {
   const bool timed = comm->options().timeout.has_value();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    entries_.push_back({comm, std::move(recorder), side, nullptr});
+    entries_.push_back({comm, std::move(recorder), side, nullptr, poll_errors});
   }
-  if (timed) Start();
+  if (timed || poll_errors) Start();
 }
 
 void Watchdog::Remove(const Communicator* comm) {
@@ -115,14 +115,75 @@ void Watchdog::Loop() {
     if (fired_) continue;
     const int64_t now = absl::GetCurrentTimeNanos();
     for (Entry& e : entries_) {
-      if (e.comm == nullptr || !e.recorder->FirstExpired(now).has_value()) continue;
+      if (e.comm == nullptr) continue;
+      if (e.poll_errors) {
+        if (absl::Status error = e.comm->PollAsyncError(); !error.ok()) {
+          FireErrorLocked(e, error);
+          if (fired_) break;
+          continue;
+        }
+      }
+      if (!e.recorder->FirstExpired(now).has_value()) continue;
       // An asynchronous operation may have ended without anyone looking: look first.
       e.comm->PollOutstanding();
       if (std::optional<OpRecord> stuck = e.recorder->FirstExpired(now)) {
         FireLocked(e, *stuck);
-        break;
+        if (fired_) break;
       }
     }
+  }
+}
+
+bool Watchdog::AbortLocked(Entry& entry) {
+  if (entry.abort_family) {
+    entry.abort_family();
+    return entry.comm != nullptr;  // false: the abort destroyed it
+  }
+  (void)entry.comm->Abort();
+  return true;
+}
+
+void Watchdog::Report(const TimeoutReport& report) {
+  std::lock_guard<std::mutex> lock(HandlerMutex());
+  if (Handler()) {
+    Handler()(report);
+  } else {
+    DefaultHandler(report);
+  }
+}
+
+void Watchdog::FireErrorLocked(Entry& entry, const absl::Status& error) {
+  Communicator& comm = *entry.comm;
+  // The operations in flight end with the abort; the report names the oldest of them.
+  std::optional<OpRecord> oldest;
+  for (const OpRecord& r : entry.recorder->Snapshot()) {
+    if (r.state == OpState::kRunning && (!oldest.has_value() || r.seq < oldest->seq)) oldest = r;
+  }
+  entry.recorder->Unwatch();
+  TimeoutReport report;
+  report.axis = comm.options().name;
+  report.rank = comm.rank();
+  report.size = comm.size();
+  report.timeout = comm.options().timeout.value_or(absl::ZeroDuration());
+  if (oldest.has_value()) report.stuck = *oldest;
+  report.error = std::string(error.message());
+  if (entry.side != nullptr) report.global_rank = entry.side->GlobalRank(report.rank);
+  RankRecords mine;
+  mine.rank = report.rank;
+  mine.answered = true;
+  mine.now_ns = absl::GetCurrentTimeNanos();
+  mine.records = entry.recorder->Snapshot();
+  report.ranks.push_back(std::move(mine));
+  report.diagnosis.summary = absl::StrFormat(
+      "asynchronous error on axis '%s'; its mesh's communicators were aborted%s", report.axis,
+      oldest.has_value() ? absl::StrFormat(", failing %s #%d and the operations after it",
+                                           OpKindName(oldest->op), oldest->seq)
+                         : std::string());
+  if (!AbortLocked(entry)) return;
+  Report(report);
+  if (entry.side != nullptr) {
+    fired_ = true;
+    entry.side->AbortJob(1);
   }
 }
 
@@ -151,15 +212,11 @@ std::string Watchdog::BlockedInLocked() {
 }
 
 void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
-  fired_ = true;
+  // With a side channel the job ends after the report: nothing else is reported.
+  if (entry.side != nullptr) fired_ = true;
   Communicator& comm = *entry.comm;
   entry.recorder->Unwatch();
-  if (entry.abort_family) {
-    entry.abort_family();
-    if (entry.comm == nullptr) return;  // the abort destroyed it
-  } else {
-    (void)comm.Abort();
-  }
+  if (!AbortLocked(entry)) return;
   TimeoutReport report;
   report.axis = comm.options().name;
   report.rank = comm.rank();
@@ -182,14 +239,7 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
     report.ranks.push_back(std::move(mine));
   }
   report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
-  {
-    std::lock_guard<std::mutex> lock(HandlerMutex());
-    if (Handler()) {
-      Handler()(report);
-    } else {
-      DefaultHandler(report);
-    }
-  }
+  Report(report);
   if (entry.side == nullptr) return;
   // Keep answering the other ranks, so that they can name the culprit too, then end the job.
   const absl::Time end = absl::Now() + kAbortGrace;

@@ -23,6 +23,15 @@
 // A communicator with CommOptions::interruptible polls nonblocking calls instead and returns
 // DeadlineExceeded from the operation, leaving the caller to recover; the watchdog leaves it alone.
 //
+// NCCL communicators (comm/nccl/communicator.h) are watched too, in the self-polling mode
+// (Communicator::WatchMode): a blocking operation enforces its own deadline, but an asynchronous
+// one (enqueued on the engine's stream, perhaps never waited for) is watched against its deadline,
+// and every tick asks NCCL for asynchronous errors (ncclCommGetAsyncError), timeout or not. On a
+// timeout or an error the watchdog aborts the communicator's family in one grouped call
+// (AbortTogether), which fails the outstanding operations, and reports this rank's records
+// (there is no separate channel for an exchange); the job goes on, so that the caller can
+// rebuild, and the watchdog keeps watching the other communicators.
+//
 // The separate channel needs MPI's "multiple" thread level (comm/mpi/session.h requests it): the
 // watchdog makes MPI calls while the main thread is blocked in another. Where MPI grants less, MPI
 // communicators with a timeout run as if interruptible.
@@ -47,7 +56,9 @@ inline constexpr absl::Duration kExchangeTimeout = absl::Seconds(1);
 // network partition every rank on both sides then prints its diagnosis.
 inline constexpr absl::Duration kAbortGrace = absl::Seconds(1);
 
-// What the watchdog found when an operation outlived its timeout.
+// What the watchdog found when an operation outlived its timeout, or when a communicator reported
+// an asynchronous error (then `error` is that error, `stuck` the oldest operation in flight, if
+// any, and `ranks` this rank's records only).
 struct TimeoutReport {
   std::string axis;  // the communicator's name (CommOptions::name)
   int rank = 0;      // this process's rank in it

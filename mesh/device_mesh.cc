@@ -45,9 +45,10 @@ struct DeviceMesh::Shared {
       std::lock_guard<std::mutex> lock(mu);
       all = comms;
     }
-    absl::Status first;
-    for (const std::shared_ptr<comm::Communicator>& comm : all) first.Update(comm->Abort());
-    return first;
+    std::vector<comm::Communicator*> family;
+    family.reserve(all.size());
+    for (const std::shared_ptr<comm::Communicator>& comm : all) family.push_back(comm.get());
+    return comm::AbortTogether(family);
   }
 };
 

@@ -46,8 +46,10 @@ class Watchdog {
   static Watchdog& Get();
 
   // Registers `comm`; `side` may be null (no exchange: the report has this rank's records only,
-  // and the job is not aborted). Starts the thread when `comm` has a timeout.
-  void Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder, SideChannel* side);
+  // and the job is not aborted). `poll_errors`: call comm->PollAsyncError() on every tick.
+  // Starts the thread when `comm` has a timeout or `poll_errors`.
+  void Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder, SideChannel* side,
+           bool poll_errors = false);
   // Unregisters `comm`; waits while the watchdog thread is using it. Call before destroying the
   // side channel.
   void Remove(const Communicator* comm);
@@ -62,13 +64,21 @@ class Watchdog {
     std::shared_ptr<FlightRecorder> recorder;
     SideChannel* side;
     std::function<void()> abort_family;
+    bool poll_errors = false;
   };
   Watchdog() = default;
   void Loop();
   void ServeAllLocked();
   // What this process waits in on any registered communicator ("" if nothing).
   std::string BlockedInLocked();
+  // An operation of `entry` outlived its deadline.
   void FireLocked(Entry& entry, const OpRecord& stuck);
+  // The backend of `entry` reported an asynchronous error.
+  void FireErrorLocked(Entry& entry, const absl::Status& error);
+  // Aborts the family of `entry` (or its communicator); false when that destroyed it.
+  bool AbortLocked(Entry& entry);
+  // Hands `report` to the process's handler.
+  static void Report(const TimeoutReport& report);
 
   std::mutex mu_;
   // Guarded by mu_. An entry whose comm is null was removed by the watchdog thread itself (a
@@ -76,7 +86,10 @@ class Watchdog {
   std::vector<Entry> entries_;
   std::atomic<std::thread::id> thread_id_{};  // the watchdog thread's, once started
   bool started_ = false;                      // guarded by mu_
-  bool fired_ = false;                        // guarded by mu_
+  // Guarded by mu_: a report was made for a communicator with a side channel, and the job is
+  // ending; nothing more is reported. (A communicator without one, e.g. NCCL's, is aborted and
+  // reported, and the watchdog goes on watching the others: a server may rebuild its meshes.)
+  bool fired_ = false;
 };
 
 }  // namespace nmesh::comm::internal

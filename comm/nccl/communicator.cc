@@ -4,9 +4,11 @@
 #include <nccl.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -118,10 +120,20 @@ absl::Status CopyOnDevice(int device, void* dst, const void* src, size_t bytes, 
 
 // An operation enqueued on a stream: a CUDA event recorded after it, which the host can query or
 // wait on and another stream can wait on (comm/nccl/native.h).
+//
+// An abort (Abort(), a timeout, the mesh's family abort) ends the kernels NCCL had enqueued, so the
+// event then completes although the operation did not: a handle whose communicator was aborted
+// before it was seen complete fails with the abort's reason instead of reporting success.
 class NcclWork final : public Work::Impl {
  public:
-  NcclWork(const Communicator& comm, std::string_view op, int device, int rank, cudaEvent_t event)
-      : Impl(comm, op), device_(device), rank_(rank), event_(event) {}
+  NcclWork(const Communicator& comm, std::string_view op, int device, int rank, cudaEvent_t event,
+           std::shared_ptr<const ci::AbortState> aborted)
+      : Impl(comm, op),
+        comm_(comm),
+        device_(device),
+        rank_(rank),
+        event_(event),
+        aborted_(std::move(aborted)) {}
   ~NcclWork() override {
     cudaSetDevice(device_);
     cudaEventDestroy(event_);
@@ -139,17 +151,25 @@ class NcclWork final : public Work::Impl {
     cudaSetDevice(device_);
     return Result(cudaEventSynchronize(event_), "cudaEventSynchronize");
   }
+  // The communicator is being destroyed: the abort state must no longer name it.
+  void Abandon() override { orphaned_.store(true, std::memory_order_release); }
 
  private:
   absl::Status Result(cudaError_t error, const char* call) const {
+    if (error == cudaSuccess && aborted_->aborted() && !orphaned_.load(std::memory_order_acquire)) {
+      return aborted_->Check(comm_, op());
+    }
     if (error == cudaSuccess) return absl::OkStatus();
     absl::Status s = CudaStatus(error, call, rank_);
     return absl::Status(s.code(), absl::StrFormat("%s: %s", context(), s.message()));
   }
 
+  const Communicator& comm_;  // for messages only, while not orphaned_
   int device_;
   int rank_;
   cudaEvent_t event_;
+  std::shared_ptr<const ci::AbortState> aborted_;
+  std::atomic<bool> orphaned_{false};
 };
 
 class NcclCommunicator final : public Communicator {
@@ -163,9 +183,14 @@ class NcclCommunicator final : public Communicator {
         active_stream_(stream),
         rank_(rank),
         size_(size),
-        options_(std::move(options)) {}
+        options_(std::move(options)) {
+    // Asynchronous operations against their deadline, and NCCL's asynchronous errors, timeout or
+    // not (comm/watchdog.h).
+    Watch(nullptr, WatchMode::kSelfPolling);
+  }
 
   ~NcclCommunicator() override {
+    Unwatch();
     cudaSetDevice(device_);
     works_.OrphanAll();
     ncclComm_t comm = nullptr;
@@ -483,7 +508,8 @@ class NcclCommunicator final : public Communicator {
       cudaEventDestroy(event);
       return issued;
     }
-    return Work(works_.Add(std::make_shared<NcclWork>(*this, a.op, device_, rank_, event)));
+    return Work(
+        works_.Add(std::make_shared<NcclWork>(*this, a.op, device_, rank_, event, abort_state_)));
   }
 
   absl::Status DoBarrier() override {
@@ -504,8 +530,64 @@ class NcclCommunicator final : public Communicator {
   }
 
   absl::Status Abort() override {
+    works_.TryPollAll();  // operations already complete keep their success
     AbortComm("Abort() was called");
     return absl::OkStatus();
+  }
+
+  // NCCL >= 2.22 aborts communicators in a group: each ncclCommAbort alone may synchronise the
+  // device, which a kernel of another hung communicator of the family blocks (NVIDIA/nccl#1013);
+  // grouped, they are aborted together. Older NCCL: one after another.
+  absl::Status AbortGroup(absl::Span<Communicator* const> family) override {
+    struct Taken {
+      ncclComm_t comm;
+      int device;
+    };
+    std::vector<Taken> taken;
+    absl::Status first;
+    for (Communicator* member : family) {
+      auto* nccl = dynamic_cast<NcclCommunicator*>(member);
+      if (nccl == nullptr) {  // e.g. a device self communicator
+        first.Update(member->Abort());
+        continue;
+      }
+      nccl->works_.TryPollAll();
+      if (std::optional<ncclComm_t> comm =
+              nccl->Take("aborted together with the other communicators of its mesh")) {
+        taken.push_back({*comm, nccl->device_});
+      }
+    }
+    if (taken.empty()) return first;
+#if NCCL_VERSION_CODE >= NCCL_VERSION(2, 22, 0)
+    first.Update(NcclStatus(ncclGroupStart(), "ncclGroupStart", rank_));
+    for (const Taken& t : taken) {
+      cudaSetDevice(t.device);
+      ncclCommAbort(t.comm);
+    }
+    first.Update(NcclStatus(ncclGroupEnd(), "ncclGroupEnd", rank_));
+#else
+    for (const Taken& t : taken) {
+      cudaSetDevice(t.device);
+      ncclCommAbort(t.comm);
+    }
+#endif
+    return first;
+  }
+
+  void PollOutstanding() override { works_.TryPollAll(); }
+
+  absl::Status PollAsyncError() override {
+    ncclResult_t state = ncclSuccess;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (comm_ == nullptr) return absl::OkStatus();  // aborted: nothing more to find
+      if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return absl::OkStatus();
+      if (state == ncclSuccess || state == ncclInProgress) return absl::OkStatus();
+      absl::Status error = NcclStatus(state, "ncclCommGetAsyncError", rank_, comm_);
+      return absl::Status(
+          error.code(), absl::StrFormat("asynchronous NCCL error on axis '%s': %s (rank %d of %d)",
+                                        options_.name, error.message(), rank_, size_));
+    }
   }
 
   absl::StatusOr<Buffer> AllocateBuffer(size_t bytes) override {
@@ -533,24 +615,37 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+  absl::Status Usable(std::string_view op) const { return abort_state_->Check(*this, op); }
   absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   // Calls ncclCommAbort once and remembers why. Safe from any thread.
   void AbortComm(std::string reason) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (comm_ != nullptr) {
+    if (std::optional<ncclComm_t> comm = Take(std::move(reason))) {
       cudaSetDevice(device_);
-      if (owned_) ncclCommAbort(comm_);  // a borrowed communicator is the caller's to abort
-      comm_ = nullptr;
+      ncclCommAbort(*comm);
     }
-    abort_state_.Mark(std::move(reason));
   }
+
+  // Marks this communicator aborted (first reason wins) and hands over the NCCL communicator to
+  // abort, unless it was aborted already or is borrowed (the caller's to abort). Safe from any
+  // thread.
+  std::optional<ncclComm_t> Take(std::string reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    abort_state_->Mark(std::move(reason));
+    ncclComm_t comm = std::exchange(comm_, nullptr);
+    if (comm == nullptr || !owned_) return std::nullopt;
+    return comm;
+  }
+
+  // After a timeout or an asynchronous error found by an operation: this communicator is aborted
+  // already (with the reason); its mesh's other communicators follow, together.
+  void AbortFamilyAfter() { AbortFamilyOrSelf(); }
 
   absl::Status FailTimeout(std::string_view op) {
     absl::Status timeout = ci::TimeoutError(*this, op);
     AbortComm(absl::StrFormat("an earlier %s timed out after %s", op,
                               ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
+    AbortFamilyAfter();
     return timeout;
   }
 
@@ -561,6 +656,7 @@ class NcclCommunicator final : public Communicator {
       error = Check(op, state, "asynchronous NCCL operation");
     }
     AbortComm(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
+    AbortFamilyAfter();
     return error;
   }
 
@@ -640,7 +736,8 @@ class NcclCommunicator final : public Communicator {
   int size_;
   CommOptions options_;
   void* barrier_buffer_ = nullptr;
-  ci::AbortState abort_state_;
+  // Shared with the handles of asynchronous operations (NcclWork).
+  std::shared_ptr<ci::AbortState> abort_state_ = std::make_shared<ci::AbortState>();
 };
 
 // Step 1 of CreateWorld on this rank: which device to use, or why none can be used.

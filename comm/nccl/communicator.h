@@ -43,6 +43,15 @@
 // NCCL_SPLIT_NOCOLOR for ranks without a color. Unlike the MPI backend, a negative color is
 // reported only on the rank that passed it; the others wait in ncclCommSplit until their timeout.
 //
+// The watchdog (comm/watchdog.h) watches every NCCL communicator: the deadline of each
+// asynchronous operation (which may never be waited for), and ncclCommGetAsyncError on every tick,
+// with or without a timeout. A timeout or an error found there, or by an operation's own polling,
+// aborts the communicator's family (SetAbortFamily: every communicator of its DeviceMesh) in one
+// ncclGroupStart / ncclCommAbort... / ncclGroupEnd (NCCL 2.22 and later; one by one before), so
+// that the abort of one cannot wait on a kernel of another that hangs (NVIDIA/nccl#1013). A handle
+// whose communicator was aborted before it completed fails with the abort's reason (the kernel
+// ends early and its event completes, but the data is undefined).
+//
 // Abort() may be called from any thread: it calls ncclCommAbort, which also ends an operation that
 // another thread is polling (that call returns FailedPrecondition). Destruction finalises the
 // communicator (ncclCommFinalize, polled up to the timeout, then ncclCommDestroy) or, when it was

@@ -8,9 +8,11 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,6 +29,7 @@
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
+#include "nmesh/comm/watchdog.h"
 #include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
@@ -224,6 +227,70 @@ TEST_F(NcclGpuTest, AbortFromAnotherThread) {
   EXPECT_THAT(world->Recv(buffer.get(), 4, DataType::kInt32, 0),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("Abort() was called")));
   aborter.join();
+}
+
+// The watchdog on NCCL (comm/watchdog.h): an all_reduce enqueued on the engine's stream behind a
+// host function that spins on a flag never starts; past its deadline the watchdog aborts its
+// family (tp and cp, split from one world) in one grouped call and reports it, and the handle
+// fails.
+TEST_F(NcclGpuTest, WatchdogAbortsTheFamilyOfAStuckAsyncOperation) {
+  auto world = SoloWorld({.name = "world", .timeout = absl::Seconds(60)});
+  ASSERT_NE(world, nullptr);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> tp,
+                       world->Split(0, 0, {.name = "tp", .timeout = absl::Seconds(1)}));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> cp,
+                       world->Split(0, 0, {.name = "cp", .timeout = absl::Seconds(1)}));
+  std::vector<Communicator*> family = {tp.get(), cp.get()};
+  for (Communicator* comm : family) comm->SetAbortFamily([family] { (void)AbortTogether(family); });
+  std::mutex mu;
+  std::vector<TimeoutReport> reports;
+  SetTimeoutHandler([&](const TimeoutReport& report) {
+    std::lock_guard<std::mutex> lock(mu);
+    reports.push_back(report);
+  });
+
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  static std::atomic<bool> release{false};
+  release = false;
+  ASSERT_EQ(cudaLaunchHostFunc(
+                stream,
+                [](void*) {
+                  while (!release.load()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                },
+                nullptr),
+            cudaSuccess);
+  DeviceBuffer<float> buffer(std::vector<float>(1024, 1.0f));
+  ASSERT_OK_AND_ASSIGN(Work work,
+                       tp->AllReduceAsync(buffer.get(), buffer.get(), 1024, DataType::kFloat32,
+                                          ReduceOp::kSum, {.stream = stream}));
+  // Wait for the report (at most 10 s), then let the stream go in any case.
+  const auto start = std::chrono::steady_clock::now();
+  bool reported = false;
+  while (!reported && std::chrono::steady_clock::now() - start < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::lock_guard<std::mutex> lock(mu);
+    reported = !reports.empty();
+  }
+  const double elapsed =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  release = true;
+  ASSERT_TRUE(reported) << "the watchdog did not report the stuck all_reduce";
+  std::printf("[timing] stuck async all_reduce reported after %.3f s (timeout 1 s)\n", elapsed);
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    EXPECT_EQ(reports[0].axis, "tp");
+    EXPECT_EQ(reports[0].stuck.op, OpKind::kAllReduce);
+    EXPECT_EQ(reports[0].stuck.seq, 1u);
+    EXPECT_THAT(reports[0].error, HasSubstr("all_reduce on axis 'tp' timed out after 1 s"));
+  }
+  EXPECT_FALSE(work.Wait(absl::Seconds(30)).ok());
+  EXPECT_THAT(cp->Barrier(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                      HasSubstr("abort")));  // aborted with tp
+  EXPECT_OK(world->Barrier());                               // the parent is not part of the family
+  SetTimeoutHandler(nullptr);
+  cudaStreamSynchronize(stream);
+  cudaStreamDestroy(stream);
 }
 
 TEST_F(NcclGpuTest, WorldOverMpi) {
