@@ -128,6 +128,8 @@ class FlightRecorder {
   std::vector<OpRecord> Snapshot() const;
   // The sequence number of the last operation recorded (0: none yet).
   uint64_t last_seq() const;
+  // The collective_seq of the last collective (or split) recorded (0: none yet).
+  uint64_t last_collective_seq() const;
   // The oldest running operation whose deadline is at or before `now_ns`, if any.
   std::optional<OpRecord> FirstExpired(int64_t now_ns) const;
 
@@ -136,6 +138,16 @@ class FlightRecorder {
   std::vector<OpRecord> ring_;  // slot (seq - 1) % capacity
   uint64_t last_ = 0;
   uint64_t last_collective_ = 0;
+};
+
+// Where a rank's process stands on one of its communicators, any axis (not only the one that
+// timed out): for following a wait from one axis to another (TraceWaits).
+struct AxisProgress {
+  std::string axis;    // the communicator's name
+  uint64_t group = 0;  // identifies its group (a fingerprint of the members' global ranks)
+  std::vector<int64_t> members;  // their global ranks, in rank order; empty: not known
+  uint64_t entered = 0;          // the collective_seq of the last collective it entered (0: none)
+  OpRecord waiting;              // its oldest running operation; seq 0: none
 };
 
 // What one rank of a communicator reported about it.
@@ -148,6 +160,8 @@ struct RankRecords {
   // What the rank's process waits in on any communicator, e.g. "all_gather #1 (8 B int64) on axis
   // 'tp'"; empty: nothing (or unknown).
   std::string blocked_in;
+  // Where the process stands on each of its watched communicators (empty: not known).
+  std::vector<AxisProgress> axes;
 };
 
 // The analysis of one timeout.
@@ -159,6 +173,8 @@ struct TimeoutDiagnosis {
   // operation, called another one at its sequence number, or did not answer.
   std::vector<int64_t> culprits;
   uint64_t seq = 0;  // the operation that timed out
+  // Where the waits of the ranks that answered end, across axes (TraceWaits); empty: not traced.
+  std::string trace;
 };
 
 // Pure: the culprit of a timeout of operation `stuck` on communicator `axis`, from the records of
@@ -175,11 +191,26 @@ struct TimeoutDiagnosis {
 TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
                                  const std::vector<RankRecords>& ranks);
 
+// Pure: follows the waits between ranks across axes, from what `ranks` reported of every
+// communicator of their processes (RankRecords::axes), to where they end: a rank that never
+// entered the collective another waits in, and waits in nothing watched, or did not answer; or a
+// cycle of ranks that each wait in a collective the next never entered (they called collectives in
+// different orders), e.g.
+//   "rank 2 waits in all_gather #1 (8 B int64) on axis 'tp' (group [2, 3]), which rank 3 never
+//   entered; rank 3 waits in all_reduce #9 (8 B int64) on axis 'world' (group [0, ..., 7]),
+//   which rank 2 never entered: a cycle"
+// Ranks are named by global rank. Empty when nothing can be followed (no rank reported its axes,
+// or nobody waits in a collective).
+std::string TraceWaits(const std::vector<RankRecords>& ranks);
+
 // The records of `ranks` as a JSON document (nlohmann-json, pretty-printed):
-//   {"axis": "tp", "reporting_rank": 2, "diagnosis": "...", "ranks": [{"rank": 0,
-//    "global_rank": 2, "answered": true, "records": [{"seq": 41, "op": "all_reduce", ...}]}]}
+//   {"axis": "tp", "reporting_rank": 2, "diagnosis": "...", "trace": "...", "ranks": [{"rank": 0,
+//    "global_rank": 2, "answered": true, "blocked_in": "...", "records": [{"seq": 41,
+//    "op": "all_reduce", ...}], "axes": [{"axis": "tp", "group": "0x...", "members": [2, 3],
+//    "entered": 41, "waiting": {...} or null}]}]}
 std::string FlightRecordJson(std::string_view axis, int64_t reporting_rank,
-                             std::string_view diagnosis, const std::vector<RankRecords>& ranks);
+                             std::string_view diagnosis, const std::vector<RankRecords>& ranks,
+                             std::string_view trace = {});
 
 }  // namespace nmesh::comm
 

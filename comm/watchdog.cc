@@ -7,11 +7,15 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "nmesh/base/fingerprint.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/watchdog.h"
 
 namespace nmesh::comm {
 namespace {
+
+// Groups up to this size send their members' global ranks with their records (AxisProgress).
+constexpr int kListedMembers = 1024;
 
 std::mutex& HandlerMutex() {
   static auto* mu = new std::mutex();
@@ -49,7 +53,8 @@ absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const Time
   if (!file) {
     return absl::PermissionDeniedError(absl::StrFormat("flight recorder: cannot write '%s'", path));
   }
-  file << FlightRecordJson(report.axis, me, report.diagnosis.summary, report.ranks);
+  file << FlightRecordJson(report.axis, me, report.diagnosis.summary, report.ranks,
+                           report.diagnosis.trace);
   file.close();
   if (!file) {
     return absl::DataLossError(absl::StrFormat("flight recorder: writing '%s' failed", path));
@@ -67,9 +72,21 @@ Watchdog& Watchdog::Get() {
 void Watchdog::Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder, SideChannel* side,
                    bool poll_errors) {
   const bool timed = comm->options().timeout.has_value();
+  // The group by its members' global ranks, for following waits across axes (TraceWaits).
+  Entry entry{comm, std::move(recorder), side, nullptr, poll_errors, 0, {}};
+  if (side != nullptr) {
+    Fingerprint group;
+    group.Add(comm->options().name);
+    const bool listed = comm->size() <= kListedMembers;
+    for (int r = 0; r < comm->size(); ++r) {
+      group.Add(side->GlobalRank(r));
+      if (listed) entry.members.push_back(side->GlobalRank(r));
+    }
+    entry.group = group.value();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
-    entries_.push_back({comm, std::move(recorder), side, nullptr, poll_errors});
+    entries_.push_back(std::move(entry));
   }
   if (timed || poll_errors) Start();
 }
@@ -188,27 +205,37 @@ void Watchdog::FireErrorLocked(Entry& entry, const absl::Status& error) {
 }
 
 void Watchdog::ServeAllLocked() {
-  const std::function<std::string()> blocked_in = [this] { return BlockedInLocked(); };
+  const std::function<ProcessState()> state = [this] { return StateLocked(); };
   for (Entry& e : entries_) {
-    if (e.comm != nullptr && e.side != nullptr) e.side->Serve(*e.recorder, blocked_in);
+    if (e.comm != nullptr && e.side != nullptr) e.side->Serve(*e.recorder, state);
   }
 }
 
-std::string Watchdog::BlockedInLocked() {
+ProcessState Watchdog::StateLocked() {
   const int64_t now = absl::GetCurrentTimeNanos();
-  std::string text;
+  ProcessState state;
   int64_t oldest = 0;
   for (const Entry& e : entries_) {
     if (e.comm == nullptr) continue;
+    AxisProgress axis;
+    axis.axis = e.comm->options().name;
+    axis.group = e.group;
+    axis.members = e.members;
+    axis.entered = e.recorder->last_collective_seq();
     for (const OpRecord& r : e.recorder->Snapshot()) {
-      if (r.state != OpState::kRunning || (!text.empty() && r.start_ns >= oldest)) continue;
+      if (r.state != OpState::kRunning) continue;
+      if (axis.waiting.seq == 0 || r.start_ns < axis.waiting.start_ns) axis.waiting = r;
+    }
+    if (axis.waiting.seq != 0 && (state.blocked_in.empty() || axis.waiting.start_ns < oldest)) {
+      const OpRecord& r = axis.waiting;
       oldest = r.start_ns;
-      text =
-          absl::StrFormat("%s on axis '%s' since %.1f s", DescribeRecord(r), e.comm->options().name,
+      state.blocked_in =
+          absl::StrFormat("%s on axis '%s' since %.1f s", DescribeRecord(r), axis.axis,
                           static_cast<double>(std::max<int64_t>(now - r.start_ns, 0)) / 1e9);
     }
+    state.axes.push_back(std::move(axis));
   }
-  return text;
+  return state;
 }
 
 void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
@@ -230,6 +257,12 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
     report.global_rank = entry.side->GlobalRank(report.rank);
     report.ranks = entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout,
                                         [this] { ServeAllLocked(); });
+    for (RankRecords& mine : report.ranks) {
+      if (mine.rank != report.rank) continue;
+      ProcessState state = StateLocked();
+      mine.blocked_in = std::move(state.blocked_in);
+      mine.axes = std::move(state.axes);
+    }
   } else {
     RankRecords mine;
     mine.rank = report.rank;
@@ -239,6 +272,7 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
     report.ranks.push_back(std::move(mine));
   }
   report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
+  report.diagnosis.trace = TraceWaits(report.ranks);
   Report(report);
   if (entry.side == nullptr) return;
   // Keep answering the other ranks, so that they can name the culprit too, then end the job.

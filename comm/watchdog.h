@@ -16,8 +16,9 @@
 // was created, within kExchangeTimeout. Every rank's watchdog answers such requests on every
 // tick, whatever its main thread is doing; a rank that does not answer in time is reported as
 // stopped or dead.
-// 3. DiagnoseTimeout names the culprit, and the process's TimeoutHandler gets a TimeoutReport
-// (default: one line on stderr, FormatTimeoutReport).
+// 3. DiagnoseTimeout names the culprit, TraceWaits follows the waits across the ranks' other
+// communicators (each answer carries where its process stands on all of them), and the process's
+// TimeoutHandler gets a TimeoutReport (default: one line on stderr, FormatTimeoutReport).
 // 4. After kAbortGrace (while still answering the other ranks' requests, so that they can name
 // the culprit too) the job ends: MPI_Abort(MPI_COMM_WORLD, 1).
 // A communicator with CommOptions::interruptible polls nonblocking calls instead and returns

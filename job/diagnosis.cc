@@ -16,10 +16,18 @@ std::string TimeoutLine(const comm::TimeoutReport& report) {
   return absl::StrFormat("nmesh: error: %s", comm::FormatTimeoutReport(report));
 }
 
+std::string SummaryLine(const comm::TimeoutReport& report) {
+  return absl::StrFormat("nmesh: error: summary: %s", report.diagnosis.trace.empty()
+                                                          ? report.diagnosis.summary
+                                                          : report.diagnosis.trace);
+}
+
 void ReportTimeouts(TimeoutReporting reporting) {
   comm::SetTimeoutHandler([reporting = std::move(reporting)](const comm::TimeoutReport& report) {
     // One write per line, so that lines of several ranks do not interleave.
-    std::string text = TimeoutLine(report) + "\n";
+    std::string text;
+    if (report.global_rank == 0) text = SummaryLine(report) + "\n";
+    text += TimeoutLine(report) + "\n";
     if (reporting.flight_recorder_dir.has_value()) {
       absl::StatusOr<std::string> path =
           comm::WriteFlightRecord(*reporting.flight_recorder_dir, report);

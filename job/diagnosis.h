@@ -9,7 +9,12 @@
 //   axis 'tp' (group [2, 3]): rank 3 never entered all_gather #3 (8 B int64); rank 2 waits in it
 //   since 1.0 s
 // and, with a flight-recorder directory, the records it gathered from every rank of that
-// communicator to <dir>/nmesh_flight_rank<rank>.json. Then the watchdog ends the job (exit 1).
+// communicator to <dir>/nmesh_flight_rank<rank>.json. The job's rank 0 first writes a summary:
+// where the waits of the ranks it heard from end, followed across axes (comm::TraceWaits), e.g.
+//   nmesh: error: summary: rank 2 waits in all_gather #1 (8 B int64) on axis 'tp' (group [2, 3]),
+//   which rank 3 never entered; rank 3 waits in all_reduce #9 (8 B int64) on axis 'world' (group
+//   [0, 1, 2, 3, 4, 5, 6, 7]), which ranks 0, 2 never entered: a cycle (...)
+// or, when nothing could be followed, its own diagnosis. Then the watchdog ends the job (exit 1).
 #ifndef NMESH_JOB_DIAGNOSIS_H_
 #define NMESH_JOB_DIAGNOSIS_H_
 
@@ -37,6 +42,9 @@ absl::Status CheckFlightRecorderDir(const std::string& dir);
 
 // The line printed for `report` (without the newline): "nmesh: error: " + FormatTimeoutReport.
 std::string TimeoutLine(const comm::TimeoutReport& report);
+// Rank 0's summary line for `report` (without the newline): "nmesh: error: summary: " + the trace
+// of the waits, or the diagnosis when there is none.
+std::string SummaryLine(const comm::TimeoutReport& report);
 
 }  // namespace nmesh::job
 

@@ -21,15 +21,21 @@
 
 namespace nmesh::comm::internal {
 
+// Where this process stands on every watched communicator, sent with its records.
+struct ProcessState {
+  std::string blocked_in;          // RankRecords::blocked_in
+  std::vector<AxisProgress> axes;  // RankRecords::axes
+};
+
 // A backend's separate channel for one communicator. Called on the watchdog thread only (and
 // destroyed after Watchdog::Remove).
 class SideChannel {
  public:
   virtual ~SideChannel() = default;
-  // Answers the requests for this rank's records that have arrived, with `blocked_in()` (what
-  // the process waits in on any communicator; RankRecords::blocked_in). Never blocks.
+  // Answers the requests for this rank's records that have arrived, with `state()` (where the
+  // process stands on all its communicators: RankRecords::blocked_in and axes). Never blocks.
   virtual void Serve(const FlightRecorder& recorder,
-                     const std::function<std::string()>& blocked_in) = 0;
+                     const std::function<ProcessState()>& state) = 0;
   // Asks every other rank for its records and collects the answers until `deadline`, calling
   // `serve` between polls (so that this rank keeps answering others). One entry per rank, in rank
   // order; this rank's own from `recorder`.
@@ -65,12 +71,14 @@ class Watchdog {
     SideChannel* side;
     std::function<void()> abort_family;
     bool poll_errors = false;
+    uint64_t group = 0;            // AxisProgress::group
+    std::vector<int64_t> members;  // AxisProgress::members
   };
   Watchdog() = default;
   void Loop();
   void ServeAllLocked();
-  // What this process waits in on any registered communicator ("" if nothing).
-  std::string BlockedInLocked();
+  // Where this process stands on every registered communicator.
+  ProcessState StateLocked();
   // An operation of `entry` outlived its deadline.
   void FireLocked(Entry& entry, const OpRecord& stuck);
   // The backend of `entry` reported an asynchronous error.

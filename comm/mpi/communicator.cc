@@ -203,7 +203,7 @@ class MpiSideChannel final : public ci::SideChannel {
   }
 
   void Serve(const FlightRecorder& recorder,
-             const std::function<std::string()>& blocked_in) override {
+             const std::function<ci::ProcessState()>& state) override {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
@@ -222,7 +222,7 @@ class MpiSideChannel final : public ci::SideChannel {
       if (MPI_Test(&request_, &done, &status) != MPI_SUCCESS || !done) return;
       request_ = MPI_REQUEST_NULL;
       Reply reply;
-      reply.bytes = Encode(recorder, blocked_in());
+      reply.bytes = Encode(recorder, state());
       if (MPI_Isend(reply.bytes.data(), static_cast<int>(reply.bytes.size()), MPI_BYTE,
                     status.MPI_SOURCE, kReplyTag, side_, &reply.request) == MPI_SUCCESS) {
         replies_.push_back(std::move(reply));
@@ -284,44 +284,89 @@ class MpiSideChannel final : public ci::SideChannel {
   }
 
  private:
+  // A reply: the header, `count` OpRecords, then `axes` entries, each an AxisHeader followed by
+  // its `members` global ranks (int64).
   struct ReplyHeader {
     int64_t now_ns;
     int64_t count;
+    int64_t axes;
     char blocked_in[160];  // NUL-terminated, truncated
+  };
+  struct AxisHeader {
+    char axis[64];  // NUL-terminated, truncated
+    uint64_t group;
+    uint64_t entered;
+    OpRecord waiting;
+    int64_t members;
   };
   struct Reply {
     MPI_Request request = MPI_REQUEST_NULL;
     std::vector<std::byte> bytes;
   };
 
+  template <size_t N>
+  static void CopyText(const std::string& text, char (&out)[N]) {
+    const size_t n = std::min(text.size(), N - 1);
+    std::memcpy(out, text.data(), n);
+    out[n] = '\0';
+  }
+
+  static void Append(std::vector<std::byte>& bytes, const void* data, size_t size) {
+    const auto* begin = static_cast<const std::byte*>(data);
+    bytes.insert(bytes.end(), begin, begin + size);
+  }
+
   static std::vector<std::byte> Encode(const FlightRecorder& recorder,
-                                       const std::string& blocked_in) {
+                                       const ci::ProcessState& state) {
     const std::vector<OpRecord> records = recorder.Snapshot();
-    ReplyHeader header{absl::GetCurrentTimeNanos(), static_cast<int64_t>(records.size()), {}};
-    const size_t n = std::min(blocked_in.size(), sizeof(header.blocked_in) - 1);
-    std::memcpy(header.blocked_in, blocked_in.data(), n);
-    header.blocked_in[n] = '\0';
-    std::vector<std::byte> bytes(sizeof(header) + records.size() * sizeof(OpRecord));
-    std::memcpy(bytes.data(), &header, sizeof(header));
-    if (!records.empty()) {
-      std::memcpy(bytes.data() + sizeof(header), records.data(), records.size() * sizeof(OpRecord));
+    ReplyHeader header{absl::GetCurrentTimeNanos(),
+                       static_cast<int64_t>(records.size()),
+                       static_cast<int64_t>(state.axes.size()),
+                       {}};
+    CopyText(state.blocked_in, header.blocked_in);
+    std::vector<std::byte> bytes;
+    Append(bytes, &header, sizeof(header));
+    Append(bytes, records.data(), records.size() * sizeof(OpRecord));
+    for (const AxisProgress& axis : state.axes) {
+      AxisHeader a{
+          {}, axis.group, axis.entered, axis.waiting, static_cast<int64_t>(axis.members.size())};
+      CopyText(axis.axis, a.axis);
+      Append(bytes, &a, sizeof(a));
+      Append(bytes, axis.members.data(), axis.members.size() * sizeof(int64_t));
     }
     return bytes;
   }
 
+  // Reads what Encode wrote; a short or malformed reply yields what could be read.
   static void Decode(const std::vector<std::byte>& bytes, RankRecords* entry) {
-    if (bytes.size() < sizeof(ReplyHeader)) return;
+    size_t at = 0;
+    auto read = [&](void* out, size_t size) {
+      if (bytes.size() - at < size) return false;
+      std::memcpy(out, bytes.data() + at, size);
+      at += size;
+      return true;
+    };
     ReplyHeader header;
-    std::memcpy(&header, bytes.data(), sizeof(header));
-    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(header.count, 0)),
-                                      (bytes.size() - sizeof(header)) / sizeof(OpRecord));
+    if (!read(&header, sizeof(header))) return;
     entry->answered = true;
     entry->now_ns = header.now_ns;
     header.blocked_in[sizeof(header.blocked_in) - 1] = '\0';
     entry->blocked_in = header.blocked_in;
+    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(header.count, 0)),
+                                      (bytes.size() - at) / sizeof(OpRecord));
     entry->records.resize(n);
-    if (n > 0) {
-      std::memcpy(entry->records.data(), bytes.data() + sizeof(header), n * sizeof(OpRecord));
+    read(entry->records.data(), n * sizeof(OpRecord));
+    for (int64_t i = 0; i < header.axes; ++i) {
+      AxisHeader a;
+      if (!read(&a, sizeof(a)) || a.members < 0 ||
+          static_cast<size_t>(a.members) > (bytes.size() - at) / sizeof(int64_t)) {
+        return;
+      }
+      a.axis[sizeof(a.axis) - 1] = '\0';
+      AxisProgress axis{a.axis, a.group, std::vector<int64_t>(static_cast<size_t>(a.members)),
+                        a.entered, a.waiting};
+      read(axis.members.data(), axis.members.size() * sizeof(int64_t));
+      entry->axes.push_back(std::move(axis));
     }
   }
 

@@ -266,6 +266,114 @@ TEST(DiagnoseTimeoutTest, SaysSoWhenEveryRankEntered) {
   EXPECT_TRUE(d.culprits.empty());
 }
 
+// Where one rank's process stands on one communicator (TraceWaits' input).
+AxisProgress Axis(std::string name, uint64_t group, std::vector<int64_t> members, uint64_t entered,
+                  OpRecord waiting = {}) {
+  return {std::move(name), group, std::move(members), entered, waiting};
+}
+
+RankRecords WithAxes(RankRecords r, std::vector<AxisProgress> axes) {
+  r.axes = std::move(axes);
+  return r;
+}
+
+// Four ranks, tp groups [0, 1] and [2, 3] (group ids 10, 11), world group id 1. Rank 3 skipped
+// tp's all_gather #1 and went on to the world's all_reduce (its 5th collective), where 0 and 1
+// wait too; rank 2 waits for rank 3 in the all_gather.
+std::vector<RankRecords> SkippedTpCollective() {
+  const std::vector<int64_t> world = {0, 1, 2, 3};
+  const OpRecord gather = Rec(1, 1, OpKind::kAllGather, 1, DataType::kInt64, OpState::kRunning, 1);
+  const OpRecord reduce = Rec(5, 5, OpKind::kAllReduce, 1, DataType::kInt64, OpState::kRunning, 1);
+  return {
+      WithAxes(Rank(0, 0, 2, {}), {Axis("world", 1, world, 5, reduce), Axis("tp", 10, {0, 1}, 1)}),
+      WithAxes(Rank(1, 1, 2, {}), {Axis("world", 1, world, 5, reduce), Axis("tp", 10, {0, 1}, 1)}),
+      WithAxes(Rank(2, 2, 2, {}), {Axis("world", 1, world, 4), Axis("tp", 11, {2, 3}, 1, gather)}),
+      WithAxes(Rank(3, 3, 2, {}), {Axis("world", 1, world, 5, reduce), Axis("tp", 11, {2, 3}, 0)}),
+  };
+}
+
+TEST(TraceWaitsTest, FollowsAWaitAcrossAxesToACycle) {
+  EXPECT_EQ(TraceWaits(SkippedTpCollective()),
+            "rank 2 waits in all_gather #1 (8 B int64) on axis 'tp' (group [2, 3]), which rank 3 "
+            "never entered; rank 3 waits in all_reduce #5 (8 B int64) on axis 'world' (group [0, "
+            "1, 2, 3]), which rank 2 never entered: a cycle, each waiting for the next "
+            "(collectives called in different orders, or one skipped)");
+}
+
+TEST(TraceWaitsTest, ReportsRanksThatWaitForOneAnotherOnce) {
+  // One tp group of four: ranks 0, 1, 2 wait for rank 3 in all_gather #1, which waits for them
+  // in the world's all_reduce #5. Three cycles through rank 3, one set of ranks: one ending.
+  const std::vector<int64_t> all = {0, 1, 2, 3};
+  const OpRecord gather = Rec(1, 1, OpKind::kAllGather, 1, DataType::kInt64, OpState::kRunning, 1);
+  const OpRecord reduce = Rec(5, 5, OpKind::kAllReduce, 1, DataType::kInt64, OpState::kRunning, 1);
+  std::vector<RankRecords> ranks;
+  for (int r = 0; r < 3; ++r) {
+    ranks.push_back(
+        WithAxes(Rank(r, r, 2, {}), {Axis("world", 1, all, 4), Axis("tp", 10, all, 1, gather)}));
+  }
+  ranks.push_back(
+      WithAxes(Rank(3, 3, 2, {}), {Axis("world", 1, all, 5, reduce), Axis("tp", 10, all, 0)}));
+  EXPECT_EQ(TraceWaits(ranks),
+            "rank 3 waits in all_reduce #5 (8 B int64) on axis 'world' (group [0, 1, 2, 3]), "
+            "which ranks 0, 1, 2 never entered; rank 0 waits in all_gather #1 (8 B int64) on axis "
+            "'tp' (group [0, 1, 2, 3]), which rank 3 never entered: a cycle, each waiting for the "
+            "next (collectives called in different orders, or one skipped)");
+}
+
+TEST(TraceWaitsTest, MatchesGroupsByIdWhenMembersAreNotListed) {
+  std::vector<RankRecords> ranks = SkippedTpCollective();
+  for (RankRecords& r : ranks) {
+    for (AxisProgress& a : r.axes) a.members.clear();
+  }
+  EXPECT_EQ(TraceWaits(ranks),
+            "rank 2 waits in all_gather #1 (8 B int64) on axis 'tp', which rank 3 never entered; "
+            "rank 3 waits in all_reduce #5 (8 B int64) on axis 'world', which rank 2 never "
+            "entered: a cycle, each waiting for the next (collectives called in different "
+            "orders, or one skipped)");
+}
+
+TEST(TraceWaitsTest, EndsAtARankThatDidNotAnswer) {
+  const OpRecord reduce =
+      Rec(3, 3, OpKind::kAllReduce, 1 << 20, DataType::kFloat32, OpState::kRunning, 1);
+  EXPECT_EQ(
+      TraceWaits({WithAxes(Rank(0, 4, 2, {}), {Axis("tp", 7, {4, 5}, 3, reduce)}), Silent(1, 5)}),
+      "rank 4 waits in all_reduce #3 (4 MiB float32) on axis 'tp' (group [4, 5]), for "
+      "which rank 5 did not answer (stopped or dead)");
+}
+
+TEST(TraceWaitsTest, EndsAtARankThatWaitsInNothingWatched) {
+  const OpRecord reduce = Rec(3, 3, OpKind::kAllReduce, 2, DataType::kInt32, OpState::kRunning, 1);
+  RankRecords idle = WithAxes(Rank(1, 1, 2, {}), {Axis("tp", 7, {0, 1}, 2)});
+  EXPECT_EQ(TraceWaits({WithAxes(Rank(0, 0, 2, {}), {Axis("tp", 7, {0, 1}, 3, reduce)}), idle}),
+            "rank 0 waits in all_reduce #3 (8 B int32) on axis 'tp' (group [0, 1]), which rank 1 "
+            "never entered; rank 1 waits in no watched operation");
+  idle.blocked_in = "recv #4 (8 B int64, from 3) on axis 'pp' since 1.0 s";
+  EXPECT_EQ(TraceWaits({WithAxes(Rank(0, 0, 2, {}), {Axis("tp", 7, {0, 1}, 3, reduce)}), idle}),
+            "rank 0 waits in all_reduce #3 (8 B int32) on axis 'tp' (group [0, 1]), which rank 1 "
+            "never entered; rank 1 waits in recv #4 (8 B int64, from 3) on axis 'pp' since 1.0 s");
+}
+
+TEST(TraceWaitsTest, FollowsAReceiveToItsPeerAndShortensLongGroups) {
+  std::vector<int64_t> world(16);
+  for (int64_t r = 0; r < 16; ++r) world[static_cast<size_t>(r)] = r;
+  const OpRecord recv = Rec(9, 0, OpKind::kRecv, 1, DataType::kUint64, OpState::kRunning, 1, 2);
+  EXPECT_EQ(TraceWaits({WithAxes(Rank(0, 0, 2, {}), {Axis("world", 1, world, 8, recv)}),
+                        WithAxes(Rank(2, 2, 2, {}), {Axis("world", 1, world, 8)})}),
+            "rank 0 waits in recv #9 (8 B uint64, from 2) on axis 'world' (group [0, 1, 2, 3, "
+            "..., 15] (16 ranks)), which rank 2 does not match; rank 2 waits in no watched "
+            "operation");
+}
+
+TEST(TraceWaitsTest, NothingToFollow) {
+  EXPECT_EQ(TraceWaits({}), "");
+  // Records without axes (a backend that does not send them), and a wait every member entered.
+  EXPECT_EQ(TraceWaits({Rank(0, 0, 2, {}), Silent(1, 1)}), "");
+  const OpRecord reduce = Rec(3, 3, OpKind::kAllReduce, 2, DataType::kInt32, OpState::kRunning, 1);
+  EXPECT_EQ(TraceWaits({WithAxes(Rank(0, 0, 2, {}), {Axis("tp", 7, {0, 1}, 3, reduce)}),
+                        WithAxes(Rank(1, 1, 2, {}), {Axis("tp", 7, {0, 1}, 3, reduce)})}),
+            "");
+}
+
 TEST(FlightRecordJsonTest, WritesEveryRanksRecords) {
   const OpRecord stuck =
       Rec(4, 4, OpKind::kReduceScatter, 3, DataType::kBFloat16, OpState::kRunning, 1.0);
@@ -284,6 +392,24 @@ TEST(FlightRecordJsonTest, WritesEveryRanksRecords) {
   EXPECT_EQ(json["ranks"][0]["records"][0]["state"], "running");
   EXPECT_EQ(json["ranks"][1]["answered"], false);
   EXPECT_TRUE(json["ranks"][1]["records"].empty());
+  EXPECT_EQ(json["trace"], "");
+}
+
+TEST(FlightRecordJsonTest, WritesTheTraceAndEachRanksAxes) {
+  const std::vector<RankRecords> ranks = SkippedTpCollective();
+  const nlohmann::json json =
+      nlohmann::json::parse(FlightRecordJson("tp", 2, "the diagnosis", ranks, "the trace"));
+  EXPECT_EQ(json["trace"], "the trace");
+  const nlohmann::json& axes = json["ranks"][2]["axes"];
+  ASSERT_EQ(axes.size(), 2u);
+  EXPECT_EQ(axes[0]["axis"], "world");
+  EXPECT_EQ(axes[0]["entered"], 4);
+  EXPECT_TRUE(axes[0]["waiting"].is_null());
+  EXPECT_EQ(axes[1]["axis"], "tp");
+  EXPECT_EQ(axes[1]["group"], "0x000000000000000b");
+  EXPECT_EQ(axes[1]["members"], nlohmann::json({2, 3}));
+  EXPECT_EQ(axes[1]["waiting"]["op"], "all_gather");
+  EXPECT_EQ(axes[1]["waiting"]["seq"], 1);
 }
 
 TEST(FlightRecordJsonTest, AnUnwritableDirectoryIsAnErrorNamingThePath) {

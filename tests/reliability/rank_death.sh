@@ -2,7 +2,9 @@
 # rank_death.sh MPIRUN_WRAPPER NMESH NP [SIGNAL [TIMEOUT_S]]
 # Sends SIGNAL (default KILL) to one rank of a running `nmesh bench` and checks that the job ends
 # non-zero within 30 s and leaves no nmesh process behind. Prints the measured time to exit.
-#   KILL: the rank dies; the launcher notices and ends the job.
+#   KILL: the rank dies; the launcher notices, ends the job and (Open MPI) names the rank: that is
+#         checked. Nothing of nmesh can name the axis and operation here: the launcher ends the
+#         other ranks within about a second, before any timeout.
 #   STOP: the rank freezes (alive, never progressing). Only a communicator timeout can notice
 #         that, so TIMEOUT_S (default 1) is passed as --timeout-s: the other ranks time out in
 #         their collective, report DeadlineExceeded and end the job, which kills the frozen rank.
@@ -59,6 +61,16 @@ if [ -n "$left" ]; then
   exit 1
 fi
 [ "$rc" -ne 0 ] || { echo "rank_death: job exited 0 after losing a rank" >&2; exit 1; }
+if [ "$signal" = KILL ] && "$mpirun_wrapper" --version 2>&1 | grep -q "Open MPI"; then
+  # The dead rank cannot report; the launcher ends the job within about a second and names it.
+  if ! grep -Eq -- "process rank ${victim_rank:-?} with PID [0-9]+ on node .* exited on signal 9" "$log"; then
+    echo "rank_death: the job's output does not name the killed rank ${victim_rank:-?}" >&2
+    echo "---- the job's stderr ----" >&2
+    cat "$log" >&2
+    exit 1
+  fi
+  grep -E "process rank [0-9]+ with PID" "$log"
+fi
 if [ "$signal" = STOP ]; then
   # The frozen rank's peers in the group being measured must have said why they gave up, naming
   # the frozen rank (which cannot answer the watchdog's request for its records), the axis and the

@@ -7,6 +7,9 @@
 # SKIP_RANK and the operation's sequence number:
 #   nmesh: error: rank P: all_gather on axis 'AXIS' timed out after T s (rank k of n): timeout on
 #   axis 'AXIS' (group [...]): rank SKIP_RANK never entered all_gather #N (...)
+# that rank 0 prints one summary that follows the waits across axes to SKIP_RANK:
+#   nmesh: error: summary: rank P waits in all_gather #N (...) on axis 'AXIS' (group [...]), which
+#   rank SKIP_RANK never entered; ...
 # and that the job then ends non-zero within 30 s with no process left behind.
 #
 # The group is given independently of nmesh, as arithmetic: its members are spaced STRIDE apart
@@ -93,6 +96,17 @@ else
   echo "skipped_collective: slowest report ${worst} s after the skip (timeout ${timeout_s} s);" \
     "job exited ${rc:-?} $(seconds_between "$t0" "$end") s after the skip" \
     "($(seconds_between "$start" "$end") s in all); processes left: ${left:-none}"
+fi
+summaries=$(grep -c -F "nmesh: error: summary: " "$log")
+summary_want="waits in all_gather #[0-9]+ \\([^)]*\\) on axis '$axis' \\(group \\[[0-9, .]+\\]( \\([0-9]+ ranks\\))?\\), which ranks? ([0-9]+, )*$skip(, [0-9]+)* never entered"
+if [ "$summaries" -ne 1 ]; then
+  echo "skipped_collective: $summaries summary lines, wanted one (from rank 0)" >&2
+  fail=1
+elif ! grep -F "nmesh: error: summary: " "$log" | grep -Eq -- "$summary_want"; then
+  echo "skipped_collective: the summary does not follow the waits to rank $skip; wanted: $summary_want" >&2
+  fail=1
+else
+  echo "skipped_collective: $(grep -F "nmesh: error: summary: " "$log" | cut -d' ' -f2-)"
 fi
 if [ -n "$rc" ] && [ "$rc" -eq 0 ]; then
   echo "skipped_collective: job exited 0 although a rank skipped a collective" >&2
