@@ -36,7 +36,9 @@ echo "runs: $runs each, interleaved with --version"
 measure "launched by slot, pack" plan "${mesh[@]}" "${hosts[@]}" --placement pack
 measure "launched by slot, pack, json" plan "${mesh[@]}" "${hosts[@]}" --placement pack --format json
 measure "launched by node, as-launched" plan "${mesh[@]}" "${hosts[@]}" --map-by node
-measure "launched by node, pack (a 2^20 rank list)" plan "${mesh[@]}" "${hosts[@]}" --map-by node \
-  --placement pack
+measure "launched by node, pack (closed form, no rank list)" plan "${mesh[@]}" "${hosts[@]}" \
+  --map-by node --placement pack
+measure "launched by node, pack, domains of 64 ranks" plan "${mesh[@]}" "${hosts[@]}" \
+  --map-by node --ranks-per-domain 64 --placement pack
 measure "domains of 64 ranks (8 hosts), by slot, pack" plan "${mesh[@]}" \
   "${hosts[@]}" --ranks-per-domain 64 --placement pack

@@ -213,55 +213,33 @@ absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& 
     hosts_per_domain = d / hosts.ranks_per_host;
   }
   NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, PlanMeshSpec(spec));
-  const mesh::Layout& layout = plan.device_mesh();
-  int64_t highest = layout.size() - 1;
-  if (!layout.is_identity()) {
-    const std::vector<int64_t>& list = *layout.rank_list();
-    highest = *std::max_element(list.begin(), list.end());
-  }
+  const int64_t highest = plan.device_mesh().MaxRank();
   if (highest >= *world) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "the mesh's ranks go up to %d, but --hosts %d x --ranks-per-host %d hold %d ranks", highest,
         hosts.hosts, hosts.ranks_per_host, *world));
   }
 
-  // Where position p sits: a closed form for consecutive ranks, a table otherwise.
-  const int64_t n = layout.size();
-  PositionModel host_model;
-  PositionModel domain_model;
-  bool closed_form = false;
-  if (layout.is_identity()) {
-    if (hosts.order == LaunchOrder::kBySlot) {
-      // Packing ranks that fill hosts in order keeps their order.
-      host_model = {.kind = PositionModel::kBlocks, .block = hosts.ranks_per_host};
-      domain_model = {.kind = PositionModel::kBlocks,
-                      .block = hosts.ranks_per_host * hosts_per_domain};
-      closed_form = true;
-    } else if (placement == Placement::kAsLaunched && hosts_per_domain == 1) {
-      host_model = {.kind = PositionModel::kResidues, .period = hosts.hosts};
-      domain_model = host_model;
-      closed_form = true;
-    } else if (placement == Placement::kPack && n % hosts.hosts == 0 && hosts_per_domain == 1) {
-      // Round-robin over all hosts, each holding n / hosts ranks; packed: blocks of that many.
-      std::vector<int64_t> packed(static_cast<size_t>(n));
-      for (int64_t p = 0; p < n; ++p) {
-        const int64_t per_host = n / hosts.hosts;
-        packed[static_cast<size_t>(p)] = p / per_host + (p % per_host) * hosts.hosts;
-      }
-      MeshSpec packed_spec = spec;
-      packed_spec.request.ranks = std::move(packed);
-      packed_spec.request.sizes.world_size = n;
-      packed_spec.request.job_world_size = *world;
-      NMESH_ASSIGN_OR_RETURN(plan, PlanMeshSpec(packed_spec));
-      host_model = {.kind = PositionModel::kBlocks, .block = n / hosts.hosts};
-      domain_model = host_model;
-      closed_form = true;
-    }
-  }
-  if (!closed_form) {
-    std::vector<int64_t> ranks(static_cast<size_t>(n));
-    for (int64_t p = 0; p < n; ++p) ranks[static_cast<size_t>(p)] = layout.RankAtPosition(p);
-    if (placement == Placement::kPack) {
+  const int64_t n = plan.device_mesh().size();
+  const bool consecutive = plan.device_mesh().is_identity();  // the ranks 0..n-1 in order
+  const bool round_robin = hosts.order == LaunchOrder::kByNode;
+  // Ranks launched by slot fill the hosts in order: packing consecutive ones keeps their order.
+  if (placement == Placement::kPack && !(consecutive && !round_robin)) {
+    MeshSpec packed_spec = spec;
+    packed_spec.request.sizes.world_size = n;
+    packed_spec.request.job_world_size = *world;
+    if (consecutive) {
+      // Dealt round-robin, host h holds ranks h, h + H, h + 2H, ...: packed by host, that is the
+      // ranks gathered by residue modulo H, a permutation held in closed form (no list, no
+      // index) however large the mesh.
+      packed_spec.request.ranks.reset();
+      NMESH_ASSIGN_OR_RETURN(mesh::Layout members,
+                             mesh::Layout::CreateGatheredByResidue({n}, {"ranks"}, hosts.hosts));
+      NMESH_ASSIGN_OR_RETURN(plan, PlanMeshSpecOver(packed_spec, members));
+    } else {
+      const mesh::Layout& layout = plan.device_mesh();
+      std::vector<int64_t> ranks(static_cast<size_t>(n));
+      for (int64_t p = 0; p < n; ++p) ranks[static_cast<size_t>(p)] = layout.RankAtPosition(p);
       // Hosts in order of first appearance, then rank: a stable sort on the host.
       std::vector<int64_t> first_seen(static_cast<size_t>(hosts.hosts), -1);
       int64_t seen = 0;
@@ -274,18 +252,35 @@ absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& 
         const int64_t hb = first_seen[static_cast<size_t>(hosts.HostOf(b))];
         return ha != hb ? ha < hb : a < b;
       });
-      MeshSpec packed_spec = spec;
-      packed_spec.request.sizes.world_size = n;
-      packed_spec.request.job_world_size = *world;
-      packed_spec.request.ranks = ranks;
+      packed_spec.request.ranks = std::move(ranks);
       NMESH_ASSIGN_OR_RETURN(plan, PlanMeshSpec(packed_spec));
     }
+  }
+
+  // Where position p of the placed plan sits: a closed form for consecutive ranks, a table
+  // otherwise.
+  PositionModel host_model;
+  PositionModel domain_model;
+  if (consecutive && !round_robin) {
+    host_model = {.kind = PositionModel::kBlocks, .block = hosts.ranks_per_host};
+    domain_model = {.kind = PositionModel::kBlocks,
+                    .block = hosts.ranks_per_host * hosts_per_domain};
+  } else if (consecutive && placement == Placement::kAsLaunched && hosts_per_domain == 1) {
+    host_model = {.kind = PositionModel::kResidues, .period = hosts.hosts};
+    domain_model = host_model;
+  } else if (consecutive && placement == Placement::kPack && n % hosts.hosts == 0) {
+    // Packed from round-robin, every host holds n / H ranks: blocks of that many, and a domain
+    // blocks of its hosts'.
+    host_model = {.kind = PositionModel::kBlocks, .block = n / hosts.hosts};
+    domain_model = {.kind = PositionModel::kBlocks, .block = n / hosts.hosts * hosts_per_domain};
+  } else {
+    const mesh::Layout& layout = plan.device_mesh();
     host_model.kind = PositionModel::kTable;
     host_model.host_of.resize(static_cast<size_t>(n));
     domain_model.kind = PositionModel::kTable;
     domain_model.host_of.resize(static_cast<size_t>(n));
     for (int64_t p = 0; p < n; ++p) {
-      const int64_t host = hosts.HostOf(ranks[static_cast<size_t>(p)]);
+      const int64_t host = hosts.HostOf(layout.RankAtPosition(p));
       host_model.host_of[static_cast<size_t>(p)] = host;
       domain_model.host_of[static_cast<size_t>(p)] = host / hosts_per_domain;
     }

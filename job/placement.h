@@ -81,11 +81,15 @@ struct PlacedPlan {
 };
 
 // Plans `spec` (PlanMeshSpec) and places its ranks on `hosts`: as given, or packed by host. The
-// plan's ranks are the packed order under kPack (a rank list only when it differs from the
-// request's). InvalidArgument when the layout is not positive, when ranks_per_domain is not a
-// multiple of ranks_per_host, or when a mesh rank lies outside hosts x ranks_per_host; the plan's
-// own errors otherwise. Placing a mesh of consecutive ranks takes O(ndim^2 + ranks_per_host) per
-// group kind (no per-rank work); a rank list costs O(n log n + n * group size).
+// plan's ranks are the packed order under kPack whenever it differs from the request's: for
+// consecutive ranks launched round-robin, the ranks gathered by residue modulo `hosts.hosts`
+// (mesh::Layout::CreateGatheredByResidue, held in closed form, no list); for a listed mesh, a
+// list. InvalidArgument when the layout is not positive, when ranks_per_domain is not a multiple
+// of ranks_per_host, or when a mesh rank lies outside hosts x ranks_per_host; the plan's own
+// errors otherwise. Placing a mesh of consecutive ranks takes O(ndim^2 + ranks_per_host) per
+// group kind, packed or not (no per-rank work), except a round-robin launch that is as launched
+// with domains of several hosts, or packed over hosts that do not divide the mesh: a table of
+// hosts, O(n * ndim) per group kind. A rank list costs O(n log n + n * group size).
 absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& hosts,
                                         Placement placement);
 

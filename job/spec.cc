@@ -152,8 +152,11 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
   return specs;
 }
 
-absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec) {
-  absl::StatusOr<mesh::MeshPlan> plan = mesh::PlanMesh(spec.request);
+namespace {
+
+// A size error of `plan`, naming the flag or the recipe's file:line:col that set the size.
+absl::StatusOr<mesh::MeshPlan> AnnotatePlanError(const MeshSpec& spec,
+                                                 absl::StatusOr<mesh::MeshPlan> plan) {
   if (plan.ok() || !spec.recipe.has_value()) return plan;
   const std::string subject = validate::FieldsOf(plan.status()).subject;
   for (const auto& [key, flag] : spec.flag_overrides) {
@@ -163,6 +166,16 @@ absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec) {
     }
   }
   return spec.recipe->AnnotateSizeError(plan.status());
+}
+
+}  // namespace
+
+absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec) {
+  return AnnotatePlanError(spec, mesh::PlanMesh(spec.request));
+}
+
+absl::StatusOr<mesh::MeshPlan> PlanMeshSpecOver(const MeshSpec& spec, const mesh::Layout& members) {
+  return AnnotatePlanError(spec, mesh::PlanMeshOver(spec.request, members));
 }
 
 }  // namespace nmesh::job

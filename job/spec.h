@@ -114,6 +114,9 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
 // (" (from --tp)"), or else the recipe's file:line:col of the first size it names that the file
 // sets (config::Recipe::AnnotateSizeError).
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec);
+// PlanMeshSpec over the ranks of `members` (mesh::PlanMeshOver; spec.request.ranks must be unset),
+// with the same annotations of size errors.
+absl::StatusOr<mesh::MeshPlan> PlanMeshSpecOver(const MeshSpec& spec, const mesh::Layout& members);
 
 }  // namespace nmesh::job
 

@@ -5,6 +5,7 @@
 #include <numeric>
 #include <utility>
 
+#include "absl/base/call_once.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
@@ -46,10 +47,50 @@ int AxisSet::lowest() const { return std::countr_zero(bits_); }
 int AxisSet::highest() const { return kMaxAxes - 1 - std::countl_zero(bits_); }
 
 // The rank list and its inverse, built once per list and shared by every layout derived from it, so
-// that a rank's position is a hash lookup rather than a scan.
+// that a rank's position is a hash lookup rather than a scan. Or, with period > 0, the ranks
+// 0..size-1 gathered by residue modulo period, in closed form: a permutation that a list and
+// its index would cost O(size) to build (a 2^20-rank round-robin launch packed by host), where
+// the arithmetic costs O(1) per lookup.
 struct Layout::RankTable {
-  std::vector<int64_t> ranks;
+  std::vector<int64_t> ranks;  // empty in closed form
   absl::flat_hash_map<int64_t, int64_t> position;
+  int64_t max_rank = 0;
+  int64_t period = 0;     // closed form when positive
+  int64_t size = 0;       // closed form: the number of ranks
+  int64_t quotient = 0;   // closed form: size / period, the ranks of the smaller hosts
+  int64_t remainder = 0;  // closed form: size % period, the hosts with one rank more
+  // Closed form: the list, made by the first rank_list() call.
+  mutable absl::once_flag list_once;
+  mutable std::vector<int64_t> listed;
+
+  bool closed_form() const { return period > 0; }
+
+  int64_t RankAt(int64_t position_index) const {
+    if (!closed_form()) return ranks[static_cast<size_t>(position_index)];
+    // The first `remainder` residues hold quotient + 1 ranks each, the others quotient.
+    const int64_t big = remainder * (quotient + 1);
+    int64_t residue;
+    int64_t index;
+    if (position_index < big) {
+      residue = position_index / (quotient + 1);
+      index = position_index % (quotient + 1);
+    } else {
+      residue = remainder + (position_index - big) / quotient;
+      index = (position_index - big) % quotient;
+    }
+    return index * period + residue;
+  }
+
+  std::optional<int64_t> PositionOf(int64_t rank) const {
+    if (!closed_form()) {
+      auto it = position.find(rank);
+      if (it == position.end()) return std::nullopt;
+      return it->second;
+    }
+    if (rank < 0 || rank >= size) return std::nullopt;
+    const int64_t residue = rank % period;
+    return residue * quotient + std::min(residue, remainder) + rank / period;
+  }
 };
 
 namespace {
@@ -137,6 +178,7 @@ absl::StatusOr<Layout> Layout::Create(std::vector<int64_t> shape,
       return absl::InvalidArgumentError("mesh ranks must be unique");
     }
     identity = identity && rank == static_cast<int64_t>(i);
+    table->max_rank = std::max(table->max_rank, rank);
   }
   if (identity) return layout;
   table->ranks = *std::move(ranks);
@@ -144,9 +186,39 @@ absl::StatusOr<Layout> Layout::Create(std::vector<int64_t> shape,
   return layout;
 }
 
-const std::vector<int64_t>* Layout::rank_list() const {
-  return table_ == nullptr ? nullptr : &table_->ranks;
+absl::StatusOr<Layout> Layout::CreateGatheredByResidue(std::vector<int64_t> shape,
+                                                       std::vector<std::string> axis_names,
+                                                       int64_t period) {
+  if (period < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the period of a rank order must be a positive integer, got %d", period));
+  }
+  NMESH_ASSIGN_OR_RETURN(Layout layout, Create(std::move(shape), std::move(axis_names)));
+  // One rank per residue at most: every rank keeps its place.
+  if (period == 1 || period >= layout.size_) return layout;
+  auto table = std::make_shared<RankTable>();
+  table->period = period;
+  table->size = layout.size_;
+  table->quotient = layout.size_ / period;
+  table->remainder = layout.size_ % period;
+  table->max_rank = layout.size_ - 1;
+  layout.table_ = std::move(table);
+  return layout;
 }
+
+const std::vector<int64_t>* Layout::rank_list() const {
+  if (table_ == nullptr) return nullptr;
+  if (!table_->closed_form()) return &table_->ranks;
+  // Listed once, for the callers that want the array itself; lookups stay arithmetic.
+  const RankTable& table = *table_;
+  absl::call_once(table.list_once, [&table] {
+    table.listed.resize(static_cast<size_t>(table.size));
+    for (int64_t p = 0; p < table.size; ++p) table.listed[static_cast<size_t>(p)] = table.RankAt(p);
+  });
+  return &table.listed;
+}
+
+int64_t Layout::MaxRank() const { return table_ == nullptr ? size_ - 1 : table_->max_rank; }
 
 absl::StatusOr<int> Layout::AxisIndex(std::string_view name) const {
   for (int i = 0; i < ndim(); ++i) {
@@ -189,7 +261,7 @@ absl::StatusOr<AxisSet> Layout::AxesInMeshOrder(absl::Span<const std::string_vie
 
 int64_t Layout::RankAtPosition(int64_t position) const {
   NMESH_CHECK(position >= 0 && position < size_) << "position " << position << " of " << size_;
-  return table_ == nullptr ? position : table_->ranks[position];
+  return table_ == nullptr ? position : table_->RankAt(position);
 }
 
 std::optional<int64_t> Layout::PositionOf(int64_t rank) const {
@@ -197,9 +269,7 @@ std::optional<int64_t> Layout::PositionOf(int64_t rank) const {
     if (rank < 0 || rank >= size_) return std::nullopt;
     return rank;
   }
-  auto it = table_->position.find(rank);
-  if (it == table_->position.end()) return std::nullopt;
-  return it->second;
+  return table_->PositionOf(rank);
 }
 
 absl::StatusOr<int64_t> Layout::MemberPosition(int64_t rank) const {
@@ -469,11 +539,22 @@ std::vector<std::pair<int64_t, bool>> CanonicalBlocks(const std::vector<int64_t>
 
 }  // namespace
 
+bool Layout::SameRankArray(const Layout& a, const Layout& b) {
+  if (a.table_ == b.table_) return true;
+  if (a.table_ == nullptr || b.table_ == nullptr) return false;
+  const RankTable& x = *a.table_;
+  const RankTable& y = *b.table_;
+  if (x.closed_form() || y.closed_form()) {
+    // A closed form is never the identity, and a list is compared rank by rank by the caller.
+    return x.closed_form() && y.closed_form() && x.period == y.period && x.size == y.size;
+  }
+  return x.ranks == y.ranks;
+}
+
 bool SamePartition(const Layout& a, AxisSet a_axes, const Layout& b, AxisSet b_axes) {
   if (!a.CheckAxes(a_axes).ok() || !b.CheckAxes(b_axes).ok()) return false;
   if (a.size() != b.size() || a.GroupSize(a_axes) != b.GroupSize(b_axes)) return false;
-  const bool same_ranks = a.table_ == b.table_ || (a.table_ != nullptr && b.table_ != nullptr &&
-                                                   a.table_->ranks == b.table_->ranks);
+  const bool same_ranks = Layout::SameRankArray(a, b);
   if (same_ranks) {
     return CanonicalBlocks(a.shape_, a_axes) == CanonicalBlocks(b.shape_, b_axes);
   }

@@ -3,7 +3,9 @@
 // A Layout is an n-dimensional array of global ranks with named axes. Without an explicit rank list
 // the array is arange(size) reshaped row-major to the shape (the last axis fastest), and the layout
 // costs O(ndim) memory at any size; with a list it is that list reshaped row-major, shared and
-// immutable between the layouts derived from it.
+// immutable between the layouts derived from it. One permutation of 0..size-1 is also held in
+// closed form, at O(ndim) memory: the ranks gathered by residue (CreateGatheredByResidue), the
+// order of a round-robin launch packed host by host.
 //
 // A "group" of a rank over a set of axes S is every rank that agrees with it on all axes outside S,
 // ordered row-major over S (in mesh order). A single axis gives the native group along that axis;
@@ -137,6 +139,17 @@ class Layout {
   static absl::StatusOr<Layout> Create(std::vector<int64_t> shape,
                                        std::vector<std::string> axis_names,
                                        std::optional<std::vector<int64_t>> ranks = std::nullopt);
+  // A layout like Create with the rank list 0..size-1 gathered by residue modulo `period`: every
+  // rank r with r % period == 0 in increasing order, then those with residue 1, and so on. That is
+  // the order of ranks dealt round-robin to `period` hosts (`mpirun --map-by node`) once packed
+  // host by host: with q = size / period and m = size % period, host h holds q + (h < m) ranks,
+  // the rank at position h * q + min(h, m) + l is l * period + h. Held in closed form: O(ndim)
+  // memory and O(1) per rank or position looked up at any size, no list and no index (rank_list()
+  // builds the list on its first call). InvalidArgument for a period that is not positive, and for
+  // the shapes Create rejects. A period of 1, or of size or more, gives the identity layout.
+  static absl::StatusOr<Layout> CreateGatheredByResidue(std::vector<int64_t> shape,
+                                                        std::vector<std::string> axis_names,
+                                                        int64_t period);
 
   int ndim() const { return static_cast<int>(shape_.size()); }
   // The number of ranks in the mesh.
@@ -147,8 +160,12 @@ class Layout {
   const std::vector<std::string>& axis_names() const { return axis_names_; }
   // True when the rank at position p is p (no explicit rank list).
   bool is_identity() const { return table_ == nullptr; }
-  // The explicit rank list in layout order, or nullptr for the identity layout.
+  // The explicit rank list in layout order, or nullptr for the identity layout. A closed-form
+  // order (CreateGatheredByResidue) is listed on the first call, in O(size), and kept (shared by
+  // the layouts derived from it; thread-safe).
   const std::vector<int64_t>* rank_list() const;
+  // The largest rank of the layout (size() - 1 unless a list says otherwise). O(1).
+  int64_t MaxRank() const;
 
   // The index of axis `name`, or NotFound naming the mesh's axes.
   absl::StatusOr<int> AxisIndex(std::string_view name) const;
@@ -223,6 +240,9 @@ class Layout {
   std::pair<int64_t, int64_t> IndexAndLocal(int64_t position, AxisSet axes) const;
   absl::Status CheckAxes(AxisSet axes) const;
   absl::StatusOr<int64_t> MemberPosition(int64_t rank) const;
+  // Whether `a` and `b` hold the same rank array by construction (both implicit, one shared
+  // table, equal lists or equal closed forms). O(1), or O(size) for two distinct lists.
+  static bool SameRankArray(const Layout& a, const Layout& b);
 
   friend class GroupView;
   friend bool SamePartition(const Layout& a, AxisSet a_axes, const Layout& b, AxisSet b_axes);
@@ -237,7 +257,8 @@ class Layout {
 // Whether the groups of `a` over `a_axes` and of `b` over `b_axes` are the same ordered groups of
 // the same global ranks (so one communicator per group serves both: same members, same local
 // ranks). Decided arithmetically, in O(ndim), when both layouts hold the same rank array (both
-// implicit, or one shared or equal rank list); otherwise by comparing every rank, in O(size).
+// implicit, one shared or equal rank list, or equal closed forms); otherwise by comparing every
+// rank, in O(size).
 // Axes outside a layout make the answer false.
 bool SamePartition(const Layout& a, AxisSet a_axes, const Layout& b, AxisSet b_axes);
 

@@ -87,6 +87,42 @@ absl::StatusOr<Members> ResolveMembers(const config::MeshRequest& request) {
   return members;
 }
 
+// The members given as a layout (PlanMeshOver): checked as ResolveMembers checks a list, from the
+// largest rank (a layout's ranks are non-negative and unique).
+absl::StatusOr<Members> ResolveGivenMembers(const config::MeshRequest& request,
+                                            const Layout& given) {
+  if (request.ranks.has_value()) {
+    return absl::InvalidArgumentError(
+        "mesh ranks are given twice: as a rank list and as a members layout");
+  }
+  Members members;
+  const int64_t n = given.size();
+  const std::optional<int64_t>& world = request.sizes.world_size;
+  if (world.has_value() && *world != n) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("mesh ranks (%d) must match mesh size (%d)", n, *world));
+  }
+  const int64_t max_rank = given.MaxRank();
+  if (request.job_world_size.has_value()) {
+    members.job_world = *request.job_world_size;
+    if (max_rank >= members.job_world) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("mesh rank %d is outside the job's world of %d ranks (0..%d)", max_rank,
+                          members.job_world, members.job_world - 1));
+    }
+  } else {
+    if (max_rank >= kMaxMeshSize) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("mesh rank %d is outside any job's world (ranks are at most %d)",
+                          max_rank, kMaxMeshSize - 1));
+    }
+    members.job_world = max_rank + 1;
+  }
+  members.mesh_size = n;
+  NMESH_ASSIGN_OR_RETURN(members.listed, given.Reshape({n}, {"ranks"}));
+  return members;
+}
+
 absl::StatusOr<Layout> MakeLayout(const Members& members, std::vector<int64_t> shape,
                                   std::vector<MeshAxisName> axes) {
   std::vector<std::string> names;
@@ -108,10 +144,11 @@ FlattenedGroup MakeFlattened(const Layout& layout, MeshAxisName name,
 
 }  // namespace
 
-absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
+absl::StatusOr<MeshPlan> MeshPlan::Plan(const config::MeshRequest& request, const Layout* given) {
   NMESH_RETURN_IF_ERROR(validate::CheckRequestedSizes(request.sizes));
   NMESH_RETURN_IF_ERROR(validate::CheckGivenSize("world_size", request.job_world_size));
-  NMESH_ASSIGN_OR_RETURN(Members members, ResolveMembers(request));
+  NMESH_ASSIGN_OR_RETURN(Members members, given == nullptr ? ResolveMembers(request)
+                                                           : ResolveGivenMembers(request, *given));
   const int64_t world = members.mesh_size;
   const bool listed = members.listed.has_value();
   NMESH_ASSIGN_OR_RETURN(const validate::ResolvedSizes sizes,
@@ -175,6 +212,14 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
         MakeFlattened(layout, MeshAxisName::kDpCp, {MeshAxisName::kDp, MeshAxisName::kCp})};
   }
   return plan;
+}
+
+absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request) {
+  return MeshPlan::Plan(request, nullptr);
+}
+
+absl::StatusOr<MeshPlan> PlanMeshOver(const config::MeshRequest& request, const Layout& members) {
+  return MeshPlan::Plan(request, &members);
 }
 
 const Layout& MeshPlan::LayoutOf(MeshKind mesh) const {

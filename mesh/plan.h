@@ -128,6 +128,10 @@ class MeshPlan {
 
  private:
   friend absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request);
+  friend absl::StatusOr<MeshPlan> PlanMeshOver(const config::MeshRequest& request,
+                                               const Layout& members);
+  // PlanMesh and PlanMeshOver: the members from request.ranks, or `members` when not null.
+  static absl::StatusOr<MeshPlan> Plan(const config::MeshRequest& request, const Layout* members);
 
   explicit MeshPlan(Layout device_mesh) : device_mesh_(std::move(device_mesh)) {}
 
@@ -151,6 +155,14 @@ class MeshPlan {
 // An explicit dp whose product is smaller than world_size gives a mesh over the first ranks.
 // O(1) without a rank list, O(n) with one. Thread-safe.
 absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request);
+
+// PlanMesh with the mesh's ranks given as `members` (its ranks in position order, any shape)
+// instead of listed in request.ranks, which must be unset (InvalidArgument otherwise): for a
+// rank order held in closed form (Layout::CreateGatheredByResidue), which a list would cost O(n)
+// to hold and index. The plan has explicit ranks, and its layouts share `members`' rank array.
+// Fails as PlanMesh would with request.ranks listing the members (a rank outside the job's world
+// is named by the largest). O(1) for an implicit or closed-form `members`. Thread-safe.
+absl::StatusOr<MeshPlan> PlanMeshOver(const config::MeshRequest& request, const Layout& members);
 
 // The distinct partitions of a plan's groups (native axes, flattened groups, moe axes), merged by
 // SamePartition, in first-name order. The runtime makes one communicator split per kind that is

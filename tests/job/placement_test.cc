@@ -147,10 +147,69 @@ std::vector<int64_t> ExpectedOrder(int64_t n, const HostLayout& hosts, Placement
   return order;
 }
 
-TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
-  struct Sizes {
-    int64_t tp, cp, ep, pp;
+struct Sizes {
+  int64_t tp, cp, ep, pp;
+};
+
+// Checks `placed` (an FSDP2 mesh of `world` ranks and sizes `s`) against brute force: the order
+// of its ranks, and every group of every kind by its members' hosts and domains. Returns the
+// number of group kinds checked.
+int ExpectPlacementMatchesBruteForce(const PlacedPlan& placed, int64_t world, const Sizes& s,
+                                     const HostLayout& hosts, Placement placement) {
+  const std::vector<int64_t> order = ExpectedOrder(world, hosts, placement);
+  const mesh::Layout& layout = placed.plan.device_mesh();
+  EXPECT_EQ(layout.size(), world);
+  if (layout.size() != world) return 0;
+  for (int64_t p = 0; p < world; ++p) {
+    EXPECT_EQ(layout.RankAtPosition(p), order[static_cast<size_t>(p)]) << "position " << p;
+    EXPECT_EQ(layout.PositionOf(order[static_cast<size_t>(p)]), p) << "position " << p;
+  }
+  // Brute force: every group of every kind, by its members' hosts and domains.
+  const int64_t dp_shard = world / (s.tp * s.cp * s.pp);
+  const std::vector<int64_t> shape = {s.pp, 1, dp_shard, s.cp, s.tp};
+  const BruteMesh device{shape, order};
+  std::map<std::string, std::vector<bool>> kinds = ::nmesh::mesh::testing::Fsdp2NamedGroups();
+  const int64_t hosts_per_domain =
+      hosts.ranks_per_domain.value_or(hosts.ranks_per_host) / hosts.ranks_per_host;
+  auto host_of = [&](int64_t r) {
+    return hosts.order == LaunchOrder::kByNode ? r % hosts.hosts : r / hosts.ranks_per_host;
   };
+  auto within = [&](const BruteMesh& m, const std::vector<bool>& in, int64_t per) {
+    for (const std::vector<int64_t>& group : BrutePartition(m, in)) {
+      for (int64_t r : group) {
+        if (host_of(r) / per != host_of(group.front()) / per) return false;
+      }
+    }
+    return true;
+  };
+  EXPECT_EQ(placed.groups.size(), kinds.size() + (s.ep > 1 ? 2 : 0));
+  EXPECT_EQ(placed.intra_domain.size(),
+            hosts.ranks_per_domain.has_value() ? placed.groups.size() : 0);
+  int checked = 0;
+  for (size_t g = 0; g < placed.groups.size(); ++g) {
+    const GroupPlacement& row = placed.groups[g];
+    bool want = false;
+    bool want_domain = false;
+    if (kinds.count(row.name)) {
+      want = within(device, kinds[row.name], 1);
+      want_domain = within(device, kinds[row.name], hosts_per_domain);
+    } else {
+      const BruteMesh moe{{s.pp, dp_shard * s.cp * s.tp / s.ep, s.ep}, order};
+      const std::vector<bool> in = row.name == "ep" ? std::vector<bool>{false, false, true}
+                                                    : std::vector<bool>{false, true, false};
+      want = within(moe, in, 1);
+      want_domain = within(moe, in, hosts_per_domain);
+    }
+    EXPECT_EQ(row.intra_host, want) << row.name;
+    if (g < placed.intra_domain.size()) {
+      EXPECT_EQ(bool(placed.intra_domain[g]), want_domain) << row.name << " domain";
+    }
+    ++checked;
+  }
+  return checked;
+}
+
+TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
   int checked = 0;
   for (const HostLayout& hosts :
        {Hosts(2, 4, LaunchOrder::kBySlot), Hosts(2, 4, LaunchOrder::kByNode),
@@ -170,55 +229,75 @@ TEST(PlaceOnHostsTest, MatchesBruteForceOverLayouts) {
           ASSERT_OK_AND_ASSIGN(
               PlacedPlan placed,
               PlaceOnHosts(Fsdp2Spec(world, s.tp, s.cp, s.ep, s.pp), hosts, placement));
-          const std::vector<int64_t> order = ExpectedOrder(world, hosts, placement);
-          const mesh::Layout& layout = placed.plan.device_mesh();
-          for (int64_t p = 0; p < world; ++p) {
-            ASSERT_EQ(layout.RankAtPosition(p), order[static_cast<size_t>(p)]) << "position " << p;
-          }
-          // Brute force: every group of every kind, by its members' hosts and domains.
-          const int64_t dp_shard = world / (s.tp * s.cp * s.pp);
-          const std::vector<int64_t> shape = {s.pp, 1, dp_shard, s.cp, s.tp};
-          const BruteMesh device{shape, order};
-          std::map<std::string, std::vector<bool>> kinds =
-              ::nmesh::mesh::testing::Fsdp2NamedGroups();
-          const int64_t hosts_per_domain =
-              hosts.ranks_per_domain.value_or(hosts.ranks_per_host) / hosts.ranks_per_host;
-          auto within = [&](const BruteMesh& m, const std::vector<bool>& in, int64_t per) {
-            for (const std::vector<int64_t>& group : BrutePartition(m, in)) {
-              for (int64_t r : group) {
-                if (hosts.HostOf(r) / per != hosts.HostOf(group.front()) / per) return false;
-              }
-            }
-            return true;
-          };
-          ASSERT_EQ(placed.groups.size(), kinds.size() + (s.ep > 1 ? 2 : 0));
-          ASSERT_EQ(placed.intra_domain.size(),
-                    hosts.ranks_per_domain.has_value() ? placed.groups.size() : 0);
-          for (size_t g = 0; g < placed.groups.size(); ++g) {
-            const GroupPlacement& row = placed.groups[g];
-            bool want = false;
-            bool want_domain = false;
-            if (kinds.count(row.name)) {
-              want = within(device, kinds[row.name], 1);
-              want_domain = within(device, kinds[row.name], hosts_per_domain);
-            } else {
-              const BruteMesh moe{{s.pp, dp_shard * s.cp * s.tp / s.ep, s.ep}, order};
-              const std::vector<bool> in = row.name == "ep" ? std::vector<bool>{false, false, true}
-                                                            : std::vector<bool>{false, true, false};
-              want = within(moe, in, 1);
-              want_domain = within(moe, in, hosts_per_domain);
-            }
-            EXPECT_EQ(row.intra_host, want) << row.name;
-            if (!placed.intra_domain.empty()) {
-              EXPECT_EQ(bool(placed.intra_domain[g]), want_domain) << row.name << " domain";
-            }
-            ++checked;
-          }
+          checked += ExpectPlacementMatchesBruteForce(placed, world, s, hosts, placement);
         }
       }
     }
   }
   EXPECT_GT(checked, 300);
+}
+
+TEST(PlaceOnHostsTest, ClosedFormPackingMatchesBruteForceOnManyLayouts) {
+  // Every small layout: hosts that divide the mesh or not, meshes that fill the hosts or not,
+  // domains of 2 hosts or none, both launch orders and placements; the packed order (a closed form
+  // for consecutive ranks launched round-robin) against a sort, and every group kind's hosts.
+  int checked = 0;
+  int round_robin_packed = 0;
+  for (int64_t h = 1; h <= 5; ++h) {
+    for (int64_t r = 1; r <= 4; ++r) {
+      for (LaunchOrder order : {LaunchOrder::kBySlot, LaunchOrder::kByNode}) {
+        for (int64_t hpd : {0, 2}) {
+          const HostLayout hosts =
+              Hosts(h, r, order, hpd == 0 ? std::nullopt : std::optional<int64_t>(hpd * r));
+          for (int64_t world = 1; world <= h * r; ++world) {
+            for (const Sizes& s : {Sizes{2, 1, 1, 1}, Sizes{2, 2, 1, 1}, Sizes{1, 2, 2, 1},
+                                   Sizes{2, 1, 2, 2}, Sizes{1, 1, 1, 3}}) {
+              const MeshSpec spec = Fsdp2Spec(world, s.tp, s.cp, s.ep, s.pp);
+              if (!PlanMeshSpec(spec).ok()) continue;  // sizes that do not fit this world
+              for (Placement placement : {Placement::kAsLaunched, Placement::kPack}) {
+                SCOPED_TRACE(::testing::Message()
+                             << h << "x" << r << " by " << LaunchOrderName(order) << " domain "
+                             << hpd << " world " << world << " tp " << s.tp << " cp " << s.cp
+                             << " ep " << s.ep << " pp " << s.pp << " "
+                             << PlacementName(placement));
+                ASSERT_OK_AND_ASSIGN(PlacedPlan placed, PlaceOnHosts(spec, hosts, placement));
+                checked += ExpectPlacementMatchesBruteForce(placed, world, s, hosts, placement);
+                if (placement == Placement::kPack && order == LaunchOrder::kByNode) {
+                  // Repacked: the plan lists its ranks, as with any packed order.
+                  EXPECT_TRUE(placed.plan.has_explicit_ranks());
+                  ++round_robin_packed;
+                }
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  EXPECT_GT(checked, 15000);
+  EXPECT_GT(round_robin_packed, 400);
+}
+
+TEST(PlaceOnHostsTest, PackingARoundRobinLaunchNeedsNoRankList) {
+  // 2^30 ranks launched round-robin over 2^27 hosts of 8, packed: a rank list and its index
+  // would take over 16 GiB; the closed form places the mesh by arithmetic. Expected values from
+  // the definition: packed position p holds rank (p % 8) * 2^27 + p / 8.
+  const int64_t hosts_count = int64_t{1} << 27;
+  const HostLayout hosts = Hosts(hosts_count, 8, LaunchOrder::kByNode);
+  ASSERT_OK_AND_ASSIGN(PlacedPlan packed, PlaceOnHosts(Fsdp2Spec(int64_t{1} << 30, 8, 4, 16, 8),
+                                                       hosts, Placement::kPack));
+  const mesh::Layout& layout = packed.plan.device_mesh();
+  EXPECT_TRUE(packed.plan.has_explicit_ranks());
+  for (int64_t p : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{8}, int64_t{123456789},
+                    (int64_t{1} << 30) - 1}) {
+    EXPECT_EQ(layout.RankAtPosition(p), (p % 8) * hosts_count + p / 8) << "position " << p;
+  }
+  std::map<std::string, bool> inside;
+  for (const GroupPlacement& row : packed.groups) inside[row.name] = row.intra_host;
+  EXPECT_TRUE(inside["tp"]);
+  EXPECT_FALSE(inside["cp"]);  // tp 8 fills a host of 8
+  EXPECT_FALSE(inside["dp_shard"]);
+  EXPECT_FALSE(inside["ep"]);
 }
 
 TEST(PlaceOnHostsTest, PackKeepsTpAndCpInsideHostsLaunchedRoundRobin) {

@@ -59,15 +59,9 @@ std::vector<int64_t> Shuffled(int64_t n, uint32_t seed, int64_t offset = 0) {
   return ranks;
 }
 
-// Checks every group of every rank over every subset of axes against brute force.
-void ExpectAllGroupsMatchBruteForce(const std::vector<int64_t>& shape,
-                                    const std::vector<int64_t>& ranks) {
-  SCOPED_TRACE(::testing::PrintToString(shape) + " ranks " + ::testing::PrintToString(ranks));
-  std::optional<std::vector<int64_t>> list;
-  if (!ranks.empty()) list = ranks;
-  ASSERT_OK_AND_ASSIGN(Layout layout, Layout::Create(shape, Names(shape.size()), list));
-  BruteMesh brute{shape, ranks};
-  const int ndim = static_cast<int>(shape.size());
+// Checks every group of every rank of `layout` over every subset of axes against `brute`.
+void ExpectGroupsMatchBruteForce(const Layout& layout, const BruteMesh& brute) {
+  const int ndim = static_cast<int>(brute.shape.size());
   ASSERT_EQ(layout.size(), static_cast<int64_t>(brute.coords.size()));
   for (size_t i = 0; i < brute.coords.size(); ++i) {
     const int64_t rank = brute.RankOf(i);
@@ -91,6 +85,16 @@ void ExpectAllGroupsMatchBruteForce(const std::vector<int64_t>& shape,
       EXPECT_EQ(layout.GroupCount(axes), expected.count);
     }
   }
+}
+
+// Checks every group of every rank over every subset of axes against brute force.
+void ExpectAllGroupsMatchBruteForce(const std::vector<int64_t>& shape,
+                                    const std::vector<int64_t>& ranks) {
+  SCOPED_TRACE(::testing::PrintToString(shape) + " ranks " + ::testing::PrintToString(ranks));
+  std::optional<std::vector<int64_t>> list;
+  if (!ranks.empty()) list = ranks;
+  ASSERT_OK_AND_ASSIGN(Layout layout, Layout::Create(shape, Names(shape.size()), list));
+  ExpectGroupsMatchBruteForce(layout, BruteMesh{shape, ranks});
 }
 
 TEST(LayoutTest, GroupsMatchBruteForceOnManyShapes) {
@@ -349,6 +353,88 @@ TEST(LayoutTest, SamePartitionMatchesBruteForceAcrossRankArrays) {
   ASSERT_OK_AND_ASSIGN(Layout smaller, Layout::Create({4}, {"a"}));
   EXPECT_FALSE(SamePartition(plain, AxisSet(), smaller, AxisSet()));
   EXPECT_FALSE(SamePartition(plain, AxisSet::Of({5}), plain, AxisSet::Of({5})));
+}
+
+// The ranks 0..n-1 ordered by residue modulo `period`, then by rank: a stable sort, the
+// brute-force form of Layout::CreateGatheredByResidue.
+std::vector<int64_t> SortedByResidue(int64_t n, int64_t period) {
+  std::vector<int64_t> ranks(static_cast<size_t>(n));
+  std::iota(ranks.begin(), ranks.end(), int64_t{0});
+  std::stable_sort(ranks.begin(), ranks.end(),
+                   [period](int64_t a, int64_t b) { return a % period < b % period; });
+  return ranks;
+}
+
+TEST(LayoutTest, GatheredByResidueMatchesTheSortedList) {
+  int checked = 0;
+  for (const std::vector<int64_t>& shape : std::vector<std::vector<int64_t>>{
+           {1}, {5}, {7}, {2, 3}, {2, 5}, {2, 2, 2}, {3, 4}, {3, 1, 4, 2}}) {
+    const int64_t n =
+        std::accumulate(shape.begin(), shape.end(), int64_t{1}, std::multiplies<int64_t>());
+    for (int64_t period = 1; period <= n + 2; ++period) {
+      SCOPED_TRACE(::testing::PrintToString(shape) + " period " + std::to_string(period));
+      ASSERT_OK_AND_ASSIGN(Layout layout,
+                           Layout::CreateGatheredByResidue(shape, Names(shape.size()), period));
+      const std::vector<int64_t> sorted = SortedByResidue(n, period);
+      std::vector<int64_t> identity(static_cast<size_t>(n));
+      std::iota(identity.begin(), identity.end(), int64_t{0});
+      EXPECT_EQ(layout.is_identity(), sorted == identity);
+      EXPECT_EQ(layout.MaxRank(), n - 1);
+      for (int64_t p = 0; p < n; ++p) {
+        ASSERT_EQ(layout.RankAtPosition(p), sorted[static_cast<size_t>(p)]) << "position " << p;
+      }
+      for (int64_t rank = -2; rank < n + 2; ++rank) {
+        const auto it = std::find(sorted.begin(), sorted.end(), rank);
+        const std::optional<int64_t> want =
+            it == sorted.end() ? std::nullopt : std::optional<int64_t>(it - sorted.begin());
+        EXPECT_EQ(layout.PositionOf(rank), want) << "rank " << rank;
+      }
+      if (!layout.is_identity()) {
+        ASSERT_NE(layout.rank_list(), nullptr);
+        EXPECT_EQ(*layout.rank_list(), sorted);
+        EXPECT_EQ(layout.rank_list(), layout.rank_list());  // listed once
+      }
+      ExpectGroupsMatchBruteForce(layout, BruteMesh{shape, sorted});
+      // Against the same order given as a list (compared rank by rank) and reshaped (shared).
+      ASSERT_OK_AND_ASSIGN(Layout listed, Layout::Create(shape, Names(shape.size()), sorted));
+      ExpectSamePartitionMatchesBruteForce(layout, listed);
+      ExpectSamePartitionMatchesBruteForce(listed, layout);
+      ASSERT_OK_AND_ASSIGN(Layout flat, layout.Reshape({n}, {"ranks"}));
+      ExpectSamePartitionMatchesBruteForce(layout, flat);
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 60);
+  EXPECT_THAT(Layout::CreateGatheredByResidue({4}, {"a"}, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("got 0")));
+  EXPECT_THAT(Layout::CreateGatheredByResidue({4}, {"a", "b"}, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("2 axis names")));
+}
+
+TEST(LayoutTest, GatheredByResidueNeedsNoListAtAnySize) {
+  // 2^31 - 1 ranks: a list and its index would take tens of GiB; the closed form answers each
+  // lookup by arithmetic. The expected values are counted here from the definition.
+  const int64_t n = kMaxMeshSize;
+  const int64_t period = 131072;
+  ASSERT_OK_AND_ASSIGN(Layout layout, Layout::CreateGatheredByResidue({n}, {"ranks"}, period));
+  EXPECT_FALSE(layout.is_identity());
+  EXPECT_EQ(layout.MaxRank(), n - 1);
+  EXPECT_EQ(layout.RankAtPosition(0), 0);
+  EXPECT_EQ(layout.RankAtPosition(1), period);
+  // Residue 0 holds the multiples of period below n: ceil(n / period) of them.
+  const int64_t zeros = (n + period - 1) / period;
+  EXPECT_EQ(layout.RankAtPosition(zeros - 1), (zeros - 1) * period);
+  EXPECT_EQ(layout.RankAtPosition(zeros), 1);
+  EXPECT_EQ(layout.PositionOf(1), zeros);
+  // The last position holds the largest rank of the last residue.
+  int64_t last = n - 1;
+  while (last % period != period - 1) --last;
+  EXPECT_EQ(layout.RankAtPosition(n - 1), last);
+  EXPECT_EQ(layout.PositionOf(last), n - 1);
+  EXPECT_EQ(layout.PositionOf(n), std::nullopt);
+  // Layouts derived from it share the closed form: compared arithmetically.
+  ASSERT_OK_AND_ASSIGN(Layout other, Layout::CreateGatheredByResidue({n}, {"x"}, period));
+  EXPECT_TRUE(SamePartition(layout, AxisSet::Of({0}), other, AxisSet::Of({0})));
 }
 
 TEST(LayoutTest, AxisSetBasics) {

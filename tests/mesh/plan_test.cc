@@ -527,6 +527,62 @@ TEST(PlanTest, Fsdp2SharesDpWithDpShardAndDpShardCpWithDpCp) {
   EXPECT_FALSE(kinds[1].whole_world);
 }
 
+// The ranks 0..n-1 ordered by residue modulo `period`, then by rank (a stable sort).
+std::vector<int64_t> SortedByResidue(int64_t n, int64_t period) {
+  std::vector<int64_t> ranks(static_cast<size_t>(n));
+  std::iota(ranks.begin(), ranks.end(), int64_t{0});
+  std::stable_sort(ranks.begin(), ranks.end(),
+                   [period](int64_t a, int64_t b) { return a % period < b % period; });
+  return ranks;
+}
+
+TEST(PlanTest, PlanMeshOverAClosedFormMatchesPlanMeshOverTheList) {
+  int checked = 0;
+  for (const Sizes& s : {Sizes{.world = 16, .tp = 2, .cp = 2}, Sizes{.world = 24, .tp = 2, .ep = 4},
+                         Sizes{.world = 12, .pp = 3, .cp = 2}, Sizes{.world = 16, .dp = 4, .tp = 4},
+                         Sizes{.world = 32, .dp_replicate = 2, .tp = 2, .pp = 2, .ep = 2}}) {
+    for (int64_t period = 1; period <= *s.world + 1; ++period) {
+      SCOPED_TRACE(::testing::Message() << "world " << *s.world << " period " << period);
+      const std::vector<int64_t> sorted = SortedByResidue(*s.world, period);
+      ASSERT_OK_AND_ASSIGN(MeshPlan listed, PlanMesh(Request(StrategyKind::kFsdp2, s, sorted)));
+      ASSERT_OK_AND_ASSIGN(Layout members,
+                           Layout::CreateGatheredByResidue({*s.world}, {"ranks"}, period));
+      ASSERT_OK_AND_ASSIGN(MeshPlan closed,
+                           PlanMeshOver(Request(StrategyKind::kFsdp2, s), members));
+      EXPECT_TRUE(closed.has_explicit_ranks());
+      EXPECT_EQ(closed.world_size(), listed.world_size());
+      EXPECT_EQ(closed.device_mesh().DebugString(), listed.device_mesh().DebugString());
+      EXPECT_EQ(closed.moe_mesh().has_value(), listed.moe_mesh().has_value());
+      for (int64_t p = 0; p < *s.world; ++p) {
+        EXPECT_EQ(closed.device_mesh().RankAtPosition(p), sorted[static_cast<size_t>(p)]);
+        if (closed.moe_mesh().has_value()) {
+          EXPECT_EQ(closed.moe_mesh()->layout.RankAtPosition(p), sorted[static_cast<size_t>(p)]);
+        }
+      }
+      const std::vector<GroupKind> a = DistinctGroupKinds(closed);
+      const std::vector<GroupKind> b = DistinctGroupKinds(listed);
+      ASSERT_EQ(a.size(), b.size());
+      for (size_t k = 0; k < a.size(); ++k) {
+        EXPECT_EQ(a[k].names, b[k].names);
+        EXPECT_EQ(a[k].trivial, b[k].trivial);
+        EXPECT_EQ(a[k].whole_world, b[k].whole_world);
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 90);
+  ASSERT_OK_AND_ASSIGN(Layout members, Layout::CreateGatheredByResidue({8}, {"ranks"}, 2));
+  EXPECT_THAT(
+      PlanMeshOver(Request(StrategyKind::kFsdp2, {.tp = 2}, std::vector<int64_t>{0, 1}), members),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("given twice")));
+  EXPECT_THAT(PlanMeshOver(Request(StrategyKind::kFsdp2, {.world = 16, .tp = 2}), members),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(8) must match")));
+  MeshRequest small = Request(StrategyKind::kFsdp2, {.tp = 2});
+  small.job_world_size = 6;
+  EXPECT_THAT(PlanMeshOver(small, members),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("mesh rank 7 is outside")));
+}
+
 TEST(PlanTest, HsdpSubmeshView) {
   ASSERT_OK_AND_ASSIGN(MeshPlan plan,
                        PlanMesh(Fsdp2({.world = 16, .dp_replicate = 2, .tp = 2, .cp = 2})));
