@@ -238,6 +238,15 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
       per_kind[k] = comm::MergeNcclSettings(per_kind[k], it->second);
       if (first.empty()) first = name;
     }
+    // Each name's settings passed on their own; together they may not (min_ctas of one name
+    // above max_ctas of another).
+    if (absl::Status s = comm::CheckNcclSettings(
+            per_kind[k], absl::StrFormat("NCCL settings of %s (one communicator)",
+                                         absl::StrJoin(kinds[k].names, "/")));
+        !s.ok()) {
+      const std::string field = absl::StrCat("nccl.", first);
+      return validate::WithFields(s, field, {field});
+    }
   }
   return per_kind;
 }
