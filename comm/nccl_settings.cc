@@ -131,7 +131,7 @@ absl::Status SetNcclFieldFromText(NcclSettings& settings, std::string_view field
   NcclValue value = std::string(text);
   if (row != nullptr && row->kind != Kind::kString) {
     int64_t i = 0;
-    if (absl::SimpleAtoi(text, &i)) {
+    if (absl::SimpleAtoi(std::string(text), &i)) {
       value = i;
     } else if (row->kind == Kind::kBool && (text == "true" || text == "false")) {
       value = text == "true";

@@ -9,8 +9,11 @@
 //   NMESH_RETURN_IF_ERROR(SetNcclField(tp, "net_name", NcclValue{std::string("IB")},
 //                                      "tp.net_name"));
 //   NMESH_RETURN_IF_ERROR(CheckNcclSettings(tp, "tp"));   // min_ctas <= max_ctas
-//   NcclSettingsText(tp);                                   // "max_ctas=16 net_name=IB"
-//   world->Split(color, key, {.name = "tp", .nccl = tp});
+//   const std::string text = NcclSettingsText(tp);          // "max_ctas=16 net_name=IB"
+//
+// A communicator gets them through its options: world->Split(color, key, {.name = "tp", .nccl =
+// tp}) (comm/communicator.h CommOptions::nccl); a mesh per axis through
+// mesh::DeviceMeshOptions::nccl.
 //
 // The field names are NCCL's in snake case, as nccl4py and Megatron-LM's per-group NCCL config
 // spell them (cga_cluster_size, min_ctas, max_ctas, net_name, ...). One table (NcclFields) holds
@@ -40,19 +43,19 @@ namespace nmesh::comm {
 
 // The settings of one communicator; unset fields keep NCCL's default (NCCL_CONFIG_UNDEF_*).
 struct NcclSettings {
-  std::optional<int> cga_cluster_size;         // cgaClusterSize
-  std::optional<int> min_ctas;                 // minCTAs
-  std::optional<int> max_ctas;                 // maxCTAs
-  std::optional<std::string> net_name;         // netName
-  std::optional<bool> split_share;             // splitShare (nmesh's default: true)
-  std::optional<int> traffic_class;            // trafficClass
-  std::optional<std::string> comm_name;        // commName
-  std::optional<bool> collnet_enable;          // collnetEnable
-  std::optional<int> cta_policy;               // CTAPolicy
-  std::optional<bool> shrink_share;            // shrinkShare
-  std::optional<int> nvls_ctas;                // nvlsCTAs
-  std::optional<int> n_channels_per_net_peer;  // nChannelsPerNetPeer
-  std::optional<bool> nvlink_centric_sched;    // nvlinkCentricSched
+  std::optional<int> cga_cluster_size = std::nullopt;         // cgaClusterSize
+  std::optional<int> min_ctas = std::nullopt;                 // minCTAs
+  std::optional<int> max_ctas = std::nullopt;                 // maxCTAs
+  std::optional<std::string> net_name = std::nullopt;         // netName
+  std::optional<bool> split_share = std::nullopt;             // splitShare (nmesh's default: true)
+  std::optional<int> traffic_class = std::nullopt;            // trafficClass
+  std::optional<std::string> comm_name = std::nullopt;        // commName
+  std::optional<bool> collnet_enable = std::nullopt;          // collnetEnable
+  std::optional<int> cta_policy = std::nullopt;               // CTAPolicy
+  std::optional<bool> shrink_share = std::nullopt;            // shrinkShare
+  std::optional<int> nvls_ctas = std::nullopt;                // nvlsCTAs
+  std::optional<int> n_channels_per_net_peer = std::nullopt;  // nChannelsPerNetPeer
+  std::optional<bool> nvlink_centric_sched = std::nullopt;    // nvlinkCentricSched
 
   // Whether no field is set.
   bool empty() const;

@@ -168,6 +168,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec) {
   absl::StatusOr<mesh::MeshPlan> plan = mesh::PlanMesh(spec.request);
   if (plan.ok()) {
+    if (spec.nccl.empty()) return plan;
     absl::Status nccl = mesh::NcclSettingsPerKind(*plan, spec.nccl, MeshName(spec)).status();
     if (nccl.ok()) return plan;
     const std::string subject = validate::FieldsOf(nccl).subject;  // "nccl.<name>"

@@ -1,6 +1,7 @@
 // --nccl and the recipe's `nccl:` key through `nmesh plan` (in-process, no MPI): bad syntax,
 // unknown settings, out-of-range values and unknown axes are usage errors (exit 2) naming the flag
-// or the recipe's file:line:col; good settings plan. (`run` under mpirun: tests/cli/CMakeLists.txt.)
+// or the recipe's file:line:col; good settings plan. (`run` under mpirun:
+// tests/cli/CMakeLists.txt.)
 #include <cstdlib>
 #include <fstream>
 #include <string>
@@ -17,8 +18,8 @@ using ::testing::HasSubstr;
 using testing::RunNmesh;
 
 TEST(NcclCliTest, GoodSettingsPlan) {
-  testing::CliResult r = RunNmesh({"plan", "--world", "8", "--tp", "2", "--nccl",
-                                   "tp.max_ctas=16", "--nccl", "dp_shard_cp.net_name=IB"});
+  testing::CliResult r = RunNmesh({"plan", "--world", "8", "--tp", "2", "--nccl", "tp.max_ctas=16",
+                                   "--nccl", "dp_shard_cp.net_name=IB"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
 }
 
@@ -47,8 +48,8 @@ TEST(NcclCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
     EXPECT_THAT(r.err, HasSubstr(c.message));
   }
   // min_ctas above max_ctas, each flag valid alone.
-  testing::CliResult r = RunNmesh({"plan", "--world", "8", "--tp", "2", "--nccl", "tp.min_ctas=9",
-                                   "--nccl", "tp.max_ctas=8"});
+  testing::CliResult r = RunNmesh(
+      {"plan", "--world", "8", "--tp", "2", "--nccl", "tp.min_ctas=9", "--nccl", "tp.max_ctas=8"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("min_ctas (9) must not exceed max_ctas (8) (from --nccl)"));
 }
@@ -77,7 +78,8 @@ TEST(NcclCliTest, RecipeErrorsNameFileLineAndColumn) {
   r = RunNmesh({"plan", "--world", "8", "--config", path});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("distributed.nccl.tp.max_ctas must be an integer from 1 to 32, got "
-                               "64 (" + path + ":4:17)"));
+                               "64 (" +
+                               path + ":4:17)"));
 }
 
 }  // namespace

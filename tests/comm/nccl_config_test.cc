@@ -1,7 +1,5 @@
 // comm/nccl/config.h: NCCL settings applied to an ncclConfig_t. The config is a plain struct, so
 // this runs without a GPU; what NCCL then does with it needs one (docs/NCCL.md).
-#include "nmesh/comm/nccl/config.h"
-
 #include <nccl.h>
 
 #include <cstring>
@@ -10,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/nccl/config.h"
 #include "nmesh/comm/nccl_settings.h"
 
 namespace nmesh::comm::nccl {
@@ -86,8 +85,8 @@ TEST(ApplyNcclSettingsTest, StringsOutliveTheSettings) {
 TEST(ApplyNcclSettingsTest, AFieldTheLoadedNcclPredatesIsRefused) {
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   // NCCL 2.18.5 has netName and splitShare but not nvlsCTAs (2.27) or nvlinkCentricSched (2.28).
-  EXPECT_OK(ApplyNcclSettings({.net_name = std::string("IB"), .split_share = true}, 21805, "dp",
-                              config));
+  EXPECT_OK(
+      ApplyNcclSettings({.net_name = std::string("IB"), .split_share = true}, 21805, "dp", config));
   EXPECT_THAT(ApplyNcclSettings({.nvls_ctas = 4}, 21805, "tp", config),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        AllOf(HasSubstr("NCCL setting nvls_ctas of 'tp' needs NCCL 2.27 or later"),

@@ -58,8 +58,12 @@ struct IntField {
 // NCCL's documented ranges: cgaClusterSize 0-8, minCTAs/maxCTAs 1-32, CTAPolicy 0 (default),
 // 1 (efficiency), 2 (zero); trafficClass non-negative; nvlsCTAs and nChannelsPerNetPeer positive.
 const std::vector<IntField> kIntFields = {
-    {"cga_cluster_size", 0, 8}, {"min_ctas", 1, 32},   {"max_ctas", 1, 32},
-    {"traffic_class", 0, INT_MAX}, {"cta_policy", 0, 2}, {"nvls_ctas", 1, INT_MAX},
+    {"cga_cluster_size", 0, 8},
+    {"min_ctas", 1, 32},
+    {"max_ctas", 1, 32},
+    {"traffic_class", 0, INT_MAX},
+    {"cta_policy", 0, 2},
+    {"nvls_ctas", 1, INT_MAX},
     {"n_channels_per_net_peer", 1, INT_MAX},
 };
 const std::vector<std::string> kBoolFields = {"split_share", "collnet_enable", "shrink_share",
@@ -71,9 +75,8 @@ TEST(NcclSettingsTest, TheTableHasExactlyTheFieldsOfNccl228sConfigButBlocking) {
   for (const NcclField& field : NcclFields()) names.emplace_back(field.name);
   EXPECT_EQ(names, (std::vector<std::string>{
                        "cga_cluster_size", "min_ctas", "max_ctas", "net_name", "split_share",
-                       "traffic_class", "comm_name", "collnet_enable", "cta_policy",
-                       "shrink_share", "nvls_ctas", "n_channels_per_net_peer",
-                       "nvlink_centric_sched"}));
+                       "traffic_class", "comm_name", "collnet_enable", "cta_policy", "shrink_share",
+                       "nvls_ctas", "n_channels_per_net_peer", "nvlink_centric_sched"}));
   EXPECT_EQ(FindNcclField("blocking"), nullptr);
   EXPECT_EQ(FindNcclField("maxCTAs"), nullptr);  // NCCL's spelling is not a setting name
 }
@@ -106,23 +109,23 @@ TEST(NcclSettingsTest, EveryIntegerFieldAcceptsItsBoundsAndRefusesJustOutside) {
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("distributed.nccl.tp.max_ctas must be an integer from 1 to 32, "
                                  "got 33")));
-  EXPECT_THAT(SetNcclField(s, "traffic_class", NcclValue{int64_t{-1}}, "k"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("k must be an integer >= 0, got -1")));
+  EXPECT_THAT(
+      SetNcclField(s, "traffic_class", NcclValue{int64_t{-1}}, "k"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("k must be an integer >= 0, got -1")));
 }
 
 TEST(NcclSettingsTest, EveryBooleanFieldAcceptsBooleansAndZeroOrOne) {
   for (const std::string& name : kBoolFields) {
     SCOPED_TRACE(name);
-    for (auto [value, want] : {std::pair{NcclValue{true}, true}, std::pair{NcclValue{false}, false},
-                               std::pair{NcclValue{int64_t{1}}, true},
-                               std::pair{NcclValue{int64_t{0}}, false}}) {
+    for (auto [value, want] :
+         {std::pair{NcclValue{true}, true}, std::pair{NcclValue{false}, false},
+          std::pair{NcclValue{int64_t{1}}, true}, std::pair{NcclValue{int64_t{0}}, false}}) {
       NcclSettings s;
       ASSERT_OK(SetNcclField(s, name, value, "k"));
       EXPECT_EQ(SetMembers(s), (std::map<std::string, NcclValue>{{name, NcclValue{want}}}));
     }
-    for (const NcclValue& bad : {NcclValue{int64_t{2}}, NcclValue{int64_t{-1}},
-                                 NcclValue{std::string("yes")}}) {
+    for (const NcclValue& bad :
+         {NcclValue{int64_t{2}}, NcclValue{int64_t{-1}}, NcclValue{std::string("yes")}}) {
       NcclSettings s;
       EXPECT_THAT(SetNcclField(s, name, bad, "k"),
                   StatusIs(absl::StatusCode::kInvalidArgument,
@@ -137,12 +140,13 @@ TEST(NcclSettingsTest, EveryStringFieldAcceptsANonEmptyString) {
     SCOPED_TRACE(name);
     NcclSettings s;
     ASSERT_OK(SetNcclField(s, name, NcclValue{std::string("IB")}, "k"));
-    EXPECT_EQ(SetMembers(s), (std::map<std::string, NcclValue>{{name, NcclValue{std::string("IB")}}}));
+    EXPECT_EQ(SetMembers(s),
+              (std::map<std::string, NcclValue>{{name, NcclValue{std::string("IB")}}}));
     for (const NcclValue& bad : {NcclValue{std::string()}, NcclValue{int64_t{3}}}) {
       NcclSettings t;
-      EXPECT_THAT(SetNcclField(t, name, bad, "k"),
-                  StatusIs(absl::StatusCode::kInvalidArgument,
-                           HasSubstr("k must be a non-empty string")));
+      EXPECT_THAT(
+          SetNcclField(t, name, bad, "k"),
+          StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("k must be a non-empty string")));
     }
   }
 }
@@ -164,26 +168,28 @@ TEST(NcclSettingsTest, TextValuesAreTypedByTheField) {
   ASSERT_OK(SetNcclFieldFromText(s, "split_share", "false", "k"));
   ASSERT_OK(SetNcclFieldFromText(s, "collnet_enable", "1", "k"));
   ASSERT_OK(SetNcclFieldFromText(s, "net_name", "16", "k"));  // a string field keeps the text
-  EXPECT_EQ(SetMembers(s), (std::map<std::string, NcclValue>{{"max_ctas", NcclValue{int64_t{16}}},
-                                                             {"split_share", NcclValue{false}},
-                                                             {"collnet_enable", NcclValue{true}},
-                                                             {"net_name", NcclValue{std::string("16")}}}));
+  EXPECT_EQ(SetMembers(s),
+            (std::map<std::string, NcclValue>{{"max_ctas", NcclValue{int64_t{16}}},
+                                              {"split_share", NcclValue{false}},
+                                              {"collnet_enable", NcclValue{true}},
+                                              {"net_name", NcclValue{std::string("16")}}}));
   EXPECT_THAT(SetNcclFieldFromText(s, "max_ctas", "sixteen", "tp.max_ctas"),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("tp.max_ctas must be an integer from 1 to 32, got 'sixteen'")));
   EXPECT_THAT(SetNcclFieldFromText(s, "max_ctas", "true", "k"),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
   EXPECT_THAT(SetNcclFieldFromText(s, "max_ctas", "99999999999999999999", "k"),
-              StatusIs(absl::StatusCode::kInvalidArgument));
+              StatusIs(absl::StatusCode::kInvalidArgument, ::testing::_));
 }
 
 TEST(NcclSettingsTest, MinCtasMustNotExceedMaxCtas) {
   NcclSettings s{.min_ctas = 8, .max_ctas = 8};
   EXPECT_OK(CheckNcclSettings(s, "tp"));
   s.min_ctas = 9;
-  EXPECT_THAT(CheckNcclSettings(s, "distributed.nccl.tp"),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("distributed.nccl.tp: min_ctas (9) must not exceed max_ctas (8)")));
+  EXPECT_THAT(
+      CheckNcclSettings(s, "distributed.nccl.tp"),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               HasSubstr("distributed.nccl.tp: min_ctas (9) must not exceed max_ctas (8)")));
   EXPECT_OK(CheckNcclSettings({.min_ctas = 32}, "tp"));  // one alone is never a conflict
 }
 
@@ -191,20 +197,21 @@ TEST(NcclSettingsTest, MergeTakesEveryFieldTheOverrideSets) {
   const NcclSettings base{.min_ctas = 2, .max_ctas = 8, .net_name = "IB"};
   const NcclSettings over{.max_ctas = 16, .split_share = false};
   const NcclSettings merged = MergeNcclSettings(base, over);
-  EXPECT_EQ(merged, (NcclSettings{.min_ctas = 2, .max_ctas = 16, .net_name = "IB",
-                                  .split_share = false}));
+  EXPECT_EQ(merged,
+            (NcclSettings{.min_ctas = 2, .max_ctas = 16, .net_name = "IB", .split_share = false}));
   EXPECT_EQ(MergeNcclSettings(base, {}), base);
   EXPECT_EQ(MergeNcclSettings({}, over), over);
 }
 
 TEST(NcclSettingsTest, TextListsTheSetFieldsInTableOrder) {
   EXPECT_EQ(NcclSettingsText({}), "");
-  EXPECT_EQ(NcclSettingsText({.max_ctas = 16, .net_name = "IB", .split_share = false,
-                              .nvlink_centric_sched = true}),
-            "max_ctas=16 net_name=IB split_share=false nvlink_centric_sched=true");
-  EXPECT_EQ(NcclSettingsMapText({{"tp", {.max_ctas = 16}}, {"dp", {.cga_cluster_size = 2}},
-                                 {"cp", {}}}),
-            "dp{cga_cluster_size=2} tp{max_ctas=16}");
+  EXPECT_EQ(
+      NcclSettingsText(
+          {.max_ctas = 16, .net_name = "IB", .split_share = false, .nvlink_centric_sched = true}),
+      "max_ctas=16 net_name=IB split_share=false nvlink_centric_sched=true");
+  EXPECT_EQ(
+      NcclSettingsMapText({{"tp", {.max_ctas = 16}}, {"dp", {.cga_cluster_size = 2}}, {"cp", {}}}),
+      "dp{cga_cluster_size=2} tp{max_ctas=16}");
 }
 
 TEST(NcclSettingsTest, AssignmentsAccumulatePerName) {
@@ -220,8 +227,8 @@ TEST(NcclSettingsTest, AssignmentsAccumulatePerName) {
 TEST(NcclSettingsTest, BadAssignmentsAreRefusedAndChangeNothing) {
   NcclSettingsMap map{{"tp", {.max_ctas = 8}}};
   const NcclSettingsMap before = map;
-  for (const char* text : {"tp", "tp.max_ctas", ".max_ctas=16", "max_ctas=16", "tp=max_ctas.16",
-                           ""}) {
+  for (const char* text :
+       {"tp", "tp.max_ctas", ".max_ctas=16", "max_ctas=16", "tp=max_ctas.16", ""}) {
     SCOPED_TRACE(text);
     EXPECT_THAT(ParseNcclAssignment(text, map),
                 StatusIs(absl::StatusCode::kInvalidArgument,

@@ -30,12 +30,12 @@ TEST(RecipeNcclTest, SettingsAreReadPerName) {
       "    ep:\n"
       "      min_ctas: null\n";
   ASSERT_OK_AND_ASSIGN(Recipe recipe, ParseRecipe(yaml, kFile));
-  EXPECT_EQ(recipe.nccl,
-            (comm::NcclSettingsMap{
-                {"tp", {.max_ctas = 16, .net_name = std::string("IB")}},
-                {"dp_shard_cp",
-                 {.cga_cluster_size = 2, .split_share = false, .collnet_enable = true}},
-                {"ep", {}}}));
+  EXPECT_EQ(
+      recipe.nccl,
+      (comm::NcclSettingsMap{
+          {"tp", {.max_ctas = 16, .net_name = std::string("IB")}},
+          {"dp_shard_cp", {.cga_cluster_size = 2, .split_share = false, .collnet_enable = true}},
+          {"ep", {}}}));
   // The names' keys, for the job layer's unknown-name errors.
   EXPECT_EQ(recipe.Where("nccl.tp"), "bad.yaml:4:5");
   EXPECT_EQ(recipe.Where("nccl.dp_shard_cp"), "bad.yaml:7:5");

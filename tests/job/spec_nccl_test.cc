@@ -24,8 +24,8 @@ using ::testing::HasSubstr;
 // A recipe file in the test's temporary directory.
 std::string WriteRecipe(const std::string& name, const std::string& text) {
   const char* dir = std::getenv("TEST_TMPDIR");
-  const std::string path = std::string(dir != nullptr ? dir : "/tmp") + "/nmesh_spec_nccl_" +
-                           name + ".yaml";
+  const std::string path =
+      std::string(dir != nullptr ? dir : "/tmp") + "/nmesh_spec_nccl_" + name + ".yaml";
   std::ofstream(path) << text;
   return path;
 }

@@ -139,10 +139,9 @@ TEST_P(NcclSettingsMeshTest, UnknownNamesAndConflictsFailOnEveryRankBeforeAnySpl
                        HasSubstr("NCCL settings for 'ep': mesh 'device_mesh' has no axis or group "
                                  "'ep'; its axes and groups are [pp, dp_replicate, dp_shard")));
   // dp_shard and dp are one partition when dp_replicate is 1.
-  EXPECT_THAT(DeviceMesh::Create(plan, *world,
-                                 {.nccl = {{"dp", {.max_ctas = 8}}, {"dp_shard", {.max_ctas = 4}}}}),
-              StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("set max_ctas to 4 and 8")));
+  EXPECT_THAT(DeviceMesh::Create(
+                  plan, *world, {.nccl = {{"dp", {.max_ctas = 8}}, {"dp_shard", {.max_ctas = 4}}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("set max_ctas to 4 and 8")));
   EXPECT_OK(world->Barrier());  // nobody is left inside a split
 }
 
@@ -152,12 +151,11 @@ TEST_P(NcclSettingsMeshTest, RanksWithDifferentSettingsDisagreeInsteadOfHanging)
   const int np = world->size();
   ASSERT_OK_AND_ASSIGN(MeshPlan plan, PlanMesh(RequestOf({.size = np}, np)));
   const int ctas = world->rank() == 0 ? 16 : 8;
-  EXPECT_THAT(
-      DeviceMesh::Create(plan, *world, {.nccl = {{"dp_shard", {.max_ctas = ctas}}}}),
-      StatusIs(absl::StatusCode::kInvalidArgument,
-               HasSubstr(absl::StrFormat("ranks disagree on the mesh: rank %d of %d has "
-                                         "device_mesh fsdp2",
-                                         world->rank(), np))));
+  EXPECT_THAT(DeviceMesh::Create(plan, *world, {.nccl = {{"dp_shard", {.max_ctas = ctas}}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr(absl::StrFormat("ranks disagree on the mesh: rank %d of %d has "
+                                                 "device_mesh fsdp2",
+                                                 world->rank(), np))));
   EXPECT_OK(world->Barrier());
 }
 

@@ -67,7 +67,8 @@ TEST(NcclSettingsPerKindTest, EachAxisGetsItsOwnAndSharedPartitionsMerge) {
   ASSERT_OK_AND_ASSIGN(std::vector<comm::NcclSettings> kinds, NcclSettingsPerKind(plan, settings));
   EXPECT_EQ(SettingsOf(plan, kinds, "tp"), (comm::NcclSettings{.max_ctas = 16}));
   EXPECT_EQ(SettingsOf(plan, kinds, "cp"), (comm::NcclSettings{.net_name = std::string("IB")}));
-  EXPECT_EQ(SettingsOf(plan, kinds, "dp"), (comm::NcclSettings{.cga_cluster_size = 2, .min_ctas = 2}));
+  EXPECT_EQ(SettingsOf(plan, kinds, "dp"),
+            (comm::NcclSettings{.cga_cluster_size = 2, .min_ctas = 2}));
   EXPECT_EQ(SettingsOf(plan, kinds, "dp_shard"), SettingsOf(plan, kinds, "dp"));
   EXPECT_EQ(SettingsOf(plan, kinds, "dp_cp"),
             (comm::NcclSettings{.max_ctas = 8, .split_share = false}));
