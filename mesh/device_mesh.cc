@@ -205,9 +205,14 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
       return std::find(kind.names.begin(), kind.names.end(), name) != kind.names.end();
     });
     if (!known) {
-      std::vector<std::string> names;
-      for (const GroupKind& kind : kinds)
-        names.insert(names.end(), kind.names.begin(), kind.names.end());
+      // In the mesh's order: native axes, flattened groups, then the moe axes.
+      std::vector<std::string> names = plan.device_mesh().axis_names();
+      for (const FlattenedGroup& group : plan.flattened()) names.push_back(group.name);
+      for (const GroupKind& kind : kinds) {
+        for (const std::string& n : kind.names) {
+          if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+        }
+      }
       return validate::FieldError(
           field, absl::StrFormat("NCCL settings for '%s': mesh '%s' has no axis or group '%s'; "
                                  "its axes and groups are [%s]",

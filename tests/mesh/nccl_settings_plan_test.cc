@@ -61,7 +61,7 @@ TEST(NcclSettingsPerKindTest, EachAxisGetsItsOwnAndSharedPartitionsMerge) {
       {"cp", {.net_name = std::string("IB")}},
       {"dp", {.cga_cluster_size = 2}},
       {"dp_shard", {.min_ctas = 2}},
-      {"dp_shard_cp", {.split_share = false, .max_ctas = 8}},
+      {"dp_shard_cp", {.max_ctas = 8, .split_share = false}},
       {"dp_cp", {.max_ctas = 8}},  // the same value as its partner: no conflict
   };
   ASSERT_OK_AND_ASSIGN(std::vector<comm::NcclSettings> kinds, NcclSettingsPerKind(plan, settings));
