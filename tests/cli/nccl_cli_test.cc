@@ -67,9 +67,16 @@ TEST(NcclCliTest, RecipeErrorsNameFileLineAndColumn) {
   EXPECT_THAT(r.err, HasSubstr("NCCL settings for 'ep': mesh 'distributed' has no axis or group "
                                "'ep'"));
   EXPECT_THAT(r.err, HasSubstr(path + ":5:5)"));
-  // With the moe mesh the recipe asks for through a flag, ep is a group.
-  r = RunNmesh({"plan", "--world", "8", "--config", path, "--ep", "2"});
+  // With a moe mesh (asked for by a flag), ep is a group: at ep 4 its groups are blocks of 4
+  // ranks, no other group's.
+  r = RunNmesh({"plan", "--world", "8", "--config", path, "--ep", "4"});
   EXPECT_EQ(r.code, kExitOk) << r.err;
+  // At ep 2 the ep groups are the tp groups (blocks of 2): one communicator, two values.
+  r = RunNmesh({"plan", "--world", "8", "--config", path, "--ep", "2"});
+  EXPECT_EQ(r.code, kExitUsage);
+  EXPECT_THAT(r.err, HasSubstr("NCCL settings for 'tp' and 'ep' conflict: they share one "
+                               "communicator (tp/ep) but set max_ctas to 16 and 4 (" +
+                               path + ":5:5)"));
 
   std::ofstream(path) << "distributed:\n"
                          "  nccl:\n"
