@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <utility>
 
@@ -207,7 +208,7 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
     if (!known) {
       // In the mesh's order: native axes, flattened groups, then the moe axes.
       std::vector<std::string> names = plan.device_mesh().axis_names();
-      for (const FlattenedGroup& group : plan.flattened()) names.push_back(group.name);
+      for (const FlattenedGroup& flat : plan.flattened()) names.push_back(flat.name);
       for (const GroupKind& kind : kinds) {
         for (const std::string& n : kind.names) {
           if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
@@ -225,7 +226,8 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
     }
   }
   for (size_t k = 0; k < kinds.size(); ++k) {
-    std::string first;  // the name whose settings a field came from
+    std::string first;                               // the first name with settings
+    std::map<std::string_view, std::string> set_by;  // field -> the name that set it
     for (const std::string& name : kinds[k].names) {
       auto it = settings.find(name);
       if (it == settings.end()) continue;
@@ -236,9 +238,12 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
           return validate::FieldError(
               field, absl::StrFormat("NCCL settings for '%s' and '%s' conflict: they share one "
                                      "communicator (%s) but set %s to %s and %s",
-                                     first, name, absl::StrJoin(kinds[k].names, "/"), field_name,
-                                     NcclValueText(other_value), NcclValueText(value)));
+                                     set_by[field_name], name, absl::StrJoin(kinds[k].names, "/"),
+                                     field_name, NcclValueText(other_value), NcclValueText(value)));
         }
+      }
+      for (const auto& [field_name, value] : comm::NcclSettingsItems(it->second)) {
+        set_by.emplace(field_name, name);
       }
       per_kind[k] = comm::MergeNcclSettings(per_kind[k], it->second);
       if (first.empty()) first = name;

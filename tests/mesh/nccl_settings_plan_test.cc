@@ -112,6 +112,12 @@ TEST(NcclSettingsPerKindTest, NamesSharingACommunicatorMustNotSetAFieldDifferent
                                     "one communicator (dp_shard/dp/dp_shard_cp/dp_cp)")));
   EXPECT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
                           HasSubstr("but set net_name to 'Socket' and 'IB'")));
+  // The message names the name that set the field first, not just the first with settings.
+  EXPECT_THAT(NcclSettingsPerKind(plan, {{"dp_shard", {.min_ctas = 2}},
+                                         {"dp", {.net_name = std::string("IB")}},
+                                         {"dp_cp", {.net_name = std::string("Socket")}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("NCCL settings for 'dp' and 'dp_cp' conflict")));
   // Across names, min_ctas above max_ctas is caught on the merged settings.
   EXPECT_THAT(NcclSettingsPerKind(plan, {{"dp", {.min_ctas = 16}}, {"dp_shard", {.max_ctas = 8}}}),
               StatusIs(absl::StatusCode::kInvalidArgument,
