@@ -70,6 +70,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
+#include "nmesh/comm/nccl_settings.h"
 
 namespace nmesh::comm {
 
@@ -202,6 +203,10 @@ struct CommOptions {
   // How many of its last operations the communicator's flight recorder keeps
   // (comm/flight_recorder.h); 0 is treated as 1. Fixed at creation.
   size_t flight_recorder_entries = kDefaultFlightRecorderEntries;
+  // NCCL: the ncclConfig_t fields of the communicator these options make (comm/nccl_settings.h),
+  // applied by the NCCL backend when it creates it (Split; CreateWorld for the world). MPI and
+  // self ignore them. Not inherited: each Split takes the settings of its own options.
+  NcclSettings nccl = {};
 };
 
 // Memory of some memory kind, owned: the release function runs on destruction. Move-only. Made by

@@ -552,8 +552,8 @@ constexpr SizeKey kSizeKeys[] = {
 
 // Section keys that are not strategy fields.
 constexpr std::string_view kSectionKeys[] = {
-    "strategy", "dp_size", "dp_replicate_size", "tp_size", "pp_size",
-    "cp_size",  "ep_size", "pipeline",          "moe",     "activation_checkpointing"};
+    "strategy", "dp_size", "dp_replicate_size",        "tp_size", "pp_size", "cp_size", "ep_size",
+    "pipeline", "moe",     "activation_checkpointing", "nccl"};
 
 class Parser {
  public:
@@ -581,6 +581,7 @@ class Parser {
   absl::StatusOr<std::optional<int64_t>> ReadSize(const Value& value, std::string_view name);
   absl::Status ParseActivationCheckpointing(const Entry* entry);
   absl::Status ParseStrategyFields(const std::vector<Entry>& entries);
+  absl::Status ParseNccl(const Entry* entry);
   // `pipeline` or `moe` (a non-null entry), read into `out`.
   template <typename C>
   absl::Status ParseSubsection(const Entry* entry, const Fields<C>& fields, std::optional<C>& out);
@@ -771,6 +772,9 @@ absl::Status Parser::ParseSection(const Value& section) {
   if (!strategy_error_.ok()) return strategy_error_;
   NMESH_RETURN_IF_ERROR(ParseStrategyFields(entries));
 
+  // nmesh: per-axis NCCL settings (names are checked against the mesh by the job layer).
+  NMESH_RETURN_IF_ERROR(ParseNccl(Find(entries, "nccl")));
+
   // 9, 10. The pipeline config.
   if (validate::HasPipeline(sizes)) {
     if (pipeline == nullptr || pipeline->value.IsNull()) {
@@ -882,6 +886,60 @@ absl::Status Parser::ParseActivationCheckpointing(const Entry* entry) {
           section_name(), entry->value.Describe(), entry->value.Where()));
     }
     mode = *parsed;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Parser::ParseNccl(const Entry* entry) {
+  if (entry == nullptr || entry->value.IsNull()) return absl::OkStatus();
+  if (!entry->value.IsMap()) {
+    return entry->value.Invalid("a map of axis or group names to NCCL settings");
+  }
+  NMESH_ASSIGN_OR_RETURN(std::vector<Entry> groups, entry->value.Entries());
+  for (const Entry& group : groups) {
+    // The group's key: an unknown axis name is reported there.
+    Record(group.value.key(), group.key_position);
+    if (group.value.IsNull()) continue;
+    if (!group.value.IsMap()) {
+      return group.value.Invalid("a map of NCCL settings (e.g. {max_ctas: 16})");
+    }
+    NMESH_ASSIGN_OR_RETURN(std::vector<Entry> fields, group.value.Entries());
+    comm::NcclSettings settings;
+    for (const Entry& field : fields) {
+      Record(field.value.key(), field.value.position());
+      const comm::NcclField* row = comm::FindNcclField(field.name);
+      if (row == nullptr) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s: unknown NCCL setting '%s'; known settings are %s (%s)", group.value.key(),
+            field.name, comm::NcclFieldNames(), internal::FormatWhere(file(), field.key_position)));
+      }
+      if (field.value.IsNull()) continue;
+      if (!field.value.IsScalar()) {
+        return field.value.Error(
+            absl::StrFormat("must be a scalar, got %s", field.value.Describe()));
+      }
+      // The YAML scalar typed as the field wants it; anything else is passed on as its text, for
+      // SetNcclField to refuse with the field's rule.
+      comm::NcclValue value = field.value.Text();
+      if (row->kind != comm::NcclField::Kind::kString && field.value.IsPlain()) {
+        if (absl::StatusOr<bool> b = field.value.Bool(); b.ok()) {
+          value = *b;
+        } else if (absl::StatusOr<int64_t> i = field.value.Int(internal::IntRule::kAny); i.ok()) {
+          value = *i;
+        }
+      }
+      if (absl::Status set = comm::SetNcclField(settings, field.name, value, field.value.key());
+          !set.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s (%s)", set.message(), field.value.Where()));
+      }
+    }
+    if (absl::Status checked = comm::CheckNcclSettings(settings, group.value.key());
+        !checked.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s (%s)", checked.message(), group.value.Where()));
+    }
+    recipe_.nccl[group.name] = std::move(settings);
   }
   return absl::OkStatus();
 }

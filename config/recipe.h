@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/sizes.h"
 #include "nmesh/config/strategy.h"
@@ -102,6 +103,11 @@ struct Recipe {
   // read and checked, and request.ranks / request.job_world_size hold this section's ranks:
   // the student gets 0..S-1, the teacher S..W-1.
   bool separate_meshes = false;
+  // nmesh's `nccl:` key of the section: NCCL settings per axis or group name
+  // (comm/nccl_settings.h), e.g. `nccl: {tp: {max_ctas: 16}, dp_shard_cp: {net_name: IB}}`. Fields
+  // and values are checked here; whether each name is an axis or group of the mesh is checked when
+  // it is planned (the job layer, with the name's file:line:col from PositionOf("nccl.<name>")).
+  comm::NcclSettingsMap nccl;
   // Human-readable notes, e.g. a `pipeline:` block dropped because pp_size <= 1, or an ignored
   // `loss_fn`. Each names the key and file:line:col.
   std::vector<std::string> warnings;

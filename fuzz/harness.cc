@@ -16,6 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/recipe.h"
 #include "nmesh/tools/cli.h"
 
@@ -60,6 +61,10 @@ void CheckParsed(const absl::StatusOr<Recipe>& parsed, Section section,
   }
   for (const auto& [key, position] : recipe.positions) {
     NMESH_CHECK(position.line >= 1 && position.column >= 1) << key;
+  }
+  // NCCL settings that parsed are settings the table accepts as a whole.
+  for (const auto& [name, settings] : recipe.nccl) {
+    NMESH_CHECK(comm::CheckNcclSettings(settings, name).ok()) << name;
   }
   if (overrides.strategy.has_value()) {
     NMESH_CHECK(strategy == *overrides.strategy);

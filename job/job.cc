@@ -202,17 +202,22 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   local.Update(startup_ok);
   std::vector<const mesh::MeshPlan*> plans;
   std::vector<std::string> names;
+  // The NCCL settings are part of what the ranks agree on: each split's config depends on them.
+  std::string nccl;
   if (planned.ok()) {
     for (const JobMesh& job_mesh : *planned) {
       plans.push_back(&*job_mesh.plan);
       names.push_back(MeshName(job_mesh.spec));
+      if (const std::string text = comm::NcclSettingsMapText(job_mesh.spec.nccl); !text.empty()) {
+        absl::StrAppend(&nccl, " nccl[", names.back(), "]=", text);
+      }
     }
   }
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
       session,
       MakeStartupRecord(
-          absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d", options.command,
-                          PlacementName(options.mesh.placement), options.nccl_ranks_per_root),
+          absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d%s", options.command,
+                          PlacementName(options.mesh.placement), options.nccl_ranks_per_root, nccl),
           BackendChoiceName(options.backend), timeout, local, plans, names),
       StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
                      timeout_ok.ok() ? timeout : std::nullopt)));
@@ -247,9 +252,9 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
     std::optional<absl::Duration> mesh_timeout = options.timeout;
     if (!mesh_timeout.has_value() && options.recipe_timeout) mesh_timeout = job_mesh.spec.timeout;
     const absl::Time start = absl::Now();
-    absl::StatusOr<mesh::DeviceMesh> built =
-        mesh::DeviceMesh::Create(*job_mesh.plan, *job->backend_.world,
-                                 {.name = MeshName(job_mesh.spec), .timeout = mesh_timeout});
+    absl::StatusOr<mesh::DeviceMesh> built = mesh::DeviceMesh::Create(
+        *job_mesh.plan, *job->backend_.world,
+        {.name = MeshName(job_mesh.spec), .timeout = mesh_timeout, .nccl = job_mesh.spec.nccl});
     if (!built.ok()) {
       // Disagreement and size errors are found by every rank together (InvalidArgument);
       // anything else may leave the others inside a split.

@@ -3,9 +3,11 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/strategy.h"
+#include "nmesh/mesh/device_mesh.h"
 #include "nmesh/validate/error_fields.h"
 #include "nmesh/validate/sizes.h"
 #include "nmesh/validate/validate.h"
@@ -73,8 +75,17 @@ MeshSpec SpecFromRecipe(config::Recipe recipe) {
   spec.activation_checkpointing = recipe.activation_checkpointing;
   spec.timeout = recipe.dist_env.Timeout();
   spec.warnings = recipe.warnings;
+  spec.nccl = recipe.nccl;
   spec.recipe = std::move(recipe);
   return spec;
+}
+
+// The --nccl settings over the spec's, field by field.
+void ApplyNcclFlags(const comm::NcclSettingsMap& flags, MeshSpec& spec) {
+  for (const auto& [name, settings] : flags) {
+    spec.nccl[name] = comm::MergeNcclSettings(spec.nccl[name], settings);
+    spec.nccl_from_flags.push_back(name);
+  }
 }
 
 }  // namespace
@@ -96,6 +107,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
     }
     std::vector<MeshSpec> specs;
     specs.push_back(SpecFromFlags(std::move(request)));
+    ApplyNcclFlags(options.nccl, specs.back());
     return specs;
   }
 
@@ -123,6 +135,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
     if (value->has_value()) chosen.flag_overrides.emplace_back(key, flag);
   }
   if (options.ranks.has_value()) chosen.request.ranks = options.ranks;
+  ApplyNcclFlags(options.nccl, chosen);
 
   if (!has_teacher) {
     if (chosen.request.ranks.has_value()) {
@@ -154,10 +167,24 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
 
 namespace {
 
-// A size error of `plan`, naming the flag or the recipe's file:line:col that set the size.
-absl::StatusOr<mesh::MeshPlan> AnnotatePlanError(const MeshSpec& spec,
+// A size error of `plan`, naming the flag or the recipe's file:line:col that set the size; for a
+// plan that is fine, an error of its NCCL settings (an unknown name, a conflict), named likewise.
+absl::StatusOr<mesh::MeshPlan> CheckPlanOfSpec(const MeshSpec& spec,
                                                  absl::StatusOr<mesh::MeshPlan> plan) {
-  if (plan.ok() || !spec.recipe.has_value()) return plan;
+  if (plan.ok()) {
+    if (spec.nccl.empty()) return plan;
+    absl::Status nccl = mesh::NcclSettingsPerKind(*plan, spec.nccl, MeshName(spec)).status();
+    if (nccl.ok()) return plan;
+    const std::string subject = validate::FieldsOf(nccl).subject;  // "nccl.<name>"
+    for (const std::string& name : spec.nccl_from_flags) {
+      if (subject == absl::StrCat("nccl.", name)) {
+        return absl::Status(nccl.code(), absl::StrFormat("%s (from --nccl)", nccl.message()));
+      }
+    }
+    if (spec.recipe.has_value()) return spec.recipe->Annotate(nccl, subject);
+    return nccl;
+  }
+  if (!spec.recipe.has_value()) return plan;
   const std::string subject = validate::FieldsOf(plan.status()).subject;
   for (const auto& [key, flag] : spec.flag_overrides) {
     if (!subject.empty() && subject == key) {
@@ -171,11 +198,11 @@ absl::StatusOr<mesh::MeshPlan> AnnotatePlanError(const MeshSpec& spec,
 }  // namespace
 
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec) {
-  return AnnotatePlanError(spec, mesh::PlanMesh(spec.request));
+  return CheckPlanOfSpec(spec, mesh::PlanMesh(spec.request));
 }
 
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpecOver(const MeshSpec& spec, const mesh::Layout& members) {
-  return AnnotatePlanError(spec, mesh::PlanMeshOver(spec.request, members));
+  return CheckPlanOfSpec(spec, mesh::PlanMeshOver(spec.request, members));
 }
 
 }  // namespace nmesh::job

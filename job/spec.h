@@ -27,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/recipe.h"
 #include "nmesh/config/sizes.h"
@@ -66,6 +67,11 @@ struct MeshOptions {
   // How the mesh's ranks are ordered over the job's hosts (kPack: by host, then local rank). Only
   // a running job knows its hosts: the job layer applies it (Job::Start), not ResolveMeshSpecs.
   Placement placement = Placement::kAsLaunched;
+  // NCCL settings per axis or group name (comm/nccl_settings.h; the CLI's repeatable
+  // `--nccl NAME.FIELD=VALUE`), over the recipe's `nccl:` of the selected section field by field
+  // (or for the mesh given by the flags). Names are checked when the mesh is planned
+  // (PlanMeshSpec).
+  comm::NcclSettingsMap nccl = {};
 };
 
 // One mesh to build: the request for the mesh builders and the typed configs a MeshContext holds.
@@ -88,6 +94,11 @@ struct MeshSpec {
   // Size keys set explicitly over the recipe, with the flag that set them ({"tp_size", "--tp"}),
   // so that errors about them name the flag rather than the file.
   std::vector<std::pair<std::string, std::string>> flag_overrides;
+  // NCCL settings per axis or group name: the recipe's `nccl:` with MeshOptions::nccl over it
+  // (mesh::DeviceMeshOptions::nccl).
+  comm::NcclSettingsMap nccl;
+  // The names whose settings came from MeshOptions::nccl, so that errors about them name the flag.
+  std::vector<std::string> nccl_from_flags;
 };
 
 // The name a mesh of this spec is given (communicator names, messages): "device_mesh" for a mesh
@@ -112,7 +123,9 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
 
 // mesh::PlanMesh on spec.request; a size error names the flag that set the size it is about
 // (" (from --tp)"), or else the recipe's file:line:col of the first size it names that the file
-// sets (config::Recipe::AnnotateSizeError).
+// sets (config::Recipe::AnnotateSizeError). Then the NCCL settings against the plan
+// (mesh::NcclSettingsPerKind: unknown axis or group names, conflicts, min_ctas > max_ctas), an
+// error naming " (from --nccl)" or the name's file:line:col in the recipe.
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec);
 // PlanMeshSpec over the ranks of `members` (mesh::PlanMeshOver; spec.request.ranks must be unset),
 // with the same annotations of size errors.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <map>
 #include <mutex>
 #include <utility>
 
@@ -13,6 +14,7 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/config/strategy.h"
+#include "nmesh/validate/error_fields.h"
 
 namespace nmesh::mesh {
 
@@ -79,7 +81,16 @@ std::string DescribePlan(const MeshPlan& plan, const DeviceMeshOptions& options)
   }
   absl::StrAppend(&text, ", timeout ", TimeoutText(options.timeout));
   if (options.isolate) absl::StrAppend(&text, ", isolated");
+  if (const std::string nccl = comm::NcclSettingsMapText(options.nccl); !nccl.empty()) {
+    absl::StrAppend(&text, ", nccl ", nccl);
+  }
   return text;
+}
+
+std::string NcclValueText(const comm::NcclValue& value) {
+  if (const int64_t* i = std::get_if<int64_t>(&value)) return absl::StrCat(*i);
+  if (const bool* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
+  return absl::StrCat("'", std::get<std::string>(value), "'");
 }
 
 // Everything the splits depend on: two ranks with equal fingerprints make the same splits.
@@ -113,6 +124,8 @@ uint64_t FingerprintOf(const MeshPlan& plan, const DeviceMeshOptions& options,
     f.Add(timeout.has_value() ? absl::ToInt64Nanoseconds(*timeout) : -1);
   }
   f.Add(options.isolate ? 1 : 0);
+  // The NCCL settings decide each split's config, and whether a whole-world group is split.
+  f.Add(comm::NcclSettingsMapText(options.nccl));
   return f.value();
 }
 
@@ -183,6 +196,72 @@ AxisSet ExpandAxis(AxisSet axes, int axis, int count) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
+    const MeshPlan& plan, const comm::NcclSettingsMap& settings, std::string_view mesh_name) {
+  const std::vector<GroupKind> kinds = DistinctGroupKinds(plan);
+  std::vector<comm::NcclSettings> per_kind(kinds.size());
+  if (settings.empty()) return per_kind;
+  for (const auto& [name, group] : settings) {
+    const std::string field = absl::StrCat("nccl.", name);
+    const bool known = std::any_of(kinds.begin(), kinds.end(), [&](const GroupKind& kind) {
+      return std::find(kind.names.begin(), kind.names.end(), name) != kind.names.end();
+    });
+    if (!known) {
+      // In the mesh's order: native axes, flattened groups, then the moe axes.
+      std::vector<std::string> names = plan.device_mesh().axis_names();
+      for (const FlattenedGroup& flat : plan.flattened()) names.push_back(flat.name);
+      for (const GroupKind& kind : kinds) {
+        for (const std::string& n : kind.names) {
+          if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+        }
+      }
+      return validate::FieldError(
+          field, absl::StrFormat("NCCL settings for '%s': mesh '%s' has no axis or group '%s'; "
+                                 "its axes and groups are [%s]",
+                                 name, mesh_name, name, absl::StrJoin(names, ", ")));
+    }
+    if (absl::Status s =
+            comm::CheckNcclSettings(group, absl::StrCat("NCCL settings for '", name, "'"));
+        !s.ok()) {
+      return validate::WithFields(s, field, {field});
+    }
+  }
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    std::string first;                               // the first name with settings
+    std::map<std::string_view, std::string> set_by;  // field -> the name that set it
+    for (const std::string& name : kinds[k].names) {
+      auto it = settings.find(name);
+      if (it == settings.end()) continue;
+      for (const auto& [field_name, value] : comm::NcclSettingsItems(it->second)) {
+        for (const auto& [other_name, other_value] : comm::NcclSettingsItems(per_kind[k])) {
+          if (other_name != field_name || other_value == value) continue;
+          const std::string field = absl::StrCat("nccl.", name);
+          return validate::FieldError(
+              field, absl::StrFormat("NCCL settings for '%s' and '%s' conflict: they share one "
+                                     "communicator (%s) but set %s to %s and %s",
+                                     set_by[field_name], name, absl::StrJoin(kinds[k].names, "/"),
+                                     field_name, NcclValueText(other_value), NcclValueText(value)));
+        }
+      }
+      for (const auto& [field_name, value] : comm::NcclSettingsItems(it->second)) {
+        set_by.emplace(field_name, name);
+      }
+      per_kind[k] = comm::MergeNcclSettings(per_kind[k], it->second);
+      if (first.empty()) first = name;
+    }
+    // Each name's settings passed on their own; together they may not (min_ctas of one name
+    // above max_ctas of another).
+    if (absl::Status s = comm::CheckNcclSettings(
+            per_kind[k], absl::StrFormat("NCCL settings of %s (one communicator)",
+                                         absl::StrJoin(kinds[k].names, "/")));
+        !s.ok()) {
+      const std::string field = absl::StrCat("nccl.", first);
+      return validate::WithFields(s, field, {field});
+    }
+  }
+  return per_kind;
+}
+
 absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Communicator& world,
                                               DeviceMeshOptions options) {
   NMESH_RETURN_IF_ERROR(AgreeOnPlan(plan, options, world));
@@ -203,21 +282,28 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   std::shared_ptr<comm::Communicator> world_ref(&world, [](comm::Communicator*) {});
   const bool world_reusable =
       !options.timeout.has_value() && !world.options().timeout.has_value() && !options.isolate;
+  NMESH_ASSIGN_OR_RETURN(const std::vector<comm::NcclSettings> nccl,
+                         NcclSettingsPerKind(plan, options.nccl, options.name));
+  const std::vector<GroupKind> kinds = DistinctGroupKinds(plan);
 
   // Group name -> communicator. Names are unique across the device and moe meshes, and one kind
   // may hold names of both (ep's blocks can be tp's groups).
   std::vector<std::pair<std::string, std::shared_ptr<comm::Communicator>>> comms;
-  for (const GroupKind& kind : DistinctGroupKinds(plan)) {
+  for (size_t k = 0; k < kinds.size(); ++k) {
+    const GroupKind& kind = kinds[k];
     const Layout& layout = plan.LayoutOf(kind.mesh);
     const std::string comm_name = absl::StrJoin(kind.names, "/");
-    const comm::CommOptions comm_options{
-        .name = comm_name, .timeout = options.timeout, .interruptible = options.interruptible};
+    const comm::CommOptions comm_options{.name = comm_name,
+                                         .timeout = options.timeout,
+                                         .interruptible = options.interruptible,
+                                         .nccl = nccl[k]};
     std::optional<GroupView> group;
     if (layout.Contains(rank)) group = *layout.ViewGroup(rank, kind.axes);
     std::shared_ptr<comm::Communicator> comm;
     if (kind.trivial) {
       if (group.has_value()) comm = world.NewSelf(comm_options);
-    } else if (kind.whole_world && layout.size() == world.size() && world_reusable) {
+    } else if (kind.whole_world && layout.size() == world.size() && world_reusable &&
+               nccl[k].empty()) {
       comm = world_ref;
       shared->borrowed_world = &world;
       shared->borrowed_world_lifetime = world.lifetime();

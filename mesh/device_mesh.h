@@ -16,7 +16,8 @@
 // Construction (collective over the world communicator, every rank of the job, members of the
 // mesh or not, in the same order for every mesh):
 //   1. Agreement: an all-reduce of the min and max of a fingerprint of the mesh (strategy, sizes,
-//      shape, axis names, flattened groups, rank list, moe shape, timeout, isolation). If ranks
+//      shape, axis names, flattened groups, rank list, moe shape, timeout, isolation, NCCL
+//      settings). If ranks
 //      differ, every rank fails with InvalidArgument "ranks disagree on the mesh: ..." describing
 //      its own mesh, before any split that could hang. It is issued asynchronously and waited for
 //      at most the mesh's timeout, whatever the world's: when a rank does not arrive in time, the
@@ -32,7 +33,8 @@
 //      the mesh's timeout applies and aborting the mesh never aborts the caller's world.
 //      communicators_created() counts the splits.
 // Each communicator is named after its group (CommOptions::name): the names sharing it joined
-// with "/", e.g. "dp_shard/dp", so timeouts name the axis; each gets the mesh's timeout.
+// with "/", e.g. "dp_shard/dp", so timeouts name the axis; each gets the mesh's timeout and the
+// NCCL settings of its names (DeviceMeshOptions::nccl, NcclSettingsPerKind).
 //
 // Rank subsets: a plan over a rank list makes the other ranks non-members. They take part in
 // construction (with no color) but hold no groups; asking one for a group, a coordinate or a
@@ -80,14 +82,35 @@ struct DeviceMeshOptions {
   // CommOptions::interruptible for every communicator the mesh creates: with a timeout, MPI
   // operations poll and return DeadlineExceeded instead of the watchdog ending the job.
   bool interruptible = false;
+  // NCCL settings per native axis, flattened group or moe axis name ("tp", "dp_shard_cp", "ep"):
+  // the CommOptions::nccl of the communicator that serves it (see NcclSettingsPerKind). Applied by
+  // the NCCL backend to that group's split, ignored by MPI. A whole-world group with settings
+  // gets its own communicator (the caller's world was created with its own); size-1 groups (self
+  // communicators) and the sub-axes Unflatten makes have no NCCL communicator to apply them to.
+  comm::NcclSettingsMap nccl = {};
 };
+
+// The NCCL settings of each kind of DistinctGroupKinds(plan), in that order: the merge of the
+// settings of the names that share its communicator. Fails with InvalidArgument, carrying the
+// field "nccl.<name>" (validate::FieldsOf), for
+//   - a name that is none of the plan's axes or groups: "NCCL settings for 'ep': mesh
+//     'device_mesh' has no axis or group 'ep'; its axes and groups are [pp, dp_replicate, ...]";
+//   - two names that share one communicator and set one field differently: "NCCL settings for
+//     'dp' and 'dp_shard' conflict: they share one communicator (dp_shard/dp) but set max_ctas to
+//     16 and 8";
+//   - settings that fail comm::CheckNcclSettings (min_ctas > max_ctas).
+// `mesh_name` names the mesh in messages. Pure; thread-safe.
+absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
+    const MeshPlan& plan, const comm::NcclSettingsMap& settings,
+    std::string_view mesh_name = "device_mesh");
 
 class DeviceMesh {
  public:
   // Builds the meshes of `plan` over `world` (see the overview): collective over `world`, whose
   // ranks are the global ranks of the plan. Fails with
   //   - InvalidArgument "ranks disagree on the mesh: ..." when the ranks' plans differ;
-  //   - InvalidArgument when the plan needs more ranks than `world` has;
+  //   - InvalidArgument when the plan needs more ranks than `world` has, or for NCCL settings
+  //     NcclSettingsPerKind refuses (after the agreement, on every rank alike);
   //   - the communicators' errors (e.g. DeadlineExceeded from a split), prefixed with the mesh's
   //     name and the group being split.
   static absl::StatusOr<DeviceMesh> Create(const MeshPlan& plan, comm::Communicator& world,

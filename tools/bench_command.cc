@@ -14,6 +14,7 @@
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/nccl_settings.h"
 #include "nmesh/perf/bench.h"
 #include "nmesh/tools/bench_format.h"
 #include "nmesh/tools/bench_plot.h"
@@ -76,6 +77,16 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   }
   reporter.Note(
       absl::StrFormat("bench: backend %s (%s)", job.backend().name, job.backend().reason));
+  for (const JobMesh& mesh : job.meshes()) {
+    if (const std::string nccl = comm::NcclSettingsMapText(mesh.spec.nccl); !nccl.empty()) {
+      reporter.Note(
+          absl::StrFormat("bench: nccl settings of mesh '%s' %s: %s", mesh.spec.label,
+                          job.backend().name == "nccl"
+                              ? "applied"
+                              : absl::StrFormat("not applicable (%s backend)", job.backend().name),
+                          nccl));
+    }
+  }
 
   const bool progress = options.progress || (&err == &std::cerr && isatty(STDERR_FILENO) == 1);
   perf::RowObserver on_row;

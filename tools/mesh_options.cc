@@ -8,6 +8,7 @@
 #include "absl/strings/str_split.h"
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/strategy.h"
 
 namespace nmesh::tools {
@@ -98,6 +99,21 @@ void AddMeshOptions(CLI::App& app, MeshOptions& options) {
          "as-launched (default: the launcher's rank order) or pack (ranks ordered by host, then "
          "local rank, so that each host holds whole groups of the innermost axes)")
       ->type_name("P");
+  app.add_option_function<std::vector<std::string>>(
+         "--nccl",
+         [&options](const std::vector<std::string>& v) {
+           for (const std::string& assignment : v) {
+             if (absl::Status s = comm::ParseNcclAssignment(assignment, options.nccl); !s.ok()) {
+               throw CLI::ValidationError("--nccl", std::string(s.message()));
+             }
+           }
+         },
+         "NCCL setting of one axis or group, repeatable: NAME.FIELD=VALUE, e.g. tp.max_ctas=16 "
+         "(fields: " +
+             comm::NcclFieldNames() +
+             "); over the recipe's nccl: key; reported as not applicable on the MPI backend")
+      ->type_name("AXIS.FIELD=V")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option_function<std::vector<std::string>>(
          "--ranks",
          [&options](const std::vector<std::string>& v) {

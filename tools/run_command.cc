@@ -20,6 +20,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/nccl_settings.h"
 #include "nmesh/comm/topology.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/job/verify.h"
@@ -127,6 +128,29 @@ struct MeshResult {
   std::vector<job::GroupPlacement> placement;
 };
 
+// Whether a mesh's NCCL settings were applied: "none" without settings, "applied" on NCCL,
+// "not applicable (mpi backend)" on MPI (accepted, checked, and agreed on, but MPI has no
+// ncclConfig_t).
+std::string NcclSettingsStatus(const comm::NcclSettingsMap& settings, const job::Backend& backend) {
+  if (comm::NcclSettingsMapText(settings).empty()) return "none";
+  if (backend.name == "nccl") return "applied";
+  return absl::StrFormat("not applicable (%s backend)", backend.name);
+}
+
+ordered_json NcclSettingsJson(const comm::NcclSettingsMap& settings, const job::Backend& backend) {
+  ordered_json groups = ordered_json::object();
+  for (const auto& [name, group] : settings) {
+    if (group.empty()) continue;
+    ordered_json fields = ordered_json::object();
+    for (const auto& [field, value] : comm::NcclSettingsItems(group)) {
+      std::visit([&fields, field = std::string(field)](const auto& v) { fields[field] = v; },
+                 value);
+    }
+    groups[name] = std::move(fields);
+  }
+  return {{"status", NcclSettingsStatus(settings, backend)}, {"groups", std::move(groups)}};
+}
+
 ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
                       job::Placement placement, bool with_label) {
   const JobMesh& run = *result.run;
@@ -156,6 +180,7 @@ ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
                     {"intra_node", row.intra_host}});
   }
   object["axes"] = std::move(axes);
+  object["nccl_settings"] = NcclSettingsJson(run.spec.nccl, backend);
   object["per_rank"] = result.entries;
   return object;
 }
@@ -177,6 +202,10 @@ void WriteMeshText(const MeshResult& result, const job::Backend& backend,
   out << absl::StrFormat("placement    %s\n", placement == job::Placement::kPack
                                                   ? "pack (ranks ordered by host, then local rank)"
                                                   : "as-launched (the launcher's rank order)");
+  if (const std::string nccl = comm::NcclSettingsMapText(run.spec.nccl); !nccl.empty()) {
+    out << absl::StrFormat("nccl         %s: %s\n", NcclSettingsStatus(run.spec.nccl, backend),
+                           nccl);
+  }
   out << absl::StrFormat("\n%-14s %10s %10s  %s\n", "group", "size", "groups", "placement");
   for (const job::GroupPlacement& row : result.placement) {
     out << absl::StrFormat("%-14s %10d %10d  %s\n", row.name, row.size, row.count,

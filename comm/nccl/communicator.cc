@@ -20,6 +20,7 @@
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/nccl/bootstrap.h"
+#include "nmesh/comm/nccl/config.h"
 #include "nmesh/comm/nccl/native.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
@@ -246,6 +247,9 @@ class NcclCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
     ci::Deadline deadline(options_.timeout);
     ncclConfig_t config = NonblockingConfig();
+    // The child's settings (the same on every rank of a mesh, so all fail alike).
+    NMESH_RETURN_IF_ERROR(
+        ApplyNcclSettings(options.nccl, LinkedNcclVersionCode(), options.name, config));
     ncclComm_t child = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -820,6 +824,12 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
   NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
                                    "cudaStreamCreateWithFlags", rank));
   ncclConfig_t config = NonblockingConfig();
+  if (absl::Status s =
+          ApplyNcclSettings(options.comm.nccl, LinkedNcclVersionCode(), options.comm.name, config);
+      !s.ok()) {
+    cudaStreamDestroy(stream);
+    return s;
+  }
   ncclComm_t comm = nullptr;
   absl::Status init;
 #if NCCL_VERSION_CODE >= 22304

@@ -42,6 +42,9 @@
 // Split uses ncclCommSplit with splitShare = 1 (children share the parent's resources) and
 // NCCL_SPLIT_NOCOLOR for ranks without a color. Unlike the MPI backend, a negative color is
 // reported only on the rank that passed it; the others wait in ncclCommSplit until their timeout.
+// The child's CommOptions::nccl settings (comm/nccl_settings.h) go into its ncclConfig_t, and
+// CreateWorld applies NcclWorldOptions::comm.nccl the same way; a setting the NCCL in use predates
+// is InvalidArgument before any NCCL call.
 //
 // The watchdog (comm/watchdog.h) watches every NCCL communicator: the deadline of each
 // asynchronous operation (which may never be waited for), and ncclCommGetAsyncError on every tick,

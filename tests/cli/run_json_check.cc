@@ -156,6 +156,7 @@ void CheckMesh(const json& mesh, const std::vector<int64_t>& shape,
 int main(int argc, char** argv) {
   nmesh::tools::testing::checker_name = "run_json_check";
   std::vector<std::string> communicators, shapes, moes;
+  std::string nccl_settings;  // the first mesh's "nccl_settings", as JSON
   std::string command;
   int i = 1;
   for (; i < argc; ++i) {
@@ -168,6 +169,8 @@ int main(int argc, char** argv) {
       shapes = Split(argv[++i], '/');
     else if (arg == "--moe")
       moes = Split(argv[++i], '/');
+    else if (arg == "--nccl-settings")
+      nccl_settings = argv[++i];
     else
       return Fail("unknown flag " + arg), 2;
   }
@@ -193,6 +196,10 @@ int main(int argc, char** argv) {
   if (meshes.size() != shapes.size())
     Fail("expected " + std::to_string(shapes.size()) + " mesh(es)");
   if (report["verified"] != true) Fail("the report is not verified");
+  if (!nccl_settings.empty() && !meshes.empty() &&
+      meshes[0]["nccl_settings"] != json::parse(nccl_settings)) {
+    Fail("nccl_settings is " + meshes[0]["nccl_settings"].dump() + ", expected " + nccl_settings);
+  }
   const int64_t world = meshes.empty() ? 0 : meshes[0]["world_size"].get<int64_t>();
   for (size_t m = 0; m < meshes.size() && m < shapes.size(); ++m) {
     std::optional<int64_t> expected;
