@@ -60,7 +60,7 @@ struct PositionModel {
   enum Kind { kBlocks, kResidues, kTable } kind = kBlocks;
   int64_t block = 1;             // kBlocks: host p / block
   int64_t period = 1;            // kResidues: host p % period
-  std::vector<int64_t> host_of;  // kTable: host_of[p]
+  std::vector<int64_t> host_of = {};  // kTable: host_of[p]
 };
 
 bool Within(const mesh::Layout& layout, mesh::AxisSet axes, const PositionModel& model) {

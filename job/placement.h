@@ -74,10 +74,10 @@ struct PlacedPlan {
   mesh::MeshPlan plan;
   // Every group kind of the plan in report order (native axes, flattened groups, moe axes), and
   // whether its groups stay inside one host.
-  std::vector<GroupPlacement> groups;
+  std::vector<GroupPlacement> groups = {};
   // For each group kind of `groups`, whether its groups stay inside one domain (only with
   // HostLayout::ranks_per_domain; else empty).
-  std::vector<bool> intra_domain;
+  std::vector<bool> intra_domain = {};
 };
 
 // Plans `spec` (PlanMeshSpec) and places its ranks on `hosts`: as given, or packed by host. The

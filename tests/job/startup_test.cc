@@ -34,9 +34,9 @@ mesh::MeshPlan Plan(int64_t world, int64_t tp, int64_t ep = 1) {
 struct Rank {
   std::string command = "run";
   std::string backend = "auto";
-  std::optional<absl::Duration> timeout;
-  absl::Status planned;
-  std::vector<mesh::MeshPlan> plans;
+  std::optional<absl::Duration> timeout = std::nullopt;
+  absl::Status planned = absl::OkStatus();
+  std::vector<mesh::MeshPlan> plans = {};
 };
 
 std::optional<std::string> RecordOf(const Rank& rank) {
