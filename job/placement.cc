@@ -58,8 +58,8 @@ bool GroupsWithinClasses(const mesh::Layout& layout, mesh::AxisSet axes,
 // The position model of a placement: where position p of the mesh sits.
 struct PositionModel {
   enum Kind { kBlocks, kResidues, kTable } kind = kBlocks;
-  int64_t block = 1;             // kBlocks: host p / block
-  int64_t period = 1;            // kResidues: host p % period
+  int64_t block = 1;                  // kBlocks: host p / block
+  int64_t period = 1;                 // kResidues: host p % period
   std::vector<int64_t> host_of = {};  // kTable: host_of[p]
 };
 

@@ -170,7 +170,7 @@ namespace {
 // A size error of `plan`, naming the flag or the recipe's file:line:col that set the size; for a
 // plan that is fine, an error of its NCCL settings (an unknown name, a conflict), named likewise.
 absl::StatusOr<mesh::MeshPlan> CheckPlanOfSpec(const MeshSpec& spec,
-                                                 absl::StatusOr<mesh::MeshPlan> plan) {
+                                               absl::StatusOr<mesh::MeshPlan> plan) {
   if (plan.ok()) {
     if (spec.nccl.empty()) return plan;
     absl::Status nccl = mesh::NcclSettingsPerKind(*plan, spec.nccl, MeshName(spec)).status();
