@@ -63,6 +63,26 @@ absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const Time
 }
 
 namespace internal {
+namespace {
+
+// A report on `comm` with only this rank's records (`recorder`'s), to be completed by the caller.
+TimeoutReport ReportWithOwnRecords(const Communicator& comm, const FlightRecorder& recorder,
+                                   const SideChannel* side) {
+  TimeoutReport report;
+  report.axis = comm.options().name;
+  report.rank = comm.rank();
+  report.size = comm.size();
+  if (side != nullptr) report.global_rank = side->GlobalRank(report.rank);
+  RankRecords mine;
+  mine.rank = report.rank;
+  mine.answered = true;
+  mine.now_ns = absl::GetCurrentTimeNanos();
+  mine.records = recorder.Snapshot();
+  report.ranks.push_back(std::move(mine));
+  return report;
+}
+
+}  // namespace
 
 Watchdog& Watchdog::Get() {
   static auto* watchdog = new Watchdog();  // never destroyed: its thread runs until exit
@@ -177,20 +197,10 @@ void Watchdog::FireErrorLocked(Entry& entry, const absl::Status& error) {
     if (r.state == OpState::kRunning && (!oldest.has_value() || r.seq < oldest->seq)) oldest = r;
   }
   entry.recorder->Unwatch();
-  TimeoutReport report;
-  report.axis = comm.options().name;
-  report.rank = comm.rank();
-  report.size = comm.size();
+  TimeoutReport report = ReportWithOwnRecords(comm, *entry.recorder, entry.side);
   report.timeout = comm.options().timeout.value_or(absl::ZeroDuration());
   if (oldest.has_value()) report.stuck = *oldest;
   report.error = std::string(error.message());
-  if (entry.side != nullptr) report.global_rank = entry.side->GlobalRank(report.rank);
-  RankRecords mine;
-  mine.rank = report.rank;
-  mine.answered = true;
-  mine.now_ns = absl::GetCurrentTimeNanos();
-  mine.records = entry.recorder->Snapshot();
-  report.ranks.push_back(std::move(mine));
   report.diagnosis.summary = absl::StrFormat(
       "asynchronous error on axis '%s'; its mesh's communicators were aborted%s", report.axis,
       oldest.has_value() ? absl::StrFormat(", failing %s #%d and the operations after it",
@@ -244,17 +254,13 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
   Communicator& comm = *entry.comm;
   entry.recorder->Unwatch();
   if (!AbortLocked(entry)) return;
-  TimeoutReport report;
-  report.axis = comm.options().name;
-  report.rank = comm.rank();
-  report.size = comm.size();
+  TimeoutReport report = ReportWithOwnRecords(comm, *entry.recorder, entry.side);
   report.timeout = absl::Nanoseconds(stuck.deadline_ns - stuck.start_ns);
   report.stuck = stuck;
   report.error = absl::StrFormat("%s timed out after %s (rank %d of %d)",
                                  OpContext(comm, OpKindName(stuck.op)),
                                  FormatTimeout(report.timeout), report.rank, report.size);
   if (entry.side != nullptr) {
-    report.global_rank = entry.side->GlobalRank(report.rank);
     report.ranks = entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout,
                                         [this] { ServeAllLocked(); });
     for (RankRecords& mine : report.ranks) {
@@ -263,13 +269,6 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
       mine.blocked_in = std::move(state.blocked_in);
       mine.axes = std::move(state.axes);
     }
-  } else {
-    RankRecords mine;
-    mine.rank = report.rank;
-    mine.answered = true;
-    mine.now_ns = absl::GetCurrentTimeNanos();
-    mine.records = entry.recorder->Snapshot();
-    report.ranks.push_back(std::move(mine));
   }
   report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
   report.diagnosis.trace = TraceWaits(report.ranks);
