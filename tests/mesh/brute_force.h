@@ -3,6 +3,7 @@
 #ifndef NMESH_TESTS_MESH_BRUTE_FORCE_H_
 #define NMESH_TESTS_MESH_BRUTE_FORCE_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <numeric>
@@ -95,6 +96,16 @@ inline std::vector<std::vector<int64_t>> BrutePartition(const BruteMesh& mesh,
     if (g.local_rank == 0) groups.push_back(g.ranks);
   }
   return groups;
+}
+
+// The ranks 0..n-1 ordered by residue modulo `period`, then by rank: a stable sort, the
+// brute-force form of Layout::CreateGatheredByResidue (a round-robin launch packed by host).
+inline std::vector<int64_t> SortedByResidue(int64_t n, int64_t period) {
+  std::vector<int64_t> ranks(static_cast<size_t>(n));
+  std::iota(ranks.begin(), ranks.end(), int64_t{0});
+  std::stable_sort(ranks.begin(), ranks.end(),
+                   [period](int64_t a, int64_t b) { return a % period < b % period; });
+  return ranks;
 }
 
 }  // namespace nmesh::mesh::testing

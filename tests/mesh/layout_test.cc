@@ -24,6 +24,7 @@ using ::nmesh::mesh::testing::BruteGroup;
 using ::nmesh::mesh::testing::BruteGroupOf;
 using ::nmesh::mesh::testing::BruteMesh;
 using ::nmesh::mesh::testing::BrutePartition;
+using ::nmesh::mesh::testing::SortedByResidue;
 using ::nmesh::testing::IsOk;
 using ::nmesh::testing::StatusIs;
 using ::testing::_;
@@ -353,16 +354,6 @@ TEST(LayoutTest, SamePartitionMatchesBruteForceAcrossRankArrays) {
   ASSERT_OK_AND_ASSIGN(Layout smaller, Layout::Create({4}, {"a"}));
   EXPECT_FALSE(SamePartition(plain, AxisSet(), smaller, AxisSet()));
   EXPECT_FALSE(SamePartition(plain, AxisSet::Of({5}), plain, AxisSet::Of({5})));
-}
-
-// The ranks 0..n-1 ordered by residue modulo `period`, then by rank: a stable sort, the
-// brute-force form of Layout::CreateGatheredByResidue.
-std::vector<int64_t> SortedByResidue(int64_t n, int64_t period) {
-  std::vector<int64_t> ranks(static_cast<size_t>(n));
-  std::iota(ranks.begin(), ranks.end(), int64_t{0});
-  std::stable_sort(ranks.begin(), ranks.end(),
-                   [period](int64_t a, int64_t b) { return a % period < b % period; });
-  return ranks;
 }
 
 TEST(LayoutTest, GatheredByResidueMatchesTheSortedList) {

@@ -23,6 +23,7 @@ using ::nmesh::config::StrategyKind;
 using ::nmesh::mesh::testing::BruteGroupOf;
 using ::nmesh::mesh::testing::BruteMesh;
 using ::nmesh::mesh::testing::BrutePartition;
+using ::nmesh::mesh::testing::SortedByResidue;
 using ::nmesh::testing::StatusIs;
 using ::nmesh::validate::kMaxMeshSize;
 using ::testing::_;
@@ -525,15 +526,6 @@ TEST(PlanTest, Fsdp2SharesDpWithDpShardAndDpShardCpWithDpCp) {
                          ElementsAre("dp_shard", "dp", "dp_shard_cp", "dp_cp"), ElementsAre("tp")));
   EXPECT_TRUE(kinds[0].trivial);
   EXPECT_FALSE(kinds[1].whole_world);
-}
-
-// The ranks 0..n-1 ordered by residue modulo `period`, then by rank (a stable sort).
-std::vector<int64_t> SortedByResidue(int64_t n, int64_t period) {
-  std::vector<int64_t> ranks(static_cast<size_t>(n));
-  std::iota(ranks.begin(), ranks.end(), int64_t{0});
-  std::stable_sort(ranks.begin(), ranks.end(),
-                   [period](int64_t a, int64_t b) { return a % period < b % period; });
-  return ranks;
 }
 
 TEST(PlanTest, PlanMeshOverAClosedFormMatchesPlanMeshOverTheList) {
