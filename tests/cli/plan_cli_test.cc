@@ -262,7 +262,9 @@ TEST(PlanCliTest, HostsReportWhichGroupsStayInsideAHost) {
       EXPECT_EQ(g["intra_host"], false);
       EXPECT_EQ(g["intra_domain"], false);  // dp_shard spans positions 0..6 step 2
     }
-    if (g["name"] == "tp") EXPECT_EQ(g["intra_domain"], true);
+    if (g["name"] == "tp") {
+      EXPECT_EQ(g["intra_domain"], true);
+    }
   }
   const Result text = testing::RunNmesh({"plan", "--world", "8", "--tp", "2", "--hosts", "2",
                                          "--ranks-per-host", "4", "--map-by", "node"});
