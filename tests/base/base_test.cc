@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/build_config.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/base/timeout.h"
@@ -101,6 +102,23 @@ TEST(TimeoutTest, RejectsUnusableDurations) {
                 StatusIs(absl::StatusCode::kInvalidArgument,
                          HasSubstr("CommOptions.timeout must be a positive, finite duration")));
   }
+}
+
+enum class Fruit { kApple, kPear, kPlum };
+constexpr NamedValue<Fruit> kFruitNames[] = {
+    {Fruit::kApple, "apple"}, {Fruit::kPear, "pear"}, {Fruit::kPlum, "plum"}};
+
+TEST(EnumNamesTest, NamesParsesAndListsFromOneTable) {
+  EXPECT_EQ(NameOf<Fruit>(kFruitNames, Fruit::kPear), "pear");
+  EXPECT_EQ(NameOf<Fruit>(kFruitNames, static_cast<Fruit>(7)), "unknown");
+  EXPECT_EQ(NameOf<Fruit>(kFruitNames, static_cast<Fruit>(7), "?"), "?");
+  EXPECT_EQ(ValueNamed<Fruit>(kFruitNames, "plum"), Fruit::kPlum);
+  EXPECT_EQ(ValueNamed<Fruit>(kFruitNames, "Plum"), std::nullopt);
+  EXPECT_EQ(ValueNamed<Fruit>(kFruitNames, ""), std::nullopt);
+  EXPECT_EQ(NameList<Fruit>(kFruitNames), "apple, pear or plum");
+  EXPECT_EQ(NameList<Fruit>(kFruitNames, ", "), "apple, pear, plum");
+  EXPECT_EQ(NameList<Fruit>(std::span<const NamedValue<Fruit>>(kFruitNames, 1)), "apple");
+  EXPECT_EQ(NameList<Fruit>(std::span<const NamedValue<Fruit>>(kFruitNames, 2)), "apple or pear");
 }
 
 }  // namespace
