@@ -70,7 +70,11 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
-#include "nmesh/comm/nccl_settings.h"
+#include "nmesh/comm/buffer.h"
+#include "nmesh/comm/op.h"
+#include "nmesh/comm/options.h"
+#include "nmesh/comm/types.h"
+#include "nmesh/comm/work.h"
 
 namespace nmesh::comm {
 
@@ -80,175 +84,6 @@ class SideChannel;  // comm/internal/watchdog.h
 class Watchdog;
 }  // namespace internal
 
-// The default size of a communicator's flight recorder (CommOptions::flight_recorder_entries).
-inline constexpr size_t kDefaultFlightRecorderEntries = 64;
-
-// Element types of collective buffers.
-enum class DataType : uint8_t {
-  kInt8,
-  kUint8,
-  kInt32,
-  kUint32,
-  kInt64,
-  kUint64,
-  kFloat16,
-  kBFloat16,
-  kFloat32,
-  kFloat64,
-};
-
-// IEEE 754 binary16 and bfloat16 storage types for host buffers. Arithmetic on them is done by the
-// backends (converted through float); these are plain bit containers.
-struct Float16 {
-  uint16_t bits = 0;
-  friend bool operator==(Float16, Float16) = default;
-};
-struct BFloat16 {
-  uint16_t bits = 0;
-  friend bool operator==(BFloat16, BFloat16) = default;
-};
-
-// Conversions between float and the 16-bit types (round to nearest even). Thread-safe.
-Float16 ToFloat16(float value);
-float FromFloat16(Float16 value);
-BFloat16 ToBFloat16(float value);
-float FromBFloat16(BFloat16 value);
-
-// Size in bytes of one element.
-size_t DataTypeSize(DataType type);
-// "int8", "uint8", "int32", "uint32", "int64", "uint64", "float16", "bfloat16", "float32",
-// "float64": the names nccl-tests prints.
-std::string_view DataTypeName(DataType type);
-
-// The DataType of a C++ element type, for the typed convenience overloads.
-template <typename T>
-struct DataTypeOf;
-template <>
-struct DataTypeOf<int8_t> {
-  static constexpr DataType value = DataType::kInt8;
-};
-template <>
-struct DataTypeOf<uint8_t> {
-  static constexpr DataType value = DataType::kUint8;
-};
-template <>
-struct DataTypeOf<int32_t> {
-  static constexpr DataType value = DataType::kInt32;
-};
-template <>
-struct DataTypeOf<uint32_t> {
-  static constexpr DataType value = DataType::kUint32;
-};
-template <>
-struct DataTypeOf<int64_t> {
-  static constexpr DataType value = DataType::kInt64;
-};
-template <>
-struct DataTypeOf<uint64_t> {
-  static constexpr DataType value = DataType::kUint64;
-};
-template <>
-struct DataTypeOf<Float16> {
-  static constexpr DataType value = DataType::kFloat16;
-};
-template <>
-struct DataTypeOf<BFloat16> {
-  static constexpr DataType value = DataType::kBFloat16;
-};
-template <>
-struct DataTypeOf<float> {
-  static constexpr DataType value = DataType::kFloat32;
-};
-template <>
-struct DataTypeOf<double> {
-  static constexpr DataType value = DataType::kFloat64;
-};
-
-// Reduction operators. kAvg is the sum divided by the communicator size (integer types: truncated
-// toward zero).
-enum class ReduceOp : uint8_t { kSum, kProd, kMin, kMax, kAvg };
-// "sum", "prod", "min", "max", "avg".
-std::string_view ReduceOpName(ReduceOp op);
-
-enum class MemoryKind : uint8_t { kHost, kDevice };
-
-// Options of a communicator, given when it is created (Split) and inherited by nothing.
-// (Both fields have default member initializers so that designated initializers naming only one of
-// them compile without -Wmissing-field-initializers warnings.)
-struct CommOptions {
-  // Label used in error messages, e.g. the mesh axis "tp" or flattened group "dp_shard_cp".
-  std::string name = {};
-  // When set, an operation that has not completed after this long is a timeout. What follows
-  // depends on the backend and on `interruptible`. MPI (default): the operation runs as the fast
-  // blocking call and the process's watchdog (comm/watchdog.h) watches it; on expiry it aborts the
-  // communicator's family, has the ranks exchange their flight records, reports the culprit and
-  // ends the job (MPI_Abort). MPI with `interruptible`, and NCCL: the operation fails with
-  // DeadlineExceeded naming `name`, the operation and the timeout, and the communicator is
-  // aborted. Changeable later with Communicator::SetTimeout.
-  std::optional<absl::Duration> timeout = std::nullopt;
-  // A debugging aid, off by default. Before each collective, the ranks exchange
-  // what they were called with (operation, count, DataType, ReduceOp, root; for all_to_all_v each
-  // rank's send count for every peer, against that peer's receive count), and a mismatch fails
-  // on every rank with InvalidArgument naming the communicator, the operation and both ranks'
-  // values, e.g. "all_reduce on axis 'tp': ranks disagree: rank 0 called all_reduce count 8
-  // float32 sum, rank 1 called all_reduce count 4 float32 sum (rank 0 of 2)". Costs one small
-  // all_gather (and for all_to_all_v an all_to_all) per operation, zero-count ones included.
-  // Not applied to point-to-point operations, Split, or operations issued inside a batch.
-  bool check_arguments = false;
-  // MPI: with a timeout, run each operation as nonblocking calls polled against the deadline
-  // (slower: tens of microseconds for a small all_reduce), so that a timeout returns
-  // DeadlineExceeded from the operation instead of ending the job: for callers that recover from
-  // a timeout. Other backends ignore it (NCCL operations are always interruptible).
-  bool interruptible = false;
-  // How many of its last operations the communicator's flight recorder keeps
-  // (comm/flight_recorder.h); 0 is treated as 1. Fixed at creation.
-  size_t flight_recorder_entries = kDefaultFlightRecorderEntries;
-  // NCCL: the ncclConfig_t fields of the communicator these options make (comm/nccl_settings.h),
-  // applied by the NCCL backend when it creates it (Split; CreateWorld for the world). MPI and
-  // self ignore them. Not inherited: each Split takes the settings of its own options.
-  NcclSettings nccl = {};
-};
-
-// Memory of some memory kind, owned: the release function runs on destruction. Move-only. Made by
-// Communicator::AllocateBuffer; data() is usable as a collective buffer of that communicator (and
-// of every communicator of the same backend and device).
-class Buffer {
- public:
-  using Release = std::function<void(void* data)>;
-
-  Buffer() = default;
-  // Takes ownership of `data` (`bytes` long); `release` frees it (may be empty: nothing to free).
-  Buffer(void* data, size_t bytes, Release release)
-      : data_(data), bytes_(bytes), release_(std::move(release)) {}
-  ~Buffer() { Reset(); }
-  Buffer(Buffer&& other) noexcept { *this = std::move(other); }
-  Buffer& operator=(Buffer&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      data_ = std::exchange(other.data_, nullptr);
-      bytes_ = std::exchange(other.bytes_, 0);
-      release_ = std::exchange(other.release_, nullptr);
-    }
-    return *this;
-  }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-
-  void* data() const { return data_; }
-  size_t bytes() const { return bytes_; }
-
- private:
-  void Reset() {
-    if (data_ != nullptr && release_) release_(data_);
-    data_ = nullptr;
-    bytes_ = 0;
-  }
-
-  void* data_ = nullptr;
-  size_t bytes_ = 0;
-  Release release_;
-};
-
 // The interface. The public operations are not virtual: each checks, once for every backend, that
 // the communicator is usable (not aborted) and that its arguments are valid (known DataType and
 // ReduceOp values, null buffers with non-zero counts, roots and peers, per-peer count arrays,
@@ -256,96 +91,6 @@ class Buffer {
 // reaching the backend. Only then does it call the protected backend hook (DoAllReduce, ...), which
 // may assume valid arguments. A backend implements the hooks; code above the backends calls the
 // public methods.
-// Options of an asynchronous operation.
-struct AsyncOptions {
-  // NCCL: the caller's cudaStream_t (as void*) on which the operation is enqueued, ordered after
-  // the work already on that stream and with no host synchronisation (so the call can be captured
-  // in a CUDA graph); nullptr: the communicator's own stream. Host backends ignore it.
-  void* stream = nullptr;
-};
-
-// A handle on an operation issued asynchronously (Communicator::*Async).
-// Move-only; destroying a handle does not cancel or wait for its operation (its buffers must stay
-// valid until the operation completes). Not thread-safe: one thread at a time per handle.
-//
-//   NMESH_ASSIGN_OR_RETURN(Work work, tp.AllReduceAsync(grad, grad, n, DataType::kFloat32,
-//                                                        ReduceOp::kSum));
-//   ...                                            // compute while it runs
-//   NMESH_RETURN_IF_ERROR(work.Wait(absl::Seconds(30)));
-class Work {
- public:
-  class Impl;  // the backend's side (comm/internal/work.h)
-
-  Work() = default;  // an empty handle: Wait and Test fail with FailedPrecondition
-  explicit Work(std::shared_ptr<Impl> impl);
-  ~Work();
-  Work(Work&& other) noexcept;
-  Work& operator=(Work&& other) noexcept;
-  Work(const Work&) = delete;
-  Work& operator=(const Work&) = delete;
-
-  // Waits until the operation completes, at most `timeout`, and returns its final status. When
-  // the timeout passes first: DeadlineExceeded naming the operation and the communicator; the
-  // operation stays pending (Wait or Test again). Once a Wait has returned the final status,
-  // another Wait is FailedPrecondition ("already waited"); status() still gives the final status.
-  // An operation whose communicator was destroyed (or aborted) before it completed ends with
-  // FailedPrecondition saying so. Blocks without polling when `timeout` is infinite (MPI_Waitall,
-  // cudaEventSynchronize).
-  absl::Status Wait(absl::Duration timeout = absl::InfiniteDuration());
-  // Whether the operation has completed (never blocks). FailedPrecondition on an empty handle.
-  absl::StatusOr<bool> Test();
-  // The final status once the operation has completed (Test() true or Wait returned);
-  // FailedPrecondition while it is pending or on an empty handle.
-  absl::Status status() const;
-  // "all_reduce", "send", ...; "" on an empty handle.
-  std::string_view op() const;
-  bool valid() const { return impl_ != nullptr; }
-  // The backend's side, for the backend headers (comm/nccl/native.h).
-  Impl* impl() const { return impl_.get(); }
-  const std::shared_ptr<Impl>& shared_impl() const { return impl_; }
-
- private:
-  std::shared_ptr<Impl> impl_;
-};
-
-// A batch: operations issued together, so that exchanges whose parts would wait
-// on each other when issued one by one complete (pipeline neighbours that both send first). Opened
-// on the calling thread; every *Async operation this thread issues until End() joins it, whatever
-// its communicator, as long as all use one backend (another backend is InvalidArgument). NCCL:
-// ncclGroupStart ... ncclGroupEnd. MPI: the nonblocking requests start as they are issued and
-// complete together. self: operations run as they are issued.
-//
-//   NMESH_ASSIGN_OR_RETURN(Batch batch, Batch::Begin());
-//   NMESH_ASSIGN_OR_RETURN(Work send, pp.SendAsync(act, n, DataType::kBFloat16, next));
-//   NMESH_ASSIGN_OR_RETURN(Work recv, pp.RecvAsync(grad, n, DataType::kBFloat16, next));
-//   NMESH_ASSIGN_OR_RETURN(Work all, batch.End());
-//   NMESH_RETURN_IF_ERROR(all.Wait());                 // or wait on send and recv
-//
-// While a batch is open on a thread, that thread's blocking operations are FailedPrecondition
-// (they would wait for operations the batch has not issued yet), as are Wait and Test on the
-// batch's handles, and Begin() again. A Batch destroyed while open is ended then (its handles stay
-// usable). Move-only; the communicators must outlive End().
-class Batch {
- public:
-  class State;  // comm/internal/work.h
-
-  // Opens a batch on the calling thread. FailedPrecondition when one is already open there.
-  static absl::StatusOr<Batch> Begin();
-  ~Batch();
-  Batch(Batch&& other) noexcept;
-  Batch& operator=(Batch&& other) noexcept;
-  Batch(const Batch&) = delete;
-  Batch& operator=(const Batch&) = delete;
-
-  // Issues the batch and closes it. Returns a handle that completes when every operation of the
-  // batch has (its status: the first failure, or OK). FailedPrecondition when already ended.
-  absl::StatusOr<Work> End();
-
- private:
-  Batch() = default;
-  std::shared_ptr<State> state_;
-};
-
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -375,7 +120,7 @@ class Communicator {
   absl::StatusOr<std::unique_ptr<Communicator>> Split(std::optional<int> color, int key,
                                                       CommOptions options);
 
-  // Added. Split for callers that have already agreed, across every rank, on the split (e.g. a
+  // Split for callers that have already agreed, across every rank, on the split (e.g. a
   // DeviceMesh after its agreement check): every rank of this communicator calls it, and every
   // color is non-negative or absent. Backends may then skip their own exchange of colors (MPI does
   // when this communicator has no timeout; with one, it keeps the exchange, which is what makes a
@@ -387,10 +132,10 @@ class Communicator {
   // send == recv.
   absl::Status AllReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op);
   // Collective. recv (size()*send_count elements) holds rank j's send buffer at j*send_count.
-  // In-place: send == recv + rank()*send_count (the NCCL convention; added).
+  // In-place: send == recv + rank()*send_count (the NCCL convention).
   absl::Status AllGather(const void* send, void* recv, size_t send_count, DataType type);
   // Collective. send holds size()*recv_count elements; rank j receives the reduction of every
-  // rank's block j. In-place: recv == send + rank()*recv_count (the NCCL convention; added).
+  // rank's block j. In-place: recv == send + rank()*recv_count (the NCCL convention).
   absl::Status ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                              ReduceOp op);
   // Collective. Copies `root`'s buffer into every rank's buffer. A root outside [0, size()) is
@@ -482,6 +227,14 @@ class Communicator {
                                      size_t recv_count, int source, DataType type,
                                      AsyncOptions async = {});
 
+  // Any operation from its record (comm/op.h), for callers that choose the operation at run time
+  // (a bench, a scheduler): the same checks and semantics as the named method the record's
+  // constructor mirrors, e.g. Run(OpArgs::AllReduce(...)) is AllReduce(...) and
+  // RunAsync(OpArgs::AllReduce(...), async) is AllReduceAsync(...). Every named method is one of
+  // these two calls. A record of split (use Split) or of an unknown operation is InvalidArgument.
+  absl::Status Run(const OpArgs& args);
+  absl::StatusOr<Work> RunAsync(const OpArgs& args, AsyncOptions async = {});
+
   // Sets the timeout of the operations issued from now on (CommOptions::timeout; std::nullopt:
   // none), e.g. a long one during start-up and a short one in steady state. Not collective: every
   // rank should set the same. Not while an operation of this communicator runs on another thread;
@@ -505,7 +258,7 @@ class Communicator {
   // the backend is interrupted depends on the backend (see its header).
   virtual absl::Status Abort() = 0;
 
-  // Added. Not collective; usable after Abort(). The defaults serve host-memory backends (MPI,
+  // Buffers. Not collective; usable after Abort(). The defaults serve host-memory backends (MPI,
   // self): heap memory and memcpy; a backend with another memory kind overrides all four.
   //
   // A buffer of `bytes` bytes in memory_kind() memory (uninitialised; zero bytes gives an empty
@@ -529,23 +282,22 @@ class Communicator {
   template <typename T>
   absl::Status AllReduce(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op) {
     if (send.size() != recv.size()) {
-      return SizeMismatch("all_reduce", "receive", send.size(), recv.size());
+      return SizeMismatch(OpKind::kAllReduce, "receive", send.size(), recv.size());
     }
     return AllReduce(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op);
   }
   template <typename T>
   absl::Status AllGather(absl::Span<const T> send, absl::Span<T> recv) {
     if (send.size() * static_cast<size_t>(size()) != recv.size()) {
-      return SizeMismatch("all_gather", "receive", send.size() * static_cast<size_t>(size()),
+      return SizeMismatch(OpKind::kAllGather, "receive", send.size() * static_cast<size_t>(size()),
                           recv.size());
     }
     return AllGather(send.data(), recv.data(), send.size(), DataTypeOf<T>::value);
   }
-  // Added: typed ReduceScatter, Broadcast, AllToAll, Send and Recv.
   template <typename T>
   absl::Status ReduceScatter(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op) {
     if (recv.size() * static_cast<size_t>(size()) != send.size()) {
-      return SizeMismatch("reduce_scatter", "send", recv.size() * static_cast<size_t>(size()),
+      return SizeMismatch(OpKind::kReduceScatter, "send", recv.size() * static_cast<size_t>(size()),
                           send.size());
     }
     return ReduceScatter(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, op);
@@ -558,10 +310,10 @@ class Communicator {
   template <typename T>
   absl::Status AllToAll(absl::Span<const T> send, absl::Span<T> recv) {
     if (send.size() != recv.size()) {
-      return SizeMismatch("all_to_all", "receive", send.size(), recv.size());
+      return SizeMismatch(OpKind::kAllToAll, "receive", send.size(), recv.size());
     }
     const size_t n = static_cast<size_t>(size());
-    if (send.size() % n != 0) return NotMultipleOfSize("all_to_all", send.size());
+    if (send.size() % n != 0) return NotMultipleOfSize(OpKind::kAllToAll, send.size());
     return AllToAll(send.data(), recv.data(), send.size() / n, DataTypeOf<T>::value);
   }
   template <typename T>
@@ -579,12 +331,12 @@ class Communicator {
                          absl::Span<const size_t> recv_counts,
                          absl::Span<const size_t> recv_displs) {
     if (absl::Status s =
-            CheckExtents("all_to_all_v", "send", send.size(), send_counts, send_displs);
+            CheckExtents(OpKind::kAllToAllV, "send", send.size(), send_counts, send_displs);
         !s.ok()) {
       return s;
     }
     if (absl::Status s =
-            CheckExtents("all_to_all_v", "receive", recv.size(), recv_counts, recv_displs);
+            CheckExtents(OpKind::kAllToAllV, "receive", recv.size(), recv_counts, recv_displs);
         !s.ok()) {
       return s;
     }
@@ -595,7 +347,7 @@ class Communicator {
   template <typename T>
   absl::Status Gather(absl::Span<const T> send, absl::Span<T> recv, int root) {
     if (rank() == root && send.size() * static_cast<size_t>(size()) != recv.size()) {
-      return SizeMismatch("gather", "receive", send.size() * static_cast<size_t>(size()),
+      return SizeMismatch(OpKind::kGather, "receive", send.size() * static_cast<size_t>(size()),
                           recv.size());
     }
     return Gather(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, root);
@@ -604,7 +356,7 @@ class Communicator {
   template <typename T>
   absl::Status Scatter(absl::Span<const T> send, absl::Span<T> recv, int root) {
     if (rank() == root && recv.size() * static_cast<size_t>(size()) != send.size()) {
-      return SizeMismatch("scatter", "send", recv.size() * static_cast<size_t>(size()),
+      return SizeMismatch(OpKind::kScatter, "send", recv.size() * static_cast<size_t>(size()),
                           send.size());
     }
     return Scatter(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, root);
@@ -613,7 +365,7 @@ class Communicator {
   template <typename T>
   absl::Status Reduce(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op, int root) {
     if (rank() == root && send.size() != recv.size()) {
-      return SizeMismatch("reduce", "receive", send.size(), recv.size());
+      return SizeMismatch(OpKind::kReduce, "receive", send.size(), recv.size());
     }
     return Reduce(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op, root);
   }
@@ -629,7 +381,7 @@ class Communicator {
   absl::StatusOr<Work> AllReduceAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
                                       AsyncOptions async = {}) {
     if (send.size() != recv.size()) {
-      return SizeMismatch("all_reduce", "receive", send.size(), recv.size());
+      return SizeMismatch(OpKind::kAllReduce, "receive", send.size(), recv.size());
     }
     return AllReduceAsync(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, op, async);
   }
@@ -637,7 +389,7 @@ class Communicator {
   absl::StatusOr<Work> AllGatherAsync(absl::Span<const T> send, absl::Span<T> recv,
                                       AsyncOptions async = {}) {
     if (send.size() * static_cast<size_t>(size()) != recv.size()) {
-      return SizeMismatch("all_gather", "receive", send.size() * static_cast<size_t>(size()),
+      return SizeMismatch(OpKind::kAllGather, "receive", send.size() * static_cast<size_t>(size()),
                           recv.size());
     }
     return AllGatherAsync(send.data(), recv.data(), send.size(), DataTypeOf<T>::value, async);
@@ -646,7 +398,7 @@ class Communicator {
   absl::StatusOr<Work> ReduceScatterAsync(absl::Span<const T> send, absl::Span<T> recv, ReduceOp op,
                                           AsyncOptions async = {}) {
     if (recv.size() * static_cast<size_t>(size()) != send.size()) {
-      return SizeMismatch("reduce_scatter", "send", recv.size() * static_cast<size_t>(size()),
+      return SizeMismatch(OpKind::kReduceScatter, "send", recv.size() * static_cast<size_t>(size()),
                           send.size());
     }
     return ReduceScatterAsync(send.data(), recv.data(), recv.size(), DataTypeOf<T>::value, op,
@@ -660,10 +412,10 @@ class Communicator {
   absl::StatusOr<Work> AllToAllAsync(absl::Span<const T> send, absl::Span<T> recv,
                                      AsyncOptions async = {}) {
     if (send.size() != recv.size()) {
-      return SizeMismatch("all_to_all", "receive", send.size(), recv.size());
+      return SizeMismatch(OpKind::kAllToAll, "receive", send.size(), recv.size());
     }
     const size_t n = static_cast<size_t>(size());
-    if (send.size() % n != 0) return NotMultipleOfSize("all_to_all", send.size());
+    if (send.size() % n != 0) return NotMultipleOfSize(OpKind::kAllToAll, send.size());
     return AllToAllAsync(send.data(), recv.data(), send.size() / n, DataTypeOf<T>::value, async);
   }
   template <typename T>
@@ -726,31 +478,9 @@ class Communicator {
   virtual absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                                   size_t recv_count, int source, DataType type);
 
-  // One operation's arguments, for the asynchronous hook: `op` is the
-  // operation's name (all_reduce, ..., sendrecv, barrier). Fields an operation does not have keep
-  // their defaults. count: the per-rank count of the operation (send_count of all_gather and
-  // gather, recv_count of reduce_scatter and scatter, send_count of sendrecv); recv_count: the
-  // receive count of sendrecv. root: the root, peer (send, recv) or destination (sendrecv);
-  // source: the source of sendrecv. The span fields point to the caller's arrays, valid during the
-  // hook only.
-  struct OpArgs {
-    std::string_view op;
-    const void* send = nullptr;
-    void* recv = nullptr;
-    size_t count = 0;
-    size_t recv_count = 0;
-    DataType type = DataType::kUint8;
-    ReduceOp reduce = ReduceOp::kSum;
-    int root = 0;
-    int source = 0;
-    absl::Span<const size_t> send_counts = {};
-    absl::Span<const size_t> send_displs = {};
-    absl::Span<const size_t> recv_counts = {};
-    absl::Span<const size_t> recv_displs = {};
-  };
-  // Enqueues one checked operation (the same guarantees as the blocking hooks; zero-count
-  // collectives never get here) and returns its handle. Default: runs the blocking hook and returns
-  // a completed handle (right for backends whose operations complete on return).
+  // Enqueues one checked operation (`args`, comm/op.h; the same guarantees as the blocking hooks;
+  // zero-count collectives never get here) and returns its handle. Default: runs the blocking hook
+  // and returns a completed handle (right for backends whose operations complete on return).
   virtual absl::StatusOr<Work> DoAsync(const OpArgs& args, const AsyncOptions& async);
   // Runs `args` through the blocking hooks (what the default DoAsync does).
   absl::Status RunBlocking(const OpArgs& args);
@@ -806,21 +536,19 @@ class Communicator {
   absl::Status EndRecord(uint64_t seq, absl::Status status);
 
   // InvalidArgument naming the operation, this communicator's name and the two sizes.
-  absl::Status SizeMismatch(std::string_view op, std::string_view which, size_t expected,
+  absl::Status SizeMismatch(OpKind op, std::string_view which, size_t expected,
                             size_t got) const;
   // InvalidArgument: a buffer of `got` elements cannot be cut into size() equal blocks.
-  absl::Status NotMultipleOfSize(std::string_view op, size_t got) const;
+  absl::Status NotMultipleOfSize(OpKind op, size_t got) const;
   // InvalidArgument unless counts and displs have size() entries and every block
   // [displs[j], displs[j] + counts[j]) lies within `elements`.
-  absl::Status CheckExtents(std::string_view op, std::string_view which, size_t elements,
+  absl::Status CheckExtents(OpKind op, std::string_view which, size_t elements,
                             absl::Span<const size_t> counts, absl::Span<const size_t> displs) const;
   // The guards of every operation (state, then arguments), shared by the blocking and the
   // asynchronous entry points. *empty: a zero-count collective that needs no communication.
   absl::Status Guard(const OpArgs& args, bool* empty) const;
   // With options().check_arguments: the exchange of arguments across ranks described there.
   absl::Status CheckAcrossRanks(const OpArgs& args);
-  // Guard, then DoAsync (or a completed handle for an empty operation).
-  absl::StatusOr<Work> Enqueue(const OpArgs& args, const AsyncOptions& async);
 
   std::shared_ptr<const int> lifetime_ = std::make_shared<const int>(0);
   mutable std::shared_ptr<FlightRecorder> recorder_;

@@ -14,17 +14,10 @@
 namespace nmesh::comm {
 namespace {
 
-constexpr std::array<std::string_view, 14> kOpNames = {
-    "split", "all_reduce", "all_gather",   "reduce_scatter", "broadcast", "all_to_all", "send",
-    "recv",  "barrier",    "all_to_all_v", "gather",         "scatter",   "reduce",     "sendrecv"};
-
-bool Rooted(OpKind op) {
-  return op == OpKind::kBroadcast || op == OpKind::kGather || op == OpKind::kScatter ||
-         op == OpKind::kReduce;
-}
+bool Rooted(OpKind op) { return IsOpKind(op) && Traits(op).rooted; }
 
 bool PointToPoint(OpKind op) {
-  return op == OpKind::kSend || op == OpKind::kRecv || op == OpKind::kSendRecv;
+  return IsOpKind(op) && Traits(op).op_class == OpClass::kPointToPoint;
 }
 
 // The name a rank goes by in messages.
@@ -45,20 +38,6 @@ std::string Ranks(const std::vector<int64_t>& ranks) {
 std::string Seconds(int64_t ns) { return absl::StrFormat("%.1f s", static_cast<double>(ns) / 1e9); }
 
 }  // namespace
-
-std::string_view OpKindName(OpKind op) {
-  const size_t i = static_cast<size_t>(op);
-  return i < kOpNames.size() ? kOpNames[i] : "unknown";
-}
-
-std::optional<OpKind> OpKindFromName(std::string_view name) {
-  for (size_t i = 0; i < kOpNames.size(); ++i) {
-    if (kOpNames[i] == name) return static_cast<OpKind>(i);
-  }
-  return std::nullopt;
-}
-
-bool IsMatchedCollective(OpKind op) { return op != OpKind::kSplit && !PointToPoint(op); }
 
 std::string_view OpStateName(OpState state) {
   switch (state) {

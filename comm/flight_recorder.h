@@ -43,33 +43,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/op.h"
 
 namespace nmesh::comm {
-
-// The operations a communicator records, by name (the names of comm/communicator.h's messages).
-enum class OpKind : uint8_t {
-  kSplit,
-  kAllReduce,
-  kAllGather,
-  kReduceScatter,
-  kBroadcast,
-  kAllToAll,
-  kSend,
-  kRecv,
-  kBarrier,
-  kAllToAllV,
-  kGather,
-  kScatter,
-  kReduce,
-  kSendRecv,
-};
-// "split", "all_reduce", ...
-std::string_view OpKindName(OpKind op);
-// The kind named `name`; std::nullopt for any other name.
-std::optional<OpKind> OpKindFromName(std::string_view name);
-// Whether every rank must call the operation with the same count and root (the collectives);
-// false for send, recv, sendrecv and split.
-bool IsMatchedCollective(OpKind op);
 
 enum class OpState : uint8_t {
   kRunning,    // issued, not yet ended (or its end not yet observed: an asynchronous operation

@@ -75,7 +75,7 @@ class SelfCommunicator final : public Communicator {
       // moves bytes within its own memory kind.
       return absl::UnimplementedError(
           absl::StrFormat("%s: a self communicator on device memory cannot send to itself",
-                          internal::OpContext(*this, internal::kSend)));
+                          internal::OpContext(*this, OpKind::kSend)));
     }
     if (!message.bytes.empty()) std::memcpy(message.bytes.data(), buffer, message.bytes.size());
     pending_.push_back(std::move(message));
@@ -87,14 +87,14 @@ class SelfCommunicator final : public Communicator {
       return absl::FailedPreconditionError(absl::StrFormat(
           "%s: no message from rank 0 is pending, and a self communicator has no other rank to "
           "send one",
-          internal::OpContext(*this, internal::kRecv)));
+          internal::OpContext(*this, OpKind::kRecv)));
     }
     Message message = std::move(pending_.front());
     pending_.pop_front();
     if (message.type != type || message.count != count) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: expected %d elements of %s but the pending message holds %d elements of %s",
-          internal::OpContext(*this, internal::kRecv), count, DataTypeName(type), message.count,
+          internal::OpContext(*this, OpKind::kRecv), count, DataTypeName(type), message.count,
           DataTypeName(message.type)));
     }
     if (!message.bytes.empty()) std::memcpy(buffer, message.bytes.data(), message.bytes.size());
@@ -112,7 +112,7 @@ class SelfCommunicator final : public Communicator {
     if (send_counts[0] != recv_counts[0]) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: rank 0 sends %d elements to itself but expects to receive %d (rank 0 of 1)",
-          internal::OpContext(*this, internal::kAllToAllV), send_counts[0], recv_counts[0]));
+          internal::OpContext(*this, OpKind::kAllToAllV), send_counts[0], recv_counts[0]));
     }
     const size_t e = DataTypeSize(type);
     return Copy(static_cast<std::byte*>(recv) + recv_displs[0] * e,
@@ -139,7 +139,7 @@ class SelfCommunicator final : public Communicator {
     if (send_count != recv_count) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: rank 0 sends %d elements to itself but expects to receive %d (rank 0 of 1)",
-          internal::OpContext(*this, internal::kSendRecv), send_count, recv_count));
+          internal::OpContext(*this, OpKind::kSendRecv), send_count, recv_count));
     }
     return Copy(recv, send, send_count, type);
   }

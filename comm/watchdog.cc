@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <utility>
 
@@ -35,6 +36,10 @@ void DefaultHandler(const TimeoutReport& report) {
 }
 
 }  // namespace
+
+void SetWatchdogStall(absl::Duration limit, WatchdogStallHandler handler) {
+  internal::Watchdog::Get().SetStall(limit, std::move(handler));
+}
 
 void SetTimeoutHandler(TimeoutHandler handler) {
   std::lock_guard<std::mutex> lock(HandlerMutex());
@@ -113,17 +118,22 @@ void Watchdog::Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder,
 
 void Watchdog::Remove(const Communicator* comm) {
   if (std::this_thread::get_id() == thread_id_) {
-    // On the watchdog thread, which holds mu_ (a family's abort dropped the last reference to a
-    // communicator): mark the entry, erase it on the next tick.
-    for (Entry& e : entries_) {
-      if (e.comm == comm) {
-        e.comm = nullptr;
-        e.side = nullptr;
+    if (thread_holds_lock_) {
+      // A backend call made under the lock dropped the last reference: mark the entry, erase it
+      // on the next tick.
+      for (Entry& e : entries_) {
+        if (e.comm == comm) e.comm = nullptr;
       }
+    } else {
+      // A family's abort, run by the watchdog thread without the lock, destroyed it.
+      std::lock_guard<std::mutex> lock(mu_);
+      std::erase_if(entries_, [comm](const Entry& e) { return e.comm == comm; });
+      if (busy_ == comm) busy_removed_ = true;
     }
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  std::unique_lock<std::mutex> lock(mu_);
+  idle_.wait(lock, [this, comm] { return busy_ != comm; });
   std::erase_if(entries_, [comm](const Entry& e) { return e.comm == comm; });
 }
 
@@ -134,47 +144,120 @@ void Watchdog::SetFamily(const Communicator* comm, std::function<void()> abort_f
   }
 }
 
+void Watchdog::SetStall(absl::Duration limit, WatchdogStallHandler handler) {
+  std::lock_guard<std::mutex> lock(beat_mu_);
+  stall_limit_ = limit;
+  stall_handler_ = std::move(handler);
+}
+
 void Watchdog::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   if (started_) return;
   started_ = true;
+  Beat("starting");
   std::thread thread([this] { Loop(); });
   thread_id_ = thread.get_id();
   thread.detach();
+  std::thread([this] { Monitor(); }).detach();
+}
+
+void Watchdog::Beat(std::string phase) {
+  std::lock_guard<std::mutex> lock(beat_mu_);
+  beat_ = absl::Now();
+  phase_ = std::move(phase);
+}
+
+void Watchdog::Monitor() {
+  while (true) {
+    absl::Duration limit;
+    {
+      std::lock_guard<std::mutex> lock(beat_mu_);
+      limit = stall_limit_;
+    }
+    absl::SleepFor(std::min(limit / 4, absl::Seconds(1)));
+    std::string line;
+    WatchdogStallHandler handler;
+    {
+      std::lock_guard<std::mutex> lock(beat_mu_);
+      const absl::Duration quiet = absl::Now() - beat_;
+      if (quiet < stall_limit_) continue;
+      line = absl::StrFormat(
+          "the watchdog thread made no progress for %s (last: %s); ending the process",
+          FormatTimeout(absl::Trunc(quiet, absl::Milliseconds(1))), phase_);
+      handler = stall_handler_;
+      beat_ = absl::Now();  // a handler that returns is called again only after another limit
+    }
+    if (handler) {
+      handler(line);
+      continue;
+    }
+    const std::string out = absl::StrFormat("nmesh: error: %s\n", line);
+    std::fwrite(out.data(), 1, out.size(), stderr);
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
 }
 
 void Watchdog::Loop() {
   while (true) {
+    Beat("waiting for the next tick");
     absl::SleepFor(kWatchdogTick);
-    std::lock_guard<std::mutex> lock(mu_);
-    std::erase_if(entries_, [](const Entry& e) { return e.comm == nullptr; });
-    ServeAllLocked();
-    if (fired_) continue;
-    const int64_t now = absl::GetCurrentTimeNanos();
-    for (Entry& e : entries_) {
-      if (e.comm == nullptr) continue;
-      if (e.poll_errors) {
-        if (absl::Status error = e.comm->PollAsyncError(); !error.ok()) {
-          FireErrorLocked(e, error);
-          if (fired_) break;
-          continue;
-        }
+    Beat("polling the watched communicators");
+    std::optional<Firing> firing;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      thread_holds_lock_ = true;
+      std::erase_if(entries_, [](const Entry& e) { return e.comm == nullptr; });
+      ServeAllLocked();
+      if (!fired_) firing = FindFiringLocked();
+      if (firing.has_value()) {
+        busy_ = firing->entry.comm;
+        busy_removed_ = false;
+        // With a side channel the job ends after the report: nothing else is reported.
+        if (firing->entry.side != nullptr) fired_ = true;
       }
-      if (!e.recorder->FirstExpired(now).has_value()) continue;
-      // An asynchronous operation may have ended without anyone looking: look first.
-      e.comm->PollOutstanding();
-      if (std::optional<OpRecord> stuck = e.recorder->FirstExpired(now)) {
-        FireLocked(e, *stuck);
-        if (fired_) break;
-      }
+      thread_holds_lock_ = false;
     }
+    if (!firing.has_value()) continue;
+    if (firing->stuck.has_value()) {
+      FireTimeout(*firing);
+    } else {
+      FireError(*firing);
+    }
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      busy_ = nullptr;
+    }
+    idle_.notify_all();
   }
 }
 
-bool Watchdog::AbortLocked(Entry& entry) {
+std::optional<Watchdog::Firing> Watchdog::FindFiringLocked() {
+  const int64_t now = absl::GetCurrentTimeNanos();
+  for (Entry& e : entries_) {
+    if (e.comm == nullptr) continue;
+    if (e.poll_errors) {
+      if (absl::Status error = e.comm->PollAsyncError(); !error.ok()) {
+        return Firing{e, std::nullopt, std::move(error)};
+      }
+    }
+    if (!e.recorder->FirstExpired(now).has_value()) continue;
+    // An asynchronous operation may have ended without anyone looking: look first.
+    e.comm->PollOutstanding();
+    if (std::optional<OpRecord> stuck = e.recorder->FirstExpired(now)) {
+      e.recorder->Unwatch();
+      return Firing{e, stuck, absl::OkStatus()};
+    }
+  }
+  return std::nullopt;
+}
+
+bool Watchdog::Abort(const Entry& entry) {
+  Beat(absl::StrFormat("aborting the communicators of axis '%s'", entry.comm->options().name));
   if (entry.abort_family) {
     entry.abort_family();
-    return entry.comm != nullptr;  // false: the abort destroyed it
+    std::lock_guard<std::mutex> lock(mu_);
+    return !busy_removed_;  // false: the abort destroyed it
   }
   (void)entry.comm->Abort();
   return true;
@@ -189,7 +272,8 @@ void Watchdog::Report(const TimeoutReport& report) {
   }
 }
 
-void Watchdog::FireErrorLocked(Entry& entry, const absl::Status& error) {
+void Watchdog::FireError(const Firing& f) {
+  const Entry& entry = f.entry;
   Communicator& comm = *entry.comm;
   // The operations in flight end with the abort; the report names the oldest of them.
   std::optional<OpRecord> oldest;
@@ -200,18 +284,16 @@ void Watchdog::FireErrorLocked(Entry& entry, const absl::Status& error) {
   TimeoutReport report = ReportWithOwnRecords(comm, *entry.recorder, entry.side);
   report.timeout = comm.options().timeout.value_or(absl::ZeroDuration());
   if (oldest.has_value()) report.stuck = *oldest;
-  report.error = std::string(error.message());
+  report.error = std::string(f.error.message());
   report.diagnosis.summary = absl::StrFormat(
       "asynchronous error on axis '%s'; its mesh's communicators were aborted%s", report.axis,
       oldest.has_value() ? absl::StrFormat(", failing %s #%d and the operations after it",
                                            OpKindName(oldest->op), oldest->seq)
                          : std::string());
-  if (!AbortLocked(entry)) return;
+  if (!Abort(entry)) return;
+  Beat("reporting");
   Report(report);
-  if (entry.side != nullptr) {
-    fired_ = true;
-    entry.side->AbortJob(1);
-  }
+  if (entry.side != nullptr) entry.side->AbortJob(1);  // fired_ is set: nothing more is reported
 }
 
 void Watchdog::ServeAllLocked() {
@@ -219,6 +301,13 @@ void Watchdog::ServeAllLocked() {
   for (Entry& e : entries_) {
     if (e.comm != nullptr && e.side != nullptr) e.side->Serve(*e.recorder, state);
   }
+}
+
+void Watchdog::ServeAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  thread_holds_lock_ = true;
+  ServeAllLocked();
+  thread_holds_lock_ = false;
 }
 
 ProcessState Watchdog::StateLocked() {
@@ -248,12 +337,11 @@ ProcessState Watchdog::StateLocked() {
   return state;
 }
 
-void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
-  // With a side channel the job ends after the report: nothing else is reported.
-  if (entry.side != nullptr) fired_ = true;
+void Watchdog::FireTimeout(const Firing& f) {
+  const Entry& entry = f.entry;
+  const OpRecord& stuck = *f.stuck;
   Communicator& comm = *entry.comm;
-  entry.recorder->Unwatch();
-  if (!AbortLocked(entry)) return;
+  if (!Abort(entry)) return;
   TimeoutReport report = ReportWithOwnRecords(comm, *entry.recorder, entry.side);
   report.timeout = absl::Nanoseconds(stuck.deadline_ns - stuck.start_ns);
   report.stuck = stuck;
@@ -261,8 +349,14 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
                                  OpContext(comm, OpKindName(stuck.op)),
                                  FormatTimeout(report.timeout), report.rank, report.size);
   if (entry.side != nullptr) {
+    const std::string phase =
+        absl::StrFormat("exchanging flight records on axis '%s'", report.axis);
     report.ranks = entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout,
-                                        [this] { ServeAllLocked(); });
+                                        [this, &phase] {
+                                          Beat(phase);
+                                          ServeAll();
+                                        });
+    std::lock_guard<std::mutex> lock(mu_);
     for (RankRecords& mine : report.ranks) {
       if (mine.rank != report.rank) continue;
       ProcessState state = StateLocked();
@@ -272,12 +366,14 @@ void Watchdog::FireLocked(Entry& entry, const OpRecord& stuck) {
   }
   report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
   report.diagnosis.trace = TraceWaits(report.ranks);
+  Beat("reporting");
   Report(report);
   if (entry.side == nullptr) return;
   // Keep answering the other ranks, so that they can name the culprit too, then end the job.
   const absl::Time end = absl::Now() + kAbortGrace;
   while (absl::Now() < end) {
-    ServeAllLocked();
+    Beat("answering the other ranks before the job ends");
+    ServeAll();
     absl::SleepFor(absl::Milliseconds(2));
   }
   entry.side->AbortJob(1);

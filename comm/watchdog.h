@@ -56,6 +56,9 @@ inline constexpr absl::Duration kExchangeTimeout = absl::Seconds(1);
 // unreachable (it waits kExchangeTimeout for the records), to report before the job ends: under a
 // network partition every rank on both sides then prints its diagnosis.
 inline constexpr absl::Duration kAbortGrace = absl::Seconds(1);
+// How long the watchdog thread may make no progress (stuck in a backend's abort, in a handler)
+// before its monitor ends the process: without it, no timeout would be enforced any more.
+inline constexpr absl::Duration kWatchdogStallLimit = absl::Seconds(120);
 
 // What the watchdog found when an operation outlived its timeout, or when a communicator reported
 // an asynchronous error (then `error` is that error, `stuck` the oldest operation in flight, if
@@ -80,6 +83,17 @@ using TimeoutHandler = std::function<void(const TimeoutReport&)>;
 // FormatTimeoutReport and a newline to stderr). Runs on the watchdog thread, before the job ends;
 // it should only report. Thread-safe.
 void SetTimeoutHandler(TimeoutHandler handler);
+
+// What the monitor does when the watchdog thread has stalled for the limit: gets one line, e.g.
+// "the watchdog thread made no progress for 120 s (last: aborting the family of axis 'tp'); ending
+// the process". The default writes "nmesh: error: " and the line to stderr and ends the process
+// with exit code 1 (std::_Exit: the stuck thread may hold locks a normal exit would need).
+using WatchdogStallHandler = std::function<void(const std::string& line)>;
+
+// Sets the monitor's limit (positive) and action (empty: the default). The monitor thread runs
+// beside the watchdog thread, from the first watched communicator on, and wakes at least every
+// second. Thread-safe.
+void SetWatchdogStall(absl::Duration limit, WatchdogStallHandler handler = {});
 
 // "rank 2: all_reduce on axis 'tp' timed out after 1 s (rank 0 of 2): timeout on axis 'tp' (group
 // [2, 3]): rank 3 never entered all_reduce #42 (4 MiB float32); rank 2 waits in it since 1.0 s".

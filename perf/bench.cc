@@ -19,61 +19,40 @@ namespace {
 
 using comm::Communicator;
 
-struct OpName {
-  BenchOp op;
-  const char* name;
-};
-constexpr OpName kOpNames[] = {
-    {BenchOp::kAllReduce, "all_reduce"},         {BenchOp::kAllGather, "all_gather"},
-    {BenchOp::kReduceScatter, "reduce_scatter"}, {BenchOp::kBroadcast, "broadcast"},
-    {BenchOp::kAllToAll, "all_to_all"},          {BenchOp::kAllToAllV, "all_to_all_v"}};
-
-// One call through the blocking method.
-absl::Status RunBlocking(Communicator& comm, BenchOp op, const CallShape& shape, const void* send,
-                         void* recv) {
+// The record of one call of `op` with `shape`'s counts.
+comm::OpArgs CallArgs(BenchOp op, const CallShape& shape, const void* send, void* recv) {
+  using comm::OpArgs;
+  constexpr comm::ReduceOp kSum = comm::ReduceOp::kSum;
   switch (op) {
     case BenchOp::kAllReduce:
-      return comm.AllReduce(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
+      return OpArgs::AllReduce(send, recv, shape.count, kBenchType, kSum);
     case BenchOp::kAllGather:
-      return comm.AllGather(send, recv, shape.count, kBenchType);
+      return OpArgs::AllGather(send, recv, shape.count, kBenchType);
     case BenchOp::kReduceScatter:
-      return comm.ReduceScatter(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
+      return OpArgs::ReduceScatter(send, recv, shape.count, kBenchType, kSum);
     case BenchOp::kBroadcast:
-      return comm.Broadcast(recv, shape.count, kBenchType, /*root=*/0);
+      return OpArgs::Broadcast(recv, shape.count, kBenchType, /*root=*/0);
     case BenchOp::kAllToAll:
-      return comm.AllToAll(send, recv, shape.count, kBenchType);
+      return OpArgs::AllToAll(send, recv, shape.count, kBenchType);
     case BenchOp::kAllToAllV:
-      return comm.AllToAllV(send, shape.send_counts, shape.send_displs, recv, shape.recv_counts,
-                            shape.recv_displs, kBenchType);
+      return OpArgs::AllToAllV(send, shape.send_counts, shape.send_displs, recv, shape.recv_counts,
+                               shape.recv_displs, kBenchType);
+    default:
+      break;
   }
-  return absl::InternalError("unknown bench op");
+  return {.op = op};  // not a bench op: ParseBenchOp never returns one
 }
 
-// One call through the *Async method, its handle waited.
+// One call through the blocking path.
+absl::Status RunBlocking(Communicator& comm, BenchOp op, const CallShape& shape, const void* send,
+                         void* recv) {
+  return comm.Run(CallArgs(op, shape, send, recv));
+}
+
+// One call through the asynchronous path, its handle waited.
 absl::Status RunAsync(Communicator& comm, BenchOp op, const CallShape& shape, const void* send,
                       void* recv) {
-  absl::StatusOr<comm::Work> work = absl::InternalError("unknown bench op");
-  switch (op) {
-    case BenchOp::kAllReduce:
-      work = comm.AllReduceAsync(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
-      break;
-    case BenchOp::kAllGather:
-      work = comm.AllGatherAsync(send, recv, shape.count, kBenchType);
-      break;
-    case BenchOp::kReduceScatter:
-      work = comm.ReduceScatterAsync(send, recv, shape.count, kBenchType, comm::ReduceOp::kSum);
-      break;
-    case BenchOp::kBroadcast:
-      work = comm.BroadcastAsync(recv, shape.count, kBenchType, /*root=*/0);
-      break;
-    case BenchOp::kAllToAll:
-      work = comm.AllToAllAsync(send, recv, shape.count, kBenchType);
-      break;
-    case BenchOp::kAllToAllV:
-      work = comm.AllToAllVAsync(send, shape.send_counts, shape.send_displs, recv,
-                                 shape.recv_counts, shape.recv_displs, kBenchType);
-      break;
-  }
+  absl::StatusOr<comm::Work> work = comm.RunAsync(CallArgs(op, shape, send, recv));
   if (!work.ok()) return work.status();
   return work->Wait();
 }
@@ -93,30 +72,21 @@ absl::StatusOr<Communicator*> KindComm(const mesh::DeviceMesh& device_mesh,
 
 }  // namespace
 
-std::vector<BenchOp> AllBenchOps() {
-  std::vector<BenchOp> ops;
-  for (const OpName& entry : kOpNames) ops.push_back(entry.op);
-  return ops;
-}
+std::vector<BenchOp> AllBenchOps() { return {std::begin(kBenchOps), std::end(kBenchOps)}; }
 
-std::string_view BenchOpName(BenchOp op) {
-  for (const OpName& entry : kOpNames) {
-    if (entry.op == op) return entry.name;
-  }
-  return "unknown";
-}
+std::string_view BenchOpName(BenchOp op) { return comm::OpKindName(op); }
 
 absl::StatusOr<BenchOp> ParseBenchOp(std::string_view name) {
   std::vector<std::string> names;
-  for (const OpName& entry : kOpNames) {
-    if (name == entry.name) return entry.op;
-    names.push_back(entry.name);
+  for (BenchOp op : kBenchOps) {
+    if (name == BenchOpName(op)) return op;
+    names.emplace_back(BenchOpName(op));
   }
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown collective '%s'; expected %s", name, absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(absl::StrFormat("unknown collective '%s'; expected %s", name,
+                                                    absl::StrJoin(names, ", ")));
 }
 
-bool Reduces(BenchOp op) { return op == BenchOp::kAllReduce || op == BenchOp::kReduceScatter; }
+bool Reduces(BenchOp op) { return comm::IsOpKind(op) && comm::Traits(op).reduces; }
 std::string_view RedopName(BenchOp op) { return Reduces(op) ? "sum" : "none"; }
 
 double BusBandwidthFactor(BenchOp op, int64_t n) {
@@ -129,10 +99,9 @@ double BusBandwidthFactor(BenchOp op, int64_t n) {
     case BenchOp::kAllToAll:
     case BenchOp::kAllToAllV:
       return (ranks - 1) / ranks;
-    case BenchOp::kBroadcast:
+    default:  // broadcast
       return 1.0;
   }
-  return 1.0;
 }
 
 absl::Status ValidateBenchConfig(const BenchConfig& config) {

@@ -70,13 +70,19 @@
 
 namespace nmesh::perf {
 
-enum class BenchOp { kAllReduce, kAllGather, kReduceScatter, kBroadcast, kAllToAll, kAllToAllV };
+// The operations the bench measures are the communicator's (comm/op.h's table), these six of them.
+using BenchOp = comm::OpKind;
+inline constexpr BenchOp kBenchOps[] = {BenchOp::kAllReduce, BenchOp::kAllGather,
+                                        BenchOp::kReduceScatter, BenchOp::kBroadcast,
+                                        BenchOp::kAllToAll, BenchOp::kAllToAllV};
 
-// Every op, in the order above.
+// Every op the bench measures, in the order above.
 std::vector<BenchOp> AllBenchOps();
-// "all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "all_to_all_v".
+// "all_reduce", "all_gather", "reduce_scatter", "broadcast", "all_to_all", "all_to_all_v" (the op
+// table's names, comm::OpKindName).
 std::string_view BenchOpName(BenchOp op);
-// The inverse of BenchOpName; InvalidArgument "unknown collective 'x'; expected ..." otherwise.
+// The inverse of BenchOpName over kBenchOps; InvalidArgument "unknown collective 'x'; expected ..."
+// otherwise.
 absl::StatusOr<BenchOp> ParseBenchOp(std::string_view name);
 // Whether `op` reduces (all_reduce, reduce_scatter), and the redop column: "sum" or "none".
 bool Reduces(BenchOp op);

@@ -81,6 +81,8 @@ CallShape ShapeOf(BenchOp op, uint64_t requested_bytes, int64_t n, int64_t rank)
       }
       break;
     }
+    default:  // not a bench op
+      break;
   }
   return shape;
 }
@@ -132,6 +134,8 @@ int64_t CountWrong(BenchOp op, const CallShape& shape, int64_t me, int64_t n,
         expected = InputValue(static_cast<int64_t>(k / p), rank * p + k % p);
         break;
       case BenchOp::kAllToAllV:
+        break;
+      default:  // not a bench op
         break;
     }
     if (out[k] != expected) ++wrong;

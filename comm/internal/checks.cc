@@ -17,18 +17,18 @@ std::string RankSuffix(const Communicator& comm) {
   return absl::StrFormat("(rank %d of %d)", comm.rank(), comm.size());
 }
 
-absl::Status Invalid(const Communicator& comm, std::string_view op, std::string_view detail) {
+absl::Status Invalid(const Communicator& comm, OpName op, std::string_view detail) {
   return absl::InvalidArgumentError(
       absl::StrFormat("%s: %s %s", OpContext(comm, op), detail, RankSuffix(comm)));
 }
 
-absl::Status CheckNotNull(const Communicator& comm, std::string_view op, std::string_view which,
+absl::Status CheckNotNull(const Communicator& comm, OpName op, std::string_view which,
                           const void* buffer, size_t count) {
   if (buffer != nullptr || count == 0) return absl::OkStatus();
   return Invalid(comm, op, absl::StrFormat("%s buffer is null but the count is %d", which, count));
 }
 
-absl::Status CheckRankArg(const Communicator& comm, std::string_view op, std::string_view role,
+absl::Status CheckRankArg(const Communicator& comm, OpName op, std::string_view role,
                           int rank) {
   if (rank >= 0 && rank < comm.size()) return absl::OkStatus();
   return Invalid(comm, op,
@@ -60,8 +60,8 @@ void Extent(absl::Span<const size_t> counts, absl::Span<const size_t> displs, si
 
 }  // namespace
 
-std::string OpContext(const Communicator& comm, std::string_view op) {
-  return absl::StrFormat("%s on axis '%s'", op, comm.options().name);
+std::string OpContext(const Communicator& comm, OpName op) {
+  return absl::StrFormat("%s on axis '%s'", op.text, comm.options().name);
 }
 
 std::string FormatTimeout(absl::Duration timeout) {
@@ -74,18 +74,18 @@ std::string FormatTimeout(absl::Duration timeout) {
   return absl::StrFormat("%g ms", seconds * 1000.0);
 }
 
-absl::Status TimeoutError(const Communicator& comm, std::string_view op) {
+absl::Status TimeoutError(const Communicator& comm, OpName op) {
   const absl::Duration timeout = comm.options().timeout.value_or(absl::ZeroDuration());
   return absl::DeadlineExceededError(absl::StrFormat(
       "%s timed out after %s %s", OpContext(comm, op), FormatTimeout(timeout), RankSuffix(comm)));
 }
 
-absl::Status AbortedError(const Communicator& comm, std::string_view op, std::string_view why) {
+absl::Status AbortedError(const Communicator& comm, OpName op, std::string_view why) {
   return absl::FailedPreconditionError(absl::StrFormat("%s: the communicator was aborted (%s) %s",
                                                        OpContext(comm, op), why, RankSuffix(comm)));
 }
 
-absl::Status WithContext(const Communicator& comm, std::string_view op,
+absl::Status WithContext(const Communicator& comm, OpName op,
                          const absl::Status& status) {
   if (status.ok()) return status;
   return absl::Status(status.code(),
@@ -100,7 +100,7 @@ bool AbortState::Mark(std::string reason) {
   return true;
 }
 
-absl::Status AbortState::Check(const Communicator& comm, std::string_view op) const {
+absl::Status AbortState::Check(const Communicator& comm, OpName op) const {
   if (!aborted()) return absl::OkStatus();
   std::lock_guard<std::mutex> lock(mu_);
   return AbortedError(comm, op, reason_);
@@ -108,57 +108,57 @@ absl::Status AbortState::Check(const Communicator& comm, std::string_view op) co
 
 absl::Status CheckSplit(const Communicator& comm, std::optional<int> color) {
   if (!color || *color >= 0) return absl::OkStatus();
-  return Invalid(comm, kSplit,
+  return Invalid(comm, OpKind::kSplit,
                  absl::StrFormat("color must be non-negative or absent, got %d", *color));
 }
 
 absl::Status CheckAllReduce(const Communicator& comm, const void* send, void* recv, size_t count) {
-  if (auto s = CheckNotNull(comm, kAllReduce, "send", send, count); !s.ok()) return s;
-  return CheckNotNull(comm, kAllReduce, "receive", recv, count);
+  if (auto s = CheckNotNull(comm, OpKind::kAllReduce, "send", send, count); !s.ok()) return s;
+  return CheckNotNull(comm, OpKind::kAllReduce, "receive", recv, count);
 }
 
 absl::Status CheckAllGather(const Communicator& comm, const void* send, void* recv, size_t count) {
-  if (auto s = CheckNotNull(comm, kAllGather, "send", send, count); !s.ok()) return s;
-  return CheckNotNull(comm, kAllGather, "receive", recv, count);
+  if (auto s = CheckNotNull(comm, OpKind::kAllGather, "send", send, count); !s.ok()) return s;
+  return CheckNotNull(comm, OpKind::kAllGather, "receive", recv, count);
 }
 
 absl::Status CheckReduceScatter(const Communicator& comm, const void* send, void* recv,
                                 size_t count) {
-  if (auto s = CheckNotNull(comm, kReduceScatter, "send", send, count); !s.ok()) return s;
-  return CheckNotNull(comm, kReduceScatter, "receive", recv, count);
+  if (auto s = CheckNotNull(comm, OpKind::kReduceScatter, "send", send, count); !s.ok()) return s;
+  return CheckNotNull(comm, OpKind::kReduceScatter, "receive", recv, count);
 }
 
 absl::Status CheckBroadcast(const Communicator& comm, void* buffer, size_t count, int root) {
-  if (auto s = CheckRankArg(comm, kBroadcast, "root", root); !s.ok()) return s;
-  return CheckNotNull(comm, kBroadcast, "the", buffer, count);
+  if (auto s = CheckRankArg(comm, OpKind::kBroadcast, "root", root); !s.ok()) return s;
+  return CheckNotNull(comm, OpKind::kBroadcast, "the", buffer, count);
 }
 
 absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* recv, size_t count,
                            DataType type) {
-  if (auto s = CheckNotNull(comm, kAllToAll, "send", send, count); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, kAllToAll, "receive", recv, count); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kAllToAll, "send", send, count); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kAllToAll, "receive", recv, count); !s.ok()) return s;
   if (count == 0) return absl::OkStatus();
   const size_t bytes = count * static_cast<size_t>(comm.size()) * DataTypeSize(type);
   const auto s = reinterpret_cast<uintptr_t>(send);
   const auto r = reinterpret_cast<uintptr_t>(recv);
   if (s < r + bytes && r < s + bytes) {
-    return Invalid(comm, kAllToAll, "send and receive buffers overlap (not supported in place)");
+    return Invalid(comm, OpKind::kAllToAll, "send and receive buffers overlap (not supported in place)");
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
+absl::Status CheckPointToPoint(const Communicator& comm, OpName op, const void* buffer,
                                size_t count, int peer) {
   if (auto s = CheckRankArg(comm, op, "peer", peer); !s.ok()) return s;
   return CheckNotNull(comm, op, "the", buffer, count);
 }
 
-absl::Status CheckDataType(const Communicator& comm, std::string_view op, DataType type) {
+absl::Status CheckDataType(const Communicator& comm, OpName op, DataType type) {
   if (DataTypeSize(type) != 0) return absl::OkStatus();
   return Invalid(comm, op, absl::StrFormat("unknown DataType value %d", static_cast<int>(type)));
 }
 
-absl::Status CheckReduceOp(const Communicator& comm, std::string_view op, ReduceOp reduce_op) {
+absl::Status CheckReduceOp(const Communicator& comm, OpName op, ReduceOp reduce_op) {
   if (ReduceOpName(reduce_op) != "unknown") return absl::OkStatus();
   return Invalid(comm, op,
                  absl::StrFormat("unknown ReduceOp value %d", static_cast<int>(reduce_op)));
@@ -178,27 +178,27 @@ absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
   for (const auto& [name, entries] : arrays) {
     if (entries != n) {
       return Invalid(
-          comm, kAllToAllV,
+          comm, OpKind::kAllToAllV,
           absl::StrFormat("%s has %d entries, expected one per rank (%d)", name, entries, n));
     }
   }
   size_t send_begin = 0, send_end = 0, recv_begin = 0, recv_end = 0;
   Extent(send_counts, send_displs, &send_begin, &send_end, total_send);
   Extent(recv_counts, recv_displs, &recv_begin, &recv_end, total_recv);
-  if (auto s = CheckNotNull(comm, kAllToAllV, "send", send, *total_send); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, kAllToAllV, "receive", recv, *total_recv); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kAllToAllV, "send", send, *total_send); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kAllToAllV, "receive", recv, *total_recv); !s.ok()) return s;
   const size_t e = DataTypeSize(type);
   if (Overlap(static_cast<const std::byte*>(send) + send_begin * e, (send_end - send_begin) * e,
               static_cast<const std::byte*>(recv) + recv_begin * e, (recv_end - recv_begin) * e)) {
-    return Invalid(comm, kAllToAllV, "send and receive buffers overlap (not supported in place)");
+    return Invalid(comm, OpKind::kAllToAllV, "send and receive buffers overlap (not supported in place)");
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckRooted(const Communicator& comm, std::string_view op, const void* mine,
+absl::Status CheckRooted(const Communicator& comm, OpKind op, const void* mine,
                          const void* all, size_t count, DataType type, int root) {
   if (auto s = CheckRankArg(comm, op, "root", root); !s.ok()) return s;
-  const bool gather = op == kGather;
+  const bool gather = op == OpKind::kGather;
   if (auto s = CheckNotNull(comm, op, gather ? "send" : "receive", mine, count); !s.ok()) return s;
   if (comm.rank() != root || count == 0) return absl::OkStatus();
   if (auto s = CheckNotNull(comm, op, gather ? "receive" : "send", all, count); !s.ok()) return s;
@@ -217,13 +217,13 @@ absl::Status CheckRooted(const Communicator& comm, std::string_view op, const vo
 
 absl::Status CheckReduce(const Communicator& comm, const void* send, const void* recv, size_t count,
                          DataType type, int root) {
-  if (auto s = CheckRankArg(comm, kReduce, "root", root); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, kReduce, "send", send, count); !s.ok()) return s;
+  if (auto s = CheckRankArg(comm, OpKind::kReduce, "root", root); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kReduce, "send", send, count); !s.ok()) return s;
   if (comm.rank() != root || count == 0) return absl::OkStatus();
-  if (auto s = CheckNotNull(comm, kReduce, "receive", recv, count); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kReduce, "receive", recv, count); !s.ok()) return s;
   const size_t bytes = count * DataTypeSize(type);
   if (send != recv && Overlap(send, bytes, recv, bytes)) {
-    return Invalid(comm, kReduce,
+    return Invalid(comm, OpKind::kReduce,
                    "send and receive buffers overlap other than in place (send == "
                    "receive)");
   }
@@ -232,24 +232,24 @@ absl::Status CheckReduce(const Communicator& comm, const void* send, const void*
 
 absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t send_count, int dest,
                            const void* recv, size_t recv_count, int source, DataType type) {
-  if (auto s = CheckRankArg(comm, kSendRecv, "destination", dest); !s.ok()) return s;
-  if (auto s = CheckRankArg(comm, kSendRecv, "source", source); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, kSendRecv, "send", send, send_count); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, kSendRecv, "receive", recv, recv_count); !s.ok()) return s;
+  if (auto s = CheckRankArg(comm, OpKind::kSendRecv, "destination", dest); !s.ok()) return s;
+  if (auto s = CheckRankArg(comm, OpKind::kSendRecv, "source", source); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kSendRecv, "send", send, send_count); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kSendRecv, "receive", recv, recv_count); !s.ok()) return s;
   const size_t e = DataTypeSize(type);
   if (Overlap(send, send_count * e, recv, recv_count * e)) {
-    return Invalid(comm, kSendRecv, "send and receive buffers overlap");
+    return Invalid(comm, OpKind::kSendRecv, "send and receive buffers overlap");
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckCopy(const Communicator& comm, std::string_view op, const void* dst,
+absl::Status CheckCopy(const Communicator& comm, OpName op, const void* dst,
                        const void* src, size_t bytes) {
   if (auto s = CheckNotNull(comm, op, "destination", dst, bytes); !s.ok()) return s;
   return CheckNotNull(comm, op, "source", src, bytes);
 }
 
-absl::Status CheckHostMemory(const Communicator& comm, std::string_view op) {
+absl::Status CheckHostMemory(const Communicator& comm, OpName op) {
   if (comm.memory_kind() == MemoryKind::kHost) return absl::OkStatus();
   return absl::UnimplementedError(
       absl::StrFormat("%s: the %s backend does not provide buffers of its memory kind",

@@ -17,45 +17,50 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/op.h"
 
 namespace nmesh::comm::internal {
 
-// Operation names used in every message (one vocabulary for every backend).
-inline constexpr std::string_view kSplit = "split";
-inline constexpr std::string_view kAllReduce = "all_reduce";
-inline constexpr std::string_view kAllGather = "all_gather";
-inline constexpr std::string_view kReduceScatter = "reduce_scatter";
-inline constexpr std::string_view kBroadcast = "broadcast";
-inline constexpr std::string_view kAllToAll = "all_to_all";
-inline constexpr std::string_view kSend = "send";
-inline constexpr std::string_view kRecv = "recv";
-inline constexpr std::string_view kBarrier = "barrier";
-inline constexpr std::string_view kAllToAllV = "all_to_all_v";
-inline constexpr std::string_view kGather = "gather";
-inline constexpr std::string_view kScatter = "scatter";
-inline constexpr std::string_view kReduce = "reduce";
-inline constexpr std::string_view kSendRecv = "sendrecv";
+// The name of an operation in messages: a communication operation (its name in the op table,
+// comm/op.h) or one of the buffer operations below. Converts implicitly from either.
+struct OpName {
+  constexpr OpName(OpKind op) : text(OpKindName(op)) {}         // NOLINT(google-explicit-constructor)
+  constexpr OpName(std::string_view name) : text(name) {}       // NOLINT(google-explicit-constructor)
+  constexpr OpName(const char* name) : text(name) {}            // NOLINT(google-explicit-constructor)
+  OpName(const std::string& name) : text(name) {}               // NOLINT(google-explicit-constructor)
+  std::string_view text;
+
+  // Formats as its text with absl::StrFormat's %s.
+  friend absl::FormatConvertResult<absl::FormatConversionCharSet::kString> AbslFormatConvert(
+      const OpName& op, const absl::FormatConversionSpec&, absl::FormatSink* sink) {
+    sink->Append(absl::string_view(op.text.data(), op.text.size()));
+    return {true};
+  }
+};
+
+// The buffer operations, which are not communication and have no entry in the op table.
 inline constexpr std::string_view kAllocate = "allocate";
 inline constexpr std::string_view kCopyToHost = "copy_to_host";
 inline constexpr std::string_view kCopyFromHost = "copy_from_host";
 
 // "<op> on axis '<name>'", the prefix of every message about an operation on `comm`.
-std::string OpContext(const Communicator& comm, std::string_view op);
+std::string OpContext(const Communicator& comm, OpName op);
 
 // "2 s", "1.5 s", "250 ms": a timeout as people write it.
 std::string FormatTimeout(absl::Duration timeout);
 
 // DeadlineExceeded "<op> on axis '<name>' timed out after <timeout> (rank r of n)".
-absl::Status TimeoutError(const Communicator& comm, std::string_view op);
+absl::Status TimeoutError(const Communicator& comm, OpName op);
 // FailedPrecondition "<op> on axis '<name>': the communicator was aborted (<why>) (rank r of n)".
-absl::Status AbortedError(const Communicator& comm, std::string_view op, std::string_view why);
+absl::Status AbortedError(const Communicator& comm, OpName op, std::string_view why);
 
 // `status` with its message prefixed by "<op> on axis '<name>': "; OK stays OK. For backend errors
 // (MPI, NCCL, CUDA) that know the call but not the operation.
-absl::Status WithContext(const Communicator& comm, std::string_view op, const absl::Status& status);
+absl::Status WithContext(const Communicator& comm, OpName op, const absl::Status& status);
 
 // The argument checks of each operation (InvalidArgument, messages start with OpContext). They
 // check null buffers with a non-zero count, roots and peers against size(), overlapping AllToAll
@@ -68,11 +73,11 @@ absl::Status CheckReduceScatter(const Communicator& comm, const void* send, void
 absl::Status CheckBroadcast(const Communicator& comm, void* buffer, size_t count, int root);
 absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* recv, size_t count,
                            DataType type);
-absl::Status CheckPointToPoint(const Communicator& comm, std::string_view op, const void* buffer,
+absl::Status CheckPointToPoint(const Communicator& comm, OpName op, const void* buffer,
                                size_t count, int peer);
 // Values outside the DataType / ReduceOp enums (a cast from a bad integer).
-absl::Status CheckDataType(const Communicator& comm, std::string_view op, DataType type);
-absl::Status CheckReduceOp(const Communicator& comm, std::string_view op, ReduceOp reduce_op);
+absl::Status CheckDataType(const Communicator& comm, OpName op, DataType type);
+absl::Status CheckReduceOp(const Communicator& comm, OpName op, ReduceOp reduce_op);
 // all_to_all_v: four arrays of size() entries, non-null buffers where their counts are non-zero,
 // disjoint send and receive extents. Sets *total_send / *total_recv to the sums of the counts.
 absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
@@ -84,7 +89,7 @@ absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
 // gather / scatter: `root` in range; the per-rank buffer (`mine`, `count` elements) non-null;
 // on the root the whole buffer (`all`, size()*count elements) non-null, and either the in-place
 // layout (mine == all + root*count) or disjoint from `mine`.
-absl::Status CheckRooted(const Communicator& comm, std::string_view op, const void* mine,
+absl::Status CheckRooted(const Communicator& comm, OpKind op, const void* mine,
                          const void* all, size_t count, DataType type, int root);
 // reduce: `root` in range, send non-null, on the root recv non-null and equal to or disjoint
 // from send.
@@ -94,11 +99,11 @@ absl::Status CheckReduce(const Communicator& comm, const void* send, const void*
 absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t send_count, int dest,
                            const void* recv, size_t recv_count, int source, DataType type);
 // The buffer copies: null pointers with a non-zero size.
-absl::Status CheckCopy(const Communicator& comm, std::string_view op, const void* dst,
+absl::Status CheckCopy(const Communicator& comm, OpName op, const void* dst,
                        const void* src, size_t bytes);
 // Unimplemented unless `comm` uses host memory: the default buffer methods of Communicator serve
 // host memory only.
-absl::Status CheckHostMemory(const Communicator& comm, std::string_view op);
+absl::Status CheckHostMemory(const Communicator& comm, OpName op);
 
 // Whether a communicator has been aborted, and why (the first reason wins). Mark() and Check() may
 // be called from any thread.
@@ -108,7 +113,7 @@ class AbortState {
   // Records the abort; returns false (and keeps the old reason) if it was already aborted.
   bool Mark(std::string reason);
   // OK while not aborted; afterwards AbortedError(comm, op, reason).
-  absl::Status Check(const Communicator& comm, std::string_view op) const;
+  absl::Status Check(const Communicator& comm, OpName op) const;
 
  private:
   std::atomic<bool> aborted_{false};

@@ -7,13 +7,16 @@
 #define NMESH_COMM_INTERNAL_WATCHDOG_H_
 
 #include <atomic>
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/flight_recorder.h"
@@ -56,13 +59,16 @@ class Watchdog {
   // Starts the thread when `comm` has a timeout or `poll_errors`.
   void Add(Communicator* comm, std::shared_ptr<FlightRecorder> recorder, SideChannel* side,
            bool poll_errors = false);
-  // Unregisters `comm`; waits while the watchdog thread is using it. Call before destroying the
-  // side channel.
+  // Unregisters `comm`; waits while the watchdog thread is firing on it (aborting its family,
+  // exchanging its records). Call before destroying the side channel. On the watchdog thread
+  // itself (a family's abort destroying a communicator) it never waits.
   void Remove(const Communicator* comm);
-  // Starts the thread if it is not running (a timeout was set).
+  // Starts the thread (and its monitor) if it is not running (a timeout was set).
   void Start();
   // What runs, on expiry, instead of comm->Abort(): the family's abort (set by DeviceMesh).
   void SetFamily(const Communicator* comm, std::function<void()> abort_family);
+  // The monitor's limit and action (comm/watchdog.h, SetWatchdogStall).
+  void SetStall(absl::Duration limit, WatchdogStallHandler handler);
 
  private:
   struct Entry {
@@ -74,30 +80,58 @@ class Watchdog {
     uint64_t group = 0;            // AxisProgress::group
     std::vector<int64_t> members;  // AxisProgress::members
   };
+  // What one tick found: an operation past its deadline, or an asynchronous error. A copy of the
+  // entry, so that the firing runs without the lock.
+  struct Firing {
+    Entry entry;
+    std::optional<OpRecord> stuck;  // set: a timeout
+    absl::Status error;             // not OK: an asynchronous error
+  };
   Watchdog() = default;
   void Loop();
+  // The monitor thread: ends the process through the stall handler when the watchdog thread's
+  // heartbeat stops.
+  void Monitor();
+  // Records that the watchdog thread is alive and what it is doing.
+  void Beat(std::string phase);
+  // The first entry that must fire on this tick, if any.
+  std::optional<Firing> FindFiringLocked();
   void ServeAllLocked();
+  void ServeAll();
   // Where this process stands on every registered communicator.
   ProcessState StateLocked();
-  // An operation of `entry` outlived its deadline.
-  void FireLocked(Entry& entry, const OpRecord& stuck);
-  // The backend of `entry` reported an asynchronous error.
-  void FireErrorLocked(Entry& entry, const absl::Status& error);
+  // Fires `f` (without the lock): aborts, reports and, with a side channel, ends the job.
+  void FireTimeout(const Firing& f);
+  void FireError(const Firing& f);
   // Aborts the family of `entry` (or its communicator); false when that destroyed it.
-  bool AbortLocked(Entry& entry);
+  bool Abort(const Entry& entry);
   // Hands `report` to the process's handler.
   static void Report(const TimeoutReport& report);
 
   std::mutex mu_;
-  // Guarded by mu_. An entry whose comm is null was removed by the watchdog thread itself (a
-  // family's abort destroying a communicator) and is erased on the next tick.
+  std::condition_variable idle_;  // notified when busy_ is cleared
+  // Guarded by mu_. An entry whose comm is null was removed by the watchdog thread itself while
+  // it held the lock, and is erased on the next tick.
   std::vector<Entry> entries_;
+  // Guarded by mu_: the communicator the watchdog thread fires on, outside the lock (Remove
+  // waits for it), and whether a family's abort removed it meanwhile.
+  const Communicator* busy_ = nullptr;
+  bool busy_removed_ = false;
+  // Only touched on the watchdog thread: it holds mu_ now.
+  bool thread_holds_lock_ = false;
   std::atomic<std::thread::id> thread_id_{};  // the watchdog thread's, once started
   bool started_ = false;                      // guarded by mu_
   // Guarded by mu_: a report was made for a communicator with a side channel, and the job is
   // ending; nothing more is reported. (A communicator without one, e.g. NCCL's, is aborted and
   // reported, and the watchdog goes on watching the others: a server may rebuild its meshes.)
   bool fired_ = false;
+
+  // The heartbeat, read by the monitor. Never held across anything that may block.
+  std::mutex beat_mu_;
+  absl::Time beat_ = absl::Now();                          // guarded by beat_mu_
+  std::string phase_ = "starting";                         // guarded by beat_mu_
+  absl::Duration stall_limit_ = kWatchdogStallLimit;       // guarded by beat_mu_
+  WatchdogStallHandler stall_handler_;                     // guarded by beat_mu_
 };
 
 }  // namespace nmesh::comm::internal

@@ -37,8 +37,8 @@ absl::Status Work::status() const {
 
 std::string_view Work::op() const { return impl_ == nullptr ? std::string_view() : impl_->op(); }
 
-Work::Impl::Impl(const Communicator& comm, std::string_view op)
-    : op_(op),
+Work::Impl::Impl(const Communicator& comm, internal::OpName op)
+    : op_(op.text),
       context_(internal::OpContext(comm, op)),
       rank_suffix_(absl::StrFormat("(rank %d of %d)", comm.rank(), comm.size())) {}
 
@@ -234,7 +234,7 @@ class BatchNamer final : public Communicator {
 
 class DoneWork final : public Work::Impl {
  public:
-  DoneWork(const Communicator& comm, std::string_view op, absl::Status status)
+  DoneWork(const Communicator& comm, OpName op, absl::Status status)
       : Impl(comm, op), status_(std::move(status)) {}
 
  protected:
@@ -249,7 +249,7 @@ class DoneWork final : public Work::Impl {
 
 }  // namespace
 
-Work CompletedWork(const Communicator& comm, std::string_view op, absl::Status status) {
+Work CompletedWork(const Communicator& comm, OpName op, absl::Status status) {
   return Work(std::make_shared<DoneWork>(comm, op, std::move(status)));
 }
 
@@ -285,7 +285,7 @@ void WorkRegistry::TryPollAll() {
 
 Batch::State* CurrentBatch() { return current_batch; }
 
-absl::Status CheckNoBatch(const Communicator& comm, std::string_view op) {
+absl::Status CheckNoBatch(const Communicator& comm, OpName op) {
   if (current_batch == nullptr) return absl::OkStatus();
   return absl::FailedPreconditionError(absl::StrFormat(
       "%s: a batch is open on this thread; inside a batch issue operations with the *Async "

@@ -20,13 +20,14 @@
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/internal/checks.h"
 
 namespace nmesh::comm {
 
 class Work::Impl {
  public:
   // `comm` and `op` only name the operation in messages; the handle keeps no reference to `comm`.
-  Impl(const Communicator& comm, std::string_view op);
+  Impl(const Communicator& comm, internal::OpName op);
   virtual ~Impl() = default;
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
@@ -102,10 +103,10 @@ namespace internal {
 Batch::State* CurrentBatch();
 // FailedPrecondition "<op> on axis '<name>': a batch is open on this thread ..." for blocking
 // operations while a batch is open; OK otherwise.
-absl::Status CheckNoBatch(const Communicator& comm, std::string_view op);
+absl::Status CheckNoBatch(const Communicator& comm, OpName op);
 
 // A handle on an operation that has already finished with `status`.
-Work CompletedWork(const Communicator& comm, std::string_view op, absl::Status status);
+Work CompletedWork(const Communicator& comm, OpName op, absl::Status status);
 
 // The pending handles of one communicator. Add() registers a handle; Orphan() (from the
 // communicator's destructor) orphans every handle still alive; TryPollAll() (from the watchdog

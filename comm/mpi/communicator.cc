@@ -88,7 +88,7 @@ void KeepUntilExit(Scratch scratch) {
 // and a send), the staging copies MPI may still use, and what runs on completion (kAvg's division).
 class MpiWork final : public Work::Impl {
  public:
-  MpiWork(const Communicator& comm, std::string_view op, int rank) : Impl(comm, op), rank_(rank) {}
+  MpiWork(const Communicator& comm, ci::OpName op, int rank) : Impl(comm, op), rank_(rank) {}
 
   ~MpiWork() override {
     // A handle dropped while MPI still owns the request: never free memory MPI may still use.
@@ -461,7 +461,7 @@ class MpiCommunicator final : public Communicator {
     const int32_t mine[2] = {color.has_value() ? 1 : 0, color.value_or(0)};
     std::vector<int32_t> all(2 * static_cast<size_t>(size_));
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kSplit, "MPI_Allgather",
+        OpKind::kSplit, "MPI_Allgather",
         [&] { return MPI_Allgather(mine, 2, MPI_INT32_T, all.data(), 2, MPI_INT32_T, comm_); },
         "MPI_Iallgather",
         [&](const void* in, void* out, MPI_Request* r) {
@@ -477,7 +477,7 @@ class MpiCommunicator final : public Communicator {
     if (!bad.empty()) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: colors must be non-negative or absent; %s (rank %d of %d)",
-          ci::OpContext(*this, ci::kSplit), absl::StrJoin(bad, ", "), rank_, size_));
+          ci::OpContext(*this, OpKind::kSplit), absl::StrJoin(bad, ", "), rank_, size_));
     }
     return CommSplit(color, key, std::move(options));
   }
@@ -486,26 +486,26 @@ class MpiCommunicator final : public Communicator {
   absl::StatusOr<std::unique_ptr<Communicator>> CommSplit(std::optional<int> color, int key,
                                                           CommOptions options) {
     MPI_Comm out = MPI_COMM_NULL;
-    NMESH_RETURN_IF_ERROR(Check(ci::kSplit,
+    NMESH_RETURN_IF_ERROR(Check(OpKind::kSplit,
                                 MPI_Comm_split(comm_, color ? *color : MPI_UNDEFINED, key, &out),
                                 "MPI_Comm_split"));
     if (out == MPI_COMM_NULL) return std::unique_ptr<Communicator>();
     if (int rc = MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN); rc != MPI_SUCCESS) {
       MPI_Comm_free(&out);
-      return Check(ci::kSplit, rc, "MPI_Comm_set_errhandler");
+      return Check(OpKind::kSplit, rc, "MPI_Comm_set_errhandler");
     }
     return std::unique_ptr<Communicator>(new MpiCommunicator(out, std::move(options)));
   }
 
   absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
                            ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllReduce, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllReduce, count));
     const size_t bytes = count * DataTypeSize(type);
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kAllReduce, "MPI_Allreduce",
+        OpKind::kAllReduce, "MPI_Allreduce",
         [&] {
           Scratch scratch;  // the timed path stages everything anyway: only this path needs it
           const void* in =
@@ -523,12 +523,12 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
                            DataType type) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllGather, send_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllGather, send_count));
     const size_t bytes = send_count * DataTypeSize(type);
     const int n = static_cast<int>(send_count);
     const MPI_Datatype dt = MpiDatatype(type);
     return Execute(
-        ci::kAllGather, "MPI_Allgather",
+        OpKind::kAllGather, "MPI_Allgather",
         [&] {
           Scratch scratch;
           const void* in_place_slot = static_cast<const std::byte*>(recv) + bytes * rank_;
@@ -546,13 +546,13 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                                ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduceScatter, recv_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kReduceScatter, recv_count));
     const size_t bytes = recv_count * DataTypeSize(type);
     const int n = static_cast<int>(recv_count);
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kReduceScatter, "MPI_Reduce_scatter_block",
+        OpKind::kReduceScatter, "MPI_Reduce_scatter_block",
         [&] {
           // MPI's in-place reduce-scatter reads from and writes to the start of the receive
           // buffer, which is not nmesh's layout (recv == send + rank * count): stage any
@@ -571,12 +571,12 @@ class MpiCommunicator final : public Communicator {
   }
 
   absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kBroadcast, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kBroadcast, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = count * DataTypeSize(type);
     return Execute(
-        ci::kBroadcast, "MPI_Bcast", [&] { return MPI_Bcast(buffer, n, dt, root, comm_); },
+        OpKind::kBroadcast, "MPI_Bcast", [&] { return MPI_Bcast(buffer, n, dt, root, comm_); },
         "MPI_Ibcast",
         [&](const void*, void* staged, MPI_Request* r) {
           return MPI_Ibcast(staged, n, dt, root, comm_, r);
@@ -585,12 +585,12 @@ class MpiCommunicator final : public Communicator {
   }
 
   absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAll, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllToAll, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = count * DataTypeSize(type) * size_;
     return Execute(
-        ci::kAllToAll, "MPI_Alltoall",
+        OpKind::kAllToAll, "MPI_Alltoall",
         [&] { return MPI_Alltoall(send, n, dt, recv, n, dt, comm_); }, "MPI_Ialltoall",
         [&](const void* staged_in, void* staged_out, MPI_Request* r) {
           return MPI_Ialltoall(staged_in, n, dt, staged_out, n, dt, comm_, r);
@@ -599,11 +599,11 @@ class MpiCommunicator final : public Communicator {
   }
 
   absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSend, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kSend, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     return Execute(
-        ci::kSend, "MPI_Send", [&] { return MPI_Send(buffer, n, dt, peer, kTag, comm_); },
+        OpKind::kSend, "MPI_Send", [&] { return MPI_Send(buffer, n, dt, peer, kTag, comm_); },
         "MPI_Isend",
         [&](const void* staged, void*, MPI_Request* r) {
           return MPI_Isend(staged, n, dt, peer, kTag, comm_, r);
@@ -612,11 +612,11 @@ class MpiCommunicator final : public Communicator {
   }
 
   absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kRecv, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kRecv, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     return Execute(
-        ci::kRecv, "MPI_Recv",
+        OpKind::kRecv, "MPI_Recv",
         [&] { return MPI_Recv(buffer, n, dt, peer, kTag, comm_, MPI_STATUS_IGNORE); }, "MPI_Irecv",
         [&](const void*, void* staged, MPI_Request* r) {
           return MPI_Irecv(staged, n, dt, peer, kTag, comm_, r);
@@ -632,7 +632,7 @@ class MpiCommunicator final : public Communicator {
     size_t send_end = 0, recv_end = 0;
     for (size_t j = 0; j < sc.size(); ++j) {
       for (size_t v : {send_counts[j], send_displs[j], recv_counts[j], recv_displs[j]}) {
-        NMESH_RETURN_IF_ERROR(CheckCount(ci::kAllToAllV, v));
+        NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllToAllV, v));
       }
       sc[j] = static_cast<int>(send_counts[j]);
       sd[j] = static_cast<int>(send_displs[j]);
@@ -644,7 +644,7 @@ class MpiCommunicator final : public Communicator {
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t e = DataTypeSize(type);
     return Execute(
-        ci::kAllToAllV, "MPI_Alltoallv",
+        OpKind::kAllToAllV, "MPI_Alltoallv",
         [&] {
           return MPI_Alltoallv(send, sc.data(), sd.data(), dt, recv, rc.data(), rd.data(), dt,
                                comm_);
@@ -663,13 +663,13 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
                         int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kGather, send_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kGather, send_count));
     const int n = static_cast<int>(send_count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = send_count * DataTypeSize(type);
     const bool is_root = rank_ == root;
     return Execute(
-        ci::kGather, "MPI_Gather",
+        OpKind::kGather, "MPI_Gather",
         [&] {
           const bool in_place =
               is_root && send == static_cast<const std::byte*>(recv) + bytes * rank_;
@@ -684,13 +684,13 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
                          int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kScatter, recv_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kScatter, recv_count));
     const int n = static_cast<int>(recv_count);
     const MPI_Datatype dt = MpiDatatype(type);
     const size_t bytes = recv_count * DataTypeSize(type);
     const bool is_root = rank_ == root;
     return Execute(
-        ci::kScatter, "MPI_Scatter",
+        OpKind::kScatter, "MPI_Scatter",
         [&] {
           const bool in_place =
               is_root && recv == static_cast<const std::byte*>(send) + bytes * rank_;
@@ -705,14 +705,14 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                         int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kReduce, count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kReduce, count));
     const int n = static_cast<int>(count);
     const MPI_Datatype dt = MpiDatatype(type);
     const MPI_Op mop = MpiOp(type, op);
     const size_t bytes = count * DataTypeSize(type);
     const bool is_root = rank_ == root;
     NMESH_RETURN_IF_ERROR(Execute(
-        ci::kReduce, "MPI_Reduce",
+        OpKind::kReduce, "MPI_Reduce",
         [&] {
           const bool in_place = is_root && send == recv;
           return MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, n, dt, mop, root, comm_);
@@ -728,13 +728,13 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                           size_t recv_count, int source, DataType type) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSendRecv, send_count));
-    NMESH_RETURN_IF_ERROR(CheckCount(ci::kSendRecv, recv_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kSendRecv, send_count));
+    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kSendRecv, recv_count));
     const int ns = static_cast<int>(send_count);
     const int nr = static_cast<int>(recv_count);
     const MPI_Datatype dt = MpiDatatype(type);
     return Execute(
-        ci::kSendRecv, "MPI_Sendrecv",
+        OpKind::kSendRecv, "MPI_Sendrecv",
         [&] {
           return MPI_Sendrecv(send, ns, dt, dest, kTag, recv, nr, dt, source, kTag, comm_,
                               MPI_STATUS_IGNORE);
@@ -761,10 +761,10 @@ class MpiCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.count));
     NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.recv_count));
     auto work = std::make_shared<MpiWork>(*this, a.op, rank_);
-    const MPI_Datatype dt = a.op == ci::kBarrier ? MPI_BYTE : MpiDatatype(a.type);
-    const MPI_Op mop = a.op == ci::kBarrier ? MPI_OP_NULL : MpiOp(a.type, a.reduce);
+    const MPI_Datatype dt = a.op == OpKind::kBarrier ? MPI_BYTE : MpiDatatype(a.type);
+    const MPI_Op mop = a.op == OpKind::kBarrier ? MPI_OP_NULL : MpiOp(a.type, a.reduce);
     const int n = static_cast<int>(a.count);
-    const size_t e = a.op == ci::kBarrier ? 0 : DataTypeSize(a.type);
+    const size_t e = a.op == OpKind::kBarrier ? 0 : DataTypeSize(a.type);
     const size_t bytes = a.count * e;
     MPI_Request* r = work->requests_.data();
     auto stage = [&](const void* src, size_t src_bytes, const void* dst, size_t dst_bytes) {
@@ -782,39 +782,39 @@ class MpiCommunicator final : public Communicator {
     int rc = MPI_SUCCESS;
     const char* call = "";
     const bool is_root = rank_ == a.root;
-    if (a.op == ci::kAllReduce) {
+    if (a.op == OpKind::kAllReduce) {
       call = "MPI_Iallreduce";
       const void* in = a.send == a.recv ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes);
       rc = MPI_Iallreduce(in, a.recv, n, dt, mop, comm_, r);
       divide_on(a.recv, a.count);
-    } else if (a.op == ci::kAllGather) {
+    } else if (a.op == OpKind::kAllGather) {
       call = "MPI_Iallgather";
       const void* slot = static_cast<const std::byte*>(a.recv) + bytes * rank_;
       const void* in = a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * size_);
       rc = MPI_Iallgather(in, n, dt, a.recv, n, dt, comm_, r);
-    } else if (a.op == ci::kReduceScatter) {
+    } else if (a.op == OpKind::kReduceScatter) {
       call = "MPI_Ireduce_scatter_block";
       const void* in = stage(a.send, bytes * size_, a.recv, bytes);
       rc = MPI_Ireduce_scatter_block(in, a.recv, n, dt, mop, comm_, r);
       divide_on(a.recv, a.count);
-    } else if (a.op == ci::kBroadcast) {
+    } else if (a.op == OpKind::kBroadcast) {
       call = "MPI_Ibcast";
       rc = MPI_Ibcast(a.recv, n, dt, a.root, comm_, r);
-    } else if (a.op == ci::kAllToAll) {
+    } else if (a.op == OpKind::kAllToAll) {
       call = "MPI_Ialltoall";
       rc = MPI_Ialltoall(a.send, n, dt, a.recv, n, dt, comm_, r);
-    } else if (a.op == ci::kSend) {
+    } else if (a.op == OpKind::kSend) {
       call = "MPI_Isend";
       work->cancellable_ = true;
       rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, r);
-    } else if (a.op == ci::kRecv) {
+    } else if (a.op == OpKind::kRecv) {
       call = "MPI_Irecv";
       work->cancellable_ = true;
       rc = MPI_Irecv(a.recv, n, dt, a.root, kTag, comm_, r);
-    } else if (a.op == ci::kBarrier) {
+    } else if (a.op == OpKind::kBarrier) {
       call = "MPI_Ibarrier";
       rc = MPI_Ibarrier(comm_, r);
-    } else if (a.op == ci::kAllToAllV) {
+    } else if (a.op == OpKind::kAllToAllV) {
       call = "MPI_Ialltoallv";
       const size_t un = static_cast<size_t>(size_);
       work->ints_.resize(4 * un);
@@ -830,22 +830,22 @@ class MpiCommunicator final : public Communicator {
       }
       rc = MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un, dt,
                           comm_, r);
-    } else if (a.op == ci::kGather) {
+    } else if (a.op == OpKind::kGather) {
       call = "MPI_Igather";
       const bool in_place =
           is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * rank_;
       rc = MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, comm_, r);
-    } else if (a.op == ci::kScatter) {
+    } else if (a.op == OpKind::kScatter) {
       call = "MPI_Iscatter";
       const bool in_place =
           is_root && a.recv == static_cast<const std::byte*>(a.send) + bytes * rank_;
       rc = MPI_Iscatter(a.send, n, dt, in_place ? MPI_IN_PLACE : a.recv, n, dt, a.root, comm_, r);
-    } else if (a.op == ci::kReduce) {
+    } else if (a.op == OpKind::kReduce) {
       call = "MPI_Ireduce";
       const bool in_place = is_root && a.send == a.recv;
       rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : a.send, a.recv, n, dt, mop, a.root, comm_, r);
       if (is_root) divide_on(a.recv, a.count);
-    } else if (a.op == ci::kSendRecv) {
+    } else if (a.op == OpKind::kSendRecv) {
       call = "MPI_Irecv";
       work->cancellable_ = true;
       rc = MPI_Irecv(a.recv, static_cast<int>(a.recv_count), dt, a.source, kTag, comm_, &r[0]);
@@ -858,7 +858,7 @@ class MpiCommunicator final : public Communicator {
         }
       }
     } else {
-      return absl::InternalError(absl::StrFormat("mpi: unknown operation '%s'", a.op));
+      return absl::InternalError(absl::StrFormat("mpi: unknown operation '%s'", OpKindName(a.op)));
     }
     NMESH_RETURN_IF_ERROR(Check(a.op, rc, call));
     work->pending_ = 2;
@@ -867,7 +867,7 @@ class MpiCommunicator final : public Communicator {
 
   absl::Status DoBarrier() override {
     return Execute(
-        ci::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
+        OpKind::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
         [&](const void*, void*, MPI_Request* r) { return MPI_Ibarrier(comm_, r); }, Io{});
   }
 
@@ -907,14 +907,14 @@ class MpiCommunicator final : public Communicator {
     Scratch scratch;
   };
 
-  absl::Status Usable(std::string_view op) const { return abort_state_.Check(*this, op); }
+  absl::Status Usable(ci::OpName op) const { return abort_state_.Check(*this, op); }
   absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
-  absl::Status Check(std::string_view op, int code, const char* call) const {
+  absl::Status Check(ci::OpName op, int code, const char* call) const {
     return ci::WithContext(*this, op, MpiStatus(code, call, rank_));
   }
 
-  absl::Status CheckCount(std::string_view op, size_t count) const {
+  absl::Status CheckCount(ci::OpName op, size_t count) const {
     if (count <= static_cast<size_t>(INT_MAX)) return absl::OkStatus();
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: count %d exceeds the MPI limit of %d elements per call; split the buffer (rank %d "
@@ -930,7 +930,7 @@ class MpiCommunicator final : public Communicator {
   // outcome: the caller may reuse or free its buffers at once. The copies cost two memcpy per
   // call, on the timed path only.
   template <typename Blocking, typename Start>
-  absl::Status Execute(std::string_view op, const char* blocking_call, Blocking blocking,
+  absl::Status Execute(ci::OpName op, const char* blocking_call, Blocking blocking,
                        const char* start_call, Start start, const Io& io,
                        bool cancellable = false) {
     // Watched by the watchdog (or no timeout at all): the blocking call.
@@ -961,7 +961,7 @@ class MpiCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
-  absl::Status Wait(std::string_view op, Requests requests, Scratch scratch, bool cancellable) {
+  absl::Status Wait(ci::OpName op, Requests requests, Scratch scratch, bool cancellable) {
     ci::Deadline deadline(options_.timeout);
     ci::PollPacer pacer;
     while (true) {

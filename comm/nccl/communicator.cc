@@ -127,7 +127,7 @@ absl::Status CopyOnDevice(int device, void* dst, const void* src, size_t bytes, 
 // before it was seen complete fails with the abort's reason instead of reporting success.
 class NcclWork final : public Work::Impl {
  public:
-  NcclWork(const Communicator& comm, std::string_view op, int device, int rank, cudaEvent_t event,
+  NcclWork(const Communicator& comm, ci::OpName op, int device, int rank, cudaEvent_t event,
            std::shared_ptr<const ci::AbortState> aborted)
       : Impl(comm, op),
         comm_(comm),
@@ -225,7 +225,7 @@ class NcclCommunicator final : public Communicator {
 
   // Polls the communicator until NCCL has finished the calls issued so far (initialisation, a
   // split, an enqueue). Aborts it on an asynchronous error or when the deadline passes.
-  absl::Status WaitReady(std::string_view op, const ci::Deadline& deadline) {
+  absl::Status WaitReady(ci::OpName op, const ci::Deadline& deadline) {
     ci::PollPacer pacer;
     while (true) {
       ncclResult_t state = ncclSuccess;
@@ -253,22 +253,22 @@ class NcclCommunicator final : public Communicator {
     ncclComm_t child = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (comm_ == nullptr) return Usable(ci::kSplit);
-      NMESH_RETURN_IF_ERROR(SetDevice(ci::kSplit));
+      if (comm_ == nullptr) return Usable(OpKind::kSplit);
+      NMESH_RETURN_IF_ERROR(SetDevice(OpKind::kSplit));
       NMESH_RETURN_IF_ERROR(
-          Check(ci::kSplit,
+          Check(OpKind::kSplit,
                 ncclCommSplit(comm_, color ? *color : NCCL_SPLIT_NOCOLOR, key, &child, &config),
                 "ncclCommSplit"));
     }
     // The split runs as a job of the parent; the child's handle may appear only when it ends.
-    if (absl::Status s = WaitReady(ci::kSplit, deadline); !s.ok()) {
+    if (absl::Status s = WaitReady(OpKind::kSplit, deadline); !s.ok()) {
       if (child != nullptr) ncclCommAbort(child);
       return s;
     }
     if (!color) return std::unique_ptr<Communicator>();
     if (child == nullptr) {
       return absl::InternalError(absl::StrFormat("%s: ncclCommSplit gave no communicator (rank %d)",
-                                                 ci::OpContext(*this, ci::kSplit), rank_));
+                                                 ci::OpContext(*this, OpKind::kSplit), rank_));
     }
     // Then the child finishes its own initialisation. A child that cannot means the split failed
     // on this communicator, which is aborted like any failed or timed-out operation.
@@ -285,7 +285,7 @@ class NcclCommunicator final : public Communicator {
     if (query != ncclSuccess || stream_error != cudaSuccess) {
       absl::Status error =
           query == ncclInProgress
-              ? ci::TimeoutError(*this, ci::kSplit)
+              ? ci::TimeoutError(*this, OpKind::kSplit)
               : (query != ncclSuccess
                      ? NcclStatus(query, "ncclCommSplit", rank_, child)
                      : CudaStatus(stream_error, "cudaStreamCreateWithFlags", rank_));
@@ -303,35 +303,35 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
                            ReduceOp op) override {
-    return Run(ci::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
+    return Run(OpKind::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
       return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, active_stream_);
     });
   }
 
   absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
                            DataType type) override {
-    return Run(ci::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
+    return Run(OpKind::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
       return ncclAllGather(send, recv, send_count, NcclType(type), c, active_stream_);
     });
   }
 
   absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                                ReduceOp op) override {
-    return Run(ci::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
+    return Run(OpKind::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
       return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c,
                                active_stream_);
     });
   }
 
   absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
-    return Run(ci::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
+    return Run(OpKind::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
       return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, active_stream_);
     });
   }
 
   absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     const size_t block = count * DataTypeSize(type);
-    return Run(ci::kAllToAll, "ncclGroupEnd", [&](ncclComm_t c) {
+    return Run(OpKind::kAllToAll, "ncclGroupEnd", [&](ncclComm_t c) {
       ncclResult_t first_error = ncclGroupStart();
       for (int peer = 0; peer < size_ && first_error == ncclSuccess; ++peer) {
         const size_t offset = block * static_cast<size_t>(peer);
@@ -349,13 +349,13 @@ class NcclCommunicator final : public Communicator {
   }
 
   absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
-    return Run(ci::kSend, "ncclSend", [&](ncclComm_t c) {
+    return Run(OpKind::kSend, "ncclSend", [&](ncclComm_t c) {
       return ncclSend(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
   absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
-    return Run(ci::kRecv, "ncclRecv", [&](ncclComm_t c) {
+    return Run(OpKind::kRecv, "ncclRecv", [&](ncclComm_t c) {
       return ncclRecv(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
@@ -363,7 +363,7 @@ class NcclCommunicator final : public Communicator {
   // all_to_all_v, gather and scatter are groups of ncclSend/ncclRecv (a rank's block for itself
   // included, as in all_to_all), issued by `issue(comm)` between ncclGroupStart and ncclGroupEnd.
   template <typename Body>
-  absl::Status RunGroup(std::string_view op, Body body) {
+  absl::Status RunGroup(ci::OpName op, Body body) {
     return Run(op, "ncclGroupEnd", [&](ncclComm_t c) {
       ncclResult_t first_error = ncclGroupStart();
       if (first_error == ncclSuccess) first_error = body(c);
@@ -377,7 +377,7 @@ class NcclCommunicator final : public Communicator {
                            absl::Span<const size_t> recv_counts,
                            absl::Span<const size_t> recv_displs, DataType type) override {
     const size_t e = DataTypeSize(type);
-    return RunGroup(ci::kAllToAllV, [&](ncclComm_t c) {
+    return RunGroup(OpKind::kAllToAllV, [&](ncclComm_t c) {
       for (int peer = 0; peer < size_; ++peer) {
         const size_t j = static_cast<size_t>(peer);
         if (send_counts[j] > 0) {
@@ -398,7 +398,7 @@ class NcclCommunicator final : public Communicator {
   absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
                         int root) override {
     const size_t block = send_count * DataTypeSize(type);
-    return RunGroup(ci::kGather, [&](ncclComm_t c) {
+    return RunGroup(OpKind::kGather, [&](ncclComm_t c) {
       if (rank_ == root) {
         for (int peer = 0; peer < size_; ++peer) {
           std::byte* slot = static_cast<std::byte*>(recv) + block * static_cast<size_t>(peer);
@@ -417,7 +417,7 @@ class NcclCommunicator final : public Communicator {
   absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
                          int root) override {
     const size_t block = recv_count * DataTypeSize(type);
-    return RunGroup(ci::kScatter, [&](ncclComm_t c) {
+    return RunGroup(OpKind::kScatter, [&](ncclComm_t c) {
       if (rank_ == root) {
         for (int peer = 0; peer < size_; ++peer) {
           const std::byte* slot =
@@ -436,14 +436,14 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                         int root) override {
-    return Run(ci::kReduce, "ncclReduce", [&](ncclComm_t c) {
+    return Run(OpKind::kReduce, "ncclReduce", [&](ncclComm_t c) {
       return ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c, active_stream_);
     });
   }
 
   absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                           size_t recv_count, int source, DataType type) override {
-    return RunGroup(ci::kSendRecv, [&](ncclComm_t c) {
+    return RunGroup(OpKind::kSendRecv, [&](ncclComm_t c) {
       ncclResult_t rc = ncclSend(send, send_count, NcclType(type), dest, c, active_stream_);
       if (rc != ncclSuccess) return rc;
       return ncclRecv(recv, recv_count, NcclType(type), source, c, active_stream_);
@@ -497,7 +497,7 @@ class NcclCommunicator final : public Communicator {
         cudaEventDestroy(event);
         return issued;
       }
-      const std::string op(a.op);
+      const std::string op(OpKindName(a.op));
       batch->after_end.push_back([this, event, stream, op] {
         NMESH_RETURN_IF_ERROR(WaitReady(op, ci::Deadline(options_.timeout)));
         NMESH_RETURN_IF_ERROR(SetDevice(op));
@@ -518,11 +518,11 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status DoBarrier() override {
     if (barrier_buffer_ == nullptr) {
-      NMESH_RETURN_IF_ERROR(SetDevice(ci::kBarrier));
+      NMESH_RETURN_IF_ERROR(SetDevice(OpKind::kBarrier));
       NMESH_RETURN_IF_ERROR(
           CudaStatus(cudaMalloc(&barrier_buffer_, sizeof(float)), "cudaMalloc", rank_));
     }
-    return Run(ci::kBarrier, "ncclAllReduce", [&](ncclComm_t c) {
+    return Run(OpKind::kBarrier, "ncclAllReduce", [&](ncclComm_t c) {
       return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c,
                            active_stream_);
     });
@@ -619,7 +619,7 @@ class NcclCommunicator final : public Communicator {
   }
 
  private:
-  absl::Status Usable(std::string_view op) const { return abort_state_->Check(*this, op); }
+  absl::Status Usable(ci::OpName op) const { return abort_state_->Check(*this, op); }
   absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   // Calls ncclCommAbort once and remembers why. Safe from any thread.
@@ -645,7 +645,7 @@ class NcclCommunicator final : public Communicator {
   // already (with the reason); its mesh's other communicators follow, together.
   void AbortFamilyAfter() { AbortFamilyOrSelf(); }
 
-  absl::Status FailTimeout(std::string_view op) {
+  absl::Status FailTimeout(ci::OpName op) {
     absl::Status timeout = ci::TimeoutError(*this, op);
     AbortComm(absl::StrFormat("an earlier %s timed out after %s", op,
                               ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
@@ -653,7 +653,7 @@ class NcclCommunicator final : public Communicator {
     return timeout;
   }
 
-  absl::Status FailAsync(std::string_view op, ncclResult_t state) {
+  absl::Status FailAsync(ci::OpName op, ncclResult_t state) {
     absl::Status error;
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -665,18 +665,18 @@ class NcclCommunicator final : public Communicator {
   }
 
   // Requires mu_ (ncclGetLastError reads the communicator).
-  absl::Status Check(std::string_view op, ncclResult_t result, const char* call) const {
+  absl::Status Check(ci::OpName op, ncclResult_t result, const char* call) const {
     return ci::WithContext(*this, op, NcclStatus(result, call, rank_, comm_));
   }
 
-  absl::Status SetDevice(std::string_view op) const {
+  absl::Status SetDevice(ci::OpName op) const {
     return ci::WithContext(*this, op, CudaStatus(cudaSetDevice(device_), "cudaSetDevice", rank_));
   }
 
   // Issues one operation (`issue` gets the live communicator), waits until NCCL has enqueued it,
   // then until the stream has run it, polling against the deadline throughout.
   template <typename Issue>
-  absl::Status Run(std::string_view op, const char* call, Issue issue) {
+  absl::Status Run(ci::OpName op, const char* call, Issue issue) {
     ci::Deadline deadline(options_.timeout);
     {
       std::lock_guard<std::mutex> lock(mu_);

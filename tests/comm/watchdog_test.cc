@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -29,7 +30,7 @@ using ::testing::HasSubstr;
 // Completes when `released` is set; fails like an aborted NCCL handle once `aborted` is.
 class ScriptedWork final : public Work::Impl {
  public:
-  ScriptedWork(const Communicator& comm, std::string_view op,
+  ScriptedWork(const Communicator& comm, OpKind op,
                std::shared_ptr<std::atomic<bool>> released,
                std::shared_ptr<std::atomic<bool>> aborted)
       : Impl(comm, op), released_(std::move(released)), aborted_(std::move(aborted)) {}
@@ -249,6 +250,62 @@ TEST_F(WatchdogTest, GoesOnWatchingAfterAFamilyWithoutASideChannelFired) {
   second[0]->InjectAsyncError(absl::InternalError("second"));
   EXPECT_TRUE(second_report.WaitForNotificationWithTimeout(absl::Seconds(10)));
   EXPECT_TRUE(second[0]->aborted());
+}
+
+TEST_F(WatchdogTest, HoldsNoLockWhileAFamilyAborts) {
+  // A family whose abort blocks until released, as a backend's abort can take a while.
+  auto family = MakeFamily({"slow"}, std::nullopt);
+  absl::Notification abort_entered, release_abort;
+  std::vector<Communicator*> members = {family[0].get()};
+  family[0]->SetAbortFamily([&, members] {
+    abort_entered.Notify();
+    release_abort.WaitForNotification();
+    (void)AbortTogether(members);
+  });
+  family[0]->InjectAsyncError(absl::InternalError("stuck abort"));
+  ASSERT_TRUE(abort_entered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  // While the watchdog thread is inside the abort, other communicators are still registered,
+  // given families and unregistered without waiting for it (each takes the watchdog's lock).
+  absl::Notification others_done;
+  std::thread other([&] {
+    auto unrelated = MakeFamily({"unrelated"}, absl::Seconds(30));
+    unrelated.clear();
+    others_done.Notify();
+  });
+  EXPECT_TRUE(others_done.WaitForNotificationWithTimeout(absl::Seconds(5)))
+      << "the watchdog holds its lock across an abort";
+  release_abort.Notify();
+  other.join();
+  ASSERT_EQ(WaitForReports().size(), 1u);
+  EXPECT_TRUE(family[0]->aborted());
+}
+
+TEST_F(WatchdogTest, MonitorReportsAWatchdogStuckInAnAbort) {
+  std::mutex mu;
+  std::vector<std::string> lines;
+  absl::Notification stalled;
+  SetWatchdogStall(absl::Milliseconds(300), [&](const std::string& line) {
+    std::lock_guard<std::mutex> lock(mu);
+    lines.push_back(line);
+    if (!stalled.HasBeenNotified()) stalled.Notify();
+  });
+  auto family = MakeFamily({"hung"}, std::nullopt);
+  absl::Notification release_abort;
+  std::vector<Communicator*> members = {family[0].get()};
+  family[0]->SetAbortFamily([&, members] {
+    release_abort.WaitForNotification();
+    (void)AbortTogether(members);
+  });
+  family[0]->InjectAsyncError(absl::InternalError("abort never returns"));
+  const bool reported = stalled.WaitForNotificationWithTimeout(absl::Seconds(10));
+  release_abort.Notify();
+  EXPECT_TRUE(reported) << "the monitor did not notice the stuck watchdog";
+  (void)WaitForReports();
+  SetWatchdogStall(kWatchdogStallLimit);
+  std::lock_guard<std::mutex> lock(mu);
+  ASSERT_FALSE(lines.empty());
+  EXPECT_THAT(lines[0], HasSubstr("the watchdog thread made no progress for"));
+  EXPECT_THAT(lines[0], HasSubstr("aborting the communicators of axis 'hung'"));
 }
 
 TEST(AbortTogetherTest, OneGroupCallPerBackendAndNullsSkipped) {
