@@ -2,7 +2,7 @@
 // and a message listing the accepted names is built from the same table:
 //
 //   enum class Placement { kAsLaunched, kPack };
-//   inline constexpr NamedValue<Placement> kPlacementNames[] = {
+//   constexpr NamedValue<Placement> kPlacementNames[] = {
 //       {Placement::kAsLaunched, "as-launched"}, {Placement::kPack, "pack"}};
 //   NameOf<Placement>(kPlacementNames, Placement::kPack);        // "pack"
 //   ValueNamed<Placement>(kPlacementNames, "pack");              // Placement::kPack

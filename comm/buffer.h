@@ -1,7 +1,9 @@
-// Owned memory of one memory kind (host or device), as Communicator::AllocateBuffer returns it:
+// Owned memory of one memory kind (host or device), as Communicator::AllocateBuffer returns it,
+// or as a backend makes one:
 //
 //   NMESH_ASSIGN_OR_RETURN(Buffer buffer, comm.AllocateBuffer(n * sizeof(int64_t)));
 //   NMESH_RETURN_IF_ERROR(comm.CopyFromHost(buffer.data(), host.data(), buffer.bytes()));
+//   Buffer staging(new std::byte[64], 64, [](void* p) { delete[] static_cast<std::byte*>(p); });
 //
 // Move-only; not thread-safe.
 #ifndef NMESH_COMM_BUFFER_H_

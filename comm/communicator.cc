@@ -221,7 +221,7 @@ absl::Status Communicator::Guard(const OpArgs& a, bool* empty) const {
   return absl::OkStatus();
 }
 
-absl::Status Communicator::RunBlocking(const OpArgs& a) {
+absl::Status Communicator::DoRun(const OpArgs& a) {
   switch (a.op) {
     case OpKind::kAllReduce:
       return DoAllReduce(a.send, a.recv, a.count, a.type, a.reduce);
@@ -258,7 +258,7 @@ absl::Status Communicator::RunBlocking(const OpArgs& a) {
 }
 
 absl::StatusOr<Work> Communicator::DoAsync(const OpArgs& args, const AsyncOptions&) {
-  return ci::CompletedWork(*this, OpKindName(args.op), RunBlocking(args));
+  return ci::CompletedWork(*this, OpKindName(args.op), DoRun(args));
 }
 
 absl::StatusOr<Work> Communicator::RunAsync(const OpArgs& args, AsyncOptions async) {
@@ -346,7 +346,7 @@ absl::Status Communicator::CheckAcrossRanks(const OpArgs& args) {
     NMESH_ASSIGN_OR_RETURN(Buffer a, in_memory(n * sizeof(int64_t)));
     NMESH_ASSIGN_OR_RETURN(Buffer b, in_memory(n * sizeof(int64_t)));
     NMESH_RETURN_IF_ERROR(CopyFromHost(a.data(), send_counts.data(), a.bytes()));
-    NMESH_RETURN_IF_ERROR(DoAllToAll(a.data(), b.data(), 1, DataType::kInt64));
+    NMESH_RETURN_IF_ERROR(DoRun(OpArgs::AllToAll(a.data(), b.data(), 1, DataType::kInt64)));
     NMESH_RETURN_IF_ERROR(CopyToHost(sent_to_me.data(), b.data(), b.bytes()));
     for (size_t j = 0; j < n && mine.peer < 0; ++j) {
       if (sent_to_me[j] != static_cast<int64_t>(args.recv_counts[j])) {
@@ -360,7 +360,8 @@ absl::Status Communicator::CheckAcrossRanks(const OpArgs& args) {
   NMESH_ASSIGN_OR_RETURN(Buffer send, in_memory(sizeof(Called)));
   NMESH_ASSIGN_OR_RETURN(Buffer recv, in_memory(n * sizeof(Called)));
   NMESH_RETURN_IF_ERROR(CopyFromHost(send.data(), &mine, sizeof(Called)));
-  NMESH_RETURN_IF_ERROR(DoAllGather(send.data(), recv.data(), sizeof(Called), DataType::kUint8));
+  NMESH_RETURN_IF_ERROR(
+      DoRun(OpArgs::AllGather(send.data(), recv.data(), sizeof(Called), DataType::kUint8)));
   NMESH_RETURN_IF_ERROR(CopyToHost(all.data(), recv.data(), recv.bytes()));
   for (size_t j = 1; j < n; ++j) {
     if (!SameCall(all[0], all[j])) {
@@ -392,7 +393,7 @@ absl::Status Communicator::Run(const OpArgs& args) {
   NMESH_RETURN_IF_ERROR(CheckAcrossRanks(args));
   if (empty) return absl::OkStatus();
   const uint64_t seq = BeginRecord(args);
-  return EndRecord(seq, RunBlocking(args));
+  return EndRecord(seq, DoRun(args));
 }
 
 absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count, DataType type,
@@ -513,6 +514,28 @@ absl::Status NotProvided(const Communicator& comm, OpKind op) {
 }
 }  // namespace
 
+absl::Status Communicator::DoAllReduce(const void*, void*, size_t, DataType, ReduceOp) {
+  return NotProvided(*this, OpKind::kAllReduce);
+}
+absl::Status Communicator::DoAllGather(const void*, void*, size_t, DataType) {
+  return NotProvided(*this, OpKind::kAllGather);
+}
+absl::Status Communicator::DoReduceScatter(const void*, void*, size_t, DataType, ReduceOp) {
+  return NotProvided(*this, OpKind::kReduceScatter);
+}
+absl::Status Communicator::DoBroadcast(void*, size_t, DataType, int) {
+  return NotProvided(*this, OpKind::kBroadcast);
+}
+absl::Status Communicator::DoAllToAll(const void*, void*, size_t, DataType) {
+  return NotProvided(*this, OpKind::kAllToAll);
+}
+absl::Status Communicator::DoSend(const void*, size_t, DataType, int) {
+  return NotProvided(*this, OpKind::kSend);
+}
+absl::Status Communicator::DoRecv(void*, size_t, DataType, int) {
+  return NotProvided(*this, OpKind::kRecv);
+}
+absl::Status Communicator::DoBarrier() { return NotProvided(*this, OpKind::kBarrier); }
 absl::Status Communicator::DoAllToAllV(const void*, absl::Span<const size_t>,
                                        absl::Span<const size_t>, void*, absl::Span<const size_t>,
                                        absl::Span<const size_t>, DataType) {

@@ -451,20 +451,21 @@ class Communicator {
                                                                 CommOptions options) = 0;
   virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color,
                                                                       int key, CommOptions options);
+  // Runs one checked operation (`args`, comm/op.h; never split) to completion. A backend
+  // overrides either this (one switch over args.op, as MPI does) or the per-operation hooks below,
+  // which the default calls.
+  virtual absl::Status DoRun(const OpArgs& args);
+  // The per-operation hooks. The defaults are Unimplemented, naming the backend and the operation.
   virtual absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
-                                   ReduceOp op) = 0;
-  virtual absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
-                                   DataType type) = 0;
+                                   ReduceOp op);
+  virtual absl::Status DoAllGather(const void* send, void* recv, size_t send_count, DataType type);
   virtual absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count,
-                                       DataType type, ReduceOp op) = 0;
-  virtual absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) = 0;
-  virtual absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) = 0;
-  virtual absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) = 0;
-  virtual absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) = 0;
-  virtual absl::Status DoBarrier() = 0;
-  // The hooks of the collectives above and of the asynchronous operations. The defaults are
-  // Unimplemented (naming the backend and the operation), so that a backend outside nmesh keeps
-  // compiling; every nmesh backend overrides them.
+                                       DataType type, ReduceOp op);
+  virtual absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root);
+  virtual absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type);
+  virtual absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer);
+  virtual absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer);
+  virtual absl::Status DoBarrier();
   virtual absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
                                    absl::Span<const size_t> send_displs, void* recv,
                                    absl::Span<const size_t> recv_counts,
@@ -482,8 +483,6 @@ class Communicator {
   // zero-count collectives never get here) and returns its handle. Default: runs the blocking hook
   // and returns a completed handle (right for backends whose operations complete on return).
   virtual absl::StatusOr<Work> DoAsync(const OpArgs& args, const AsyncOptions& async);
-  // Runs `args` through the blocking hooks (what the default DoAsync does).
-  absl::Status RunBlocking(const OpArgs& args);
 
   // Changes options().timeout (checked already). Default: Unimplemented naming the backend.
   virtual absl::Status DoSetTimeout(std::optional<absl::Duration> timeout);

@@ -1,5 +1,14 @@
 // Handles on asynchronous operations (Work) and batches of them (Batch), returned by the *Async
-// operations of comm/communicator.h. The backends' side of a handle is comm/internal/work.h.
+// operations of comm/communicator.h:
+//
+//   NMESH_ASSIGN_OR_RETURN(Batch batch, Batch::Begin());    // pipeline neighbours both send first
+//   NMESH_ASSIGN_OR_RETURN(Work send, pp.SendAsync(act, n, DataType::kBFloat16, next));
+//   NMESH_ASSIGN_OR_RETURN(Work recv, pp.RecvAsync(grad, n, DataType::kBFloat16, next));
+//   NMESH_ASSIGN_OR_RETURN(Work all, batch.End());
+//   NMESH_RETURN_IF_ERROR(all.Wait(absl::Seconds(30)));    // or wait on send and recv
+//   NMESH_ASSIGN_OR_RETURN(bool done, send.Test());         // never blocks
+//
+// The backends' side of a handle is comm/internal/work.h.
 #ifndef NMESH_COMM_WORK_H_
 #define NMESH_COMM_WORK_H_
 

@@ -39,12 +39,13 @@ namespace ci = ::nmesh::comm::internal;
 constexpr int kTag = 0x6e6d;
 
 // Memory MPI may use until a request completes: a staging copy of an input that overlaps the
-// output, or the whole staging area of a timed operation. Shared so that an abandoned request can
-// keep it alive.
+// output, the whole staging area of a timed operation, all_to_all_v's int counts. Shared so that an
+// abandoned request can keep it alive.
 using Scratch = std::shared_ptr<std::vector<std::byte>>;
+using Kept = std::vector<std::shared_ptr<void>>;
 
 // The caller's memory one operation reads (`in`, `in_bytes`) and writes (`out`, `out_bytes`). A
-// timed operation works on a staging copy of it (see Execute). `one_buffer`: the operation reads
+// timed operation works on a staging copy of it (see RunInterruptible). `one_buffer`: the operation reads
 // and writes a single buffer (broadcast), so the staging area is one region.
 struct Io {
   const void* in = nullptr;
@@ -77,41 +78,42 @@ const void* StageIfOverlapping(const void* src, size_t src_bytes, const void* ds
 // MPI may use it until MPI_Finalize, so it must not be freed; holding it here (until the process
 // exits) keeps it reachable, so leak checkers do not report it. Only timed-out collectives get
 // here. Thread-safe.
-void KeepUntilExit(Scratch scratch) {
+void KeepUntilExit(Kept keep) {
   static std::mutex mu;
-  static auto* kept = new std::vector<Scratch>();
+  static auto* kept = new std::vector<Kept>();
   std::lock_guard<std::mutex> lock(mu);
-  kept->push_back(std::move(scratch));
+  kept->push_back(std::move(keep));
 }
 
-// An operation issued through the asynchronous path: one or two MPI requests (sendrecv: a receive
-// and a send), the staging copies MPI may still use, and what runs on completion (kAvg's division).
+// One started nonblocking operation: its MPI requests (sendrecv: a receive and a send; others one),
+// what MPI may use until they complete, and what runs on success (kAvg's division).
+struct Started {
+  std::array<MPI_Request, 2> requests = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+  Kept keep;
+  std::function<void()> on_complete;
+  bool cancellable = false;  // point to point: MPI can cancel the requests
+};
+
+// An operation issued through the asynchronous path, on the caller's buffers.
 class MpiWork final : public Work::Impl {
  public:
-  MpiWork(const Communicator& comm, ci::OpName op, int rank) : Impl(comm, op), rank_(rank) {}
+  MpiWork(const Communicator& comm, ci::OpName op, int rank, Started started)
+      : Impl(comm, op), started_(std::move(started)), rank_(rank) {}
 
   ~MpiWork() override {
     // A handle dropped while MPI still owns the request: never free memory MPI may still use.
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized || pending_ == 0) return;
+    if (finalized || !pending_) return;
     int done = 0;
-    MPI_Testall(2, requests_.data(), &done, MPI_STATUSES_IGNORE);
+    MPI_Testall(2, started_.requests.data(), &done, MPI_STATUSES_IGNORE);
     if (!done) Abandon();
   }
-
-  std::array<MPI_Request, 2> requests_ = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-  int pending_ = 0;                    // how many of requests_ were started
-  std::vector<Scratch> scratch_;       // staging MPI may use until completion
-  std::vector<int> ints_;              // all_to_all_v's int counts and displacements
-  std::function<void()> on_complete_;  // kAvg's division, on success
-  std::string call_;                   // the MPI call, for error messages
-  bool cancellable_ = false;           // point to point
 
  protected:
   bool Poll(absl::Status* status) override {
     int done = 0;
-    const int rc = MPI_Testall(2, requests_.data(), &done, MPI_STATUSES_IGNORE);
+    const int rc = MPI_Testall(2, started_.requests.data(), &done, MPI_STATUSES_IGNORE);
     if (rc != MPI_SUCCESS) {
       *status = Finish(rc, "MPI_Testall");
       return true;
@@ -122,37 +124,36 @@ class MpiWork final : public Work::Impl {
   }
 
   absl::Status Block() override {
-    return Finish(MPI_Waitall(2, requests_.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
+    return Finish(MPI_Waitall(2, started_.requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   }
 
   void Abandon() override {
-    for (MPI_Request& request : requests_) {
-      if (request == MPI_REQUEST_NULL) continue;
-      if (cancellable_) {
-        MPI_Cancel(&request);
-        int done = 0;
-        MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-        if (done) continue;
-      }
+    for (MPI_Request& request : started_.requests) {
+      if (request == MPI_REQUEST_NULL || !started_.cancellable) continue;
+      MPI_Cancel(&request);
+      int done = 0;
+      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
     }
-    for (Scratch& s : scratch_) KeepUntilExit(std::move(s));
-    scratch_.clear();
-    pending_ = 0;
+    KeepUntilExit(std::move(started_.keep));
+    started_.keep.clear();
+    pending_ = false;
   }
 
  private:
   absl::Status Finish(int rc, const char* call) {
-    pending_ = 0;
-    scratch_.clear();
+    pending_ = false;
+    started_.keep.clear();
     if (rc != MPI_SUCCESS) {
       return absl::Status(
           MpiStatus(rc, call, rank_).code(),
           absl::StrFormat("%s: %s", context(), MpiStatus(rc, call, rank_).message()));
     }
-    if (on_complete_) on_complete_();
+    if (started_.on_complete) started_.on_complete();
     return absl::OkStatus();
   }
 
+  Started started_;
+  bool pending_ = true;  // the requests have not been seen to complete
   int rank_;
 };
 
@@ -429,7 +430,7 @@ class MpiCommunicator final : public Communicator {
       int done = 0;
       MPI_Test(&a.request, &done, MPI_STATUS_IGNORE);
       // MPI may still read or write the staging copy: never free it under MPI.
-      if (!done) KeepUntilExit(std::move(a.scratch));
+      if (!done) KeepUntilExit(std::move(a.keep));
     }
     if (owned_) {
       MPI_Comm_free(&comm_);
@@ -460,14 +461,8 @@ class MpiCommunicator final : public Communicator {
     // the others hung in MPI_Comm_split, and the exchange honours the timeout.
     const int32_t mine[2] = {color.has_value() ? 1 : 0, color.value_or(0)};
     std::vector<int32_t> all(2 * static_cast<size_t>(size_));
-    NMESH_RETURN_IF_ERROR(Execute(
-        OpKind::kSplit, "MPI_Allgather",
-        [&] { return MPI_Allgather(mine, 2, MPI_INT32_T, all.data(), 2, MPI_INT32_T, comm_); },
-        "MPI_Iallgather",
-        [&](const void* in, void* out, MPI_Request* r) {
-          return MPI_Iallgather(in, 2, MPI_INT32_T, out, 2, MPI_INT32_T, comm_, r);
-        },
-        {.in = mine, .in_bytes = sizeof(mine), .out = all.data(), .out_bytes = all.size() * 4}));
+    NMESH_RETURN_IF_ERROR(
+        RunOp(OpArgs::AllGather(mine, all.data(), 2, DataType::kInt32), OpKind::kSplit));
     std::vector<std::string> bad;
     for (int r = 0; r < size_; ++r) {
       const int32_t has = all[2 * static_cast<size_t>(r)];
@@ -497,378 +492,16 @@ class MpiCommunicator final : public Communicator {
     return std::unique_ptr<Communicator>(new MpiCommunicator(out, std::move(options)));
   }
 
-  absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
-                           ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllReduce, count));
-    const size_t bytes = count * DataTypeSize(type);
-    const int n = static_cast<int>(count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const MPI_Op mop = MpiOp(type, op);
-    NMESH_RETURN_IF_ERROR(Execute(
-        OpKind::kAllReduce, "MPI_Allreduce",
-        [&] {
-          Scratch scratch;  // the timed path stages everything anyway: only this path needs it
-          const void* in =
-              send == recv ? MPI_IN_PLACE : StageIfOverlapping(send, bytes, recv, bytes, scratch);
-          return MPI_Allreduce(in, recv, n, dt, mop, comm_);
-        },
-        "MPI_Iallreduce",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Iallreduce(staged_in, staged_out, n, dt, mop, comm_, r);
-        },
-        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes}));
-    if (op == ReduceOp::kAvg) DivideElements(recv, count, type, size_);
-    return absl::OkStatus();
-  }
+  absl::Status DoRun(const OpArgs& a) override { return RunOp(a, a.op); }
 
-  absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
-                           DataType type) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllGather, send_count));
-    const size_t bytes = send_count * DataTypeSize(type);
-    const int n = static_cast<int>(send_count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    return Execute(
-        OpKind::kAllGather, "MPI_Allgather",
-        [&] {
-          Scratch scratch;
-          const void* in_place_slot = static_cast<const std::byte*>(recv) + bytes * rank_;
-          const void* in = send == in_place_slot
-                               ? MPI_IN_PLACE
-                               : StageIfOverlapping(send, bytes, recv, bytes * size_, scratch);
-          return MPI_Allgather(in, n, dt, recv, n, dt, comm_);
-        },
-        "MPI_Iallgather",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Iallgather(staged_in, n, dt, staged_out, n, dt, comm_, r);
-        },
-        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes * size_});
-  }
-
-  absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                               ReduceOp op) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kReduceScatter, recv_count));
-    const size_t bytes = recv_count * DataTypeSize(type);
-    const int n = static_cast<int>(recv_count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const MPI_Op mop = MpiOp(type, op);
-    NMESH_RETURN_IF_ERROR(Execute(
-        OpKind::kReduceScatter, "MPI_Reduce_scatter_block",
-        [&] {
-          // MPI's in-place reduce-scatter reads from and writes to the start of the receive
-          // buffer, which is not nmesh's layout (recv == send + rank * count): stage any
-          // overlapping input.
-          Scratch scratch;
-          const void* in = StageIfOverlapping(send, bytes * size_, recv, bytes, scratch);
-          return MPI_Reduce_scatter_block(in, recv, n, dt, mop, comm_);
-        },
-        "MPI_Ireduce_scatter_block",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Ireduce_scatter_block(staged_in, staged_out, n, dt, mop, comm_, r);
-        },
-        {.in = send, .in_bytes = bytes * size_, .out = recv, .out_bytes = bytes}));
-    if (op == ReduceOp::kAvg) DivideElements(recv, recv_count, type, size_);
-    return absl::OkStatus();
-  }
-
-  absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kBroadcast, count));
-    const int n = static_cast<int>(count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const size_t bytes = count * DataTypeSize(type);
-    return Execute(
-        OpKind::kBroadcast, "MPI_Bcast", [&] { return MPI_Bcast(buffer, n, dt, root, comm_); },
-        "MPI_Ibcast",
-        [&](const void*, void* staged, MPI_Request* r) {
-          return MPI_Ibcast(staged, n, dt, root, comm_, r);
-        },
-        {.in = buffer, .in_bytes = bytes, .out = buffer, .out_bytes = bytes, .one_buffer = true});
-  }
-
-  absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllToAll, count));
-    const int n = static_cast<int>(count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const size_t bytes = count * DataTypeSize(type) * size_;
-    return Execute(
-        OpKind::kAllToAll, "MPI_Alltoall",
-        [&] { return MPI_Alltoall(send, n, dt, recv, n, dt, comm_); }, "MPI_Ialltoall",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Ialltoall(staged_in, n, dt, staged_out, n, dt, comm_, r);
-        },
-        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = bytes});
-  }
-
-  absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kSend, count));
-    const int n = static_cast<int>(count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    return Execute(
-        OpKind::kSend, "MPI_Send", [&] { return MPI_Send(buffer, n, dt, peer, kTag, comm_); },
-        "MPI_Isend",
-        [&](const void* staged, void*, MPI_Request* r) {
-          return MPI_Isend(staged, n, dt, peer, kTag, comm_, r);
-        },
-        {.in = buffer, .in_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
-  }
-
-  absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kRecv, count));
-    const int n = static_cast<int>(count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    return Execute(
-        OpKind::kRecv, "MPI_Recv",
-        [&] { return MPI_Recv(buffer, n, dt, peer, kTag, comm_, MPI_STATUS_IGNORE); }, "MPI_Irecv",
-        [&](const void*, void* staged, MPI_Request* r) {
-          return MPI_Irecv(staged, n, dt, peer, kTag, comm_, r);
-        },
-        {.out = buffer, .out_bytes = count * DataTypeSize(type)}, /*cancellable=*/true);
-  }
-
-  absl::Status DoAllToAllV(const void* send, absl::Span<const size_t> send_counts,
-                           absl::Span<const size_t> send_displs, void* recv,
-                           absl::Span<const size_t> recv_counts,
-                           absl::Span<const size_t> recv_displs, DataType type) override {
-    std::vector<int> sc(static_cast<size_t>(size_)), sd(sc.size()), rc(sc.size()), rd(sc.size());
-    size_t send_end = 0, recv_end = 0;
-    for (size_t j = 0; j < sc.size(); ++j) {
-      for (size_t v : {send_counts[j], send_displs[j], recv_counts[j], recv_displs[j]}) {
-        NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kAllToAllV, v));
-      }
-      sc[j] = static_cast<int>(send_counts[j]);
-      sd[j] = static_cast<int>(send_displs[j]);
-      rc[j] = static_cast<int>(recv_counts[j]);
-      rd[j] = static_cast<int>(recv_displs[j]);
-      if (send_counts[j] > 0) send_end = std::max(send_end, send_displs[j] + send_counts[j]);
-      if (recv_counts[j] > 0) recv_end = std::max(recv_end, recv_displs[j] + recv_counts[j]);
-    }
-    const MPI_Datatype dt = MpiDatatype(type);
-    const size_t e = DataTypeSize(type);
-    return Execute(
-        OpKind::kAllToAllV, "MPI_Alltoallv",
-        [&] {
-          return MPI_Alltoallv(send, sc.data(), sd.data(), dt, recv, rc.data(), rd.data(), dt,
-                               comm_);
-        },
-        "MPI_Ialltoallv",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Ialltoallv(staged_in, sc.data(), sd.data(), dt, staged_out, rc.data(),
-                                rd.data(), dt, comm_, r);
-        },
-        {.in = send,
-         .in_bytes = send_end * e,
-         .out = recv,
-         .out_bytes = recv_end * e,
-         .preserve_out = true});
-  }
-
-  absl::Status DoGather(const void* send, void* recv, size_t send_count, DataType type,
-                        int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kGather, send_count));
-    const int n = static_cast<int>(send_count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const size_t bytes = send_count * DataTypeSize(type);
-    const bool is_root = rank_ == root;
-    return Execute(
-        OpKind::kGather, "MPI_Gather",
-        [&] {
-          const bool in_place =
-              is_root && send == static_cast<const std::byte*>(recv) + bytes * rank_;
-          return MPI_Gather(in_place ? MPI_IN_PLACE : send, n, dt, recv, n, dt, root, comm_);
-        },
-        "MPI_Igather",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Igather(staged_in, n, dt, staged_out, n, dt, root, comm_, r);
-        },
-        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = is_root ? bytes * size_ : 0});
-  }
-
-  absl::Status DoScatter(const void* send, void* recv, size_t recv_count, DataType type,
-                         int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kScatter, recv_count));
-    const int n = static_cast<int>(recv_count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const size_t bytes = recv_count * DataTypeSize(type);
-    const bool is_root = rank_ == root;
-    return Execute(
-        OpKind::kScatter, "MPI_Scatter",
-        [&] {
-          const bool in_place =
-              is_root && recv == static_cast<const std::byte*>(send) + bytes * rank_;
-          return MPI_Scatter(send, n, dt, in_place ? MPI_IN_PLACE : recv, n, dt, root, comm_);
-        },
-        "MPI_Iscatter",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Iscatter(staged_in, n, dt, staged_out, n, dt, root, comm_, r);
-        },
-        {.in = send, .in_bytes = is_root ? bytes * size_ : 0, .out = recv, .out_bytes = bytes});
-  }
-
-  absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
-                        int root) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kReduce, count));
-    const int n = static_cast<int>(count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    const MPI_Op mop = MpiOp(type, op);
-    const size_t bytes = count * DataTypeSize(type);
-    const bool is_root = rank_ == root;
-    NMESH_RETURN_IF_ERROR(Execute(
-        OpKind::kReduce, "MPI_Reduce",
-        [&] {
-          const bool in_place = is_root && send == recv;
-          return MPI_Reduce(in_place ? MPI_IN_PLACE : send, recv, n, dt, mop, root, comm_);
-        },
-        "MPI_Ireduce",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          return MPI_Ireduce(staged_in, staged_out, n, dt, mop, root, comm_, r);
-        },
-        {.in = send, .in_bytes = bytes, .out = recv, .out_bytes = is_root ? bytes : 0}));
-    if (is_root && op == ReduceOp::kAvg) DivideElements(recv, count, type, size_);
-    return absl::OkStatus();
-  }
-
-  absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
-                          size_t recv_count, int source, DataType type) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kSendRecv, send_count));
-    NMESH_RETURN_IF_ERROR(CheckCount(OpKind::kSendRecv, recv_count));
-    const int ns = static_cast<int>(send_count);
-    const int nr = static_cast<int>(recv_count);
-    const MPI_Datatype dt = MpiDatatype(type);
-    return Execute(
-        OpKind::kSendRecv, "MPI_Sendrecv",
-        [&] {
-          return MPI_Sendrecv(send, ns, dt, dest, kTag, recv, nr, dt, source, kTag, comm_,
-                              MPI_STATUS_IGNORE);
-        },
-        "MPI_Irecv/MPI_Isend",
-        [&](const void* staged_in, void* staged_out, MPI_Request* r) {
-          if (int rc = MPI_Irecv(staged_out, nr, dt, source, kTag, comm_, &r[0]);
-              rc != MPI_SUCCESS) {
-            return rc;
-          }
-          return MPI_Isend(staged_in, ns, dt, dest, kTag, comm_, &r[1]);
-        },
-        {.in = send,
-         .in_bytes = send_count * DataTypeSize(type),
-         .out = recv,
-         .out_bytes = recv_count * DataTypeSize(type)},
-        /*cancellable=*/true);
-  }
-
-  // The asynchronous path: the nonblocking MPI call on the caller's buffers. Exact in-place
-  // layouts become MPI_IN_PLACE; any other overlap of input and output is staged (MPI forbids
-  // aliasing), and the staging copy lives in the handle until completion.
+  // The asynchronous path: the nonblocking call on the caller's buffers (Start).
   absl::StatusOr<Work> DoAsync(const OpArgs& a, const AsyncOptions&) override {
-    NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.count));
-    NMESH_RETURN_IF_ERROR(CheckCount(a.op, a.recv_count));
-    auto work = std::make_shared<MpiWork>(*this, a.op, rank_);
-    const MPI_Datatype dt = a.op == OpKind::kBarrier ? MPI_BYTE : MpiDatatype(a.type);
-    const MPI_Op mop = a.op == OpKind::kBarrier ? MPI_OP_NULL : MpiOp(a.type, a.reduce);
-    const int n = static_cast<int>(a.count);
-    const size_t e = a.op == OpKind::kBarrier ? 0 : DataTypeSize(a.type);
-    const size_t bytes = a.count * e;
-    MPI_Request* r = work->requests_.data();
-    auto stage = [&](const void* src, size_t src_bytes, const void* dst, size_t dst_bytes) {
-      Scratch scratch;
-      const void* in = StageIfOverlapping(src, src_bytes, dst, dst_bytes, scratch);
-      if (scratch) work->scratch_.push_back(std::move(scratch));
-      return in;
-    };
-    auto divide_on = [&](void* out, size_t count) {
-      if (a.reduce != ReduceOp::kAvg) return;
-      const DataType type = a.type;
-      const int size = size_;
-      work->on_complete_ = [out, count, type, size] { DivideElements(out, count, type, size); };
-    };
-    int rc = MPI_SUCCESS;
+    NMESH_RETURN_IF_ERROR(CheckCounts(a.op, a));
+    Started started;
     const char* call = "";
-    const bool is_root = rank_ == a.root;
-    if (a.op == OpKind::kAllReduce) {
-      call = "MPI_Iallreduce";
-      const void* in = a.send == a.recv ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes);
-      rc = MPI_Iallreduce(in, a.recv, n, dt, mop, comm_, r);
-      divide_on(a.recv, a.count);
-    } else if (a.op == OpKind::kAllGather) {
-      call = "MPI_Iallgather";
-      const void* slot = static_cast<const std::byte*>(a.recv) + bytes * rank_;
-      const void* in = a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * size_);
-      rc = MPI_Iallgather(in, n, dt, a.recv, n, dt, comm_, r);
-    } else if (a.op == OpKind::kReduceScatter) {
-      call = "MPI_Ireduce_scatter_block";
-      const void* in = stage(a.send, bytes * size_, a.recv, bytes);
-      rc = MPI_Ireduce_scatter_block(in, a.recv, n, dt, mop, comm_, r);
-      divide_on(a.recv, a.count);
-    } else if (a.op == OpKind::kBroadcast) {
-      call = "MPI_Ibcast";
-      rc = MPI_Ibcast(a.recv, n, dt, a.root, comm_, r);
-    } else if (a.op == OpKind::kAllToAll) {
-      call = "MPI_Ialltoall";
-      rc = MPI_Ialltoall(a.send, n, dt, a.recv, n, dt, comm_, r);
-    } else if (a.op == OpKind::kSend) {
-      call = "MPI_Isend";
-      work->cancellable_ = true;
-      rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, r);
-    } else if (a.op == OpKind::kRecv) {
-      call = "MPI_Irecv";
-      work->cancellable_ = true;
-      rc = MPI_Irecv(a.recv, n, dt, a.root, kTag, comm_, r);
-    } else if (a.op == OpKind::kBarrier) {
-      call = "MPI_Ibarrier";
-      rc = MPI_Ibarrier(comm_, r);
-    } else if (a.op == OpKind::kAllToAllV) {
-      call = "MPI_Ialltoallv";
-      const size_t un = static_cast<size_t>(size_);
-      work->ints_.resize(4 * un);
-      int* ints = work->ints_.data();
-      for (size_t j = 0; j < un; ++j) {
-        for (size_t v : {a.send_counts[j], a.send_displs[j], a.recv_counts[j], a.recv_displs[j]}) {
-          NMESH_RETURN_IF_ERROR(CheckCount(a.op, v));
-        }
-        ints[j] = static_cast<int>(a.send_counts[j]);
-        ints[un + j] = static_cast<int>(a.send_displs[j]);
-        ints[2 * un + j] = static_cast<int>(a.recv_counts[j]);
-        ints[3 * un + j] = static_cast<int>(a.recv_displs[j]);
-      }
-      rc = MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un, dt,
-                          comm_, r);
-    } else if (a.op == OpKind::kGather) {
-      call = "MPI_Igather";
-      const bool in_place =
-          is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * rank_;
-      rc = MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, comm_, r);
-    } else if (a.op == OpKind::kScatter) {
-      call = "MPI_Iscatter";
-      const bool in_place =
-          is_root && a.recv == static_cast<const std::byte*>(a.send) + bytes * rank_;
-      rc = MPI_Iscatter(a.send, n, dt, in_place ? MPI_IN_PLACE : a.recv, n, dt, a.root, comm_, r);
-    } else if (a.op == OpKind::kReduce) {
-      call = "MPI_Ireduce";
-      const bool in_place = is_root && a.send == a.recv;
-      rc = MPI_Ireduce(in_place ? MPI_IN_PLACE : a.send, a.recv, n, dt, mop, a.root, comm_, r);
-      if (is_root) divide_on(a.recv, a.count);
-    } else if (a.op == OpKind::kSendRecv) {
-      call = "MPI_Irecv";
-      work->cancellable_ = true;
-      rc = MPI_Irecv(a.recv, static_cast<int>(a.recv_count), dt, a.source, kTag, comm_, &r[0]);
-      if (rc == MPI_SUCCESS) {
-        call = "MPI_Isend";
-        rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, &r[1]);
-        if (rc != MPI_SUCCESS) {
-          MPI_Cancel(&r[0]);
-          MPI_Wait(&r[0], MPI_STATUS_IGNORE);
-        }
-      }
-    } else {
-      return absl::InternalError(absl::StrFormat("mpi: unknown operation '%s'", OpKindName(a.op)));
-    }
+    const int rc = Start(a, started, &call);
     NMESH_RETURN_IF_ERROR(Check(a.op, rc, call));
-    work->pending_ = 2;
-    return Work(works_.Add(std::move(work)));
-  }
-
-  absl::Status DoBarrier() override {
-    return Execute(
-        OpKind::kBarrier, "MPI_Barrier", [&] { return MPI_Barrier(comm_); }, "MPI_Ibarrier",
-        [&](const void*, void*, MPI_Request* r) { return MPI_Ibarrier(comm_, r); }, Io{});
+    return Work(works_.Add(std::make_shared<MpiWork>(*this, a.op, rank_, std::move(started))));
   }
 
   absl::Status Abort() override {
@@ -901,10 +534,9 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  using Requests = std::array<MPI_Request, 2>;
   struct Abandoned {
     MPI_Request request;
-    Scratch scratch;
+    Kept keep;  // what MPI may still use
   };
 
   absl::Status Usable(ci::OpName op) const { return abort_state_.Check(*this, op); }
@@ -922,21 +554,301 @@ class MpiCommunicator final : public Communicator {
         ci::OpContext(*this, op), count, INT_MAX, rank_, size_));
   }
 
-  // Runs one operation. Without a timeout: the blocking call, on the caller's memory. With one:
-  // the nonblocking call `start(in, out, &request)` on a staging area that holds a copy of `io.in`
-  // and room for `io.out` (one region when `io.one_buffer`), polled against the deadline; on
-  // success the output is copied to `io.out`. A timed-out request is abandoned together with its
-  // staging area, so MPI never touches the caller's memory after the call returns, whatever the
-  // outcome: the caller may reuse or free its buffers at once. The copies cost two memcpy per
-  // call, on the timed path only.
-  template <typename Blocking, typename Start>
-  absl::Status Execute(ci::OpName op, const char* blocking_call, Blocking blocking,
-                       const char* start_call, Start start, const Io& io,
-                       bool cancellable = false) {
-    // Watched by the watchdog (or no timeout at all): the blocking call.
-    if (!options_.timeout || (side_ != nullptr && !options_.interruptible)) {
-      return Check(op, blocking(), blocking_call);
+  absl::Status CheckCounts(ci::OpName op, const OpArgs& a) const {
+    NMESH_RETURN_IF_ERROR(CheckCount(op, a.count));
+    NMESH_RETURN_IF_ERROR(CheckCount(op, a.recv_count));
+    if (a.op != OpKind::kAllToAllV) return absl::OkStatus();
+    for (size_t j = 0; j < static_cast<size_t>(size_); ++j) {
+      for (size_t v : {a.send_counts[j], a.send_displs[j], a.recv_counts[j], a.recv_displs[j]}) {
+        NMESH_RETURN_IF_ERROR(CheckCount(op, v));
+      }
     }
+    return absl::OkStatus();
+  }
+
+  // Runs one checked operation, named `name` in messages. Without a timeout, or watched by the
+  // watchdog: the blocking call (Blocking) on the caller's memory. With an interruptible timeout:
+  // RunInterruptible.
+  absl::Status RunOp(const OpArgs& a, ci::OpName name) {
+    NMESH_RETURN_IF_ERROR(CheckCounts(name, a));
+    if (options_.timeout && (side_ == nullptr || options_.interruptible)) {
+      return RunInterruptible(a, name);
+    }
+    const char* call = "";
+    const int rc = Blocking(a, &call);  // before Check reads `call`
+    NMESH_RETURN_IF_ERROR(Check(name, rc, call));
+    if (Averages(a)) DivideElements(a.recv, a.count, a.type, size_);
+    return absl::OkStatus();
+  }
+
+  // Whether `a` ends with kAvg's division on this rank (MPI has no average).
+  bool Averages(const OpArgs& a) const {
+    return Traits(a.op).reduces && a.reduce == ReduceOp::kAvg &&
+           (a.op != OpKind::kReduce || rank_ == a.root);
+  }
+
+  // The blocking MPI call of `a`, on the caller's memory; sets *call to its name. Exact in-place
+  // layouts become MPI_IN_PLACE; other overlaps of input and output are staged.
+  int Blocking(const OpArgs& a, const char** call) {
+    const MPI_Datatype dt = Traits(a.op).moves_data ? MpiDatatype(a.type) : MPI_BYTE;
+    const MPI_Op mop = Traits(a.op).reduces ? MpiOp(a.type, a.reduce) : MPI_OP_NULL;
+    const int n = static_cast<int>(a.count);
+    const size_t bytes = Traits(a.op).moves_data ? a.count * DataTypeSize(a.type) : 0;
+    const bool is_root = rank_ == a.root;
+    Scratch scratch;
+    switch (a.op) {
+      case OpKind::kAllReduce: {
+        *call = "MPI_Allreduce";
+        const void* in = a.send == a.recv
+                             ? MPI_IN_PLACE
+                             : StageIfOverlapping(a.send, bytes, a.recv, bytes, scratch);
+        return MPI_Allreduce(in, a.recv, n, dt, mop, comm_);
+      }
+      case OpKind::kAllGather: {
+        *call = "MPI_Allgather";
+        const void* slot = static_cast<const std::byte*>(a.recv) + bytes * rank_;
+        const void* in = a.send == slot
+                             ? MPI_IN_PLACE
+                             : StageIfOverlapping(a.send, bytes, a.recv, bytes * size_, scratch);
+        return MPI_Allgather(in, n, dt, a.recv, n, dt, comm_);
+      }
+      case OpKind::kReduceScatter: {
+        // MPI's in-place reduce-scatter reads from and writes to the start of the receive
+        // buffer, which is not nmesh's layout (recv == send + rank * count): stage any
+        // overlapping input.
+        *call = "MPI_Reduce_scatter_block";
+        const void* in = StageIfOverlapping(a.send, bytes * size_, a.recv, bytes, scratch);
+        return MPI_Reduce_scatter_block(in, a.recv, n, dt, mop, comm_);
+      }
+      case OpKind::kBroadcast:
+        *call = "MPI_Bcast";
+        return MPI_Bcast(a.recv, n, dt, a.root, comm_);
+      case OpKind::kAllToAll:
+        *call = "MPI_Alltoall";
+        return MPI_Alltoall(a.send, n, dt, a.recv, n, dt, comm_);
+      case OpKind::kSend:
+        *call = "MPI_Send";
+        return MPI_Send(a.send, n, dt, a.root, kTag, comm_);
+      case OpKind::kRecv:
+        *call = "MPI_Recv";
+        return MPI_Recv(a.recv, n, dt, a.root, kTag, comm_, MPI_STATUS_IGNORE);
+      case OpKind::kBarrier:
+        *call = "MPI_Barrier";
+        return MPI_Barrier(comm_);
+      case OpKind::kAllToAllV: {
+        *call = "MPI_Alltoallv";
+        const int* ints = IntCountsOf(a, scratch);
+        const size_t un = static_cast<size_t>(size_);
+        return MPI_Alltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un,
+                             dt, comm_);
+      }
+      case OpKind::kGather: {
+        *call = "MPI_Gather";
+        const bool in_place =
+            is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * rank_;
+        return MPI_Gather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, comm_);
+      }
+      case OpKind::kScatter: {
+        *call = "MPI_Scatter";
+        const bool in_place =
+            is_root && a.recv == static_cast<const std::byte*>(a.send) + bytes * rank_;
+        return MPI_Scatter(a.send, n, dt, in_place ? MPI_IN_PLACE : a.recv, n, dt, a.root, comm_);
+      }
+      case OpKind::kReduce: {
+        *call = "MPI_Reduce";
+        const bool in_place = is_root && a.send == a.recv;
+        return MPI_Reduce(in_place ? MPI_IN_PLACE : a.send, a.recv, n, dt, mop, a.root, comm_);
+      }
+      case OpKind::kSendRecv:
+        *call = "MPI_Sendrecv";
+        return MPI_Sendrecv(a.send, n, dt, a.root, kTag, a.recv, static_cast<int>(a.recv_count),
+                            dt, a.source, kTag, comm_, MPI_STATUS_IGNORE);
+      case OpKind::kSplit:
+        break;
+    }
+    *call = "(no MPI call)";
+    return MPI_ERR_OP;
+  }
+
+  // all_to_all_v's four count arrays as the ints MPI takes (send counts, send displacements,
+  // receive counts, receive displacements), in memory held by `scratch`.
+  const int* IntCountsOf(const OpArgs& a, Scratch& scratch) const {
+    const size_t un = static_cast<size_t>(size_);
+    scratch = std::make_shared<std::vector<std::byte>>(4 * un * sizeof(int));
+    int* ints = reinterpret_cast<int*>(scratch->data());
+    for (size_t j = 0; j < un; ++j) {
+      ints[j] = static_cast<int>(a.send_counts[j]);
+      ints[un + j] = static_cast<int>(a.send_displs[j]);
+      ints[2 * un + j] = static_cast<int>(a.recv_counts[j]);
+      ints[3 * un + j] = static_cast<int>(a.recv_displs[j]);
+    }
+    return ints;
+  }
+
+  // The nonblocking MPI call of `a`, started into `started` (sets *call to its name): every
+  // nonblocking call of this backend is written here, once. The asynchronous path runs it on the
+  // caller's buffers, RunInterruptible on a staging copy. Exact in-place layouts become
+  // MPI_IN_PLACE; any other overlap of input and output is staged, and the staging copy is kept
+  // in `started` until completion.
+  int Start(const OpArgs& a, Started& started, const char** call) {
+    const MPI_Datatype dt = Traits(a.op).moves_data ? MpiDatatype(a.type) : MPI_BYTE;
+    const MPI_Op mop = Traits(a.op).reduces ? MpiOp(a.type, a.reduce) : MPI_OP_NULL;
+    const int n = static_cast<int>(a.count);
+    const size_t bytes = Traits(a.op).moves_data ? a.count * DataTypeSize(a.type) : 0;
+    const bool is_root = rank_ == a.root;
+    MPI_Request* r = started.requests.data();
+    started.cancellable = Traits(a.op).op_class == OpClass::kPointToPoint;
+    auto stage = [&](const void* src, size_t src_bytes, const void* dst, size_t dst_bytes) {
+      Scratch scratch;
+      const void* in = StageIfOverlapping(src, src_bytes, dst, dst_bytes, scratch);
+      if (scratch) started.keep.push_back(std::move(scratch));
+      return in;
+    };
+    if (Averages(a)) {
+      void* out = a.recv;
+      const size_t count = a.count;
+      const DataType type = a.type;
+      const int size = size_;
+      started.on_complete = [out, count, type, size] { DivideElements(out, count, type, size); };
+    }
+    switch (a.op) {
+      case OpKind::kAllReduce: {
+        *call = "MPI_Iallreduce";
+        const void* in = a.send == a.recv ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes);
+        return MPI_Iallreduce(in, a.recv, n, dt, mop, comm_, r);
+      }
+      case OpKind::kAllGather: {
+        *call = "MPI_Iallgather";
+        const void* slot = static_cast<const std::byte*>(a.recv) + bytes * rank_;
+        const void* in =
+            a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * size_);
+        return MPI_Iallgather(in, n, dt, a.recv, n, dt, comm_, r);
+      }
+      case OpKind::kReduceScatter: {
+        *call = "MPI_Ireduce_scatter_block";
+        const void* in = stage(a.send, bytes * size_, a.recv, bytes);
+        return MPI_Ireduce_scatter_block(in, a.recv, n, dt, mop, comm_, r);
+      }
+      case OpKind::kBroadcast:
+        *call = "MPI_Ibcast";
+        return MPI_Ibcast(a.recv, n, dt, a.root, comm_, r);
+      case OpKind::kAllToAll:
+        *call = "MPI_Ialltoall";
+        return MPI_Ialltoall(a.send, n, dt, a.recv, n, dt, comm_, r);
+      case OpKind::kSend:
+        *call = "MPI_Isend";
+        return MPI_Isend(a.send, n, dt, a.root, kTag, comm_, r);
+      case OpKind::kRecv:
+        *call = "MPI_Irecv";
+        return MPI_Irecv(a.recv, n, dt, a.root, kTag, comm_, r);
+      case OpKind::kBarrier:
+        *call = "MPI_Ibarrier";
+        return MPI_Ibarrier(comm_, r);
+      case OpKind::kAllToAllV: {
+        *call = "MPI_Ialltoallv";
+        Scratch counts;
+        const int* ints = IntCountsOf(a, counts);
+        started.keep.push_back(std::move(counts));  // MPI reads the counts until completion
+        const size_t un = static_cast<size_t>(size_);
+        return MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un,
+                              dt, comm_, r);
+      }
+      case OpKind::kGather: {
+        *call = "MPI_Igather";
+        const bool in_place =
+            is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * rank_;
+        return MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, comm_,
+                           r);
+      }
+      case OpKind::kScatter: {
+        *call = "MPI_Iscatter";
+        const bool in_place =
+            is_root && a.recv == static_cast<const std::byte*>(a.send) + bytes * rank_;
+        return MPI_Iscatter(a.send, n, dt, in_place ? MPI_IN_PLACE : a.recv, n, dt, a.root, comm_,
+                            r);
+      }
+      case OpKind::kReduce: {
+        *call = "MPI_Ireduce";
+        const bool in_place = is_root && a.send == a.recv;
+        return MPI_Ireduce(in_place ? MPI_IN_PLACE : a.send, a.recv, n, dt, mop, a.root, comm_, r);
+      }
+      case OpKind::kSendRecv: {
+        *call = "MPI_Irecv";
+        int rc = MPI_Irecv(a.recv, static_cast<int>(a.recv_count), dt, a.source, kTag, comm_, &r[0]);
+        if (rc != MPI_SUCCESS) return rc;
+        *call = "MPI_Isend";
+        rc = MPI_Isend(a.send, n, dt, a.root, kTag, comm_, &r[1]);
+        if (rc != MPI_SUCCESS) {
+          MPI_Cancel(&r[0]);
+          MPI_Wait(&r[0], MPI_STATUS_IGNORE);
+        }
+        return rc;
+      }
+      case OpKind::kSplit:
+        break;
+    }
+    *call = "(no MPI call)";
+    return MPI_ERR_OP;
+  }
+
+  // The caller's memory `a` reads and writes, for staging.
+  Io IoOf(const OpArgs& a) const {
+    const size_t e = Traits(a.op).moves_data ? DataTypeSize(a.type) : 0;
+    const size_t bytes = a.count * e;
+    const size_t all = bytes * static_cast<size_t>(size_);
+    const bool is_root = rank_ == a.root;
+    switch (a.op) {
+      case OpKind::kAllReduce:
+        return {.in = a.send, .in_bytes = bytes, .out = a.recv, .out_bytes = bytes};
+      case OpKind::kAllGather:
+        return {.in = a.send, .in_bytes = bytes, .out = a.recv, .out_bytes = all};
+      case OpKind::kReduceScatter:
+        return {.in = a.send, .in_bytes = all, .out = a.recv, .out_bytes = bytes};
+      case OpKind::kBroadcast:
+        return {.in = a.recv, .in_bytes = bytes, .out = a.recv, .out_bytes = bytes,
+                .one_buffer = true};
+      case OpKind::kAllToAll:
+        return {.in = a.send, .in_bytes = all, .out = a.recv, .out_bytes = all};
+      case OpKind::kSend:
+        return {.in = a.send, .in_bytes = bytes};
+      case OpKind::kRecv:
+        return {.out = a.recv, .out_bytes = bytes};
+      case OpKind::kAllToAllV: {
+        size_t send_end = 0, recv_end = 0;
+        for (size_t j = 0; j < static_cast<size_t>(size_); ++j) {
+          if (a.send_counts[j] > 0) {
+            send_end = std::max(send_end, a.send_displs[j] + a.send_counts[j]);
+          }
+          if (a.recv_counts[j] > 0) {
+            recv_end = std::max(recv_end, a.recv_displs[j] + a.recv_counts[j]);
+          }
+        }
+        return {.in = a.send, .in_bytes = send_end * e, .out = a.recv,
+                .out_bytes = recv_end * e, .preserve_out = true};
+      }
+      case OpKind::kGather:
+        return {.in = a.send, .in_bytes = bytes, .out = a.recv, .out_bytes = is_root ? all : 0};
+      case OpKind::kScatter:
+        return {.in = a.send, .in_bytes = is_root ? all : 0, .out = a.recv, .out_bytes = bytes};
+      case OpKind::kReduce:
+        return {.in = a.send, .in_bytes = bytes, .out = a.recv, .out_bytes = is_root ? bytes : 0};
+      case OpKind::kSendRecv:
+        return {.in = a.send, .in_bytes = bytes, .out = a.recv, .out_bytes = a.recv_count * e};
+      case OpKind::kBarrier:
+      case OpKind::kSplit:
+        break;
+    }
+    return {};
+  }
+
+  // An operation with an interruptible timeout: the nonblocking call (Start) on a staging area
+  // that holds a copy of its input and room for its output (one region for broadcast), polled
+  // against the deadline; on success the output is copied to the caller's memory. A timed-out
+  // request is abandoned together with its staging area, so MPI never touches the caller's memory
+  // after the call returns, whatever the outcome: the caller may reuse or free its buffers at
+  // once. The copies cost two memcpy per call, on this path only.
+  absl::Status RunInterruptible(const OpArgs& a, ci::OpName name) {
+    const Io io = IoOf(a);
     const size_t in_bytes = io.one_buffer ? 0 : io.in_bytes;
     Scratch staging;
     std::byte* in = nullptr;
@@ -952,29 +864,36 @@ class MpiCommunicator final : public Communicator {
       }
       if (io.preserve_out && io.out_bytes > 0) std::memcpy(out, io.out, io.out_bytes);
     }
-    // `start` may start two requests (sendrecv: a receive and a send); most start one.
-    Requests requests = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-    NMESH_RETURN_IF_ERROR(
-        Check(op, start(io.one_buffer ? out : in, out, requests.data()), start_call));
-    NMESH_RETURN_IF_ERROR(Wait(op, requests, staging, cancellable));
+    OpArgs staged = a;
+    staged.send = io.one_buffer ? out : in;
+    staged.recv = out;
+    Started started;
+    if (staging) started.keep.push_back(staging);
+    const char* call = "";
+    const int rc = Start(staged, started, &call);  // before Check reads `call`
+    NMESH_RETURN_IF_ERROR(Check(name, rc, call));
+    NMESH_RETURN_IF_ERROR(Wait(name, started));
     if (io.out_bytes > 0) std::memcpy(io.out, out, io.out_bytes);
     return absl::OkStatus();
   }
 
-  absl::Status Wait(ci::OpName op, Requests requests, Scratch scratch, bool cancellable) {
+  absl::Status Wait(ci::OpName op, Started& started) {
     ci::Deadline deadline(options_.timeout);
     ci::PollPacer pacer;
     while (true) {
       int done = 0;
-      NMESH_RETURN_IF_ERROR(
-          Check(op, MPI_Testall(2, requests.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall"));
-      if (done) return absl::OkStatus();
+      NMESH_RETURN_IF_ERROR(Check(
+          op, MPI_Testall(2, started.requests.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall"));
+      if (done) {
+        if (started.on_complete) started.on_complete();
+        return absl::OkStatus();
+      }
       if (abort_state_.aborted()) {
-        Abandon(requests, std::move(scratch), cancellable);
+        Abandon(started);
         return Usable(op);
       }
       if (deadline.Expired()) {
-        Abandon(requests, std::move(scratch), cancellable);
+        Abandon(started);
         absl::Status timeout = ci::TimeoutError(*this, op);
         abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", op,
                                           ci::FormatTimeout(*options_.timeout)));
@@ -984,18 +903,18 @@ class MpiCommunicator final : public Communicator {
     }
   }
 
-  // Gives up on `requests`: point-to-point requests are cancelled; collectives cannot be, so they
-  // are kept (with their staging copy) until the destructor looks at them once more.
-  void Abandon(Requests requests, Scratch scratch, bool cancellable) {
-    for (MPI_Request& request : requests) {
+  // Gives up on `started`: point-to-point requests are cancelled; collectives cannot be, so they
+  // are kept (with what MPI may still use) until the destructor looks at them once more.
+  void Abandon(Started& started) {
+    for (MPI_Request& request : started.requests) {
       if (request == MPI_REQUEST_NULL) continue;
-      if (cancellable) {
+      if (started.cancellable) {
         MPI_Cancel(&request);
         int done = 0;
         MPI_Test(&request, &done, MPI_STATUS_IGNORE);
         if (done) continue;
       }
-      abandoned_.push_back({request, scratch});
+      abandoned_.push_back({request, started.keep});
     }
   }
 

@@ -488,7 +488,7 @@ class NcclCommunicator final : public Communicator {
     active_stream_ = stream;
     enqueue_only_ = batch == nullptr;
     in_group_ = batch != nullptr;
-    absl::Status issued = RunBlocking(a);
+    absl::Status issued = DoRun(a);
     active_stream_ = stream_;
     enqueue_only_ = false;
     in_group_ = false;

@@ -36,9 +36,19 @@ string(REPLACE "@SEMICOLON@" ";" body "${body}")
 string(REPLACE "@LBRACKET@" "[" body "${body}")
 string(REPLACE "@RBRACKET@" "]" body "${body}")
 
+# A givens file's "#include" lines go before the function (e.g. the header that declares what a
+# given is), the rest into its body.
 set(givens "")
+set(given_includes "")
 if(GIVENS AND EXISTS "${GIVENS}")
-  file(READ "${GIVENS}" givens)
+  file(STRINGS "${GIVENS}" given_lines)
+  foreach(line IN LISTS given_lines)
+    if(line MATCHES "^#include")
+      string(APPEND given_includes "${line}\n")
+    else()
+      string(APPEND givens "${line}\n")
+    endif()
+  endforeach()
 endif()
 set(system_includes "")
 if(SYSTEM_INCLUDES)
@@ -67,7 +77,7 @@ ${system_includes}#include <cstdint>
 #include \"absl/time/time.h\"
 #include \"absl/types/span.h\"
 #include \"nmesh/base/status_macros.h\"
-
+${given_includes}
 namespace ${NAMESPACE} {
 
 // Something an example takes as given; declared only (the examples are compiled, never run).
