@@ -46,7 +46,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/diagnosis.h"
 
 namespace nmesh::comm {
 

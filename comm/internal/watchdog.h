@@ -19,7 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/diagnosis.h"
 #include "nmesh/comm/watchdog.h"
 
 namespace nmesh::comm::internal {

@@ -22,6 +22,7 @@
 #include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
+#include "nmesh/comm/diagnosis.h"
 #include "nmesh/comm/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/watchdog.h"

@@ -1,6 +1,7 @@
 // Unit tests of the flight recorder (comm/flight_recorder.h): the ring, the culprit analysis as a
 // pure function over hand-written records of several ranks, the JSON dump, and what a
 // communicator records; and Communicator::SetTimeout's validation.
+#include "nmesh/comm/diagnosis.h"
 #include "nmesh/comm/flight_recorder.h"
 
 #include <atomic>
@@ -380,6 +381,7 @@ TEST(FlightRecordJsonTest, WritesEveryRanksRecords) {
   const std::string text =
       FlightRecordJson("tp", 2, "the diagnosis", {Rank(0, 2, 2.0, {stuck}), Silent(1, 3)});
   const nlohmann::json json = nlohmann::json::parse(text);
+  EXPECT_EQ(json["version"], kFlightRecordJsonVersion);  // readers can tell the format
   EXPECT_EQ(json["axis"], "tp");
   EXPECT_EQ(json["reporting_rank"], 2);
   EXPECT_EQ(json["diagnosis"], "the diagnosis");
