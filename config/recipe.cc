@@ -2,8 +2,9 @@
 
 #include <exception>
 #include <string>
+#include <utility>
 
-#include "absl/strings/match.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/internal/recipe_file.h"
@@ -47,13 +48,15 @@ std::string Recipe::Where(std::string_view key) const {
 absl::Status Recipe::Annotate(const absl::Status& status, std::string_view key) const {
   const std::string where = Where(key);
   if (status.ok() || where.empty()) return status;
-  return absl::Status(status.code(), absl::StrFormat("%s (%s)", status.message(), where));
+  absl::Status annotated(status.code(), absl::StrFormat("%s (%s)", status.message(), where));
+  status.ForEachPayload([&annotated](absl::string_view url, const absl::Cord& payload) {
+    annotated.SetPayload(url, payload);
+  });
+  return validate::MarkAnnotated(std::move(annotated));
 }
 
 absl::Status Recipe::AnnotateSizeError(const absl::Status& status) const {
-  if (status.ok() || (!filename.empty() && absl::StrContains(status.message(), filename))) {
-    return status;
-  }
+  if (status.ok() || validate::IsAnnotated(status)) return status;
   for (const std::string& field : validate::FieldsOf(status).named) {
     if (PositionOf(field).has_value()) return Annotate(status, field);
   }

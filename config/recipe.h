@@ -124,14 +124,16 @@ struct Recipe {
   // "file:line:col" of `key` (as for PositionOf), or empty when unknown.
   std::string Where(std::string_view key) const;
 
-  // `status` with " (file:line:col)" of `key` appended to its message, same code; OK and statuses
-  // for keys without a position are returned unchanged.
+  // `status` with " (file:line:col)" of `key` appended to its message, same code and payloads,
+  // marked as annotated (validate::MarkAnnotated); OK and statuses for keys without a position are
+  // returned unchanged.
   absl::Status Annotate(const absl::Status& status, std::string_view key) const;
 
   // Annotates an error from a mesh builder about sizes (e.g. "tp_size must be a positive integer,
   // got 0" or "dp_size must be a multiple of dp_replicate_size") with the position of the first
   // field the error names (validate::FieldsOf(status).named) that the file sets, else with the
-  // section's position. A message that already names the file is returned unchanged.
+  // section's position. A status already annotated (validate::IsAnnotated, e.g. a result of
+  // Annotate) is returned unchanged, whatever its message says.
   absl::Status AnnotateSizeError(const absl::Status& status) const;
 };
 

@@ -14,6 +14,8 @@
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/internal/parallelizer_config_fields.h"
 #include "nmesh/config/internal/strategy_config_fields.h"
+#include "nmesh/validate/error_fields.h"
+#include "nmesh/validate/separate_meshes.h"
 #include "nmesh/validate/validate.h"
 #include "yaml-cpp/yaml.h"
 
@@ -122,15 +124,11 @@ absl::StatusOr<Recipe> SectionParser::Parse(std::string_view text) {
     }
   }
   // Knowledge distillation (§8): the switch and the teacher section go together.
-  if (recipe_.has_teacher_section && !recipe_.separate_meshes) {
+  if (absl::Status kd =
+          validate::CheckSeparateMeshesSwitch(recipe_.separate_meshes, recipe_.has_teacher_section);
+      !kd.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("teacher_distributed requires separate_meshes=true (%s)",
-                        recipe_.Where("teacher_distributed")));
-  }
-  if (recipe_.separate_meshes && !recipe_.has_teacher_section) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("separate_meshes=true requires a teacher_distributed section (%s)",
-                        recipe_.Where("separate_meshes")));
+        absl::StrFormat("%s (%s)", kd.message(), recipe_.Where(validate::FieldsOf(kd).subject)));
   }
   if (!section.has_value()) {
     return absl::InvalidArgumentError(
@@ -204,13 +202,12 @@ absl::Status SectionParser::ParseSection(const Value& section) {
   }
 
   // 6. Selective checkpointing, on the name as written.
-  if (recipe_.activation_checkpointing == ActivationCheckpointing::kSelective &&
-      strategy_label_ != "fsdp2" && strategy_label_ != "ddp") {
-    return Find(entries, "activation_checkpointing")
-        ->value.Error(absl::StrFormat(
-            "selective activation checkpointing is supported only for FSDP2 and DDP configs. "
-            "(strategy '%s')",
-            strategy_label_));
+  if (recipe_.activation_checkpointing == ActivationCheckpointing::kSelective) {
+    if (absl::Status selective = validate::CheckSelectiveCheckpointing(strategy_label_);
+        !selective.ok()) {
+      return Find(entries, "activation_checkpointing")
+          ->value.Error(std::string(selective.message()));
+    }
   }
 
   // 7. A pipeline with pp <= 1 is dropped with a warning, a moe with ep <= 1 silently; neither

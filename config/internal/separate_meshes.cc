@@ -1,12 +1,13 @@
 #include "nmesh/config/internal/separate_meshes.h"
 
+#include <string_view>
 #include <utility>
-#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/internal/section_parser.h"
 #include "nmesh/validate/error_fields.h"
+#include "nmesh/validate/separate_meshes.h"
 #include "nmesh/validate/validate.h"
 
 namespace nmesh::config::internal {
@@ -31,48 +32,31 @@ absl::StatusOr<Recipe> ParseSeparateMeshes(std::string_view text, std::string_vi
     if (absl::Status given = validate::CheckRequestedSizes(s); !given.ok()) {
       return recipe.Annotate(given, validate::FieldsOf(given).subject);
     }
-    if (!s.dp.has_value() || *s.dp == validate::kInferDp) {
-      return recipe.Annotate(
-          absl::InvalidArgumentError(absl::StrFormat(
-              "%s.dp_size must be set when separate_meshes=true so the non-overlapping rank "
-              "split is explicit",
-              SectionName(recipe.section))),
-          SectionName(recipe.section));
-    }
-    const std::optional<int64_t> size = validate::RequestedMeshSize(s);
-    if (!size.has_value()) {
-      return absl::InvalidArgumentError(
-          absl::StrFormat("%s: the mesh size overflows", SectionName(recipe.section)));
+    const std::string_view name = SectionName(recipe.section);
+    absl::StatusOr<int64_t> size = validate::SeparateMeshSize(name, s);
+    if (!size.ok()) {
+      // A missing dp_size is pointed at by its section.
+      if (validate::FieldsOf(size.status()).subject == "dp_size") {
+        return recipe.Annotate(size.status(), name);
+      }
+      return size.status();
     }
     mesh_sizes[i] = *size;
   }
-  int64_t sum = 0;
-  if (__builtin_add_overflow(mesh_sizes[0], mesh_sizes[1], &sum)) {
-    return absl::InvalidArgumentError("Separate KD mesh sizes overflow");
-  }
-  const int64_t world = overrides.job_world_size.value_or(sum);
-  if (sum != world) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "Separate KD mesh sizes must use every rank exactly once: student=%d + teacher=%d != "
-        "world_size=%d",
-        mesh_sizes[0], mesh_sizes[1], world));
-  }
+  NMESH_ASSIGN_OR_RETURN(
+      const int64_t world,
+      validate::SeparateMeshWorld(mesh_sizes[0], mesh_sizes[1], overrides.job_world_size));
   NMESH_RETURN_IF_ERROR(student.CheckStrategyConflicts());
   NMESH_RETURN_IF_ERROR(teacher.CheckStrategyConflicts());
   for (SectionParser* parser : {&student, &teacher}) {
-    if (parser->recipe().request.strategy == StrategyKind::kDdp) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "Separate KD meshes currently require mesh-backed strategies; DDP is not supported "
-          "(%s)",
-          SectionName(parser->recipe().section)));
-    }
+    NMESH_RETURN_IF_ERROR(validate::CheckSeparateMeshStrategy(SectionName(parser->recipe().section),
+                                                              parser->recipe().request.strategy));
   }
-  Recipe& chosen = (section == Section::kDistributed ? student : teacher).recipe();
-  const int64_t begin = section == Section::kDistributed ? 0 : mesh_sizes[0];
-  const int64_t count = mesh_sizes[section == Section::kDistributed ? 0 : 1];
-  std::vector<int64_t> ranks(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) ranks[static_cast<size_t>(i)] = begin + i;
-  chosen.request.ranks = std::move(ranks);
+  const bool is_student = section == Section::kDistributed;
+  Recipe& chosen = (is_student ? student : teacher).recipe();
+  chosen.request.ranks = validate::SeparateMeshRanks(
+      is_student ? validate::MeshRole::kStudent : validate::MeshRole::kTeacher, mesh_sizes[0],
+      mesh_sizes[1]);
   chosen.request.job_world_size = world;
   return std::move(chosen);
 }
