@@ -1,6 +1,7 @@
 #include "nmesh/config/recipe.h"
 
 #include <exception>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -16,13 +17,10 @@
 
 namespace nmesh::config {
 
-std::string_view SectionName(Section section) {
-  return section == Section::kTeacherDistributed ? "teacher_distributed" : "distributed";
-}
+std::string_view SectionName(Section section) { return NameOf<Section>(kSectionNames, section); }
 
 absl::StatusOr<Section> ParseSection(std::string_view name) {
-  if (name == "distributed") return Section::kDistributed;
-  if (name == "teacher_distributed") return Section::kTeacherDistributed;
+  if (std::optional<Section> section = ValueNamed<Section>(kSectionNames, name)) return *section;
   return absl::InvalidArgumentError(absl::StrFormat(
       "Unknown recipe section: %s. Valid sections: ['distributed', 'teacher_distributed']", name));
 }

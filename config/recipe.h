@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/sizes.h"
@@ -45,6 +46,11 @@ namespace nmesh::config {
 
 // Which mesh section of the recipe to read.
 enum class Section { kDistributed, kTeacherDistributed };
+
+inline constexpr NamedValue<Section> kSectionNames[] = {
+    {Section::kDistributed, "distributed"},
+    {Section::kTeacherDistributed, "teacher_distributed"},
+};
 
 // "distributed" or "teacher_distributed".
 std::string_view SectionName(Section section);

@@ -10,14 +10,12 @@
 namespace nmesh::config::internal {
 
 absl::Status Read(const Value& v, std::optional<RoundVirtualStages>& out) {
-  const std::string text = absl::AsciiStrToLower(v.Text());
-  if (v.IsScalar() && text == "up") {
-    out = RoundVirtualStages::kUp;
-  } else if (v.IsScalar() && text == "down") {
-    out = RoundVirtualStages::kDown;
-  } else {
-    return v.Invalid("'up' or 'down'");
-  }
+  const std::optional<RoundVirtualStages> rounding =
+      v.IsScalar() ? ValueNamed<RoundVirtualStages>(kRoundVirtualStagesNames,
+                                                    absl::AsciiStrToLower(v.Text()))
+                   : std::nullopt;
+  if (!rounding.has_value()) return v.Invalid("'up' or 'down'");
+  out = rounding;
   return absl::OkStatus();
 }
 

@@ -188,17 +188,14 @@ absl::Status BuildMultimodal(const Value& v, MultimodalDistributedConfig& out) {
     }
     const std::string value =
         absl::StrReplaceAll(absl::AsciiStrToLower(e->value.Text()), {{"-", "_"}});
-    if (value == "root") {
-      out.frozen_sharding = FrozenSharding::kRoot;
-    } else if (value == "per_layer") {
-      out.frozen_sharding = FrozenSharding::kPerLayer;
-    } else if (value == "replicate") {
-      out.frozen_sharding = FrozenSharding::kReplicate;
-    } else {
-      return KeyError(
-          e->value,
-          absl::StrFormat(" must be one of: root, per_layer, replicate. Got '%s'.", value));
+    const std::optional<FrozenSharding> sharding =
+        ValueNamed<FrozenSharding>(kFrozenShardingNames, value);
+    if (!sharding.has_value()) {
+      return KeyError(e->value,
+                      absl::StrFormat(" must be one of: %s. Got '%s'.",
+                                      NameList<FrozenSharding>(kFrozenShardingNames, ", "), value));
     }
+    out.frozen_sharding = *sharding;
   }
   if (const Entry* e = Find(entries, "vision")) {
     if (!e->value.IsMap()) {
