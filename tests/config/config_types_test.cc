@@ -238,7 +238,7 @@ TEST(NameTablesTest, PrintingAndParsingUseOneTable) {
     EXPECT_THAT(ParseActivationCheckpointing(entry.name), IsOkAndHoldsValue(entry.value))
         << entry.name;
   }
-  for (const NamedValue<StrategyKind>& entry : validate::kStrategyNames) {
+  for (const NamedValue<StrategyKind>& entry : kStrategyNames) {
     EXPECT_THAT(ParseStrategy(entry.name), IsOkAndHoldsValue(entry.value)) << entry.name;
   }
   for (const NamedValue<Section>& entry : kSectionNames) {
