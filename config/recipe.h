@@ -163,11 +163,11 @@ struct Recipe {
 // 12. Type errors name the key, the expected type and the position.
 // Then the strategy-support checks (validate::FindUnsupportedSize): "<rule> (<key>=<value> at
 // file:line:col)", or the rule alone when a flag set the size.
-// Knowledge distillation: `teacher_distributed:` needs the top-level `separate_meshes: true`
-// and vice versa; then both sections are read (student first; overrides apply to `section` only),
-// both must set dp_size, their mesh sizes (validate::RequestedMeshSize) must add up to the job's
-// world (overrides.job_world_size, else their sum), and neither may be DDP. Also fails on: a
-// missing section, a section or dist_env that is not a map, duplicate keys, malformed YAML
+// Knowledge distillation (the rules of validate/separate_meshes.h): `teacher_distributed:` needs
+// the top-level `separate_meshes: true` and vice versa; then both sections are read (student
+// first; overrides apply to `section` only), both must set dp_size, their mesh sizes must add up to
+// the job's world (overrides.job_world_size, else their sum), and neither may be DDP. Also fails
+// on: a missing section, a section or dist_env that is not a map, duplicate keys, malformed YAML
 // (yaml-cpp's message and position), nesting deeper than yaml-cpp's limit. Thread-safe.
 absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view filename,
                                    Section section = Section::kDistributed,
