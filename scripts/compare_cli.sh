@@ -3,8 +3,9 @@
 # stderr and the exit code of each:
 #   scripts/compare_cli.sh OLD_NMESH NEW_NMESH [RECIPE_DIR...]
 # Every *.yaml under each RECIPE_DIR (default: examples/ and ../shared/recipes/) is planned with
-# --config, with each --section, in text and JSON; then a set of bad inputs (recipes written to a
-# temporary directory, bad flags). Both binaries run with argv[0] "nmesh". Prints
+# --config, without and with each --section, without --world and with several, in text and JSON,
+# and with flags over the file; then a set of bad inputs (recipes written to a temporary directory,
+# bad flags). Both binaries run with argv[0] "nmesh". Prints
 # "N invocations compared, M differ" and exits 1 when any differs, 2 on a usage error.
 set -uo pipefail
 
@@ -75,11 +76,19 @@ for dir in "${recipe_dirs[@]}"; do
     < <(find "$dir" -name '*.yaml' -type f -print0 | sort -z)
 done
 for recipe in "${recipes[@]}"; do
-  compare_formats plan --config "$recipe"
-  compare_formats plan --config "$recipe" --section distributed
-  compare_formats plan --config "$recipe" --section teacher_distributed
-  compare plan --config "$recipe" --all-ranks --format json
+  for section in "" distributed teacher_distributed; do
+    section_flag=()
+    [[ -n $section ]] && section_flag=(--section "$section")
+    compare_formats plan --config "$recipe" "${section_flag[@]}"
+    for world in 4 8 16 64; do
+      compare_formats plan --config "$recipe" "${section_flag[@]}" --world "$world"
+    done
+  done
+  compare plan --config "$recipe" --world 8 --all-ranks --format json
   compare plan --config "$recipe" --world 8 --rank 1
+  # Flags override the file: a size, and pp 1 (a pipeline block is dropped with a warning).
+  compare plan --config "$recipe" --world 8 --tp 2
+  compare_formats plan --config "$recipe" --world 16 --pp 1
 done
 
 # Bad inputs: recipe files (NAME then content, in pairs).
