@@ -1,7 +1,7 @@
 #include "nmesh/config/dtype.h"
 
+#include <optional>
 #include <string>
-#include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -10,12 +10,6 @@
 
 namespace nmesh::config {
 namespace {
-
-constexpr std::pair<std::string_view, Dtype> kSpellings[] = {
-    {"bf16", Dtype::kBfloat16},   {"bfloat16", Dtype::kBfloat16}, {"fp16", Dtype::kFloat16},
-    {"float16", Dtype::kFloat16}, {"half", Dtype::kFloat16},      {"fp32", Dtype::kFloat32},
-    {"float32", Dtype::kFloat32}, {"float", Dtype::kFloat32},
-};
 
 // Dtypes 0.7.0's dtype_from_str knows that no recipe dtype field can hold.
 constexpr std::string_view kOtherDtypes[] = {"float64", "double", "complex64", "cfloat", "uint8",
@@ -27,9 +21,7 @@ constexpr std::string_view kOtherDtypes[] = {"float64", "double", "complex64", "
 absl::StatusOr<Dtype> ParseDtype(std::string_view name) {
   std::string lowered = absl::AsciiStrToLower(std::string(name));
   if (absl::StartsWith(lowered, "torch.")) lowered.erase(0, 6);
-  for (const auto& [spelling, dtype] : kSpellings) {
-    if (lowered == spelling) return dtype;
-  }
+  if (std::optional<Dtype> dtype = ValueNamed<Dtype>(kDtypeNames, lowered)) return *dtype;
   for (std::string_view other : kOtherDtypes) {
     if (lowered == other) {
       return absl::InvalidArgumentError(absl::StrFormat(
@@ -40,16 +32,6 @@ absl::StatusOr<Dtype> ParseDtype(std::string_view name) {
   return absl::InvalidArgumentError(absl::StrFormat("Unknown dtype string: %s", Abbreviate(name)));
 }
 
-std::string_view DtypeName(Dtype dtype) {
-  switch (dtype) {
-    case Dtype::kBfloat16:
-      return "bfloat16";
-    case Dtype::kFloat16:
-      return "float16";
-    case Dtype::kFloat32:
-      return "float32";
-  }
-  return "unknown";
-}
+std::string_view DtypeName(Dtype dtype) { return NameOf<Dtype>(kDtypeNames, dtype); }
 
 }  // namespace nmesh::config

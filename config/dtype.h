@@ -13,10 +13,19 @@
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "nmesh/base/enum_names.h"
 
 namespace nmesh::config {
 
 enum class Dtype { kBfloat16, kFloat16, kFloat32 };
+
+// The spellings above, lower-case and without `torch.`: each dtype's first entry is its canonical
+// (PyTorch) name.
+inline constexpr NamedValue<Dtype> kDtypeNames[] = {
+    {Dtype::kBfloat16, "bfloat16"}, {Dtype::kFloat16, "float16"}, {Dtype::kFloat32, "float32"},
+    {Dtype::kBfloat16, "bf16"},     {Dtype::kFloat16, "fp16"},    {Dtype::kFloat16, "half"},
+    {Dtype::kFloat32, "fp32"},      {Dtype::kFloat32, "float"},
+};
 
 // Parses one of the spellings above (NeMo AutoModel 0.7.0's `dtype_from_str` spellings; nmesh also
 // accepts `torch.bf16`, fp32, fp16 and their `torch.` forms). A string 0.7.0 does not know fails

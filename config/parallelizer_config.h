@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "nmesh/base/enum_names.h"
 #include "nmesh/config/dtype.h"
 #include "nmesh/config/strategy_config.h"
 
@@ -24,6 +25,11 @@ namespace nmesh::config {
 // `round_virtual_stages_to_pp_multiple`: round the number of virtual stages up or down to a
 // multiple of pp_size.
 enum class RoundVirtualStages { kUp, kDown };
+
+inline constexpr NamedValue<RoundVirtualStages> kRoundVirtualStagesNames[] = {
+    {RoundVirtualStages::kUp, "up"},
+    {RoundVirtualStages::kDown, "down"},
+};
 
 // "up" or "down".
 std::string_view RoundVirtualStagesName(RoundVirtualStages rounding);

@@ -35,6 +35,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/sizes.h"
@@ -45,6 +46,11 @@ namespace nmesh::config {
 
 // Which mesh section of the recipe to read.
 enum class Section { kDistributed, kTeacherDistributed };
+
+inline constexpr NamedValue<Section> kSectionNames[] = {
+    {Section::kDistributed, "distributed"},
+    {Section::kTeacherDistributed, "teacher_distributed"},
+};
 
 // "distributed" or "teacher_distributed".
 std::string_view SectionName(Section section);
@@ -124,14 +130,16 @@ struct Recipe {
   // "file:line:col" of `key` (as for PositionOf), or empty when unknown.
   std::string Where(std::string_view key) const;
 
-  // `status` with " (file:line:col)" of `key` appended to its message, same code; OK and statuses
-  // for keys without a position are returned unchanged.
+  // `status` with " (file:line:col)" of `key` appended to its message, same code and payloads,
+  // marked as annotated (validate::MarkAnnotated); OK and statuses for keys without a position are
+  // returned unchanged.
   absl::Status Annotate(const absl::Status& status, std::string_view key) const;
 
   // Annotates an error from a mesh builder about sizes (e.g. "tp_size must be a positive integer,
   // got 0" or "dp_size must be a multiple of dp_replicate_size") with the position of the first
   // field the error names (validate::FieldsOf(status).named) that the file sets, else with the
-  // section's position. A message that already names the file is returned unchanged.
+  // section's position. A status already annotated (validate::IsAnnotated, e.g. a result of
+  // Annotate) is returned unchanged, whatever its message says.
   absl::Status AnnotateSizeError(const absl::Status& status) const;
 };
 
@@ -155,11 +163,11 @@ struct Recipe {
 // 12. Type errors name the key, the expected type and the position.
 // Then the strategy-support checks (validate::FindUnsupportedSize): "<rule> (<key>=<value> at
 // file:line:col)", or the rule alone when a flag set the size.
-// Knowledge distillation: `teacher_distributed:` needs the top-level `separate_meshes: true`
-// and vice versa; then both sections are read (student first; overrides apply to `section` only),
-// both must set dp_size, their mesh sizes (validate::RequestedMeshSize) must add up to the job's
-// world (overrides.job_world_size, else their sum), and neither may be DDP. Also fails on: a
-// missing section, a section or dist_env that is not a map, duplicate keys, malformed YAML
+// Knowledge distillation (the rules of validate/separate_meshes.h): `teacher_distributed:` needs
+// the top-level `separate_meshes: true` and vice versa; then both sections are read (student
+// first; overrides apply to `section` only), both must set dp_size, their mesh sizes must add up to
+// the job's world (overrides.job_world_size, else their sum), and neither may be DDP. Also fails
+// on: a missing section, a section or dist_env that is not a map, duplicate keys, malformed YAML
 // (yaml-cpp's message and position), nesting deeper than yaml-cpp's limit. Thread-safe.
 absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view filename,
                                    Section section = Section::kDistributed,

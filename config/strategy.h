@@ -12,6 +12,7 @@
 namespace nmesh::config {
 
 using validate::kDefaultStrategy;
+using validate::kStrategyNames;
 using validate::ParseStrategy;
 using validate::StrategyKind;
 using validate::StrategyName;

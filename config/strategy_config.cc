@@ -1,6 +1,7 @@
 #include "nmesh/config/strategy_config.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 
 #include "absl/strings/ascii.h"
@@ -23,28 +24,16 @@ constexpr std::string_view kValidScopes[] = {"all", "audio", "language", "multim
 }  // namespace
 
 absl::StatusOr<ActivationCheckpointing> ParseActivationCheckpointing(std::string_view value) {
-  const std::string normalized = Canonicalize(value);
-  for (std::string_view off : {"false", "off", "none", "disabled", "no"}) {
-    if (normalized == off) return ActivationCheckpointing::kFalse;
+  if (std::optional<ActivationCheckpointing> mode =
+          ValueNamed<ActivationCheckpointing>(kActivationCheckpointingNames, Canonicalize(value))) {
+    return *mode;
   }
-  for (std::string_view on : {"true", "on", "full", "enabled", "yes"}) {
-    if (normalized == on) return ActivationCheckpointing::kFull;
-  }
-  if (normalized == "selective") return ActivationCheckpointing::kSelective;
   return absl::InvalidArgumentError(
       "activation_checkpointing must be a boolean or one of 'full', 'selective', 'false'.");
 }
 
 std::string_view ActivationCheckpointingName(ActivationCheckpointing mode) {
-  switch (mode) {
-    case ActivationCheckpointing::kFalse:
-      return "false";
-    case ActivationCheckpointing::kFull:
-      return "full";
-    case ActivationCheckpointing::kSelective:
-      return "selective";
-  }
-  return "unknown";
+  return NameOf<ActivationCheckpointing>(kActivationCheckpointingNames, mode);
 }
 
 absl::StatusOr<std::vector<std::string>> NormalizeActivationCheckpointingScope(
@@ -93,19 +82,11 @@ StrategyKind StrategyKindOf(const StrategyConfig& config) {
 }
 
 std::string_view FrozenShardingName(FrozenSharding sharding) {
-  switch (sharding) {
-    case FrozenSharding::kRoot:
-      return "root";
-    case FrozenSharding::kPerLayer:
-      return "per_layer";
-    case FrozenSharding::kReplicate:
-      return "replicate";
-  }
-  return "unknown";
+  return NameOf<FrozenSharding>(kFrozenShardingNames, sharding);
 }
 
 std::string_view RoundVirtualStagesName(RoundVirtualStages rounding) {
-  return rounding == RoundVirtualStages::kUp ? "up" : "down";
+  return NameOf<RoundVirtualStages>(kRoundVirtualStagesNames, rounding);
 }
 
 }  // namespace nmesh::config

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/config/dtype.h"
 #include "nmesh/config/strategy.h"
 
@@ -28,6 +29,22 @@ namespace nmesh::config {
 
 // `activation_checkpointing`: false | full (true) | selective.
 enum class ActivationCheckpointing { kFalse, kFull, kSelective };
+
+// The names ParseActivationCheckpointing accepts (after normalising): each mode's first entry is
+// its canonical name.
+inline constexpr NamedValue<ActivationCheckpointing> kActivationCheckpointingNames[] = {
+    {ActivationCheckpointing::kFalse, "false"},
+    {ActivationCheckpointing::kFull, "full"},
+    {ActivationCheckpointing::kSelective, "selective"},
+    {ActivationCheckpointing::kFalse, "off"},
+    {ActivationCheckpointing::kFalse, "none"},
+    {ActivationCheckpointing::kFalse, "disabled"},
+    {ActivationCheckpointing::kFalse, "no"},
+    {ActivationCheckpointing::kFull, "true"},
+    {ActivationCheckpointing::kFull, "on"},
+    {ActivationCheckpointing::kFull, "enabled"},
+    {ActivationCheckpointing::kFull, "yes"},
+};
 
 // Normalises a recipe string: lower-cased, `-` -> `_`; false, off, none,
 // disabled, no -> kFalse; true, on, full, enabled, yes -> kFull; selective -> kSelective. Anything
@@ -79,6 +96,12 @@ using TpPlan = std::variant<StringMap, std::string>;
 
 // `multimodal.frozen_sharding`: how frozen (non-trainable) towers are sharded.
 enum class FrozenSharding { kRoot, kPerLayer, kReplicate };
+
+inline constexpr NamedValue<FrozenSharding> kFrozenShardingNames[] = {
+    {FrozenSharding::kRoot, "root"},
+    {FrozenSharding::kPerLayer, "per_layer"},
+    {FrozenSharding::kReplicate, "replicate"},
+};
 
 // "root", "per_layer" or "replicate".
 std::string_view FrozenShardingName(FrozenSharding sharding);

@@ -34,4 +34,14 @@ ErrorFields FieldsOf(const absl::Status& status) {
   return fields;
 }
 
+absl::Status MarkAnnotated(absl::Status status) {
+  if (status.ok()) return status;
+  status.SetPayload(std::string(kAnnotatedPayloadUrl), absl::Cord());
+  return status;
+}
+
+bool IsAnnotated(const absl::Status& status) {
+  return status.GetPayload(std::string(kAnnotatedPayloadUrl)).has_value();
+}
+
 }  // namespace nmesh::validate

@@ -10,8 +10,15 @@
 //                                 /*subject=*/"", {"world_size", "tp_size", "cp_size"});
 //   FieldsOf(sum).named;              // {"world_size", "tp_size", "cp_size"}
 //
-// The fields are the names the messages use ("dp_size", "world_size"). Every function here is pure
-// and thread-safe.
+// The fields are the names the messages use ("dp_size", "world_size").
+//
+// A second payload marks an error whose message already says where its input was set, so that
+// context is added once, whatever the message's text:
+//
+//   absl::Status located = MarkAnnotated(absl::InvalidArgumentError("... (recipe.yaml:3:12)"));
+//   IsAnnotated(located);             // true
+//
+// Every function here is pure and thread-safe.
 #ifndef NMESH_VALIDATE_ERROR_FIELDS_H_
 #define NMESH_VALIDATE_ERROR_FIELDS_H_
 
@@ -46,6 +53,16 @@ absl::Status FieldError(std::string_view field, std::string_view message);
 
 // The fields attached to `status`; empty when none are.
 ErrorFields FieldsOf(const absl::Status& status);
+
+// The type URL of the payload that marks an error as annotated.
+inline constexpr std::string_view kAnnotatedPayloadUrl = "nmesh.annotated";
+
+// `status` marked as annotated: its message already says where the input it is about was set
+// (e.g. a recipe's file:line:col). An OK status stays OK; the message and the fields are kept.
+absl::Status MarkAnnotated(absl::Status status);
+
+// Whether `status` is marked as annotated (MarkAnnotated).
+bool IsAnnotated(const absl::Status& status);
 
 }  // namespace nmesh::validate
 

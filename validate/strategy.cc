@@ -1,7 +1,8 @@
 #include "nmesh/validate/strategy.h"
 
 #include <algorithm>
-#include <utility>
+#include <optional>
+#include <string>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
@@ -9,22 +10,11 @@
 #include "nmesh/base/abbreviate.h"
 
 namespace nmesh::validate {
-namespace {
-
-constexpr std::pair<std::string_view, StrategyKind> kStrategies[] = {
-    {"ddp", StrategyKind::kDdp},
-    {"fsdp2", StrategyKind::kFsdp2},
-    {"megatron-fsdp", StrategyKind::kMegatronFsdp},
-    {"megatron_fsdp", StrategyKind::kMegatronFsdp},
-    {"mfsdp", StrategyKind::kMegatronFsdp},
-};
-
-}  // namespace
 
 const std::vector<std::string_view>& ValidStrategyNames() {
   static const auto* names = [] {
     auto* v = new std::vector<std::string_view>;
-    for (const auto& [name, kind] : kStrategies) v->push_back(name);
+    for (const NamedValue<StrategyKind>& entry : kStrategyNames) v->push_back(entry.name);
     std::sort(v->begin(), v->end());
     return v;
   }();
@@ -33,8 +23,8 @@ const std::vector<std::string_view>& ValidStrategyNames() {
 
 absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name) {
   const std::string lowered = absl::AsciiStrToLower(std::string(name));
-  for (const auto& [candidate, kind] : kStrategies) {
-    if (lowered == candidate) return kind;
+  if (std::optional<StrategyKind> kind = ValueNamed<StrategyKind>(kStrategyNames, lowered)) {
+    return *kind;
   }
   std::vector<std::string> quoted;
   for (std::string_view valid : ValidStrategyNames())
@@ -44,15 +34,7 @@ absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name) {
 }
 
 std::string_view StrategyName(StrategyKind kind) {
-  switch (kind) {
-    case StrategyKind::kFsdp2:
-      return "fsdp2";
-    case StrategyKind::kMegatronFsdp:
-      return "megatron_fsdp";
-    case StrategyKind::kDdp:
-      return "ddp";
-  }
-  return "unknown";
+  return NameOf<StrategyKind>(kStrategyNames, kind);
 }
 
 }  // namespace nmesh::validate

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nmesh/base/enum_names.h"
 
 namespace nmesh::validate {
 
@@ -16,6 +17,15 @@ enum class StrategyKind { kFsdp2, kMegatronFsdp, kDdp };
 
 // The default strategy when a recipe or the command line names none.
 inline constexpr StrategyKind kDefaultStrategy = StrategyKind::kFsdp2;
+
+// The strategy names: each kind's first entry is its canonical name, the others are aliases.
+inline constexpr NamedValue<StrategyKind> kStrategyNames[] = {
+    {StrategyKind::kFsdp2, "fsdp2"},
+    {StrategyKind::kMegatronFsdp, "megatron_fsdp"},
+    {StrategyKind::kDdp, "ddp"},
+    {StrategyKind::kMegatronFsdp, "megatron-fsdp"},
+    {StrategyKind::kMegatronFsdp, "mfsdp"},
+};
 
 // Matches `name` case-insensitively against fsdp2, megatron_fsdp, megatron-fsdp, mfsdp and ddp.
 // Fails with InvalidArgument "Unknown strategy: <name>. Valid strategies: [<sorted names>]".

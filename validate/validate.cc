@@ -193,6 +193,17 @@ bool HasPipeline(const RequestedSizes& sizes) { return sizes.pp.value_or(1) > 1;
 
 bool HasMoe(const RequestedSizes& sizes) { return sizes.ep.value_or(1) > 1; }
 
+absl::Status CheckSelectiveCheckpointing(std::string_view strategy_name) {
+  if (strategy_name == StrategyName(StrategyKind::kFsdp2) ||
+      strategy_name == StrategyName(StrategyKind::kDdp)) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "selective activation checkpointing is supported only for FSDP2 and DDP configs. "
+      "(strategy '%s')",
+      strategy_name));
+}
+
 std::optional<UnsupportedSize> FindUnsupportedSize(StrategyKind strategy,
                                                    const RequestedSizes& sizes) {
   return FindUnsupported(strategy, SupportSizesOf(sizes));

@@ -88,6 +88,12 @@ std::optional<UnsupportedSize> FindUnsupportedSize(StrategyKind strategy,
 std::optional<UnsupportedSize> FindUnsupportedSize(StrategyKind strategy,
                                                    const ResolvedSizes& sizes);
 
+// Selective activation checkpointing is supported only by FSDP2 and DDP, judged on the strategy
+// name as the recipe wrote it, lower-cased, before it is resolved (so "mfsdp" and an unknown name
+// fail): otherwise InvalidArgument "selective activation checkpointing is supported only for FSDP2
+// and DDP configs. (strategy '<name>')".
+absl::Status CheckSelectiveCheckpointing(std::string_view strategy_name);
+
 // ---- Mesh sizes ---------------------------------------------------------------------------------
 
 // A size with the name the messages give it.

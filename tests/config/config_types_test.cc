@@ -7,6 +7,7 @@
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/config/dtype.h"
 #include "nmesh/config/parallelizer_config.h"
+#include "nmesh/config/recipe.h"
 #include "nmesh/config/strategy_config.h"
 
 namespace nmesh::config {
@@ -17,6 +18,8 @@ using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
+
+MATCHER_P(IsOkAndHoldsValue, expected, "") { return arg.ok() && *arg == expected; }
 
 TEST(DtypeTest, AliasesOfEachDtype) {
   struct Case {
@@ -224,6 +227,29 @@ TEST(StrategyConfigTest, DefaultConfigMatchesKind) {
   EXPECT_TRUE(std::holds_alternative<FSDP2Config>(DefaultStrategyConfig(StrategyKind::kFsdp2)));
   EXPECT_TRUE(std::holds_alternative<DDPConfig>(DefaultStrategyConfig(StrategyKind::kDdp)));
   EXPECT_EQ(std::get<FSDP2Config>(DefaultStrategyConfig(StrategyKind::kFsdp2)), FSDP2Config{});
+}
+
+// Each name table: every name parses to its value, and each value prints as its first name.
+TEST(NameTablesTest, PrintingAndParsingUseOneTable) {
+  for (const NamedValue<Dtype>& entry : kDtypeNames) {
+    EXPECT_THAT(ParseDtype(entry.name), IsOkAndHoldsValue(entry.value)) << entry.name;
+  }
+  for (const NamedValue<ActivationCheckpointing>& entry : kActivationCheckpointingNames) {
+    EXPECT_THAT(ParseActivationCheckpointing(entry.name), IsOkAndHoldsValue(entry.value))
+        << entry.name;
+  }
+  for (const NamedValue<StrategyKind>& entry : kStrategyNames) {
+    EXPECT_THAT(ParseStrategy(entry.name), IsOkAndHoldsValue(entry.value)) << entry.name;
+  }
+  for (const NamedValue<Section>& entry : kSectionNames) {
+    EXPECT_THAT(ParseSection(entry.name), IsOkAndHoldsValue(entry.value)) << entry.name;
+    EXPECT_EQ(SectionName(entry.value), entry.name);
+  }
+  EXPECT_EQ(FrozenShardingName(FrozenSharding::kPerLayer), "per_layer");
+  EXPECT_EQ(NameList<FrozenSharding>(kFrozenShardingNames, ", "), "root, per_layer, replicate");
+  EXPECT_EQ(StrategyName(StrategyKind::kMegatronFsdp), "megatron_fsdp");
+  // A value outside the enum has no name.
+  EXPECT_EQ(DtypeName(static_cast<Dtype>(9)), "unknown");
 }
 
 }  // namespace

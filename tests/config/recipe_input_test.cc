@@ -1,6 +1,6 @@
-// Issue 14's smaller findings on recipe input: YAML 1.1 integers as the reference's PyYAML loader
-// reads them, `!!float`, multi-document files, FIFOs, long values in messages, zero timeouts, and
-// large inputs (memory and time proportionate; no timed assertions here, see the report).
+// Recipe input at the edges: YAML 1.1 integers as the reference's PyYAML loader reads them,
+// `!!float`, multi-document files, FIFOs, long values in messages, zero timeouts, and large inputs
+// (memory and time proportionate; no timed assertions here).
 #include <sys/stat.h>
 #include <unistd.h>
 

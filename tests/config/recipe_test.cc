@@ -701,6 +701,29 @@ TEST(RecipePositionsTest, AnnotateAppendsThePosition) {
                        HasSubstr(std::string("tp_size is too large (") + kFile + ":1:1)")));
 }
 
+TEST(RecipePositionsTest, AnnotationIsDecidedByThePayloadNotTheMessage) {
+  const std::string yaml = "distributed:\n  dp_size: 3\n  tp_size: 2\n";
+  ASSERT_OK_AND_ASSIGN(Recipe recipe, Parse(yaml));
+  const std::string where = Where(yaml, "tp_size: ");
+  // Annotate marks its result, keeping the fields; annotating again adds nothing.
+  const absl::Status once = recipe.Annotate(
+      validate::FieldError("tp_size", "tp_size must be a positive integer, got 0"), "tp_size");
+  EXPECT_TRUE(validate::IsAnnotated(once));
+  EXPECT_EQ(validate::FieldsOf(once).subject, "tp_size");
+  EXPECT_EQ(recipe.AnnotateSizeError(once), once);
+  EXPECT_THAT(recipe.AnnotateSizeError(once),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "tp_size must be a positive integer, got 0 (" + where + ")"));
+  // A message that happens to contain the file's name is still annotated.
+  const absl::Status names_file = validate::FieldError("tp_size", std::string("bad ") + kFile);
+  EXPECT_THAT(recipe.AnnotateSizeError(names_file),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       std::string("bad ") + kFile + " (" + where + ")"));
+  // Without a position nothing is added, and nothing is marked.
+  EXPECT_FALSE(validate::IsAnnotated(
+      recipe.Annotate(absl::InvalidArgumentError("x"), "distributed.cp_size")));
+}
+
 // ---- Overrides ------------------------------------------------------------------------------
 
 TEST(RecipeOverridesTest, FlagsOverrideTheFileBeforeTheRules) {

@@ -2,6 +2,8 @@
 // the checks fire.
 #include "nmesh/validate/validate.h"
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -9,7 +11,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/validate/checked_math.h"
 #include "nmesh/validate/error_fields.h"
+#include "nmesh/validate/separate_meshes.h"
 
 namespace nmesh::validate {
 namespace {
@@ -236,6 +240,94 @@ TEST(ResolveSizesTest, SetsTheStrategysFields) {
   EXPECT_THAT(bigger, StatusIs(absl::StatusCode::kInvalidArgument,
                                HasSubstr("Mesh should not be bigger than default world size 8")));
   EXPECT_THAT(FieldsOf(bigger).named, ElementsAre("dp_size", "tp_size", "cp_size", "pp_size"));
+}
+
+TEST(ErrorFieldsTest, TheAnnotatedMarkIsAPayloadNotTheText) {
+  const absl::Status plain = absl::InvalidArgumentError("tp_size is bad (recipe.yaml:3:12)");
+  EXPECT_FALSE(IsAnnotated(plain));
+  const absl::Status marked = MarkAnnotated(FieldError("tp_size", "tp_size is bad"));
+  EXPECT_TRUE(IsAnnotated(marked));
+  // The message, the code and the fields stay.
+  EXPECT_THAT(marked, StatusIs(absl::StatusCode::kInvalidArgument, "tp_size is bad"));
+  EXPECT_EQ(FieldsOf(marked), (ErrorFields{"tp_size", {"tp_size"}}));
+  // Attaching fields later keeps the mark; an OK status stays OK and unmarked.
+  EXPECT_TRUE(IsAnnotated(WithFields(marked, "pp_size", {"pp_size"})));
+  EXPECT_OK(MarkAnnotated(absl::OkStatus()));
+  EXPECT_FALSE(IsAnnotated(absl::OkStatus()));
+}
+
+TEST(CheckSelectiveCheckpointingTest, OnlyFsdp2AndDdpAsWritten) {
+  EXPECT_OK(CheckSelectiveCheckpointing("fsdp2"));
+  EXPECT_OK(CheckSelectiveCheckpointing("ddp"));
+  EXPECT_THAT(CheckSelectiveCheckpointing("mfsdp"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "selective activation checkpointing is supported only for FSDP2 and DDP "
+                       "configs. (strategy 'mfsdp')"));
+  EXPECT_THAT(
+      CheckSelectiveCheckpointing("megatron_fsdp"),
+      StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(strategy 'megatron_fsdp')")));
+  EXPECT_THAT(CheckSelectiveCheckpointing(""),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("(strategy '')")));
+}
+
+TEST(SeparateMeshesTest, TheSwitchAndTheTeacherSectionGoTogether) {
+  EXPECT_OK(CheckSeparateMeshesSwitch(false, false));
+  EXPECT_OK(CheckSeparateMeshesSwitch(true, true));
+  const absl::Status teacher_only = CheckSeparateMeshesSwitch(false, true);
+  EXPECT_THAT(teacher_only, StatusIs(absl::StatusCode::kInvalidArgument,
+                                     "teacher_distributed requires separate_meshes=true"));
+  EXPECT_EQ(FieldsOf(teacher_only).subject, "teacher_distributed");
+  const absl::Status switch_only = CheckSeparateMeshesSwitch(true, false);
+  EXPECT_THAT(switch_only, StatusIs(absl::StatusCode::kInvalidArgument,
+                                    "separate_meshes=true requires a teacher_distributed section"));
+  EXPECT_EQ(FieldsOf(switch_only).subject, "separate_meshes");
+}
+
+TEST(SeparateMeshesTest, EachMeshGivesDpAndItsSizeIgnoresEp) {
+  // 2 * 2 * 3 * 1 (dp, tp, pp, cp); ep 4 does not count.
+  ASSERT_OK_AND_ASSIGN(int64_t size,
+                       SeparateMeshSize("distributed", {.dp = 2, .tp = 2, .pp = 3, .ep = 4}));
+  EXPECT_EQ(size, 12);
+  for (const std::optional<int64_t> dp : {std::optional<int64_t>(), std::optional(kInferDp)}) {
+    const absl::StatusOr<int64_t> missing = SeparateMeshSize("teacher_distributed", {.dp = dp});
+    EXPECT_THAT(missing.status(),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         "teacher_distributed.dp_size must be set when separate_meshes=true so the "
+                         "non-overlapping rank split is explicit"));
+    EXPECT_EQ(FieldsOf(missing.status()).subject, "dp_size");
+  }
+  // Each size passes CheckRequestedSizes; their product does not fit.
+  const int64_t big = kMaxMeshSize;
+  EXPECT_THAT(
+      SeparateMeshSize("distributed", {.dp = big, .tp = big, .pp = big, .cp = big}).status(),
+      StatusIs(absl::StatusCode::kInvalidArgument, "distributed: the mesh size overflows"));
+}
+
+TEST(SeparateMeshesTest, TheMeshesUseEveryRankOfTheJobOnce) {
+  ASSERT_OK_AND_ASSIGN(int64_t sum, SeparateMeshWorld(4, 4, std::nullopt));
+  EXPECT_EQ(sum, 8);
+  ASSERT_OK_AND_ASSIGN(int64_t job, SeparateMeshWorld(4, 2, 6));
+  EXPECT_EQ(job, 6);
+  EXPECT_THAT(SeparateMeshWorld(4, 2, 8).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Separate KD mesh sizes must use every rank exactly once: student=4 + "
+                       "teacher=2 != world_size=8"));
+  EXPECT_THAT(SeparateMeshWorld(INT64_MAX, 1, std::nullopt).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "Separate KD mesh sizes overflow"));
+}
+
+TEST(SeparateMeshesTest, DdpIsNotMeshBacked) {
+  EXPECT_OK(CheckSeparateMeshStrategy("distributed", StrategyKind::kFsdp2));
+  EXPECT_OK(CheckSeparateMeshStrategy("distributed", StrategyKind::kMegatronFsdp));
+  EXPECT_THAT(CheckSeparateMeshStrategy("teacher_distributed", StrategyKind::kDdp),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Separate KD meshes currently require mesh-backed strategies; DDP is not "
+                       "supported (teacher_distributed)"));
+}
+
+TEST(SeparateMeshesTest, TheStudentComesFirst) {
+  EXPECT_THAT(SeparateMeshRanks(MeshRole::kStudent, 3, 2), ElementsAre(0, 1, 2));
+  EXPECT_THAT(SeparateMeshRanks(MeshRole::kTeacher, 3, 2), ElementsAre(3, 4));
 }
 
 }  // namespace
