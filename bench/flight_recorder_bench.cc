@@ -1,4 +1,4 @@
-// The flight recorder's cost per operation (comm/flight_recorder.h): what every communicator
+// The flight recorder's cost per operation (comm/watch/flight_recorder.h): what every communicator
 // operation pays to be recorded, against the goal of at most 0.2 us (docs/PERFORMANCE.md).
 //
 //   build/bench/flight_recorder_bench
@@ -10,7 +10,7 @@
 
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/self.h"
 
 namespace {

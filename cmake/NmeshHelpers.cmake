@@ -38,12 +38,18 @@ function(nmesh_cc_library)
             ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
             LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
             RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
-    install(FILES ${ARG_HDRS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nmesh/${ARG_INSTALL_DIR})
     set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_LIBS ${target})
     # Each installed header and the path a consumer includes it by (tests/header_examples).
+    # A header in a sub-folder of the target's folder (comm/watch/) keeps it when installed.
     foreach(header IN LISTS ARG_HDRS)
       get_filename_component(header_path "${header}" ABSOLUTE)
-      get_filename_component(header_name "${header}" NAME)
+      file(RELATIVE_PATH header_name "${CMAKE_CURRENT_SOURCE_DIR}" "${header_path}")
+      if(header_name MATCHES "^\\.\\./")  # generated elsewhere (base/build_config.h)
+        get_filename_component(header_name "${header}" NAME)
+      endif()
+      get_filename_component(header_subdir "${header_name}" DIRECTORY)
+      install(FILES ${header}
+              DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/nmesh/${ARG_INSTALL_DIR}/${header_subdir})
       set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_HEADERS "${header_path}")
       set_property(GLOBAL APPEND PROPERTY NMESH_INSTALLED_HEADER_INCLUDES
                    "nmesh/${ARG_INSTALL_DIR}/${header_name}")

@@ -11,9 +11,9 @@
 #include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
-#include "nmesh/comm/internal/watchdog.h"
+#include "nmesh/comm/watch/watchdog_thread.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/self.h"
 

@@ -78,9 +78,9 @@
 
 namespace nmesh::comm {
 
-class FlightRecorder;  // comm/flight_recorder.h
+class FlightRecorder;  // comm/watch/flight_recorder.h
 namespace internal {
-class SideChannel;  // comm/internal/watchdog.h
+class SideChannel;  // comm/watch/watchdog_thread.h
 class Watchdog;
 }  // namespace internal
 
@@ -191,7 +191,7 @@ class Communicator {
   // operation completes. MPI: the nonblocking calls (MPI_Iallreduce, MPI_Isend, ...), on the
   // caller's buffers (a staging copy only for overlaps MPI cannot express); with a timeout (not
   // interruptible) the watchdog watches the operation from the moment it is issued
-  // (comm/watchdog.h); Wait also takes a timeout of its own. NCCL: enqueued on `async.stream`.
+  // (comm/watch/watchdog.h); Wait also takes a timeout of its own. NCCL: enqueued on `async.stream`.
   // self: runs at once and returns a completed handle. The blocking methods are these plus Wait,
   // except on MPI, where they are the blocking MPI calls (faster for small messages; with an
   // interruptible timeout, nonblocking calls polled against the deadline).
@@ -243,7 +243,7 @@ class Communicator {
   // aborted communicator, FailedPrecondition. options().timeout reflects the change.
   absl::Status SetTimeout(std::optional<absl::Duration> timeout);
 
-  // The last operations of this communicator (comm/flight_recorder.h). Not collective; the
+  // The last operations of this communicator (comm/watch/flight_recorder.h). Not collective; the
   // recorder lives as long as the communicator or the last copy of this pointer.
   std::shared_ptr<const FlightRecorder> flight_recorder() const;
 
@@ -514,7 +514,7 @@ class Communicator {
     // PollAsyncError() on every tick, with or without a timeout.
     kSelfPolling,
   };
-  // For backends whose operations the watchdog watches (comm/watchdog.h): registers this
+  // For backends whose operations the watchdog watches (comm/watch/watchdog.h): registers this
   // communicator (call at the end of the constructor; `side` may be null: no exchange of records
   // and no end of the job, the report has this rank's records only) and unregisters it (call
   // first in the destructor).

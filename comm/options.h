@@ -26,7 +26,7 @@ struct CommOptions {
   std::string name = {};
   // When set, an operation that has not completed after this long is a timeout. What follows
   // depends on the backend and on `interruptible`. MPI (default): the operation runs as the fast
-  // blocking call and the process's watchdog (comm/watchdog.h) watches it; on expiry it aborts the
+  // blocking call and the process's watchdog (comm/watch/watchdog.h) watches it; on expiry it aborts the
   // communicator's family, has the ranks exchange their flight records, reports the culprit and
   // ends the job (MPI_Abort). MPI with `interruptible`, and NCCL: the operation fails with
   // DeadlineExceeded naming `name`, the operation and the timeout, and the communicator is
@@ -47,7 +47,7 @@ struct CommOptions {
   // a timeout. Other backends ignore it (NCCL operations are always interruptible).
   bool interruptible = false;
   // How many of its last operations the communicator's flight recorder keeps
-  // (comm/flight_recorder.h); 0 is treated as 1. Fixed at creation.
+  // (comm/watch/flight_recorder.h); 0 is treated as 1. Fixed at creation.
   size_t flight_recorder_entries = kDefaultFlightRecorderEntries;
   // NCCL: the ncclConfig_t fields of the communicator these options make (comm/nccl_settings.h),
   // applied by the NCCL backend when it creates it (Split; CreateWorld for the world). MPI and

@@ -1,4 +1,4 @@
-// How a job reports a timeout the watchdog found (comm/watchdog.h): the lines `nmesh run` and
+// How a job reports a timeout the watchdog found (comm/watch/watchdog.h): the lines `nmesh run` and
 // `nmesh bench` print, and the flight-record dumps of --flight-recorder.
 //
 //   NMESH_RETURN_IF_ERROR(job::CheckFlightRecorderDir(dir));   // before the job starts
@@ -22,7 +22,7 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "nmesh/comm/watchdog.h"
+#include "nmesh/comm/watch/watchdog.h"
 
 namespace nmesh::job {
 

@@ -169,7 +169,7 @@ class DeviceMesh {
 
   // Aborts every communicator the mesh created, together (comm::AbortTogether: on NCCL, one
   // grouped ncclCommAbort of the split family). Runs on its own, too, when one of them times out
-  // or reports an asynchronous error (comm/watchdog.h). A world
+  // or reports an asynchronous error (comm/watch/watchdog.h). A world
   // communicator the mesh reuses is the caller's and is left alone. Idempotent; any thread;
   // returns the first error of a backend.
   absl::Status Abort() const;

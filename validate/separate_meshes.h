@@ -3,12 +3,12 @@
 // job, on plain data. The recipe layer reads the two sections and calls these in this order:
 //
 //   NMESH_RETURN_IF_ERROR(CheckSeparateMeshesSwitch(separate_meshes, has_teacher_section));
-//   ...  // read both sections (student first), CheckRequestedSizes on each
+//   // Both sections read (student first), CheckRequestedSizes on each, then:
 //   NMESH_ASSIGN_OR_RETURN(int64_t student, SeparateMeshSize("distributed", student_sizes));
-//   NMESH_ASSIGN_OR_RETURN(int64_t teacher, SeparateMeshSize("teacher_distributed",
-//   teacher_sizes)); NMESH_ASSIGN_OR_RETURN(int64_t world, SeparateMeshWorld(student, teacher,
-//   job_world_size));
-//   ...  // FindUnsupportedSize on each
+//   NMESH_ASSIGN_OR_RETURN(int64_t teacher,
+//                          SeparateMeshSize("teacher_distributed", teacher_sizes));
+//   NMESH_ASSIGN_OR_RETURN(int64_t world, SeparateMeshWorld(student, teacher, job_world_size));
+//   // FindUnsupportedSize on each, then:
 //   NMESH_RETURN_IF_ERROR(CheckSeparateMeshStrategy("distributed", student_strategy));
 //   NMESH_RETURN_IF_ERROR(CheckSeparateMeshStrategy("teacher_distributed", teacher_strategy));
 //   std::vector<int64_t> ranks = SeparateMeshRanks(MeshRole::kTeacher, student, teacher);

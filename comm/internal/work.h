@@ -19,7 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
 
 namespace nmesh::comm {

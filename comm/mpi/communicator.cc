@@ -22,10 +22,10 @@
 #include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
-#include "nmesh/comm/diagnosis.h"
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watch/diagnosis.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
-#include "nmesh/comm/internal/watchdog.h"
+#include "nmesh/comm/watch/watchdog_thread.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
@@ -158,7 +158,7 @@ class MpiWork final : public Work::Impl {
   int rank_;
 };
 
-// The separate channel of one communicator (comm/watchdog.h): a duplicate of it, used by the
+// The separate channel of one communicator (comm/watch/watchdog.h): a duplicate of it, used by the
 // watchdog thread only, over which ranks ask each other for their flight records. A request is one
 // int (the asking rank) with kRequestTag; the answer, with kReplyTag, is a ReplyHeader followed by
 // the records as bytes (every rank runs the same binary).

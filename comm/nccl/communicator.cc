@@ -186,7 +186,7 @@ class NcclCommunicator final : public Communicator {
         size_(size),
         options_(std::move(options)) {
     // Asynchronous operations against their deadline, and NCCL's asynchronous errors, timeout or
-    // not (comm/watchdog.h).
+    // not (comm/watch/watchdog.h).
     Watch(nullptr, WatchMode::kSelfPolling);
   }
 

@@ -46,7 +46,7 @@
 // CreateWorld applies NcclWorldOptions::comm.nccl the same way; a setting the NCCL in use predates
 // is InvalidArgument before any NCCL call.
 //
-// The watchdog (comm/watchdog.h) watches every NCCL communicator: the deadline of each
+// The watchdog (comm/watch/watchdog.h) watches every NCCL communicator: the deadline of each
 // asynchronous operation (which may never be waited for), and ncclCommGetAsyncError on every tick,
 // with or without a timeout. A timeout or an error found there, or by an operation's own polling,
 // aborts the communicator's family (SetAbortFamily: every communicator of its DeviceMesh) in one

@@ -29,7 +29,7 @@
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
-#include "nmesh/comm/watchdog.h"
+#include "nmesh/comm/watch/watchdog.h"
 #include "nmesh/tests/comm/test_values.h"
 
 namespace nmesh::comm {
@@ -229,7 +229,7 @@ TEST_F(NcclGpuTest, AbortFromAnotherThread) {
   aborter.join();
 }
 
-// The watchdog on NCCL (comm/watchdog.h): an all_reduce enqueued on the engine's stream behind a
+// The watchdog on NCCL (comm/watch/watchdog.h): an all_reduce enqueued on the engine's stream behind a
 // host function that spins on a flag never starts; past its deadline the watchdog aborts its
 // family (tp and cp, split from one world) in one grouped call and reports it, and the handle
 // fails.

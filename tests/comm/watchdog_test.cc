@@ -1,9 +1,9 @@
-// The watchdog's self-polling mode (comm/watchdog.h), which NCCL communicators use, and
+// The watchdog's self-polling mode (comm/watch/watchdog.h), which NCCL communicators use, and
 // AbortTogether, on a scripted backend that needs no GPU: an asynchronous operation that never
 // completes is timed out and its family aborted; an asynchronous error found by PollAsyncError
 // aborts the family with a timeout or without one; the other communicators go on being watched;
 // AbortTogether hands the communicators of one backend to one AbortGroup call.
-#include "nmesh/comm/watchdog.h"
+#include "nmesh/comm/watch/watchdog.h"
 
 #include <atomic>
 #include <memory>

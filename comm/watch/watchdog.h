@@ -12,7 +12,7 @@
 // return until its peers arrive):
 // 1. Every communicator of the timed-out one's family (all those of one DeviceMesh) is aborted.
 // 2. The ranks of the timed-out communicator exchange their flight records
-// (comm/flight_recorder.h) over a separate channel, a duplicate made when the communicator
+// (comm/watch/flight_recorder.h) over a separate channel, a duplicate made when the communicator
 // was created, within kExchangeTimeout. Every rank's watchdog answers such requests on every
 // tick, whatever its main thread is doing; a rank that does not answer in time is reported as
 // stopped or dead.
@@ -36,8 +36,8 @@
 // The separate channel needs MPI's "multiple" thread level (comm/mpi/session.h requests it): the
 // watchdog makes MPI calls while the main thread is blocked in another. Where MPI grants less, MPI
 // communicators with a timeout run as if interruptible.
-#ifndef NMESH_COMM_WATCHDOG_H_
-#define NMESH_COMM_WATCHDOG_H_
+#ifndef NMESH_COMM_WATCH_WATCHDOG_H_
+#define NMESH_COMM_WATCH_WATCHDOG_H_
 
 #include <cstdint>
 #include <functional>
@@ -46,7 +46,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "nmesh/comm/diagnosis.h"
+#include "nmesh/comm/watch/diagnosis.h"
 
 namespace nmesh::comm {
 
@@ -105,4 +105,4 @@ absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const Time
 
 }  // namespace nmesh::comm
 
-#endif  // NMESH_COMM_WATCHDOG_H_
+#endif  // NMESH_COMM_WATCH_WATCHDOG_H_

@@ -1,4 +1,4 @@
-#include "nmesh/comm/watchdog.h"
+#include "nmesh/comm/watch/watchdog.h"
 
 #include <algorithm>
 #include <cstdio>
@@ -10,7 +10,7 @@
 #include "absl/time/clock.h"
 #include "nmesh/base/fingerprint.h"
 #include "nmesh/comm/internal/checks.h"
-#include "nmesh/comm/internal/watchdog.h"
+#include "nmesh/comm/watch/watchdog_thread.h"
 
 namespace nmesh::comm {
 namespace {

@@ -1,4 +1,4 @@
-#include "nmesh/comm/diagnosis.h"
+#include "nmesh/comm/watch/diagnosis.h"
 
 #include <algorithm>
 #include <cmath>

@@ -14,13 +14,13 @@
 //     std::cout << DescribeRecord(record) << " " << OpStateName(record.state) << "\n";
 //   }
 //
-// When an operation outlives its timeout, the watchdog (comm/watchdog.h) gathers the records of
-// every rank of the communicator and comm/diagnosis.h names the culprit.
+// When an operation outlives its timeout, the watchdog (comm/watch/watchdog.h) gathers the records of
+// every rank of the communicator and comm/watch/diagnosis.h names the culprit.
 //
 // Thread safety: a FlightRecorder may be written by the communicator's thread while another thread
 // (the watchdog) reads it; the formatting functions are pure.
-#ifndef NMESH_COMM_FLIGHT_RECORDER_H_
-#define NMESH_COMM_FLIGHT_RECORDER_H_
+#ifndef NMESH_COMM_WATCH_FLIGHT_RECORDER_H_
+#define NMESH_COMM_WATCH_FLIGHT_RECORDER_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -108,4 +108,4 @@ class FlightRecorder {
 
 }  // namespace nmesh::comm
 
-#endif  // NMESH_COMM_FLIGHT_RECORDER_H_
+#endif  // NMESH_COMM_WATCH_FLIGHT_RECORDER_H_

@@ -1,4 +1,4 @@
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 
 #include <algorithm>
 #include <utility>

@@ -1,10 +1,10 @@
-// The watchdog's registry (comm/watchdog.h describes the behaviour) and the interface a backend
+// The watchdog's registry (comm/watch/watchdog.h describes the behaviour) and the interface a backend
 // implements for the separate channel over which ranks exchange flight records. Not installed.
 //
 //   internal::Watchdog::Get().Add(this, recorder, side_channel);   // backend constructor
 //   internal::Watchdog::Get().Remove(this);                        // backend destructor, first
-#ifndef NMESH_COMM_INTERNAL_WATCHDOG_H_
-#define NMESH_COMM_INTERNAL_WATCHDOG_H_
+#ifndef NMESH_COMM_WATCH_WATCHDOG_THREAD_H_
+#define NMESH_COMM_WATCH_WATCHDOG_THREAD_H_
 
 #include <atomic>
 #include <condition_variable>
@@ -19,36 +19,11 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
-#include "nmesh/comm/diagnosis.h"
-#include "nmesh/comm/watchdog.h"
+#include "nmesh/comm/watch/diagnosis.h"
+#include "nmesh/comm/watch/side_channel.h"
+#include "nmesh/comm/watch/watchdog.h"
 
 namespace nmesh::comm::internal {
-
-// Where this process stands on every watched communicator, sent with its records.
-struct ProcessState {
-  std::string blocked_in;          // RankRecords::blocked_in
-  std::vector<AxisProgress> axes;  // RankRecords::axes
-};
-
-// A backend's separate channel for one communicator. Called on the watchdog thread only (and
-// destroyed after Watchdog::Remove).
-class SideChannel {
- public:
-  virtual ~SideChannel() = default;
-  // Answers the requests for this rank's records that have arrived, with `state()` (where the
-  // process stands on all its communicators: RankRecords::blocked_in and axes). Never blocks.
-  virtual void Serve(const FlightRecorder& recorder,
-                     const std::function<ProcessState()>& state) = 0;
-  // Asks every other rank for its records and collects the answers until `deadline`, calling
-  // `serve` between polls (so that this rank keeps answering others). One entry per rank, in rank
-  // order; this rank's own from `recorder`.
-  virtual std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
-                                            const std::function<void()>& serve) = 0;
-  // The rank of the communicator's rank `rank` in the job's world (-1: unknown).
-  virtual int64_t GlobalRank(int rank) const = 0;
-  // Ends the whole job with exit code `code`; does not return.
-  [[noreturn]] virtual void AbortJob(int code) = 0;
-};
 
 class Watchdog {
  public:
@@ -67,7 +42,7 @@ class Watchdog {
   void Start();
   // What runs, on expiry, instead of comm->Abort(): the family's abort (set by DeviceMesh).
   void SetFamily(const Communicator* comm, std::function<void()> abort_family);
-  // The monitor's limit and action (comm/watchdog.h, SetWatchdogStall).
+  // The monitor's limit and action (comm/watch/watchdog.h, SetWatchdogStall).
   void SetStall(absl::Duration limit, WatchdogStallHandler handler);
 
  private:
@@ -136,4 +111,4 @@ class Watchdog {
 
 }  // namespace nmesh::comm::internal
 
-#endif  // NMESH_COMM_INTERNAL_WATCHDOG_H_
+#endif  // NMESH_COMM_WATCH_WATCHDOG_THREAD_H_

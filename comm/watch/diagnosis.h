@@ -1,6 +1,6 @@
-// The analysis that turns the flight records (comm/flight_recorder.h) of every rank of a hung
+// The analysis that turns the flight records (comm/watch/flight_recorder.h) of every rank of a hung
 // communicator into one line naming the culprit, follows the waits across the ranks' other
-// communicators, and writes the records as JSON. Used by the watchdog (comm/watchdog.h), e.g.
+// communicators, and writes the records as JSON. Used by the watchdog (comm/watch/watchdog.h), e.g.
 //
 //   TimeoutDiagnosis diagnosis = DiagnoseTimeout("tp", stuck, ranks);
 //   diagnosis.trace = TraceWaits(ranks);
@@ -14,15 +14,15 @@
 //
 // Ranks appear by their global rank (their rank in the job's world) where the backend knows it.
 // Pure functions; thread-safe.
-#ifndef NMESH_COMM_DIAGNOSIS_H_
-#define NMESH_COMM_DIAGNOSIS_H_
+#ifndef NMESH_COMM_WATCH_DIAGNOSIS_H_
+#define NMESH_COMM_WATCH_DIAGNOSIS_H_
 
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "nmesh/comm/flight_recorder.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 
 namespace nmesh::comm {
 
@@ -103,4 +103,4 @@ std::string FlightRecordJson(std::string_view axis, int64_t reporting_rank,
 
 }  // namespace nmesh::comm
 
-#endif  // NMESH_COMM_DIAGNOSIS_H_
+#endif  // NMESH_COMM_WATCH_DIAGNOSIS_H_
