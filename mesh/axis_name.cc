@@ -1,39 +1,32 @@
 #include "nmesh/mesh/axis_name.h"
 
 #include <algorithm>
+#include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/enum_names.h"
 
 namespace nmesh::mesh {
 
+namespace {
+
+constexpr NamedValue<MeshAxisName> kMeshAxisNames[] = {
+    {MeshAxisName::kPp, "pp"},           {MeshAxisName::kDp, "dp"},
+    {MeshAxisName::kDpReplicate, "dp_replicate"}, {MeshAxisName::kDpShard, "dp_shard"},
+    {MeshAxisName::kDpShardCp, "dp_shard_cp"},    {MeshAxisName::kDpCp, "dp_cp"},
+    {MeshAxisName::kCp, "cp"},           {MeshAxisName::kTp, "tp"},
+    {MeshAxisName::kEp, "ep"},           {MeshAxisName::kEpShard, "ep_shard"}};
+static_assert(std::size(kMeshAxisNames) == kAllMeshAxisNames.size());
+
+}  // namespace
+
 std::string_view MeshAxisNameString(MeshAxisName axis) {
-  switch (axis) {
-    case MeshAxisName::kPp:
-      return "pp";
-    case MeshAxisName::kDp:
-      return "dp";
-    case MeshAxisName::kDpReplicate:
-      return "dp_replicate";
-    case MeshAxisName::kDpShard:
-      return "dp_shard";
-    case MeshAxisName::kDpShardCp:
-      return "dp_shard_cp";
-    case MeshAxisName::kDpCp:
-      return "dp_cp";
-    case MeshAxisName::kCp:
-      return "cp";
-    case MeshAxisName::kTp:
-      return "tp";
-    case MeshAxisName::kEp:
-      return "ep";
-    case MeshAxisName::kEpShard:
-      return "ep_shard";
-  }
-  return "unknown";
+  return NameOf<MeshAxisName>(kMeshAxisNames, axis);
 }
 
 std::string_view AllowedMeshAxisNamesString() {
@@ -49,8 +42,8 @@ std::string_view AllowedMeshAxisNamesString() {
 }
 
 absl::StatusOr<MeshAxisName> ParseMeshAxisName(std::string_view name) {
-  for (MeshAxisName axis : kAllMeshAxisNames) {
-    if (MeshAxisNameString(axis) == name) return axis;
+  if (std::optional<MeshAxisName> axis = ValueNamed<MeshAxisName>(kMeshAxisNames, name)) {
+    return *axis;
   }
   return absl::InvalidArgumentError(absl::StrFormat(
       "unknown mesh axis name '%s'; allowed names are %s", name, AllowedMeshAxisNamesString()));

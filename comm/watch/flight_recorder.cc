@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/enum_names.h"
 
 namespace nmesh::comm {
 namespace {
@@ -18,15 +19,10 @@ bool PointToPoint(OpKind op) {
 }  // namespace
 
 std::string_view OpStateName(OpState state) {
-  switch (state) {
-    case OpState::kRunning:
-      return "running";
-    case OpState::kCompleted:
-      return "completed";
-    case OpState::kFailed:
-      return "failed";
-  }
-  return "unknown";
+  static constexpr NamedValue<OpState> kNames[] = {{OpState::kRunning, "running"},
+                                                   {OpState::kCompleted, "completed"},
+                                                   {OpState::kFailed, "failed"}};
+  return NameOf<OpState>(kNames, state);
 }
 
 std::string FormatBytes(uint64_t bytes) {
