@@ -1,0 +1,266 @@
+#include "nmesh/comm/mpi/side_channel.h"
+
+#include <mpi.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "nmesh/comm/watch/diagnosis.h"
+#include "nmesh/comm/watch/flight_recorder.h"
+
+namespace nmesh::comm::mpi {
+namespace {
+
+namespace ci = ::nmesh::comm::internal;
+
+// The separate channel of one communicator (comm/watch/watchdog.h): a duplicate of it, used by the
+// watchdog thread only, over which ranks ask each other for their flight records. A request is one
+// int (the asking rank) with kRequestTag; the answer, with kReplyTag, is a ReplyHeader followed by
+// the records as bytes (every rank runs the same binary).
+class MpiSideChannel final : public ci::SideChannel {
+ public:
+  static constexpr int kRequestTag = 1;
+  static constexpr int kReplyTag = 2;
+
+  // Takes ownership of `side`, a duplicate of `comm`.
+  MpiSideChannel(MPI_Comm comm, MPI_Comm side) : side_(side) {
+    MPI_Comm_rank(side_, &rank_);
+    MPI_Comm_size(side_, &size_);
+    MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+    MPI_Comm_group(comm, &group);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> ranks(static_cast<size_t>(size_)), global(ranks.size(), MPI_UNDEFINED);
+    for (int r = 0; r < size_; ++r) ranks[static_cast<size_t>(r)] = r;
+    MPI_Group_translate_ranks(group, size_, ranks.data(), world, global.data());
+    MPI_Group_free(&group);
+    MPI_Group_free(&world);
+    global_.assign(global.begin(), global.end());
+    for (int64_t& g : global_) {
+      if (g == MPI_UNDEFINED) g = -1;
+    }
+  }
+
+  ~MpiSideChannel() override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    if (request_ != MPI_REQUEST_NULL) {
+      MPI_Cancel(&request_);
+      MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    }
+    for (Reply& reply : replies_) {
+      // A peer that never receives it: let MPI finish (or drop) the send on its own.
+      MPI_Request_free(&reply.request);
+      static std::mutex mu;
+      static auto* kept = new std::vector<std::vector<std::byte>>();
+      std::lock_guard<std::mutex> lock(mu);
+      kept->push_back(std::move(reply.bytes));
+    }
+    MPI_Comm_free(&side_);
+  }
+
+  void Serve(const FlightRecorder& recorder,
+             const std::function<ci::ProcessState()>& state) override {
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    if (finalized) return;
+    std::erase_if(replies_, [](Reply& reply) {
+      int done = 0;
+      MPI_Test(&reply.request, &done, MPI_STATUS_IGNORE);
+      return done != 0;
+    });
+    while (true) {
+      if (request_ == MPI_REQUEST_NULL && MPI_Irecv(&asker_, 1, MPI_INT, MPI_ANY_SOURCE,
+                                                    kRequestTag, side_, &request_) != MPI_SUCCESS) {
+        return;
+      }
+      int done = 0;
+      MPI_Status status;
+      if (MPI_Test(&request_, &done, &status) != MPI_SUCCESS || !done) return;
+      request_ = MPI_REQUEST_NULL;
+      Reply reply;
+      reply.bytes = Encode(recorder, state());
+      if (MPI_Isend(reply.bytes.data(), static_cast<int>(reply.bytes.size()), MPI_BYTE,
+                    status.MPI_SOURCE, kReplyTag, side_, &reply.request) == MPI_SUCCESS) {
+        replies_.push_back(std::move(reply));
+      }
+    }
+  }
+
+  std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
+                                    const std::function<void()>& serve) override {
+    std::vector<RankRecords> all(static_cast<size_t>(size_));
+    std::vector<MPI_Request> asks;
+    for (int r = 0; r < size_; ++r) {
+      RankRecords& entry = all[static_cast<size_t>(r)];
+      entry.rank = r;
+      entry.global_rank = global_[static_cast<size_t>(r)];
+      if (r == rank_) {
+        entry.answered = true;
+        entry.now_ns = absl::GetCurrentTimeNanos();
+        entry.records = recorder.Snapshot();
+        continue;
+      }
+      MPI_Request ask = MPI_REQUEST_NULL;
+      if (MPI_Isend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &ask) == MPI_SUCCESS) {
+        asks.push_back(ask);
+      }
+    }
+    int missing = size_ - 1;
+    while (missing > 0 && absl::Now() < deadline) {
+      serve();
+      for (int r = 0; r < size_; ++r) {
+        RankRecords& entry = all[static_cast<size_t>(r)];
+        if (r == rank_ || entry.answered) continue;
+        int flag = 0;
+        MPI_Status status;
+        if (MPI_Iprobe(r, kReplyTag, side_, &flag, &status) != MPI_SUCCESS || !flag) continue;
+        int bytes = 0;
+        MPI_Get_count(&status, MPI_BYTE, &bytes);
+        std::vector<std::byte> buffer(static_cast<size_t>(std::max(bytes, 0)));
+        if (MPI_Recv(buffer.data(), bytes, MPI_BYTE, r, kReplyTag, side_, MPI_STATUS_IGNORE) !=
+            MPI_SUCCESS) {
+          continue;
+        }
+        Decode(buffer, &entry);
+        --missing;
+      }
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    for (MPI_Request& ask : asks) MPI_Request_free(&ask);
+    return all;
+  }
+
+  int64_t GlobalRank(int rank) const override {
+    return rank >= 0 && rank < size_ ? global_[static_cast<size_t>(rank)] : -1;
+  }
+
+  [[noreturn]] void AbortJob(int code) override {
+    MPI_Abort(MPI_COMM_WORLD, code);
+    std::_Exit(code);
+  }
+
+ private:
+  // A reply: the header, `count` OpRecords, then `axes` entries, each an AxisHeader followed by
+  // its `members` global ranks (int64).
+  struct ReplyHeader {
+    int64_t now_ns;
+    int64_t count;
+    int64_t axes;
+    char blocked_in[160];  // NUL-terminated, truncated
+  };
+  struct AxisHeader {
+    char axis[64];  // NUL-terminated, truncated
+    uint64_t group;
+    uint64_t entered;
+    OpRecord waiting;
+    int64_t members;
+  };
+  struct Reply {
+    MPI_Request request = MPI_REQUEST_NULL;
+    std::vector<std::byte> bytes;
+  };
+
+  template <size_t N>
+  static void CopyText(const std::string& text, char (&out)[N]) {
+    const size_t n = std::min(text.size(), N - 1);
+    std::memcpy(out, text.data(), n);
+    out[n] = '\0';
+  }
+
+  static void Append(std::vector<std::byte>& bytes, const void* data, size_t size) {
+    const auto* begin = static_cast<const std::byte*>(data);
+    bytes.insert(bytes.end(), begin, begin + size);
+  }
+
+  static std::vector<std::byte> Encode(const FlightRecorder& recorder,
+                                       const ci::ProcessState& state) {
+    const std::vector<OpRecord> records = recorder.Snapshot();
+    ReplyHeader header{absl::GetCurrentTimeNanos(),
+                       static_cast<int64_t>(records.size()),
+                       static_cast<int64_t>(state.axes.size()),
+                       {}};
+    CopyText(state.blocked_in, header.blocked_in);
+    std::vector<std::byte> bytes;
+    Append(bytes, &header, sizeof(header));
+    Append(bytes, records.data(), records.size() * sizeof(OpRecord));
+    for (const AxisProgress& axis : state.axes) {
+      AxisHeader a{
+          {}, axis.group, axis.entered, axis.waiting, static_cast<int64_t>(axis.members.size())};
+      CopyText(axis.axis, a.axis);
+      Append(bytes, &a, sizeof(a));
+      Append(bytes, axis.members.data(), axis.members.size() * sizeof(int64_t));
+    }
+    return bytes;
+  }
+
+  // Reads what Encode wrote; a short or malformed reply yields what could be read.
+  static void Decode(const std::vector<std::byte>& bytes, RankRecords* entry) {
+    size_t at = 0;
+    auto read = [&](void* out, size_t size) {
+      if (bytes.size() - at < size) return false;
+      std::memcpy(out, bytes.data() + at, size);
+      at += size;
+      return true;
+    };
+    ReplyHeader header;
+    if (!read(&header, sizeof(header))) return;
+    entry->answered = true;
+    entry->now_ns = header.now_ns;
+    header.blocked_in[sizeof(header.blocked_in) - 1] = '\0';
+    entry->blocked_in = header.blocked_in;
+    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(header.count, 0)),
+                                      (bytes.size() - at) / sizeof(OpRecord));
+    entry->records.resize(n);
+    read(entry->records.data(), n * sizeof(OpRecord));
+    for (int64_t i = 0; i < header.axes; ++i) {
+      AxisHeader a;
+      if (!read(&a, sizeof(a)) || a.members < 0 ||
+          static_cast<size_t>(a.members) > (bytes.size() - at) / sizeof(int64_t)) {
+        return;
+      }
+      a.axis[sizeof(a.axis) - 1] = '\0';
+      AxisProgress axis{a.axis, a.group, std::vector<int64_t>(static_cast<size_t>(a.members)),
+                        a.entered, a.waiting};
+      read(axis.members.data(), axis.members.size() * sizeof(int64_t));
+      entry->axes.push_back(std::move(axis));
+    }
+  }
+
+  MPI_Comm side_;
+  int rank_ = 0;
+  int size_ = 1;
+  std::vector<int64_t> global_;
+  int asker_ = 0;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::vector<Reply> replies_;
+};
+
+// Whether MPI grants the "multiple" thread level, which the watchdog's separate channel needs.
+bool ThreadMultiple() {
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  return provided == MPI_THREAD_MULTIPLE;
+}
+
+// A separate channel for `comm` (collective over it: every rank must call this together), or null
+// when MPI does not grant the "multiple" thread level or the duplicate fails.
+}  // namespace
+
+std::unique_ptr<internal::SideChannel> MakeSideChannel(MPI_Comm comm) {
+  if (!ThreadMultiple()) return nullptr;
+  MPI_Comm side = MPI_COMM_NULL;
+  if (MPI_Comm_dup(comm, &side) != MPI_SUCCESS) return nullptr;
+  MPI_Comm_set_errhandler(side, MPI_ERRORS_RETURN);
+  return std::make_unique<MpiSideChannel>(comm, side);
+}
+
+}  // namespace nmesh::comm::mpi
