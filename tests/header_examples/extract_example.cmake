@@ -13,8 +13,8 @@
 #     neither (empty comment lines at its end are not part of it).
 # A code line that follows a prose line is prose: the continuation of a list item or a quoted
 # message ("//   - ..." after "// Fails with"), as are the code lines after it up to the next
-# empty comment line or non-code line. So in a comment, a paragraph of prose is never indented by
-# three spaces or more unless it directly follows a line of prose; an example is.
+# empty comment line or non-code line. So prose indented by three spaces or more must directly
+# follow a line of prose, and an example must follow an empty comment line (or open the comment).
 #
 # Each block becomes the body of its own function `absl::Status FUNCTION_<n>(int argc, char**
 # argv)` (n = 1, 2, ... in the header's order) inside NAMESPACE, after the header's own include,
