@@ -35,7 +35,7 @@ struct AsyncOptions {
 //
 //   NMESH_ASSIGN_OR_RETURN(Work work, tp.AllReduceAsync(grad, grad, n, DataType::kFloat32,
 //                                                        ReduceOp::kSum));
-//   ...                                            // compute while it runs
+//   // ... compute while it runs
 //   NMESH_RETURN_IF_ERROR(work.Wait(absl::Seconds(30)));
 class Work {
  public:

@@ -69,14 +69,14 @@ struct TimeoutDiagnosis {
 // Pure: the culprit of a timeout of operation `stuck` on communicator `axis`, from the records of
 // every rank (`ranks`, one entry per rank of the communicator, in rank order; the reporting rank's
 // own entry included). Ranks are compared by collective_seq, so point-to-point traffic between
-// collectives does not shift them.
-//   A collective: for each rank, did not answer ("rank 5 did not answer: stopped or dead"), never
-//   entered the operation ("rank 3 never entered all_reduce #42 (...)", with what it waits in
-//   instead if anything), called another collective in its place ("rank 1 called all_gather #42
-//   (...) instead (mismatch)"), waits in it ("ranks 0, 2 wait in it since 2.0 s"), or has
-//   completed it (not mentioned).
-//   A send or receive: the reporting rank waits in it; its peer did not answer, waits in another
-//   operation ("rank 2 waits in all_reduce #9 (...) since 1.0 s"), or is in none.
+// collectives does not shift them. What it names:
+// - a collective: for each rank, whether it did not answer ("rank 5 did not answer: stopped or
+//   dead"), never entered the operation ("rank 3 never entered all_reduce #42 (...)", with what it
+//   waits in instead if anything), called another collective in its place ("rank 1 called
+//   all_gather #42 (...) instead (mismatch)"), waits in it ("ranks 0, 2 wait in it since 2.0 s"),
+//   or has completed it (not mentioned);
+// - a send or receive: the reporting rank waits in it; whether its peer did not answer, waits in
+//   another operation ("rank 2 waits in all_reduce #9 (...) since 1.0 s"), or is in none.
 TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
                                  const std::vector<RankRecords>& ranks);
 
@@ -93,10 +93,10 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
 std::string TraceWaits(const std::vector<RankRecords>& ranks);
 
 // The records of `ranks` as a JSON document (nlohmann-json, pretty-printed):
-//   {"version": 1, "axis": "tp", "reporting_rank": 2, "diagnosis": "...", "trace": "...", "ranks": [{"rank": 0,
-//    "global_rank": 2, "answered": true, "blocked_in": "...", "records": [{"seq": 41,
-//    "op": "all_reduce", ...}], "axes": [{"axis": "tp", "group": "0x...", "members": [2, 3],
-//    "entered": 41, "waiting": {...} or null}]}]}
+//   {"version": 1, "axis": "tp", "reporting_rank": 2, "diagnosis": "...", "trace": "...",
+//    "ranks": [{"rank": 0, "global_rank": 2, "answered": true, "blocked_in": "...",
+//    "records": [{"seq": 41, "op": "all_reduce", ...}], "axes": [{"axis": "tp", "group": "0x...",
+//    "members": [2, 3], "entered": 41, "waiting": {...} or null}]}]}
 std::string FlightRecordJson(std::string_view axis, int64_t reporting_rank,
                              std::string_view diagnosis, const std::vector<RankRecords>& ranks,
                              std::string_view trace = {});
