@@ -53,7 +53,8 @@ constexpr std::optional<E> ValueNamed(std::span<const NamedValue<E>> table, std:
 // The names in table order, joined by ", " and, before the last one, by `last_separator`:
 // "a, b or c" by default, "a, b, c" with ", ".
 template <typename E>
-std::string NameList(std::span<const NamedValue<E>> table, std::string_view last_separator = " or ") {
+std::string NameList(std::span<const NamedValue<E>> table,
+                     std::string_view last_separator = " or ") {
   std::string text;
   for (size_t i = 0; i < table.size(); ++i) {
     if (i > 0) text += (i + 1 == table.size()) ? last_separator : std::string_view(", ");

@@ -11,11 +11,11 @@
 #include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
-#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
-#include "nmesh/comm/watch/watchdog_thread.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/self.h"
+#include "nmesh/comm/watch/flight_recorder.h"
+#include "nmesh/comm/watch/watchdog_thread.h"
 
 namespace nmesh::comm {
 
@@ -198,8 +198,8 @@ absl::Status Communicator::Guard(const OpArgs& a, bool* empty) const {
       // Other ranks may exchange with each other even when this one moves nothing: an
       // all_to_all_v always reaches the backend.
       size_t total_send = 0, total_recv = 0;
-      return ci::CheckAllToAllV(*this, a.send, a.send_counts, a.send_displs, a.recv,
-                                a.recv_counts, a.recv_displs, a.type, &total_send, &total_recv);
+      return ci::CheckAllToAllV(*this, a.send, a.send_counts, a.send_displs, a.recv, a.recv_counts,
+                                a.recv_displs, a.type, &total_send, &total_recv);
     }
     case OpKind::kGather:
       NMESH_RETURN_IF_ERROR(ci::CheckRooted(*this, a.op, a.send, a.recv, a.count, a.type, a.root));
@@ -240,8 +240,8 @@ absl::Status Communicator::DoRun(const OpArgs& a) {
     case OpKind::kBarrier:
       return DoBarrier();
     case OpKind::kAllToAllV:
-      return DoAllToAllV(a.send, a.send_counts, a.send_displs, a.recv, a.recv_counts,
-                         a.recv_displs, a.type);
+      return DoAllToAllV(a.send, a.send_counts, a.send_displs, a.recv, a.recv_counts, a.recv_displs,
+                         a.type);
     case OpKind::kGather:
       return DoGather(a.send, a.recv, a.count, a.type, a.root);
     case OpKind::kScatter:
@@ -365,9 +365,10 @@ absl::Status Communicator::CheckAcrossRanks(const OpArgs& args) {
   NMESH_RETURN_IF_ERROR(CopyToHost(all.data(), recv.data(), recv.bytes()));
   for (size_t j = 1; j < n; ++j) {
     if (!SameCall(all[0], all[j])) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: ranks disagree: rank 0 called %s, rank %d called %s (rank %d of %d)",
-          ci::OpContext(*this, OpKindName(args.op)), Describe(all[0]), j, Describe(all[j]), rank(), size()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: ranks disagree: rank 0 called %s, rank %d called %s (rank %d of %d)",
+                          ci::OpContext(*this, OpKindName(args.op)), Describe(all[0]), j,
+                          Describe(all[j]), rank(), size()));
     }
   }
   for (size_t j = 0; j < n; ++j) {
@@ -375,8 +376,8 @@ absl::Status Communicator::CheckAcrossRanks(const OpArgs& args) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "%s: counts disagree: rank %d sends %d elements to rank %d, which expects %d from it "
           "(rank %d of %d)",
-          ci::OpContext(*this, OpKindName(args.op)), all[j].peer, all[j].sent, j, all[j].expected, rank(),
-          size()));
+          ci::OpContext(*this, OpKindName(args.op)), all[j].peer, all[j].sent, j, all[j].expected,
+          rank(), size()));
     }
   }
   return absl::OkStatus();
@@ -425,8 +426,8 @@ absl::Status Communicator::AllToAllV(const void* send, absl::Span<const size_t> 
                                      absl::Span<const size_t> send_displs, void* recv,
                                      absl::Span<const size_t> recv_counts,
                                      absl::Span<const size_t> recv_displs, DataType type) {
-  return Run(OpArgs::AllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs,
-                               type));
+  return Run(
+      OpArgs::AllToAllV(send, send_counts, send_displs, recv, recv_counts, recv_displs, type));
 }
 absl::Status Communicator::Gather(const void* send, void* recv, size_t send_count, DataType type,
                                   int root) {
@@ -554,8 +555,8 @@ absl::Status Communicator::DoSendRecv(const void*, size_t, int, void*, size_t, i
   return NotProvided(*this, OpKind::kSendRecv);
 }
 
-absl::Status Communicator::CheckExtents(OpKind op, std::string_view which,
-                                        size_t elements, absl::Span<const size_t> counts,
+absl::Status Communicator::CheckExtents(OpKind op, std::string_view which, size_t elements,
+                                        absl::Span<const size_t> counts,
                                         absl::Span<const size_t> displs) const {
   const size_t n = static_cast<size_t>(size());
   if (counts.size() != n || displs.size() != n) {
@@ -574,11 +575,11 @@ absl::Status Communicator::CheckExtents(OpKind op, std::string_view which,
   return absl::OkStatus();
 }
 
-absl::Status Communicator::SizeMismatch(OpKind op, std::string_view which,
-                                        size_t expected, size_t got) const {
+absl::Status Communicator::SizeMismatch(OpKind op, std::string_view which, size_t expected,
+                                        size_t got) const {
   return absl::InvalidArgumentError(
-      absl::StrFormat("%s on axis '%s': %s buffer holds %d elements, expected %d",
-                      OpKindName(op), options().name, which, got, expected));
+      absl::StrFormat("%s on axis '%s': %s buffer holds %d elements, expected %d", OpKindName(op),
+                      options().name, which, got, expected));
 }
 
 absl::Status Communicator::NotMultipleOfSize(OpKind op, size_t got) const {

@@ -191,10 +191,10 @@ class Communicator {
   // operation completes. MPI: the nonblocking calls (MPI_Iallreduce, MPI_Isend, ...), on the
   // caller's buffers (a staging copy only for overlaps MPI cannot express); with a timeout (not
   // interruptible) the watchdog watches the operation from the moment it is issued
-  // (comm/watch/watchdog.h); Wait also takes a timeout of its own. NCCL: enqueued on `async.stream`.
-  // self: runs at once and returns a completed handle. The blocking methods are these plus Wait,
-  // except on MPI, where they are the blocking MPI calls (faster for small messages; with an
-  // interruptible timeout, nonblocking calls polled against the deadline).
+  // (comm/watch/watchdog.h); Wait also takes a timeout of its own. NCCL: enqueued on
+  // `async.stream`. self: runs at once and returns a completed handle. The blocking methods are
+  // these plus Wait, except on MPI, where they are the blocking MPI calls (faster for small
+  // messages; with an interruptible timeout, nonblocking calls polled against the deadline).
   absl::StatusOr<Work> AllReduceAsync(const void* send, void* recv, size_t count, DataType type,
                                       ReduceOp op, AsyncOptions async = {});
   absl::StatusOr<Work> AllGatherAsync(const void* send, void* recv, size_t send_count,
@@ -535,8 +535,7 @@ class Communicator {
   absl::Status EndRecord(uint64_t seq, absl::Status status);
 
   // InvalidArgument naming the operation, this communicator's name and the two sizes.
-  absl::Status SizeMismatch(OpKind op, std::string_view which, size_t expected,
-                            size_t got) const;
+  absl::Status SizeMismatch(OpKind op, std::string_view which, size_t expected, size_t got) const;
   // InvalidArgument: a buffer of `got` elements cannot be cut into size() equal blocks.
   absl::Status NotMultipleOfSize(OpKind op, size_t got) const;
   // InvalidArgument unless counts and displs have size() entries and every block

@@ -60,12 +60,13 @@ enum class OpClass : uint8_t {
 
 // How an operation may share memory between its input and its output.
 enum class InPlace : uint8_t {
-  kNoData,          // no input and output pair (split, barrier, send, recv)
-  kOneBuffer,       // one buffer, read and written (broadcast)
-  kSameBuffer,      // in place when send == recv (all_reduce; reduce on the root)
-  kRankBlockOfRecv, // in place when send == recv + rank*count (all_gather; gather at the root's block)
-  kRankBlockOfSend, // in place when recv == send + rank*count (reduce_scatter; scatter likewise)
-  kForbidden,       // input and output must not overlap (all_to_all, all_to_all_v, sendrecv)
+  kNoData,           // no input and output pair (split, barrier, send, recv)
+  kOneBuffer,        // one buffer, read and written (broadcast)
+  kSameBuffer,       // in place when send == recv (all_reduce; reduce on the root)
+  kRankBlockOfRecv,  // in place when send == recv + rank*count (all_gather; gather at the root's
+                     // block)
+  kRankBlockOfSend,  // in place when recv == send + rank*count (reduce_scatter; scatter likewise)
+  kForbidden,        // input and output must not overlap (all_to_all, all_to_all_v, sendrecv)
 };
 
 // What the table says about one operation.
@@ -91,8 +92,7 @@ inline constexpr OpTraits kOpTable[] = {
      InPlace::kRankBlockOfRecv},
     {OpKind::kReduceScatter, "reduce_scatter", OpClass::kCollective, false, true, true,
      InPlace::kRankBlockOfSend},
-    {OpKind::kBroadcast, "broadcast", OpClass::kCollective, true, false, true,
-     InPlace::kOneBuffer},
+    {OpKind::kBroadcast, "broadcast", OpClass::kCollective, true, false, true, InPlace::kOneBuffer},
     {OpKind::kAllToAll, "all_to_all", OpClass::kCollective, false, false, true,
      InPlace::kForbidden},
     {OpKind::kSend, "send", OpClass::kPointToPoint, false, false, true, InPlace::kNoData},
@@ -100,8 +100,7 @@ inline constexpr OpTraits kOpTable[] = {
     {OpKind::kBarrier, "barrier", OpClass::kCollective, false, false, false, InPlace::kNoData},
     {OpKind::kAllToAllV, "all_to_all_v", OpClass::kCollective, false, false, true,
      InPlace::kForbidden},
-    {OpKind::kGather, "gather", OpClass::kCollective, true, false, true,
-     InPlace::kRankBlockOfRecv},
+    {OpKind::kGather, "gather", OpClass::kCollective, true, false, true, InPlace::kRankBlockOfRecv},
     {OpKind::kScatter, "scatter", OpClass::kCollective, true, false, true,
      InPlace::kRankBlockOfSend},
     {OpKind::kReduce, "reduce", OpClass::kCollective, true, true, true, InPlace::kSameBuffer},
@@ -151,23 +150,34 @@ struct OpArgs {
   absl::Span<const size_t> recv_displs = {};
 
   // The record of each operation, with the parameters of its Communicator method.
-  static OpArgs AllReduce(const void* send, void* recv, size_t count, DataType type,
-                          ReduceOp op) {
-    return {.op = OpKind::kAllReduce, .send = send, .recv = recv, .count = count, .type = type,
+  static OpArgs AllReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op) {
+    return {.op = OpKind::kAllReduce,
+            .send = send,
+            .recv = recv,
+            .count = count,
+            .type = type,
             .reduce = op};
   }
   static OpArgs AllGather(const void* send, void* recv, size_t send_count, DataType type) {
-    return {.op = OpKind::kAllGather, .send = send, .recv = recv, .count = send_count,
-            .type = type};
+    return {
+        .op = OpKind::kAllGather, .send = send, .recv = recv, .count = send_count, .type = type};
   }
   static OpArgs ReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                               ReduceOp op) {
-    return {.op = OpKind::kReduceScatter, .send = send, .recv = recv, .count = recv_count,
-            .type = type, .reduce = op};
+    return {.op = OpKind::kReduceScatter,
+            .send = send,
+            .recv = recv,
+            .count = recv_count,
+            .type = type,
+            .reduce = op};
   }
   static OpArgs Broadcast(void* buffer, size_t count, DataType type, int root) {
-    return {.op = OpKind::kBroadcast, .send = buffer, .recv = buffer, .count = count,
-            .type = type, .root = root};
+    return {.op = OpKind::kBroadcast,
+            .send = buffer,
+            .recv = buffer,
+            .count = count,
+            .type = type,
+            .root = root};
   }
   static OpArgs AllToAll(const void* send, void* recv, size_t count, DataType type) {
     return {.op = OpKind::kAllToAll, .send = send, .recv = recv, .count = count, .type = type};
@@ -183,27 +193,52 @@ struct OpArgs {
                           absl::Span<const size_t> send_displs, void* recv,
                           absl::Span<const size_t> recv_counts,
                           absl::Span<const size_t> recv_displs, DataType type) {
-    return {.op = OpKind::kAllToAllV, .send = send, .recv = recv, .count = 1, .type = type,
-            .send_counts = send_counts, .send_displs = send_displs, .recv_counts = recv_counts,
+    return {.op = OpKind::kAllToAllV,
+            .send = send,
+            .recv = recv,
+            .count = 1,
+            .type = type,
+            .send_counts = send_counts,
+            .send_displs = send_displs,
+            .recv_counts = recv_counts,
             .recv_displs = recv_displs};
   }
   static OpArgs Gather(const void* send, void* recv, size_t send_count, DataType type, int root) {
-    return {.op = OpKind::kGather, .send = send, .recv = recv, .count = send_count, .type = type,
+    return {.op = OpKind::kGather,
+            .send = send,
+            .recv = recv,
+            .count = send_count,
+            .type = type,
             .root = root};
   }
   static OpArgs Scatter(const void* send, void* recv, size_t recv_count, DataType type, int root) {
-    return {.op = OpKind::kScatter, .send = send, .recv = recv, .count = recv_count, .type = type,
+    return {.op = OpKind::kScatter,
+            .send = send,
+            .recv = recv,
+            .count = recv_count,
+            .type = type,
             .root = root};
   }
   static OpArgs Reduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                        int root) {
-    return {.op = OpKind::kReduce, .send = send, .recv = recv, .count = count, .type = type,
-            .reduce = op, .root = root};
+    return {.op = OpKind::kReduce,
+            .send = send,
+            .recv = recv,
+            .count = count,
+            .type = type,
+            .reduce = op,
+            .root = root};
   }
   static OpArgs SendRecv(const void* send, size_t send_count, int dest, void* recv,
                          size_t recv_count, int source, DataType type) {
-    return {.op = OpKind::kSendRecv, .send = send, .recv = recv, .count = send_count,
-            .recv_count = recv_count, .type = type, .root = dest, .source = source};
+    return {.op = OpKind::kSendRecv,
+            .send = send,
+            .recv = recv,
+            .count = send_count,
+            .recv_count = recv_count,
+            .type = type,
+            .root = dest,
+            .source = source};
   }
 };
 

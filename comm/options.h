@@ -26,10 +26,10 @@ struct CommOptions {
   std::string name = {};
   // When set, an operation that has not completed after this long is a timeout. What follows
   // depends on the backend and on `interruptible`. MPI (default): the operation runs as the fast
-  // blocking call and the process's watchdog (comm/watch/watchdog.h) watches it; on expiry it aborts the
-  // communicator's family, has the ranks exchange their flight records, reports the culprit and
-  // ends the job (MPI_Abort). MPI with `interruptible`, and NCCL: the operation fails with
-  // DeadlineExceeded naming `name`, the operation and the timeout, and the communicator is
+  // blocking call and the process's watchdog (comm/watch/watchdog.h) watches it; on expiry it
+  // aborts the communicator's family, has the ranks exchange their flight records, reports the
+  // culprit and ends the job (MPI_Abort). MPI with `interruptible`, and NCCL: the operation fails
+  // with DeadlineExceeded naming `name`, the operation and the timeout, and the communicator is
   // aborted. Changeable later with Communicator::SetTimeout.
   std::optional<absl::Duration> timeout = std::nullopt;
   // A debugging aid, off by default. Before each collective, the ranks exchange

@@ -15,12 +15,16 @@ namespace nmesh::mesh {
 
 namespace {
 
-constexpr NamedValue<MeshAxisName> kMeshAxisNames[] = {
-    {MeshAxisName::kPp, "pp"},           {MeshAxisName::kDp, "dp"},
-    {MeshAxisName::kDpReplicate, "dp_replicate"}, {MeshAxisName::kDpShard, "dp_shard"},
-    {MeshAxisName::kDpShardCp, "dp_shard_cp"},    {MeshAxisName::kDpCp, "dp_cp"},
-    {MeshAxisName::kCp, "cp"},           {MeshAxisName::kTp, "tp"},
-    {MeshAxisName::kEp, "ep"},           {MeshAxisName::kEpShard, "ep_shard"}};
+constexpr NamedValue<MeshAxisName> kMeshAxisNames[] = {{MeshAxisName::kPp, "pp"},
+                                                       {MeshAxisName::kDp, "dp"},
+                                                       {MeshAxisName::kDpReplicate, "dp_replicate"},
+                                                       {MeshAxisName::kDpShard, "dp_shard"},
+                                                       {MeshAxisName::kDpShardCp, "dp_shard_cp"},
+                                                       {MeshAxisName::kDpCp, "dp_cp"},
+                                                       {MeshAxisName::kCp, "cp"},
+                                                       {MeshAxisName::kTp, "tp"},
+                                                       {MeshAxisName::kEp, "ep"},
+                                                       {MeshAxisName::kEpShard, "ep_shard"}};
 static_assert(std::size(kMeshAxisNames) == kAllMeshAxisNames.size());
 
 }  // namespace

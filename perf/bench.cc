@@ -82,8 +82,8 @@ absl::StatusOr<BenchOp> ParseBenchOp(std::string_view name) {
     if (name == BenchOpName(op)) return op;
     names.emplace_back(BenchOpName(op));
   }
-  return absl::InvalidArgumentError(absl::StrFormat("unknown collective '%s'; expected %s", name,
-                                                    absl::StrJoin(names, ", ")));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("unknown collective '%s'; expected %s", name, absl::StrJoin(names, ", ")));
 }
 
 bool Reduces(BenchOp op) { return comm::IsOpKind(op) && comm::Traits(op).reduces; }

@@ -72,9 +72,9 @@ namespace nmesh::perf {
 
 // The operations the bench measures are the communicator's (comm/op.h's table), these six of them.
 using BenchOp = comm::OpKind;
-inline constexpr BenchOp kBenchOps[] = {BenchOp::kAllReduce, BenchOp::kAllGather,
+inline constexpr BenchOp kBenchOps[] = {BenchOp::kAllReduce,     BenchOp::kAllGather,
                                         BenchOp::kReduceScatter, BenchOp::kBroadcast,
-                                        BenchOp::kAllToAll, BenchOp::kAllToAllV};
+                                        BenchOp::kAllToAll,      BenchOp::kAllToAllV};
 
 // Every op the bench measures, in the order above.
 std::vector<BenchOp> AllBenchOps();

@@ -28,8 +28,7 @@ absl::Status CheckNotNull(const Communicator& comm, OpName op, std::string_view 
   return Invalid(comm, op, absl::StrFormat("%s buffer is null but the count is %d", which, count));
 }
 
-absl::Status CheckRankArg(const Communicator& comm, OpName op, std::string_view role,
-                          int rank) {
+absl::Status CheckRankArg(const Communicator& comm, OpName op, std::string_view role, int rank) {
   if (rank >= 0 && rank < comm.size()) return absl::OkStatus();
   return Invalid(comm, op,
                  absl::StrFormat("%s %d is out of range [0, %d)", role, rank, comm.size()));
@@ -85,8 +84,7 @@ absl::Status AbortedError(const Communicator& comm, OpName op, std::string_view 
                                                        OpContext(comm, op), why, RankSuffix(comm)));
 }
 
-absl::Status WithContext(const Communicator& comm, OpName op,
-                         const absl::Status& status) {
+absl::Status WithContext(const Communicator& comm, OpName op, const absl::Status& status) {
   if (status.ok()) return status;
   return absl::Status(status.code(),
                       absl::StrFormat("%s: %s", OpContext(comm, op), status.message()));
@@ -142,7 +140,8 @@ absl::Status CheckAllToAll(const Communicator& comm, const void* send, void* rec
   const auto s = reinterpret_cast<uintptr_t>(send);
   const auto r = reinterpret_cast<uintptr_t>(recv);
   if (s < r + bytes && r < s + bytes) {
-    return Invalid(comm, OpKind::kAllToAll, "send and receive buffers overlap (not supported in place)");
+    return Invalid(comm, OpKind::kAllToAll,
+                   "send and receive buffers overlap (not supported in place)");
   }
   return absl::OkStatus();
 }
@@ -186,17 +185,19 @@ absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
   Extent(send_counts, send_displs, &send_begin, &send_end, total_send);
   Extent(recv_counts, recv_displs, &recv_begin, &recv_end, total_recv);
   if (auto s = CheckNotNull(comm, OpKind::kAllToAllV, "send", send, *total_send); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, OpKind::kAllToAllV, "receive", recv, *total_recv); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kAllToAllV, "receive", recv, *total_recv); !s.ok())
+    return s;
   const size_t e = DataTypeSize(type);
   if (Overlap(static_cast<const std::byte*>(send) + send_begin * e, (send_end - send_begin) * e,
               static_cast<const std::byte*>(recv) + recv_begin * e, (recv_end - recv_begin) * e)) {
-    return Invalid(comm, OpKind::kAllToAllV, "send and receive buffers overlap (not supported in place)");
+    return Invalid(comm, OpKind::kAllToAllV,
+                   "send and receive buffers overlap (not supported in place)");
   }
   return absl::OkStatus();
 }
 
-absl::Status CheckRooted(const Communicator& comm, OpKind op, const void* mine,
-                         const void* all, size_t count, DataType type, int root) {
+absl::Status CheckRooted(const Communicator& comm, OpKind op, const void* mine, const void* all,
+                         size_t count, DataType type, int root) {
   if (auto s = CheckRankArg(comm, op, "root", root); !s.ok()) return s;
   const bool gather = op == OpKind::kGather;
   if (auto s = CheckNotNull(comm, op, gather ? "send" : "receive", mine, count); !s.ok()) return s;
@@ -235,7 +236,8 @@ absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t se
   if (auto s = CheckRankArg(comm, OpKind::kSendRecv, "destination", dest); !s.ok()) return s;
   if (auto s = CheckRankArg(comm, OpKind::kSendRecv, "source", source); !s.ok()) return s;
   if (auto s = CheckNotNull(comm, OpKind::kSendRecv, "send", send, send_count); !s.ok()) return s;
-  if (auto s = CheckNotNull(comm, OpKind::kSendRecv, "receive", recv, recv_count); !s.ok()) return s;
+  if (auto s = CheckNotNull(comm, OpKind::kSendRecv, "receive", recv, recv_count); !s.ok())
+    return s;
   const size_t e = DataTypeSize(type);
   if (Overlap(send, send_count * e, recv, recv_count * e)) {
     return Invalid(comm, OpKind::kSendRecv, "send and receive buffers overlap");
@@ -243,8 +245,8 @@ absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t se
   return absl::OkStatus();
 }
 
-absl::Status CheckCopy(const Communicator& comm, OpName op, const void* dst,
-                       const void* src, size_t bytes) {
+absl::Status CheckCopy(const Communicator& comm, OpName op, const void* dst, const void* src,
+                       size_t bytes) {
   if (auto s = CheckNotNull(comm, op, "destination", dst, bytes); !s.ok()) return s;
   return CheckNotNull(comm, op, "source", src, bytes);
 }

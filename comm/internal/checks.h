@@ -28,10 +28,10 @@ namespace nmesh::comm::internal {
 // The name of an operation in messages: a communication operation (its name in the op table,
 // comm/op.h) or one of the buffer operations below. Converts implicitly from either.
 struct OpName {
-  constexpr OpName(OpKind op) : text(OpKindName(op)) {}         // NOLINT(google-explicit-constructor)
-  constexpr OpName(std::string_view name) : text(name) {}       // NOLINT(google-explicit-constructor)
-  constexpr OpName(const char* name) : text(name) {}            // NOLINT(google-explicit-constructor)
-  OpName(const std::string& name) : text(name) {}               // NOLINT(google-explicit-constructor)
+  constexpr OpName(OpKind op) : text(OpKindName(op)) {}    // NOLINT(google-explicit-constructor)
+  constexpr OpName(std::string_view name) : text(name) {}  // NOLINT(google-explicit-constructor)
+  constexpr OpName(const char* name) : text(name) {}       // NOLINT(google-explicit-constructor)
+  OpName(const std::string& name) : text(name) {}          // NOLINT(google-explicit-constructor)
   std::string_view text;
 
   // Formats as its text with absl::StrFormat's %s.
@@ -89,8 +89,8 @@ absl::Status CheckAllToAllV(const Communicator& comm, const void* send,
 // gather / scatter: `root` in range; the per-rank buffer (`mine`, `count` elements) non-null;
 // on the root the whole buffer (`all`, size()*count elements) non-null, and either the in-place
 // layout (mine == all + root*count) or disjoint from `mine`.
-absl::Status CheckRooted(const Communicator& comm, OpKind op, const void* mine,
-                         const void* all, size_t count, DataType type, int root);
+absl::Status CheckRooted(const Communicator& comm, OpKind op, const void* mine, const void* all,
+                         size_t count, DataType type, int root);
 // reduce: `root` in range, send non-null, on the root recv non-null and equal to or disjoint
 // from send.
 absl::Status CheckReduce(const Communicator& comm, const void* send, const void* recv, size_t count,
@@ -99,8 +99,8 @@ absl::Status CheckReduce(const Communicator& comm, const void* send, const void*
 absl::Status CheckSendRecv(const Communicator& comm, const void* send, size_t send_count, int dest,
                            const void* recv, size_t recv_count, int source, DataType type);
 // The buffer copies: null pointers with a non-zero size.
-absl::Status CheckCopy(const Communicator& comm, OpName op, const void* dst,
-                       const void* src, size_t bytes);
+absl::Status CheckCopy(const Communicator& comm, OpName op, const void* dst, const void* src,
+                       size_t bytes);
 // Unimplemented unless `comm` uses host memory: the default buffer methods of Communicator serve
 // host memory only.
 absl::Status CheckHostMemory(const Communicator& comm, OpName op);

@@ -19,8 +19,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
-#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 
 namespace nmesh::comm {
 

@@ -303,7 +303,8 @@ class MpiCommunicator final : public Communicator {
   CommOptions options_;
   int rank_ = 0;
   int size_ = 1;
-  std::unique_ptr<internal::SideChannel> side_;  // null: not watched (operations with a timeout poll)
+  std::unique_ptr<internal::SideChannel>
+      side_;  // null: not watched (operations with a timeout poll)
   std::vector<Abandoned> abandoned_;
   ci::WorkRegistry works_;
   bool owned_ = true;

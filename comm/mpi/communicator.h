@@ -31,11 +31,11 @@
 // comm/mpi/status.h for the codes), prefixed with the operation and the axis.
 //
 // Timeouts. Without CommOptions::timeout every operation is the blocking MPI call. With one, it is
-// still the blocking call, and the process's watchdog (comm/watch/watchdog.h) watches it: on expiry the
-// ranks of the communicator exchange their flight records over a duplicate of it made at creation
-// (so a communicator created with a timeout by Split or WorldCommunicator costs one MPI_Comm_dup
-// more), every rank of it reports the culprit, and the job ends (MPI_Abort). This needs the
-// "multiple" thread level (Session::Init requests it).
+// still the blocking call, and the process's watchdog (comm/watch/watchdog.h) watches it: on expiry
+// the ranks of the communicator exchange their flight records over a duplicate of it made at
+// creation (so a communicator created with a timeout by Split or WorldCommunicator costs one
+// MPI_Comm_dup more), every rank of it reports the culprit, and the job ends (MPI_Abort). This
+// needs the "multiple" thread level (Session::Init requests it).
 //
 // With CommOptions::interruptible (and where MPI grants less than "multiple", for a communicator
 // adopted with AdoptComm, or for one created without a timeout and given one later by

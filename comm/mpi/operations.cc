@@ -65,9 +65,8 @@ int BlockingCall(const MpiGroup& g, const OpArgs& a, const char** call) {
   switch (a.op) {
     case OpKind::kAllReduce: {
       *call = "MPI_Allreduce";
-      const void* in = a.send == a.recv
-                           ? MPI_IN_PLACE
-                           : StageIfOverlapping(a.send, bytes, a.recv, bytes, scratch);
+      const void* in = a.send == a.recv ? MPI_IN_PLACE
+                                        : StageIfOverlapping(a.send, bytes, a.recv, bytes, scratch);
       return MPI_Allreduce(in, a.recv, n, dt, mop, g.comm);
     }
     case OpKind::kAllGather: {
@@ -105,8 +104,8 @@ int BlockingCall(const MpiGroup& g, const OpArgs& a, const char** call) {
       *call = "MPI_Alltoallv";
       const int* ints = IntCountsOf(g, a, scratch);
       const size_t un = static_cast<size_t>(g.size);
-      return MPI_Alltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un,
-                           dt, g.comm);
+      return MPI_Alltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un, dt,
+                           g.comm);
     }
     case OpKind::kGather: {
       *call = "MPI_Gather";
@@ -127,8 +126,8 @@ int BlockingCall(const MpiGroup& g, const OpArgs& a, const char** call) {
     }
     case OpKind::kSendRecv:
       *call = "MPI_Sendrecv";
-      return MPI_Sendrecv(a.send, n, dt, a.root, kTag, a.recv, static_cast<int>(a.recv_count),
-                          dt, a.source, kTag, g.comm, MPI_STATUS_IGNORE);
+      return MPI_Sendrecv(a.send, n, dt, a.root, kTag, a.recv, static_cast<int>(a.recv_count), dt,
+                          a.source, kTag, g.comm, MPI_STATUS_IGNORE);
     case OpKind::kSplit:
       break;
   }
@@ -186,8 +185,7 @@ int StartCall(const MpiGroup& g, const OpArgs& a, Started& started, const char**
     case OpKind::kAllGather: {
       *call = "MPI_Iallgather";
       const void* slot = static_cast<const std::byte*>(a.recv) + bytes * g.rank;
-      const void* in =
-          a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * g.size);
+      const void* in = a.send == slot ? MPI_IN_PLACE : stage(a.send, bytes, a.recv, bytes * g.size);
       return MPI_Iallgather(in, n, dt, a.recv, n, dt, g.comm, r);
     }
     case OpKind::kReduceScatter: {
@@ -216,15 +214,14 @@ int StartCall(const MpiGroup& g, const OpArgs& a, Started& started, const char**
       const int* ints = IntCountsOf(g, a, counts);
       started.keep.push_back(std::move(counts));  // MPI reads the counts until completion
       const size_t un = static_cast<size_t>(g.size);
-      return MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un,
-                            dt, g.comm, r);
+      return MPI_Ialltoallv(a.send, ints, ints + un, dt, a.recv, ints + 2 * un, ints + 3 * un, dt,
+                            g.comm, r);
     }
     case OpKind::kGather: {
       *call = "MPI_Igather";
       const bool in_place =
           is_root && a.send == static_cast<const std::byte*>(a.recv) + bytes * g.rank;
-      return MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, g.comm,
-                         r);
+      return MPI_Igather(in_place ? MPI_IN_PLACE : a.send, n, dt, a.recv, n, dt, a.root, g.comm, r);
     }
     case OpKind::kScatter: {
       *call = "MPI_Iscatter";
@@ -271,8 +268,8 @@ Io IoOf(const MpiGroup& g, const OpArgs& a) {
     case OpKind::kReduceScatter:
       return {.in = a.send, .in_bytes = all, .out = a.recv, .out_bytes = bytes};
     case OpKind::kBroadcast:
-      return {.in = a.recv, .in_bytes = bytes, .out = a.recv, .out_bytes = bytes,
-              .one_buffer = true};
+      return {
+          .in = a.recv, .in_bytes = bytes, .out = a.recv, .out_bytes = bytes, .one_buffer = true};
     case OpKind::kAllToAll:
       return {.in = a.send, .in_bytes = all, .out = a.recv, .out_bytes = all};
     case OpKind::kSend:
@@ -289,8 +286,11 @@ Io IoOf(const MpiGroup& g, const OpArgs& a) {
           recv_end = std::max(recv_end, a.recv_displs[j] + a.recv_counts[j]);
         }
       }
-      return {.in = a.send, .in_bytes = send_end * e, .out = a.recv,
-              .out_bytes = recv_end * e, .preserve_out = true};
+      return {.in = a.send,
+              .in_bytes = send_end * e,
+              .out = a.recv,
+              .out_bytes = recv_end * e,
+              .preserve_out = true};
     }
     case OpKind::kGather:
       return {.in = a.send, .in_bytes = bytes, .out = a.recv, .out_bytes = is_root ? all : 0};

@@ -43,8 +43,8 @@ using Scratch = std::shared_ptr<std::vector<std::byte>>;
 using Kept = std::vector<std::shared_ptr<void>>;
 
 // The caller's memory one operation reads (`in`, `in_bytes`) and writes (`out`, `out_bytes`). A
-// timed operation works on a staging copy of it (see RunInterruptible). `one_buffer`: the operation reads
-// and writes a single buffer (broadcast), so the staging area is one region.
+// timed operation works on a staging copy of it (see RunInterruptible). `one_buffer`: the operation
+// reads and writes a single buffer (broadcast), so the staging area is one region.
 struct Io {
   const void* in = nullptr;
   size_t in_bytes = 0;
@@ -65,8 +65,8 @@ struct Started {
   bool cancellable = false;  // point to point: MPI can cancel the requests
 };
 
-// Returns `src`, or a staged copy of it (kept in `scratch`) when it overlaps the output (MPI forbids
-// aliasing other than MPI_IN_PLACE).
+// Returns `src`, or a staged copy of it (kept in `scratch`) when it overlaps the output (MPI
+// forbids aliasing other than MPI_IN_PLACE).
 const void* StageIfOverlapping(const void* src, size_t src_bytes, const void* dst, size_t dst_bytes,
                                Scratch& scratch);
 

@@ -14,8 +14,8 @@
 //     std::cout << DescribeRecord(record) << " " << OpStateName(record.state) << "\n";
 //   }
 //
-// When an operation outlives its timeout, the watchdog (comm/watch/watchdog.h) gathers the records of
-// every rank of the communicator and comm/watch/diagnosis.h names the culprit.
+// When an operation outlives its timeout, the watchdog (comm/watch/watchdog.h) gathers the records
+// of every rank of the communicator and comm/watch/diagnosis.h names the culprit.
 //
 // Thread safety: a FlightRecorder may be written by the communicator's thread while another thread
 // (the watchdog) reads it; the formatting functions are pure.

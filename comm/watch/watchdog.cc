@@ -351,11 +351,11 @@ void Watchdog::FireTimeout(const Firing& f) {
   if (entry.side != nullptr) {
     const std::string phase =
         absl::StrFormat("exchanging flight records on axis '%s'", report.axis);
-    report.ranks = entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout,
-                                        [this, &phase] {
-                                          Beat(phase);
-                                          ServeAll();
-                                        });
+    report.ranks =
+        entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout, [this, &phase] {
+          Beat(phase);
+          ServeAll();
+        });
     std::lock_guard<std::mutex> lock(mu_);
     for (RankRecords& mine : report.ranks) {
       if (mine.rank != report.rank) continue;

@@ -1,5 +1,6 @@
-// The watchdog's registry (comm/watch/watchdog.h describes the behaviour) and the interface a backend
-// implements for the separate channel over which ranks exchange flight records. Not installed.
+// The watchdog's registry (comm/watch/watchdog.h describes the behaviour) and the interface a
+// backend implements for the separate channel over which ranks exchange flight records. Not
+// installed.
 //
 //   internal::Watchdog::Get().Add(this, recorder, side_channel);   // backend constructor
 //   internal::Watchdog::Get().Remove(this);                        // backend destructor, first
@@ -103,10 +104,10 @@ class Watchdog {
 
   // The heartbeat, read by the monitor. Never held across anything that may block.
   std::mutex beat_mu_;
-  absl::Time beat_ = absl::Now();                          // guarded by beat_mu_
-  std::string phase_ = "starting";                         // guarded by beat_mu_
-  absl::Duration stall_limit_ = kWatchdogStallLimit;       // guarded by beat_mu_
-  WatchdogStallHandler stall_handler_;                     // guarded by beat_mu_
+  absl::Time beat_ = absl::Now();                     // guarded by beat_mu_
+  std::string phase_ = "starting";                    // guarded by beat_mu_
+  absl::Duration stall_limit_ = kWatchdogStallLimit;  // guarded by beat_mu_
+  WatchdogStallHandler stall_handler_;                // guarded by beat_mu_
 };
 
 }  // namespace nmesh::comm::internal

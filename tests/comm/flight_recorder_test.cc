@@ -1,7 +1,6 @@
-// Unit tests of the flight recorder (comm/watch/flight_recorder.h): the ring, the culprit analysis as a
-// pure function over hand-written records of several ranks, the JSON dump, and what a
+// Unit tests of the flight recorder (comm/watch/flight_recorder.h): the ring, the culprit analysis
+// as a pure function over hand-written records of several ranks, the JSON dump, and what a
 // communicator records; and Communicator::SetTimeout's validation.
-#include "nmesh/comm/watch/diagnosis.h"
 #include "nmesh/comm/watch/flight_recorder.h"
 
 #include <atomic>
@@ -17,6 +16,7 @@
 #include "nlohmann/json.hpp"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/self.h"
+#include "nmesh/comm/watch/diagnosis.h"
 #include "nmesh/comm/watch/watchdog.h"
 
 // Counts every allocation of this test binary, to show that recording allocates nothing.

@@ -229,9 +229,9 @@ TEST_F(NcclGpuTest, AbortFromAnotherThread) {
   aborter.join();
 }
 
-// The watchdog on NCCL (comm/watch/watchdog.h): an all_reduce enqueued on the engine's stream behind a
-// host function that spins on a flag never starts; past its deadline the watchdog aborts its
-// family (tp and cp, split from one world) in one grouped call and reports it, and the handle
+// The watchdog on NCCL (comm/watch/watchdog.h): an all_reduce enqueued on the engine's stream
+// behind a host function that spins on a flag never starts; past its deadline the watchdog aborts
+// its family (tp and cp, split from one world) in one grouped call and reports it, and the handle
 // fails.
 TEST_F(NcclGpuTest, WatchdogAbortsTheFamilyOfAStuckAsyncOperation) {
   auto world = SoloWorld({.name = "world", .timeout = absl::Seconds(60)});

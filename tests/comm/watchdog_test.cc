@@ -30,8 +30,7 @@ using ::testing::HasSubstr;
 // Completes when `released` is set; fails like an aborted NCCL handle once `aborted` is.
 class ScriptedWork final : public Work::Impl {
  public:
-  ScriptedWork(const Communicator& comm, OpKind op,
-               std::shared_ptr<std::atomic<bool>> released,
+  ScriptedWork(const Communicator& comm, OpKind op, std::shared_ptr<std::atomic<bool>> released,
                std::shared_ptr<std::atomic<bool>> aborted)
       : Impl(comm, op), released_(std::move(released)), aborted_(std::move(aborted)) {}
 

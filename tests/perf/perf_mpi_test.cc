@@ -90,7 +90,8 @@ class CorruptingCommunicator : public Communicator {
         recv, total, type);
   }
   // The asynchronous path: counted, then the default (the blocking hooks above, completed handle).
-  absl::StatusOr<comm::Work> DoAsync(const comm::OpArgs& args, const comm::AsyncOptions& async) override {
+  absl::StatusOr<comm::Work> DoAsync(const comm::OpArgs& args,
+                                     const comm::AsyncOptions& async) override {
     ++async_issued;
     return Communicator::DoAsync(args, async);
   }
