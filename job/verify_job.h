@@ -12,8 +12,8 @@
 //       }
 //     }
 //   }
-//   if (!result->verified) return absl::InternalError("a group differs from its plan");  // all
-//   ranks
+//   // The verdict is the same on every rank.
+//   if (!result->verified) return absl::InternalError("a group differs from its plan");
 //
 // The results travel to rank 0 in the binary form of EncodeRankResults over a host gather-v
 // (comm::HostGatherV) on the job's MPI world.
