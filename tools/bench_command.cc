@@ -53,7 +53,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
 
   // No communicator timeout unless --timeout-s asks for one, whatever the recipe says.
   JobReporter reporter(job::LauncherRank(), json, out, err);
-  StartTimeoutReporting(options.flight_recorder, reporter);
+  ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,

@@ -67,7 +67,7 @@ int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, st
   return reporter.Fail(agreed.status);
 }
 
-void StartTimeoutReporting(const std::optional<std::string>& dir, JobReporter& reporter) {
+void ApplyFlightRecorderFlag(const std::optional<std::string>& dir, JobReporter& reporter) {
   if (absl::Status s = job::StartTimeoutReporting(dir); !s.ok()) {
     reporter.Note(
         absl::StrFormat("error: %s (the job runs on without flight records)", s.message()));

@@ -83,7 +83,7 @@ using CliJob = job::MpiJob;
 // The --flight-recorder flag of `run` and `bench`: job::StartTimeoutReporting with `dir`; a
 // directory that cannot be written is reported once ("nmesh: error: --flight-recorder: ...") and
 // the job runs on without dumps.
-void StartTimeoutReporting(const std::optional<std::string>& dir, JobReporter& reporter);
+void ApplyFlightRecorderFlag(const std::optional<std::string>& dir, JobReporter& reporter);
 
 // job::StartMpiJob as one rank of the CLI's job. Recipe warnings are noted on stderr from rank 0.
 // Returns the job (and sets the reporter's rank), or the exit code after an agreed failure was

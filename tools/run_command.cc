@@ -227,7 +227,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     fault_skip = *std::move(parsed);
   }
   JobReporter reporter(job::LauncherRank(), json, out, err);
-  StartTimeoutReporting(options.flight_recorder, reporter);
+  ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started =
