@@ -337,7 +337,7 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   plan->add_option("--map-by", options.map_by,
                    "How the launcher deals ranks to hosts: slot (fill each host, the default) or "
                    "node (round-robin), as mpirun --map-by")
-      ->check(CLI::IsMember({"slot", "node"}))
+      ->check(CLI::IsMember(FlagValues<job::LaunchOrder>(job::kLaunchOrderNames)))
       ->needs(hosts);
   AddInt64Option(*plan, "--ranks-per-domain", options.ranks_per_domain,
                  "Ranks per NVLink domain (consecutive hosts), a multiple of --ranks-per-host")

@@ -170,7 +170,7 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
   AddMeshOptions(*run, options.mesh);
   run->add_option("--backend", options.backend,
                   "auto (NCCL when every rank has a GPU, else MPI), mpi or nccl")
-      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+      ->check(CLI::IsMember(FlagValues<job::BackendChoice>(job::kBackendChoiceNames)));
   run->add_option("--timeout-s", options.timeout_s,
                   "Timeout of every communicator, in seconds (overrides dist_env.timeout_minutes)")
       ->type_name("T");
