@@ -13,8 +13,12 @@
 #define NMESH_COMM_HOST_COLLECTIVES_H_
 
 #include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "nmesh/comm/communicator.h"
 
@@ -27,6 +31,15 @@ absl::Status HostAllReduce(Communicator& comm, const void* send, void* recv, siz
 // (size() * send_count elements). `send` must not overlap `recv`.
 absl::Status HostAllGather(Communicator& comm, const void* send, void* recv, size_t send_count,
                            DataType type);
+
+// Gather of a different number of bytes from every rank to `root`: returns, on `root`, every
+// rank's `send` in rank order (its own included); on the other ranks an empty vector. Collective
+// over `comm`: every rank calls it with the same `root`. The sizes travel first (a Gather of one
+// uint64 per rank), then each non-empty message (Send to `root`, received there in rank order).
+// InvalidArgument (on every rank) for a root outside [0, size()); otherwise fails like Gather,
+// Send and Recv.
+absl::StatusOr<std::vector<std::string>> HostGatherV(Communicator& comm, std::string_view send,
+                                                     int root);
 
 // Collective: every rank learns whether any rank's `local` status failed, so that all fail
 // together instead of some waiting in a collective the others never reach. Returns `local` when it

@@ -58,4 +58,11 @@ absl::Status CheckFlightRecorderDir(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::Status StartTimeoutReporting(const std::optional<std::string>& flight_recorder_dir) {
+  absl::Status usable;
+  if (flight_recorder_dir.has_value()) usable = CheckFlightRecorderDir(*flight_recorder_dir);
+  ReportTimeouts({.flight_recorder_dir = usable.ok() ? flight_recorder_dir : std::nullopt});
+  return usable;
+}
+
 }  // namespace nmesh::job

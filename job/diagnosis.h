@@ -3,6 +3,8 @@
 //
 //   NMESH_RETURN_IF_ERROR(job::CheckFlightRecorderDir(dir));   // before the job starts
 //   job::ReportTimeouts({.flight_recorder_dir = dir});
+// or, running on without dumps when the directory cannot be written,
+//   if (absl::Status s = job::StartTimeoutReporting(dir); !s.ok()) std::cerr << s.message();
 //
 // On a timeout every rank of the timed-out communicator writes one line to stderr,
 //   nmesh: error: rank 2: all_gather on axis 'tp' timed out after 1 s (rank 0 of 2): timeout on
@@ -35,6 +37,11 @@ struct TimeoutReporting {
 // cannot be written adds "nmesh: error: rank R: --flight-recorder: cannot write '<path>'" and
 // changes nothing else. Thread-safe.
 void ReportTimeouts(TimeoutReporting reporting);
+
+// ReportTimeouts with `flight_recorder_dir` for the dumps when CheckFlightRecorderDir accepts it.
+// Otherwise installs the report without dumps and returns the directory's error: the job runs on
+// without flight records, and the caller says so. Thread-safe.
+absl::Status StartTimeoutReporting(const std::optional<std::string>& flight_recorder_dir);
 
 // OK when `dir` is an existing directory this process may write into; otherwise
 // FailedPrecondition "--flight-recorder: cannot write into '<dir>': <reason>".

@@ -12,6 +12,7 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/job/launch.h"
 #include "nmesh/job/placement.h"
 #include "nmesh/job/startup.h"
 #if NMESH_HAVE_NCCL
@@ -106,23 +107,22 @@ absl::Status Agree(Communicator& world, const absl::Status& local) {
 }  // namespace
 
 absl::StatusOr<BackendChoice> ParseBackendChoice(std::string_view name) {
-  if (name == "auto") return BackendChoice::kAuto;
-  if (name == "mpi") return BackendChoice::kMpi;
-  if (name == "nccl") return BackendChoice::kNccl;
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown backend '%s': expected auto, mpi or nccl", std::string(name)));
+  if (std::optional<BackendChoice> choice = ValueNamed<BackendChoice>(kBackendChoiceNames, name)) {
+    return *choice;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("unknown backend '%s': expected %s",
+                                                    std::string(name),
+                                                    NameList<BackendChoice>(kBackendChoiceNames)));
 }
 
 std::string_view BackendChoiceName(BackendChoice choice) {
-  switch (choice) {
-    case BackendChoice::kAuto:
-      return "auto";
-    case BackendChoice::kMpi:
-      return "mpi";
-    case BackendChoice::kNccl:
-      return "nccl";
-  }
-  return "auto";
+  return NameOf<BackendChoice>(kBackendChoiceNames, choice, "auto");
+}
+
+std::string NcclSettingsStatus(const comm::NcclSettingsMap& settings, const Backend& backend) {
+  if (comm::NcclSettingsMapText(settings).empty()) return "none";
+  if (backend.name == "nccl") return "applied";
+  return absl::StrFormat("not applicable (%s backend)", backend.name);
 }
 
 absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_world,
@@ -238,6 +238,9 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
       ChooseBackend(options.backend, world, job->topology_, timeout, options.nccl_ranks_per_root);
   if (!backend.ok()) return MarkAgreed(backend.status());
   job->backend_ = *std::move(backend);
+  for (JobMesh& job_mesh : job->meshes_) {
+    job_mesh.nccl_status = NcclSettingsStatus(job_mesh.spec.nccl, job->backend_);
+  }
 
   // The meshes' ranks ordered by host, when asked: every rank holds the same host names, so
   // every rank reaches the same plans (or the same error).
@@ -258,11 +261,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
     if (!built.ok()) {
       // Disagreement and size errors are found by every rank together (InvalidArgument);
       // anything else may leave the others inside a split.
-      const absl::StatusCode code = built.status().code();
-      if (code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kNotFound ||
-          code == absl::StatusCode::kOutOfRange) {
-        return MarkAgreed(built.status());
-      }
+      if (IsConfigError(built.status())) return MarkAgreed(built.status());
       return built.status();
     }
     job_mesh.build_seconds = absl::ToDoubleSeconds(absl::Now() - start);

@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/comm/topology.h"
@@ -61,6 +62,10 @@ enum class BackendChoice {
   kMpi,
   kNccl,
 };
+
+// The name of each choice, in the order messages list them (base/enum_names.h).
+inline constexpr NamedValue<BackendChoice> kBackendChoiceNames[] = {
+    {BackendChoice::kAuto, "auto"}, {BackendChoice::kMpi, "mpi"}, {BackendChoice::kNccl, "nccl"}};
 
 // "auto", "mpi" or "nccl"; InvalidArgument naming the value otherwise.
 absl::StatusOr<BackendChoice> ParseBackendChoice(std::string_view name);
@@ -88,6 +93,11 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& 
                                       std::optional<absl::Duration> timeout,
                                       int nccl_ranks_per_root = 128);
 
+// What a mesh's NCCL settings (comm/nccl_settings.h) come to on `backend`: "none" without
+// settings, "applied" on NCCL, "not applicable (mpi backend)" on MPI (the settings are accepted,
+// checked and agreed on, but MPI has no ncclConfig_t). Pure.
+std::string NcclSettingsStatus(const comm::NcclSettingsMap& settings, const Backend& backend);
+
 // One mesh of the job.
 struct JobMesh {
   MeshSpec spec;
@@ -97,6 +107,8 @@ struct JobMesh {
   std::optional<mesh::MeshContext> context;
   // This rank's DeviceMesh::Create time, in seconds.
   double build_seconds = 0;
+  // NcclSettingsStatus of the spec's NCCL settings on the job's backend.
+  std::string nccl_status;
 };
 
 struct JobOptions {

@@ -78,14 +78,16 @@ bool Within(const mesh::Layout& layout, mesh::AxisSet axes, const PositionModel&
 }  // namespace
 
 absl::StatusOr<LaunchOrder> ParseLaunchOrder(std::string_view name) {
-  if (name == "slot") return LaunchOrder::kBySlot;
-  if (name == "node") return LaunchOrder::kByNode;
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown launch order '%s': expected slot or node", std::string(name)));
+  if (std::optional<LaunchOrder> order = ValueNamed<LaunchOrder>(kLaunchOrderNames, name)) {
+    return *order;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("unknown launch order '%s': expected %s",
+                                                    std::string(name),
+                                                    NameList<LaunchOrder>(kLaunchOrderNames)));
 }
 
 std::string_view LaunchOrderName(LaunchOrder order) {
-  return order == LaunchOrder::kByNode ? "node" : "slot";
+  return NameOf<LaunchOrder>(kLaunchOrderNames, order, "slot");
 }
 
 int64_t HostLayout::HostOf(int64_t rank) const {
@@ -297,6 +299,21 @@ absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& 
     }
   }
   return placed;
+}
+
+absl::StatusOr<PlacedPlan> PlanWithoutJob(const MeshSpec& spec,
+                                          const std::optional<HostLayout>& hosts,
+                                          Placement placement) {
+  if (!spec.request.ranks.has_value() && !spec.request.sizes.world_size.has_value()) {
+    return absl::InvalidArgumentError("--world is required unless --ranks is given");
+  }
+  if (hosts.has_value()) return PlaceOnHosts(spec, *hosts, placement);
+  if (placement == Placement::kPack) {
+    return absl::InvalidArgumentError(
+        "--placement pack needs the hosts under plan: give --hosts H --ranks-per-host R");
+  }
+  NMESH_ASSIGN_OR_RETURN(mesh::MeshPlan plan, PlanMeshSpec(spec));
+  return PlacedPlan{.plan = std::move(plan)};
 }
 
 }  // namespace nmesh::job

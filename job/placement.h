@@ -30,6 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/job/spec.h"
 #include "nmesh/job/verify.h"
 #include "nmesh/mesh/layout.h"
@@ -50,6 +51,11 @@ enum class LaunchOrder {
   // Rank r on host r % hosts (`mpirun --map-by node`).
   kByNode,
 };
+
+// The name of each launch order (mpirun's --map-by), in the order messages list them
+// (base/enum_names.h).
+inline constexpr NamedValue<LaunchOrder> kLaunchOrderNames[] = {{LaunchOrder::kBySlot, "slot"},
+                                                                {LaunchOrder::kByNode, "node"}};
 
 // "slot" or "node"; InvalidArgument naming the value otherwise.
 absl::StatusOr<LaunchOrder> ParseLaunchOrder(std::string_view name);
@@ -92,6 +98,16 @@ struct PlacedPlan {
 // hosts, O(n * ndim) per group kind. A rank list costs O(n log n + n * group size).
 absl::StatusOr<PlacedPlan> PlaceOnHosts(const MeshSpec& spec, const HostLayout& hosts,
                                         Placement placement);
+
+// Plans `spec` with no running job to take the world or the hosts from (`nmesh plan`): on `hosts`
+// when given (PlaceOnHosts), otherwise PlanMeshSpec, with `groups` and `intra_domain` left empty.
+// InvalidArgument before planning when the spec gives neither a world size nor a rank list
+// ("--world is required unless --ranks is given"), and for Placement::kPack without `hosts`
+// ("--placement pack needs the hosts under plan: give --hosts H --ranks-per-host R"); PlaceOnHosts'
+// and the plan's errors otherwise. Pure.
+absl::StatusOr<PlacedPlan> PlanWithoutJob(const MeshSpec& spec,
+                                          const std::optional<HostLayout>& hosts,
+                                          Placement placement);
 
 // Whether every group of `axes` of `layout` stays within one block of `block` consecutive
 // positions (position p in block p / block). O(ndim * min(block * axis size, bases)); no

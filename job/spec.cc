@@ -15,14 +15,16 @@
 namespace nmesh::job {
 
 absl::StatusOr<Placement> ParsePlacement(std::string_view name) {
-  if (name == "as-launched") return Placement::kAsLaunched;
-  if (name == "pack") return Placement::kPack;
-  return absl::InvalidArgumentError(
-      absl::StrFormat("unknown placement '%s': expected as-launched or pack", std::string(name)));
+  if (std::optional<Placement> placement = ValueNamed<Placement>(kPlacementNames, name)) {
+    return *placement;
+  }
+  return absl::InvalidArgumentError(absl::StrFormat("unknown placement '%s': expected %s",
+                                                    std::string(name),
+                                                    NameList<Placement>(kPlacementNames)));
 }
 
 std::string_view PlacementName(Placement placement) {
-  return placement == Placement::kPack ? "pack" : "as-launched";
+  return NameOf<Placement>(kPlacementNames, placement, "as-launched");
 }
 
 std::string MeshName(const MeshSpec& spec) {

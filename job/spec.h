@@ -27,6 +27,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/parallelizer_config.h"
 #include "nmesh/config/recipe.h"
@@ -45,6 +46,10 @@ enum class Placement {
   // (the local rank order).
   kPack,
 };
+
+// The name of each placement, in the order messages list them (base/enum_names.h).
+inline constexpr NamedValue<Placement> kPlacementNames[] = {{Placement::kAsLaunched, "as-launched"},
+                                                            {Placement::kPack, "pack"}};
 
 // "as-launched" or "pack"; InvalidArgument naming the value otherwise.
 absl::StatusOr<Placement> ParsePlacement(std::string_view name);

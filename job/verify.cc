@@ -134,4 +134,18 @@ absl::StatusOr<std::vector<GroupPlacement>> PlacementOf(
   return rows;
 }
 
+std::vector<std::string> CrossHostWarnings(std::string_view mesh_label,
+                                           const std::vector<GroupPlacement>& placement) {
+  std::vector<std::string> warnings;
+  for (const GroupPlacement& row : placement) {
+    if ((row.name == "tp" || row.name == "cp") && !row.intra_host) {
+      warnings.push_back(absl::StrFormat(
+          "mesh '%s': %s groups span hosts; keep %s within a node (--placement pack orders the "
+          "ranks by host, so that each host holds whole %s groups when its ranks allow)",
+          mesh_label, row.name, row.name, row.name));
+    }
+  }
+  return warnings;
+}
+
 }  // namespace nmesh::job

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -34,6 +35,10 @@ struct GroupCheck {
 // What one rank observed of one mesh.
 struct RankVerification {
   int64_t rank = 0;
+  // The rank's host name and local rank (comm::Topology); VerifyJob fills them, VerifyRank leaves
+  // them empty.
+  std::string host;
+  int64_t local_rank = 0;
   // The rank's coordinate in the device mesh, in axis order.
   std::vector<int64_t> coordinate;
   // The device mesh's groups (native axes, then flattened), and the moe mesh's when it has one.
@@ -73,6 +78,12 @@ struct GroupPlacement {
 // communication. FailedPrecondition when a mesh rank has no host name.
 absl::StatusOr<std::vector<GroupPlacement>> PlacementOf(const mesh::MeshPlan& plan,
                                                         const std::vector<std::string>& host_names);
+
+// Warnings for the groups whose traffic is heaviest (tp, cp) when they span hosts, one line per
+// such group kind of `placement` (of the mesh labelled `mesh_label`), e.g. "mesh 'flags': tp
+// groups span hosts; keep tp within a node (--placement pack ...)". Pure.
+std::vector<std::string> CrossHostWarnings(std::string_view mesh_label,
+                                           const std::vector<GroupPlacement>& placement);
 
 }  // namespace nmesh::job
 

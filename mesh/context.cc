@@ -1,5 +1,6 @@
 #include "nmesh/mesh/context.h"
 
+#include <algorithm>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -75,6 +76,37 @@ MeshView MeshContext::View() const {
 }
 
 validate::ResolvedSizes MeshContext::sizes() const { return ContextSizesOf(View()); }
+
+std::optional<int64_t> MeshContext::Coordinate(MeshAxisName axis) const {
+  const std::string_view name = MeshAxisNameString(axis);
+  for (const std::optional<DeviceMesh>* mesh : {&device_mesh_, &moe_mesh_}) {
+    if (!mesh->has_value()) continue;
+    const DeviceMesh& m = **mesh;
+    const std::vector<std::string>& names = m.axis_names();
+    if (auto it = std::find(names.begin(), names.end(), name); it != names.end()) {
+      // Members only reach here (FromMeshes checks).
+      absl::StatusOr<std::vector<int64_t>> coordinate = m.Coordinate();
+      NMESH_CHECK(coordinate.ok()) << coordinate.status();
+      return (*coordinate)[static_cast<size_t>(it - names.begin())];
+    }
+    if (m.HasGroup(name)) {
+      // A flattened group's communicator is split with the local rank as its key.
+      absl::StatusOr<comm::Communicator*> comm = m.Comm(name);
+      NMESH_CHECK(comm.ok()) << comm.status();
+      return (*comm)->rank();
+    }
+  }
+  return std::nullopt;
+}
+
+bool MeshContext::IsFirstPipelineStage() const {
+  return Coordinate(MeshAxisName::kPp).value_or(0) == 0;
+}
+
+bool MeshContext::IsLastPipelineStage() const {
+  const std::optional<int64_t> stage = Coordinate(MeshAxisName::kPp);
+  return !stage.has_value() || *stage == pp_size() - 1;
+}
 
 std::vector<MeshAxisName> MeshContext::dp_axis_names() const { return DpAxisNamesOf(View()); }
 

@@ -85,6 +85,18 @@ class MeshContext {
   std::optional<int64_t> dp_replicate_size() const { return sizes().dp_replicate_size(); }
   int64_t dp_shard_size() const { return sizes().dp_shard_size(); }
 
+  // This rank's coordinate along `axis`: its index along a native axis of the device mesh (or, for
+  // an axis only the moe mesh has, ep and ep_shard, of the moe mesh); for a flattened group (dp,
+  // dp_shard_cp, dp_cp), its index in its group, the row-major index of its coordinates along the
+  // group's axes (its rank in the group's communicator). std::nullopt when neither mesh has the
+  // axis or group: e.g. Coordinate(kEp) without a moe mesh, Coordinate(kPp) on a megatron_fsdp
+  // mesh. A size-1 axis gives 0.
+  std::optional<int64_t> Coordinate(MeshAxisName axis) const;
+  // Whether this rank holds the first (pp coordinate 0) or the last (pp coordinate pp_size() - 1)
+  // pipeline stage. Both are true without pipeline parallelism (pp_size() 1, or no pp axis).
+  bool IsFirstPipelineStage() const;
+  bool IsLastPipelineStage() const;
+
   // (dp_replicate, dp_shard_cp) when the device mesh has a native dp_replicate axis and a
   // dp_shard_cp group, otherwise (dp_shard_cp).
   std::vector<MeshAxisName> dp_axis_names() const;

@@ -15,6 +15,7 @@
 #include "nlohmann/json.hpp"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/nccl_settings.h"
+#include "nmesh/job/launch.h"
 #include "nmesh/perf/bench.h"
 #include "nmesh/tools/bench_format.h"
 #include "nmesh/tools/bench_plot.h"
@@ -51,8 +52,8 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   if (!startup_timeout.ok()) return ReportFlagError(startup_timeout.status(), json, out, err);
 
   // No communicator timeout unless --timeout-s asks for one, whatever the recipe says.
-  JobReporter reporter(LauncherRank(), json, out, err);
-  ReportTimeouts(options.flight_recorder, reporter);
+  JobReporter reporter(job::LauncherRank(), json, out, err);
+  ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
   std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,
@@ -79,12 +80,8 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
       absl::StrFormat("bench: backend %s (%s)", job.backend().name, job.backend().reason));
   for (const JobMesh& mesh : job.meshes()) {
     if (const std::string nccl = comm::NcclSettingsMapText(mesh.spec.nccl); !nccl.empty()) {
-      reporter.Note(
-          absl::StrFormat("bench: nccl settings of mesh '%s' %s: %s", mesh.spec.label,
-                          job.backend().name == "nccl"
-                              ? "applied"
-                              : absl::StrFormat("not applicable (%s backend)", job.backend().name),
-                          nccl));
+      reporter.Note(absl::StrFormat("bench: nccl settings of mesh '%s' %s: %s", mesh.spec.label,
+                                    mesh.nccl_status, nccl));
     }
   }
 

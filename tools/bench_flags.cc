@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/job/job.h"
 #include "nmesh/tools/mesh_job.h"
 
 namespace nmesh::tools {
@@ -59,7 +60,7 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
   bench
       ->add_option("--backend", options.backend,
                    "auto (NCCL when every rank has a GPU, else MPI), mpi or nccl")
-      ->check(CLI::IsMember({"auto", "mpi", "nccl"}));
+      ->check(CLI::IsMember(FlagValues<job::BackendChoice>(job::kBackendChoiceNames)));
   bench->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
   bench

@@ -1,7 +1,6 @@
 #include "nmesh/tools/cli.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <sstream>
@@ -15,6 +14,7 @@
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/version.h"
+#include "nmesh/job/launch.h"
 #include "nmesh/tools/bench_command.h"
 #include "nmesh/tools/mesh_job.h"
 #include "nmesh/tools/plan_command.h"
@@ -49,7 +49,7 @@ bool WantsJson(const std::vector<std::string>& args) {
 
 int UsageError(std::string_view message, bool json, std::ostream& out, std::ostream& err) {
   // A flag error is the same on every rank of an mpirun job: only the first rank prints it.
-  if (LauncherRank() != 0) return kExitUsage;
+  if (job::LauncherRank() != 0) return kExitUsage;
   // One write, so that the launcher cannot interleave it with other output.
   err << absl::StrFormat("nmesh: error: %s\n", message);
   if (json) {
@@ -84,29 +84,6 @@ std::optional<std::string> EmptyValueError(const std::vector<std::string>& args)
 
 }  // namespace
 
-int LauncherRank() {
-  // Open MPI, MPICH/Hydra and PMIx launchers, then Slurm's srun.
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
-    const char* value = std::getenv(name);
-    if (value == nullptr || *value == '\0') continue;
-    char* end = nullptr;
-    const long rank = std::strtol(value, &end, 10);
-    if (*end == '\0' && rank >= 0) return static_cast<int>(rank);
-  }
-  return 0;
-}
-
-int LauncherSize() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
-    const char* value = std::getenv(name);
-    if (value == nullptr || *value == '\0') continue;
-    char* end = nullptr;
-    const long size = std::strtol(value, &end, 10);
-    if (*end == '\0' && size >= 1) return static_cast<int>(size);
-  }
-  return 1;
-}
-
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   CLI::App app{"nmesh: n-dimensional device meshes over NCCL and MPI communicators", "nmesh"};
   app.require_subcommand(0, 1);
@@ -124,7 +101,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (args.size() <= 1) {
     const int code = UsageError("no verb given: use nmesh plan, run or bench (see nmesh --help)",
                                 false, out, err);
-    if (LauncherRank() == 0) err << app.help();
+    if (job::LauncherRank() == 0) err << app.help();
     return code;
   }
   if (!args[1].empty() && args[1][0] != '-' &&

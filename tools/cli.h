@@ -16,18 +16,10 @@ inline constexpr int kExitOk = 0;
 inline constexpr int kExitRuntimeFailure = 1;
 inline constexpr int kExitUsage = 2;
 
-// The rank of this process in its launcher's job, read from the environment before MPI starts
-// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, SLURM_PROCID); 0 outside a launcher. Flag and config
-// errors, identical on every rank, are printed by rank 0 only.
-int LauncherRank();
-// The number of processes of the launcher's job (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS);
-// 1 outside a launcher.
-int LauncherSize();
-
 // Parses `args` (args[0] is the program name) and runs the chosen verb, writing results to `out`
 // and diagnostics to `err`. Returns the process exit code. Usage and config errors return
 // kExitUsage after writing "nmesh: error: <message>" to `err` (and {"error": ...} to `out` under
-// --format json). Never throws.
+// --format json), from the launcher's rank 0 only (job::LauncherRank). Never throws.
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace nmesh::tools

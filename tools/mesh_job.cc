@@ -4,12 +4,10 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
-#include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
 #include "nmesh/base/timeout.h"
-#include "nmesh/comm/mpi/session.h"
 #include "nmesh/job/diagnosis.h"
-#include "nmesh/job/startup.h"
+#include "nmesh/job/launch.h"
 #include "nmesh/tools/cli.h"
 #include "nmesh/tools/plan_command.h"
 
@@ -18,14 +16,7 @@ namespace nmesh::tools {
 using nlohmann::ordered_json;
 
 int ExitCodeOf(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kOutOfRange:
-      return kExitUsage;
-    default:
-      return kExitRuntimeFailure;
-  }
+  return job::IsConfigError(status) ? kExitUsage : kExitRuntimeFailure;
 }
 
 absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds) {
@@ -62,8 +53,7 @@ void JobReporter::Abort(const absl::Status& status) {
   }
   out_.flush();
   err_.flush();
-  if (status.code() == absl::StatusCode::kDeadlineExceeded) absl::SleepFor(kTimeoutReportGrace);
-  comm::mpi::Session::AbortJob(kExitRuntimeFailure);
+  job::EndJob(status, kExitRuntimeFailure);
 }
 
 void JobReporter::Note(const std::string& line) {
@@ -71,52 +61,37 @@ void JobReporter::Note(const std::string& line) {
 }
 
 int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err) {
-  JobReporter reporter(LauncherRank(), json, out, err);
-  if (LauncherSize() <= 1) return reporter.Fail(status);
-  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
-      comm::mpi::Session::Init(nullptr, nullptr);
-  if (!session.ok()) return reporter.Fail(status);
-  reporter.set_rank((*session)->world_rank());
-  absl::Status agreed =
-      job::AgreeAtStartup(**session, job::MakeStartupRecord("", "", std::nullopt, status, {}, {}),
-                          job::kDefaultStartupTimeout);
-  if (agreed.ok() || job::IsAgreed(agreed)) return reporter.Fail(agreed.ok() ? status : agreed);
-  reporter.Abort(agreed);
+  const job::FlagErrorOutcome agreed = job::AgreeOnFlagError(status);
+  JobReporter reporter(agreed.rank, json, out, err);
+  if (agreed.end_job) reporter.Abort(agreed.status);
+  return reporter.Fail(agreed.status);
 }
 
-void ReportTimeouts(const std::optional<std::string>& dir, JobReporter& reporter) {
-  std::optional<std::string> usable = dir;
-  if (dir.has_value()) {
-    if (absl::Status s = job::CheckFlightRecorderDir(*dir); !s.ok()) {
-      reporter.Note(
-          absl::StrFormat("error: %s (the job runs on without flight records)", s.message()));
-      usable.reset();
-    }
+void ApplyFlightRecorderFlag(const std::optional<std::string>& dir, JobReporter& reporter) {
+  if (absl::Status s = job::StartTimeoutReporting(dir); !s.ok()) {
+    reporter.Note(
+        absl::StrFormat("error: %s (the job runs on without flight records)", s.message()));
   }
-  job::ReportTimeouts({.flight_recorder_dir = usable});
 }
 
 std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,
                                    absl::Duration late) {
-  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
-      comm::mpi::Session::Init(nullptr, nullptr);
-  if (!session.ok()) {
+  // Job::Start calls `warn` on rank 0 only, possibly before the reporter knows its MPI rank.
+  options.warn = [&err = reporter.err()](const std::string& warning) {
+    err << absl::StrFormat("nmesh: warning: %s\n", warning);
+  };
+  CliJob started = job::StartMpiJob(options, late);
+  if (started.session == nullptr) {
     reporter.err() << absl::StrFormat("nmesh: error: cannot start MPI: %s\n",
-                                      session.status().message());
+                                      started.status.message());
     return kExitRuntimeFailure;
   }
-  reporter.set_rank((*session)->world_rank());
-  if (late > absl::ZeroDuration()) absl::SleepFor(late);
-  options.warn = [&reporter](const std::string& warning) { reporter.Note("warning: " + warning); };
-  absl::StatusOr<std::unique_ptr<Job>> started = Job::Start(**session, options);
-  if (!started.ok()) {
-    if (job::IsAgreed(started.status())) return reporter.Fail(started.status());
-    reporter.Abort(started.status());
+  reporter.set_rank(started.session->world_rank());
+  if (!started.status.ok()) {
+    if (job::MustEndJob(started.status)) reporter.Abort(started.status);
+    return reporter.Fail(started.status);
   }
-  CliJob cli_job;
-  cli_job.session = *std::move(session);
-  cli_job.job = *std::move(started);
-  return cli_job;
+  return started;
 }
 
 }  // namespace nmesh::tools

@@ -1,5 +1,6 @@
 // The start shared by the verbs that run as an MPI job (`nmesh run`, `nmesh bench`): the job
-// layer's job::Job::Start, with its outcome turned into what the CLI prints and its exit code.
+// layer's start (job::StartMpiJob) and failure policy (job/launch.h), with their outcomes turned
+// into what the CLI prints and its exit code.
 //
 //   std::variant<CliJob, int> started =
 //       StartJob({.mesh = options.mesh, .backend = job::BackendChoice::kAuto}, reporter);
@@ -23,15 +24,15 @@
 #include "absl/time/time.h"
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/job/job.h"
+#include "nmesh/job/launch.h"
 
 namespace nmesh::tools {
 
 using job::Job;
 using job::JobMesh;
 
-// The exit code of a failed status: config errors (InvalidArgument, NotFound, OutOfRange: found
-// from the flags and the recipe, identically on every rank) are usage errors; anything else is a
-// runtime failure.
+// The exit code of a failed status: kExitUsage for a config error (job::IsConfigError), otherwise
+// kExitRuntimeFailure.
 int ExitCodeOf(const absl::Status& status);
 
 // The --timeout-s flag of `run` and `bench`: unset gives no timeout; otherwise a positive, finite
@@ -43,11 +44,9 @@ void AddStartupTimeoutFlag(CLI::App& verb, std::optional<double>& seconds);
 // The --startup-timeout-s flag: like --timeout-s, named in errors.
 absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(std::optional<double> seconds);
 
-// Reports an error in the flags of `run` or `bench` (exit code kExitUsage). Under a launcher with
-// more than one process it is agreed on through the job's start-up exchange (job/startup.h), so
-// that it is printed once, by rank 0, even when only some ranks of a multi-program launch have it,
-// and the ranks with good flags end with the same error instead of waiting for the others.
-// Outside a launcher, rank 0 of the launcher prints it.
+// Reports an error in the flags of `run` or `bench` (exit code kExitUsage), agreed on by the
+// launcher's job (job::AgreeOnFlagError): printed once, by rank 0, even when only some ranks of a
+// multi-program launch have it; a failed agreement ends the job (JobReporter::Abort).
 int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err);
 
 class JobReporter {
@@ -65,12 +64,8 @@ class JobReporter {
   int Fail(const absl::Status& status);
 
   // An error of this rank alone, while other ranks may be blocked in a collective waiting for it:
-  // reports it here (naming the rank) and ends the whole job (MPI_Abort, exit 1). After a timeout
-  // (DeadlineExceeded) it first waits kTimeoutReportGrace: the other members of the same
-  // collective started it within moments of this rank and are timing out too, and each one's own
-  // report (its axis, operation and place in the group) is what tells an operator who is missing.
+  // reports it here (naming the rank) and ends the whole job (job::EndJob, exit 1).
   [[noreturn]] void Abort(const absl::Status& status);
-  static constexpr absl::Duration kTimeoutReportGrace = absl::Milliseconds(250);
 
   // "nmesh: <line>" on stderr, from rank 0.
   void Note(const std::string& line);
@@ -83,27 +78,18 @@ class JobReporter {
 };
 
 // A started job and the MPI session under it (destroyed after the job).
-struct CliJob {
-  std::unique_ptr<comm::mpi::Session> session;
-  std::unique_ptr<Job> job;
+using CliJob = job::MpiJob;
 
-  CliJob() = default;
-  CliJob(CliJob&&) = default;
-  CliJob& operator=(CliJob&&) = default;
-  ~CliJob() { job.reset(); }
-};
-
-// The --flight-recorder flag of `run` and `bench`: installs the timeout report of job/diagnosis.h
-// (every rank of a timed-out communicator prints its diagnosis line) with `dir` for the dumps. A
+// The --flight-recorder flag of `run` and `bench`: job::StartTimeoutReporting with `dir`; a
 // directory that cannot be written is reported once ("nmesh: error: --flight-recorder: ...") and
 // the job runs on without dumps.
-void ReportTimeouts(const std::optional<std::string>& dir, JobReporter& reporter);
+void ApplyFlightRecorderFlag(const std::optional<std::string>& dir, JobReporter& reporter);
 
-// MPI, then job::Job::Start, as one rank of the CLI's job. Recipe warnings are noted on stderr
-// from rank 0. Returns the job (and sets the reporter's rank), or the exit code after an agreed
-// failure was reported; a failure of this rank alone ends the job (JobReporter::Abort). A failure
-// to start MPI is reported by every rank (exit 1).
-// `late` (fault injection) delays this rank after MPI has started, before the start-up agreement.
+// job::StartMpiJob as one rank of the CLI's job. Recipe warnings are noted on stderr from rank 0.
+// Returns the job (and sets the reporter's rank), or the exit code after an agreed failure was
+// reported; a failure of this rank alone ends the job (JobReporter::Abort). A failure to start MPI
+// is reported by every rank (exit 1). `late` (fault injection) delays this rank after MPI has
+// started, before the start-up agreement.
 std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,
                                    absl::Duration late = absl::ZeroDuration());
 

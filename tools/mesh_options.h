@@ -17,9 +17,12 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "CLI/CLI.hpp"
+#include "nmesh/base/enum_names.h"
 #include "nmesh/job/spec.h"
 
 namespace nmesh::tools {
@@ -34,6 +37,15 @@ using job::ResolveMeshSpecs;
 // Registers the mesh flags on `app`, writing into `options` (which must outlive the parse).
 // A non-integer value is a CLI11 parse error naming the flag.
 void AddMeshOptions(CLI::App& app, MeshOptions& options);
+
+// The names of an enum's table (base/enum_names.h), in table order: the values a flag accepts
+// (CLI::IsMember).
+template <typename E>
+std::vector<std::string> FlagValues(std::span<const NamedValue<E>> table) {
+  std::vector<std::string> names;
+  for (const NamedValue<E>& entry : table) names.emplace_back(entry.name);
+  return names;
+}
 
 // Registers an optional integer flag (such as --tp or --rank), parsed exactly: a non-integer or
 // out-of-range value is a CLI11 parse error naming the flag and the value.

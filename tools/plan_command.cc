@@ -144,9 +144,9 @@ ordered_json PlacementJson(const PlanOptions& options, const job::PlacedPlan& pl
 }
 
 absl::Status WritePlanJson(const MeshPlan& plan, const PlanOptions& options,
-                           const std::optional<job::PlacedPlan>& placed, std::ostream& out) {
+                           const job::PlacedPlan* placed, std::ostream& out) {
   ordered_json summary_json = PlanSummaryJson(plan);
-  if (placed.has_value()) summary_json["placement"] = PlacementJson(options, *placed);
+  if (placed != nullptr) summary_json["placement"] = PlacementJson(options, *placed);
   std::string summary = DumpJson(summary_json);
   if (!options.rank.has_value() && !options.all_ranks) {
     out << summary << "\n";
@@ -199,8 +199,8 @@ std::string OptionalNameText(const std::optional<T>& value) {
   }
 }
 
-void WritePlanText(const MeshPlan& plan, const PlanOptions& options,
-                   const std::optional<job::PlacedPlan>& placed, std::ostream& out) {
+void WritePlanText(const MeshPlan& plan, const PlanOptions& options, const job::PlacedPlan* placed,
+                   std::ostream& out) {
   const mesh::Layout& layout = plan.device_mesh();
   out << absl::StrFormat("strategy     %s\n", config::StrategyName(plan.strategy()));
   out << absl::StrFormat("world_size   %d\n", plan.world_size());
@@ -250,7 +250,7 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options,
     }
   }
 
-  if (placed.has_value()) {
+  if (placed != nullptr) {
     out << absl::StrFormat("\nplacement    %s on %d host(s) x %d ranks, launched by %s%s\n",
                            job::PlacementName(options.mesh.placement), *options.hosts,
                            *options.ranks_per_host, options.map_by,
@@ -337,7 +337,7 @@ CLI::App* AddPlanCommand(CLI::App& app, PlanOptions& options) {
   plan->add_option("--map-by", options.map_by,
                    "How the launcher deals ranks to hosts: slot (fill each host, the default) or "
                    "node (round-robin), as mpirun --map-by")
-      ->check(CLI::IsMember({"slot", "node"}))
+      ->check(CLI::IsMember(FlagValues<job::LaunchOrder>(job::kLaunchOrderNames)))
       ->needs(hosts);
   AddInt64Option(*plan, "--ranks-per-domain", options.ranks_per_domain,
                  "Ranks per NVLink domain (consecutive hosts), a multiple of --ranks-per-host")
@@ -351,23 +351,19 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
                          ResolveMeshSpecs(options.mesh, /*job_world=*/std::nullopt,
                                           /*all_sections=*/false));
   const MeshSpec& spec = specs.front();
-  if (!spec.request.ranks.has_value() && !spec.request.sizes.world_size.has_value()) {
-    return absl::InvalidArgumentError("--world is required unless --ranks is given");
-  }
-  std::optional<job::PlacedPlan> placed;
+  std::optional<job::HostLayout> host_layout;
   if (options.hosts.has_value()) {
     NMESH_ASSIGN_OR_RETURN(job::LaunchOrder order, job::ParseLaunchOrder(options.map_by));
-    job::HostLayout host_layout{.hosts = *options.hosts,
-                                .ranks_per_host = *options.ranks_per_host,
-                                .order = order,
-                                .ranks_per_domain = options.ranks_per_domain};
-    NMESH_ASSIGN_OR_RETURN(placed, job::PlaceOnHosts(spec, host_layout, options.mesh.placement));
-  } else if (options.mesh.placement == job::Placement::kPack) {
-    return absl::InvalidArgumentError(
-        "--placement pack needs the hosts under plan: give --hosts H --ranks-per-host R");
+    host_layout = job::HostLayout{.hosts = *options.hosts,
+                                  .ranks_per_host = *options.ranks_per_host,
+                                  .order = order,
+                                  .ranks_per_domain = options.ranks_per_domain};
   }
-  NMESH_ASSIGN_OR_RETURN(MeshPlan plan,
-                         placed.has_value() ? std::move(placed->plan) : PlanMeshSpec(spec));
+  NMESH_ASSIGN_OR_RETURN(job::PlacedPlan planned,
+                         job::PlanWithoutJob(spec, host_layout, options.mesh.placement));
+  const MeshPlan& plan = planned.plan;
+  // The placement, when the plan was placed on hosts.
+  const job::PlacedPlan* placed = host_layout.has_value() ? &planned : nullptr;
   if (options.rank.has_value() && !plan.Contains(*options.rank)) {
     return plan.QueryRank(*options.rank).status();
   }

@@ -13,12 +13,13 @@
 //   2. Backend: auto picks NCCL when it was built and every rank sees a GPU for its local rank,
 //      MPI otherwise, and says why; --backend nccl without a GPU fails on every rank (exit 1).
 //   3. DeviceMesh::Create for each mesh (every rank, in order), timed; MeshContext on members.
-//   4. Verification: over each distinct communicator of this rank, an all-gather of the global
-//      ranks (compared, in order, with the planned group) and an all-reduce of their sum (compared
-//      with the planned sum). Buffers live in the backend's memory (Communicator::AllocateBuffer).
-//   5. Every rank sends its observed groups and verdict to rank 0 (Send/Recv over the MPI world),
-//      which prints the report: text tables, or JSON (below). The verdict is all-reduced, so every
-//      rank exits with the same code.
+//   4. Verification (job::VerifyJob): over each distinct communicator of this rank, an all-gather
+//      of the global ranks (compared, in order, with the planned group) and an all-reduce of their
+//      sum (compared with the planned sum). Buffers live in the backend's memory
+//      (Communicator::AllocateBuffer).
+//   5. Every rank's results go to rank 0 as structs (a host gather-v over the MPI world), which
+//      prints the report: text tables, or JSON (below). The verdict is all-reduced, so every rank
+//      exits with the same code.
 //
 // JSON (--format json) for one mesh: the plan object of §9 (tools/plan_command.h) plus "backend",
 // "backend_reason", "verified", "communicators_created", "build_seconds" (the slowest rank's
@@ -43,6 +44,7 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/status/statusor.h"
+#include "nmesh/job/verify_job.h"
 #include "nmesh/tools/mesh_options.h"
 
 namespace nmesh::tools {
@@ -68,11 +70,8 @@ struct RunOptions {
   std::optional<std::string> flight_recorder;
 };
 
-// A parsed --fault-skip value.
-struct FaultSkip {
-  int64_t rank = 0;
-  std::string group;
-};
+// A parsed --fault-skip value (checked against the job by job::CheckFaultSkip).
+using FaultSkip = job::FaultSkip;
 
 // Parses "RANK:GROUP" (RANK a non-negative integer, GROUP a non-empty name). InvalidArgument naming
 // the value otherwise. Whether RANK and GROUP exist is checked against the job and its plans.

@@ -9,6 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/version.h"
+#include "nmesh/job/launch.h"
 #include "nmesh/tests/cli/run_cli.h"
 
 namespace nmesh::tools {
@@ -86,7 +87,7 @@ TEST(CliTest, EmptyValuesNameTheFlag) {
 // {"error": ...} objects at np 4). Only the launcher's rank 0 prints; the others exit 2 quietly.
 TEST(CliTest, FlagErrorsPrintOnlyOnLauncherRankZero) {
   ASSERT_EQ(setenv("OMPI_COMM_WORLD_RANK", "3", 1), 0);
-  EXPECT_EQ(LauncherRank(), 3);
+  EXPECT_EQ(job::LauncherRank(), 3);
   Result other = RunNmesh({"plan", "--tp", "x", "--format", "json"});
   Result run = RunNmesh({"run", "--timeout-s", "0", "--format", "json"});
   ASSERT_EQ(setenv("OMPI_COMM_WORLD_RANK", "0", 1), 0);
@@ -102,9 +103,9 @@ TEST(CliTest, FlagErrorsPrintOnlyOnLauncherRankZero) {
   EXPECT_THAT(first.err, HasSubstr("nmesh: error:"));
   EXPECT_THAT(first.out, HasSubstr("{\"error\":"));
   ASSERT_EQ(setenv("PMI_RANK", "1", 1), 0);
-  EXPECT_EQ(LauncherRank(), 1);
+  EXPECT_EQ(job::LauncherRank(), 1);
   ASSERT_EQ(unsetenv("PMI_RANK"), 0);
-  EXPECT_EQ(LauncherRank(), 0);
+  EXPECT_EQ(job::LauncherRank(), 0);
 }
 
 // Issue 14: `plan --world 2147483647 --all-ranks` streamed entries for hours.

@@ -186,6 +186,81 @@ TEST_P(MeshContextTest, RingUlyssesDegrees) {
                        HasSubstr("device_mesh contains unknown axis names {'ring', 'ulysses'}")));
 }
 
+// This rank's position in `mesh` by brute force: its index in the rank list (or the rank itself),
+// unravelled row-major over the shape.
+std::vector<int64_t> BruteCoordinate(const BruteMesh& mesh, int64_t rank) {
+  const size_t index = mesh.IndexOf(rank);
+  NMESH_CHECK(index < mesh.coords.size()) << "rank " << rank << " is not in the mesh";
+  std::vector<int64_t> coordinate(mesh.shape.size());
+  int64_t rest = static_cast<int64_t>(index);
+  for (size_t a = mesh.shape.size(); a-- > 0;) {
+    coordinate[a] = rest % mesh.shape[a];
+    rest /= mesh.shape[a];
+  }
+  return coordinate;
+}
+
+TEST_P(MeshContextTest, CoordinatesAndPipelineStagesMatchBruteForce) {
+  auto world = World();
+  const int np = world->size();
+  const int64_t rank = world->rank();
+  std::vector<Spec> specs = {{.size = np}, {.strategy = StrategyKind::kDdp, .size = np}};
+  if (np >= 2) {
+    specs.push_back({.pp = 2, .size = np});
+    specs.push_back({.tp = 2, .size = np});
+    specs.push_back({.strategy = StrategyKind::kMegatronFsdp, .cp = 2, .size = np});
+  }
+  if (np >= 4) {
+    specs.push_back({.dp_replicate = 2, .size = np});
+    specs.push_back({.pp = 2, .ep = 2, .size = np});
+    specs.push_back({.pp = 4, .size = np});
+  }
+  if (np == 8) {
+    specs.push_back({.pp = 2, .cp = 2, .tp = 2, .size = np});
+    specs.push_back({.dp_replicate = 2, .tp = 2, .size = np});
+    specs.push_back({.pp = 2, .ep = 4, .size = np});
+    specs.push_back({.strategy = StrategyKind::kMegatronFsdp, .cp = 2, .tp = 2, .size = np});
+  }
+  for (const Spec& s : specs) {
+    SCOPED_TRACE(::testing::Message()
+                 << "pp " << s.pp << " dp_replicate " << s.dp_replicate << " cp " << s.cp << " tp "
+                 << s.tp << " ep " << s.ep << " strategy " << static_cast<int>(s.strategy));
+    const DeviceMesh mesh = BuildOrDie(s, *world);
+    ASSERT_OK_AND_ASSIGN(MeshContext context, ContextOf(mesh, s.strategy));
+    const Expected e = ExpectedOf(s);
+    const std::vector<int64_t> device = BruteCoordinate(e.device, rank);
+    std::optional<std::vector<int64_t>> moe;
+    if (e.moe.has_value()) moe = BruteCoordinate(*e.moe, rank);
+    for (MeshAxisName axis : kAllMeshAxisNames) {
+      const std::string name(MeshAxisNameString(axis));
+      SCOPED_TRACE(name);
+      std::optional<int64_t> expected;
+      for (const NamedSet& g : e.groups) {
+        if (g.name != name) continue;
+        // The row-major index of the coordinates along the group's axes.
+        const BruteMesh& on = e.MeshOf(g);
+        const std::vector<int64_t>& c = g.moe ? *moe : device;
+        int64_t index = 0;
+        for (size_t a = 0; a < on.shape.size(); ++a) {
+          if (g.in_set[a]) index = index * on.shape[a] + c[a];
+        }
+        expected = index;
+      }
+      EXPECT_EQ(context.Coordinate(axis), expected);
+    }
+    // pp: the first axis of the FSDP2 meshes, absent from the others.
+    const bool has_pp = s.strategy == StrategyKind::kFsdp2;
+    EXPECT_EQ(context.Coordinate(A::kPp).has_value(), has_pp);
+    const int64_t stage = has_pp ? device[0] : 0;
+    EXPECT_EQ(context.IsFirstPipelineStage(), stage == 0);
+    EXPECT_EQ(context.IsLastPipelineStage(), stage == s.pp - 1);
+    if (s.pp == 1) {
+      EXPECT_TRUE(context.IsFirstPipelineStage());
+      EXPECT_TRUE(context.IsLastPipelineStage());
+    }
+  }
+}
+
 TEST_P(MeshContextTest, NonMembersCannotReadSizes) {
   auto world = World();
   const int np = world->size();
