@@ -1,6 +1,5 @@
-// The watchdog's registry (comm/watch/watchdog.h describes the behaviour) and the interface a
-// backend implements for the separate channel over which ranks exchange flight records. Not
-// installed.
+// The watchdog's registry and thread (comm/watch/watchdog.h describes the behaviour; the separate
+// channel a backend gives it is comm/watch/side_channel.h). Not installed.
 //
 //   internal::Watchdog::Get().Add(this, recorder, side_channel);   // backend constructor
 //   internal::Watchdog::Get().Remove(this);                        // backend destructor, first
