@@ -13,7 +13,7 @@ using perf::BenchAxis;
 using perf::BenchOp;
 using perf::BenchRow;
 
-std::string FormatBytes(uint64_t bytes) {
+std::string FormatExactSize(uint64_t bytes) {
   constexpr std::pair<uint64_t, const char*> kUnits[] = {
       {uint64_t{1} << 40, "T"}, {uint64_t{1} << 30, "G"}, {uint64_t{1} << 20, "M"}, {1024, "K"}};
   for (const auto& [unit, suffix] : kUnits) {
@@ -25,7 +25,7 @@ std::string FormatBytes(uint64_t bytes) {
 std::string BenchProgressLine(BenchOp op, const BenchAxis& axis, const BenchRow& row, size_t index,
                               size_t rows) {
   return absl::StrFormat("nmesh bench: %s %s [%d/%d] %s B: %.2f us, busbw %.3f GB/s\n", axis.name,
-                         perf::BenchOpName(op), index + 1, rows, FormatBytes(row.size), row.time_us,
+                         perf::BenchOpName(op), index + 1, rows, FormatExactSize(row.size), row.time_us,
                          row.busbw);
 }
 
@@ -38,7 +38,7 @@ void WriteBenchText(const perf::BenchReport& report, const perf::BenchConfig& co
                          report.backend, report.world_size,
                          report.async ? ", async (each call's handle waited)" : "");
   out << absl::StrFormat("# sweep: -b %s -e %s -f %d, %d warm-up and %d timed calls per size\n",
-                         FormatBytes(config.min_bytes), FormatBytes(config.max_bytes),
+                         FormatExactSize(config.min_bytes), FormatExactSize(config.max_bytes),
                          config.factor, config.warmup, config.iters);
   out << absl::StrFormat("# mesh: %s %s\n", config::StrategyName(plan.strategy()),
                          plan.device_mesh().DebugString());

@@ -12,8 +12,9 @@
 
 namespace nmesh::tools {
 
-// A byte count with the largest binary suffix that divides it: 1024 -> "1K", 1536 -> "1536".
-std::string FormatBytes(uint64_t bytes);
+// A byte count as the size flags take it, exactly: the largest binary suffix that divides it,
+// 1024 -> "1K", 1536 -> "1536" (comm::FormatBytes rounds for people: "1.5 KiB").
+std::string FormatExactSize(uint64_t bytes);
 
 // One progress line for a finished row, e.g.
 // "nmesh bench: tp all_reduce [3/3] 1K B: 12.30 us, busbw 0.083 GB/s".
