@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
+#include <type_traits>
 
 namespace nmesh::comm {
 
@@ -53,48 +54,36 @@ size_t DataTypeSize(DataType type);
 // "float64": the names nccl-tests prints.
 std::string_view DataTypeName(DataType type);
 
-// The DataType of a C++ element type, for the typed convenience overloads.
+// The DataType of a C++ element type, for the typed convenience overloads:
+// DataTypeOf<float>::value is DataType::kFloat32. Other element types do not compile.
 template <typename T>
-struct DataTypeOf;
-template <>
-struct DataTypeOf<int8_t> {
-  static constexpr DataType value = DataType::kInt8;
-};
-template <>
-struct DataTypeOf<uint8_t> {
-  static constexpr DataType value = DataType::kUint8;
-};
-template <>
-struct DataTypeOf<int32_t> {
-  static constexpr DataType value = DataType::kInt32;
-};
-template <>
-struct DataTypeOf<uint32_t> {
-  static constexpr DataType value = DataType::kUint32;
-};
-template <>
-struct DataTypeOf<int64_t> {
-  static constexpr DataType value = DataType::kInt64;
-};
-template <>
-struct DataTypeOf<uint64_t> {
-  static constexpr DataType value = DataType::kUint64;
-};
-template <>
-struct DataTypeOf<Float16> {
-  static constexpr DataType value = DataType::kFloat16;
-};
-template <>
-struct DataTypeOf<BFloat16> {
-  static constexpr DataType value = DataType::kBFloat16;
-};
-template <>
-struct DataTypeOf<float> {
-  static constexpr DataType value = DataType::kFloat32;
-};
-template <>
-struct DataTypeOf<double> {
-  static constexpr DataType value = DataType::kFloat64;
+constexpr DataType DataTypeFor() {
+  if constexpr (std::is_same_v<T, int8_t>) {
+    return DataType::kInt8;
+  } else if constexpr (std::is_same_v<T, uint8_t>) {
+    return DataType::kUint8;
+  } else if constexpr (std::is_same_v<T, int32_t>) {
+    return DataType::kInt32;
+  } else if constexpr (std::is_same_v<T, uint32_t>) {
+    return DataType::kUint32;
+  } else if constexpr (std::is_same_v<T, int64_t>) {
+    return DataType::kInt64;
+  } else if constexpr (std::is_same_v<T, uint64_t>) {
+    return DataType::kUint64;
+  } else if constexpr (std::is_same_v<T, Float16>) {
+    return DataType::kFloat16;
+  } else if constexpr (std::is_same_v<T, BFloat16>) {
+    return DataType::kBFloat16;
+  } else if constexpr (std::is_same_v<T, float>) {
+    return DataType::kFloat32;
+  } else {
+    static_assert(std::is_same_v<T, double>, "not an element type of nmesh's collectives");
+    return DataType::kFloat64;
+  }
+}
+template <typename T>
+struct DataTypeOf {
+  static constexpr DataType value = DataTypeFor<T>();
 };
 
 // Reduction operators. kAvg is the sum divided by the communicator size (integer types: truncated
