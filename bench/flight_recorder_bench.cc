@@ -10,8 +10,8 @@
 
 #include "absl/time/clock.h"
 #include "benchmark/benchmark.h"
-#include "nmesh/comm/watch/flight_recorder.h"
 #include "nmesh/comm/self.h"
+#include "nmesh/comm/watch/flight_recorder.h"
 
 namespace {
 

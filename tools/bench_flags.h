@@ -40,8 +40,8 @@ struct BenchOptions {
   std::optional<std::string> plot;
   bool progress = false;
   // Off by default. With a timeout the MPI backend still runs the blocking calls (the watchdog
-  // watches them; comm/watch/watchdog.h), so the measured path is the same. A job that must not hang
-  // sets it.
+  // watches them; comm/watch/watchdog.h), so the measured path is the same. A job that must not
+  // hang sets it.
   std::optional<double> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;

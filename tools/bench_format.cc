@@ -25,8 +25,8 @@ std::string FormatExactSize(uint64_t bytes) {
 std::string BenchProgressLine(BenchOp op, const BenchAxis& axis, const BenchRow& row, size_t index,
                               size_t rows) {
   return absl::StrFormat("nmesh bench: %s %s [%d/%d] %s B: %.2f us, busbw %.3f GB/s\n", axis.name,
-                         perf::BenchOpName(op), index + 1, rows, FormatExactSize(row.size), row.time_us,
-                         row.busbw);
+                         perf::BenchOpName(op), index + 1, rows, FormatExactSize(row.size),
+                         row.time_us, row.busbw);
 }
 
 void WriteBenchText(const perf::BenchReport& report, const perf::BenchConfig& config,
