@@ -3,11 +3,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <utility>
 
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "nmesh/base/file.h"
 #include "nmesh/base/fingerprint.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/watch/watchdog_thread.h"
@@ -54,15 +54,11 @@ std::string FormatTimeoutReport(const TimeoutReport& report) {
 absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const TimeoutReport& report) {
   const int64_t me = report.global_rank >= 0 ? report.global_rank : report.rank;
   const std::string path = absl::StrFormat("%s/nmesh_flight_rank%d.json", dir, me);
-  std::ofstream file(path, std::ios::out | std::ios::trunc);
-  if (!file) {
-    return absl::PermissionDeniedError(absl::StrFormat("flight recorder: cannot write '%s'", path));
-  }
-  file << FlightRecordJson(report.axis, me, report.diagnosis.summary, report.ranks,
-                           report.diagnosis.trace);
-  file.close();
-  if (!file) {
-    return absl::DataLossError(absl::StrFormat("flight recorder: writing '%s' failed", path));
+  const absl::Status written =
+      WriteNewFile(path, FlightRecordJson(report.axis, me, report.diagnosis.summary, report.ranks,
+                                          report.diagnosis.trace));
+  if (!written.ok()) {
+    return absl::Status(written.code(), absl::StrFormat("flight recorder: %s", written.message()));
   }
   return path;
 }

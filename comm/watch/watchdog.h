@@ -100,7 +100,9 @@ void SetWatchdogStall(absl::Duration limit, WatchdogStallHandler handler = {});
 std::string FormatTimeoutReport(const TimeoutReport& report);
 
 // Writes the report's records (FlightRecordJson) to `dir`/nmesh_flight_rank<global rank>.json and
-// returns the path; an error naming the path when it cannot be written.
+// returns the path; an error naming the path when it cannot be written. The file must not exist
+// yet: an existing file is never truncated and a link at that name never followed
+// (base/file.h's WriteNewFile; AlreadyExists).
 absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const TimeoutReport& report);
 
 }  // namespace nmesh::comm

@@ -1,5 +1,10 @@
+#include <unistd.h>
+
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
+#include <sstream>
 #include <string>
 
 #include "absl/status/status.h"
@@ -9,6 +14,7 @@
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/enum_names.h"
+#include "nmesh/base/file.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/base/timeout.h"
@@ -119,6 +125,40 @@ TEST(EnumNamesTest, NamesParsesAndListsFromOneTable) {
   EXPECT_EQ(NameList<Fruit>(kFruitNames, ", "), "apple, pear, plum");
   EXPECT_EQ(NameList<Fruit>(std::span<const NamedValue<Fruit>>(kFruitNames, 1)), "apple");
   EXPECT_EQ(NameList<Fruit>(std::span<const NamedValue<Fruit>>(kFruitNames, 2)), "apple or pear");
+}
+
+std::string Contents(const std::filesystem::path& path) {
+  std::stringstream text;
+  text << std::ifstream(path).rdbuf();
+  return text.str();
+}
+
+TEST(WriteNewFileTest, CreatesOnlyNewFilesAndNeverFollowsALink) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("nmesh_write_new_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path fresh = dir / "fresh.json";
+  ASSERT_THAT(WriteNewFile(fresh.string(), "{}"), IsOk());
+  EXPECT_EQ(Contents(fresh), "{}");
+  // Existing: not truncated, not rewritten.
+  EXPECT_THAT(WriteNewFile(fresh.string(), "other"),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("a file already exists")));
+  EXPECT_EQ(Contents(fresh), "{}");
+  // A link to a victim: not followed, whether the victim exists or not.
+  const std::filesystem::path victim = dir / "victim";
+  { std::ofstream(victim) << "precious"; }
+  std::filesystem::create_symlink(victim, dir / "link");
+  EXPECT_THAT(WriteNewFile((dir / "link").string(), "pwned"),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("a symbolic link")));
+  EXPECT_EQ(Contents(victim), "precious");
+  std::filesystem::create_symlink(dir / "absent", dir / "dangling");
+  EXPECT_THAT(WriteNewFile((dir / "dangling").string(), "pwned"),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("a symbolic link")));
+  EXPECT_FALSE(std::filesystem::exists(dir / "absent"));
+  EXPECT_THAT(WriteNewFile((dir / "missing" / "x").string(), ""),
+              StatusIs(absl::StatusCode::kPermissionDenied, HasSubstr("missing/x")));
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -3,11 +3,16 @@
 // communicator records; and Communicator::SetTimeout's validation.
 #include "nmesh/comm/watch/flight_recorder.h"
 
+#include <unistd.h>
+
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <new>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -421,6 +426,33 @@ TEST(FlightRecordJsonTest, AnUnwritableDirectoryIsAnErrorNamingThePath) {
   EXPECT_THAT(WriteFlightRecord("/nonexistent/dir", report),
               StatusIs(absl::StatusCode::kPermissionDenied,
                        HasSubstr("cannot write '/nonexistent/dir/nmesh_flight_rank5.json'")));
+}
+
+// A link planted where the dump goes is not followed (its target is left as it was), and an
+// existing dump is not truncated: both are errors naming the path.
+TEST(FlightRecordJsonTest, NeverFollowsALinkOrOverwritesAFile) {
+  const std::filesystem::path dir =
+      std::filesystem::temp_directory_path() / ("nmesh_flight_link_" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path victim = dir / "victim.txt";
+  { std::ofstream(victim) << "precious"; }
+  std::filesystem::create_symlink(victim, dir / "nmesh_flight_rank5.json");
+  TimeoutReport report;
+  report.axis = "tp";
+  report.global_rank = 5;
+  EXPECT_THAT(WriteFlightRecord(dir.string(), report),
+              StatusIs(absl::StatusCode::kAlreadyExists, HasSubstr("a symbolic link")));
+  std::stringstream kept;
+  kept << std::ifstream(victim).rdbuf();
+  EXPECT_EQ(kept.str(), "precious");
+
+  report.global_rank = 6;
+  ASSERT_OK(WriteFlightRecord(dir.string(), report).status());
+  EXPECT_THAT(WriteFlightRecord(dir.string(), report),
+              StatusIs(absl::StatusCode::kAlreadyExists,
+                       HasSubstr("nmesh_flight_rank6.json': a file already exists")));
+  std::filesystem::remove_all(dir);
 }
 
 // What a communicator records: every operation that communicates, with its arguments, in order;
