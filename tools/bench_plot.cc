@@ -39,15 +39,19 @@ std::string GnuplotQuote(std::string_view text) {
   return quoted + "'";
 }
 
-// Runs `program script` with stdout and stderr into `log`; returns its exit status.
-absl::StatusOr<int> RunProgram(const std::string& program, const std::string& script,
-                               const std::string& log) {
+// Runs `program script` in `dir` with stdout into `out` (a descriptor) and stderr into `log`;
+// returns its exit status.
+absl::StatusOr<int> RunProgram(const std::string& program, const std::string& dir,
+                               const std::string& script, int out, const std::string& log) {
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log.c_str(),
+  posix_spawn_file_actions_adddup2(&actions, out, STDOUT_FILENO);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log.c_str(),
                                    O_WRONLY | O_CREAT | O_TRUNC, 0600);
-  posix_spawn_file_actions_adddup2(&actions, STDOUT_FILENO, STDERR_FILENO);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+  // In the private directory, the script names its files relatively: no path from outside (the
+  // output's, TMPDIR's) ever appears in it.
+  posix_spawn_file_actions_addchdir_np(&actions, dir.c_str());
   std::vector<char*> argv = {const_cast<char*>(program.c_str()), const_cast<char*>(script.c_str()),
                              nullptr};
   pid_t pid = 0;
@@ -100,9 +104,9 @@ absl::Status PlotBench(const perf::BenchReport& report, const std::string& path)
   } cleanup{dir};
 
   // One data block per axis (gnuplot's "index"), separated by two blank lines.
-  const std::string data = (dir / "busbw.dat").string();
+  const std::string data = "busbw.dat";  // relative to `dir`, where gnuplot runs
   {
-    std::ofstream file(data);
+    std::ofstream file(dir / data);
     for (const BenchAxis& axis : report.axes) {
       file << "# " << axis.name << "\n";
       for (const BenchRow& row : axis.rows) {
@@ -122,15 +126,15 @@ absl::Status PlotBench(const perf::BenchReport& report, const std::string& path)
   if (plots.empty()) {
     return absl::FailedPreconditionError("--plot: no rows to plot (every size was too small)");
   }
-  const std::string script = (dir / "plot.gp").string();
+  const std::string script = "plot.gp";
   {
-    std::ofstream file(script);
+    std::ofstream file(dir / script);
     file << "if (strstrt(GPVAL_TERMINALS, 'pngcairo') > 0) {\n"
          << "  set terminal pngcairo size 900,540 noenhanced font ',10'\n"
          << "} else {\n"
          << "  set terminal png size 900,540 noenhanced\n"
          << "}\n"
-         << "set output " << GnuplotQuote(path) << "\n"
+         << "set output\n"  // stdout, which nmesh opened on `path`: the path is never in the script
          << "set title "
          << GnuplotQuote(absl::StrFormat("nmesh bench: %s (float32), backend %s, %d ranks",
                                          perf::BenchOpName(report.op), report.backend,
@@ -147,17 +151,28 @@ absl::Status PlotBench(const perf::BenchReport& report, const std::string& path)
          << "unset output\n";
   }
   const std::string log = (dir / "gnuplot.log").string();
-  NMESH_ASSIGN_OR_RETURN(int exit_code, RunProgram(program, script, log));
-  if (exit_code != 0) {
+  // The image goes where `path` names, never through a link placed there.
+  const int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+  if (out < 0) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("--plot: cannot write '%s': %s", path, std::strerror(errno)));
+  }
+  absl::StatusOr<int> exit_code = RunProgram(program, dir.string(), script, out, log);
+  struct stat written {};
+  const bool sized = ::fstat(out, &written) == 0;
+  const bool closed = ::close(out) == 0;
+  if (!exit_code.ok() || *exit_code != 0 || !sized || written.st_size == 0 || !closed) {
+    ::unlink(path.c_str());  // what was written there is not an image
+  }
+  NMESH_RETURN_IF_ERROR(exit_code.status());
+  if (*exit_code != 0) {
     std::string output = ReadFile(log);
     if (output.size() > 2000) output = output.substr(0, 2000) + "...";
     return absl::FailedPreconditionError(
         absl::StrFormat("--plot: %s exited with status %d while drawing '%s': %s", program,
-                        exit_code, path, output));
+                        *exit_code, path, output));
   }
-  std::error_code error;
-  const auto bytes = std::filesystem::file_size(path, error);
-  if (error || bytes == 0) {
+  if (!sized || written.st_size == 0 || !closed) {
     return absl::FailedPreconditionError(
         absl::StrFormat("--plot: %s wrote no image to '%s'", program, path));
   }

@@ -279,6 +279,28 @@ TEST_F(PlotTest, DrawsAPng) {
   EXPECT_GT(std::filesystem::file_size(path), 1000u);
 }
 
+// A path (or TMPDIR) is data, never gnuplot code: a newline and gnuplot's shell escape in the file
+// name run nothing, and the image lands under exactly that name.
+TEST_F(PlotTest, PathIsNeverGnuplotCode) {
+  // gnuplot ran in this process's directory before: that is where the command would land.
+  const std::string marker = "nmesh_pwned_" + std::to_string(::getpid());
+  const std::string path = (dir_ / ("a\n!touch " + marker + "\n.png")).string();
+  ASSERT_THAT(PlotBench(SyntheticReport(), path), IsOk());
+  const bool ran = std::filesystem::exists(marker);
+  std::filesystem::remove(marker);
+  EXPECT_FALSE(ran) << "the file name ran a shell command";
+  EXPECT_GT(std::filesystem::file_size(path), 1000u);
+  // A link at the output path is not followed.
+  const std::filesystem::path victim = dir_ / "victim.txt";
+  { std::ofstream(victim) << "precious"; }
+  std::filesystem::create_symlink(victim, dir_ / "link.png");
+  EXPECT_THAT(PlotBench(SyntheticReport(), (dir_ / "link.png").string()),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("link.png")));
+  std::stringstream kept;
+  kept << std::ifstream(victim).rdbuf();
+  EXPECT_EQ(kept.str(), "precious");
+}
+
 TEST_F(PlotTest, GnuplotFailuresAreReported) {
   const std::string path = (dir_ / "busbw.png").string();
   setenv("NMESH_GNUPLOT", "false", 1);
