@@ -123,10 +123,16 @@ std::optional<OpKind> OpKindFromName(std::string_view name);
 constexpr bool IsMatchedCollective(OpKind op) {
   return IsOpKind(op) && Traits(op).op_class == OpClass::kCollective;
 }
+// Whether the operation takes a root (broadcast, gather, scatter, reduce).
+constexpr bool IsRooted(OpKind op) { return IsOpKind(op) && Traits(op).rooted; }
+// Whether the operation involves the caller and its peer(s) only (send, recv, sendrecv).
+constexpr bool IsPointToPoint(OpKind op) {
+  return IsOpKind(op) && Traits(op).op_class == OpClass::kPointToPoint;
+}
 // Whether a record of the operation keeps a rank: the root, the peer or destination, or (split) the
 // color.
 constexpr bool RecordsPeer(OpKind op) {
-  return IsOpKind(op) && (Traits(op).rooted || Traits(op).op_class != OpClass::kCollective);
+  return IsRooted(op) || (IsOpKind(op) && !IsMatchedCollective(op));
 }
 
 // One operation's arguments. Fields an operation does not have keep their defaults. count: the

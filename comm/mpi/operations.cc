@@ -162,7 +162,7 @@ int StartCall(const MpiGroup& g, const OpArgs& a, Started& started, const char**
   const size_t bytes = Traits(a.op).moves_data ? a.count * DataTypeSize(a.type) : 0;
   const bool is_root = g.rank == a.root;
   MPI_Request* r = started.requests.data();
-  started.cancellable = Traits(a.op).op_class == OpClass::kPointToPoint;
+  started.cancellable = IsPointToPoint(a.op);
   auto stage = [&](const void* src, size_t src_bytes, const void* dst, size_t dst_bytes) {
     Scratch scratch;
     const void* in = StageIfOverlapping(src, src_bytes, dst, dst_bytes, scratch);

@@ -13,12 +13,6 @@
 namespace nmesh::comm {
 namespace {
 
-bool Rooted(OpKind op) { return IsOpKind(op) && Traits(op).rooted; }
-
-bool PointToPoint(OpKind op) {
-  return IsOpKind(op) && Traits(op).op_class == OpClass::kPointToPoint;
-}
-
 // The name a rank goes by in messages.
 int64_t NameOf(const RankRecords& r) { return r.global_rank >= 0 ? r.global_rank : r.rank; }
 
@@ -66,7 +60,7 @@ const OpRecord* Running(const RankRecords& r) {
 
 bool SameCall(const OpRecord& a, const OpRecord& b) {
   return a.op == b.op && a.count == b.count && a.type == b.type &&
-         (!Rooted(a.op) || a.peer == b.peer);
+         (!IsRooted(a.op) || a.peer == b.peer);
 }
 
 }  // namespace
@@ -84,7 +78,7 @@ TimeoutDiagnosis DiagnoseTimeout(std::string_view axis, const OpRecord& stuck,
   auto wait_of = [](const RankRecords& r, const OpRecord& record) {
     return std::max<int64_t>(r.now_ns - record.start_ns, 0);
   };
-  if (PointToPoint(stuck.op)) {
+  if (IsPointToPoint(stuck.op)) {
     // The reporting rank waits in it; what matters is its peer.
     const RankRecords* peer = nullptr;
     for (const RankRecords& r : ranks) {
@@ -216,7 +210,7 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
     edge.axis = oldest;
     const OpRecord& op = oldest->waiting;
     std::vector<int64_t> members = oldest->members;
-    if (PointToPoint(op.op)) {
+    if (IsPointToPoint(op.op)) {
       // It waits for its peer only.
       if (op.peer < 0 || static_cast<size_t>(op.peer) >= members.size()) continue;
       members = {members[static_cast<size_t>(op.peer)]};
@@ -236,8 +230,8 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
       }
       const AxisProgress* theirs = progress_on(other, *oldest);
       if (theirs == nullptr) continue;
-      const bool behind = PointToPoint(op.op)
-                              ? theirs->waiting.seq == 0 || !PointToPoint(theirs->waiting.op)
+      const bool behind = IsPointToPoint(op.op)
+                              ? theirs->waiting.seq == 0 || !IsPointToPoint(theirs->waiting.op)
                               : theirs->entered < op.collective_seq;
       if (behind) edge.absent.push_back(member);
     }
@@ -272,7 +266,7 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
     if (!edge.axis->members.empty()) {
       absl::StrAppendFormat(&text, " (group %s)", GroupText(edge.axis->members));
     }
-    const bool p2p = PointToPoint(edge.axis->waiting.op);
+    const bool p2p = IsPointToPoint(edge.axis->waiting.op);
     if (!edge.absent.empty()) {
       absl::StrAppendFormat(&text, ", which %s %s", Ranks(edge.absent),
                             p2p ? "does not match" : "never entered");

@@ -8,15 +8,6 @@
 #include "nmesh/base/enum_names.h"
 
 namespace nmesh::comm {
-namespace {
-
-bool Rooted(OpKind op) { return IsOpKind(op) && Traits(op).rooted; }
-
-bool PointToPoint(OpKind op) {
-  return IsOpKind(op) && Traits(op).op_class == OpClass::kPointToPoint;
-}
-
-}  // namespace
 
 std::string_view OpStateName(OpState state) {
   static constexpr NamedValue<OpState> kNames[] = {{OpState::kRunning, "running"},
@@ -48,7 +39,7 @@ std::string DescribeRecord(const OpRecord& r) {
   } else {
     details.push_back(std::string(DataTypeName(r.type)));
   }
-  if (Rooted(r.op) && r.peer >= 0) details.push_back(absl::StrFormat("root %d", r.peer));
+  if (IsRooted(r.op) && r.peer >= 0) details.push_back(absl::StrFormat("root %d", r.peer));
   if (r.op == OpKind::kSend || r.op == OpKind::kSendRecv) {
     details.push_back(absl::StrFormat("to %d", r.peer));
   }
@@ -65,7 +56,7 @@ uint64_t FlightRecorder::Start(OpKind op, int64_t count, DataType type, int32_t 
   const uint64_t seq = ++last_;
   OpRecord& r = ring_[(seq - 1) % ring_.size()];
   r.seq = seq;
-  r.collective_seq = PointToPoint(op) ? 0 : ++last_collective_;
+  r.collective_seq = IsPointToPoint(op) ? 0 : ++last_collective_;
   r.count = count;
   r.enqueue_ns = now_ns;
   r.start_ns = now_ns;
