@@ -9,6 +9,8 @@
 #                                                  # need (scripts/run_main.sh): no test,
 #                                                  # benchmark or plotting packages
 #
+# libgloo-dev and libhiredis-dev: the gloo backend and the store rendezvous (redis://, file://);
+# redis-server: the tests of a store launch start their own on a loopback port.
 # gnuplot-nox draws `nmesh bench --plot` (its pngcairo terminal, or png where cairo is missing).
 # CUDA and NCCL are not installed here: they come with the machine (under the CUDA root) and are
 # optional at configure time (NMESH_WITH_NCCL=AUTO).
@@ -17,9 +19,10 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libabsl-dev libyaml-cpp-dev nlohmann-json3-dev libcli11-dev
+  libgloo-dev libhiredis-dev
 )
 case "${NMESH_DEPS:-all}" in
-  all) packages+=(libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox) ;;
+  all) packages+=(libgtest-dev libgmock-dev libbenchmark-dev gnuplot-nox redis-server) ;;
   main) ;;
   *) echo "install_deps: NMESH_DEPS must be all or main, got '${NMESH_DEPS}'" >&2; exit 2 ;;
 esac
