@@ -4,9 +4,11 @@
 // then measures the tp axis with the installed bench engine (nmesh::perf), which must count no
 // wrong element.
 //
-//   mpirun -np 4 consumer RECIPE TP CP     (the recipe's tp_size and cp_size; dp is inferred)
+//   mpirun -np 4 consumer RECIPE TP CP [BACKEND]
 //
-// Prints "consumer: rank R: N groups verified" per rank and exits 0 only if everything matches.
+// TP and CP are the recipe's tp_size and cp_size (dp is inferred); BACKEND is auto, mpi (the
+// default) or nccl. Prints "consumer: rank R: backend NAME (REASON)" and "consumer: rank R: N
+// groups verified" per rank and exits 0 only if everything matches.
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
@@ -60,10 +62,13 @@ int Fail(int64_t rank, const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: consumer RECIPE TP CP\n";
+  if (argc != 4 && argc != 5) {
+    std::cerr << "usage: consumer RECIPE TP CP [auto|mpi|nccl]\n";
     return 2;
   }
+  absl::StatusOr<nmesh::job::BackendChoice> backend =
+      nmesh::job::ParseBackendChoice(argc == 5 ? argv[4] : "mpi");
+  if (!backend.ok()) return Fail(-1, std::string(backend.status().message()));
   const engine::Communicator engine_comm{.handle = 7};  // the engine's types stay usable
   const engine::DeviceMesh engine_mesh{.ndim = 5};
   const int64_t tp = std::atoll(argv[2]);
@@ -74,11 +79,13 @@ int main(int argc, char** argv) {
   if (!session.ok()) return Fail(-1, std::string(session.status().message()));
   nmesh::job::JobOptions options;
   options.mesh.config_path = argv[1];
-  options.backend = nmesh::job::BackendChoice::kMpi;
+  options.backend = *backend;
   absl::StatusOr<std::unique_ptr<nmesh::job::Job>> job = nmesh::job::Job::Start(**session, options);
   if (!job.ok()) return Fail((*session)->world_rank(), std::string(job.status().message()));
 
   const int64_t rank = (*job)->rank();
+  std::cout << "consumer: rank " << rank << ": backend " << (*job)->backend().name << " ("
+            << (*job)->backend().reason << ")\n";
   const int64_t world = (*job)->world_size();
   nmesh::job::JobMesh& m = (*job)->meshes().front();
   if (!m.mesh->is_member() || !m.context.has_value()) return Fail(rank, "not a member");
