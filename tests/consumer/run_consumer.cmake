@@ -13,7 +13,7 @@
 #               the build, source or install folder; the CMake and pkg-config consumers build from
 #               the copy and the CMake one runs at np 4;
 #   cpu_only    the CMake consumer and the installed `nmesh` run at np 4 with the CUDA runtime and
-#               NCCL hidden from the loader (ld.so --inhibit-cache --inhibit-rpath ""): the auto
+#               NCCL hidden from the loader (ld.so --inhibit-cache --inhibit-rpath :): the auto
 #               backend falls back to MPI, saying why; --backend nccl fails cleanly.
 # Inputs: NMESH_CONSUMER_KIND, NMESH_BUILD_DIR, NMESH_SOURCE_DIR, NMESH_CONSUMER_SOURCE,
 # NMESH_WORK_DIR, NMESH_CXX_COMPILER, NMESH_SANITIZE, NMESH_MPIRUN (scripts/mpirun.sh),
@@ -194,14 +194,19 @@ elseif(NMESH_CONSUMER_KIND STREQUAL "cpu_only")
   # The program's own loader, told to skip ld.so.cache and the programs' run paths: only
   # LD_LIBRARY_PATH-like paths given here and the system directories remain.
   find_program(READELF readelf REQUIRED)
-  run_step("readelf -l consumer" ${READELF} -l "${consumer}")
-  if(NOT last_output MATCHES "program interpreter: ([^]]+)]")
+  execute_process(COMMAND ${READELF} -l "${consumer}" OUTPUT_VARIABLE headers)
+  if(NOT headers MATCHES "program interpreter: ([^]]+)]")
     message(FATAL_ERROR "no program interpreter in ${consumer}")
   endif()
   set(loader "${CMAKE_MATCH_1}")
   file(GLOB libdirs LIST_DIRECTORIES true "${prefix}/lib*")
   list(JOIN libdirs ":" libdirs)
-  set(launcher "${loader}" --inhibit-cache --inhibit-rpath "" --library-path "${libdirs}")
+  # The main program's name for --inhibit-rpath is empty: ":" is a list of empty names. A script,
+  # because mpirun would read the loader's options as its own.
+  set(launcher "${NMESH_WORK_DIR}/hidden_runtime.sh")
+  file(WRITE "${launcher}" "#!/bin/sh\nexec '${loader}' --inhibit-cache --inhibit-rpath : "
+                           "--library-path '${libdirs}' \"$@\"\n")
+  file(CHMOD "${launcher}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE)
   run_step("nmesh --version (CUDA hidden)" ${launcher} "${nmesh_tool}" --version)
   if(NOT NMESH_HAVE_NCCL)
     message(STATUS "nmesh built without NCCL: nothing to hide")
