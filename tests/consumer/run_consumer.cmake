@@ -3,7 +3,7 @@
 # of consumer (NMESH_CONSUMER_KIND) against it:
 #   cmake_cxx   CMake, `project(... LANGUAGES CXX)`: find_package(nmesh), no C++ standard set; run
 #               at np 4; its ldd shows no libnccl, libcudart or libmpi_cxx; the version check
-#               accepts 0.1 and refuses 0.2 and 1.0;
+#               accepts 0.1 and refuses 0.0, 0.2 and 1.0;
 #   cmake_cuda  CMake, `LANGUAGES CXX CUDA`: a .cu file including every installed header, compiled
 #               by nvcc with only the targets' flags; run where a GPU exists (SKIPPED otherwise, and
 #               SKIPPED without nvcc);
@@ -125,8 +125,8 @@ if(NMESH_CONSUMER_KIND STREQUAL "cmake_cxx")
   configure_cmake_consumer(cxx)
   check_not_needed("${NMESH_WORK_DIR}/cxx/consumer" ${cuda_libraries} "libmpi_cxx[.]so")
   run_consumer("run consumer (LANGUAGES CXX)" "${NMESH_WORK_DIR}/cxx/consumer" mpi)
-  # The version check: 0.1 is this version; another 0.y or 1.0 may have another API.
-  foreach(requested IN ITEMS 0.1 0.2 1.0)
+  # The version check: 0.1 is this version; another 0.y (older too) or 1.0 may have another API.
+  foreach(requested IN ITEMS 0.1 0.0 0.2 1.0)
     set(dir "${NMESH_WORK_DIR}/version_${requested}")
     file(WRITE "${dir}/CMakeLists.txt"
          "cmake_minimum_required(VERSION 3.25)\nproject(v LANGUAGES CXX)\n"
