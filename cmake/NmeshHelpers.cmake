@@ -137,13 +137,14 @@ macro(nmesh_find_mpi)
   endif()
   # Its compiler wrappers by absolute path (Debian names them mpicc.openmpi, mpicxx.mpich), for
   # consumers of the installed package (nmeshConfig.cmake).
-  get_filename_component(_nmesh_mpi_bin "${MPI_C_COMPILER}" DIRECTORY)
+  find_program(_nmesh_mpicc NAMES "${MPI_C_COMPILER}" NO_CACHE REQUIRED)
+  get_filename_component(_nmesh_mpi_bin "${_nmesh_mpicc}" DIRECTORY)
   find_program(NMESH_MPI_C_WRAPPER NAMES mpicc.${NMESH_MPI_IMPLEMENTATION} mpicc
-               HINTS "${_nmesh_mpi_bin}" NO_DEFAULT_PATH)
+               HINTS "${_nmesh_mpi_bin}" NO_DEFAULT_PATH NO_CACHE)
   find_program(NMESH_MPI_CXX_WRAPPER NAMES mpicxx.${NMESH_MPI_IMPLEMENTATION} mpicxx mpic++
-               HINTS "${_nmesh_mpi_bin}" NO_DEFAULT_PATH)
+               HINTS "${_nmesh_mpi_bin}" NO_DEFAULT_PATH NO_CACHE)
   if(NOT NMESH_MPI_C_WRAPPER)
-    set(NMESH_MPI_C_WRAPPER "${MPI_C_COMPILER}")
+    set(NMESH_MPI_C_WRAPPER "${_nmesh_mpicc}")
   endif()
   message(STATUS "nmesh: MPI ${MPI_C_VERSION} (${NMESH_MPI_IMPLEMENTATION}, ${NMESH_MPI_C_WRAPPER}), "
                  "launcher ${MPIEXEC_EXECUTABLE}")
