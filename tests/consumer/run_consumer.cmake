@@ -3,7 +3,8 @@
 # of consumer (NMESH_CONSUMER_KIND) against it:
 #   cmake_cxx   CMake, `project(... LANGUAGES CXX)`: find_package(nmesh), no C++ standard set; run
 #               at np 4; its ldd shows no libnccl, libcudart or libmpi_cxx; the version check
-#               accepts 0.1 and refuses 0.0, 0.2 and 1.0;
+#               accepts 0.1 and refuses 0.0, 0.2 and 1.0; a consumer finding the other MPI
+#               (Open MPI or MPICH, where both are installed) is refused;
 #   cmake_cuda  CMake, `LANGUAGES CXX CUDA`: a .cu file including every installed header, compiled
 #               by nvcc with only the targets' flags; run where a GPU exists (SKIPPED otherwise, and
 #               SKIPPED without nvcc);
@@ -18,7 +19,7 @@
 # Inputs: NMESH_CONSUMER_KIND, NMESH_BUILD_DIR, NMESH_SOURCE_DIR, NMESH_CONSUMER_SOURCE,
 # NMESH_WORK_DIR, NMESH_CXX_COMPILER, NMESH_SANITIZE, NMESH_MPIRUN (scripts/mpirun.sh),
 # NMESH_RECIPE (a recipe for 4 ranks with its tp and cp in NMESH_RECIPE_TP, NMESH_RECIPE_CP),
-# NMESH_HAVE_NCCL.
+# NMESH_HAVE_NCCL, NMESH_MPI_IMPLEMENTATION (openmpi or mpich).
 set(staging "${NMESH_WORK_DIR}/staging")
 set(prefix "${NMESH_WORK_DIR}/moved/prefix")
 file(REMOVE_RECURSE "${NMESH_WORK_DIR}")
@@ -139,6 +140,28 @@ if(NMESH_CONSUMER_KIND STREQUAL "cmake_cxx")
       message(FATAL_ERROR "find_package(nmesh ${requested}) accepted this nmesh")
     endif()
   endforeach()
+
+  # The MPI check: a consumer pointed at the other implementation's wrapper is refused, naming both.
+  if(NMESH_MPI_IMPLEMENTATION STREQUAL "mpich")
+    set(other openmpi)
+  else()
+    set(other mpich)
+  endif()
+  find_program(other_wrapper NAMES mpicxx.${other} NO_CACHE)
+  if(other_wrapper)
+    set(dir "${NMESH_WORK_DIR}/other_mpi")
+    file(WRITE "${dir}/CMakeLists.txt"
+         "cmake_minimum_required(VERSION 3.25)\nproject(m LANGUAGES CXX)\n"
+         "find_package(nmesh 0.1 CONFIG)\nmessage(STATUS \"found=\${nmesh_FOUND}\")\n")
+    run_step("find_package(nmesh) with ${other}" ${CMAKE_COMMAND} -S "${dir}" -B "${dir}/build"
+             "-DCMAKE_PREFIX_PATH=${prefix}" "-DMPI_CXX_COMPILER=${other_wrapper}" ${consumer_flags})
+    if(last_output MATCHES "found=1" OR NOT last_output MATCHES
+       "nmesh was built against ${NMESH_MPI_IMPLEMENTATION}, but the MPI found is[ \n]+'${other}'")
+      message(FATAL_ERROR "find_package(nmesh) did not refuse ${other}:\n${last_output}")
+    endif()
+  else()
+    message(STATUS "the check against another MPI not run: no mpicxx.${other} here")
+  endif()
 
 elseif(NMESH_CONSUMER_KIND STREQUAL "cmake_cuda")
   find_program(NVCC nvcc HINTS /usr/local/cuda/bin)
