@@ -40,10 +40,11 @@ int main(int argc, char** argv) {
       nmesh::comm::mpi::WorldCommunicator(**session);
   if (!mpi_world.ok()) return Fail(std::string(mpi_world.status().message()));
   // Every rank's verdict, so that all skip or all run.
-  const absl::Status gpu = nmesh::comm::AgreeOnStatus(**mpi_world,
-                                                      nmesh::comm::nccl::VisibleCudaDevices().status());
+  const absl::Status gpu =
+      nmesh::comm::AgreeOnStatus(**mpi_world, nmesh::comm::nccl::VisibleCudaDevices().status());
   if (!gpu.ok()) {
-    if ((*mpi_world)->rank() == 0) std::cout << "SKIPPED: no CUDA device: " << gpu.message() << "\n";
+    if ((*mpi_world)->rank() == 0)
+      std::cout << "SKIPPED: no CUDA device: " << gpu.message() << "\n";
     return 0;
   }
   absl::StatusOr<std::unique_ptr<nmesh::comm::Communicator>> world =
@@ -59,9 +60,9 @@ int main(int argc, char** argv) {
     return Fail("cannot allocate on the device");
   }
   Fill<<<(kCount + 255) / 256, 256, 0, stream>>>(data, kCount, static_cast<float>(rank + 1));
-  absl::StatusOr<nmesh::comm::Work> work = (*world)->AllReduceAsync(
-      data, data, kCount, nmesh::comm::DataType::kFloat32, nmesh::comm::ReduceOp::kSum,
-      {.stream = stream});
+  absl::StatusOr<nmesh::comm::Work> work =
+      (*world)->AllReduceAsync(data, data, kCount, nmesh::comm::DataType::kFloat32,
+                               nmesh::comm::ReduceOp::kSum, {.stream = stream});
   if (!work.ok()) return Fail(std::string(work.status().message()));
   if (absl::Status s = nmesh::comm::nccl::StreamWaitWork(*work, stream); !s.ok()) {
     return Fail(std::string(s.message()));
