@@ -124,7 +124,7 @@ set(cuda_libraries "libnccl[.]so" "libcudart[.]so")
 
 if(NMESH_CONSUMER_KIND STREQUAL "cmake_cxx")
   configure_cmake_consumer(cxx)
-  check_not_needed("${NMESH_WORK_DIR}/cxx/consumer" ${cuda_libraries} "libmpi_cxx[.]so")
+  check_not_needed("${NMESH_WORK_DIR}/cxx/consumer" ${cuda_libraries} "lib(mpi_cxx|mpichcxx)[.]so")
   run_consumer("run consumer (LANGUAGES CXX)" "${NMESH_WORK_DIR}/cxx/consumer" mpi)
   # The version check: 0.1 is this version; another 0.y (older too) or 1.0 may have another API.
   foreach(requested IN ITEMS 0.1 0.0 0.2 1.0)
@@ -200,7 +200,7 @@ elseif(NMESH_CONSUMER_KIND STREQUAL "pkgconfig")
       message(FATAL_ERROR "nmesh.pc gives ${unwanted}: ${pc_flags}")
     endif()
   endforeach()
-  check_not_needed("${NMESH_WORK_DIR}/consumer_pc" ${cuda_libraries} "libmpi_cxx[.]so")
+  check_not_needed("${NMESH_WORK_DIR}/consumer_pc" ${cuda_libraries} "lib(mpi_cxx|mpichcxx)[.]so")
   run_consumer("run consumer (pkg-config)" "${NMESH_WORK_DIR}/consumer_pc" mpi)
 
 elseif(NMESH_CONSUMER_KIND STREQUAL "relocated")
