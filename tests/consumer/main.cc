@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "comm/communicator.h"  // the engine's own headers of those names
 #include "mesh/device_mesh.h"
 #include "nmesh/nmesh.h"
@@ -84,8 +85,10 @@ int main(int argc, char** argv) {
   if (!job.ok()) return Fail((*session)->world_rank(), std::string(job.status().message()));
 
   const int64_t rank = (*job)->rank();
-  std::cout << "consumer: rank " << rank << ": backend " << (*job)->backend().name << " ("
-            << (*job)->backend().reason << ")\n";
+  // Each line in one write, so that the launcher's forwarding cannot interleave the ranks' lines.
+  std::cout << absl::StrCat("consumer: rank ", rank, ": backend ", (*job)->backend().name, " (",
+                            (*job)->backend().reason, ")\n")
+            << std::flush;
   const int64_t world = (*job)->world_size();
   nmesh::job::JobMesh& m = (*job)->meshes().front();
   if (!m.mesh->is_member() || !m.context.has_value()) return Fail(rank, "not a member");
@@ -131,7 +134,9 @@ int main(int argc, char** argv) {
   for (const nmesh::perf::BenchRow& row : measured->rows) {
     if (row.wrong != 0) return Fail(rank, "the bench engine counted wrong elements");
   }
-  std::cout << "consumer: rank " << rank << ": " << verified << " groups verified (engine handle "
-            << engine_comm.handle + engine_mesh.ndim - 5 << ")\n";
+  std::cout << absl::StrCat("consumer: rank ", rank, ": ", verified,
+                            " groups verified (engine handle ",
+                            engine_comm.handle + engine_mesh.ndim - 5, ")\n")
+            << std::flush;
   return 0;
 }
