@@ -7,7 +7,8 @@
 # beside the runtime) and the system paths.
 #
 # Result variables: NCCL_FOUND, NCCL_INCLUDE_DIR, NCCL_LIBRARY, NCCL_VERSION.
-# Imported target: NCCL::nccl.
+# Imported targets: NCCL::nccl (the library), NCCL::headers (nccl.h only, for code that loads
+# NCCL at run time).
 
 set(_nccl_hints ${NCCL_ROOT} $ENV{NCCL_ROOT} $ENV{NCCL_HOME} ${CUDAToolkit_ROOT}
                 $ENV{CUDA_HOME} $ENV{CUDA_PATH})
@@ -38,5 +39,9 @@ if(NCCL_FOUND AND NOT TARGET NCCL::nccl)
   set_target_properties(NCCL::nccl PROPERTIES
     IMPORTED_LOCATION "${NCCL_LIBRARY}"
     INTERFACE_INCLUDE_DIRECTORIES "${NCCL_INCLUDE_DIR}")
+endif()
+if(NCCL_FOUND AND NOT TARGET NCCL::headers)
+  add_library(NCCL::headers INTERFACE IMPORTED)
+  set_target_properties(NCCL::headers PROPERTIES INTERFACE_INCLUDE_DIRECTORIES "${NCCL_INCLUDE_DIR}")
 endif()
 mark_as_advanced(NCCL_INCLUDE_DIR NCCL_LIBRARY)

@@ -10,7 +10,11 @@ function(nmesh_cc_library)
   if(ARG_SRCS)
     add_library(${target} ${ARG_SRCS} ${ARG_HDRS})
     set(scope PUBLIC)
-    target_link_libraries(${target} PRIVATE ${ARG_PRIVATE_DEPS})
+    # A header-only library used inside nmesh's sources (nlohmann-json) is no dependency of the
+    # installed package, even for static archives.
+    list(TRANSFORM ARG_PRIVATE_DEPS REPLACE "^(nlohmann_json::.*)$" "$<BUILD_INTERFACE:\\1>"
+         OUTPUT_VARIABLE private_deps)
+    target_link_libraries(${target} PRIVATE ${private_deps})
   else()
     add_library(${target} INTERFACE)
     set(scope INTERFACE)
@@ -24,6 +28,11 @@ function(nmesh_cc_library)
   # nmesh's headers are C++20: a consumer compiling them under its compiler's default standard
   # gets C++20 through the target.
   target_compile_features(${target} ${scope} cxx_std_20)
+  # The same for nvcc in a consumer's .cu files, as a flag: CMake 3.25 knows no C++20 flag for
+  # nvcc (the feature cuda_std_20 is an error there, CUDA_STANDARD 20 adds nothing). Left out where
+  # the consumer asks for a later CUDA standard; nvcc takes a repeated identical -std silently.
+  target_compile_options(${target} ${scope}
+    "$<$<AND:$<COMPILE_LANG_AND_ID:CUDA,NVIDIA>,$<NOT:$<VERSION_GREATER:$<TARGET_PROPERTY:CUDA_STANDARD>,20>>>:-std=c++20>")
   if(ARG_SRCS)
     target_compile_options(${target} PRIVATE ${NMESH_WARNING_FLAGS})
     # Shared builds: an installed library finds the nmesh libraries it needs beside itself, wherever
@@ -120,11 +129,42 @@ macro(nmesh_find_mpi)
   # nmesh uses the C API only; keep mpi.h from dragging in the deprecated C++ bindings.
   set_property(TARGET MPI::MPI_C APPEND PROPERTY
                INTERFACE_COMPILE_DEFINITIONS OMPI_SKIP_MPICXX=1 MPICH_SKIP_MPICXX=1)
-  # The matching C++ wrapper, for consumers of the installed package that enable no C (nmeshConfig).
-  string(REGEX REPLACE "mpicc([^/]*)$" "mpicxx\\1" NMESH_MPI_CXX_COMPILER "${MPI_C_COMPILER}")
-  message(STATUS "nmesh: MPI ${MPI_C_VERSION} (${MPI_C_LIBRARY_VERSION_STRING}), "
+  # The implementation, recorded in the installed package, which hands its consumers the same one:
+  # openmpi or mpich, read from mpi.h.
+  nmesh_mpi_implementation("${MPI_C_HEADER_DIR}" NMESH_MPI_IMPLEMENTATION)
+  if(NOT NMESH_MPI_IMPLEMENTATION)
+    message(FATAL_ERROR "nmesh: the MPI at ${MPI_C_HEADER_DIR} is neither Open MPI nor MPICH")
+  endif()
+  # Its compiler wrappers by absolute path (Debian names them mpicc.openmpi, mpicxx.mpich), for
+  # consumers of the installed package (nmeshConfig.cmake).
+  find_program(_nmesh_mpicc NAMES "${MPI_C_COMPILER}" NO_CACHE REQUIRED)
+  get_filename_component(_nmesh_mpi_bin "${_nmesh_mpicc}" DIRECTORY)
+  find_program(NMESH_MPI_C_WRAPPER NAMES mpicc.${NMESH_MPI_IMPLEMENTATION} mpicc
+               HINTS "${_nmesh_mpi_bin}" NO_DEFAULT_PATH NO_CACHE)
+  find_program(NMESH_MPI_CXX_WRAPPER NAMES mpicxx.${NMESH_MPI_IMPLEMENTATION} mpicxx mpic++
+               HINTS "${_nmesh_mpi_bin}" NO_DEFAULT_PATH NO_CACHE)
+  if(NOT NMESH_MPI_C_WRAPPER)
+    set(NMESH_MPI_C_WRAPPER "${_nmesh_mpicc}")
+  endif()
+  message(STATUS "nmesh: MPI ${MPI_C_VERSION} (${NMESH_MPI_IMPLEMENTATION}, ${NMESH_MPI_C_WRAPPER}), "
                  "launcher ${MPIEXEC_EXECUTABLE}")
 endmacro()
+
+# nmesh_mpi_implementation(<mpi.h directory> <out>): openmpi or mpich, from the macros their mpi.h
+# defines; empty for another implementation. nmeshConfig.cmake has the same test for the MPI a
+# consumer finds.
+function(nmesh_mpi_implementation header_dir out)
+  set(implementation "")
+  if(EXISTS "${header_dir}/mpi.h")
+    file(STRINGS "${header_dir}/mpi.h" lines REGEX "#define (OMPI_MAJOR_VERSION|MPICH_VERSION)")
+    if(lines MATCHES "OMPI_MAJOR_VERSION")
+      set(implementation openmpi)
+    elseif(lines MATCHES "MPICH_VERSION")
+      set(implementation mpich)
+    endif()
+  endif()
+  set(${out} "${implementation}" PARENT_SCOPE)
+endfunction()
 
 # NMESH_SANITIZE=address,undefined | thread applies to every target of the build.
 macro(nmesh_configure_sanitizers)
@@ -158,11 +198,12 @@ macro(nmesh_configure_fuzzers)
   endif()
 endmacro()
 
-# Maps CMake dependencies to pkg-config modules (out_modules), or to linker flags (out_flags) where
-# the dependency ships no .pc file (the CUDA runtime and NCCL).
-function(nmesh_pkgconfig_modules deps out_modules out_flags)
+# Maps CMake dependencies to pkg-config modules (out_modules), or, where the dependency ships no
+# .pc file, to linker flags (out_libs) and compiler flags (out_cflags).
+function(nmesh_pkgconfig_modules deps out_modules out_libs out_cflags)
   set(modules "")
-  set(flags "")
+  set(libs "")
+  set(cflags "")
   foreach(dep IN LISTS deps)
     if(dep MATCHES "^nmesh::")
       continue()
@@ -171,19 +212,25 @@ function(nmesh_pkgconfig_modules deps out_modules out_flags)
     elseif(dep MATCHES "^yaml-cpp")
       list(APPEND modules yaml-cpp)
     elseif(dep STREQUAL "MPI::MPI_C")
-      # Open MPI ships ompi-c.pc, MPICH mpich.pc; tell them apart by where mpi.h was found.
-      if(MPI_C_HEADER_DIR MATCHES "mpich")
+      # The flavour's module (Open MPI ships ompi-c.pc; MPICH mpich.pc), without the C++ bindings
+      # mpi.h would otherwise declare for C++ and leave unlinked.
+      if(NMESH_MPI_IMPLEMENTATION STREQUAL "mpich")
         list(APPEND modules mpich)
+        list(APPEND cflags -DMPICH_SKIP_MPICXX)
       else()
         list(APPEND modules ompi-c)
+        list(APPEND cflags -DOMPI_SKIP_MPICXX)
       endif()
-    elseif(dep STREQUAL "CUDA::cudart")
-      get_target_property(cudart CUDA::cudart IMPORTED_LOCATION)
-      get_filename_component(cudart_dir "${cudart}" DIRECTORY)
-      list(APPEND flags "-L${cudart_dir}" -lcudart)
-    elseif(dep STREQUAL "NCCL::nccl")
-      get_filename_component(nccl_dir "${NCCL_LIBRARY}" DIRECTORY)
-      list(APPEND flags "-L${nccl_dir}" -lnccl)
+    elseif(dep STREQUAL "CUDA::toolkit" OR dep STREQUAL "NCCL::headers")
+      # Headers only (native.h), from where they were found; the libraries are loaded at run time.
+      get_target_property(dirs ${dep} INTERFACE_INCLUDE_DIRECTORIES)
+      foreach(dir IN LISTS dirs)
+        if(NOT dir STREQUAL "/usr/include")
+          list(APPEND cflags "-I${dir}")
+        endif()
+      endforeach()
+    elseif(dep STREQUAL "${CMAKE_DL_LIBS}")
+      list(APPEND libs "-l${dep}")
     elseif(dep MATCHES "^nlohmann_json")
       # Header-only and used only inside nmesh's sources: nothing for a consumer to link.
     else()
@@ -191,9 +238,11 @@ function(nmesh_pkgconfig_modules deps out_modules out_flags)
     endif()
   endforeach()
   list(REMOVE_DUPLICATES modules)
-  list(REMOVE_DUPLICATES flags)
+  list(REMOVE_DUPLICATES libs)
+  list(REMOVE_DUPLICATES cflags)
   set(${out_modules} "${modules}" PARENT_SCOPE)
-  set(${out_flags} "${flags}" PARENT_SCOPE)
+  set(${out_libs} "${libs}" PARENT_SCOPE)
+  set(${out_cflags} "${cflags}" PARENT_SCOPE)
 endfunction()
 
 # Writes nmesh.pc from the libraries installed by nmesh_cc_library and what they link.
@@ -213,8 +262,8 @@ function(nmesh_write_pkgconfig)
   endforeach()
 
   get_property(private_deps GLOBAL PROPERTY NMESH_INSTALLED_PRIVATE_DEPS)
-  nmesh_pkgconfig_modules("${deps}" public_modules public_flags)
-  nmesh_pkgconfig_modules("${private_deps}" private_modules private_flags)
+  nmesh_pkgconfig_modules("${deps}" public_modules public_libs public_cflags)
+  nmesh_pkgconfig_modules("${private_deps}" private_modules private_libs private_cflags)
   if(BUILD_SHARED_LIBS)
     # Public dependencies appear in nmesh's headers (Abseil's types, MPI through native.h): a
     # consumer compiles and links against them itself. Private ones only the libraries need.
@@ -223,20 +272,26 @@ function(nmesh_write_pkgconfig)
     endforeach()
     list(JOIN public_modules " " NMESH_PC_REQUIRES)
     list(JOIN private_modules " " NMESH_PC_REQUIRES_PRIVATE)
-    list(JOIN private_flags " " NMESH_PC_LIBS_PRIVATE)
-    list(JOIN public_flags " " flags)
+    list(JOIN private_libs " " NMESH_PC_LIBS_PRIVATE)
+    list(JOIN public_libs " " libs)
   else()
     set(modules ${public_modules} ${private_modules})
-    set(flags ${public_flags} ${private_flags})
+    set(libs ${public_libs} ${private_libs})
     list(REMOVE_DUPLICATES modules)
-    list(REMOVE_DUPLICATES flags)
+    list(REMOVE_DUPLICATES libs)
     list(JOIN modules " " NMESH_PC_REQUIRES)
     set(NMESH_PC_REQUIRES_PRIVATE "")
     set(NMESH_PC_LIBS_PRIVATE "")
-    list(JOIN flags " " flags)
+    list(JOIN libs " " libs)
   endif()
-  string(APPEND NMESH_PC_LIBS " ${flags}")
+  string(APPEND NMESH_PC_LIBS " ${libs}")
   string(STRIP "${NMESH_PC_LIBS}" NMESH_PC_LIBS)
+  # Only a consumer's compile of nmesh's headers needs these: the definitions that keep mpi.h's
+  # C++ bindings out, and the CUDA and NCCL include directories for native.h. No -std: the
+  # headers need C++20 or later (the variable cxx_std says so), and the consumer chooses which.
+  set(cflags ${public_cflags} ${private_cflags})
+  list(REMOVE_DUPLICATES cflags)
+  list(JOIN cflags " " NMESH_PC_CFLAGS)
 
   set(pc_dir "${CMAKE_INSTALL_LIBDIR}/pkgconfig")
   if(IS_ABSOLUTE "${CMAKE_INSTALL_LIBDIR}" OR IS_ABSOLUTE "${CMAKE_INSTALL_INCLUDEDIR}")

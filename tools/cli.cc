@@ -30,7 +30,12 @@ std::string VersionText() {
   std::ostringstream text;
   text << "nmesh " << VersionString() << "\n";
 #if NMESH_HAVE_NCCL
-  text << "backends: mpi, nccl (NCCL " << comm::nccl::LinkedNcclVersion() << ")\n";
+  // NCCL is loaded at run time: say which one this process finds, or why it finds none.
+  if (absl::Status loaded = comm::nccl::LoadRuntime(); loaded.ok()) {
+    text << "backends: mpi, nccl (NCCL " << comm::nccl::LinkedNcclVersion() << ")\n";
+  } else {
+    text << "backends: mpi, nccl (not usable here: " << loaded.message() << ")\n";
+  }
 #else
   text << "backends: mpi\n";
 #endif

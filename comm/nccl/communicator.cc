@@ -22,6 +22,7 @@
 #include "nmesh/comm/nccl/bootstrap.h"
 #include "nmesh/comm/nccl/config.h"
 #include "nmesh/comm/nccl/device.h"
+#include "nmesh/comm/nccl/library.h"
 #include "nmesh/comm/nccl/native.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
@@ -54,7 +55,7 @@ class NcclCommunicator final : public Communicator {
 
   ~NcclCommunicator() override {
     Unwatch();
-    cudaSetDevice(device_);
+    Lib().cudaSetDevice(device_);
     works_.OrphanAll();
     ncclComm_t comm = nullptr;
     {
@@ -64,18 +65,18 @@ class NcclCommunicator final : public Communicator {
     if (comm != nullptr && owned_) {
       // Finalise (flushes outstanding work; nonblocking), wait up to the timeout, then destroy.
       // If finalisation fails or outlives the timeout, abort instead.
-      ncclResult_t state = ncclCommFinalize(comm);
+      ncclResult_t state = Lib().ncclCommFinalize(comm);
       if (state == ncclSuccess || state == ncclInProgress) {
         state = PollUntilReady(comm, ci::Deadline(options_.timeout));
       }
       if (state == ncclSuccess) {
-        ncclCommDestroy(comm);
+        Lib().ncclCommDestroy(comm);
       } else {
-        ncclCommAbort(comm);
+        Lib().ncclCommAbort(comm);
       }
     }
-    if (barrier_buffer_ != nullptr) cudaFree(barrier_buffer_);
-    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    if (barrier_buffer_ != nullptr) Lib().cudaFree(barrier_buffer_);
+    if (stream_ != nullptr) Lib().cudaStreamDestroy(stream_);
   }
 
   int rank() const override { return rank_; }
@@ -95,7 +96,7 @@ class NcclCommunicator final : public Communicator {
         std::lock_guard<std::mutex> lock(mu_);
         if (comm_ == nullptr) return Usable(op);
         NMESH_RETURN_IF_ERROR(
-            Check(op, ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError"));
+            Check(op, Lib().ncclCommGetAsyncError(comm_, &state), "ncclCommGetAsyncError"));
       }
       if (state == ncclSuccess) return absl::OkStatus();
       if (state != ncclInProgress) return FailAsync(op, state);
@@ -117,14 +118,14 @@ class NcclCommunicator final : public Communicator {
       std::lock_guard<std::mutex> lock(mu_);
       if (comm_ == nullptr) return Usable(OpKind::kSplit);
       NMESH_RETURN_IF_ERROR(SetDevice(OpKind::kSplit));
-      NMESH_RETURN_IF_ERROR(
-          Check(OpKind::kSplit,
-                ncclCommSplit(comm_, color ? *color : NCCL_SPLIT_NOCOLOR, key, &child, &config),
-                "ncclCommSplit"));
+      NMESH_RETURN_IF_ERROR(Check(
+          OpKind::kSplit,
+          Lib().ncclCommSplit(comm_, color ? *color : NCCL_SPLIT_NOCOLOR, key, &child, &config),
+          "ncclCommSplit"));
     }
     // The split runs as a job of the parent; the child's handle may appear only when it ends.
     if (absl::Status s = WaitReady(OpKind::kSplit, deadline); !s.ok()) {
-      if (child != nullptr) ncclCommAbort(child);
+      if (child != nullptr) Lib().ncclCommAbort(child);
       return s;
     }
     if (!color) return std::unique_ptr<Communicator>();
@@ -137,12 +138,12 @@ class NcclCommunicator final : public Communicator {
     const ncclResult_t state = PollUntilReady(child, deadline);
     int child_rank = 0, child_size = 0;
     ncclResult_t query = state;
-    if (query == ncclSuccess) query = ncclCommUserRank(child, &child_rank);
-    if (query == ncclSuccess) query = ncclCommCount(child, &child_size);
+    if (query == ncclSuccess) query = Lib().ncclCommUserRank(child, &child_rank);
+    if (query == ncclSuccess) query = Lib().ncclCommCount(child, &child_size);
     cudaStream_t stream = nullptr;
     cudaError_t stream_error = cudaSuccess;
     if (query == ncclSuccess) {
-      stream_error = cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+      stream_error = Lib().cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
     }
     if (query != ncclSuccess || stream_error != cudaSuccess) {
       absl::Status error =
@@ -151,7 +152,7 @@ class NcclCommunicator final : public Communicator {
               : (query != ncclSuccess
                      ? NcclStatus(query, "ncclCommSplit", rank_, child)
                      : CudaStatus(stream_error, "cudaStreamCreateWithFlags", rank_));
-      ncclCommAbort(child);
+      Lib().ncclCommAbort(child);
       if (query == ncclInProgress) {
         AbortComm(
             absl::StrFormat("an earlier split timed out after %s",
@@ -166,59 +167,59 @@ class NcclCommunicator final : public Communicator {
   absl::Status DoAllReduce(const void* send, void* recv, size_t count, DataType type,
                            ReduceOp op) override {
     return Run(OpKind::kAllReduce, "ncclAllReduce", [&](ncclComm_t c) {
-      return ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, active_stream_);
+      return Lib().ncclAllReduce(send, recv, count, NcclType(type), NcclOp(op), c, active_stream_);
     });
   }
 
   absl::Status DoAllGather(const void* send, void* recv, size_t send_count,
                            DataType type) override {
     return Run(OpKind::kAllGather, "ncclAllGather", [&](ncclComm_t c) {
-      return ncclAllGather(send, recv, send_count, NcclType(type), c, active_stream_);
+      return Lib().ncclAllGather(send, recv, send_count, NcclType(type), c, active_stream_);
     });
   }
 
   absl::Status DoReduceScatter(const void* send, void* recv, size_t recv_count, DataType type,
                                ReduceOp op) override {
     return Run(OpKind::kReduceScatter, "ncclReduceScatter", [&](ncclComm_t c) {
-      return ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c,
-                               active_stream_);
+      return Lib().ncclReduceScatter(send, recv, recv_count, NcclType(type), NcclOp(op), c,
+                                     active_stream_);
     });
   }
 
   absl::Status DoBroadcast(void* buffer, size_t count, DataType type, int root) override {
     return Run(OpKind::kBroadcast, "ncclBroadcast", [&](ncclComm_t c) {
-      return ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, active_stream_);
+      return Lib().ncclBroadcast(buffer, buffer, count, NcclType(type), root, c, active_stream_);
     });
   }
 
   absl::Status DoAllToAll(const void* send, void* recv, size_t count, DataType type) override {
     const size_t block = count * DataTypeSize(type);
     return Run(OpKind::kAllToAll, "ncclGroupEnd", [&](ncclComm_t c) {
-      ncclResult_t first_error = ncclGroupStart();
+      ncclResult_t first_error = Lib().ncclGroupStart();
       for (int peer = 0; peer < size_ && first_error == ncclSuccess; ++peer) {
         const size_t offset = block * static_cast<size_t>(peer);
-        ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + offset, count,
-                                   NcclType(type), peer, c, active_stream_);
+        ncclResult_t rc = Lib().ncclSend(static_cast<const std::byte*>(send) + offset, count,
+                                         NcclType(type), peer, c, active_stream_);
         if (rc == ncclSuccess) {
-          rc = ncclRecv(static_cast<std::byte*>(recv) + offset, count, NcclType(type), peer, c,
-                        active_stream_);
+          rc = Lib().ncclRecv(static_cast<std::byte*>(recv) + offset, count, NcclType(type), peer,
+                              c, active_stream_);
         }
         first_error = rc;
       }
-      const ncclResult_t end = ncclGroupEnd();
+      const ncclResult_t end = Lib().ncclGroupEnd();
       return first_error != ncclSuccess ? first_error : end;
     });
   }
 
   absl::Status DoSend(const void* buffer, size_t count, DataType type, int peer) override {
     return Run(OpKind::kSend, "ncclSend", [&](ncclComm_t c) {
-      return ncclSend(buffer, count, NcclType(type), peer, c, active_stream_);
+      return Lib().ncclSend(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
   absl::Status DoRecv(void* buffer, size_t count, DataType type, int peer) override {
     return Run(OpKind::kRecv, "ncclRecv", [&](ncclComm_t c) {
-      return ncclRecv(buffer, count, NcclType(type), peer, c, active_stream_);
+      return Lib().ncclRecv(buffer, count, NcclType(type), peer, c, active_stream_);
     });
   }
 
@@ -227,9 +228,9 @@ class NcclCommunicator final : public Communicator {
   template <typename Body>
   absl::Status RunGroup(ci::OpName op, Body body) {
     return Run(op, "ncclGroupEnd", [&](ncclComm_t c) {
-      ncclResult_t first_error = ncclGroupStart();
+      ncclResult_t first_error = Lib().ncclGroupStart();
       if (first_error == ncclSuccess) first_error = body(c);
-      const ncclResult_t end = ncclGroupEnd();
+      const ncclResult_t end = Lib().ncclGroupEnd();
       return first_error != ncclSuccess ? first_error : end;
     });
   }
@@ -243,13 +244,13 @@ class NcclCommunicator final : public Communicator {
       for (int peer = 0; peer < size_; ++peer) {
         const size_t j = static_cast<size_t>(peer);
         if (send_counts[j] > 0) {
-          ncclResult_t rc = ncclSend(static_cast<const std::byte*>(send) + send_displs[j] * e,
-                                     send_counts[j], NcclType(type), peer, c, active_stream_);
+          ncclResult_t rc = Lib().ncclSend(static_cast<const std::byte*>(send) + send_displs[j] * e,
+                                           send_counts[j], NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
         if (recv_counts[j] > 0) {
-          ncclResult_t rc = ncclRecv(static_cast<std::byte*>(recv) + recv_displs[j] * e,
-                                     recv_counts[j], NcclType(type), peer, c, active_stream_);
+          ncclResult_t rc = Lib().ncclRecv(static_cast<std::byte*>(recv) + recv_displs[j] * e,
+                                           recv_counts[j], NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
       }
@@ -265,14 +266,15 @@ class NcclCommunicator final : public Communicator {
         for (int peer = 0; peer < size_; ++peer) {
           std::byte* slot = static_cast<std::byte*>(recv) + block * static_cast<size_t>(peer);
           if (peer == rank_ && slot == send) continue;  // in place
-          ncclResult_t rc = ncclRecv(slot, send_count, NcclType(type), peer, c, active_stream_);
+          ncclResult_t rc =
+              Lib().ncclRecv(slot, send_count, NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
         if (static_cast<std::byte*>(recv) + block * static_cast<size_t>(rank_) == send) {
           return ncclSuccess;
         }
       }
-      return ncclSend(send, send_count, NcclType(type), root, c, active_stream_);
+      return Lib().ncclSend(send, send_count, NcclType(type), root, c, active_stream_);
     });
   }
 
@@ -285,30 +287,32 @@ class NcclCommunicator final : public Communicator {
           const std::byte* slot =
               static_cast<const std::byte*>(send) + block * static_cast<size_t>(peer);
           if (peer == rank_ && slot == recv) continue;  // in place
-          ncclResult_t rc = ncclSend(slot, recv_count, NcclType(type), peer, c, active_stream_);
+          ncclResult_t rc =
+              Lib().ncclSend(slot, recv_count, NcclType(type), peer, c, active_stream_);
           if (rc != ncclSuccess) return rc;
         }
         if (static_cast<const std::byte*>(send) + block * static_cast<size_t>(rank_) == recv) {
           return ncclSuccess;
         }
       }
-      return ncclRecv(recv, recv_count, NcclType(type), root, c, active_stream_);
+      return Lib().ncclRecv(recv, recv_count, NcclType(type), root, c, active_stream_);
     });
   }
 
   absl::Status DoReduce(const void* send, void* recv, size_t count, DataType type, ReduceOp op,
                         int root) override {
     return Run(OpKind::kReduce, "ncclReduce", [&](ncclComm_t c) {
-      return ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c, active_stream_);
+      return Lib().ncclReduce(send, recv, count, NcclType(type), NcclOp(op), root, c,
+                              active_stream_);
     });
   }
 
   absl::Status DoSendRecv(const void* send, size_t send_count, int dest, void* recv,
                           size_t recv_count, int source, DataType type) override {
     return RunGroup(OpKind::kSendRecv, [&](ncclComm_t c) {
-      ncclResult_t rc = ncclSend(send, send_count, NcclType(type), dest, c, active_stream_);
+      ncclResult_t rc = Lib().ncclSend(send, send_count, NcclType(type), dest, c, active_stream_);
       if (rc != ncclSuccess) return rc;
-      return ncclRecv(recv, recv_count, NcclType(type), source, c, active_stream_);
+      return Lib().ncclRecv(recv, recv_count, NcclType(type), source, c, active_stream_);
     });
   }
 
@@ -320,9 +324,10 @@ class NcclCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(SetDevice(a.op));
     if (async.stream != nullptr) {
       int stream_device = -1;
-      NMESH_RETURN_IF_ERROR(ci::WithContext(
-          *this, a.op,
-          CudaStatus(cudaStreamGetDevice(stream, &stream_device), "cudaStreamGetDevice", rank_)));
+      NMESH_RETURN_IF_ERROR(
+          ci::WithContext(*this, a.op,
+                          CudaStatus(Lib().cudaStreamGetDevice(stream, &stream_device),
+                                     "cudaStreamGetDevice", rank_)));
       if (stream_device != device_) {
         return absl::InvalidArgumentError(absl::StrFormat(
             "%s: the stream belongs to CUDA device %d but this communicator uses device %d (rank "
@@ -333,18 +338,18 @@ class NcclCommunicator final : public Communicator {
     cudaEvent_t event = nullptr;
     NMESH_RETURN_IF_ERROR(
         ci::WithContext(*this, a.op,
-                        CudaStatus(cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
+                        CudaStatus(Lib().cudaEventCreateWithFlags(&event, cudaEventDisableTiming),
                                    "cudaEventCreate", rank_)));
     // In a batch: the first NCCL operation opens the group, Batch::End closes it; the event can
     // only be recorded once the group has been issued.
     Batch::State* batch = ci::CurrentBatch();
     if (batch != nullptr && !batch->end_group) {
-      if (absl::Status s = NcclStatus(ncclGroupStart(), "ncclGroupStart", rank_); !s.ok()) {
-        cudaEventDestroy(event);
+      if (absl::Status s = NcclStatus(Lib().ncclGroupStart(), "ncclGroupStart", rank_); !s.ok()) {
+        Lib().cudaEventDestroy(event);
         return ci::WithContext(*this, a.op, s);
       }
       batch->end_group = [rank = rank_] {
-        return NcclStatus(ncclGroupEnd(), "ncclGroupEnd", rank);
+        return NcclStatus(Lib().ncclGroupEnd(), "ncclGroupEnd", rank);
       };
     }
     active_stream_ = stream;
@@ -356,7 +361,7 @@ class NcclCommunicator final : public Communicator {
     in_group_ = false;
     if (batch != nullptr) {
       if (!issued.ok()) {
-        cudaEventDestroy(event);
+        Lib().cudaEventDestroy(event);
         return issued;
       }
       const std::string op(OpKindName(a.op));
@@ -364,14 +369,14 @@ class NcclCommunicator final : public Communicator {
         NMESH_RETURN_IF_ERROR(WaitReady(op, ci::Deadline(options_.timeout)));
         NMESH_RETURN_IF_ERROR(SetDevice(op));
         return ci::WithContext(
-            *this, op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
+            *this, op, CudaStatus(Lib().cudaEventRecord(event, stream), "cudaEventRecord", rank_));
       });
     } else if (issued.ok()) {
       issued = ci::WithContext(
-          *this, a.op, CudaStatus(cudaEventRecord(event, stream), "cudaEventRecord", rank_));
+          *this, a.op, CudaStatus(Lib().cudaEventRecord(event, stream), "cudaEventRecord", rank_));
     }
     if (!issued.ok()) {
-      cudaEventDestroy(event);
+      Lib().cudaEventDestroy(event);
       return issued;
     }
     return Work(
@@ -382,11 +387,11 @@ class NcclCommunicator final : public Communicator {
     if (barrier_buffer_ == nullptr) {
       NMESH_RETURN_IF_ERROR(SetDevice(OpKind::kBarrier));
       NMESH_RETURN_IF_ERROR(
-          CudaStatus(cudaMalloc(&barrier_buffer_, sizeof(float)), "cudaMalloc", rank_));
+          CudaStatus(Lib().cudaMalloc(&barrier_buffer_, sizeof(float)), "cudaMalloc", rank_));
     }
     return Run(OpKind::kBarrier, "ncclAllReduce", [&](ncclComm_t c) {
-      return ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c,
-                           active_stream_);
+      return Lib().ncclAllReduce(barrier_buffer_, barrier_buffer_, 1, ncclFloat32, ncclSum, c,
+                                 active_stream_);
     });
   }
 
@@ -425,16 +430,16 @@ class NcclCommunicator final : public Communicator {
     }
     if (taken.empty()) return first;
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 22, 0)
-    first.Update(NcclStatus(ncclGroupStart(), "ncclGroupStart", rank_));
+    first.Update(NcclStatus(Lib().ncclGroupStart(), "ncclGroupStart", rank_));
     for (const Taken& t : taken) {
-      cudaSetDevice(t.device);
-      ncclCommAbort(t.comm);
+      Lib().cudaSetDevice(t.device);
+      Lib().ncclCommAbort(t.comm);
     }
-    first.Update(NcclStatus(ncclGroupEnd(), "ncclGroupEnd", rank_));
+    first.Update(NcclStatus(Lib().ncclGroupEnd(), "ncclGroupEnd", rank_));
 #else
     for (const Taken& t : taken) {
-      cudaSetDevice(t.device);
-      ncclCommAbort(t.comm);
+      Lib().cudaSetDevice(t.device);
+      Lib().ncclCommAbort(t.comm);
     }
 #endif
     return first;
@@ -447,7 +452,7 @@ class NcclCommunicator final : public Communicator {
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (comm_ == nullptr) return absl::OkStatus();  // aborted: nothing more to find
-      if (ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return absl::OkStatus();
+      if (Lib().ncclCommGetAsyncError(comm_, &state) != ncclSuccess) return absl::OkStatus();
       if (state == ncclSuccess || state == ncclInProgress) return absl::OkStatus();
       absl::Status error = NcclStatus(state, "ncclCommGetAsyncError", rank_, comm_);
       return absl::Status(
@@ -487,8 +492,8 @@ class NcclCommunicator final : public Communicator {
   // Calls ncclCommAbort once and remembers why. Safe from any thread.
   void AbortComm(std::string reason) {
     if (std::optional<ncclComm_t> comm = Take(std::move(reason))) {
-      cudaSetDevice(device_);
-      ncclCommAbort(*comm);
+      Lib().cudaSetDevice(device_);
+      Lib().ncclCommAbort(*comm);
     }
   }
 
@@ -532,7 +537,8 @@ class NcclCommunicator final : public Communicator {
   }
 
   absl::Status SetDevice(ci::OpName op) const {
-    return ci::WithContext(*this, op, CudaStatus(cudaSetDevice(device_), "cudaSetDevice", rank_));
+    return ci::WithContext(*this, op,
+                           CudaStatus(Lib().cudaSetDevice(device_), "cudaSetDevice", rank_));
   }
 
   // Issues one operation (`issue` gets the live communicator), waits until NCCL has enqueued it,
@@ -551,7 +557,7 @@ class NcclCommunicator final : public Communicator {
     if (enqueue_only_) return absl::OkStatus();  // DoAsync: enqueued is enough
     ci::PollPacer pacer;
     while (true) {
-      const cudaError_t query = cudaStreamQuery(active_stream_);
+      const cudaError_t query = Lib().cudaStreamQuery(active_stream_);
       if (query == cudaSuccess) return absl::OkStatus();
       if (query != cudaErrorNotReady) {
         absl::Status error = CudaStatus(query, "cudaStreamQuery", rank_);
@@ -563,7 +569,7 @@ class NcclCommunicator final : public Communicator {
       {
         std::lock_guard<std::mutex> lock(mu_);
         if (comm_ == nullptr) return Usable(op);
-        ncclCommGetAsyncError(comm_, &state);
+        Lib().ncclCommGetAsyncError(comm_, &state);
       }
       if (state != ncclSuccess && state != ncclInProgress) return FailAsync(op, state);
       if (deadline.Expired()) return FailTimeout(op);
@@ -660,14 +666,14 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
   const absl::StatusOr<int> device = ChooseDevice(options, topo, devices);
   NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, device.status()));
 
-  absl::Status setup = CudaStatus(cudaSetDevice(*device), "cudaSetDevice", rank);
+  absl::Status setup = CudaStatus(Lib().cudaSetDevice(*device), "cudaSetDevice", rank);
   // The roots create the unique ids; after every rank has agreed that setup worked, the ids are
   // gathered to rank 0 (in root order) and broadcast to every rank.
   const BootstrapPlan boot = PlanBootstrap(size, options.bootstrap, LinkedNcclVersionCode());
   const auto root = std::find(boot.roots.begin(), boot.roots.end(), rank);
   std::vector<ncclUniqueId> ids(boot.roots.size());
   if (root != boot.roots.end() && setup.ok()) {
-    setup = NcclStatus(ncclGetUniqueId(&ids[static_cast<size_t>(root - boot.roots.begin())]),
+    setup = NcclStatus(Lib().ncclGetUniqueId(&ids[static_cast<size_t>(root - boot.roots.begin())]),
                        "ncclGetUniqueId", rank);
   }
   NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, setup));
@@ -683,33 +689,33 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
       bootstrap.Broadcast(ids.data(), ids.size() * sizeof(ncclUniqueId), DataType::kUint8, 0));
 
   cudaStream_t stream = nullptr;
-  NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+  NMESH_RETURN_IF_ERROR(CudaStatus(Lib().cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
                                    "cudaStreamCreateWithFlags", rank));
   ncclConfig_t config = NonblockingConfig();
   if (absl::Status s =
           ApplyNcclSettings(options.comm.nccl, LinkedNcclVersionCode(), options.comm.name, config);
       !s.ok()) {
-    cudaStreamDestroy(stream);
+    Lib().cudaStreamDestroy(stream);
     return s;
   }
   ncclComm_t comm = nullptr;
   absl::Status init;
 #if NCCL_VERSION_CODE >= 22304
   if (boot.scalable) {
-    init = NcclStatus(ncclCommInitRankScalable(&comm, size, rank, static_cast<int>(ids.size()),
-                                               ids.data(), &config),
+    init = NcclStatus(Lib().ncclCommInitRankScalable(
+                          &comm, size, rank, static_cast<int>(ids.size()), ids.data(), &config),
                       "ncclCommInitRankScalable", rank, comm);
   } else {
-    init = NcclStatus(ncclCommInitRankConfig(&comm, size, ids[0], rank, &config),
+    init = NcclStatus(Lib().ncclCommInitRankConfig(&comm, size, ids[0], rank, &config),
                       "ncclCommInitRankConfig", rank, comm);
   }
 #else
-  init = NcclStatus(ncclCommInitRankConfig(&comm, size, ids[0], rank, &config),
+  init = NcclStatus(Lib().ncclCommInitRankConfig(&comm, size, ids[0], rank, &config),
                     "ncclCommInitRankConfig", rank, comm);
 #endif
   if (absl::Status s = init; !s.ok()) {
-    if (comm != nullptr) ncclCommAbort(comm);
-    cudaStreamDestroy(stream);
+    if (comm != nullptr) Lib().ncclCommAbort(comm);
+    Lib().cudaStreamDestroy(stream);
     return s;
   }
   ci::Deadline deadline(options.comm.timeout);
@@ -738,7 +744,7 @@ absl::StatusOr<cudaEvent_t> EventOf(const Work& work) { return NcclCommunicator:
 
 absl::Status StreamWaitWork(const Work& work, cudaStream_t stream) {
   NMESH_ASSIGN_OR_RETURN(cudaEvent_t event, EventOf(work));
-  return CudaStatus(cudaStreamWaitEvent(stream, event, 0), "cudaStreamWaitEvent", -1);
+  return CudaStatus(Lib().cudaStreamWaitEvent(stream, event, 0), "cudaStreamWaitEvent", -1);
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(ncclComm_t comm, int device,
@@ -747,19 +753,21 @@ absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(ncclComm_t comm, int dev
     return absl::InvalidArgumentError(absl::StrFormat(
         "nccl::AdoptComm: the NCCL communicator for axis '%s' is null", options.name));
   }
+  NMESH_RETURN_IF_ERROR(LoadRuntime());
   int rank = 0, size = 0, comm_device = -1;
-  NMESH_RETURN_IF_ERROR(NcclStatus(ncclCommUserRank(comm, &rank), "ncclCommUserRank", -1, comm));
-  NMESH_RETURN_IF_ERROR(NcclStatus(ncclCommCount(comm, &size), "ncclCommCount", rank, comm));
   NMESH_RETURN_IF_ERROR(
-      NcclStatus(ncclCommCuDevice(comm, &comm_device), "ncclCommCuDevice", rank, comm));
+      NcclStatus(Lib().ncclCommUserRank(comm, &rank), "ncclCommUserRank", -1, comm));
+  NMESH_RETURN_IF_ERROR(NcclStatus(Lib().ncclCommCount(comm, &size), "ncclCommCount", rank, comm));
+  NMESH_RETURN_IF_ERROR(
+      NcclStatus(Lib().ncclCommCuDevice(comm, &comm_device), "ncclCommCuDevice", rank, comm));
   if (comm_device != device) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "nccl::AdoptComm: the NCCL communicator for axis '%s' uses CUDA device %d, not %d",
         options.name, comm_device, device));
   }
-  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
+  NMESH_RETURN_IF_ERROR(CudaStatus(Lib().cudaSetDevice(device), "cudaSetDevice", rank));
   cudaStream_t stream = nullptr;
-  NMESH_RETURN_IF_ERROR(CudaStatus(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
+  NMESH_RETURN_IF_ERROR(CudaStatus(Lib().cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
                                    "cudaStreamCreateWithFlags", rank));
   auto adopted =
       std::make_unique<NcclCommunicator>(comm, device, stream, rank, size, std::move(options));

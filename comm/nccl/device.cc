@@ -4,6 +4,7 @@
 #include <nccl.h>
 
 #include "nmesh/base/status_macros.h"
+#include "nmesh/comm/nccl/library.h"
 
 namespace nmesh::comm::nccl {
 
@@ -68,7 +69,7 @@ ncclResult_t PollUntilReady(ncclComm_t comm, const ci::Deadline& deadline) {
   ci::PollPacer pacer;
   while (true) {
     ncclResult_t state = ncclSuccess;
-    if (ncclResult_t rc = ncclCommGetAsyncError(comm, &state); rc != ncclSuccess) return rc;
+    if (ncclResult_t rc = Lib().ncclCommGetAsyncError(comm, &state); rc != ncclSuccess) return rc;
     if (state != ncclInProgress || deadline.Expired()) return state;
     pacer.Pause();
   }
@@ -77,12 +78,13 @@ ncclResult_t PollUntilReady(ncclComm_t comm, const ci::Deadline& deadline) {
 // Device memory on `device`, freed there. `rank` goes into error messages.
 absl::StatusOr<Buffer> AllocateDeviceBuffer(int device, size_t bytes, int rank) {
   if (bytes == 0) return Buffer();
-  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
+  NMESH_ASSIGN_OR_RETURN(const Library* lib, OpenLibrary());
+  NMESH_RETURN_IF_ERROR(CudaStatus(lib->cudaSetDevice(device), "cudaSetDevice", rank));
   void* data = nullptr;
-  NMESH_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&data, bytes), "cudaMalloc", rank));
-  return Buffer(data, bytes, [device](void* p) {
-    cudaSetDevice(device);
-    cudaFree(p);
+  NMESH_RETURN_IF_ERROR(CudaStatus(lib->cudaMalloc(&data, bytes), "cudaMalloc", rank));
+  return Buffer(data, bytes, [lib, device](void* p) {
+    lib->cudaSetDevice(device);
+    lib->cudaFree(p);
   });
 }
 
@@ -90,8 +92,9 @@ absl::StatusOr<Buffer> AllocateDeviceBuffer(int device, size_t bytes, int rank) 
 absl::Status CopyOnDevice(int device, void* dst, const void* src, size_t bytes, cudaMemcpyKind kind,
                           int rank) {
   if (bytes == 0) return absl::OkStatus();
-  NMESH_RETURN_IF_ERROR(CudaStatus(cudaSetDevice(device), "cudaSetDevice", rank));
-  return CudaStatus(cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy", rank);
+  NMESH_ASSIGN_OR_RETURN(const Library* lib, OpenLibrary());
+  NMESH_RETURN_IF_ERROR(CudaStatus(lib->cudaSetDevice(device), "cudaSetDevice", rank));
+  return CudaStatus(lib->cudaMemcpy(dst, src, bytes, kind), "cudaMemcpy", rank);
 }
 
 }  // namespace nmesh::comm::nccl

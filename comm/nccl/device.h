@@ -19,6 +19,7 @@
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/work.h"
+#include "nmesh/comm/nccl/library.h"
 #include "nmesh/comm/nccl/status.h"
 
 namespace nmesh::comm::nccl {
@@ -58,21 +59,21 @@ class NcclWork final : public Work::Impl {
         event_(event),
         aborted_(std::move(aborted)) {}
   ~NcclWork() override {
-    cudaSetDevice(device_);
-    cudaEventDestroy(event_);
+    Lib().cudaSetDevice(device_);
+    Lib().cudaEventDestroy(event_);
   }
   cudaEvent_t event() const { return event_; }
 
  protected:
   bool Poll(absl::Status* status) override {
-    const cudaError_t query = cudaEventQuery(event_);
+    const cudaError_t query = Lib().cudaEventQuery(event_);
     if (query == cudaErrorNotReady) return false;
     *status = Result(query, "cudaEventQuery");
     return true;
   }
   absl::Status Block() override {
-    cudaSetDevice(device_);
-    return Result(cudaEventSynchronize(event_), "cudaEventSynchronize");
+    Lib().cudaSetDevice(device_);
+    return Result(Lib().cudaEventSynchronize(event_), "cudaEventSynchronize");
   }
   // The communicator is being destroyed: the abort state must no longer name it.
   void Abandon() override { orphaned_.store(true, std::memory_order_release); }

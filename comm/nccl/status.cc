@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "nmesh/comm/nccl/library.h"
 
 namespace nmesh::comm::nccl {
 namespace {
@@ -66,18 +67,26 @@ absl::StatusCode CudaCode(cudaError_t error) {
 
 absl::Status NcclStatus(ncclResult_t result, std::string_view call, int rank, ncclComm_t comm) {
   if (result == ncclSuccess || result == ncclInProgress) return absl::OkStatus();
-  std::string message = absl::StrFormat("%s failed on rank %d: %s (%s)", call, rank,
-                                        ncclGetErrorString(result), ResultName(result));
-  const char* last = ncclGetLastError(comm);
+  // A result comes from a loaded NCCL, except in tests of this function.
+  const absl::StatusOr<const Library*> lib = OpenLibrary();
+  std::string message = absl::StrFormat(
+      "%s failed on rank %d: %s (%s)", call, rank,
+      lib.ok() ? (*lib)->ncclGetErrorString(result) : "NCCL not loaded", ResultName(result));
+  const char* last = lib.ok() ? (*lib)->ncclGetLastError(comm) : nullptr;
   if (last != nullptr && last[0] != '\0') absl::StrAppend(&message, "; last NCCL error: ", last);
   return absl::Status(NcclCode(result), message);
 }
 
 absl::Status CudaStatus(cudaError_t error, std::string_view call, int rank) {
   if (error == cudaSuccess) return absl::OkStatus();
-  return absl::Status(CudaCode(error),
-                      absl::StrFormat("%s failed on rank %d: %s (%s)", call, rank,
-                                      cudaGetErrorString(error), cudaGetErrorName(error)));
+  const absl::StatusOr<const Library*> lib = OpenLibrary();
+  if (!lib.ok()) {
+    return absl::Status(CudaCode(error), absl::StrFormat("%s failed on rank %d: CUDA error %d",
+                                                         call, rank, static_cast<int>(error)));
+  }
+  return absl::Status(CudaCode(error), absl::StrFormat("%s failed on rank %d: %s (%s)", call, rank,
+                                                       (*lib)->cudaGetErrorString(error),
+                                                       (*lib)->cudaGetErrorName(error)));
 }
 
 }  // namespace nmesh::comm::nccl

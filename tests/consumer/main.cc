@@ -4,9 +4,11 @@
 // then measures the tp axis with the installed bench engine (nmesh::perf), which must count no
 // wrong element.
 //
-//   mpirun -np 4 consumer RECIPE TP CP     (the recipe's tp_size and cp_size; dp is inferred)
+//   mpirun -np 4 consumer RECIPE TP CP [BACKEND]
 //
-// Prints "consumer: rank R: N groups verified" per rank and exits 0 only if everything matches.
+// TP and CP are the recipe's tp_size and cp_size (dp is inferred); BACKEND is auto, mpi (the
+// default) or nccl. Prints "consumer: rank R: backend NAME (REASON)" and "consumer: rank R: N
+// groups verified" per rank and exits 0 only if everything matches.
 #include <cstdint>
 #include <cstdlib>
 #include <iostream>
@@ -14,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "comm/communicator.h"  // the engine's own headers of those names
 #include "mesh/device_mesh.h"
 #include "nmesh/nmesh.h"
@@ -60,10 +63,13 @@ int Fail(int64_t rank, const std::string& what) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc != 4) {
-    std::cerr << "usage: consumer RECIPE TP CP\n";
+  if (argc != 4 && argc != 5) {
+    std::cerr << "usage: consumer RECIPE TP CP [auto|mpi|nccl]\n";
     return 2;
   }
+  absl::StatusOr<nmesh::job::BackendChoice> backend =
+      nmesh::job::ParseBackendChoice(argc == 5 ? argv[4] : "mpi");
+  if (!backend.ok()) return Fail(-1, std::string(backend.status().message()));
   const engine::Communicator engine_comm{.handle = 7};  // the engine's types stay usable
   const engine::DeviceMesh engine_mesh{.ndim = 5};
   const int64_t tp = std::atoll(argv[2]);
@@ -74,11 +80,15 @@ int main(int argc, char** argv) {
   if (!session.ok()) return Fail(-1, std::string(session.status().message()));
   nmesh::job::JobOptions options;
   options.mesh.config_path = argv[1];
-  options.backend = nmesh::job::BackendChoice::kMpi;
+  options.backend = *backend;
   absl::StatusOr<std::unique_ptr<nmesh::job::Job>> job = nmesh::job::Job::Start(**session, options);
   if (!job.ok()) return Fail((*session)->world_rank(), std::string(job.status().message()));
 
   const int64_t rank = (*job)->rank();
+  // Each line in one write, so that the launcher's forwarding cannot interleave the ranks' lines.
+  std::cout << absl::StrCat("consumer: rank ", rank, ": backend ", (*job)->backend().name, " (",
+                            (*job)->backend().reason, ")\n")
+            << std::flush;
   const int64_t world = (*job)->world_size();
   nmesh::job::JobMesh& m = (*job)->meshes().front();
   if (!m.mesh->is_member() || !m.context.has_value()) return Fail(rank, "not a member");
@@ -124,7 +134,9 @@ int main(int argc, char** argv) {
   for (const nmesh::perf::BenchRow& row : measured->rows) {
     if (row.wrong != 0) return Fail(rank, "the bench engine counted wrong elements");
   }
-  std::cout << "consumer: rank " << rank << ": " << verified << " groups verified (engine handle "
-            << engine_comm.handle + engine_mesh.ndim - 5 << ")\n";
+  std::cout << absl::StrCat("consumer: rank ", rank, ": ", verified,
+                            " groups verified (engine handle ",
+                            engine_comm.handle + engine_mesh.ndim - 5, ")\n")
+            << std::flush;
   return 0;
 }
