@@ -22,17 +22,25 @@ int IntFromEnvironment(std::initializer_list<const char*> names, long min, int f
   return fallback;
 }
 
+// The number of processes of an MPI launcher's job (not torchrun's): whether a flag error is agreed
+// on over MPI.
+int MpiLauncherSize() {
+  return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, /*min=*/1,
+                            /*fallback=*/1);
+}
+
 }  // namespace
 
 int LauncherRank() {
-  // Open MPI, MPICH/Hydra and PMIx launchers, then Slurm's srun.
-  return IntFromEnvironment({"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"},
-                            /*min=*/0, /*fallback=*/0);
+  // Open MPI, MPICH/Hydra and PMIx launchers, torchrun and Kubernetes, then Slurm's srun.
+  return IntFromEnvironment(
+      {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "RANK", "SLURM_PROCID"}, /*min=*/0,
+      /*fallback=*/0);
 }
 
 int LauncherSize() {
-  return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, /*min=*/1,
-                            /*fallback=*/1);
+  return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "WORLD_SIZE", "SLURM_NTASKS"},
+                            /*min=*/1, /*fallback=*/1);
 }
 
 bool IsConfigError(const absl::Status& status) {
@@ -57,7 +65,7 @@ FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error) {
   FlagErrorOutcome outcome;
   outcome.status = flag_error;
   outcome.rank = LauncherRank();
-  if (LauncherSize() <= 1) return outcome;
+  if (MpiLauncherSize() <= 1) return outcome;
   absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
       comm::mpi::Session::Init(nullptr, nullptr);
   if (!session.ok()) return outcome;

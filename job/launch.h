@@ -25,17 +25,18 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/job/environment.h"
 #include "nmesh/job/job.h"
 
 namespace nmesh::job {
 
 // The rank of this process in its launcher's job, read from the environment before MPI starts
-// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, SLURM_PROCID, the first set to a non-negative
-// integer); 0 outside a launcher. Errors identical on every rank are printed by rank 0 only.
-// Thread-safe (reads the environment).
+// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, then torchrun's and Kubernetes' RANK, then
+// SLURM_PROCID, the first set to a non-negative integer); 0 outside a launcher. Errors identical
+// on every rank are printed by rank 0 only. Thread-safe (reads the environment).
 int LauncherRank();
-// The number of processes of the launcher's job (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS, the
-// first set to a positive integer); 1 outside a launcher. Thread-safe.
+// The number of processes of the launcher's job (OMPI_COMM_WORLD_SIZE, PMI_SIZE, WORLD_SIZE,
+// SLURM_NTASKS, the first set to a positive integer); 1 outside a launcher. Thread-safe.
 int LauncherSize();
 
 // Whether `status` is a configuration error (InvalidArgument, NotFound, OutOfRange: found from the

@@ -73,7 +73,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   }
   absl::Status writable;
   if (options.plot.has_value() && job.rank() == 0) writable = CheckPlotWritable(*options.plot);
-  if (absl::Status agreed = comm::AgreeOnStatus(job.mpi_world(), writable); !agreed.ok()) {
+  if (absl::Status agreed = comm::AgreeOnStatus(job.host_world(), writable); !agreed.ok()) {
     return reporter.Fail(agreed);
   }
   reporter.Note(
@@ -115,7 +115,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
     out.flush();
   }
   // Every rank exits with the same code.
-  if (absl::Status agreed = comm::AgreeOnStatus(job.mpi_world(), plotted); !agreed.ok()) {
+  if (absl::Status agreed = comm::AgreeOnStatus(job.host_world(), plotted); !agreed.ok()) {
     if (job.rank() == 0) err << absl::StrFormat("nmesh: error: %s\n", agreed.message());
     return kExitRuntimeFailure;
   }
