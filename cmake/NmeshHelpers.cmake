@@ -184,6 +184,8 @@ function(nmesh_pkgconfig_modules deps out_modules out_flags)
     elseif(dep STREQUAL "NCCL::nccl")
       get_filename_component(nccl_dir "${NCCL_LIBRARY}" DIRECTORY)
       list(APPEND flags "-L${nccl_dir}" -lnccl)
+    elseif(dep STREQUAL "hiredis::hiredis")
+      list(APPEND modules hiredis)
     elseif(dep MATCHES "^nlohmann_json")
       # Header-only and used only inside nmesh's sources: nothing for a consumer to link.
     else()
