@@ -19,6 +19,9 @@
 #include "nmesh/job/launch.h"
 #include "nmesh/job/placement.h"
 #include "nmesh/job/startup.h"
+#if NMESH_HAVE_GLOO
+#include "nmesh/comm/gloo/communicator.h"
+#endif
 #if NMESH_HAVE_NCCL
 #include "nmesh/comm/nccl/bootstrap.h"
 #include "nmesh/comm/nccl/communicator.h"
@@ -196,15 +199,22 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& host_w
 #endif
 }
 
-absl::StatusOr<std::unique_ptr<Communicator>> DefaultHostWorld(comm::Store& store, int rank,
-                                                               int size,
-                                                               const comm::CommOptions& options) {
+absl::StatusOr<std::unique_ptr<Communicator>> DefaultHostWorld(std::shared_ptr<comm::Store> store,
+                                                               int rank, int size,
+                                                               const comm::CommOptions& options,
+                                                               absl::Duration rendezvous_timeout) {
+#if NMESH_HAVE_GLOO
+  return comm::gloo::WorldCommunicator(std::move(store), rank, size, options,
+                                       {.rendezvous_timeout = rendezvous_timeout});
+#else
   (void)rank;
+  (void)rendezvous_timeout;
   if (size == 1) return comm::NewSelfCommunicator(options);
   return absl::FailedPreconditionError(absl::StrFormat(
       "a store launch of %d ranks needs the gloo backend for its host world, and this nmesh was "
       "built without gloo (store %s)",
-      size, store.Describe()));
+      size, store->Describe()));
+#endif
 }
 
 // How the ranks of a job meet (MPI or a store) for the steps of Job::Start that differ.
@@ -213,8 +223,9 @@ struct Job::Meeting {
   int size = 1;
   StartupExchange* exchange = nullptr;
   comm::Store* store = nullptr;  // null under MPI
-  // The host world, made once the ranks agree.
-  std::function<absl::StatusOr<std::unique_ptr<Communicator>>(std::optional<absl::Duration>)>
+  // The host world, made once the ranks agree, by `deadline`.
+  std::function<absl::StatusOr<std::unique_ptr<Communicator>>(std::optional<absl::Duration>,
+                                                              absl::Time deadline)>
       host_world;
   // The topology, over the host world or the store, by `deadline`.
   std::function<absl::StatusOr<comm::Topology>(Communicator&, absl::Time deadline)> topology;
@@ -230,7 +241,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
       .size = session.world_size(),
       .exchange = exchange.get(),
       .host_world =
-          [&session](std::optional<absl::Duration> timeout) {
+          [&session](std::optional<absl::Duration> timeout, absl::Time) {
             return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
           },
       .topology = [](Communicator& world, absl::Time) { return comm::mpi::GetTopology(world); }};
@@ -243,6 +254,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(const StoreLaunch& launch,
     return absl::InvalidArgumentError("Job::Start: StoreLaunch::store is null");
   }
   comm::Store& store = *launch.store;
+  std::shared_ptr<comm::Store> shared = launch.store;
   const LaunchEnvironment& env = launch.environment;
   std::unique_ptr<StartupExchange> exchange =
       StoreStartupExchange(store, env.rank, env.size, env.size_variable);
@@ -253,8 +265,9 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(const StoreLaunch& launch,
       .exchange = exchange.get(),
       .store = &store,
       .host_world =
-          [&](std::optional<absl::Duration> timeout) {
-            return factory(store, env.rank, env.size, {.name = "world", .timeout = timeout});
+          [&](std::optional<absl::Duration> timeout, absl::Time deadline) {
+            return factory(shared, env.rank, env.size, {.name = "world", .timeout = timeout},
+                           deadline - absl::Now());
           },
       .topology = [&](Communicator&, absl::Time deadline) -> absl::StatusOr<comm::Topology> {
         NMESH_ASSIGN_OR_RETURN(std::string host, comm::LocalHostName());
@@ -318,7 +331,10 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
       startup_timeout));
   job->meshes_ = *std::move(planned);
   // The host world's timeout bounds its own creation; over a store, at least the start-up's.
-  NMESH_ASSIGN_OR_RETURN(job->host_world_, meeting.host_world(timeout));
+  // Ranks that passed the agreement meet again within the start-up deadline, or at least a
+  // start-up timeout from now.
+  const absl::Time meet_by = std::max(startup_deadline, absl::Now() + kMinStartupTimeout);
+  NMESH_ASSIGN_OR_RETURN(job->host_world_, meeting.host_world(timeout, meet_by));
   Communicator& world = *job->host_world_;
 
   if (options.warn && job->rank_ == 0) {
@@ -328,11 +344,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   }
 
   // 2. Topology and backend.
-  // Ranks that passed the agreement meet again within the start-up deadline, or at least a
-  // start-up timeout from now.
-  NMESH_ASSIGN_OR_RETURN(
-      job->topology_,
-      meeting.topology(world, std::max(startup_deadline, absl::Now() + kMinStartupTimeout)));
+  NMESH_ASSIGN_OR_RETURN(job->topology_, meeting.topology(world, meet_by));
   absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout,
                                                   options.nccl_ranks_per_root, meeting.store);
   if (!backend.ok()) return MarkAgreed(backend.status());

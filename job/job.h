@@ -23,10 +23,10 @@
 // initialises MPI; its host world is gloo's, and its meshes run on gloo or NCCL:
 //
 //   NMESH_ASSIGN_OR_RETURN(job::LaunchEnvironment env, job::ReadLaunchEnvironment());
-//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<comm::Store> store,
+//   NMESH_ASSIGN_OR_RETURN(std::shared_ptr<comm::Store> store,
 //                          job::OpenJobStore("redis://10.0.0.1:6379/job1"));
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<job::Job> job,
-//                          job::Job::Start({.store = store.get(), .environment = env},
+//                          job::Job::Start({.store = store, .environment = env},
 //                                          {.mesh = {.config_path = "recipe.yaml"}}));
 //
 // Its failures sort the same way; a failure that is not agreed ends only this process (no
@@ -115,19 +115,23 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& 
                                       std::optional<absl::Duration> timeout,
                                       int nccl_ranks_per_root = 128, comm::Store* store = nullptr);
 
-// Makes the host world of a store launch from the job's store: collective over the `size` ranks.
+// Makes the host world of a store launch from the job's store: collective over the `size` ranks,
+// within `rendezvous_timeout`.
 using HostWorldFactory = std::function<absl::StatusOr<std::unique_ptr<comm::Communicator>>(
-    comm::Store& store, int rank, int size, const comm::CommOptions& options)>;
+    std::shared_ptr<comm::Store> store, int rank, int size, const comm::CommOptions& options,
+    absl::Duration rendezvous_timeout)>;
 
-// The host world a store launch uses by default: gloo's (comm/gloo) when nmesh was built with it;
-// otherwise a one-rank job gets a self communicator and a larger one FailedPrecondition.
+// The host world a store launch uses by default: gloo's (comm::gloo::WorldCommunicator) when
+// nmesh was built with gloo; otherwise a one-rank job gets a self communicator and a larger one
+// FailedPrecondition.
 absl::StatusOr<std::unique_ptr<comm::Communicator>> DefaultHostWorld(
-    comm::Store& store, int rank, int size, const comm::CommOptions& options);
+    std::shared_ptr<comm::Store> store, int rank, int size, const comm::CommOptions& options,
+    absl::Duration rendezvous_timeout);
 
 // A job launched without MPI: its store and where this process stands in it.
 struct StoreLaunch {
-  // The job's store (OpenJobStore in job/launch.h); outlives the job.
-  comm::Store* store = nullptr;
+  // The job's store (OpenJobStore in job/launch.h); shared with the host world.
+  std::shared_ptr<comm::Store> store = nullptr;
   LaunchEnvironment environment;
   // How the host world is made over the store; null: DefaultHostWorld.
   HostWorldFactory host_world = nullptr;

@@ -56,6 +56,8 @@ struct RunOptions {
   std::optional<double> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
+  // --store URL: a launch without MPI (job::StoreUrlFrom: else NMESH_STORE).
+  std::optional<std::string> store;
   std::string format = "text";
   // --nccl-ranks-per-root K: one NCCL bootstrap root per K ranks (NCCL backend only).
   int nccl_ranks_per_root = 128;

@@ -132,7 +132,7 @@ TEST(StoreStartupTest, AStoreThatGoesAwayMidStartUpIsUnavailableNamingIt) {
 }
 
 TEST(StoreJobTest, OneRankStartsOverAStoreWithoutMpi) {
-  MemoryStore store;
+  auto store = std::make_shared<MemoryStore>();
   absl::StatusOr<std::unique_ptr<Job>> job =
       Job::Start({.store = &store, .environment = {.rank = 0, .size = 1}},
                  {.mesh = {.sizes = {.tp = 1}}, .backend = BackendChoice::kGloo});
@@ -142,12 +142,12 @@ TEST(StoreJobTest, OneRankStartsOverAStoreWithoutMpi) {
   EXPECT_EQ((*job)->topology().num_hosts, 1);
   ASSERT_EQ((*job)->meshes().size(), 1u);
   EXPECT_TRUE((*job)->meshes()[0].mesh->is_member());
-  EXPECT_TRUE(store.Has("startup/verdict"));
-  EXPECT_TRUE(store.Has("hosts/0"));
+  EXPECT_TRUE(store->Has("startup/verdict"));
+  EXPECT_TRUE(store->Has("hosts/0"));
 }
 
 TEST(StoreJobTest, MpiIsRefusedUnderAStoreAndGlooWithoutOne) {
-  MemoryStore store;
+  auto store = std::make_shared<MemoryStore>();
   absl::StatusOr<std::unique_ptr<Job>> job =
       Job::Start({.store = &store, .environment = {.rank = 0, .size = 1}},
                  {.mesh = {.sizes = {.tp = 1}}, .backend = BackendChoice::kMpi});
