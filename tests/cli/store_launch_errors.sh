@@ -13,7 +13,7 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/nmesh_store_errors.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 
 # expect NAME CODE TEXT -- COMMAND...: runs COMMAND (bounded by `timeout 60`), checks its exit
-# code and that its output holds TEXT, and that no child of this script is left.
+# code and that its output holds TEXT, and that no nmesh process is left.
 expect() {
   local name="$1" code="$2" text="$3"
   shift 4
@@ -28,8 +28,9 @@ expect() {
   else
     echo "ok   $name: exit $rc after ${took}s: $(grep -F -m1 -- "$text" <<<"$output")"
   fi
+  # Every process of the case has ended (this checkout's nmesh binary, by its full path).
   local left
-  left=$(pgrep -P $$ | grep -v "^$BASHPID\$" || true)
+  left=$(pgrep -f -- "^$nmesh " || true)
   if [[ -n "$left" ]]; then
     echo "FAIL $name: processes left behind: $left"
     failures=$((failures + 1))
@@ -68,7 +69,7 @@ expect two_processes_one_rank 2 "rank 0 is claimed twice" -- \
   _ "$nmesh" "${run[@]}" --store "$redis/dup"
 # The store goes away while rank 0 waits for rank 1: a runtime failure naming the store, within
 # the start-up deadline.
-expect store_disappears 1 "$redis/gone" -- \
+expect store_disappears 1 "$redis" -- \
   bash -c 'RANK=0 WORLD_SIZE=2 "$1" "${@:3}" & p=$!; sleep 1; kill -TERM "$2"; wait $p' \
   _ "$nmesh" "$NMESH_TEST_REDIS_PID" run --tp 2 --backend gloo --startup-timeout-s 20 \
   --store "$redis/gone"

@@ -134,7 +134,7 @@ TEST(StoreStartupTest, AStoreThatGoesAwayMidStartUpIsUnavailableNamingIt) {
 TEST(StoreJobTest, OneRankStartsOverAStoreWithoutMpi) {
   auto store = std::make_shared<MemoryStore>();
   absl::StatusOr<std::unique_ptr<Job>> job =
-      Job::Start({.store = &store, .environment = {.rank = 0, .size = 1}},
+      Job::Start({.store = store, .environment = LaunchEnvironment()},
                  {.mesh = {.sizes = {.tp = 1}}, .backend = BackendChoice::kGloo});
   ASSERT_THAT(job.status(), IsOk());
   EXPECT_TRUE((*job)->store_launched());
@@ -149,7 +149,7 @@ TEST(StoreJobTest, OneRankStartsOverAStoreWithoutMpi) {
 TEST(StoreJobTest, MpiIsRefusedUnderAStoreAndGlooWithoutOne) {
   auto store = std::make_shared<MemoryStore>();
   absl::StatusOr<std::unique_ptr<Job>> job =
-      Job::Start({.store = &store, .environment = {.rank = 0, .size = 1}},
+      Job::Start({.store = store, .environment = LaunchEnvironment()},
                  {.mesh = {.sizes = {.tp = 1}}, .backend = BackendChoice::kMpi});
   EXPECT_THAT(job.status(), StatusIs(absl::StatusCode::kInvalidArgument,
                                      HasSubstr("--backend mpi: a job launched over a store")));
