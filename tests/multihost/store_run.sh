@@ -23,7 +23,8 @@ finish() {
 }
 trap finish EXIT
 
-ip netns exec "$MH_SWITCH_NS" redis-server --bind 10.213.0.254 --port 6379 --save '' \
+# Protected mode off: the server is reachable only inside this test's namespaces.
+ip netns exec "$MH_SWITCH_NS" redis-server --bind 10.213.0.254 --port 6379 --save '' --protected-mode no \
   --appendonly no --dir "$MH_DIR" > "$MH_DIR/redis.log" 2>&1 &
 redis_pid=$!
 for _ in $(seq 50); do
