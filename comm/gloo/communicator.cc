@@ -696,7 +696,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(std::shared_ptr<
     ConfirmConnections(context, GlooTimeout(gloo.rendezvous_timeout));
   } catch (const std::exception& e) {
     absl::Status cause = adapter.error();
-    const std::string what = cause.ok() ? std::string(e.what()) : std::string(cause.message());
+    std::string what = cause.ok() ? std::string(e.what()) : std::string(cause.message());
+    if (absl::IsDeadlineExceeded(cause)) {
+      // Name the ranks that never published their addresses.
+      std::vector<int> missing;
+      for (int r = 0; r < size && missing.size() < 16; ++r) {
+        absl::StatusOr<bool> arrived = store->Check(absl::StrFormat("%s/%d", gloo.prefix, r));
+        if (arrived.ok() && !*arrived) missing.push_back(r);
+      }
+      if (!missing.empty()) {
+        what = absl::StrFormat("rank%s %s never arrived within %s (%s)",
+                               missing.size() == 1 ? "" : "s", absl::StrJoin(missing, ", "),
+                               ci::FormatTimeout(gloo.rendezvous_timeout), what);
+      }
+    }
     return absl::Status(cause.ok() ? absl::StatusCode::kUnavailable : cause.code(),
                         absl::StrFormat("gloo world rendezvous of rank %d of %d through %s: %s",
                                         rank, size, store->Describe(), what));
