@@ -170,20 +170,20 @@ void MeshBuild(Communicator& world, const nmesh::config::MeshRequest& request, i
       nmesh::mesh::DeviceMesh mesh =
           Check(nmesh::mesh::DeviceMesh::Create(plan, world), "DeviceMesh::Create");
       double mine = absl::ToDoubleSeconds(absl::Now() - start), slowest = 0;
-      Check(nmesh::comm::HostAllReduce(world, &mine, &slowest, 1, DataType::kFloat64,
-                                       ReduceOp::kMax),
-            "reducing the time");
+      Check(
+          nmesh::comm::HostAllReduce(world, &mine, &slowest, 1, DataType::kFloat64, ReduceOp::kMax),
+          "reducing the time");
       seconds.push_back(slowest);
       created = mesh.communicators_created();
     }
   }
   if (world.rank() == 0) {
-    std::printf("# gloo mesh build (PlanMesh + DeviceMesh::Create), %d ranks, tp %lld cp %lld, "
-                "%d reps: median %.2f ms, min %.2f ms, %d communicators\n",
-                world.size(), static_cast<long long>(request.sizes.tp.value_or(1)),
-                static_cast<long long>(request.sizes.cp.value_or(1)), reps,
-                Median(seconds) * 1e3, *std::min_element(seconds.begin(), seconds.end()) * 1e3,
-                created);
+    std::printf(
+        "# gloo mesh build (PlanMesh + DeviceMesh::Create), %d ranks, tp %lld cp %lld, "
+        "%d reps: median %.2f ms, min %.2f ms, %d communicators\n",
+        world.size(), static_cast<long long>(request.sizes.tp.value_or(1)),
+        static_cast<long long>(request.sizes.cp.value_or(1)), reps, Median(seconds) * 1e3,
+        *std::min_element(seconds.begin(), seconds.end()) * 1e3, created);
   }
 }
 
@@ -191,8 +191,9 @@ void MeshBuild(Communicator& world, const nmesh::config::MeshRequest& request, i
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: gloo_bench STORE_URL [--rounds N] [--mesh-reps M] [--tp T] "
-                         "[--cp C] [--pp P] [--dp-replicate D]\n");
+    std::fprintf(stderr,
+                 "usage: gloo_bench STORE_URL [--rounds N] [--mesh-reps M] [--tp T] "
+                 "[--cp C] [--pp P] [--dp-replicate D]\n");
     return 2;
   }
   const int rank = EnvInt({"RANK", "OMPI_COMM_WORLD_RANK", "PMI_RANK"}, 0);
