@@ -1,7 +1,8 @@
 // The cost of building a mesh on MPI, as ratios against raw-MPI baselines measured in the same
 // run (docs/PERFORMANCE.md):
 //   P1  nmesh (PlanMesh + DeviceMesh::Create) vs a bare sequence of MPI_Comm_split calls making
-//       the same distinct groups (goal: at most 1.10x);
+//       the same distinct groups (goal: at most 1.10x); also vs the same groups made with bare
+//       MPI_Comm_create_group calls (P1'), the cheaper call nmesh's MPI backend uses;
 //   P2  the naive per-subgroup creation of PyTorch's/Megatron's `new_group` loops (every rank
 //       takes part in an MPI_Comm_create over the world for every subgroup of every named group)
 //       vs nmesh (goal: nmesh at least 3x faster);
@@ -126,6 +127,18 @@ std::vector<comm::mpi::baselines::RawSplit> SplitsOf(const mesh::MeshPlan& plan,
   return splits;
 }
 
+// The other bare form of P1: this rank's group (world ranks) for each split nmesh makes.
+std::vector<std::vector<int>> MyGroupsOf(const mesh::MeshPlan& plan, int64_t rank) {
+  std::vector<std::vector<int>> mine;
+  for (const mesh::GroupKind& kind : mesh::DistinctGroupKinds(plan)) {
+    if (kind.trivial || kind.whole_world) continue;
+    const mesh::GroupView group = Check(plan.LayoutOf(kind.mesh).ViewGroup(rank, kind.axes));
+    std::vector<int>& ranks = mine.emplace_back();
+    group.ForEach([&](int64_t r) { ranks.push_back(static_cast<int>(r)); });
+  }
+  return mine;
+}
+
 // P2's input: every group of size > 1 of every named group, in order.
 std::vector<std::vector<int>> AllGroups(const mesh::MeshPlan& plan) {
   std::vector<std::vector<int>> groups;
@@ -150,6 +163,7 @@ int Main(int argc, char** argv) {
   const Options options = ParseArgs(argc, argv, world->size());
   const mesh::MeshPlan plan = Check(mesh::PlanMesh(options.request));
   const std::vector<comm::mpi::baselines::RawSplit> splits = SplitsOf(plan, rank);
+  const std::vector<std::vector<int>> mine = MyGroupsOf(plan, rank);
   const std::vector<std::vector<int>> groups = AllGroups(plan);
 
   // Each variant creates its communicators and keeps them until after the clock stops.
@@ -194,6 +208,16 @@ int Main(int argc, char** argv) {
                                 Check(comm::mpi::baselines::SplitEach(splits))));
                       },
                       {}});
+  // P1's other bare form: MPI_Comm_create_group, in which only each group's members take part
+  // (what nmesh's MPI backend does with the groups it knows), so that the report also says what
+  // nmesh costs over the best bare sequence.
+  variants.push_back({"P1' MPI_Comm_create_group x groups",
+                      [&] {
+                        return std::shared_ptr<void>(
+                            std::make_shared<comm::mpi::baselines::RawComms>(
+                                Check(comm::mpi::baselines::CreateGroupEach(mine))));
+                      },
+                      {}});
   for (int rep = 0; rep < options.reps + 1; ++rep) {
     for (size_t k = 0; k < variants.size(); ++k) {
       Variant& v = variants[(k + static_cast<size_t>(rep)) % variants.size()];
@@ -221,6 +245,8 @@ int Main(int argc, char** argv) {
                 nmesh / p1, splits.size());
     std::printf("   of which the agreement all_reduce  = %.3fx (P1 + all_reduce / P1)\n",
                 Median(variants[3].seconds) / p1);
+    std::printf("   nmesh / bare MPI_Comm_create_group = %.3fx (P1')\n",
+                nmesh / Median(variants[4].seconds));
     std::printf("P2 naive new_group loop / nmesh     = %.2fx (goal >= 3x; %zu MPI_Comm_create)\n",
                 p2 / nmesh, groups.size());
     std::printf("P3 communicators: nmesh %d vs %zu (one per axis, flattened group and moe axis)\n",

@@ -50,6 +50,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(std::opt
   return split;
 }
 
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(
+    absl::Span<const int> members, CommOptions options) {
+  NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, OpKindName(OpKind::kSplit)));
+  NMESH_RETURN_IF_ERROR(CheckUsable(OpKindName(OpKind::kSplit)));
+  NMESH_RETURN_IF_ERROR(ci::CheckSplitMembers(*this, members));
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
+  const uint64_t seq =
+      BeginRecord({.op = OpKind::kSplit, .root = members.empty() ? -1 : members.front()});
+  absl::StatusOr<std::unique_ptr<Communicator>> split =
+      DoSplitAgreedMembers(members, std::move(options));
+  (void)EndRecord(seq, split.status());
+  return split;
+}
+
 // ---- Timeouts, the flight recorder and the watchdog -------------------------------------------
 
 absl::Status Communicator::SetTimeout(std::optional<absl::Duration> timeout) {
@@ -158,6 +172,14 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::DoSplitAgreed(std::o
                                                                           int key,
                                                                           CommOptions options) {
   return DoSplit(color, key, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> Communicator::DoSplitAgreedMembers(
+    absl::Span<const int> members, CommOptions options) {
+  if (members.empty()) return DoSplitAgreed(std::nullopt, 0, std::move(options));
+  const int key =
+      static_cast<int>(std::find(members.begin(), members.end(), rank()) - members.begin());
+  return DoSplitAgreed(members.front(), key, std::move(options));
 }
 
 absl::Status Communicator::Guard(const OpArgs& a, bool* empty) const {

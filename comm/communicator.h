@@ -101,7 +101,7 @@ class Communicator {
   virtual int rank() const = 0;
   // Number of ranks. Not collective.
   virtual int size() const = 0;
-  // "mpi", "nccl" or "self". Not collective.
+  // "mpi", "nccl", "gloo" or "self". Not collective.
   virtual std::string_view backend() const = 0;
   // Where collective buffers must live. Not collective.
   virtual MemoryKind memory_kind() const = 0;
@@ -126,6 +126,15 @@ class Communicator {
   // when this communicator has no timeout; with one, it keeps the exchange, which is what makes a
   // split honour the timeout). A caller that breaks the promise may hang.
   absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(std::optional<int> color, int key,
+                                                            CommOptions options);
+  // SplitAgreed with the partition given by its groups: `members` lists the ranks of this
+  // communicator in the caller's new communicator, in the new rank order (empty: the caller joins
+  // none), and every member passes the same list. The same promise as above. Backends that can
+  // build a communicator from its members alone do so (MPI: MPI_Comm_create_group, which only the
+  // members take part in, when this communicator has no timeout); the others split with color
+  // members[0] and key the caller's place in the list. A list that does not hold the caller once,
+  // or holds a rank outside [0, size()) or twice, is InvalidArgument.
+  absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(absl::Span<const int> members,
                                                             CommOptions options);
 
   // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place:
@@ -451,6 +460,10 @@ class Communicator {
                                                                 CommOptions options) = 0;
   virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color,
                                                                       int key, CommOptions options);
+  // SplitAgreed by members (checked as that method says). Default: DoSplitAgreed with color
+  // members[0] and key the caller's place in `members`.
+  virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreedMembers(
+      absl::Span<const int> members, CommOptions options);
   // Runs one checked operation (`args`, comm/op.h; never split) to completion. A backend
   // overrides either this (one switch over args.op, as MPI does) or the per-operation hooks below,
   // which the default calls.

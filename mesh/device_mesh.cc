@@ -308,15 +308,15 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
       shared->borrowed_world = &world;
       shared->borrowed_world_lifetime = world.lifetime();
     } else {
-      std::optional<int> color;
-      int key = 0;
+      // The agreement check above covers the groups: every rank derives them from the same plan,
+      // so each member passes the same list and backends may build the group from it alone.
+      std::vector<int> members;
       if (group.has_value()) {
-        color = static_cast<int>(group->index());
-        key = static_cast<int>(group->local_rank());
+        members.reserve(static_cast<size_t>(group->size()));
+        group->ForEach([&members](int64_t r) { members.push_back(static_cast<int>(r)); });
       }
-      // The agreement check above covers the colors: every rank derives them from the same plan.
       absl::StatusOr<std::unique_ptr<comm::Communicator>> split =
-          world.SplitAgreed(color, key, comm_options);
+          world.SplitAgreed(members, comm_options);
       if (!split.ok()) {
         return absl::Status(split.status().code(),
                             absl::StrFormat("building mesh '%s', group %s: %s", options.name,

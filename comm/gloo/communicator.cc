@@ -204,6 +204,8 @@ class GlooCommunicator final : public Communicator {
 
   absl::StatusOr<std::unique_ptr<Communicator>> DoSplit(std::optional<int> color, int key,
                                                         CommOptions options) override;
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreedMembers(absl::Span<const int> members,
+                                                                     CommOptions options) override;
 
   absl::Status DoRun(const OpArgs& args) override {
     if (IsPointToPoint(args.op)) {
@@ -655,6 +657,75 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::opt
   return child;
 }
 
+// The members alone meet: each sends every other member, over this communicator's connections,
+// the address of its pair for that member (one slot of its own, so that the exchanges of
+// successive splits between two ranks match in order), and nobody else takes part.
+absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMembers(
+    absl::Span<const int> members, CommOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
+  if (members.empty()) return std::unique_ptr<Communicator>();
+  if (dynamic_cast<::gloo::transport::tcp::Device*>(context_->getDevice().get()) == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrFormat("%s: splitting a gloo context needs gloo's TCP transport (rank %d of %d)",
+                        ci::OpContext(*this, OpKind::kSplit), rank_, size_));
+  }
+  std::unique_ptr<Communicator> child;
+  absl::Status status = RunExclusive([&]() -> absl::Status {
+    if (absl::Status s = abort_state_.Check(*this, OpKind::kSplit); !s.ok()) return s;
+    const Millis timeout = GlooTimeout(options_.timeout);
+    const absl::Time start = absl::Now();
+    try {
+      const int group_size = static_cast<int>(members.size());
+      const int group_rank =
+          static_cast<int>(std::find(members.begin(), members.end(), rank_) - members.begin());
+      std::shared_ptr<::gloo::transport::Context> transport =
+          context_->getDevice()->createContext(group_rank, group_size);
+      transport->setTimeout(timeout);
+      const size_t address_bytes = ::gloo::transport::tcp::Address().bytes().size();
+      const size_t n = static_cast<size_t>(group_size);
+      std::vector<char> mine(n * address_bytes), theirs(n * address_bytes);
+      for (int i = 0; i < group_size; ++i) {
+        if (i == group_rank) continue;
+        std::vector<char> address = transport->createPair(i)->address().bytes();
+        if (address.size() != address_bytes) {
+          return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
+                                                     ci::OpContext(*this, OpKind::kSplit),
+                                                     address.size(), address_bytes));
+        }
+        std::copy(address.begin(), address.end(), mine.begin() + i * address_bytes);
+      }
+      if (group_size > 1) {
+        const uint64_t slot = SplitSlot();
+        auto out = context_->createUnboundBuffer(theirs.data(), theirs.size());
+        auto in = context_->createUnboundBuffer(mine.data(), mine.size());
+        for (int i = 0; i < group_size; ++i) {
+          if (i != group_rank) out->recv(members[i], slot, i * address_bytes, address_bytes);
+        }
+        for (int i = 0; i < group_size; ++i) {
+          if (i != group_rank) in->send(members[i], slot, i * address_bytes, address_bytes);
+        }
+        for (int i = 1; i < group_size; ++i) out->waitRecv(timeout);
+        for (int i = 1; i < group_size; ++i) in->waitSend(timeout);
+      }
+      for (int i = 0; i < group_size; ++i) {
+        if (i == group_rank) continue;
+        const char* at = theirs.data() + i * address_bytes;
+        transport->getPair(i)->connect(std::vector<char>(at, at + address_bytes));
+      }
+      auto group = std::make_shared<GroupContext>(group_rank, group_size);
+      group->Attach(context_->getDevice(), std::move(transport));
+      ConfirmConnections(group, timeout);
+      group->setTimeout(GlooTimeout(options.timeout));
+      child = std::make_unique<GlooCommunicator>(std::move(group), std::move(options));
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      return Failed(OpKind::kSplit, e.what(), options_.timeout, start);
+    }
+  });
+  NMESH_RETURN_IF_ERROR(status);
+  return child;
+}
+
 // The TCP device a world listens on.
 absl::StatusOr<std::shared_ptr<::gloo::transport::Device>> CreateDevice(const GlooOptions& gloo) {
   ::gloo::transport::tcp::attr attr;
@@ -696,7 +767,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(std::shared_ptr<
     ConfirmConnections(context, GlooTimeout(gloo.rendezvous_timeout));
   } catch (const std::exception& e) {
     absl::Status cause = adapter.error();
-    const std::string what = cause.ok() ? std::string(e.what()) : std::string(cause.message());
+    std::string what = cause.ok() ? std::string(e.what()) : std::string(cause.message());
+    if (absl::IsDeadlineExceeded(cause)) {
+      // Name the ranks that never published their addresses.
+      std::vector<int> missing;
+      for (int r = 0; r < size && missing.size() < 16; ++r) {
+        absl::StatusOr<bool> arrived = store->Check(absl::StrFormat("%s/%d", gloo.prefix, r));
+        if (arrived.ok() && !*arrived) missing.push_back(r);
+      }
+      if (!missing.empty()) {
+        what = absl::StrFormat("rank%s %s never arrived within %s (%s)",
+                               missing.size() == 1 ? "" : "s", absl::StrJoin(missing, ", "),
+                               ci::FormatTimeout(gloo.rendezvous_timeout), what);
+      }
+    }
     return absl::Status(cause.ok() ? absl::StatusCode::kUnavailable : cause.code(),
                         absl::StrFormat("gloo world rendezvous of rank %d of %d through %s: %s",
                                         rank, size, store->Describe(), what));

@@ -25,6 +25,7 @@ namespace {
 
 constexpr uint8_t kPointToPointSlotPrefix = 0x40;
 constexpr uint8_t kAllToAllVSlotPrefix = 0x41;
+constexpr uint8_t kSplitSlotPrefix = 0x42;
 
 // Calls f with a value of the unsigned type of `bytes` bytes: gloo's options take the element
 // size from a template argument, and moving data needs nothing more (reductions get their typed
@@ -104,6 +105,7 @@ void AllToAllV(const std::shared_ptr<::gloo::Context>& ctx, const OpArgs& a,
 }  // namespace
 
 uint64_t PointToPointSlot() { return ::gloo::Slot::build(kPointToPointSlotPrefix, 0); }
+uint64_t SplitSlot() { return ::gloo::Slot::build(kSplitSlotPrefix, 0); }
 
 void RunCollective(const std::shared_ptr<::gloo::Context>& ctx, const OpArgs& a,
                    std::chrono::milliseconds timeout) {

@@ -28,6 +28,8 @@ namespace nmesh::comm::gloo {
 // The slot of point-to-point messages (send, recv, sendrecv), apart from every collective's, so
 // that point-to-point operations may be in flight while a collective runs.
 uint64_t PointToPointSlot();
+// The slot of the address exchange of a split by member lists.
+uint64_t SplitSlot();
 
 // Runs `args` (a collective: not split, send, recv or sendrecv) on `context`, every wait bounded
 // by `timeout`.

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 
@@ -108,6 +109,25 @@ absl::Status CheckSplit(const Communicator& comm, std::optional<int> color) {
   if (!color || *color >= 0) return absl::OkStatus();
   return Invalid(comm, OpKind::kSplit,
                  absl::StrFormat("color must be non-negative or absent, got %d", *color));
+}
+
+absl::Status CheckSplitMembers(const Communicator& comm, absl::Span<const int> members) {
+  if (members.empty()) return absl::OkStatus();
+  std::vector<int> sorted(members.begin(), members.end());
+  std::sort(sorted.begin(), sorted.end());
+  if (sorted.front() < 0 || sorted.back() >= comm.size()) {
+    return Invalid(comm, OpKind::kSplit,
+                   absl::StrFormat("members must be ranks in [0, %d), got %d", comm.size(),
+                                   sorted.front() < 0 ? sorted.front() : sorted.back()));
+  }
+  if (auto twice = std::adjacent_find(sorted.begin(), sorted.end()); twice != sorted.end()) {
+    return Invalid(comm, OpKind::kSplit, absl::StrFormat("member %d is listed twice", *twice));
+  }
+  if (!std::binary_search(sorted.begin(), sorted.end(), comm.rank())) {
+    return Invalid(comm, OpKind::kSplit,
+                   "members must include the calling rank (a rank that joins none passes none)");
+  }
+  return absl::OkStatus();
 }
 
 absl::Status CheckAllReduce(const Communicator& comm, const void* send, void* recv, size_t count) {

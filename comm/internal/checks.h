@@ -66,6 +66,8 @@ absl::Status WithContext(const Communicator& comm, OpName op, const absl::Status
 // check null buffers with a non-zero count, roots and peers against size(), overlapping AllToAll
 // buffers and negative Split colors; sizes in bytes come from DataTypeSize(type).
 absl::Status CheckSplit(const Communicator& comm, std::optional<int> color);
+// A member list of SplitAgreed: ranks of `comm`, each once, the caller among them (or empty).
+absl::Status CheckSplitMembers(const Communicator& comm, absl::Span<const int> members);
 absl::Status CheckAllReduce(const Communicator& comm, const void* send, void* recv, size_t count);
 absl::Status CheckAllGather(const Communicator& comm, const void* send, void* recv, size_t count);
 absl::Status CheckReduceScatter(const Communicator& comm, const void* send, void* recv,

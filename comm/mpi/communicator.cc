@@ -116,6 +116,26 @@ class MpiCommunicator final : public Communicator {
     return CommSplit(color, key, std::move(options));
   }
 
+  absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreedMembers(absl::Span<const int> members,
+                                                                     CommOptions options) override {
+    // With a timeout the split's exchange is what bounds the wait (DoSplitAgreed).
+    if (options_.timeout) return Communicator::DoSplitAgreedMembers(members, std::move(options));
+    // A rank that joins none takes part in nothing: MPI_Comm_create_group is collective over
+    // the new group only, which is what makes it cheaper than a split over the whole parent.
+    if (members.empty()) return std::unique_ptr<Communicator>();
+    MPI_Group parent = MPI_GROUP_NULL;
+    NMESH_RETURN_IF_ERROR(Check(OpKind::kSplit, MPI_Comm_group(comm_, &parent), "MPI_Comm_group"));
+    MPI_Group group = MPI_GROUP_NULL;
+    int rc = MPI_Group_incl(parent, static_cast<int>(members.size()), members.data(), &group);
+    MPI_Group_free(&parent);
+    NMESH_RETURN_IF_ERROR(Check(OpKind::kSplit, rc, "MPI_Group_incl"));
+    MPI_Comm out = MPI_COMM_NULL;
+    rc = MPI_Comm_create_group(comm_, group, kTag, &out);
+    MPI_Group_free(&group);
+    NMESH_RETURN_IF_ERROR(Check(OpKind::kSplit, rc, "MPI_Comm_create_group"));
+    return Adopt(out, std::move(options));
+  }
+
   // MPI_Comm_split (blocking), with MPI_UNDEFINED for no color.
   absl::StatusOr<std::unique_ptr<Communicator>> CommSplit(std::optional<int> color, int key,
                                                           CommOptions options) {
@@ -123,6 +143,11 @@ class MpiCommunicator final : public Communicator {
     NMESH_RETURN_IF_ERROR(Check(OpKind::kSplit,
                                 MPI_Comm_split(comm_, color ? *color : MPI_UNDEFINED, key, &out),
                                 "MPI_Comm_split"));
+    return Adopt(out, std::move(options));
+  }
+
+  // A communicator this one made (null for MPI_COMM_NULL), returning errors to nmesh.
+  absl::StatusOr<std::unique_ptr<Communicator>> Adopt(MPI_Comm out, CommOptions options) {
     if (out == MPI_COMM_NULL) return std::unique_ptr<Communicator>();
     if (int rc = MPI_Comm_set_errhandler(out, MPI_ERRORS_RETURN); rc != MPI_SUCCESS) {
       MPI_Comm_free(&out);

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
@@ -86,6 +87,53 @@ TEST(SplitAgreedTest, SameGroupsAsSplit) {
     ASSERT_OK(plain->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(p)));
     EXPECT_EQ(a, p);
     EXPECT_TRUE(std::is_sorted(a.rbegin(), a.rend()));  // key -r: descending ranks
+  }
+}
+
+// SplitAgreed by member lists makes exactly the listed groups, in the listed order, with and
+// without a timeout on the parent (MPI_Comm_create_group without one, a split with one). Groups
+// here: ranks r with the same r % 3, in descending order; rank 2 of every 4 joins none. Expected
+// members are computed from the ranks, not read back from nmesh.
+TEST(SplitAgreedTest, MemberListsMakeThoseGroups) {
+  for (std::optional<absl::Duration> timeout :
+       {std::optional<absl::Duration>(), std::optional<absl::Duration>(absl::Seconds(30))}) {
+    auto world = World({.name = "world", .timeout = timeout});
+    const int r = world->rank();
+    const int n = world->size();
+    auto joins = [](int q) { return q % 4 != 2; };
+    std::vector<int> members;
+    if (joins(r)) {
+      for (int q = n - 1; q >= 0; --q) {
+        if (q % 3 == r % 3 && joins(q)) members.push_back(q);
+      }
+    }
+    ASSERT_OK_AND_ASSIGN(auto child, world->SplitAgreed(members, {.name = "listed"}));
+    ASSERT_EQ(child == nullptr, members.empty());
+    if (child == nullptr) continue;
+    EXPECT_EQ(child->options().name, "listed");
+    ASSERT_EQ(child->size(), static_cast<int>(members.size()));
+    std::vector<int64_t> got(members.size());
+    const int64_t me = r;
+    ASSERT_OK(child->AllGather<int64_t>(absl::MakeConstSpan(&me, 1), absl::MakeSpan(got)));
+    EXPECT_EQ(got, std::vector<int64_t>(members.begin(), members.end()));
+    EXPECT_EQ(got[static_cast<size_t>(child->rank())], r);
+  }
+}
+
+// A member list that leaves out the caller, repeats a rank or names one outside the world is
+// InvalidArgument before any communication (so the checks run alone on one rank).
+TEST(SplitAgreedTest, BadMemberListsAreRejected) {
+  auto world = World({.name = "world"});
+  const int r = world->rank();
+  const int n = world->size();
+  const std::vector<int> without_me = {(r + 1) % n == r ? n : (r + 1) % n};
+  const std::vector<int> twice = {r, r};
+  const std::vector<int> outside = {r, n};
+  const std::vector<int> negative = {-1, r};
+  for (const std::vector<int>& bad : {without_me, twice, outside, negative}) {
+    absl::StatusOr<std::unique_ptr<Communicator>> child = world->SplitAgreed(bad, {.name = "bad"});
+    EXPECT_EQ(child.status().code(), absl::StatusCode::kInvalidArgument)
+        << absl::StrJoin(bad, ",") << ": " << child.status();
   }
 }
 

@@ -41,8 +41,13 @@ absl::StatusOr<RawComms> SplitEach(absl::Span<const RawSplit> splits) {
   return out;
 }
 
-absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> groups) {
-  RawComms out;
+namespace {
+
+// One communicator per non-empty group (world ranks in group order) into `out`, each made by
+// `create(group, &comm)`, the MPI call named `call`.
+template <typename Create>
+absl::Status MakeEachGroup(absl::Span<const std::vector<int>> groups, const char* call,
+                           Create create, std::vector<MPI_Comm>& out) {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Group world_group;
@@ -50,19 +55,41 @@ absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> grou
       MpiStatus(MPI_Comm_group(MPI_COMM_WORLD, &world_group), "MPI_Comm_group", rank));
   absl::Status status;
   for (const std::vector<int>& ranks : groups) {
+    if (ranks.empty()) continue;
     MPI_Group group;
     status =
         MpiStatus(MPI_Group_incl(world_group, static_cast<int>(ranks.size()), ranks.data(), &group),
                   "MPI_Group_incl", rank);
     if (!status.ok()) break;
     MPI_Comm comm = MPI_COMM_NULL;
-    status = MpiStatus(MPI_Comm_create(MPI_COMM_WORLD, group, &comm), "MPI_Comm_create", rank);
+    status = MpiStatus(create(group, &comm), call, rank);
     MPI_Group_free(&group);
     if (!status.ok()) break;
-    if (comm != MPI_COMM_NULL) out.impl_->comms.push_back(comm);
+    if (comm != MPI_COMM_NULL) out.push_back(comm);
   }
   MPI_Group_free(&world_group);
-  NMESH_RETURN_IF_ERROR(status);
+  return status;
+}
+
+}  // namespace
+
+absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> groups) {
+  RawComms out;
+  NMESH_RETURN_IF_ERROR(MakeEachGroup(
+      groups, "MPI_Comm_create",
+      [](MPI_Group group, MPI_Comm* comm) { return MPI_Comm_create(MPI_COMM_WORLD, group, comm); },
+      out.impl_->comms));
+  return out;
+}
+
+absl::StatusOr<RawComms> CreateGroupEach(absl::Span<const std::vector<int>> mine) {
+  RawComms out;
+  NMESH_RETURN_IF_ERROR(MakeEachGroup(
+      mine, "MPI_Comm_create_group",
+      [](MPI_Group group, MPI_Comm* comm) {
+        return MPI_Comm_create_group(MPI_COMM_WORLD, group, /*tag=*/0, comm);
+      },
+      out.impl_->comms));
   return out;
 }
 

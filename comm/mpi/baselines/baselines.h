@@ -6,8 +6,9 @@
 //   NMESH_ASSIGN_OR_RETURN(RawComms comms, SplitEach(splits));   // P1: MPI_Comm_split each
 //   NMESH_ASSIGN_OR_RETURN(RawComms naive, CreateEachGroup(groups));  // P2: MPI_Comm_create each
 //
-// Both are collective over MPI_COMM_WORLD: every rank calls them with the same number of entries
-// (and, for CreateEachGroup, the same groups), in the same order. MPI must be initialised.
+// SplitEach and CreateEachGroup are collective over MPI_COMM_WORLD: every rank calls them with the
+// same number of entries (and, for CreateEachGroup, the same groups), in the same order;
+// CreateGroupEach over each group's members. MPI must be initialised.
 #ifndef NMESH_COMM_MPI_BASELINES_BASELINES_H_
 #define NMESH_COMM_MPI_BASELINES_BASELINES_H_
 
@@ -42,6 +43,7 @@ class RawComms {
  private:
   friend absl::StatusOr<RawComms> SplitEach(absl::Span<const RawSplit> splits);
   friend absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> groups);
+  friend absl::StatusOr<RawComms> CreateGroupEach(absl::Span<const std::vector<int>> mine);
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
@@ -53,6 +55,11 @@ absl::StatusOr<RawComms> SplitEach(absl::Span<const RawSplit> splits);
 // in group order), every rank of the world takes part in MPI_Comm_create over MPI_COMM_WORLD with
 // that group (MPI_Group_incl); members receive a communicator.
 absl::StatusOr<RawComms> CreateEachGroup(absl::Span<const std::vector<int>> groups);
+
+// P1's other bare form: for each entry of `mine` (this rank's group of each split, world ranks
+// in group order; empty: none), MPI_Comm_create_group over MPI_COMM_WORLD, in which only the
+// group's members take part. What nmesh's MPI backend does when it knows the groups.
+absl::StatusOr<RawComms> CreateGroupEach(absl::Span<const std::vector<int>> mine);
 
 }  // namespace nmesh::comm::mpi::baselines
 
