@@ -14,7 +14,8 @@
 //      all sections: a recipe with a teacher gives two meshes) and their plans. Every rank learns
 //      every other rank's config error (comm::AgreeOnStatus), so all exit 2 together.
 //   2. Backend: auto picks NCCL when it was built and every rank sees a GPU for its local rank,
-//      MPI (gloo under --store) otherwise, and says why; --backend nccl without a GPU fails on every rank (exit 1).
+//      MPI (gloo under --store) otherwise, and says why; --backend nccl without a GPU fails on
+//      every rank (exit 1).
 //   3. DeviceMesh::Create for each mesh (every rank, in order), timed; MeshContext on members.
 //   4. Verification (job::VerifyJob): over each distinct communicator of this rank, an all-gather
 //      of the global ranks (compared, in order, with the planned group) and an all-reduce of their
