@@ -101,7 +101,7 @@ class Communicator {
   virtual int rank() const = 0;
   // Number of ranks. Not collective.
   virtual int size() const = 0;
-  // "mpi", "nccl" or "self". Not collective.
+  // "mpi", "nccl", "gloo" or "self". Not collective.
   virtual std::string_view backend() const = 0;
   // Where collective buffers must live. Not collective.
   virtual MemoryKind memory_kind() const = 0;

@@ -1,5 +1,7 @@
 #include "nmesh/job/job.h"
 
+#include <algorithm>
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -12,9 +14,14 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/self.h"
+#include "nmesh/comm/store_exchange.h"
 #include "nmesh/job/launch.h"
 #include "nmesh/job/placement.h"
 #include "nmesh/job/startup.h"
+#if NMESH_HAVE_GLOO
+#include "nmesh/comm/gloo/communicator.h"
+#endif
 #if NMESH_HAVE_NCCL
 #include "nmesh/comm/nccl/bootstrap.h"
 #include "nmesh/comm/nccl/communicator.h"
@@ -125,31 +132,43 @@ std::string NcclSettingsStatus(const comm::NcclSettingsMap& settings, const Back
   return absl::StrFormat("not applicable (%s backend)", backend.name);
 }
 
-absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_world,
+absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& host_world,
                                       const comm::Topology& topo,
                                       std::optional<absl::Duration> timeout,
-                                      int nccl_ranks_per_root) {
+                                      int nccl_ranks_per_root, comm::Store* store) {
   const std::string choice_name(BackendChoiceName(choice));
   Backend backend;
-  backend.world = &mpi_world;
-  backend.name = "mpi";
-  if (choice == BackendChoice::kMpi) {
-    backend.reason = "--backend mpi";
+  backend.world = &host_world;
+  backend.name = std::string(host_world.backend());
+  if (choice == BackendChoice::kMpi && store != nullptr) {
+    return absl::InvalidArgumentError(
+        "--backend mpi: a job launched over a store (--store, NMESH_STORE) runs without MPI; "
+        "use --backend gloo, nccl or auto, or start it with mpirun and no store");
+  }
+  if (choice == BackendChoice::kGloo && store == nullptr) {
+    return absl::InvalidArgumentError(
+        "--backend gloo: gloo needs a store launch (--store URL or NMESH_STORE, with RANK and "
+        "WORLD_SIZE in the environment); under mpirun use --backend mpi, nccl or auto");
+  }
+  if (choice == BackendChoice::kMpi || choice == BackendChoice::kGloo) {
+    backend.reason = absl::StrCat("--backend ", choice_name);
     return backend;
   }
 #if NMESH_HAVE_NCCL
   if (choice == BackendChoice::kAuto) {
-    absl::Status gpus = comm::AgreeOnStatus(mpi_world, CheckLocalGpu(topo));
+    absl::Status gpus = comm::AgreeOnStatus(host_world, CheckLocalGpu(topo));
     if (!gpus.ok()) {
       backend.reason = absl::StrCat("auto: ", gpus.message());
       return backend;
     }
   }
   const comm::nccl::BootstrapOptions bootstrap{.ranks_per_root = nccl_ranks_per_root};
+  const comm::nccl::NcclWorldOptions world_options{.comm = {.name = "world", .timeout = timeout},
+                                                   .local_rank = topo.local_rank,
+                                                   .bootstrap = bootstrap};
   absl::StatusOr<std::unique_ptr<Communicator>> nccl_world =
-      comm::nccl::CreateWorld(mpi_world, {.comm = {.name = "world", .timeout = timeout},
-                                          .local_rank = topo.local_rank,
-                                          .bootstrap = bootstrap});
+      store != nullptr ? comm::nccl::CreateWorld(*store, topo.rank, topo.size, world_options)
+                       : comm::nccl::CreateWorld(host_world, world_options);
   if (!nccl_world.ok()) {
     return absl::Status(nccl_world.status().code(),
                         absl::StrFormat("--backend %s: cannot create the NCCL world: %s",
@@ -159,12 +178,13 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
   backend.world = backend.owned.get();
   backend.name = "nccl";
   const std::string boot =
-      comm::nccl::PlanBootstrap(mpi_world.size(), bootstrap, comm::nccl::LinkedNcclVersionCode())
+      comm::nccl::PlanBootstrap(host_world.size(), bootstrap, comm::nccl::LinkedNcclVersionCode())
           .reason;
+  const std::string over = store != nullptr ? absl::StrCat(" over ", store->Describe()) : "";
   backend.reason = choice == BackendChoice::kAuto
-                       ? absl::StrFormat("auto: every rank has a GPU (NCCL %s; bootstrap: %s)",
-                                         comm::nccl::LinkedNcclVersion(), boot)
-                       : absl::StrFormat("--backend nccl (bootstrap: %s)", boot);
+                       ? absl::StrFormat("auto: every rank has a GPU (NCCL %s; bootstrap: %s%s)",
+                                         comm::nccl::LinkedNcclVersion(), boot, over)
+                       : absl::StrFormat("--backend nccl (bootstrap: %s%s)", boot, over);
   return backend;
 #else
   (void)timeout;
@@ -179,13 +199,98 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
 #endif
 }
 
+absl::StatusOr<std::unique_ptr<Communicator>> DefaultHostWorld(std::shared_ptr<comm::Store> store,
+                                                               int rank, int size,
+                                                               const comm::CommOptions& options,
+                                                               absl::Duration rendezvous_timeout) {
+#if NMESH_HAVE_GLOO
+  return comm::gloo::WorldCommunicator(std::move(store), rank, size, options,
+                                       {.rendezvous_timeout = rendezvous_timeout});
+#else
+  (void)rank;
+  (void)rendezvous_timeout;
+  if (size == 1) return comm::NewSelfCommunicator(options);
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "a store launch of %d ranks needs the gloo backend for its host world, and this nmesh was "
+      "built without gloo (store %s)",
+      size, store->Describe()));
+#endif
+}
+
+// How the ranks of a job meet (MPI or a store) for the steps of Job::Start that differ.
+struct Job::Meeting {
+  int rank = 0;
+  int size = 1;
+  StartupExchange* exchange = nullptr;
+  comm::Store* store = nullptr;  // null under MPI
+  // The host world, made once the ranks agree, by `deadline`.
+  std::function<absl::StatusOr<std::unique_ptr<Communicator>>(std::optional<absl::Duration>,
+                                                              absl::Time deadline)>
+      host_world;
+  // The topology, over the host world or the store, by `deadline`.
+  std::function<absl::StatusOr<comm::Topology>(Communicator&, absl::Time deadline)> topology;
+};
+
 Job::~Job() = default;
 
 absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
                                                 const JobOptions& options) {
+  std::unique_ptr<StartupExchange> exchange = MpiStartupExchange(session);
+  Meeting meeting{
+      .rank = session.world_rank(),
+      .size = session.world_size(),
+      .exchange = exchange.get(),
+      .host_world =
+          [&session](std::optional<absl::Duration> timeout, absl::Time) {
+            return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
+          },
+      .topology = [](Communicator& world, absl::Time) { return comm::mpi::GetTopology(world); }};
+  return StartWith(meeting, options);
+}
+
+absl::StatusOr<std::unique_ptr<Job>> Job::Start(const StoreLaunch& launch,
+                                                const JobOptions& options) {
+  if (launch.store == nullptr) {
+    return absl::InvalidArgumentError("Job::Start: StoreLaunch::store is null");
+  }
+  comm::Store& store = *launch.store;
+  std::shared_ptr<comm::Store> shared = launch.store;
+  const LaunchEnvironment& env = launch.environment;
+  std::unique_ptr<StartupExchange> exchange =
+      StoreStartupExchange(store, env.rank, env.size, env.size_variable);
+  const HostWorldFactory factory = launch.host_world ? launch.host_world : DefaultHostWorld;
+  Meeting meeting{
+      .rank = env.rank,
+      .size = env.size,
+      .exchange = exchange.get(),
+      .store = &store,
+      .host_world =
+          [&](std::optional<absl::Duration> timeout, absl::Time deadline) {
+            return factory(shared, env.rank, env.size, {.name = "world", .timeout = timeout},
+                           deadline - absl::Now());
+          },
+      .topology = [&](Communicator&, absl::Time deadline) -> absl::StatusOr<comm::Topology> {
+        NMESH_ASSIGN_OR_RETURN(std::string host, comm::LocalHostName());
+        if (host.size() > comm::kMaxHostNameBytes) host.resize(comm::kMaxHostNameBytes);
+        NMESH_ASSIGN_OR_RETURN(
+            std::vector<std::string> hosts,
+            comm::StoreAllGather(store, "hosts", env.rank, env.size, host, deadline));
+        NMESH_ASSIGN_OR_RETURN(comm::Topology topo,
+                               comm::TopologyFromHostNames(std::move(hosts), env.rank));
+        // The launcher's local rank picks the GPU where it gave one (pods of one node have
+        // host names of their own).
+        if (env.local_rank.has_value()) topo.local_rank = *env.local_rank;
+        if (env.local_size.has_value()) topo.local_size = *env.local_size;
+        return topo;
+      }};
+  return StartWith(meeting, options);
+}
+
+absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobOptions& options) {
   std::unique_ptr<Job> job(new Job());
-  job->rank_ = session.world_rank();
-  job->world_size_ = session.world_size();
+  job->rank_ = meeting.rank;
+  job->world_size_ = meeting.size;
+  job->store_launched_ = meeting.store != nullptr;
 
   // 1. Specs and plans, then the start-up agreement: from here on every rank has the same plans.
   absl::StatusOr<std::vector<JobMesh>> planned =
@@ -213,18 +318,24 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
       }
     }
   }
+  const absl::Duration startup_timeout =
+      StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
+                     timeout_ok.ok() ? timeout : std::nullopt);
+  const absl::Time startup_deadline = absl::Now() + startup_timeout;
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
-      session,
+      *meeting.exchange,
       MakeStartupRecord(
           absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d%s", options.command,
                           PlacementName(options.mesh.placement), options.nccl_ranks_per_root, nccl),
           BackendChoiceName(options.backend), timeout, local, plans, names),
-      StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
-                     timeout_ok.ok() ? timeout : std::nullopt)));
+      startup_timeout));
   job->meshes_ = *std::move(planned);
-  NMESH_ASSIGN_OR_RETURN(job->mpi_world_, comm::mpi::WorldCommunicator(
-                                              session, {.name = "world", .timeout = timeout}));
-  Communicator& world = *job->mpi_world_;
+  // The host world's timeout bounds its own creation; over a store, at least the start-up's.
+  // Ranks that passed the agreement meet again within the start-up deadline, or at least a
+  // start-up timeout from now.
+  const absl::Time meet_by = std::max(startup_deadline, absl::Now() + kMinStartupTimeout);
+  NMESH_ASSIGN_OR_RETURN(job->host_world_, meeting.host_world(timeout, meet_by));
+  Communicator& world = *job->host_world_;
 
   if (options.warn && job->rank_ == 0) {
     for (const JobMesh& job_mesh : job->meshes_) {
@@ -233,9 +344,9 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   }
 
   // 2. Topology and backend.
-  NMESH_ASSIGN_OR_RETURN(job->topology_, comm::mpi::GetTopology(world));
-  absl::StatusOr<Backend> backend =
-      ChooseBackend(options.backend, world, job->topology_, timeout, options.nccl_ranks_per_root);
+  NMESH_ASSIGN_OR_RETURN(job->topology_, meeting.topology(world, meet_by));
+  absl::StatusOr<Backend> backend = ChooseBackend(options.backend, world, job->topology_, timeout,
+                                                  options.nccl_ranks_per_root, meeting.store);
   if (!backend.ok()) return MarkAgreed(backend.status());
   job->backend_ = *std::move(backend);
   for (JobMesh& job_mesh : job->meshes_) {

@@ -19,6 +19,19 @@
 // owns MPI (the Session), which must outlive the job; it stays usable after Start fails, so that
 // the caller can end the job (AbortJob) or exit in order.
 //
+// A job launched without MPI (torchrun, Kubernetes, srun) starts over a store instead, and never
+// initialises MPI; its host world is gloo's, and its meshes run on gloo or NCCL:
+//
+//   NMESH_ASSIGN_OR_RETURN(job::LaunchEnvironment env, job::ReadLaunchEnvironment());
+//   NMESH_ASSIGN_OR_RETURN(std::shared_ptr<comm::Store> store,
+//                          job::OpenJobStore("redis://10.0.0.1:6379/job1"));
+//   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<job::Job> job,
+//                          job::Job::Start({.store = store, .environment = env},
+//                                          {.mesh = {.config_path = "recipe.yaml"}}));
+//
+// Its failures sort the same way; a failure that is not agreed ends only this process (no
+// launcher ends the others: they fail at their own deadline, naming this rank).
+//
 // Errors. A failure is either agreed on by every rank (a config error in the recipe or the values,
 // ranks that disagree on the meshes, a backend that cannot be used): every rank gets the same
 // status, and IsAgreed(status) is true, so every rank can exit in order; or it is local to this
@@ -44,7 +57,9 @@
 #include "nmesh/base/enum_names.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/store.h"
 #include "nmesh/comm/topology.h"
+#include "nmesh/job/environment.h"
 #include "nmesh/job/spec.h"
 #include "nmesh/job/startup.h"
 #include "nmesh/mesh/context.h"
@@ -57,41 +72,70 @@ namespace nmesh::job {
 
 // Which backend the meshes are built over.
 enum class BackendChoice {
-  // NCCL when nmesh was built with it and every rank sees a GPU for its local rank, MPI otherwise.
+  // NCCL when nmesh was built with it and every rank sees a GPU for its local rank; otherwise the
+  // host world's backend: MPI under mpirun, gloo under a store launch.
   kAuto,
   kMpi,
   kNccl,
+  // The host world of a store launch (gloo); a job started over MPI cannot use it.
+  kGloo,
 };
 
 // The name of each choice, in the order messages list them (base/enum_names.h).
-inline constexpr NamedValue<BackendChoice> kBackendChoiceNames[] = {
-    {BackendChoice::kAuto, "auto"}, {BackendChoice::kMpi, "mpi"}, {BackendChoice::kNccl, "nccl"}};
+inline constexpr NamedValue<BackendChoice> kBackendChoiceNames[] = {{BackendChoice::kAuto, "auto"},
+                                                                    {BackendChoice::kMpi, "mpi"},
+                                                                    {BackendChoice::kNccl, "nccl"},
+                                                                    {BackendChoice::kGloo, "gloo"}};
 
-// "auto", "mpi" or "nccl"; InvalidArgument naming the value otherwise.
+// "auto", "mpi", "nccl" or "gloo"; InvalidArgument naming the value otherwise.
 absl::StatusOr<BackendChoice> ParseBackendChoice(std::string_view name);
 std::string_view BackendChoiceName(BackendChoice choice);
 
 // The communicator the meshes are built over, and why it was chosen.
 struct Backend {
-  // The NCCL world, when NCCL was chosen; otherwise null and `world` is the MPI world.
+  // The NCCL world, when NCCL was chosen; otherwise null and `world` is the host world.
   std::unique_ptr<comm::Communicator> owned;
   comm::Communicator* world = nullptr;
-  std::string name;  // "mpi" or "nccl"
+  std::string name;  // "mpi", "gloo", "nccl" (or "self": a store launch of one rank without gloo)
   // e.g. "--backend mpi", "auto: nmesh was built without NCCL", "auto: every rank has a GPU (NCCL
   // 2.28.9)".
   std::string reason;
 };
 
-// Collective over `mpi_world`: chooses the backend and creates its world communicator (NCCL:
-// one GPU per local rank, from `topology`). Every rank gets the same answer. kNccl without NCCL
-// built: InvalidArgument; NCCL without a GPU or failing to start: FailedPrecondition or the NCCL
-// error, on every rank.
+// Collective over `host_world` (MPI's, or gloo's under a store launch): chooses the backend and
+// creates its world communicator (NCCL: one GPU per local rank, from `topology`). Every rank gets
+// the same answer. kNccl without NCCL built: InvalidArgument; NCCL without a GPU or failing to
+// start: FailedPrecondition or the NCCL error, on every rank. `store`: the job's store under a
+// store launch (null under MPI): NCCL then bootstraps over it, kMpi is InvalidArgument; without
+// one, kGloo is InvalidArgument.
 // `nccl_ranks_per_root`: one NCCL bootstrap root per this many ranks (ncclCommInitRankScalable
 // where the NCCL has it and the job is larger; one root otherwise), named in Backend::reason.
-absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& mpi_world,
+absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, comm::Communicator& host_world,
                                       const comm::Topology& topology,
                                       std::optional<absl::Duration> timeout,
-                                      int nccl_ranks_per_root = 128);
+                                      int nccl_ranks_per_root = 128, comm::Store* store = nullptr);
+
+// Makes the host world of a store launch from the job's store: collective over the `size` ranks,
+// within `rendezvous_timeout`.
+using HostWorldFactory = std::function<absl::StatusOr<std::unique_ptr<comm::Communicator>>(
+    std::shared_ptr<comm::Store> store, int rank, int size, const comm::CommOptions& options,
+    absl::Duration rendezvous_timeout)>;
+
+// The host world a store launch uses by default: gloo's (comm::gloo::WorldCommunicator) when
+// nmesh was built with gloo; otherwise a one-rank job gets a self communicator and a larger one
+// FailedPrecondition.
+absl::StatusOr<std::unique_ptr<comm::Communicator>> DefaultHostWorld(
+    std::shared_ptr<comm::Store> store, int rank, int size, const comm::CommOptions& options,
+    absl::Duration rendezvous_timeout);
+
+// A job launched without MPI: its store and where this process stands in it.
+struct StoreLaunch {
+  // The job's store (OpenJobStore in job/launch.h); shared with the host world.
+  std::shared_ptr<comm::Store> store = nullptr;
+  LaunchEnvironment environment;
+  // How the host world is made over the store; null: DefaultHostWorld.
+  HostWorldFactory host_world = nullptr;
+};
 
 // What a mesh's NCCL settings (comm/nccl_settings.h) come to on `backend`: "none" without
 // settings, "applied" on NCCL, "not applicable (mpi backend)" on MPI (the settings are accepted,
@@ -153,6 +197,12 @@ class Job {
   // See the overview for how errors are told apart (IsAgreed).
   static absl::StatusOr<std::unique_ptr<Job>> Start(comm::mpi::Session& session,
                                                     const JobOptions& options);
+  // The same start over a store (see the overview): the agreement meets at the store
+  // (StoreStartupExchange), the host names are exchanged through it (topology: from the names,
+  // with the launcher's local rank when it gave one), and the host world is made from it. Never
+  // initialises MPI.
+  static absl::StatusOr<std::unique_ptr<Job>> Start(const StoreLaunch& launch,
+                                                    const JobOptions& options);
 
   ~Job();
   Job(const Job&) = delete;
@@ -160,8 +210,13 @@ class Job {
 
   int64_t rank() const { return rank_; }
   int64_t world_size() const { return world_size_; }
-  // The MPI world (always MPI, whatever the backend): for exchanging reports between hosts.
-  comm::Communicator& mpi_world() { return *mpi_world_; }
+  // The host world, whatever the backend: MPI's under mpirun, gloo's under a store launch; for
+  // exchanging reports between hosts.
+  comm::Communicator& host_world() { return *host_world_; }
+  // host_world(), by its name from before store launches.
+  comm::Communicator& mpi_world() { return *host_world_; }
+  // Whether the job was started over a store (StoreLaunch).
+  bool store_launched() const { return store_launched_; }
   const comm::Topology& topology() const { return topology_; }
   const Backend& backend() const { return backend_; }
   // In spec order: the student (or the only mesh) first.
@@ -175,6 +230,9 @@ class Job {
 
  private:
   Job() = default;
+  struct Meeting;
+  static absl::StatusOr<std::unique_ptr<Job>> StartWith(Meeting& meeting,
+                                                        const JobOptions& options);
 
   // Members are destroyed in reverse order: the meshes' communicators before the worlds they
   // were split from.
@@ -182,7 +240,8 @@ class Job {
   int64_t world_size_ = 1;
   std::optional<absl::Duration> timeout_;
   Placement placement_ = Placement::kAsLaunched;
-  std::unique_ptr<comm::Communicator> mpi_world_;
+  bool store_launched_ = false;
+  std::unique_ptr<comm::Communicator> host_world_;
   comm::Topology topology_;
   Backend backend_;
   std::vector<JobMesh> meshes_;

@@ -1,10 +1,16 @@
 #include "nmesh/job/launch.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <optional>
 #include <utility>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "nmesh/base/abbreviate.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/store/store.h"
 #include "nmesh/job/startup.h"
 
 namespace nmesh::job {
@@ -22,17 +28,25 @@ int IntFromEnvironment(std::initializer_list<const char*> names, long min, int f
   return fallback;
 }
 
+// The number of processes of an MPI launcher's job (not torchrun's): whether a flag error is agreed
+// on over MPI.
+int MpiLauncherSize() {
+  return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, /*min=*/1,
+                            /*fallback=*/1);
+}
+
 }  // namespace
 
 int LauncherRank() {
-  // Open MPI, MPICH/Hydra and PMIx launchers, then Slurm's srun.
-  return IntFromEnvironment({"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"},
-                            /*min=*/0, /*fallback=*/0);
+  // Open MPI, MPICH/Hydra and PMIx launchers, torchrun and Kubernetes, then Slurm's srun.
+  return IntFromEnvironment(
+      {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "RANK", "SLURM_PROCID"}, /*min=*/0,
+      /*fallback=*/0);
 }
 
 int LauncherSize() {
-  return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, /*min=*/1,
-                            /*fallback=*/1);
+  return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "WORLD_SIZE", "SLURM_NTASKS"},
+                            /*min=*/1, /*fallback=*/1);
 }
 
 bool IsConfigError(const absl::Status& status) {
@@ -50,14 +64,56 @@ bool MustEndJob(const absl::Status& status) { return !status.ok() && !IsAgreed(s
 
 void EndJob(const absl::Status& status, int exit_code) {
   if (status.code() == absl::StatusCode::kDeadlineExceeded) absl::SleepFor(kTimeoutReportGrace);
+  if (!MpiRunning()) {
+    std::fflush(nullptr);
+    std::_Exit(exit_code);
+  }
   comm::mpi::Session::AbortJob(exit_code);
 }
 
-FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error) {
+bool MpiRunning() { return comm::mpi::Session::Running(); }
+
+absl::StatusOr<std::shared_ptr<comm::Store>> OpenJobStore(std::string_view url,
+                                                          const EnvironmentReader& environment) {
+  NMESH_ASSIGN_OR_RETURN(std::shared_ptr<comm::Store> store, comm::store::OpenStore(url));
+  // A Redis URL's path is the job's prefix already (OpenStore applied it).
+  const std::string_view redis = "redis://";
+  if (url.substr(0, redis.size()) == redis &&
+      url.find('/', redis.size()) != std::string_view::npos) {
+    return store;
+  }
+  const char* job_id = environment("NMESH_JOB_ID");
+  if (job_id == nullptr || *job_id == '\0') return store;
+  absl::StatusOr<std::shared_ptr<comm::Store>> prefixed = comm::store::WithPrefix(store, job_id);
+  if (!prefixed.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("environment variable NMESH_JOB_ID='%s' is not a store prefix: %s",
+                        absl::CHexEscape(Abbreviate(job_id)), prefixed.status().message()));
+  }
+  return prefixed;
+}
+
+FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error,
+                                  const std::optional<std::string>& store_url) {
   FlagErrorOutcome outcome;
   outcome.status = flag_error;
   outcome.rank = LauncherRank();
-  if (LauncherSize() <= 1) return outcome;
+  if (store_url.has_value()) {
+    absl::StatusOr<LaunchEnvironment> env = ReadLaunchEnvironment();
+    if (!env.ok() || env->size <= 1) return outcome;
+    absl::StatusOr<std::shared_ptr<comm::Store>> store = OpenJobStore(*store_url);
+    if (!store.ok()) return outcome;
+    outcome.rank = env->rank;
+    std::unique_ptr<StartupExchange> exchange =
+        StoreStartupExchange(**store, env->rank, env->size, env->size_variable);
+    absl::Status agreed =
+        AgreeAtStartup(*exchange, MakeStartupRecord("", "", std::nullopt, flag_error, {}, {}),
+                       kDefaultStartupTimeout);
+    if (!agreed.ok()) outcome.status = agreed;
+    outcome.end_job = MustEndJob(agreed);
+    return outcome;
+  }
+  if (MpiLauncherSize() <= 1) return outcome;
   absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
       comm::mpi::Session::Init(nullptr, nullptr);
   if (!session.ok()) return outcome;
@@ -73,6 +129,7 @@ FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error) {
 
 MpiJob StartMpiJob(const JobOptions& options, absl::Duration late) {
   MpiJob started;
+  started.rank = LauncherRank();
   absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
       comm::mpi::Session::Init(nullptr, nullptr);
   if (!session.ok()) {
@@ -80,8 +137,39 @@ MpiJob StartMpiJob(const JobOptions& options, absl::Duration late) {
     return started;
   }
   started.session = *std::move(session);
+  started.rank = started.session->world_rank();
+  started.started = true;
   if (late > absl::ZeroDuration()) absl::SleepFor(late);
   absl::StatusOr<std::unique_ptr<Job>> job = Job::Start(*started.session, options);
+  if (!job.ok()) {
+    started.status = job.status();
+    return started;
+  }
+  started.job = *std::move(job);
+  return started;
+}
+
+LaunchedJob StartLaunchedJob(const JobOptions& options, const std::optional<std::string>& store_url,
+                             absl::Duration late) {
+  if (!store_url.has_value()) return StartMpiJob(options, late);
+  LaunchedJob started;
+  started.rank = LauncherRank();
+  absl::StatusOr<LaunchEnvironment> env = ReadLaunchEnvironment();
+  if (!env.ok()) {
+    started.status = env.status();
+    return started;
+  }
+  started.rank = env->rank;
+  absl::StatusOr<std::shared_ptr<comm::Store>> store = OpenJobStore(*store_url);
+  if (!store.ok()) {
+    started.status = store.status();
+    return started;
+  }
+  started.store = *std::move(store);
+  started.started = true;
+  if (late > absl::ZeroDuration()) absl::SleepFor(late);
+  absl::StatusOr<std::unique_ptr<Job>> job =
+      Job::Start({.store = started.store, .environment = *env}, options);
   if (!job.ok()) {
     started.status = job.status();
     return started;

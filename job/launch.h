@@ -1,6 +1,7 @@
-// How one process of a launched job (mpirun, srun) starts and how it fails: its launcher rank
-// before MPI starts, which failures every rank reports together and which end the whole job, and
-// the start (MPI, then Job::Start) with its outcome sorted that way.
+// How one process of a launched job (mpirun, srun; or torchrun, Kubernetes, srun over a store)
+// starts and how it fails: its launcher rank before MPI starts, which failures every rank reports
+// together and which end the whole job, and the start (MPI or the store, then Job::Start) with its
+// outcome sorted that way.
 //
 //   const absl::Status flags = Given<absl::Status>();  // the command line's error, before MPI
 //   if (!flags.ok()) {
@@ -21,21 +22,27 @@
 #define NMESH_JOB_LAUNCH_H_
 
 #include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/store.h"
+#include "nmesh/job/environment.h"
 #include "nmesh/job/job.h"
 
 namespace nmesh::job {
 
 // The rank of this process in its launcher's job, read from the environment before MPI starts
-// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, SLURM_PROCID, the first set to a non-negative
-// integer); 0 outside a launcher. Errors identical on every rank are printed by rank 0 only.
-// Thread-safe (reads the environment).
+// (OMPI_COMM_WORLD_RANK, PMIX_RANK, PMI_RANK, then torchrun's and Kubernetes' RANK, then
+// SLURM_PROCID, the first set to a non-negative integer); 0 outside a launcher. Errors identical
+// on every rank are printed by rank 0 only. Thread-safe (reads the environment).
 int LauncherRank();
-// The number of processes of the launcher's job (OMPI_COMM_WORLD_SIZE, PMI_SIZE, SLURM_NTASKS, the
-// first set to a positive integer); 1 outside a launcher. Thread-safe.
+// The number of processes of the launcher's job (OMPI_COMM_WORLD_SIZE, PMI_SIZE, WORLD_SIZE,
+// SLURM_NTASKS, the first set to a positive integer); 1 outside a launcher. Thread-safe.
 int LauncherSize();
 
 // Whether `status` is a configuration error (InvalidArgument, NotFound, OutOfRange: found from the
@@ -53,8 +60,21 @@ bool MustEndJob(const absl::Status& status);
 inline constexpr absl::Duration kTimeoutReportGrace = absl::Milliseconds(250);
 
 // Ends the whole job after `status`, a failure of this rank alone: waits kTimeoutReportGrace after
-// a timeout, then comm::mpi::Session::AbortJob(exit_code). The caller reports the failure first.
+// a timeout, then comm::mpi::Session::AbortJob(exit_code). Without MPI (a store launch) no
+// launcher can end the others: this process exits with `exit_code`, and the others fail at their
+// own deadlines, naming it. The caller reports the failure first.
 [[noreturn]] void EndJob(const absl::Status& status, int exit_code);
+
+// Whether MPI runs in this process (comm::mpi::Session::Running): false under a store launch.
+bool MpiRunning();
+
+// The store of a job launched without MPI, opened from `url` (comm::store::OpenStore:
+// redis://HOST:PORT[/PREFIX], file:///DIR). The job's keys go under a prefix: the URL's path
+// (redis), else NMESH_JOB_ID when set (InvalidArgument naming it when it is not a usable prefix),
+// else none. InvalidArgument naming a URL that cannot be parsed; Unavailable naming a store that
+// cannot be reached.
+absl::StatusOr<std::shared_ptr<comm::Store>> OpenJobStore(
+    std::string_view url, const EnvironmentReader& environment = ProcessEnvironment);
 
 // A flag error found before MPI started, agreed on by the launcher's job.
 struct FlagErrorOutcome {
@@ -76,14 +96,27 @@ struct FlagErrorOutcome {
 // rank's configuration error, so that an error found on some ranks only is reported once, by rank
 // 0, and the ranks with good flags end with it instead of waiting. Outside a launcher, or when MPI
 // cannot start, returns `flag_error` at once. `flag_error` must be an error.
-FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error);
+// With `store_url` (a store launch) the agreement meets at that store instead (never starting
+// MPI); when the environment or the store fails, `flag_error` is returned at once, rank from
+// LauncherRank().
+FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error,
+                                  const std::optional<std::string>& store_url = std::nullopt);
 
-// A job started over MPI: the session and the job (destroyed first).
+// A job started over MPI (the session) or over a store (the store), and the job (destroyed
+// first).
 struct MpiJob {
-  // OK, or why the start failed. Null session: MPI failed to start (a runtime failure every rank
-  // reports). Otherwise null job, and `status` agreed or not (MustEndJob).
+  // OK, or why the start failed. Null session and store: MPI failed to start, or the store launch
+  // failed before its agreement (the environment, the URL, the store), see `started`. Otherwise
+  // null job, and `status` agreed or not (MustEndJob).
   absl::Status status;
   std::unique_ptr<comm::mpi::Session> session;
+  std::shared_ptr<comm::Store> store;
+  // This process's rank in the job when known (MPI's world rank, the launch environment's rank),
+  // else LauncherRank().
+  int rank = 0;
+  // Whether the start reached the agreement (a session or a store was made); false: `status` is
+  // this process's own (every rank reports its own).
+  bool started = false;
   std::unique_ptr<Job> job;
 
   MpiJob() = default;
@@ -91,11 +124,19 @@ struct MpiJob {
   MpiJob& operator=(MpiJob&&) = default;
   ~MpiJob() { job.reset(); }
 };
+// The same, named for both launches.
+using LaunchedJob = MpiJob;
 
 // Starts MPI, then Job::Start with `options`, as one rank of the job; `late` (fault injection)
 // delays this rank after MPI has started, before the start-up agreement. Collective over
 // MPI_COMM_WORLD like Job::Start.
 MpiJob StartMpiJob(const JobOptions& options, absl::Duration late = absl::ZeroDuration());
+
+// Without `store_url`, StartMpiJob. With one, a store launch: the launch environment
+// (ReadLaunchEnvironment), the store (OpenJobStore), then Job::Start over them; MPI is never
+// initialised. `late` as in StartMpiJob (after the store opened).
+LaunchedJob StartLaunchedJob(const JobOptions& options, const std::optional<std::string>& store_url,
+                             absl::Duration late = absl::ZeroDuration());
 
 }  // namespace nmesh::job
 

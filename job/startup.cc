@@ -15,6 +15,7 @@
 #include "nmesh/base/fingerprint.h"
 #include "nmesh/base/version.h"
 #include "nmesh/comm/mpi/rendezvous.h"
+#include "nmesh/comm/store_exchange.h"
 #include "nmesh/config/strategy.h"
 
 namespace nmesh::job {
@@ -61,9 +62,9 @@ std::string DescribeMesh(const mesh::MeshPlan& plan, std::string_view name, Fing
   return words;
 }
 
-constexpr absl::string_view kFields[] = {"version",   "command",   "command_hash", "backend",
-                                         "timeout",   "code",      "error",        "meshes",
-                                         "mesh_hash", "mesh_words"};
+constexpr absl::string_view kFields[] = {"version", "command",   "command_hash", "backend",
+                                         "timeout", "code",      "error",        "meshes",
+                                         "world",   "mesh_hash", "mesh_words"};
 
 constexpr char kAgreedPayload[] = "type.nmesh/job.agreed";
 
@@ -81,8 +82,8 @@ absl::Status MarkAgreed(absl::Status status) {
 std::string StartupRecord::Serialize() const {
   return absl::StrCat("version=", version, "\ncommand=", command, "\ncommand_hash=", command_hash,
                       "\nbackend=", backend, "\ntimeout=", timeout, "\ncode=", code,
-                      "\nerror=", error, "\nmeshes=", meshes, "\nmesh_hash=", mesh_hash,
-                      "\nmesh_words=", mesh_words, "\n");
+                      "\nerror=", error, "\nmeshes=", meshes, "\nworld=", world,
+                      "\nmesh_hash=", mesh_hash, "\nmesh_words=", mesh_words, "\n");
 }
 
 std::optional<StartupRecord> StartupRecord::Parse(std::string_view text) {
@@ -107,6 +108,7 @@ std::optional<StartupRecord> StartupRecord::Parse(std::string_view text) {
     if (key == "code") ok = absl::SimpleAtoi(value, &record.code);
     if (key == "error") record.error = std::string(value);
     if (key == "meshes") ok = absl::SimpleAtoi(value, &record.meshes);
+    if (key == "world") record.world = std::string(value);
     if (key == "mesh_hash") ok = absl::SimpleAtoi(value, &record.mesh_hash);
     if (key == "mesh_words") record.mesh_words = std::string(value);
     if (!ok) return std::nullopt;
@@ -145,8 +147,22 @@ StartupRecord MakeStartupRecord(std::string_view command, std::string_view backe
 }
 
 absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
-                           absl::Duration timeout) {
+                           absl::Duration timeout, std::string_view where) {
   const int64_t size = static_cast<int64_t>(records.size());
+  // A rank launched with another world size first: it explains the ranks that are missing.
+  if (size > 0 && records[0].has_value()) {
+    const std::optional<StartupRecord> first = StartupRecord::Parse(*records[0]);
+    for (int64_t r = 1; first.has_value() && r < size; ++r) {
+      if (!records[static_cast<size_t>(r)].has_value()) continue;
+      const std::optional<StartupRecord> other =
+          StartupRecord::Parse(*records[static_cast<size_t>(r)]);
+      if (other.has_value() && other->world != first->world) {
+        return MarkAgreed(absl::InvalidArgumentError(absl::StrFormat(
+            "ranks disagree on the world size: rank 0 was launched with %s, rank %d with %s",
+            first->world, r, other->world)));
+      }
+    }
+  }
   std::vector<int64_t> missing;
   for (int64_t r = 0; r < size; ++r) {
     if (!records[static_cast<size_t>(r)].has_value()) missing.push_back(r);
@@ -157,11 +173,11 @@ absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
         missing.begin(),
         missing.begin() + static_cast<std::ptrdiff_t>(std::min(missing.size(), kShown)));
     return absl::UnavailableError(absl::StrFormat(
-        "start-up: %s %s%s of %d did not arrive within %s (late, stopped or dead; "
+        "start-up: %s %s%s of %d did not arrive%s within %s (late, stopped or dead; "
         "--startup-timeout-s sets how long the others wait)",
         missing.size() == 1 ? "rank" : "ranks", absl::StrJoin(shown, ", "),
         missing.size() > kShown ? absl::StrFormat(", ... (%d ranks)", missing.size()) : "", size,
-        absl::FormatDuration(timeout)));
+        std::string(where), absl::FormatDuration(timeout)));
   }
   std::vector<StartupRecord> parsed;
   for (int64_t r = 0; r < size; ++r) {
@@ -216,25 +232,96 @@ absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
   return absl::OkStatus();
 }
 
-absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mine,
-                            absl::Duration timeout) {
-  absl::StatusOr<std::string> verdict = comm::mpi::Rendezvous(
-      session, mine.Serialize(), timeout,
-      [timeout](absl::Span<const std::optional<std::string>> records) {
-        absl::Status decided = DecideStartup(records, timeout);
+namespace {
+
+class MpiExchange : public StartupExchange {
+ public:
+  explicit MpiExchange(comm::mpi::Session& session) : session_(session) {}
+  int rank() const override { return session_.world_rank(); }
+  int size() const override { return session_.world_size(); }
+  std::string WorldWords() const override { return absl::StrCat(session_.world_size()); }
+  std::string Where() const override { return ""; }
+  absl::StatusOr<std::string> Rendezvous(std::string_view record, absl::Duration timeout,
+                                         const Decision& decide) override {
+    return comm::mpi::Rendezvous(session_, record, timeout, decide);
+  }
+
+ private:
+  comm::mpi::Session& session_;
+};
+
+class StoreExchange : public StartupExchange {
+ public:
+  StoreExchange(comm::Store& store, int rank, int size, std::string size_variable)
+      : store_(store), rank_(rank), size_(size), size_variable_(std::move(size_variable)) {}
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+  std::string WorldWords() const override { return absl::StrCat(size_variable_, "=", size_); }
+  std::string Where() const override { return absl::StrCat(" at the store ", store_.Describe()); }
+  absl::StatusOr<std::string> Rendezvous(std::string_view record, absl::Duration timeout,
+                                         const Decision& decide) override {
+    absl::StatusOr<int64_t> claims = store_.Add(absl::StrCat("claim/", rank_), 1);
+    if (!claims.ok()) return claims.status();
+    if (*claims > 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "rank %d is claimed twice at the store %s: two processes of this job have the same "
+          "rank, or another job uses the same store prefix (give each job its own URL path or "
+          "NMESH_JOB_ID)",
+          rank_, store_.Describe()));
+    }
+    return comm::StoreRendezvous(store_, "startup", rank_, size_, record, timeout, decide);
+  }
+
+ private:
+  comm::Store& store_;
+  const int rank_;
+  const int size_;
+  const std::string size_variable_;
+};
+
+}  // namespace
+
+std::unique_ptr<StartupExchange> MpiStartupExchange(comm::mpi::Session& session) {
+  return std::make_unique<MpiExchange>(session);
+}
+
+std::unique_ptr<StartupExchange> StoreStartupExchange(comm::Store& store, int rank, int size,
+                                                      std::string size_variable) {
+  return std::make_unique<StoreExchange>(store, rank, size, std::move(size_variable));
+}
+
+absl::Status AgreeAtStartup(StartupExchange& exchange, StartupRecord mine, absl::Duration timeout) {
+  mine.world = exchange.WorldWords();
+  const std::string where = exchange.Where();
+  absl::StatusOr<std::string> verdict = exchange.Rendezvous(
+      mine.Serialize(), timeout,
+      [timeout, &where, world = mine.world](absl::Span<const std::optional<std::string>> records) {
+        absl::Status decided = DecideStartup(records, timeout, where);
         return absl::StrCat(static_cast<int>(decided.code()), "\n", IsAgreed(decided) ? 1 : 0, "\n",
-                            decided.message());
+                            world, "\n", decided.message());
       });
   if (!verdict.ok()) return verdict.status();
-  const std::vector<absl::string_view> parts = absl::StrSplit(*verdict, absl::MaxSplits('\n', 2));
+  const std::vector<absl::string_view> parts = absl::StrSplit(*verdict, absl::MaxSplits('\n', 3));
   int code = 0, agreed = 0;
-  if (parts.size() != 3 || !absl::SimpleAtoi(parts[0], &code) ||
-      !absl::SimpleAtoi(parts[1], &agreed)) {
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[0], &code) ||
+      !absl::SimpleAtoi(parts[1], &agreed) || code < 0 ||
+      code > static_cast<int>(absl::StatusCode::kUnauthenticated)) {
     return absl::InternalError("start-up: rank 0 sent an answer this rank cannot read");
   }
+  if (parts[2] != mine.world) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "ranks disagree on the world size: rank 0 was launched with %s, rank %d with %s",
+        std::string(parts[2]), exchange.rank(), mine.world));
+  }
   if (code == 0) return absl::OkStatus();
-  absl::Status status(static_cast<absl::StatusCode>(code), std::string(parts[2]));
+  absl::Status status(static_cast<absl::StatusCode>(code), std::string(parts[3]));
   return agreed ? MarkAgreed(std::move(status)) : status;
+}
+
+absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mine,
+                            absl::Duration timeout) {
+  MpiExchange exchange(session);
+  return AgreeAtStartup(exchange, mine, timeout);
 }
 
 absl::Duration StartupTimeout(std::optional<absl::Duration> startup_timeout,

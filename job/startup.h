@@ -1,7 +1,9 @@
 // The start-up agreement: before anything backend- or command-specific, every rank of a job
 // tells rank 0 what it is about to do, and rank 0 tells every rank whether they agree, over a
-// bounded exchange that has the same shape whatever the ranks were started with
-// (comm::mpi::Rendezvous). Job::Start runs it first; engines that start their own way can too:
+// bounded exchange that has the same shape whatever the ranks were started with (a
+// StartupExchange: MPI's comm::mpi::Rendezvous under mpirun, comm::StoreRendezvous over the store
+// of a job launched without MPI). Job::Start runs it first; engines that start their own way can
+// too:
 //
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<comm::mpi::Session> session,
 //                          comm::mpi::Session::Init(&argc, &argv));
@@ -16,6 +18,8 @@
 //   NMESH_RETURN_IF_ERROR(agreed);  // the same error on every rank: exit in order
 //
 // What is compared, in this order (the first difference is the answer):
+//   0. the world size each rank was launched with (a store launch's WORLD_SIZE or SLURM_NTASKS;
+//      always equal under MPI): a rank whose size differs from rank 0's is named;
 //   1. every rank arrived before the deadline (otherwise: Unavailable naming the missing ranks,
 //      not agreed: the job must end with MPI_Abort);
 //   2. the nmesh version;
@@ -29,14 +33,18 @@
 #ifndef NMESH_JOB_STARTUP_H_
 #define NMESH_JOB_STARTUP_H_
 
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/store.h"
 #include "nmesh/mesh/plan.h"
 
 namespace nmesh::job {
@@ -60,6 +68,9 @@ struct StartupRecord {
   std::string mesh_words;
   uint64_t mesh_hash = 0;
   uint64_t command_hash = 0;
+  // The world size as this rank was launched with it, in words ("8", "WORLD_SIZE=8"); set by
+  // AgreeAtStartup from the exchange.
+  std::string world;
 
   std::string Serialize() const;
   // nullopt for a record that does not parse (e.g. sent by another nmesh version).
@@ -74,13 +85,47 @@ StartupRecord MakeStartupRecord(std::string_view command, std::string_view backe
                                 absl::Span<const std::string> mesh_names);
 
 // Rank 0's decision over every rank's record (nullopt: did not arrive), as the status every rank
-// returns; OK when they agree. Pure: unit-tested without MPI.
+// returns; OK when they agree. `where` says where the ranks meet in the message about missing
+// ranks (e.g. " at the store redis://h:6379/job1"; empty under MPI). Pure: unit-tested without
+// MPI.
 absl::Status DecideStartup(absl::Span<const std::optional<std::string>> records,
-                           absl::Duration timeout);
+                           absl::Duration timeout, std::string_view where = "");
 
-// Collective over MPI_COMM_WORLD (see the overview): sends `mine`, waits at most `timeout` for the
-// others (a rank other than 0 waits for rank 0's answer up to twice as long), returns the agreed
-// verdict (IsAgreed) or a failure of the exchange itself (not agreed).
+// The bounded meeting the agreement runs over: every rank sends a record to rank 0, rank 0 decides
+// over all of them (nullopt: did not arrive in time) and every rank that arrived returns rank 0's
+// verdict (the contract of comm::mpi::Rendezvous). One per job; used by one thread.
+class StartupExchange {
+ public:
+  using Decision = std::function<std::string(absl::Span<const std::optional<std::string>> records)>;
+  virtual ~StartupExchange() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // The world size as the launcher gave it, in words: "8" (MPI), "WORLD_SIZE=8" (a store).
+  virtual std::string WorldWords() const = 0;
+  // Where the ranks meet, for messages: "" (MPI) or " at the store redis://h:6379/job1".
+  virtual std::string Where() const = 0;
+  virtual absl::StatusOr<std::string> Rendezvous(std::string_view record, absl::Duration timeout,
+                                                 const Decision& decide) = 0;
+};
+
+// The exchange over MPI_COMM_WORLD (comm::mpi::Rendezvous). `session` outlives it.
+std::unique_ptr<StartupExchange> MpiStartupExchange(comm::mpi::Session& session);
+
+// The exchange over `store` for rank `rank` of `size` (comm::StoreRendezvous under the key
+// "startup"), the size named `size_variable` in messages. Before it meets, the rank claims its
+// number (an Add on "claim/<rank>"): a number claimed before, by another process with the same
+// rank or by a job that used the same store prefix, is InvalidArgument naming both causes.
+// `store` outlives it.
+std::unique_ptr<StartupExchange> StoreStartupExchange(comm::Store& store, int rank, int size,
+                                                      std::string size_variable);
+
+// Collective over the exchange's ranks (see the overview): sends `mine`, waits at most `timeout`
+// for the others (a rank other than 0 waits for rank 0's answer up to twice as long), returns the
+// agreed verdict (IsAgreed) or a failure of the exchange itself (not agreed). A rank launched
+// with a world size other than rank 0's gets InvalidArgument naming both (not agreed: rank 0 may
+// never have read its record).
+absl::Status AgreeAtStartup(StartupExchange& exchange, StartupRecord mine, absl::Duration timeout);
+// AgreeAtStartup over MpiStartupExchange(session).
 absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mine,
                             absl::Duration timeout);
 

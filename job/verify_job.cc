@@ -164,7 +164,7 @@ absl::Status CheckFaultSkip(const FaultSkip& skip, int64_t world_size,
 
 absl::StatusOr<JobVerification> VerifyJob(Job& job, const VerifyJobOptions& options) {
   const int64_t rank = job.rank();
-  Communicator& world = job.mpi_world();
+  Communicator& world = job.host_world();
   const comm::Topology& topo = job.topology();
   std::vector<JobMesh>& meshes = job.meshes();
   const bool faulty = options.fault_skip.has_value() && options.fault_skip->rank == rank;

@@ -5,6 +5,8 @@
 #   2. the NCCL backend's own tests (tests/comm/nccl_communicator_test.cc, np 1),
 #   3. bench/gpu_check: overlap of an async all_reduce with compute on the engine's stream, CUDA
 #      graph capture and replay of a collective, nmesh / raw NCCL all_reduce bandwidth,
+#   4. a store launch without MPI at world 1: `nmesh run --backend nccl --store file://DIR` with
+#      RANK=0 WORLD_SIZE=1 (NCCL's unique id through the store; comm/nccl CreateWorld(store, ...)),
 # and prints a summary. Exit status: 0 when every check passed, 1 otherwise, 2 on bad usage or
 # when there is no GPU (nothing can be checked).
 #
@@ -78,6 +80,20 @@ for check in overlap graph bandwidth; do
     record "$check" "${line#"RESULT $check "}"
   fi
 done
+
+echo "== 4. store launch, no MPI (world 1, NCCL through a file:// store)"
+store_dir=$(mktemp -d "${TMPDIR:-/tmp}/nmesh_gpu_store.XXXXXX")
+# Not under mpirun: the launcher's variables must not leak in from the caller's environment.
+if env -u OMPI_COMM_WORLD_SIZE -u OMPI_COMM_WORLD_RANK -u PMI_SIZE -u PMI_RANK -u PMIX_RANK \
+  -u SLURM_PROCID -u SLURM_NTASKS RANK=0 WORLD_SIZE=1 LOCAL_RANK=0 LOCAL_WORLD_SIZE=1 \
+  NCCL_DEBUG=WARN timeout 300 "$build_dir/tools/nmesh" run --backend nccl \
+  --store "file://$store_dir" 2>&1 | tee "$log_dir/store_launch.log" &&
+  grep -q "nccl" "$log_dir/store_launch.log" && [ -e "$store_dir" ]; then
+  record store_launch "PASS"
+else
+  record store_launch "FAIL (see $log_dir/store_launch.log)"
+fi
+rm -rf "$store_dir"
 
 echo
 echo "== summary (logs in $log_dir)"

@@ -42,20 +42,23 @@ std::string BenchCommandWords(const perf::BenchConfig& config, const BenchOption
 
 int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
+  const std::optional<std::string> store_url = job::StoreUrlFrom(options.store);
   // Flags first, before MPI: every rank finds the same error.
   absl::StatusOr<perf::BenchConfig> config = BenchConfigFromOptions(options);
-  if (!config.ok()) return ReportFlagError(config.status(), json, out, err);
+  if (!config.ok()) return ReportFlagError(config.status(), json, out, err, store_url);
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err);
+  if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err, store_url);
   absl::StatusOr<std::optional<absl::Duration>> startup_timeout =
       StartupTimeoutFromFlag(options.startup_timeout_s);
-  if (!startup_timeout.ok()) return ReportFlagError(startup_timeout.status(), json, out, err);
+  if (!startup_timeout.ok())
+    return ReportFlagError(startup_timeout.status(), json, out, err, store_url);
 
   // No communicator timeout unless --timeout-s asks for one, whatever the recipe says.
   JobReporter reporter(job::LauncherRank(), json, out, err);
   ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
-  if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
+  if (!backend_choice.ok())
+    return ReportFlagError(backend_choice.status(), json, out, err, store_url);
   std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,
                                                 .command = BenchCommandWords(*config, options),
                                                 .startup_timeout = *startup_timeout,
@@ -64,7 +67,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
                                                 .recipe_timeout = false,
                                                 .all_sections = false,
                                                 .build_contexts = false},
-                                               reporter);
+                                               reporter, store_url);
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const JobMesh& target = job.meshes().front();
@@ -73,7 +76,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   }
   absl::Status writable;
   if (options.plot.has_value() && job.rank() == 0) writable = CheckPlotWritable(*options.plot);
-  if (absl::Status agreed = comm::AgreeOnStatus(job.mpi_world(), writable); !agreed.ok()) {
+  if (absl::Status agreed = comm::AgreeOnStatus(job.host_world(), writable); !agreed.ok()) {
     return reporter.Fail(agreed);
   }
   reporter.Note(
@@ -115,7 +118,7 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
     out.flush();
   }
   // Every rank exits with the same code.
-  if (absl::Status agreed = comm::AgreeOnStatus(job.mpi_world(), plotted); !agreed.ok()) {
+  if (absl::Status agreed = comm::AgreeOnStatus(job.host_world(), plotted); !agreed.ok()) {
     if (job.rank() == 0) err << absl::StrFormat("nmesh: error: %s\n", agreed.message());
     return kExitRuntimeFailure;
   }

@@ -58,9 +58,12 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
   bench->add_flag("--async", options.async,
                   "Issue each call through the asynchronous path and wait its handle");
   bench
-      ->add_option("--backend", options.backend,
-                   "auto (NCCL when every rank has a GPU, else MPI), mpi or nccl")
+      ->add_option(
+          "--backend", options.backend,
+          "auto (NCCL when every rank has a GPU, else MPI; gloo under --store), mpi, nccl or "
+          "gloo (with --store)")
       ->check(CLI::IsMember(FlagValues<job::BackendChoice>(job::kBackendChoiceNames)));
+  AddStoreFlag(*bench, options.store);
   bench->add_option("--format", options.format, "Output format: text (default) or json")
       ->check(CLI::IsMember({"text", "json"}));
   bench

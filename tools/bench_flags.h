@@ -45,6 +45,8 @@ struct BenchOptions {
   std::optional<double> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
+  // --store URL: a launch without MPI (job::StoreUrlFrom: else NMESH_STORE).
+  std::optional<std::string> store;
   // --flight-recorder DIR: where ranks that report a timeout write their flight records.
   std::optional<std::string> flight_recorder;
 };

@@ -87,6 +87,18 @@ std::optional<std::string> EmptyValueError(const std::vector<std::string>& args)
   return std::nullopt;
 }
 
+// The store a `run` or `bench` command line launches over (--store URL, --store=URL, else
+// NMESH_STORE), read from the raw arguments: a flag error found before parsing is agreed on at
+// that store rather than over MPI.
+std::optional<std::string> StoreInArgs(const std::vector<std::string>& args) {
+  std::optional<std::string> flag;
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--store" && i + 1 < args.size()) flag = args[i + 1];
+    if (args[i].rfind("--store=", 0) == 0) flag = args[i].substr(8);
+  }
+  return job::StoreUrlFrom(flag);
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -119,9 +131,9 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // that one rank with a bad flag in a multi-program launch is reported too (ReportFlagError).
   const bool job_verb = args[1] == "run" || args[1] == "bench";
   auto usage = [&](const std::string& message) {
-    return job_verb
-               ? ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out, err)
-               : UsageError(message, WantsJson(args), out, err);
+    return job_verb ? ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out,
+                                      err, StoreInArgs(args))
+                    : UsageError(message, WantsJson(args), out, err);
   };
   if (std::optional<std::string> empty = EmptyValueError(args); empty.has_value()) {
     return usage(*empty);

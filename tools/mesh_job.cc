@@ -24,6 +24,15 @@ absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<doub
   return TimeoutFromNumber(*seconds, absl::Seconds(1), "seconds", "--timeout-s");
 }
 
+void AddStoreFlag(CLI::App& verb, std::optional<std::string>& url) {
+  verb.add_option_function<std::string>(
+          "--store", [&url](const std::string& value) { url = value; },
+          "Launch without MPI: meet at this store (redis://HOST:PORT[/PREFIX] or file:///DIR), "
+          "with RANK and WORLD_SIZE (or SLURM_PROCID and SLURM_NTASKS) from the environment "
+          "(default: NMESH_STORE)")
+      ->type_name("URL");
+}
+
 void AddStartupTimeoutFlag(CLI::App& verb, std::optional<double>& seconds) {
   verb.add_option("--startup-timeout-s", seconds,
                   "How long the ranks wait for each other at start-up, in seconds (default: the "
@@ -53,15 +62,17 @@ void JobReporter::Abort(const absl::Status& status) {
   }
   out_.flush();
   err_.flush();
-  job::EndJob(status, kExitRuntimeFailure);
+  // Without MPI this process alone exits: with its own status's code.
+  job::EndJob(status, job::MpiRunning() ? kExitRuntimeFailure : ExitCodeOf(status));
 }
 
 void JobReporter::Note(const std::string& line) {
   if (rank_ == 0) err_ << absl::StrFormat("nmesh: %s\n", line);
 }
 
-int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err) {
-  const job::FlagErrorOutcome agreed = job::AgreeOnFlagError(status);
+int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err,
+                    const std::optional<std::string>& store_url) {
+  const job::FlagErrorOutcome agreed = job::AgreeOnFlagError(status, store_url);
   JobReporter reporter(agreed.rank, json, out, err);
   if (agreed.end_job) reporter.Abort(agreed.status);
   return reporter.Fail(agreed.status);
@@ -75,18 +86,28 @@ void ApplyFlightRecorderFlag(const std::optional<std::string>& dir, JobReporter&
 }
 
 std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,
+                                   const std::optional<std::string>& store_url,
                                    absl::Duration late) {
   // Job::Start calls `warn` on rank 0 only, possibly before the reporter knows its MPI rank.
   options.warn = [&err = reporter.err()](const std::string& warning) {
     err << absl::StrFormat("nmesh: warning: %s\n", warning);
   };
-  CliJob started = job::StartMpiJob(options, late);
-  if (started.session == nullptr) {
-    reporter.err() << absl::StrFormat("nmesh: error: cannot start MPI: %s\n",
-                                      started.status.message());
-    return kExitRuntimeFailure;
+  CliJob started = job::StartLaunchedJob(options, store_url, late);
+  if (!started.started) {
+    if (!store_url.has_value()) {
+      reporter.err() << absl::StrFormat("nmesh: error: cannot start MPI: %s\n",
+                                        started.status.message());
+      return kExitRuntimeFailure;
+    }
+    // Before any meeting: the environment is this rank's to report; the store (its URL, its
+    // server) is the same for every rank, and rank 0 reports it.
+    const bool environment = started.status.message().find("environment") != std::string::npos;
+    if (environment || job::LauncherRank() == 0) {
+      reporter.err() << absl::StrFormat("nmesh: error: %s\n", started.status.message());
+    }
+    return ExitCodeOf(started.status);
   }
-  reporter.set_rank(started.session->world_rank());
+  reporter.set_rank(started.rank);
   if (!started.status.ok()) {
     if (job::MustEndJob(started.status)) reporter.Abort(started.status);
     return reporter.Fail(started.status);

@@ -1,6 +1,6 @@
-// The start shared by the verbs that run as an MPI job (`nmesh run`, `nmesh bench`): the job
-// layer's start (job::StartMpiJob) and failure policy (job/launch.h), with their outcomes turned
-// into what the CLI prints and its exit code.
+// The start shared by the verbs that run as a job (`nmesh run`, `nmesh bench`), under mpirun or
+// over a store (--store): the job layer's start (job::StartLaunchedJob) and failure policy
+// (job/launch.h), with their outcomes turned into what the CLI prints and its exit code.
 //
 //   std::variant<CliJob, int> started =
 //       StartJob({.mesh = options.mesh, .backend = job::BackendChoice::kAuto}, reporter);
@@ -39,6 +39,9 @@ int ExitCodeOf(const absl::Status& status);
 // number of seconds. InvalidArgument naming the flag and the value otherwise.
 absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds);
 
+// Registers --store URL on a verb that starts a job (`run`, `bench`).
+void AddStoreFlag(CLI::App& verb, std::optional<std::string>& url);
+
 // Registers --startup-timeout-s on a verb that starts a job (`run`, `bench`).
 void AddStartupTimeoutFlag(CLI::App& verb, std::optional<double>& seconds);
 // The --startup-timeout-s flag: like --timeout-s, named in errors.
@@ -47,7 +50,9 @@ absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(std::option
 // Reports an error in the flags of `run` or `bench` (exit code kExitUsage), agreed on by the
 // launcher's job (job::AgreeOnFlagError): printed once, by rank 0, even when only some ranks of a
 // multi-program launch have it; a failed agreement ends the job (JobReporter::Abort).
-int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err);
+// With `store_url` the agreement meets at the store (a store launch).
+int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err,
+                    const std::optional<std::string>& store_url = std::nullopt);
 
 class JobReporter {
  public:
@@ -77,20 +82,23 @@ class JobReporter {
   std::ostream& err_;
 };
 
-// A started job and the MPI session under it (destroyed after the job).
-using CliJob = job::MpiJob;
+// A started job and the MPI session or the store under it (destroyed after the job).
+using CliJob = job::LaunchedJob;
 
 // The --flight-recorder flag of `run` and `bench`: job::StartTimeoutReporting with `dir`; a
 // directory that cannot be written is reported once ("nmesh: error: --flight-recorder: ...") and
 // the job runs on without dumps.
 void ApplyFlightRecorderFlag(const std::optional<std::string>& dir, JobReporter& reporter);
 
-// job::StartMpiJob as one rank of the CLI's job. Recipe warnings are noted on stderr from rank 0.
-// Returns the job (and sets the reporter's rank), or the exit code after an agreed failure was
-// reported; a failure of this rank alone ends the job (JobReporter::Abort). A failure to start MPI
-// is reported by every rank (exit 1). `late` (fault injection) delays this rank after MPI has
-// started, before the start-up agreement.
+// job::StartLaunchedJob as one rank of the CLI's job (over the store `store_url` when given, else
+// MPI). Recipe warnings are noted on stderr from rank 0. Returns the job (and sets the reporter's
+// rank), or the exit code after an agreed failure was reported; a failure of this rank alone ends
+// the job (JobReporter::Abort). A failure to start MPI is reported by every rank (exit 1); a store
+// launch's bad environment by every rank it concerns, its store's failure by rank 0 (exit 2 for a
+// bad URL or variable, 1 for a store that cannot be reached). `late` (fault injection) delays
+// this rank before the start-up agreement.
 std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporter,
+                                   const std::optional<std::string>& store_url = std::nullopt,
                                    absl::Duration late = absl::ZeroDuration());
 
 }  // namespace nmesh::tools

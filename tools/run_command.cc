@@ -168,13 +168,16 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
   CLI::App* run = app.add_subcommand(
       "run", "Build the mesh on every rank of an MPI job and verify every group (mpirun -np N)");
   AddMeshOptions(*run, options.mesh);
-  run->add_option("--backend", options.backend,
-                  "auto (NCCL when every rank has a GPU, else MPI), mpi or nccl")
+  run->add_option(
+         "--backend", options.backend,
+         "auto (NCCL when every rank has a GPU, else MPI; gloo under --store), mpi, nccl or "
+         "gloo (with --store)")
       ->check(CLI::IsMember(FlagValues<job::BackendChoice>(job::kBackendChoiceNames)));
   run->add_option("--timeout-s", options.timeout_s,
                   "Timeout of every communicator, in seconds (overrides dist_env.timeout_minutes)")
       ->type_name("T");
   AddStartupTimeoutFlag(*run, options.startup_timeout_s);
+  AddStoreFlag(*run, options.store);
   run->add_option("--flight-recorder", options.flight_recorder,
                   "On a timeout, write each reporting rank's flight records as JSON into DIR")
       ->type_name("DIR");
@@ -212,24 +215,26 @@ absl::StatusOr<FaultSkip> ParseFaultSkip(std::string_view value) {
 
 int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
+  const std::optional<std::string> store_url = job::StoreUrlFrom(options.store);
   // Flags first, before MPI: every rank finds the same error (and prints it).
   absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
-  if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err);
+  if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err, store_url);
   absl::StatusOr<std::optional<absl::Duration>> startup_timeout =
       StartupTimeoutFromFlag(options.startup_timeout_s);
   if (!startup_timeout.ok()) {
-    return ReportFlagError(startup_timeout.status(), json, out, err);
+    return ReportFlagError(startup_timeout.status(), json, out, err, store_url);
   }
   std::optional<FaultSkip> fault_skip;
   if (options.fault_skip.has_value()) {
     absl::StatusOr<FaultSkip> parsed = ParseFaultSkip(*options.fault_skip);
-    if (!parsed.ok()) return ReportFlagError(parsed.status(), json, out, err);
+    if (!parsed.ok()) return ReportFlagError(parsed.status(), json, out, err, store_url);
     fault_skip = *std::move(parsed);
   }
   JobReporter reporter(job::LauncherRank(), json, out, err);
   ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
-  if (!backend_choice.ok()) return ReportFlagError(backend_choice.status(), json, out, err);
+  if (!backend_choice.ok())
+    return ReportFlagError(backend_choice.status(), json, out, err, store_url);
   std::variant<CliJob, int> started =
       StartJob({.mesh = options.mesh,
                 .command = "run",
@@ -237,7 +242,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
                 .backend = *backend_choice,
                 .timeout = *timeout,
                 .nccl_ranks_per_root = options.nccl_ranks_per_root},
-               reporter, absl::Seconds(options.fault_late_s.value_or(0)));
+               reporter, store_url, absl::Seconds(options.fault_late_s.value_or(0)));
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();

@@ -4,14 +4,18 @@
 //   mpirun -np 8 nmesh run --tp 2 --cp 2 [--backend auto|mpi|nccl] [--timeout-s T]
 //                          [--format text|json]
 //   mpirun -np 8 nmesh run --config examples/fsdp2_tp2_cp2.yaml
+//   scripts/launch.sh -n 8 -- nmesh run --tp 2 --cp 2 --backend gloo \
+//       --store redis://127.0.0.1:6379/job1        # no MPI: RANK/WORLD_SIZE and a store
 //
 // Steps, on every rank (the order the overview of docs/ARCHITECTURE.md gives; steps 1 to 3 are
 // tools/mesh_job.h, shared with `nmesh bench`):
-//   1. MPI session and world; the mesh specs from the flags and --config (ResolveMeshSpecs with
+//   1. MPI session and world (or, with --store, the launch environment and the store, and gloo's
+//      world); the mesh specs from the flags and --config (ResolveMeshSpecs with
 //      all sections: a recipe with a teacher gives two meshes) and their plans. Every rank learns
 //      every other rank's config error (comm::AgreeOnStatus), so all exit 2 together.
 //   2. Backend: auto picks NCCL when it was built and every rank sees a GPU for its local rank,
-//      MPI otherwise, and says why; --backend nccl without a GPU fails on every rank (exit 1).
+//      MPI (gloo under --store) otherwise, and says why; --backend nccl without a GPU fails on
+//      every rank (exit 1).
 //   3. DeviceMesh::Create for each mesh (every rank, in order), timed; MeshContext on members.
 //   4. Verification (job::VerifyJob): over each distinct communicator of this rank, an all-gather
 //      of the global ranks (compared, in order, with the planned group) and an all-reduce of their
@@ -56,6 +60,8 @@ struct RunOptions {
   std::optional<double> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
+  // --store URL: a launch without MPI (job::StoreUrlFrom: else NMESH_STORE).
+  std::optional<std::string> store;
   std::string format = "text";
   // --nccl-ranks-per-root K: one NCCL bootstrap root per K ranks (NCCL backend only).
   int nccl_ranks_per_root = 128;

@@ -47,6 +47,14 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Init(int* argc, char*** argv) 
   return session;
 }
 
+bool Session::Running() {
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  return initialized != 0 && finalized == 0;
+}
+
 void Session::AbortJob(int exit_code) {
   MPI_Abort(MPI_COMM_WORLD, exit_code);
   std::_Exit(exit_code);  // MPI_Abort does not return; this is for an MPI that does

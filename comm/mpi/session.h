@@ -32,6 +32,8 @@ class Session {
   // a failure that may leave other ranks blocked in a collective they can never finish. Does not
   // return. Thread-safe (MPI_Abort may be called from any thread).
   [[noreturn]] static void AbortJob(int exit_code);
+  // Whether MPI is initialised and not finalised in this process. Thread-safe.
+  static bool Running();
 
   int world_rank() const { return world_rank_; }
   int world_size() const { return world_size_; }

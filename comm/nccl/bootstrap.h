@@ -7,12 +7,21 @@
 //   // are gathered to rank 0 and broadcast to every rank in root order.
 //   std::cout << plan.reason << "\n";  // "32 roots, one per 128 ranks"
 //
-// Pure: no NCCL or CUDA call, so that the choice is testable without a GPU.
+// Without MPI (a job launched over a store, comm/store.h) the roots publish their ids in the store
+// and every rank reads them (ShareUniqueIds).
+//
+// No NCCL or CUDA call here, so that the choice and the exchange are testable without a GPU.
 #ifndef NMESH_COMM_NCCL_BOOTSTRAP_H_
 #define NMESH_COMM_NCCL_BOOTSTRAP_H_
 
+#include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "nmesh/comm/store.h"
 
 namespace nmesh::comm::nccl {
 
@@ -42,6 +51,16 @@ struct BootstrapPlan {
 // (NCCL_VERSION_CODE, e.g. 22809 for 2.28.9): ceil(size / K) roots at ranks 0, K, 2K, ... when
 // the version has ncclCommInitRankScalable and size > K; one root at rank 0 otherwise.
 BootstrapPlan PlanBootstrap(int size, const BootstrapOptions& options, int nccl_version);
+
+// The unique ids of `plan`'s roots, exchanged over `store`: rank `rank`, when it is the i-th root,
+// sets "<name>/id/<i>" to `my_id`; every rank then reads every root's id and returns them in root
+// order. Each id must have `id_bytes` bytes (sizeof(ncclUniqueId)): InvalidArgument for `my_id`,
+// DataLoss naming the root for one read from the store. DeadlineExceeded naming the roots (and
+// their ranks) that did not publish by `deadline`, and the store.
+absl::StatusOr<std::vector<std::string>> ShareUniqueIds(Store& store, std::string_view name,
+                                                        const BootstrapPlan& plan, int rank,
+                                                        std::string_view my_id, size_t id_bytes,
+                                                        absl::Time deadline);
 
 }  // namespace nmesh::comm::nccl
 

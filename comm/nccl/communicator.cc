@@ -7,13 +7,16 @@
 #include <atomic>
 #include <cstdint>
 #include <cstring>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
@@ -27,6 +30,7 @@
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
+#include "nmesh/comm/store_exchange.h"
 #include "nmesh/comm/topology.h"
 
 namespace nmesh::comm::nccl {
@@ -638,17 +642,24 @@ absl::StatusOr<int> ChooseDevice(const NcclWorldOptions& options, const Topology
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
-                                                          NcclWorldOptions options) {
-  NMESH_RETURN_IF_ERROR(CheckTimeout(options.comm.timeout, "CommOptions.timeout"));
-  if (bootstrap.memory_kind() != MemoryKind::kHost) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "nccl::CreateWorld needs a host-memory bootstrap communicator; axis '%s' uses the %s "
-        "backend",
-        bootstrap.options().name, bootstrap.backend()));
-  }
-  const int rank = bootstrap.rank();
-  const int size = bootstrap.size();
+namespace {
+
+// What CreateWorld needs from the ranks it meets: over a host communicator or over a store.
+struct WorldMeeting {
+  int rank = 0;
+  int size = 1;
+  // Every rank's host names and this rank's local rank and size.
+  std::function<absl::StatusOr<Topology>()> topology;
+  // Every rank's `local` status agreed (AgreeOnStatus); `step` names the meeting.
+  std::function<absl::Status(const absl::Status& local, std::string_view step)> agree;
+  // The roots' unique ids (`ids[i]` set on the i-th root), returned to every rank in root order.
+  std::function<absl::Status(const BootstrapPlan& plan, std::vector<ncclUniqueId>& ids)> share;
+};
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateWorldWith(const WorldMeeting& meeting,
+                                                              NcclWorldOptions options) {
+  const int rank = meeting.rank;
+  const int size = meeting.size;
   // First CUDA call of all, so that a machine without a GPU fails here and nowhere else.
   const absl::StatusOr<int> devices = VisibleCudaDevices();
 
@@ -660,15 +671,14 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
     topo.local_size = 0;  // unknown: only the device index is checked
     topo.host_names.assign(static_cast<size_t>(size), "");
   } else {
-    NMESH_ASSIGN_OR_RETURN(std::string host, LocalHostName());
-    NMESH_ASSIGN_OR_RETURN(topo, ExchangeHostNames(bootstrap, host));
+    NMESH_ASSIGN_OR_RETURN(topo, meeting.topology());
   }
   const absl::StatusOr<int> device = ChooseDevice(options, topo, devices);
-  NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, device.status()));
+  NMESH_RETURN_IF_ERROR(meeting.agree(device.status(), "device"));
 
   absl::Status setup = CudaStatus(Lib().cudaSetDevice(*device), "cudaSetDevice", rank);
   // The roots create the unique ids; after every rank has agreed that setup worked, the ids are
-  // gathered to rank 0 (in root order) and broadcast to every rank.
+  // shared with every rank, in root order.
   const BootstrapPlan boot = PlanBootstrap(size, options.bootstrap, LinkedNcclVersionCode());
   const auto root = std::find(boot.roots.begin(), boot.roots.end(), rank);
   std::vector<ncclUniqueId> ids(boot.roots.size());
@@ -676,17 +686,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
     setup = NcclStatus(Lib().ncclGetUniqueId(&ids[static_cast<size_t>(root - boot.roots.begin())]),
                        "ncclGetUniqueId", rank);
   }
-  NMESH_RETURN_IF_ERROR(AgreeOnStatus(bootstrap, setup));
-  for (size_t r = 1; r < boot.roots.size(); ++r) {
-    if (rank == boot.roots[r]) {
-      NMESH_RETURN_IF_ERROR(bootstrap.Send(&ids[r], sizeof(ncclUniqueId), DataType::kUint8, 0));
-    } else if (rank == 0) {
-      NMESH_RETURN_IF_ERROR(
-          bootstrap.Recv(&ids[r], sizeof(ncclUniqueId), DataType::kUint8, boot.roots[r]));
-    }
-  }
-  NMESH_RETURN_IF_ERROR(
-      bootstrap.Broadcast(ids.data(), ids.size() * sizeof(ncclUniqueId), DataType::kUint8, 0));
+  NMESH_RETURN_IF_ERROR(meeting.agree(setup, "setup"));
+  NMESH_RETURN_IF_ERROR(meeting.share(boot, ids));
 
   cudaStream_t stream = nullptr;
   NMESH_RETURN_IF_ERROR(CudaStatus(Lib().cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking),
@@ -723,6 +724,88 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstra
                                                   std::move(options.comm));
   NMESH_RETURN_IF_ERROR(world->WaitReady(kInit, deadline));
   return std::unique_ptr<Communicator>(std::move(world));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
+                                                          NcclWorldOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.comm.timeout, "CommOptions.timeout"));
+  if (bootstrap.memory_kind() != MemoryKind::kHost) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::CreateWorld needs a host-memory bootstrap communicator; axis '%s' uses the %s "
+        "backend",
+        bootstrap.options().name, bootstrap.backend()));
+  }
+  const int rank = bootstrap.rank();
+  WorldMeeting meeting{
+      .rank = rank,
+      .size = bootstrap.size(),
+      .topology = [&]() -> absl::StatusOr<Topology> {
+        NMESH_ASSIGN_OR_RETURN(std::string host, LocalHostName());
+        return ExchangeHostNames(bootstrap, host);
+      },
+      .agree = [&](const absl::Status& local,
+                   std::string_view) { return AgreeOnStatus(bootstrap, local); },
+      .share = [&](const BootstrapPlan& boot, std::vector<ncclUniqueId>& ids) -> absl::Status {
+        // Gathered to rank 0 in root order, then broadcast.
+        for (size_t r = 1; r < boot.roots.size(); ++r) {
+          if (rank == boot.roots[r]) {
+            NMESH_RETURN_IF_ERROR(
+                bootstrap.Send(&ids[r], sizeof(ncclUniqueId), DataType::kUint8, 0));
+          } else if (rank == 0) {
+            NMESH_RETURN_IF_ERROR(
+                bootstrap.Recv(&ids[r], sizeof(ncclUniqueId), DataType::kUint8, boot.roots[r]));
+          }
+        }
+        return bootstrap.Broadcast(ids.data(), ids.size() * sizeof(ncclUniqueId), DataType::kUint8,
+                                   0);
+      }};
+  return CreateWorldWith(meeting, std::move(options));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Store& store, int rank, int size,
+                                                          NcclWorldOptions options) {
+  NMESH_RETURN_IF_ERROR(CheckTimeout(options.comm.timeout, "CommOptions.timeout"));
+  if (size < 1 || rank < 0 || rank >= size) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("nccl::CreateWorld: rank %d of %d is not a rank of the world", rank, size));
+  }
+  const absl::Time deadline = absl::Now() + options.comm.timeout.value_or(kStoreBootstrapTimeout);
+  const std::string name = absl::StrCat("nccl/", options.comm.name);
+  WorldMeeting meeting{
+      .rank = rank,
+      .size = size,
+      .topology = [&]() -> absl::StatusOr<Topology> {
+        NMESH_ASSIGN_OR_RETURN(std::string host, LocalHostName());
+        if (host.size() > kMaxHostNameBytes) host.resize(kMaxHostNameBytes);
+        NMESH_ASSIGN_OR_RETURN(
+            std::vector<std::string> hosts,
+            StoreAllGather(store, absl::StrCat(name, "/hosts"), rank, size, host, deadline));
+        return TopologyFromHostNames(std::move(hosts), rank);
+      },
+      .agree =
+          [&](const absl::Status& local, std::string_view step) {
+            return StoreAgreeOnStatus(store, absl::StrCat(name, "/", std::string(step)), rank, size,
+                                      local, deadline);
+          },
+      .share = [&](const BootstrapPlan& boot, std::vector<ncclUniqueId>& ids) -> absl::Status {
+        const auto root = std::find(boot.roots.begin(), boot.roots.end(), rank);
+        std::string_view mine;
+        if (root != boot.roots.end()) {
+          mine = std::string_view(
+              reinterpret_cast<const char*>(&ids[static_cast<size_t>(root - boot.roots.begin())]),
+              sizeof(ncclUniqueId));
+        }
+        NMESH_ASSIGN_OR_RETURN(
+            std::vector<std::string> shared,
+            ShareUniqueIds(store, name, boot, rank, mine, sizeof(ncclUniqueId), deadline));
+        for (size_t i = 0; i < shared.size(); ++i) {
+          std::memcpy(&ids[i], shared[i].data(), sizeof(ncclUniqueId));
+        }
+        return absl::OkStatus();
+      }};
+  return CreateWorldWith(meeting, std::move(options));
 }
 
 absl::StatusOr<ncclComm_t> NativeComm(const Communicator& comm) {

@@ -68,8 +68,10 @@
 #include <optional>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/nccl/bootstrap.h"
+#include "nmesh/comm/store.h"
 
 namespace nmesh::comm::nccl {
 
@@ -99,6 +101,19 @@ struct NcclWorldOptions {
 //     polled up to options.comm.timeout.
 // Fails with the NCCL or CUDA error (comm/nccl/status.h) of whichever step failed.
 absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Communicator& bootstrap,
+                                                          NcclWorldOptions options = {});
+
+// How long CreateWorld over a store waits for the other ranks when options.comm has no timeout.
+inline constexpr absl::Duration kStoreBootstrapTimeout = absl::Seconds(300);
+
+// The same steps with no bootstrap communicator (a job launched without MPI): this process is
+// rank `rank` of `size`, and the ranks meet through `store` under the keys "nccl/<comm name>/...":
+// the host names (when options.local_rank is unset), the agreement on each rank's device and
+// setup (comm::StoreAgreeOnStatus), and the roots' unique ids (ShareUniqueIds). Every meeting is
+// bounded by options.comm.timeout (kStoreBootstrapTimeout without one): DeadlineExceeded naming
+// the ranks that did not arrive and the store. The keys are written once: one world per name per
+// store prefix.
+absl::StatusOr<std::unique_ptr<Communicator>> CreateWorld(Store& store, int rank, int size,
                                                           NcclWorldOptions options = {});
 
 // The CUDA device of a communicator from this backend; InvalidArgument for any other backend.

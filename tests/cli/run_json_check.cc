@@ -1,9 +1,11 @@
 // Runs `mpirun ... nmesh run ... --format json` and checks its report against brute force:
 //
 //   run_json_check [--communicators N[,N]] [--shape a,b,c,d,e[/...]] [--moe ES,E[/...]]
+//                  [--backend NAME]
 //                  -- scripts/mpirun.sh -np 8 nmesh run --tp 2 --cp 2 --format json
 //
-// For every mesh of the report: the exit code is 0, "verified" is true, "backend" is "mpi", the
+// For every mesh of the report: the exit code is 0, "verified" is true, "backend" is "mpi" (or
+// the --backend given), the
 // device mesh has the given shape, each member appears once in rank order with "verified": true,
 // and every group it observed (native axes, the contract's flattened groups for the strategy, and
 // the moe axes) equals the group computed by brute force over the coordinates
@@ -55,13 +57,16 @@ std::map<std::string, std::vector<bool>> FlattenedOf(const std::string& strategy
   return {};
 }
 
+// The backend every mesh must report (--backend).
+std::string expected_backend = "mpi";
+
 void CheckMesh(const json& mesh, const std::vector<int64_t>& shape,
                const std::vector<int64_t>& moe_shape, int64_t world,
                std::optional<int64_t> communicators) {
   const std::string label = mesh.value("label", std::string("mesh"));
   auto fail = [&](const std::string& what) { Fail(label + ": " + what); };
   if (mesh["verified"] != true) fail("not verified");
-  if (mesh["backend"] != "mpi") fail("backend is not mpi");
+  if (mesh["backend"] != expected_backend) fail("backend is not " + expected_backend);
   if (mesh["device_mesh"]["shape"].get<std::vector<int64_t>>() != shape) fail("wrong shape");
   const std::vector<std::string> axes = mesh["device_mesh"]["axes"];
   std::vector<int64_t> ranks;
@@ -169,6 +174,8 @@ int main(int argc, char** argv) {
       shapes = Split(argv[++i], '/');
     else if (arg == "--moe")
       moes = Split(argv[++i], '/');
+    else if (arg == "--backend")
+      expected_backend = argv[++i];
     else if (arg == "--nccl-settings")
       nccl_settings = argv[++i];
     else

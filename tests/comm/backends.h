@@ -9,10 +9,12 @@
 //                            nmesh::comm::testing::BackendName);
 //
 // Factories: "mpi" (the MPI world, blocking), "mpi_timed" (the MPI world with a timeout, which
-// selects the nonblocking path), "self" (a one-rank communicator on every rank) and, where the
-// build has NCCL, "nccl" (an NCCL world bootstrapped over MPI; it reports a skip, "no CUDA device
-// ...", without a GPU). Each call makes a fresh communicator spanning every rank the backend
-// spans.
+// selects the nonblocking path), "self" (a one-rank communicator on every rank), where the build
+// has gloo, "gloo" (a gloo world that meets through a directory store under a fresh prefix, with
+// rank and size from the launcher's environment; MPI only agrees on the directory once, and
+// carries none of gloo's traffic) and, where the build has NCCL, "nccl" (an NCCL world
+// bootstrapped over MPI; it reports a skip, "no CUDA device ...", without a GPU). Each call makes
+// a fresh communicator spanning every rank the backend spans.
 #ifndef NMESH_TESTS_COMM_BACKENDS_H_
 #define NMESH_TESTS_COMM_BACKENDS_H_
 
@@ -33,6 +35,19 @@
 #if NMESH_TEST_NCCL
 #include "nmesh/comm/nccl/communicator.h"
 #endif
+#if NMESH_TEST_GLOO
+#include <stdlib.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <system_error>
+
+#include "absl/strings/str_cat.h"
+#include "nmesh/base/status_macros.h"
+#include "nmesh/comm/gloo/communicator.h"
+#include "nmesh/comm/store/store.h"
+#endif
 
 namespace nmesh::comm::testing {
 
@@ -44,6 +59,45 @@ struct Backend {
                                                               std::string* skip)>
       make;
 };
+
+#if NMESH_TEST_GLOO
+// This process's rank and world size as the launcher's environment gives them (Open MPI, then
+// MPICH/PMI); 0 of 1 without a launcher.
+inline int LauncherEnv(const char* ompi, const char* pmi, int fallback) {
+  for (const char* name : {ompi, pmi}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      return std::atoi(value);
+    }
+  }
+  return fallback;
+}
+
+// A directory every rank of the test shares for gloo's store: made by rank 0 once, its name
+// broadcast over MPI, removed by rank 0 at exit.
+inline const std::string& GlooStoreDirectory() {
+  static const std::string* path = [] {
+    auto world =
+        mpi::WorldCommunicator(::nmesh::comm::mpi::testing::TheSession(), {.name = "gloo_setup"});
+    NMESH_CHECK(world.ok());
+    std::vector<uint8_t> name(512, 0);
+    if ((*world)->rank() == 0) {
+      std::string made = (std::filesystem::temp_directory_path() / "nmesh_gloo_XXXXXX").string();
+      NMESH_CHECK(mkdtemp(made.data()) != nullptr);
+      std::copy(made.begin(), made.end(), name.begin());
+    }
+    NMESH_CHECK((*world)->Broadcast<uint8_t>(absl::MakeSpan(name), 0).ok());
+    auto* p = new std::string(reinterpret_cast<const char*>(name.data()));
+    if ((*world)->rank() == 0) {
+      std::atexit([] {
+        std::error_code ignored;
+        std::filesystem::remove_all(GlooStoreDirectory(), ignored);
+      });
+    }
+    return p;
+  }();
+  return *path;
+}
+#endif
 
 inline std::vector<Backend> Backends() {
   using ::nmesh::comm::mpi::testing::TheSession;
@@ -59,6 +113,22 @@ inline std::vector<Backend> Backends() {
                         return absl::StatusOr<std::unique_ptr<Communicator>>(
                             NewSelfCommunicator({.name = name}));
                       }});
+#if NMESH_TEST_GLOO
+  backends.push_back(
+      {"gloo",
+       [](const std::string& name, std::string*) -> absl::StatusOr<std::unique_ptr<Communicator>> {
+         // Every rank makes its worlds in the same order: the n-th one meets under "world<n>".
+         static int worlds = 0;
+         auto root = store::OpenStore("file://" + GlooStoreDirectory());
+         if (!root.ok()) return root.status();
+         auto store = store::WithPrefix(*root, absl::StrCat("world", worlds++));
+         if (!store.ok()) return store.status();
+         return gloo::WorldCommunicator(
+             *store, LauncherEnv("OMPI_COMM_WORLD_RANK", "PMI_RANK", 0),
+             LauncherEnv("OMPI_COMM_WORLD_SIZE", "PMI_SIZE", 1), {.name = name},
+             {.hostname = "127.0.0.1", .rendezvous_timeout = absl::Seconds(120)});
+       }});
+#endif
 #if NMESH_TEST_NCCL
   backends.push_back(
       {"nccl",

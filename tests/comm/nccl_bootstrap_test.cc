@@ -1,12 +1,20 @@
+#include <algorithm>
+#include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/nccl/bootstrap.h"
+#include "nmesh/tests/comm/memory_store.h"
 
 namespace nmesh::comm::nccl {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
@@ -52,6 +60,61 @@ TEST(PlanBootstrapTest, NcclWithoutScalableInitUsesOneRoot) {
   EXPECT_THAT(old.roots, ElementsAre(0));
   EXPECT_THAT(old.reason, HasSubstr("NCCL 2.22.3 predates ncclCommInitRankScalable"));
   EXPECT_TRUE(PlanBootstrap(4096, {.ranks_per_root = 128}, kScalableInitVersion).scalable);
+}
+
+// ShareUniqueIds over an in-memory store, ranks as threads: every rank receives every root's id
+// in root order (the ids are distinct bytes per root, so an id read from the wrong key shows).
+constexpr size_t kIdBytes = 128;  // sizeof(ncclUniqueId)
+
+std::string IdOf(int root) { return std::string(kIdBytes, static_cast<char>('A' + root % 26)); }
+
+TEST(ShareUniqueIdsTest, EveryRankGetsEveryRootsIdInRootOrder) {
+  for (int size : {1, 5, 12}) {
+    const BootstrapPlan plan = PlanBootstrap(size, {.ranks_per_root = 4}, kNccl2289);
+    testing::MemoryStore store;
+    std::vector<absl::StatusOr<std::vector<std::string>>> got(static_cast<size_t>(size));
+    std::vector<std::thread> threads;
+    for (int rank = 0; rank < size; ++rank) {
+      threads.emplace_back([&, rank] {
+        const bool root = std::find(plan.roots.begin(), plan.roots.end(), rank) != plan.roots.end();
+        got[static_cast<size_t>(rank)] =
+            ShareUniqueIds(store, "nccl/world", plan, rank, root ? IdOf(rank) : "", kIdBytes,
+                           absl::Now() + absl::Seconds(20));
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    std::vector<std::string> expected;
+    for (int root : plan.roots) expected.push_back(IdOf(root));
+    for (int rank = 0; rank < size; ++rank) {
+      ASSERT_TRUE(got[static_cast<size_t>(rank)].ok()) << got[static_cast<size_t>(rank)].status();
+      EXPECT_EQ(*got[static_cast<size_t>(rank)], expected) << "size " << size << " rank " << rank;
+    }
+  }
+}
+
+TEST(ShareUniqueIdsTest, AMissingRootIsNamedWithItsRankAndTheStore) {
+  const BootstrapPlan plan = PlanBootstrap(12, {.ranks_per_root = 4}, kNccl2289);  // 0, 4, 8
+  testing::MemoryStore store("job2");
+  // Rank 0 publishes; roots 4 and 8 never do.
+  absl::StatusOr<std::vector<std::string>> got = ShareUniqueIds(
+      store, "nccl/world", plan, 0, IdOf(0), kIdBytes, absl::Now() + absl::Milliseconds(300));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(
+      got.status().message(),
+      AllOf(HasSubstr("roots 1 (rank 4), 2 (rank 8) did not publish"), HasSubstr("memory://job2")));
+}
+
+TEST(ShareUniqueIdsTest, AnIdOfTheWrongSizeIsRefusedOnBothSides) {
+  const BootstrapPlan plan = PlanBootstrap(2, {.ranks_per_root = 4}, kNccl2289);
+  testing::MemoryStore store;
+  EXPECT_EQ(ShareUniqueIds(store, "n", plan, 0, "short", kIdBytes, absl::Now()).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // A store holding a corrupt id (untrusted contents): DataLoss naming the root.
+  ASSERT_TRUE(store.Set("n/id/0", "corrupt").ok());
+  absl::StatusOr<std::vector<std::string>> got =
+      ShareUniqueIds(store, "n", plan, 1, "", kIdBytes, absl::Now() + absl::Seconds(5));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(got.status().message(), HasSubstr("root 0 (rank 0) published an id of 7 bytes"));
 }
 
 }  // namespace

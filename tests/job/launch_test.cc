@@ -292,9 +292,10 @@ TEST(PlanWithoutJobTest, NeedsAWorldAndHostsForPack) {
 TEST(EnumNamesTest, ParseAndNameAgreeWithTheMessages) {
   EXPECT_EQ(ParseBackendChoice("nccl").value(), BackendChoice::kNccl);
   EXPECT_EQ(BackendChoiceName(BackendChoice::kMpi), "mpi");
-  EXPECT_THAT(ParseBackendChoice("gloo"),
+  EXPECT_EQ(ParseBackendChoice("gloo").value(), BackendChoice::kGloo);
+  EXPECT_THAT(ParseBackendChoice("ucc"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "unknown backend 'gloo': expected auto, mpi or nccl"));
+                       "unknown backend 'ucc': expected auto, mpi, nccl or gloo"));
   EXPECT_EQ(ParsePlacement("pack").value(), Placement::kPack);
   EXPECT_EQ(PlacementName(Placement::kAsLaunched), "as-launched");
   EXPECT_THAT(ParsePlacement("packed"),

@@ -1,0 +1,183 @@
+#include "nmesh/comm/gloo/reduce.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "nmesh/comm/types.h"
+
+namespace nmesh::comm::gloo {
+namespace {
+
+// How one element type is loaded into a value arithmetic works on, and stored back.
+template <typename T>
+struct Arith {
+  using Value = T;
+  static Value Load(T v) { return v; }
+  static T Store(Value v) { return v; }
+};
+template <>
+struct Arith<Float16> {
+  using Value = float;
+  static float Load(Float16 v) { return FromFloat16(v); }
+  static Float16 Store(float v) { return ToFloat16(v); }
+};
+template <>
+struct Arith<BFloat16> {
+  using Value = float;
+  static float Load(BFloat16 v) { return FromBFloat16(v); }
+  static BFloat16 Store(float v) { return ToBFloat16(v); }
+};
+
+template <typename V>
+V Combine(ReduceOp op, V a, V b) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg:
+      if constexpr (std::is_integral_v<V> && std::is_signed_v<V>) {
+        // Wraps like the unsigned sum, without signed overflow.
+        using U = std::make_unsigned_t<V>;
+        return static_cast<V>(static_cast<U>(a) + static_cast<U>(b));
+      } else {
+        return static_cast<V>(a + b);
+      }
+    case ReduceOp::kProd:
+      if constexpr (std::is_integral_v<V> && std::is_signed_v<V>) {
+        using U = std::make_unsigned_t<V>;
+        return static_cast<V>(static_cast<U>(a) * static_cast<U>(b));
+      } else if constexpr (std::is_integral_v<V>) {
+        // Unsigned types narrower than int promote to int: multiply as unsigned.
+        return static_cast<V>(static_cast<unsigned long long>(a) *
+                              static_cast<unsigned long long>(b));
+      } else {
+        return a * b;
+      }
+    case ReduceOp::kMin:
+      return std::min(a, b);
+    case ReduceOp::kMax:
+      return std::max(a, b);
+  }
+  return a;
+}
+
+template <typename T, ReduceOp Op>
+void Reduce(void* out, const void* a, const void* b, size_t n) {
+  // Element by element through memcpy: out may alias a or b, and gloo's buffers are byte arrays.
+  for (size_t i = 0; i < n; ++i) {
+    T x, y;
+    std::memcpy(&x, static_cast<const char*>(a) + i * sizeof(T), sizeof(T));
+    std::memcpy(&y, static_cast<const char*>(b) + i * sizeof(T), sizeof(T));
+    const T r = Arith<T>::Store(Combine(Op, Arith<T>::Load(x), Arith<T>::Load(y)));
+    std::memcpy(static_cast<char*>(out) + i * sizeof(T), &r, sizeof(T));
+  }
+}
+
+// The common types reduce on aligned, non-aliasing-safe arrays with a plain loop the compiler
+// vectorises (gloo's buffers are the caller's typed arrays or its own aligned segments).
+template <typename T, ReduceOp Op>
+void ReduceFast(void* out, const void* a, const void* b, size_t n) {
+  T* o = static_cast<T*>(out);
+  const T* x = static_cast<const T*>(a);
+  const T* y = static_cast<const T*>(b);
+  for (size_t i = 0; i < n; ++i) o[i] = Combine(Op, x[i], y[i]);
+}
+
+template <typename T, ReduceOp Op>
+constexpr ReduceFunction Pick() {
+  if constexpr (std::is_same_v<typename Arith<T>::Value, T>) {
+    return &ReduceFast<T, Op>;
+  } else {
+    return &Reduce<T, Op>;
+  }
+}
+
+template <typename T>
+ReduceFunction ForType(ReduceOp op) {
+  switch (op) {
+    case ReduceOp::kSum:
+    case ReduceOp::kAvg:
+      return Pick<T, ReduceOp::kSum>();
+    case ReduceOp::kProd:
+      return Pick<T, ReduceOp::kProd>();
+    case ReduceOp::kMin:
+      return Pick<T, ReduceOp::kMin>();
+    case ReduceOp::kMax:
+      return Pick<T, ReduceOp::kMax>();
+  }
+  return nullptr;
+}
+
+template <typename T>
+void Divide(void* buffer, size_t count, int divisor) {
+  for (size_t i = 0; i < count; ++i) {
+    T x;
+    std::memcpy(&x, static_cast<char*>(buffer) + i * sizeof(T), sizeof(T));
+    T r;
+    if constexpr (std::is_integral_v<T> && std::is_signed_v<T>) {
+      r = static_cast<T>(static_cast<int64_t>(x) / divisor);
+    } else if constexpr (std::is_integral_v<T>) {
+      r = static_cast<T>(static_cast<uint64_t>(x) / static_cast<uint64_t>(divisor));
+    } else {
+      using V = typename Arith<T>::Value;
+      r = Arith<T>::Store(static_cast<V>(Arith<T>::Load(x) / static_cast<V>(divisor)));
+    }
+    std::memcpy(static_cast<char*>(buffer) + i * sizeof(T), &r, sizeof(T));
+  }
+}
+
+}  // namespace
+
+ReduceFunction ReduceFunctionFor(DataType type, ReduceOp op) {
+  switch (type) {
+    case DataType::kInt8:
+      return ForType<int8_t>(op);
+    case DataType::kUint8:
+      return ForType<uint8_t>(op);
+    case DataType::kInt32:
+      return ForType<int32_t>(op);
+    case DataType::kUint32:
+      return ForType<uint32_t>(op);
+    case DataType::kInt64:
+      return ForType<int64_t>(op);
+    case DataType::kUint64:
+      return ForType<uint64_t>(op);
+    case DataType::kFloat16:
+      return ForType<Float16>(op);
+    case DataType::kBFloat16:
+      return ForType<BFloat16>(op);
+    case DataType::kFloat32:
+      return ForType<float>(op);
+    case DataType::kFloat64:
+      return ForType<double>(op);
+  }
+  return nullptr;
+}
+
+void DivideElements(void* buffer, size_t count, DataType type, int divisor) {
+  switch (type) {
+    case DataType::kInt8:
+      return Divide<int8_t>(buffer, count, divisor);
+    case DataType::kUint8:
+      return Divide<uint8_t>(buffer, count, divisor);
+    case DataType::kInt32:
+      return Divide<int32_t>(buffer, count, divisor);
+    case DataType::kUint32:
+      return Divide<uint32_t>(buffer, count, divisor);
+    case DataType::kInt64:
+      return Divide<int64_t>(buffer, count, divisor);
+    case DataType::kUint64:
+      return Divide<uint64_t>(buffer, count, divisor);
+    case DataType::kFloat16:
+      return Divide<Float16>(buffer, count, divisor);
+    case DataType::kBFloat16:
+      return Divide<BFloat16>(buffer, count, divisor);
+    case DataType::kFloat32:
+      return Divide<float>(buffer, count, divisor);
+    case DataType::kFloat64:
+      return Divide<double>(buffer, count, divisor);
+  }
+}
+
+}  // namespace nmesh::comm::gloo
