@@ -1,8 +1,7 @@
 // gloo communicators on host memory: a world that meets through a store (comm/store.h: Redis, a
 // shared directory), with no MPI, and through Split every sub-communicator of it.
 //
-//   NMESH_ASSIGN_OR_RETURN(std::shared_ptr<comm::Store> store,
-//                          comm::store::OpenStore("redis://10.0.0.1:6379/job1"));
+//   // store: e.g. comm::store::OpenStore("redis://10.0.0.1:6379/job1") (comm/store/store.h)
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> world,
 //                          gloo::WorldCommunicator(store, rank, world_size, {.name = "world"}));
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> tp,

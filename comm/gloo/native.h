@@ -3,7 +3,7 @@
 // includes gloo, so a consumer that does not include it needs no gloo headers.
 //
 //   NMESH_ASSIGN_OR_RETURN(std::shared_ptr<::gloo::Context> raw, gloo::NativeContext(*tp));
-//   ::gloo::AllreduceOptions opts(raw);                 // gloo's own calls on nmesh's context
+//   const int peers = raw->size - 1;  // gloo's own calls (gloo::allreduce, ...) work on it too
 //
 //   // An engine's connected context, used through nmesh:
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> dp,
