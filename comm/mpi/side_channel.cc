@@ -207,6 +207,7 @@ class MpiSideChannel final : public ci::SideChannel {
     size_t at = 0;
     auto read = [&](void* out, size_t size) {
       if (bytes.size() - at < size) return false;
+      if (size == 0) return true;  // `out` may be an empty vector's null data()
       std::memcpy(out, bytes.data() + at, size);
       at += size;
       return true;
