@@ -8,10 +8,11 @@
 //
 // Factories (tests/comm/backends.h, shared with the mesh runtime tests): "mpi" (the MPI world,
 // blocking), "mpi_timed" (the MPI world with a timeout: still the blocking calls, watched by the
-// watchdog), "self" and, where the build has NCCL, "nccl" (skipped with "no CUDA device" without a
-// GPU). Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the
-// same test runs on host and device memory. Expected values come from tests/comm/test_values.h
-// (each rank computes every rank's known inputs itself).
+// watchdog), "self", where the build has NCCL, "nccl" (skipped with "no CUDA device" without a
+// GPU), and here also "mpi_interruptible" (polled operations on staging copies). Buffers go through
+// the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the same test runs on host and
+// device memory. Expected values come from tests/comm/test_values.h (each rank computes every
+// rank's known inputs itself).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -840,7 +841,8 @@ TEST_P(ConformanceTest, TypedAsyncOverloadsCheckSizesOnHostMemory) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("all_to_all")));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest,
+                         ::testing::ValuesIn(BackendsWithInterruptible()), BackendName);
 
 }  // namespace
 }  // namespace nmesh::comm
