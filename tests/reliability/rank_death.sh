@@ -35,7 +35,13 @@ if [ -z "$victim" ]; then
   kill_job "$job"
   exit 1
 fi
-sleep 1  # let the collectives get going
+# The fault must hit the collectives, not the start-up (which takes seconds under a sanitizer):
+# wait for rank 0's banner, printed once the meshes are built, then let the collectives get going.
+for _ in $(seq 1 300); do  # up to 60 s
+  grep -q "nmesh: bench: backend" "$log" && break
+  sleep 0.2
+done
+sleep 1
 victim_rank=$(tr '\0' '\n' <"/proc/$victim/environ" 2>/dev/null |
   sed -n 's/^\(OMPI_COMM_WORLD_RANK\|PMI_RANK\)=//p' | head -n 1)
 start=$(date +%s%N)
