@@ -71,7 +71,8 @@ endfunction()
 set(NMESH_WARNING_FLAGS -Wall -Wextra -Wno-unused-parameter)
 
 # nmesh_cc_test(NAME <name> SRCS ... [DEPS ...] [TIMEOUT s] [LABELS ...])
-# A single-process GoogleTest binary, registered with ctest as <name>.
+# A single-process GoogleTest binary, registered with ctest as <name> (run through
+# tests/run_gtest.sh, below).
 function(nmesh_cc_test)
   cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
@@ -80,13 +81,22 @@ function(nmesh_cc_test)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 120)
   endif()
-  add_test(NAME ${ARG_NAME} COMMAND ${ARG_NAME})
-  set_tests_properties(${ARG_NAME} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "unit;${ARG_LABELS}")
+  add_test(NAME ${ARG_NAME}
+           COMMAND ${PROJECT_SOURCE_DIR}/tests/run_gtest.sh
+                   ${NMESH_GTEST_COUNTS_DIR}/${ARG_NAME}.txt $<TARGET_FILE:${ARG_NAME}>)
+  set_tests_properties(${ARG_NAME} PROPERTIES TIMEOUT ${ARG_TIMEOUT} LABELS "unit;${ARG_LABELS}"
+                       SKIP_RETURN_CODE 77)
 endfunction()
 
+# Where tests/run_gtest.sh, through which every GoogleTest entry runs, writes each entry's case
+# counts (scripts/test.sh adds them up); an entry whose cases all skipped exits 77, its
+# SKIP_RETURN_CODE, and ctest reports it as skipped.
+set(NMESH_GTEST_COUNTS_DIR ${PROJECT_BINARY_DIR}/Testing/gtest_cases)
+
 # nmesh_mpi_test(NAME <name> SRCS ... [DEPS ...] [NP 1 2 4 8] [TIMEOUT s])
-# A GoogleTest binary run under `mpirun -np N` for each N, registered as <name>.npN. It links the
-# MPI GoogleTest main (comm/mpi/testing), which reduces every verdict across ranks.
+# A GoogleTest binary run under `mpirun -np N` for each N (through the project's mpirun wrapper and
+# tests/run_gtest.sh), registered as <name>.npN. It links the MPI GoogleTest main
+# (comm/mpi/testing), which reduces every verdict across ranks.
 function(nmesh_mpi_test)
   cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;NP;LABELS" ${ARGN})
   if(NOT ARG_NP)
@@ -99,8 +109,13 @@ function(nmesh_mpi_test)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} nmesh::mpi_gtest_main GTest::gmock)
   target_compile_options(${ARG_NAME} PRIVATE ${NMESH_WARNING_FLAGS})
   foreach(np IN LISTS ARG_NP)
-    nmesh_add_mpi_test_command(${ARG_NAME}.np${np} ${np} ${ARG_TIMEOUT} $<TARGET_FILE:${ARG_NAME}>)
-    set_property(TEST ${ARG_NAME}.np${np} APPEND PROPERTY LABELS "mpi;${ARG_LABELS}")
+    set(name ${ARG_NAME}.np${np})
+    add_test(NAME ${name}
+             COMMAND ${PROJECT_SOURCE_DIR}/tests/run_gtest.sh ${NMESH_GTEST_COUNTS_DIR}/${name}.txt
+                     ${PROJECT_SOURCE_DIR}/scripts/mpirun.sh -np ${np} $<TARGET_FILE:${ARG_NAME}>)
+    set_tests_properties(${name} PROPERTIES TIMEOUT ${ARG_TIMEOUT} PROCESSORS ${np}
+                         LABELS "mpi;${ARG_LABELS}" SKIP_RETURN_CODE 77
+                         ENVIRONMENT "NMESH_MPIEXEC=${MPIEXEC_EXECUTABLE}")
   endforeach()
 endfunction()
 

@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -129,6 +130,21 @@ uint64_t FingerprintOf(const MeshPlan& plan, const DeviceMeshOptions& options,
   return f.value();
 }
 
+// The buffer and handle of an agreement that timed out: the backend may still write the buffer
+// when the missing rank arrives, so they are never freed. Held in a process-wide list (until the
+// process exits) rather than dropped, so that they stay reachable and leak checkers do not report
+// them. Thread-safe.
+void KeepUntilExit(comm::Buffer buffer, comm::Work work) {
+  struct Pending {
+    comm::Buffer buffer;
+    comm::Work work;
+  };
+  static std::mutex mu;
+  static auto* kept = new std::vector<Pending>();  // NOLINT: never destroyed (see above)
+  std::lock_guard<std::mutex> lock(mu);
+  kept->push_back(Pending{std::move(buffer), std::move(work)});
+}
+
 // An all-reduce of two uint64 values on host memory over `world`, issued asynchronously and
 // waited for at most `timeout` (forever without one), whatever the world's own timeout: so that
 // every rank makes the same backend call whatever its options, and a missing rank cannot hold the
@@ -144,8 +160,7 @@ absl::Status BoundedMinReduce(comm::Communicator& world, uint64_t values[2],
                                               comm::DataType::kUint64, comm::ReduceOp::kMin));
   absl::Status waited = work.Wait(timeout.value_or(absl::InfiniteDuration()));
   if (waited.code() == absl::StatusCode::kDeadlineExceeded) {
-    new comm::Buffer(std::move(buffer));  // NOLINT: deliberately kept (see above)
-    new comm::Work(std::move(work));      // NOLINT
+    KeepUntilExit(std::move(buffer), std::move(work));
     return absl::DeadlineExceededError(
         absl::StrFormat("not every rank of the world arrived within %s (rank %d of %d waited)",
                         absl::FormatDuration(*timeout), world.rank(), world.size()));

@@ -44,9 +44,12 @@
 // all_to_all_v's pattern (MoE token dispatch with an uneven routing): in a group of n > 1 ranks,
 // local rank s sends unit * ((s + d) mod n) elements to local rank d, so each rank sends nothing to
 // one peer and up to (n-1) units to another, and every rank sends and receives unit * n(n-1)/2
-// elements in total (one group of 1 rank: one unit to itself). Blocks lie back to back in peer
-// order in both buffers. The unit is the largest whole number of elements that keeps the total
-// within the requested size.
+// elements in total (one group of 1 rank: one unit to itself). In the send buffer the blocks lie
+// back to back in peer order; in the output, back to back in reverse peer order after a gap of a
+// few elements (the smallest that leaves no non-empty block at the same displacement as in the
+// send buffer), so that every receive displacement differs from the send one and the gap must
+// stay unwritten. The unit is the largest whole number of elements that keeps the total within
+// the requested size.
 //
 // Buffers come from the axis communicator's AllocateBuffer (device memory on NCCL); outputs are
 // copied back to the host to be checked after the timed calls. Memory per rank: the send and

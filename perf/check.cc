@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <set>
 
 namespace nmesh::perf {
 namespace {
@@ -64,21 +65,37 @@ CallShape ShapeOf(BenchOp op, uint64_t requested_bytes, int64_t n, int64_t rank)
       // value once as d, or s, runs over the group).
       const uint64_t total_weight = n == 1 ? 1 : ranks * (ranks - 1) / 2;
       shape.unit = elements / total_weight;
-      shape.count = shape.send = shape.recv = shape.unit * total_weight;
+      shape.count = shape.send = shape.unit * total_weight;
       shape.send_counts.resize(ranks);
       shape.send_displs.resize(ranks);
       shape.recv_counts.resize(ranks);
       shape.recv_displs.resize(ranks);
+      // Send: blocks in peer order. Receive: blocks in reverse peer order, after the gap.
       size_t send_at = 0, recv_at = 0;
       for (int64_t peer = 0; peer < n; ++peer) {
         const size_t p = static_cast<size_t>(peer);
         shape.send_counts[p] = shape.unit * AllToAllVWeight(rank, peer, n);
         shape.send_displs[p] = send_at;
         send_at += shape.send_counts[p];
+      }
+      for (int64_t peer = n - 1; peer >= 0; --peer) {
+        const size_t p = static_cast<size_t>(peer);
         shape.recv_counts[p] = shape.unit * AllToAllVWeight(peer, rank, n);
         shape.recv_displs[p] = recv_at;
         recv_at += shape.recv_counts[p];
       }
+      // The gap: the smallest positive one that leaves no non-empty block at the same
+      // displacement in both buffers.
+      std::set<size_t> taken;
+      for (size_t p = 0; p < ranks; ++p) {
+        if (shape.recv_counts[p] > 0 && shape.send_displs[p] > shape.recv_displs[p]) {
+          taken.insert(shape.send_displs[p] - shape.recv_displs[p]);
+        }
+      }
+      shape.recv_gap = 1;
+      while (taken.count(shape.recv_gap) > 0) ++shape.recv_gap;
+      for (size_t& displ : shape.recv_displs) displ += shape.recv_gap;
+      shape.recv = shape.recv_gap + recv_at;
       break;
     }
     default:  // not a bench op
@@ -101,15 +118,18 @@ int64_t CountWrong(BenchOp op, const CallShape& shape, int64_t me, int64_t n,
   const uint64_t rank = static_cast<uint64_t>(me);
   int64_t wrong = 0;
   if (op == BenchOp::kAllToAllV) {
-    // Block s comes from rank s's block for `me`, which starts at its WeightsBefore(s, me) units.
-    uint64_t at = 0;
+    // The gap stays unwritten; block s, at recv_displs[s], comes from rank s's block for `me`,
+    // which starts at its WeightsBefore(s, me) units.
+    for (uint64_t k = 0; k < shape.recv_gap; ++k) {
+      if (out[k] != kUnwritten) ++wrong;
+    }
     for (int64_t s = 0; s < n; ++s) {
       const uint64_t count = shape.unit * AllToAllVWeight(s, me, n);
       const uint64_t from = shape.unit * WeightsBefore(s, me, n);
+      const uint64_t at = shape.recv_displs[static_cast<size_t>(s)];
       for (uint64_t k = 0; k < count; ++k) {
         if (out[at + k] != InputValue(s, from + k)) ++wrong;
       }
-      at += count;
     }
     return wrong;
   }

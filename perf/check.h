@@ -33,12 +33,17 @@ struct CallShape {
   uint64_t count = 0;  // passed to the collective; all_to_all_v: elements each rank sends
   uint64_t send = 0;   // elements of the send buffer (0 for broadcast: one buffer)
   uint64_t recv = 0;   // elements of the output buffer
-  // all_to_all_v only: the elements per weight unit (AllToAllVWeight), and this rank's per-peer
-  // counts and displacements (elements), n entries each.
+  // all_to_all_v only: the elements per weight unit (AllToAllVWeight), this rank's per-peer
+  // counts and displacements (elements), n entries each, and the elements at the start of the
+  // output that no block covers (perf/bench.h: the receive layout differs from the send layout).
   uint64_t unit = 0;
   std::vector<size_t> send_counts, send_displs, recv_counts, recv_displs;
-  // The size column: the larger buffer, in bytes.
-  uint64_t bytes() const { return (send > recv ? send : recv) * kBenchElementBytes; }
+  uint64_t recv_gap = 0;
+  // The size column: the larger buffer, in bytes (the output without its gap).
+  uint64_t bytes() const {
+    const uint64_t out = recv - recv_gap;
+    return (send > out ? send : out) * kBenchElementBytes;
+  }
 };
 
 // Elements local rank `src` sends to local rank `dst` in all_to_all_v over `n` ranks, per unit:

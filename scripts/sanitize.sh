@@ -28,6 +28,7 @@ step() {  # step NAME COMMAND...: runs COMMAND and records how long it took
 if [ "$what" = all ] || [ "$what" = asan ]; then
   dir=build-address-undefined
   step "asan build" scripts/build.sh "$dir" -DNMESH_SANITIZE=address,undefined
+  rm -rf "$dir/Testing/gtest_cases"
   step "asan tests without MPI" \
     env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
     ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$(nproc)" -LE mpi
@@ -35,12 +36,15 @@ if [ "$what" = all ] || [ "$what" = asan ]; then
     env ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" \
     LSAN_OPTIONS="suppressions=$PWD/scripts/lsan_mpi.supp:fast_unwind_on_malloc=0:print_suppressions=0" \
     ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$(nproc)" -L mpi
+  scripts/gtest_cases.sh "$dir"
 fi
 if [ "$what" = all ] || [ "$what" = tsan ]; then
   dir=build-thread
   step "tsan build" scripts/build.sh "$dir" -DNMESH_SANITIZE=thread
+  rm -rf "$dir/Testing/gtest_cases"
   step "tsan unit tests" \
     env TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}" \
     ctest --test-dir "$dir" --output-on-failure --timeout 900 -j "$(nproc)" -L unit
+  scripts/gtest_cases.sh "$dir"
 fi
 printf 'sanitize: %s\n' "${timings[@]}"

@@ -23,12 +23,19 @@ namespace ci = ::nmesh::comm::internal;
 
 // The separate channel of one communicator (comm/watch/watchdog.h): a duplicate of it, used by the
 // watchdog thread only, over which ranks ask each other for their flight records. A request is one
-// int (the asking rank) with kRequestTag; the answer, with kReplyTag, is a ReplyHeader followed by
-// the records as bytes (every rank runs the same binary).
+// int (the asking rank) with kRequestTag, sent synchronously (MPI_Issend): it completes once the
+// peer's MPI has matched it against one of the receives the peer keeps posted, which MPI's
+// progress does whatever the peer's threads do (its main thread blocked in a collective drives it),
+// so a completed request shows that the peer's process is alive even while its watchdog thread
+// has not been scheduled yet; a stopped or dead process never completes it. The answer, with
+// kReplyTag, is a ReplyHeader followed by the records as bytes (every rank runs the same binary).
 class MpiSideChannel final : public ci::SideChannel {
  public:
   static constexpr int kRequestTag = 1;
   static constexpr int kReplyTag = 2;
+  // Receives kept posted for requests: so many askers are matched (shown alive) at once; the
+  // others when the watchdog serves the first ones.
+  static constexpr int kPostedRequests = 8;
 
   // Takes ownership of `side`, a duplicate of `comm`.
   MpiSideChannel(MPI_Comm comm, MPI_Comm side) : side_(side) {
@@ -42,6 +49,9 @@ class MpiSideChannel final : public ci::SideChannel {
     MPI_Group_translate_ranks(group, size_, ranks.data(), world, global.data());
     MPI_Group_free(&group);
     MPI_Group_free(&world);
+    const size_t posted = static_cast<size_t>(std::clamp(size_ - 1, 1, kPostedRequests));
+    requests_.assign(posted, MPI_REQUEST_NULL);
+    askers_.assign(posted, 0);
     global_.assign(global.begin(), global.end());
     for (int64_t& g : global_) {
       if (g == MPI_UNDEFINED) g = -1;
@@ -52,9 +62,10 @@ class MpiSideChannel final : public ci::SideChannel {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;
-    if (request_ != MPI_REQUEST_NULL) {
-      MPI_Cancel(&request_);
-      MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    for (MPI_Request& request : requests_) {
+      if (request == MPI_REQUEST_NULL) continue;
+      MPI_Cancel(&request);
+      MPI_Wait(&request, MPI_STATUS_IGNORE);
     }
     for (Reply& reply : replies_) {
       // A peer that never receives it: let MPI finish (or drop) the send on its own.
@@ -67,38 +78,50 @@ class MpiSideChannel final : public ci::SideChannel {
     MPI_Comm_free(&side_);
   }
 
-  void Serve(const FlightRecorder& recorder,
-             const std::function<ci::ProcessState()>& state) override {
+  int Serve(const FlightRecorder& recorder,
+            const std::function<ci::ProcessState()>& state) override {
+    int answered = 0;
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized) return;
+    if (finalized) return answered;
     std::erase_if(replies_, [](Reply& reply) {
       int done = 0;
       MPI_Test(&reply.request, &done, MPI_STATUS_IGNORE);
       return done != 0;
     });
-    while (true) {
-      if (request_ == MPI_REQUEST_NULL && MPI_Irecv(&asker_, 1, MPI_INT, MPI_ANY_SOURCE,
-                                                    kRequestTag, side_, &request_) != MPI_SUCCESS) {
-        return;
-      }
-      int done = 0;
-      MPI_Status status;
-      if (MPI_Test(&request_, &done, &status) != MPI_SUCCESS || !done) return;
-      request_ = MPI_REQUEST_NULL;
-      Reply reply;
-      reply.bytes = Encode(recorder, state());
-      if (MPI_Isend(reply.bytes.data(), static_cast<int>(reply.bytes.size()), MPI_BYTE,
-                    status.MPI_SOURCE, kReplyTag, side_, &reply.request) == MPI_SUCCESS) {
-        replies_.push_back(std::move(reply));
+    for (bool served = true; served;) {
+      served = false;
+      for (size_t i = 0; i < requests_.size(); ++i) {
+        if (requests_[i] == MPI_REQUEST_NULL &&
+            MPI_Irecv(&askers_[i], 1, MPI_INT, MPI_ANY_SOURCE, kRequestTag, side_, &requests_[i]) !=
+                MPI_SUCCESS) {
+          return answered;
+        }
+        int done = 0;
+        MPI_Status status;
+        if (MPI_Test(&requests_[i], &done, &status) != MPI_SUCCESS || !done) continue;
+        requests_[i] = MPI_REQUEST_NULL;
+        served = true;
+        ++answered;
+        Reply reply;
+        reply.bytes = Encode(recorder, state());
+        if (MPI_Isend(reply.bytes.data(), static_cast<int>(reply.bytes.size()), MPI_BYTE,
+                      status.MPI_SOURCE, kReplyTag, side_, &reply.request) == MPI_SUCCESS) {
+          replies_.push_back(std::move(reply));
+        }
       }
     }
+    return answered;
   }
 
-  std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
+  std::vector<RankRecords> Exchange(const FlightRecorder& recorder,
+                                    const ci::ExchangeDeadlines& deadlines,
                                     const std::function<void()>& serve) override {
     std::vector<RankRecords> all(static_cast<size_t>(size_));
-    std::vector<MPI_Request> asks;
+    // Per rank: the request (null once it completed: the rank's process is alive) and whether it
+    // completed.
+    std::vector<MPI_Request> asks(all.size(), MPI_REQUEST_NULL);
+    std::vector<char> alive(all.size(), 0);
     for (int r = 0; r < size_; ++r) {
       RankRecords& entry = all[static_cast<size_t>(r)];
       entry.rank = r;
@@ -109,13 +132,24 @@ class MpiSideChannel final : public ci::SideChannel {
         entry.records = recorder.Snapshot();
         continue;
       }
-      MPI_Request ask = MPI_REQUEST_NULL;
-      if (MPI_Isend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &ask) == MPI_SUCCESS) {
-        asks.push_back(ask);
-      }
+      MPI_Issend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &asks[static_cast<size_t>(r)]);
     }
     int missing = size_ - 1;
-    while (missing > 0 && absl::Now() < deadline) {
+    while (missing > 0) {
+      // Wait on while a rank that has not answered may still: before the silent deadline any
+      // rank, after it (until the alive deadline) only a rank shown to be alive.
+      const absl::Time now = absl::Now();
+      bool waiting = false;
+      for (int r = 0; r < size_; ++r) {
+        const size_t ur = static_cast<size_t>(r);
+        if (r == rank_ || all[ur].answered) continue;
+        if (!alive[ur] && asks[ur] != MPI_REQUEST_NULL) {
+          int done = 0;
+          if (MPI_Test(&asks[ur], &done, MPI_STATUS_IGNORE) == MPI_SUCCESS && done) alive[ur] = 1;
+        }
+        if (now < deadlines.silent || (alive[ur] && now < deadlines.alive)) waiting = true;
+      }
+      if (!waiting) break;
       serve();
       for (int r = 0; r < size_; ++r) {
         RankRecords& entry = all[static_cast<size_t>(r)];
@@ -135,7 +169,9 @@ class MpiSideChannel final : public ci::SideChannel {
       }
       absl::SleepFor(absl::Milliseconds(1));
     }
-    for (MPI_Request& ask : asks) MPI_Request_free(&ask);
+    for (MPI_Request& ask : asks) {
+      if (ask != MPI_REQUEST_NULL) MPI_Request_free(&ask);
+    }
     return all;
   }
 
@@ -207,6 +243,7 @@ class MpiSideChannel final : public ci::SideChannel {
     size_t at = 0;
     auto read = [&](void* out, size_t size) {
       if (bytes.size() - at < size) return false;
+      if (size == 0) return true;  // `out` may be an empty vector's null data()
       std::memcpy(out, bytes.data() + at, size);
       at += size;
       return true;
@@ -239,8 +276,9 @@ class MpiSideChannel final : public ci::SideChannel {
   int rank_ = 0;
   int size_ = 1;
   std::vector<int64_t> global_;
-  int asker_ = 0;
-  MPI_Request request_ = MPI_REQUEST_NULL;
+  // The receives kept posted for requests, and the asking ranks they receive.
+  std::vector<MPI_Request> requests_;
+  std::vector<int> askers_;
   std::vector<Reply> replies_;
 };
 

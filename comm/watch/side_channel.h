@@ -25,19 +25,32 @@ struct ProcessState {
   std::vector<AxisProgress> axes;  // RankRecords::axes
 };
 
+// How long an exchange waits for each rank's answer (comm/watch/watchdog.h, "The exchange's
+// deadlines").
+struct ExchangeDeadlines {
+  // A rank that has neither answered nor shown that its process is alive by then is given up on
+  // (reported as stopped or dead).
+  absl::Time silent;
+  // A rank whose process has shown that it is alive (it took this rank's request off the channel)
+  // is waited for until then.
+  absl::Time alive;
+};
+
 // A backend's separate channel for one communicator. Called on the watchdog thread only (and
 // destroyed after Watchdog::Remove).
 class SideChannel {
  public:
   virtual ~SideChannel() = default;
   // Answers the requests for this rank's records that have arrived, with `state()` (where the
-  // process stands on all its communicators: RankRecords::blocked_in and axes). Never blocks.
-  virtual void Serve(const FlightRecorder& recorder,
-                     const std::function<ProcessState()>& state) = 0;
-  // Asks every other rank for its records and collects the answers until `deadline`, calling
-  // `serve` between polls (so that this rank keeps answering others). One entry per rank, in rank
-  // order; this rank's own from `recorder`.
-  virtual std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
+  // process stands on all its communicators: RankRecords::blocked_in and axes), and returns how
+  // many it answered. Never blocks.
+  virtual int Serve(const FlightRecorder& recorder, const std::function<ProcessState()>& state) = 0;
+  // Asks every other rank for its records and collects the answers within `deadlines` (a rank
+  // shows that it is alive when its process takes the request, even before its watchdog answers),
+  // calling `serve` between polls (so that this rank keeps answering others). One entry per rank,
+  // in rank order; this rank's own from `recorder`.
+  virtual std::vector<RankRecords> Exchange(const FlightRecorder& recorder,
+                                            const ExchangeDeadlines& deadlines,
                                             const std::function<void()>& serve) = 0;
   // The rank of the communicator's rank `rank` in the job's world (-1: unknown).
   virtual int64_t GlobalRank(int rank) const = 0;

@@ -63,6 +63,18 @@ absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const Time
   return path;
 }
 
+absl::Duration ExchangeSilentLimit(absl::Duration timeout) {
+  return std::clamp(timeout / 10, kExchangeTimeout, kExchangeSilentMax);
+}
+
+absl::Duration ExchangeAliveLimit(absl::Duration timeout) {
+  return std::max(kExchangeAliveMin, 2 * ExchangeSilentLimit(timeout));
+}
+
+absl::Duration AbortGraceLimit(absl::Duration timeout) {
+  return ExchangeAliveLimit(timeout) + kAbortGrace;
+}
+
 namespace internal {
 namespace {
 
@@ -81,6 +93,26 @@ TimeoutReport ReportWithOwnRecords(const Communicator& comm, const FlightRecorde
   mine.records = recorder.Snapshot();
   report.ranks.push_back(std::move(mine));
   return report;
+}
+
+// When the ranks of `report` that answered waiting in a watched operation (on any of their
+// communicators) will have timed out, exchanged and reported, on this process's clock (`now`):
+// their deadlines, as far ahead of their answer's clock as they were, plus their exchange's
+// deadline and a grace. `now` when none waits.
+absl::Time PeersReportBy(const TimeoutReport& report, absl::Time now) {
+  absl::Time by = now;
+  for (const RankRecords& rank : report.ranks) {
+    if (rank.rank == report.rank || !rank.answered) continue;
+    for (const AxisProgress& axis : rank.axes) {
+      const OpRecord& waiting = axis.waiting;
+      if (waiting.seq == 0 || waiting.deadline_ns <= 0) continue;
+      const absl::Duration ahead = absl::Nanoseconds(waiting.deadline_ns - rank.now_ns);
+      const absl::Duration timeout = absl::Nanoseconds(waiting.deadline_ns - waiting.start_ns);
+      by = std::max(by, now + std::max(ahead, absl::ZeroDuration()) + ExchangeSilentLimit(timeout) +
+                            kAbortGrace);
+    }
+  }
+  return by;
 }
 
 }  // namespace
@@ -194,10 +226,14 @@ void Watchdog::Monitor() {
   }
 }
 
+void Watchdog::PauseForTesting(absl::Duration pause) {
+  pause_ns_ = absl::ToInt64Nanoseconds(pause);
+}
+
 void Watchdog::Loop() {
   while (true) {
     Beat("waiting for the next tick");
-    absl::SleepFor(kWatchdogTick);
+    absl::SleepFor(kWatchdogTick + absl::Nanoseconds(pause_ns_.exchange(0)));
     Beat("polling the watched communicators");
     std::optional<Firing> firing;
     {
@@ -292,18 +328,21 @@ void Watchdog::FireError(const Firing& f) {
   if (entry.side != nullptr) entry.side->AbortJob(1);  // fired_ is set: nothing more is reported
 }
 
-void Watchdog::ServeAllLocked() {
+int Watchdog::ServeAllLocked() {
   const std::function<ProcessState()> state = [this] { return StateLocked(); };
+  int answered = 0;
   for (Entry& e : entries_) {
-    if (e.comm != nullptr && e.side != nullptr) e.side->Serve(*e.recorder, state);
+    if (e.comm != nullptr && e.side != nullptr) answered += e.side->Serve(*e.recorder, state);
   }
+  return answered;
 }
 
-void Watchdog::ServeAll() {
+int Watchdog::ServeAll() {
   std::lock_guard<std::mutex> lock(mu_);
   thread_holds_lock_ = true;
-  ServeAllLocked();
+  const int answered = ServeAllLocked();
   thread_holds_lock_ = false;
+  return answered;
 }
 
 ProcessState Watchdog::StateLocked() {
@@ -347,11 +386,13 @@ void Watchdog::FireTimeout(const Firing& f) {
   if (entry.side != nullptr) {
     const std::string phase =
         absl::StrFormat("exchanging flight records on axis '%s'", report.axis);
-    report.ranks =
-        entry.side->Exchange(*entry.recorder, absl::Now() + kExchangeTimeout, [this, &phase] {
-          Beat(phase);
-          ServeAll();
-        });
+    const absl::Time start = absl::Now();
+    const ExchangeDeadlines deadlines{start + ExchangeSilentLimit(report.timeout),
+                                      start + ExchangeAliveLimit(report.timeout)};
+    report.ranks = entry.side->Exchange(*entry.recorder, deadlines, [this, &phase] {
+      Beat(phase);
+      ServeAll();
+    });
     std::lock_guard<std::mutex> lock(mu_);
     for (RankRecords& mine : report.ranks) {
       if (mine.rank != report.rank) continue;
@@ -365,11 +406,17 @@ void Watchdog::FireTimeout(const Firing& f) {
   Beat("reporting");
   Report(report);
   if (entry.side == nullptr) return;
-  // Keep answering the other ranks, so that they can name the culprit too, then end the job.
-  const absl::Time end = absl::Now() + kAbortGrace;
+  // Keep answering the other ranks, so that they can name the culprit too, then end the job: at
+  // least kAbortGrace, longer while they still ask (each request: another kAbortGrace) and until
+  // the ranks that answered waiting in an operation whose deadline is near have had time to time
+  // out, exchange and report; never beyond the limit.
+  const absl::Time reported = absl::Now();
+  const absl::Time limit = reported + AbortGraceLimit(report.timeout);
+  absl::Time end = std::min(limit, PeersReportBy(report, reported));
+  end = std::max(end, reported + kAbortGrace);
   while (absl::Now() < end) {
     Beat("answering the other ranks before the job ends");
-    ServeAll();
+    if (ServeAll() > 0) end = std::min(limit, std::max(end, absl::Now() + kAbortGrace));
     absl::SleepFor(absl::Milliseconds(2));
   }
   entry.side->AbortJob(1);

@@ -13,14 +13,15 @@
 // 1. Every communicator of the timed-out one's family (all those of one DeviceMesh) is aborted.
 // 2. The ranks of the timed-out communicator exchange their flight records
 // (comm/watch/flight_recorder.h) over a separate channel, a duplicate made when the communicator
-// was created, within kExchangeTimeout. Every rank's watchdog answers such requests on every
-// tick, whatever its main thread is doing; a rank that does not answer in time is reported as
-// stopped or dead.
+// was created, within deadlines that scale with the operation's timeout and with the ranks'
+// shown liveness (below: "The exchange's deadlines"). Every rank's watchdog answers such requests
+// on every tick, whatever its main thread is doing; a rank that does not answer in time is
+// reported as stopped or dead.
 // 3. DiagnoseTimeout names the culprit, TraceWaits follows the waits across the ranks' other
 // communicators (each answer carries where its process stands on all of them), and the process's
 // TimeoutHandler gets a TimeoutReport (default: one line on stderr, FormatTimeoutReport).
-// 4. After kAbortGrace (while still answering the other ranks' requests, so that they can name
-// the culprit too) the job ends: MPI_Abort(MPI_COMM_WORLD, 1).
+// 4. After a grace (at least kAbortGrace, while still answering the other ranks' requests, so
+// that they can name the culprit too) the job ends: MPI_Abort(MPI_COMM_WORLD, 1).
 // A communicator with CommOptions::interruptible polls nonblocking calls instead and returns
 // DeadlineExceeded from the operation, leaving the caller to recover; the watchdog leaves it alone.
 //
@@ -51,11 +52,34 @@
 namespace nmesh::comm {
 
 inline constexpr absl::Duration kWatchdogTick = absl::Milliseconds(10);
+
+// The exchange's deadlines. The exchange waits for the other ranks' watchdog threads to answer.
+// How soon they do depends on the machine, not on nmesh: a loaded node (or a sanitizer build)
+// schedules them late. So a fixed window would report live ranks as "stopped or dead" there, and
+// a job could end before every rank has reported. Instead:
+// - A rank is given up on (reported as stopped or dead) when it has neither answered nor shown
+//   that its process is alive within ExchangeSilentLimit(timeout): a tenth of the timed-out
+//   operation's timeout, at least kExchangeTimeout (1 s) and at most kExchangeSilentMax (10 s).
+//   A longer timeout says that the job tolerates slower ranks, and a rank that is stopped or
+//   dead is reported at most 10 s later than with 1 s.
+// - A rank whose process has shown that it is alive (the backend's channel saw it take the
+//   request, e.g. MPI matched a synchronous send: its MPI progresses, so it is neither stopped
+//   nor dead) is waited for until ExchangeAliveLimit(timeout): twice the silent limit, at least
+//   kExchangeAliveMin (20 s). Its answer is late only because its watchdog has not been
+//   scheduled yet.
+// - After reporting, a rank keeps answering the others before it ends the job (so that they can
+//   name the culprit too) for kAbortGrace, extended by kAbortGrace after each request it answers
+//   (a peer still exchanging), and until every rank that answered waiting in a watched operation
+//   has had time to reach that operation's deadline, exchange and report (ranks that entered the
+//   collective later, e.g. started late on a loaded node); never beyond AbortGraceLimit(timeout).
 inline constexpr absl::Duration kExchangeTimeout = absl::Seconds(1);
-// Long enough for a peer whose own deadline passed a little later, and whose partner is
-// unreachable (it waits kExchangeTimeout for the records), to report before the job ends: under a
-// network partition every rank on both sides then prints its diagnosis.
+inline constexpr absl::Duration kExchangeSilentMax = absl::Seconds(10);
+inline constexpr absl::Duration kExchangeAliveMin = absl::Seconds(20);
 inline constexpr absl::Duration kAbortGrace = absl::Seconds(1);
+absl::Duration ExchangeSilentLimit(absl::Duration timeout);
+absl::Duration ExchangeAliveLimit(absl::Duration timeout);
+// ExchangeAliveLimit(timeout) + kAbortGrace.
+absl::Duration AbortGraceLimit(absl::Duration timeout);
 // How long the watchdog thread may make no progress (stuck in a backend's abort, in a handler)
 // before its monitor ends the process: without it, no timeout would be enforced any more.
 inline constexpr absl::Duration kWatchdogStallLimit = absl::Seconds(120);

@@ -44,6 +44,9 @@ class Watchdog {
   void SetFamily(const Communicator* comm, std::function<void()> abort_family);
   // The monitor's limit and action (comm/watch/watchdog.h, SetWatchdogStall).
   void SetStall(absl::Duration limit, WatchdogStallHandler handler);
+  // Testing: the thread's next tick sleeps `pause` before doing anything, as a thread the system
+  // does not schedule for that long (a loaded node) would (tests/comm/watchdog_abort.cc).
+  void PauseForTesting(absl::Duration pause);
 
  private:
   struct Entry {
@@ -71,8 +74,9 @@ class Watchdog {
   void Beat(std::string phase);
   // The first entry that must fire on this tick, if any.
   std::optional<Firing> FindFiringLocked();
-  void ServeAllLocked();
-  void ServeAll();
+  // Answer the other ranks' requests on every watched communicator; return how many.
+  int ServeAllLocked();
+  int ServeAll();
   // Where this process stands on every registered communicator.
   ProcessState StateLocked();
   // Fires `f` (without the lock): aborts, reports and, with a side channel, ends the job.
@@ -100,6 +104,7 @@ class Watchdog {
   // ending; nothing more is reported. (A communicator without one, e.g. NCCL's, is aborted and
   // reported, and the watchdog goes on watching the others: a server may rebuild its meshes.)
   bool fired_ = false;
+  std::atomic<int64_t> pause_ns_{0};  // PauseForTesting
 
   // The heartbeat, read by the monitor. Never held across anything that may block.
   std::mutex beat_mu_;

@@ -149,6 +149,19 @@ inline std::vector<Backend> Backends() {
   return backends;
 }
 
+// Backends() and "mpi_interruptible": the MPI world with a timeout and CommOptions::interruptible,
+// whose operations run polled on a staging copy of their buffers (comm/mpi/communicator.cc,
+// RunInterruptible), a data path of its own. For the conformance suite.
+inline std::vector<Backend> BackendsWithInterruptible() {
+  std::vector<Backend> backends = Backends();
+  backends.push_back({"mpi_interruptible", [](const std::string& name, std::string*) {
+                        return mpi::WorldCommunicator(
+                            ::nmesh::comm::mpi::testing::TheSession(),
+                            {.name = name, .timeout = absl::Seconds(120), .interruptible = true});
+                      }});
+  return backends;
+}
+
 inline void PrintTo(const Backend& backend, std::ostream* os) { *os << backend.name; }
 
 // The test-name suffix of a backend, for INSTANTIATE_TEST_SUITE_P.

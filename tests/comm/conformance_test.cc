@@ -8,10 +8,11 @@
 //
 // Factories (tests/comm/backends.h, shared with the mesh runtime tests): "mpi" (the MPI world,
 // blocking), "mpi_timed" (the MPI world with a timeout: still the blocking calls, watched by the
-// watchdog), "self" and, where the build has NCCL, "nccl" (skipped with "no CUDA device" without a
-// GPU). Buffers go through the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the
-// same test runs on host and device memory. Expected values come from tests/comm/test_values.h
-// (each rank computes every rank's known inputs itself).
+// watchdog), "self", where the build has NCCL, "nccl" (skipped with "no CUDA device" without a
+// GPU), and here also "mpi_interruptible" (polled operations on staging copies). Buffers go through
+// the communicator's own AllocateBuffer/CopyFromHost/CopyToHost, so the same test runs on host and
+// device memory. Expected values come from tests/comm/test_values.h (each rank computes every
+// rank's known inputs itself).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -185,6 +186,67 @@ TEST_P(ConformanceTest, AllToAllVUnevenCounts) {
                                           absl::MakeSpan(short_recv), recv_counts, recv_displs),
                   StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ends past the")));
     }
+  }
+}
+
+// all_to_all_v is the interface's only v-collective (comm/op.h). Here the receive side's layout
+// shares nothing with the send side's, on every rank and for every peer: the send buffer holds the
+// blocks in peer order after a gap of 2 elements, one gap element after each; the receive buffer
+// holds them in reverse peer order, starting past the send buffer's whole length, with 2 gap
+// elements after each. So recv_displs[j] != send_displs[j] for every peer j (checked), and every
+// block is non-empty: a backend that takes any receive displacement (or count) from the send side,
+// or writes outside the blocks, fails. Blocking, asynchronous and (host memory) typed calls.
+TEST_P(ConformanceTest, AllToAllVReceiveLayoutDiffersFromSendLayoutOnEveryPeer) {
+  auto count_of = [](int s, int d) { return static_cast<size_t>(1 + (s + 2 * d) % 3); };
+  std::vector<size_t> send_counts(un()), send_displs(un()), recv_counts(un()), recv_displs(un());
+  size_t send_total = 2;
+  for (size_t j = 0; j < un(); ++j) {
+    send_counts[j] = count_of(r(), static_cast<int>(j));
+    send_displs[j] = send_total;
+    send_total += send_counts[j] + 1;
+  }
+  size_t recv_total = send_total;
+  for (int j = n() - 1; j >= 0; --j) {
+    const size_t uj = static_cast<size_t>(j);
+    recv_counts[uj] = count_of(j, r());
+    recv_displs[uj] = recv_total;
+    recv_total += recv_counts[uj] + 2;
+  }
+  for (size_t j = 0; j < un(); ++j) {
+    ASSERT_NE(recv_displs[j], send_displs[j]) << "peer " << j;
+    ASSERT_GT(recv_counts[j], 0u) << "peer " << j;
+  }
+  std::vector<int32_t> send(send_total, Sentinel<int32_t>());
+  for (size_t j = 0; j < un(); ++j) {
+    for (size_t i = 0; i < send_counts[j]; ++i) {
+      send[send_displs[j] + i] = Tag<int32_t>(r() * n() + static_cast<int>(j), i);
+    }
+  }
+  // Block j of the receive buffer: what rank j sent to this rank; gaps keep the sentinel.
+  std::vector<int32_t> want(recv_total, Sentinel<int32_t>());
+  for (size_t j = 0; j < un(); ++j) {
+    for (size_t i = 0; i < recv_counts[j]; ++i) {
+      want[recv_displs[j] + i] = Tag<int32_t>(static_cast<int>(j) * n() + r(), i);
+    }
+  }
+  Buffer send_buffer = Upload(send);
+  Buffer recv_buffer = Upload(std::vector<int32_t>(recv_total, Sentinel<int32_t>()));
+  ASSERT_OK(comm_->AllToAllV(send_buffer.data(), send_counts, send_displs, recv_buffer.data(),
+                             recv_counts, recv_displs, DataType::kInt32));
+  EXPECT_EQ(Download<int32_t>(recv_buffer), want) << "blocking";
+
+  Buffer async_recv = Upload(std::vector<int32_t>(recv_total, Sentinel<int32_t>()));
+  ASSERT_OK_AND_ASSIGN(Work work, comm_->AllToAllVAsync(send_buffer.data(), send_counts,
+                                                        send_displs, async_recv.data(), recv_counts,
+                                                        recv_displs, DataType::kInt32));
+  ASSERT_OK(work.Wait(absl::Seconds(120)));
+  EXPECT_EQ(Download<int32_t>(async_recv), want) << "async";
+
+  if (comm_->memory_kind() == MemoryKind::kHost) {
+    std::vector<int32_t> recv(recv_total, Sentinel<int32_t>());
+    ASSERT_OK(comm_->AllToAllV<int32_t>(send, send_counts, send_displs, absl::MakeSpan(recv),
+                                        recv_counts, recv_displs));
+    EXPECT_EQ(recv, want) << "typed";
   }
 }
 
@@ -779,7 +841,8 @@ TEST_P(ConformanceTest, TypedAsyncOverloadsCheckSizesOnHostMemory) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("all_to_all")));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest, ::testing::ValuesIn(Backends()), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, ConformanceTest,
+                         ::testing::ValuesIn(BackendsWithInterruptible()), BackendName);
 
 }  // namespace
 }  // namespace nmesh::comm

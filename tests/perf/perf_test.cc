@@ -228,20 +228,43 @@ TEST(ShapeOfTest, AllToAllVIsUnevenAndBalanced) {
       for (int64_t r = 0; r < n; ++r) {
         const CallShape shape = ShapeOf(BenchOp::kAllToAllV, bytes, n, r);
         EXPECT_EQ(shape.unit, want.unit);
+        // Send: peer order. Receive: reverse peer order after a gap, the smallest positive one
+        // that puts no non-empty block at its send displacement (found by trying each).
+        std::vector<size_t> send_displs(static_cast<size_t>(n)), packed(send_displs.size());
         size_t sent = 0, received = 0;
+        for (int64_t p = 0; p < n; ++p) {
+          send_displs[static_cast<size_t>(p)] = sent;
+          sent += want.Count(r, p);
+        }
+        for (int64_t p = n - 1; p >= 0; --p) {
+          packed[static_cast<size_t>(p)] = received;
+          received += want.Count(p, r);
+        }
+        size_t gap = 1;
+        for (bool clash = true; clash; gap += clash ? 1 : 0) {
+          clash = false;
+          for (int64_t p = 0; p < n; ++p) {
+            const size_t up = static_cast<size_t>(p);
+            if (want.Count(p, r) > 0 && packed[up] + gap == send_displs[up]) clash = true;
+          }
+        }
+        EXPECT_EQ(shape.recv_gap, gap);
         for (int64_t p = 0; p < n; ++p) {
           const size_t up = static_cast<size_t>(p);
           EXPECT_EQ(shape.send_counts[up], want.Count(r, p));
           EXPECT_EQ(shape.recv_counts[up], want.Count(p, r));
-          EXPECT_EQ(shape.send_displs[up], sent);
-          EXPECT_EQ(shape.recv_displs[up], received);
-          sent += want.Count(r, p);
-          received += want.Count(p, r);
+          EXPECT_EQ(shape.send_displs[up], send_displs[up]);
+          EXPECT_EQ(shape.recv_displs[up], gap + packed[up]);
+          if (want.Count(p, r) > 0) {
+            EXPECT_NE(shape.recv_displs[up], shape.send_displs[up]) << p;
+          }
         }
-        // Every rank sends and receives the same total: the count and both buffers.
+        // Every rank sends and receives the same total: the count, the send buffer and the
+        // output after its gap (the size column).
         EXPECT_EQ(shape.count, sent);
         EXPECT_EQ(shape.send, sent);
-        EXPECT_EQ(shape.recv, received);
+        EXPECT_EQ(shape.recv, gap + received);
+        EXPECT_EQ(shape.bytes(), sent * 4);
         EXPECT_LE(shape.bytes(), bytes);
         if (n > 1 && want.unit > 0) {
           // Uneven: one peer gets nothing, another (n-1) units.
@@ -300,8 +323,9 @@ TEST(CountWrongTest, CorrectOutputsPassAndEveryCorruptionCounts) {
         }
       }
       if (op == BenchOp::kAllToAllV) {
-        size_t at = 0;
-        for (int64_t s = 0; s < n; ++s) {
+        // Reverse peer order after the gap, which keeps FillInputs' marks.
+        size_t at = shapes[me].recv_gap;
+        for (int64_t s = n - 1; s >= 0; --s) {
           size_t from = 0;
           for (int64_t d = 0; d < me; ++d) from += layout.Count(s, d);
           for (size_t k = 0; k < layout.Count(s, me); ++k) out[at++] = send[s][from + k];
@@ -315,6 +339,39 @@ TEST(CountWrongTest, CorrectOutputsPassAndEveryCorruptionCounts) {
     recv[1][0] += 1000;
     recv[1].back() = kUnwritten;
     EXPECT_EQ(CountWrong(op, shapes[1], 1, n, recv[1]), 2);
+  }
+}
+
+// all_to_all_v: an output that follows the send layout instead of the receive layout is wrong on
+// every rank (each rank's receive displacements differ from its send ones), and so is a write into
+// the gap.
+TEST(CountWrongTest, AllToAllVAtTheSendDisplacementsIsWrong) {
+  for (int64_t n : {1, 2, 3, 4, 8}) {
+    const Layout layout = ExpectedLayout(4000 / 4, n);
+    for (int64_t me = 0; me < n; ++me) {
+      SCOPED_TRACE(::testing::Message() << "n " << n << " rank " << me);
+      const CallShape shape = ShapeOf(BenchOp::kAllToAllV, 4000, n, me);
+      std::vector<float> out(shape.recv, kUnwritten);
+      for (int64_t s = 0; s < n; ++s) {
+        size_t from = 0;
+        for (int64_t d = 0; d < me; ++d) from += layout.Count(s, d);
+        for (size_t k = 0; k < layout.Count(s, me); ++k) {
+          out[shape.send_displs[static_cast<size_t>(s)] + k] = InputValue(s, from + k);
+        }
+      }
+      EXPECT_GT(CountWrong(BenchOp::kAllToAllV, shape, me, n, out), 0);
+      std::vector<float> gap_written(shape.recv, kUnwritten);
+      for (int64_t s = 0; s < n; ++s) {
+        size_t from = 0;
+        for (int64_t d = 0; d < me; ++d) from += layout.Count(s, d);
+        for (size_t k = 0; k < layout.Count(s, me); ++k) {
+          gap_written[shape.recv_displs[static_cast<size_t>(s)] + k] = InputValue(s, from + k);
+        }
+      }
+      EXPECT_EQ(CountWrong(BenchOp::kAllToAllV, shape, me, n, gap_written), 0);
+      gap_written[0] = 0.0f;
+      EXPECT_EQ(CountWrong(BenchOp::kAllToAllV, shape, me, n, gap_written), 1);
+    }
   }
 }
 

@@ -16,28 +16,32 @@ np="${3:-4}"
 signal="${4:-KILL}"
 extra=()
 [ "$signal" = STOP ] && extra=(--timeout-s "${5:-1}")
-marker=987651  # a unique iteration count, to find exactly this job's processes
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-"$mpirun_wrapper" -np "$np" "$nmesh" bench --tp 2 --op all_reduce -b 1M -e 1M \
-  -n "$marker" -w 1 --backend mpi "${extra[@]}" >/dev/null 2>"$log" &
-job=$!
+setsid "$mpirun_wrapper" -np "$np" "$nmesh" bench --tp 2 --op all_reduce -b 1M -e 1M \
+  -n 987651 -w 1 --backend mpi "${extra[@]}" >/dev/null 2>"$log" &
+job=$!  # also the id of the job's session (wait_job.sh): its ranks are the nmesh processes in it
+check_session "$job" || { kill -9 "$job" 2>/dev/null; exit 1; }
 
 ranks=""
 for _ in $(seq 1 100); do  # up to 20 s for the ranks to start
-  ranks=$(pgrep -f -- "-n $marker" | grep -v "^$job\$" || true)
+  ranks=$(pgrep -s "$job" -x nmesh || true)
   [ "$(echo "$ranks" | grep -c .)" -ge "$np" ] && break
   sleep 0.2
 done
-# The launcher's command line holds the same words; take a rank (a process that is not it).
-victim=$(pgrep -f -- "$nmesh bench --tp 2 --op all_reduce -b 1M -e 1M -n $marker" |
-  grep -v "^$job\$" | tail -n 1)
+victim=$(echo "$ranks" | tail -n 1)
 if [ -z "$victim" ]; then
   echo "rank_death: no rank found to kill" >&2
-  kill -9 "$job" 2>/dev/null
+  kill_job "$job"
   exit 1
 fi
-sleep 1  # let the collectives get going
+# The fault must hit the collectives, not the start-up (which takes seconds under a sanitizer):
+# wait for rank 0's banner, printed once the meshes are built, then let the collectives get going.
+for _ in $(seq 1 300); do  # up to 60 s
+  grep -q "nmesh: bench: backend" "$log" && break
+  sleep 0.2
+done
+sleep 1
 victim_rank=$(tr '\0' '\n' <"/proc/$victim/environ" 2>/dev/null |
   sed -n 's/^\(OMPI_COMM_WORLD_RANK\|PMI_RANK\)=//p' | head -n 1)
 start=$(date +%s%N)
@@ -50,14 +54,14 @@ elapsed_ms=$(( (end - start) / 1000000 ))
 elapsed="$((elapsed_ms / 1000)).$(printf '%03d' $((elapsed_ms % 1000)))"
 if [ -z "$rc" ]; then
   echo "rank_death: job still running 30 s after the kill" >&2
-  pkill -9 -f -- "-n $marker"
+  kill_job "$job"
   exit 1
 fi
 sleep 0.5
-left=$(pgrep -f -- "-n $marker" || true)
+left=$(job_processes "$job" | tr '\n' ' ')
 echo "rank_death: job exited with $rc after ${elapsed} s; processes left: ${left:-none}"
 if [ -n "$left" ]; then
-  pkill -9 -f -- "-n $marker"
+  kill_job "$job"
   exit 1
 fi
 [ "$rc" -ne 0 ] || { echo "rank_death: job exited 0 after losing a rank" >&2; exit 1; }

@@ -39,9 +39,10 @@ stamp() {  # prefixes each line with the time it arrived (seconds, microseconds)
   while IFS= read -r line; do printf '%s %s\n' "$EPOCHREALTIME" "$line"; done
 }
 start=$EPOCHREALTIME
-"$mpirun_wrapper" -np "$np" "$nmesh" run "$@" --timeout-s "$timeout_s" \
+setsid "$mpirun_wrapper" -np "$np" "$nmesh" run "$@" --timeout-s "$timeout_s" \
   --fault-skip "$skip:$group" >"$out" 2> >(stamp >"$log") &
-job=$!
+job=$!  # also the id of the job's session (wait_job.sh)
+check_session "$job" || exit 1
 
 wait_job "$job" 30
 end=$EPOCHREALTIME
@@ -49,13 +50,13 @@ sleep 0.5  # the stamping subshell drains the last lines
 fail=0
 if [ -z "$rc" ]; then
   echo "skipped_collective: job still running 30 s after it started" >&2
-  pkill -9 -f -- "--fault-skip $skip:$group"
+  kill_job "$job"
   fail=1
 fi
-left=$(pgrep -f -- "--fault-skip $skip:$group" || true)
+left=$(job_processes "$job" | tr '\n' ' ')
 if [ -n "$left" ]; then
   echo "skipped_collective: processes left behind: $left" >&2
-  pkill -9 -f -- "--fault-skip $skip:$group"
+  kill_job "$job"
   fail=1
 fi
 

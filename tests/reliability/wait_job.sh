@@ -13,3 +13,28 @@ wait_job() {
     sleep 0.1
   done
 }
+
+# The fault tests start their job with `setsid LAUNCHER ... &`: the launcher's PID is then the id of
+# a new session that holds the launcher and every rank it starts (Open MPI gives each rank its own
+# process group, but the ranks stay in the launcher's session). The helpers below select processes
+# by that id only, never by name or command line, so that they end nothing but the job's own
+# processes (another run of the same test beside it included).
+# job_processes SID: the PIDs of the processes still in session SID, one a line.
+job_processes() {
+  ps -o pid=,stat= -s "$1" | awk '$2 !~ /^Z/ { print $1 }'
+}
+# kill_job SID: SIGKILL to every process still in session SID, by PID.
+kill_job() {
+  local pid
+  for pid in $(job_processes "$1"); do kill -9 "$pid" 2>/dev/null; done
+}
+# check_session PID: fails (with a message) unless background job PID leads its own session,
+# i.e. `setsid` did not fork; then the helpers above would see none of the job's processes.
+check_session() {
+  local sid
+  sid=$(ps -o sid= -p "$1" 2>/dev/null | tr -d ' ')
+  if [ -n "$sid" ] && [ "$sid" != "$1" ]; then
+    echo "fault test: job $1 is in session $sid, not its own: cannot tell its processes" >&2
+    return 1
+  fi
+}
