@@ -179,6 +179,14 @@ absl::StatusOr<Backend> ChooseBackend(BackendChoice choice, Communicator& mpi_wo
 #endif
 }
 
+std::optional<absl::Duration> JobTimeout(const JobOptions& options,
+                                         std::optional<absl::Duration> recipe) {
+  if (options.no_timeout) return std::nullopt;
+  if (options.timeout.has_value()) return options.timeout;
+  if (options.recipe_timeout && recipe.has_value()) return recipe;
+  return comm::kDefaultTimeout;
+}
+
 Job::~Job() = default;
 
 absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
@@ -190,10 +198,15 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
   // 1. Specs and plans, then the start-up agreement: from here on every rank has the same plans.
   absl::StatusOr<std::vector<JobMesh>> planned =
       PlanAll(options.mesh, job->world_size_, options.all_sections);
-  std::optional<absl::Duration> timeout = options.timeout;
-  if (!timeout.has_value() && options.recipe_timeout && planned.ok() && !planned->empty()) {
-    timeout = planned->front().spec.timeout;
-  }
+  std::optional<absl::Duration> recipe_timeout;
+  if (planned.ok() && !planned->empty()) recipe_timeout = planned->front().spec.timeout;
+  const std::optional<absl::Duration> timeout = JobTimeout(options, recipe_timeout);
+  // What the caller or the recipe asked for: the start-up deadline follows it, not the default.
+  const std::optional<absl::Duration> asked =
+      options.no_timeout
+          ? std::nullopt
+          : (options.timeout.has_value() || !options.recipe_timeout ? options.timeout
+                                                                    : recipe_timeout);
   job->timeout_ = timeout;
   absl::Status local = planned.status();
   const absl::Status timeout_ok = CheckTimeout(timeout, "the job's timeout");
@@ -220,7 +233,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
                           PlacementName(options.mesh.placement), options.nccl_ranks_per_root, nccl),
           BackendChoiceName(options.backend), timeout, local, plans, names),
       StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
-                     timeout_ok.ok() ? timeout : std::nullopt)));
+                     timeout_ok.ok() ? asked : std::nullopt)));
   job->meshes_ = *std::move(planned);
   NMESH_ASSIGN_OR_RETURN(job->mpi_world_, comm::mpi::WorldCommunicator(
                                               session, {.name = "world", .timeout = timeout}));
@@ -252,8 +265,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
 
   // 3. Meshes: every rank builds every mesh, in order.
   for (JobMesh& job_mesh : job->meshes_) {
-    std::optional<absl::Duration> mesh_timeout = options.timeout;
-    if (!mesh_timeout.has_value() && options.recipe_timeout) mesh_timeout = job_mesh.spec.timeout;
+    const std::optional<absl::Duration> mesh_timeout = JobTimeout(options, job_mesh.spec.timeout);
     const absl::Time start = absl::Now();
     absl::StatusOr<mesh::DeviceMesh> built = mesh::DeviceMesh::Create(
         *job_mesh.plan, *job->backend_.world,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/watch/diagnosis.h"
 #include "nmesh/comm/watch/flight_recorder.h"
 
@@ -69,9 +70,10 @@ class MpiSideChannel final : public ci::SideChannel {
 
   void Serve(const FlightRecorder& recorder,
              const std::function<ci::ProcessState()>& state) override {
+    std::lock_guard<std::recursive_mutex> lock(MpiUseMutex());
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized) return;
+    if (finalized || MpiFinalizing()) return;
     std::erase_if(replies_, [](Reply& reply) {
       int done = 0;
       MPI_Test(&reply.request, &done, MPI_STATUS_IGNORE);
@@ -97,7 +99,9 @@ class MpiSideChannel final : public ci::SideChannel {
 
   std::vector<RankRecords> Exchange(const FlightRecorder& recorder, absl::Time deadline,
                                     const std::function<void()>& serve) override {
+    std::lock_guard<std::recursive_mutex> lock(MpiUseMutex());
     std::vector<RankRecords> all(static_cast<size_t>(size_));
+    const bool gone = MpiFinalizing();  // then every other rank stays unanswered
     std::vector<MPI_Request> asks;
     for (int r = 0; r < size_; ++r) {
       RankRecords& entry = all[static_cast<size_t>(r)];
@@ -110,12 +114,12 @@ class MpiSideChannel final : public ci::SideChannel {
         continue;
       }
       MPI_Request ask = MPI_REQUEST_NULL;
-      if (MPI_Isend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &ask) == MPI_SUCCESS) {
+      if (!gone && MPI_Isend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &ask) == MPI_SUCCESS) {
         asks.push_back(ask);
       }
     }
     int missing = size_ - 1;
-    while (missing > 0 && absl::Now() < deadline) {
+    while (!gone && missing > 0 && absl::Now() < deadline) {
       serve();
       for (int r = 0; r < size_; ++r) {
         RankRecords& entry = all[static_cast<size_t>(r)];
