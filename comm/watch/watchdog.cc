@@ -397,8 +397,13 @@ void Watchdog::FireTimeout(const Firing& f) {
     }
   }
   report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
-  report.diagnosis.trace =
-      TraceWaits(report.global_rank == 0 ? WideRecords(entry, report.ranks) : report.ranks);
+  report.diagnosis.trace = TraceWaits(report.ranks);
+  // Only where the trace leaves the ranks heard from (TraceWaits says "not asked"): asking the
+  // whole job costs up to kExchangeTimeout more when ranks cannot answer (a partition).
+  if (report.global_rank == 0 &&
+      report.diagnosis.trace.find(", not asked (") != std::string::npos) {
+    report.diagnosis.trace = TraceWaits(WideRecords(entry, report.ranks));
+  }
   Beat("reporting");
   Report(report);
   if (entry.side == nullptr) return;
