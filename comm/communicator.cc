@@ -25,6 +25,8 @@ namespace ci = internal;
 
 absl::Status Communicator::CheckUsable(std::string_view) const { return absl::OkStatus(); }
 
+bool Communicator::Release(std::string_view) { return false; }
+
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Split(std::optional<int> color, int key,
                                                                   CommOptions options) {
   NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, OpKindName(OpKind::kSplit)));

@@ -267,6 +267,15 @@ class Communicator {
   // the backend is interrupted depends on the backend (see its header).
   virtual absl::Status Abort() = 0;
 
+  // Frees what the backend holds for this communicator (its native communicator, its watchdog
+  // registration) while the object itself stays: every later operation fails with
+  // FailedPrecondition naming `reason`. For an owner that handed out plain pointers to it and
+  // keeps the object alive after it is done with it (DeviceMesh::Comm), so that a stale pointer
+  // gets an error instead of freed memory. Returns false where the backend cannot (the default):
+  // the owner then destroys it as usual. Called where the destructor would run (collective where
+  // that is), on the owner's thread.
+  virtual bool Release(std::string_view reason);
+
   // Buffers. Not collective; usable after Abort(). The defaults serve host-memory backends (MPI,
   // self): heap memory and memcpy; a backend with another memory kind overrides all four.
   //

@@ -18,20 +18,26 @@ namespace nmesh::comm {
 // The default size of a communicator's flight recorder (CommOptions::flight_recorder_entries).
 inline constexpr size_t kDefaultFlightRecorderEntries = 64;
 
+// The timeout every communicator gets unless its creator opts out (CommOptions::timeout =
+// std::nullopt): PyTorch's default for process groups. A collective that a peer never enters
+// then ends the job with a report after 10 minutes instead of hanging silently.
+inline constexpr absl::Duration kDefaultTimeout = absl::Minutes(10);
+
 // Options of a communicator, given when it is created (Split) and inherited by nothing.
 // (Both fields have default member initializers so that designated initializers naming only one of
 // them compile without -Wmissing-field-initializers warnings.)
 struct CommOptions {
   // Label used in error messages, e.g. the mesh axis "tp" or flattened group "dp_shard_cp".
   std::string name = {};
-  // When set, an operation that has not completed after this long is a timeout. What follows
-  // depends on the backend and on `interruptible`. MPI (default): the operation runs as the fast
-  // blocking call and the process's watchdog (comm/watch/watchdog.h) watches it; on expiry it
-  // aborts the communicator's family, has the ranks exchange their flight records, reports the
-  // culprit and ends the job (MPI_Abort). MPI with `interruptible`, and NCCL: the operation fails
-  // with DeadlineExceeded naming `name`, the operation and the timeout, and the communicator is
-  // aborted. Changeable later with Communicator::SetTimeout.
-  std::optional<absl::Duration> timeout = std::nullopt;
+  // When set (by default kDefaultTimeout), an operation that has not completed after this long is
+  // a timeout. std::nullopt opts out: an operation a peer never joins then waits forever, with no
+  // report. What follows a timeout depends on the backend and on `interruptible`. MPI (default):
+  // the operation runs as the fast blocking call and the process's watchdog (comm/watch/watchdog.h)
+  // watches it; on expiry it aborts the communicator's family, has the ranks exchange their flight
+  // records, reports the culprit and ends the job (MPI_Abort). MPI with `interruptible`, and NCCL:
+  // the operation fails with DeadlineExceeded naming `name`, the operation and the timeout, and the
+  // communicator is aborted. Changeable later with Communicator::SetTimeout.
+  std::optional<absl::Duration> timeout = kDefaultTimeout;
   // A debugging aid, off by default. Before each collective, the ranks exchange
   // what they were called with (operation, count, DataType, ReduceOp, root; for all_to_all_v each
   // rank's send count for every peer, against that peer's receive count), and a mismatch fails

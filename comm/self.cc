@@ -35,6 +35,11 @@ class SelfCommunicator final : public Communicator {
     return absl::OkStatus();
   }
 
+  bool Release(std::string_view reason) override {
+    abort_state_.Mark(std::string(reason));
+    return true;
+  }
+
  protected:
   absl::Status CheckUsable(std::string_view op) const override {
     return abort_state_.Check(*this, op);

@@ -231,6 +231,14 @@ struct Job::Meeting {
   std::function<absl::StatusOr<comm::Topology>(Communicator&, absl::Time deadline)> topology;
 };
 
+std::optional<absl::Duration> JobTimeout(const JobOptions& options,
+                                         std::optional<absl::Duration> recipe) {
+  if (options.no_timeout) return std::nullopt;
+  if (options.timeout.has_value()) return options.timeout;
+  if (options.recipe_timeout && recipe.has_value()) return recipe;
+  return comm::kDefaultTimeout;
+}
+
 Job::~Job() = default;
 
 absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
@@ -295,10 +303,15 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   // 1. Specs and plans, then the start-up agreement: from here on every rank has the same plans.
   absl::StatusOr<std::vector<JobMesh>> planned =
       PlanAll(options.mesh, job->world_size_, options.all_sections);
-  std::optional<absl::Duration> timeout = options.timeout;
-  if (!timeout.has_value() && options.recipe_timeout && planned.ok() && !planned->empty()) {
-    timeout = planned->front().spec.timeout;
-  }
+  std::optional<absl::Duration> recipe_timeout;
+  if (planned.ok() && !planned->empty()) recipe_timeout = planned->front().spec.timeout;
+  const std::optional<absl::Duration> timeout = JobTimeout(options, recipe_timeout);
+  // What the caller or the recipe asked for: the start-up deadline follows it, not the default.
+  const std::optional<absl::Duration> asked =
+      options.no_timeout
+          ? std::nullopt
+          : (options.timeout.has_value() || !options.recipe_timeout ? options.timeout
+                                                                    : recipe_timeout);
   job->timeout_ = timeout;
   absl::Status local = planned.status();
   const absl::Status timeout_ok = CheckTimeout(timeout, "the job's timeout");
@@ -320,7 +333,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   }
   const absl::Duration startup_timeout =
       StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
-                     timeout_ok.ok() ? timeout : std::nullopt);
+                     timeout_ok.ok() ? asked : std::nullopt);
   const absl::Time startup_deadline = absl::Now() + startup_timeout;
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
       *meeting.exchange,
@@ -363,8 +376,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
 
   // 3. Meshes: every rank builds every mesh, in order.
   for (JobMesh& job_mesh : job->meshes_) {
-    std::optional<absl::Duration> mesh_timeout = options.timeout;
-    if (!mesh_timeout.has_value() && options.recipe_timeout) mesh_timeout = job_mesh.spec.timeout;
+    const std::optional<absl::Duration> mesh_timeout = JobTimeout(options, job_mesh.spec.timeout);
     const absl::Time start = absl::Now();
     absl::StatusOr<mesh::DeviceMesh> built = mesh::DeviceMesh::Create(
         *job_mesh.plan, *job->backend_.world,

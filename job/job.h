@@ -166,10 +166,13 @@ struct JobOptions {
   std::optional<absl::Duration> startup_timeout = std::nullopt;
   BackendChoice backend = BackendChoice::kAuto;
   // The timeout of every communicator (the world's and the meshes'); overrides the recipe's
-  // dist_env.timeout_minutes.
+  // dist_env.timeout_minutes. Neither given: comm::kDefaultTimeout (10 minutes).
   std::optional<absl::Duration> timeout = std::nullopt;
   // Without `timeout`, whether the recipe's dist_env.timeout_minutes applies.
   bool recipe_timeout = true;
+  // The caller's explicit opt-out: no communicator timeout at all (over `timeout`, the recipe and
+  // the default). A collective a rank never joins then hangs the job with no report.
+  bool no_timeout = false;
   // One NCCL bootstrap root per this many ranks (the NCCL backend only; see ChooseBackend).
   int nccl_ranks_per_root = 128;
   // Build both meshes of a recipe with a teacher section (student first).
@@ -181,6 +184,11 @@ struct JobOptions {
   // (they stay in JobMesh::spec.warnings).
   std::function<void(const std::string&)> warn = nullptr;
 };
+
+// The timeout of a job's communicators: none with `no_timeout`; else `timeout`, else the recipe's
+// (`recipe`, when `use_recipe`), else comm::kDefaultTimeout.
+std::optional<absl::Duration> JobTimeout(const JobOptions& options,
+                                         std::optional<absl::Duration> recipe);
 
 class Job {
  public:
@@ -225,7 +233,7 @@ class Job {
   // How the meshes' ranks were ordered over the hosts (MeshOptions::placement). Under kPack each
   // mesh's plan lists its ranks by host, then local rank, when that differs from the request.
   Placement placement() const { return placement_; }
-  // The timeout the meshes were built with, if any.
+  // The timeout the meshes were built with (JobTimeout); none only when opted out.
   std::optional<absl::Duration> timeout() const { return timeout_; }
 
  private:

@@ -1,15 +1,20 @@
 #include "nmesh/job/launch.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
+#include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/base/timeout.h"
 #include "nmesh/comm/store/store.h"
 #include "nmesh/job/startup.h"
 
@@ -33,6 +38,72 @@ int IntFromEnvironment(std::initializer_list<const char*> names, long min, int f
 int MpiLauncherSize() {
   return IntFromEnvironment({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, /*min=*/1,
                             /*fallback=*/1);
+}
+
+// Bounds MPI's start (Session::Init) on this rank: MPI_Init waits for every process of the
+// launcher's job, and one that left without starting MPI (a rank that printed --help, another
+// program) would hold it forever. Past `limit` this process says so and exits 1; the launcher
+// then ends the others.
+class StartGuard {
+ public:
+  explicit StartGuard(absl::Duration limit) : limit_(limit), thread_([this] { Watch(); }) {}
+  ~StartGuard() {
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+    }
+    thread_.join();
+  }
+  StartGuard(const StartGuard&) = delete;
+  StartGuard& operator=(const StartGuard&) = delete;
+
+ private:
+  void Watch() {
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&done_), limit_)) return;
+    const std::string line = absl::StrFormat(
+        "nmesh: error: rank %d: MPI did not start within %s: a process of the job left without "
+        "starting MPI (a rank that ran --help, --version or another verb, or another program) or "
+        "is stopped (--startup-timeout-s sets how long the ranks wait)\n",
+        LauncherRank(), absl::FormatDuration(limit_));
+    std::fwrite(line.data(), 1, line.size(), stderr);
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+
+  absl::Mutex mu_;
+  bool done_ = false;  // guarded by mu_
+  absl::Duration limit_;
+  std::thread thread_;
+};
+
+// MPI's own start takes seconds on a loaded host: a short --startup-timeout-s bounds the
+// agreement, not this.
+constexpr absl::Duration kMinMpiStart = absl::Seconds(60);
+
+absl::StatusOr<std::unique_ptr<comm::mpi::Session>> StartMpi(absl::Duration limit) {
+  StartGuard guard(std::max(limit, kMinMpiStart));
+  return comm::mpi::Session::Init(nullptr, nullptr);
+}
+
+// The agreement of a rank that leaves before its job starts: `error` (a flag error) or OK (it
+// runs `command`, e.g. "--help", and leaves), so that the ranks of a multi-program launch that
+// start a job learn at once that this one will not.
+FlagErrorOutcome AgreeBeforeLeaving(std::string_view command, const absl::Status& error) {
+  FlagErrorOutcome outcome;
+  outcome.status = error;
+  outcome.rank = LauncherRank();
+  if (MpiLauncherSize() <= 1) return outcome;
+  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session = StartMpi(kDefaultStartupTimeout);
+  if (!session.ok()) return outcome;
+  outcome.rank = (*session)->world_rank();
+  absl::Status agreed =
+      AgreeAtStartup(**session, MakeStartupRecord(command, "", std::nullopt, error, {}, {}),
+                     kDefaultStartupTimeout);
+  if (!agreed.ok()) outcome.status = agreed;
+  outcome.end_job = MustEndJob(agreed);
+  outcome.session = *std::move(session);
+  return outcome;
 }
 
 }  // namespace
@@ -113,25 +184,19 @@ FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error,
     outcome.end_job = MustEndJob(agreed);
     return outcome;
   }
-  if (MpiLauncherSize() <= 1) return outcome;
-  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
-      comm::mpi::Session::Init(nullptr, nullptr);
-  if (!session.ok()) return outcome;
-  outcome.rank = (*session)->world_rank();
-  absl::Status agreed =
-      AgreeAtStartup(**session, MakeStartupRecord("", "", std::nullopt, flag_error, {}, {}),
-                     kDefaultStartupTimeout);
-  if (!agreed.ok()) outcome.status = agreed;
-  outcome.end_job = MustEndJob(agreed);
-  outcome.session = *std::move(session);
-  return outcome;
+  return AgreeBeforeLeaving("", flag_error);
+}
+
+FlagErrorOutcome AgreeOnLeaving(std::string_view command) {
+  return AgreeBeforeLeaving(command, absl::OkStatus());
 }
 
 MpiJob StartMpiJob(const JobOptions& options, absl::Duration late) {
   MpiJob started;
   started.rank = LauncherRank();
-  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session =
-      comm::mpi::Session::Init(nullptr, nullptr);
+  absl::StatusOr<std::unique_ptr<comm::mpi::Session>> session = StartMpi(StartupTimeout(
+      CheckTimeout(options.startup_timeout, "").ok() ? options.startup_timeout : std::nullopt,
+      CheckTimeout(options.timeout, "").ok() ? options.timeout : std::nullopt));
   if (!session.ok()) {
     started.status = session.status();
     return started;

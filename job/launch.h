@@ -104,6 +104,16 @@ FlagErrorOutcome AgreeOnFlagError(const absl::Status& flag_error,
 
 // A job started over MPI (the session) or over a store (the store), and the job (destroyed
 // first).
+// Collective over the launcher's job like AgreeOnFlagError, for a rank that leaves without
+// starting a job (it runs `command`, e.g. "--help" or "--version", and exits): the ranks of a
+// multi-program launch that start a job learn at once that this one will not ("ranks disagree on
+// the job: rank 0 runs 'run ...', rank 2 runs '--help'"), instead of waiting for it in MPI's
+// start. `status` is OK when every rank leaves alike (each then does what it was asked), else the
+// agreed error, which every rank reports like a flag error (rank 0 prints it, exit 2). Outside a
+// launcher, returns OK at once.
+FlagErrorOutcome AgreeOnLeaving(std::string_view command);
+
+// A job started over MPI: the session and the job (destroyed first).
 struct MpiJob {
   // OK, or why the start failed. Null session and store: MPI failed to start, or the store launch
   // failed before its agreement (the environment, the URL, the store), see `started`. Otherwise
@@ -129,7 +139,10 @@ using LaunchedJob = MpiJob;
 
 // Starts MPI, then Job::Start with `options`, as one rank of the job; `late` (fault injection)
 // delays this rank after MPI has started, before the start-up agreement. Collective over
-// MPI_COMM_WORLD like Job::Start.
+// MPI_COMM_WORLD like Job::Start. MPI's own start is bounded by the start-up deadline
+// (StartupTimeout), but at least 60 s: a process of the launcher's job that never starts MPI
+// would hold the others in MPI_Init; past the bound this process names the cause on stderr and
+// exits 1. The same bound (kDefaultStartupTimeout) holds in AgreeOnFlagError and AgreeOnLeaving.
 MpiJob StartMpiJob(const JobOptions& options, absl::Duration late = absl::ZeroDuration());
 
 // Without `store_url`, StartMpiJob. With one, a store launch: the launch environment

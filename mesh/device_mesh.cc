@@ -4,6 +4,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,31 @@ struct DeviceMesh::Shared {
   // whether it is still alive.
   const comm::Communicator* borrowed_world = nullptr;
   std::weak_ptr<const void> borrowed_world_lifetime;
+  // The mesh's name, and the communicators Comm() handed out as plain pointers: when the last
+  // view goes, those are released, not destroyed (ReleaseHandedOut).
+  std::string name;
+  std::set<const comm::Communicator*> handed_out;  // guarded by mu
+
+  ~Shared() { ReleaseHandedOut(); }
+
+  void HandOut(const comm::Communicator* comm) {
+    std::lock_guard<std::mutex> lock(mu);
+    handed_out.insert(comm);
+  }
+
+  // A plain pointer from Comm() may outlive the mesh: the communicator behind it frees its backend
+  // resources (Communicator::Release) and stays, as a small object every call of which fails with
+  // FailedPrecondition, until the process exits.
+  void ReleaseHandedOut() {
+    static std::mutex kept_mu;
+    static auto* kept = new std::vector<std::shared_ptr<comm::Communicator>>();
+    for (std::shared_ptr<comm::Communicator>& comm : comms) {
+      if (handed_out.count(comm.get()) == 0 || comm.use_count() != 1) continue;
+      if (!comm->Release(absl::StrFormat("its mesh '%s' has been destroyed", name))) continue;
+      std::lock_guard<std::mutex> lock(kept_mu);
+      kept->push_back(std::move(comm));
+    }
+  }
 
   void Keep(const std::shared_ptr<comm::Communicator>& comm, std::weak_ptr<Shared> self) {
     {
@@ -291,6 +317,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   }
   const int64_t rank = world.rank();
   auto shared = std::make_shared<Shared>();
+  shared->name = options.name;
   shared->timeout = options.timeout;
   shared->interruptible = options.interruptible;
   // The world is not owned: a no-op deleter.
@@ -435,6 +462,7 @@ absl::StatusOr<comm::Communicator*> DeviceMesh::Comm(std::string_view name) cons
   NMESH_ASSIGN_OR_RETURN(Resolved resolved, Resolve(name));
   NMESH_RETURN_IF_ERROR(CheckMember(absl::StrFormat("'%s' group", name)));
   NMESH_RETURN_IF_ERROR(CheckAlive(name, resolved.comm));
+  shared_->HandOut(resolved.comm.get());
   return resolved.comm.get();
 }
 

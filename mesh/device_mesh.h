@@ -74,8 +74,9 @@ struct DeviceMeshOptions {
   // The moe mesh is called "moe_mesh", or "<name>.moe_mesh" for a mesh not named "device_mesh".
   std::string name = "device_mesh";
   // The timeout of every communicator the mesh creates (CommOptions::timeout), flattened and moe
-  // ones included.
-  std::optional<absl::Duration> timeout = std::nullopt;
+  // ones included: comm::kDefaultTimeout (10 minutes) unless set; std::nullopt opts out (an
+  // operation a peer never joins then waits forever).
+  std::optional<absl::Duration> timeout = comm::kDefaultTimeout;
   // Give a whole-world group its own communicator even without a timeout (see the overview), so
   // that the mesh is independent of the caller's world communicator.
   bool isolate = false;

@@ -4,14 +4,17 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <new>
 #include <optional>
 #include <utility>
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/fingerprint.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/topology.h"
 #include "nmesh/perf/check.h"
 
 namespace nmesh::perf {
@@ -177,6 +180,93 @@ int64_t BenchReport::TotalWrong() const {
   return wrong;
 }
 
+namespace {
+
+// The host memory one rank's sweep of `op` on a group of `n` ranks (this one `me`) needs: the
+// largest call's buffers in the communicator's memory, and their host copies.
+uint64_t SweepHostBytes(const BenchConfig& config, int64_t n, int64_t me, comm::MemoryKind kind) {
+  uint64_t max_send = 0, max_recv = 0;
+  for (uint64_t requested : SweepSizes(config)) {
+    const CallShape shape = ShapeOf(config.op, requested, n, me);
+    if (shape.count == 0) continue;
+    max_send = std::max(max_send, shape.send);
+    max_recv = std::max(max_recv, shape.recv);
+  }
+  const uint64_t copies = kind == comm::MemoryKind::kHost ? 2 : 1;
+  return copies * (max_send + max_recv) * kBenchElementBytes;
+}
+
+uint64_t PhysicalMemory() {
+  return static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
+         static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+}  // namespace
+
+absl::Status CheckHostMemory(absl::Span<const RankMemory> ranks, uint64_t max_bytes) {
+  struct Host {
+    size_t first = 0;
+    size_t last = 0;
+    int64_t count = 0;
+    uint64_t sum = 0;  // saturating
+    uint64_t most = 0;
+    uint64_t physical = 0;
+  };
+  std::map<uint64_t, Host> hosts;
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    auto [it, fresh] = hosts.try_emplace(ranks[r].host);
+    Host& host = it->second;
+    if (fresh) host.first = r;
+    host.last = r;
+    ++host.count;
+    host.sum = ranks[r].bytes > UINT64_MAX - host.sum ? UINT64_MAX : host.sum + ranks[r].bytes;
+    host.most = std::max(host.most, ranks[r].bytes);
+    host.physical = ranks[r].physical;
+  }
+  std::vector<const Host*> order;
+  for (const auto& [key, host] : hosts) order.push_back(&host);
+  std::sort(order.begin(), order.end(),
+            [](const Host* a, const Host* b) { return a->first < b->first; });
+  for (const Host* host : order) {
+    if (host->sum <= host->physical) continue;
+    return absl::ResourceExhaustedError(absl::StrFormat(
+        "bench: the sweep needs %d bytes of host memory on the host of rank%s %d%s (%d rank%s, up "
+        "to %d bytes each: the buffers and their host copies for -e %d), more than its %d; lower "
+        "-e or run fewer ranks per host",
+        host->sum, host->count == 1 ? "" : "s", host->first,
+        host->count == 1 ? "" : absl::StrFormat("..%d", host->last), host->count,
+        host->count == 1 ? "" : "s", host->most, max_bytes, host->physical));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBenchMemory(const mesh::MeshPlan& plan, const mesh::DeviceMesh& mesh,
+                              Communicator& world, const BenchConfig& config) {
+  NMESH_RETURN_IF_ERROR(ValidateBenchConfig(config));
+  NMESH_ASSIGN_OR_RETURN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, config.axes));
+  // One axis is measured at a time: a rank needs its largest sweep.
+  uint64_t need = 0;
+  if (mesh.is_member()) {
+    for (const mesh::GroupKind& kind : kinds) {
+      NMESH_ASSIGN_OR_RETURN(Communicator * group, KindComm(mesh, kind));
+      if (group == nullptr) continue;
+      need = std::max(need,
+                      SweepHostBytes(config, group->size(), group->rank(), group->memory_kind()));
+    }
+  }
+  absl::StatusOr<std::string> host_name = comm::LocalHostName();
+  Fingerprint host;
+  host.Add(host_name.ok() ? *host_name : absl::StrFormat("rank %d", world.rank()));
+  const uint64_t mine[3] = {host.value(), need, PhysicalMemory()};
+  std::vector<uint64_t> all(3 * static_cast<size_t>(world.size()));
+  NMESH_RETURN_IF_ERROR(comm::HostAllGather<uint64_t>(world, mine, absl::MakeSpan(all)));
+  std::vector<RankMemory> ranks(static_cast<size_t>(world.size()));
+  for (size_t r = 0; r < ranks.size(); ++r) {
+    ranks[r] = {.host = all[3 * r], .bytes = all[3 * r + 1], .physical = all[3 * r + 2]};
+  }
+  return CheckHostMemory(ranks, config.max_bytes);
+}
+
 absl::StatusOr<BenchAxis> MeasureAxis(BenchAxis axis, Communicator* group, Communicator& world,
                                       const BenchConfig& config, const RowObserver& on_row) {
   NMESH_RETURN_IF_ERROR(ValidateBenchConfig(config));
@@ -208,8 +298,7 @@ absl::StatusOr<BenchAxis> MeasureAxis(BenchAxis axis, Communicator* group, Commu
     // buffers, so refuse it here instead.
     const uint64_t copies = group->memory_kind() == comm::MemoryKind::kHost ? 2 : 1;
     const uint64_t host_bytes = copies * (max_send + max_recv) * kBenchElementBytes;
-    const uint64_t physical = static_cast<uint64_t>(sysconf(_SC_PHYS_PAGES)) *
-                              static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+    const uint64_t physical = PhysicalMemory();
     if (host_bytes > physical) {
       return absl::ResourceExhaustedError(absl::StrFormat(
           "axis '%s': the sweep needs %d bytes of host memory per rank (the buffers and their "
@@ -277,6 +366,7 @@ absl::StatusOr<BenchReport> RunBench(const mesh::MeshPlan& plan, const mesh::Dev
                                      const RowObserver& on_row) {
   NMESH_RETURN_IF_ERROR(ValidateBenchConfig(config));
   NMESH_ASSIGN_OR_RETURN(std::vector<mesh::GroupKind> kinds, SelectBenchAxes(plan, config.axes));
+  NMESH_RETURN_IF_ERROR(CheckBenchMemory(plan, mesh, world, config));
   BenchReport report;
   report.op = config.op;
   report.async = config.async;

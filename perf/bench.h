@@ -174,12 +174,33 @@ absl::StatusOr<BenchAxis> MeasureAxis(BenchAxis axis, comm::Communicator* group,
                                       comm::Communicator& world, const BenchConfig& config,
                                       const RowObserver& on_row = nullptr);
 
+// What one rank's sweep needs of its host's memory (see CheckHostMemory).
+struct RankMemory {
+  uint64_t host = 0;      // identifies the rank's host (a fingerprint of its name)
+  uint64_t bytes = 0;     // host memory this rank's buffers and their host copies need
+  uint64_t physical = 0;  // the host's physical memory
+};
+
+// Pure: OK when, on every host, the sum of what its ranks need (`ranks`, indexed by rank) fits in
+// its physical memory; otherwise ResourceExhausted naming the lowest rank on the first host that
+// does not fit, its ranks, their need and the host's memory, e.g. "bench: the sweep needs 64 GiB of
+// host memory on the host of ranks 0..15 (16 ranks, up to 4 GiB each: the buffers and their host
+// copies for -e 512M), more than its 24 GiB; lower -e or run fewer ranks per host". Linux
+// overcommits: without this, ranks sharing a host would be killed while filling their buffers.
+absl::Status CheckHostMemory(absl::Span<const RankMemory> ranks, uint64_t max_bytes);
+
+// Collective over `world` (as RunBench): what each rank's sweep of the selected axes of `mesh`
+// needs, gathered and checked per host (CheckHostMemory); the same answer on every rank.
+absl::Status CheckBenchMemory(const mesh::MeshPlan& plan, const mesh::DeviceMesh& mesh,
+                              comm::Communicator& world, const BenchConfig& config);
+
 // Runs the sweep on every selected axis of `mesh`, which must have been built from `plan` over
 // `world` (mesh::DeviceMesh::Create; its moe mesh serves the moe axes). Collective over `world`:
 // every rank calls it with the same plan and config; ranks outside the mesh take part in the
 // world-wide reductions only. The returned report is complete on every rank. Fails with
 // InvalidArgument for a bad config or axis name (before any communication, identically on every
-// rank) or as MeasureAxis does.
+// rank), ResourceExhausted on every rank when the ranks sharing a host need more than its memory
+// (CheckBenchMemory, first), or as MeasureAxis does.
 absl::StatusOr<BenchReport> RunBench(const mesh::MeshPlan& plan, const mesh::DeviceMesh& mesh,
                                      comm::Communicator& world, const BenchConfig& config,
                                      const RowObserver& on_row = nullptr);

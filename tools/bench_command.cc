@@ -46,14 +46,14 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   // Flags first, before MPI: every rank finds the same error.
   absl::StatusOr<perf::BenchConfig> config = BenchConfigFromOptions(options);
   if (!config.ok()) return ReportFlagError(config.status(), json, out, err, store_url);
-  absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
+  absl::StatusOr<TimeoutFlag> timeout = TimeoutFromFlag(options.timeout_s);
   if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err, store_url);
   absl::StatusOr<std::optional<absl::Duration>> startup_timeout =
       StartupTimeoutFromFlag(options.startup_timeout_s);
   if (!startup_timeout.ok())
     return ReportFlagError(startup_timeout.status(), json, out, err, store_url);
 
-  // No communicator timeout unless --timeout-s asks for one, whatever the recipe says.
+  // The communicators' timeout is --timeout-s or the default, whatever the recipe says.
   JobReporter reporter(job::LauncherRank(), json, out, err);
   ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
@@ -63,8 +63,9 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
                                                 .command = BenchCommandWords(*config, options),
                                                 .startup_timeout = *startup_timeout,
                                                 .backend = *backend_choice,
-                                                .timeout = *timeout,
+                                                .timeout = timeout->timeout,
                                                 .recipe_timeout = false,
+                                                .no_timeout = timeout->none,
                                                 .all_sections = false,
                                                 .build_contexts = false},
                                                reporter, store_url);
@@ -86,6 +87,13 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
       reporter.Note(absl::StrFormat("bench: nccl settings of mesh '%s' %s: %s", mesh.spec.label,
                                     mesh.nccl_status, nccl));
     }
+  }
+
+  // The ranks sharing a host must fit in its memory together: said once, by rank 0.
+  if (absl::Status memory =
+          perf::CheckBenchMemory(*target.plan, *target.mesh, *job.backend().world, *config);
+      !memory.ok()) {
+    return reporter.Fail(memory);
   }
 
   const bool progress = options.progress || (&err == &std::cerr && isatty(STDERR_FILENO) == 1);

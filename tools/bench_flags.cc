@@ -73,11 +73,8 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
       ->type_name("FILE.png");
   bench->add_flag("--progress", options.progress,
                   "One line per axis and size on stderr (default: only when stderr is a terminal)");
-  bench
-      ->add_option("--timeout-s", options.timeout_s,
-                   "Timeout of every communicator, in seconds (default none: the recipe's "
-                   "dist_env.timeout_minutes is ignored)")
-      ->type_name("T");
+  AddTimeoutFlag(*bench, options.timeout_s,
+                 "600, 10 minutes; the recipe's dist_env.timeout_minutes is ignored");
   AddStartupTimeoutFlag(*bench, options.startup_timeout_s);
   bench
       ->add_option("--flight-recorder", options.flight_recorder,

@@ -39,10 +39,10 @@ struct BenchOptions {
   std::string format = "text";
   std::optional<std::string> plot;
   bool progress = false;
-  // Off by default. With a timeout the MPI backend still runs the blocking calls (the watchdog
-  // watches them; comm/watch/watchdog.h), so the measured path is the same. A job that must not
-  // hang sets it.
-  std::optional<double> timeout_s;
+  // --timeout-s (TimeoutFromFlag): 10 minutes by default, the recipe's ignored. With a timeout the
+  // MPI backend still runs the blocking calls (the watchdog watches them;
+  // comm/watch/watchdog.h), so the measured path is the same.
+  std::optional<std::string> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
   // --store URL: a launch without MPI (job::StoreUrlFrom: else NMESH_STORE).

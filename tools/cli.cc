@@ -99,6 +99,18 @@ std::optional<std::string> StoreInArgs(const std::vector<std::string>& args) {
   return job::StoreUrlFrom(flag);
 }
 
+// Under a launcher, a rank that leaves without starting a job (--help, --version) tells the
+// others first (job::AgreeOnLeaving), so that ranks of a multi-program launch that start a job do
+// not wait for it in MPI's start. nullopt: go on and do what was asked; else the exit code.
+std::optional<int> LeaveTogether(std::string_view command, std::ostream& out, std::ostream& err) {
+  if (job::LauncherSize() <= 1) return std::nullopt;
+  job::FlagErrorOutcome left = job::AgreeOnLeaving(command);
+  if (left.status.ok()) return std::nullopt;
+  JobReporter reporter(left.rank, false, out, err);
+  if (left.end_job) reporter.Abort(left.status);
+  return reporter.Fail(left.status);
+}
+
 }  // namespace
 
 int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -115,17 +127,24 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
 
   // Without a verb CLI11 would print the usage and nothing about what is wrong; with an unknown
   // one it would list the remaining words (in reverse) instead of naming the verb.
+  // Under a launcher these are agreed on like a flag error of `run` (ReportFlagError): printed
+  // once, by rank 0, whichever ranks have them, and the ranks that start a job do not wait.
+  const bool launched = job::LauncherSize() > 1;
   if (args.size() <= 1) {
-    const int code = UsageError("no verb given: use nmesh plan, run or bench (see nmesh --help)",
-                                false, out, err);
+    constexpr char kNoVerb[] = "no verb given: use nmesh plan, run or bench (see nmesh --help)";
+    if (launched) return ReportFlagError(absl::InvalidArgumentError(kNoVerb), false, out, err);
+    const int code = UsageError(kNoVerb, false, out, err);
     if (job::LauncherRank() == 0) err << app.help();
     return code;
   }
   if (!args[1].empty() && args[1][0] != '-' &&
       std::find(std::begin(kVerbs), std::end(kVerbs), args[1]) == std::end(kVerbs)) {
-    return UsageError(
-        absl::StrFormat("unknown verb '%s': expected plan, run or bench", Abbreviate(args[1])),
-        WantsJson(args), out, err);
+    const std::string message =
+        absl::StrFormat("unknown verb '%s': expected plan, run or bench", Abbreviate(args[1]));
+    if (launched) {
+      return ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out, err);
+    }
+    return UsageError(message, WantsJson(args), out, err);
   }
   // A flag error of `run` or `bench` under a launcher is agreed on by the ranks of the job, so
   // that one rank with a bad flag in a multi-program launch is reported too (ReportFlagError).
@@ -142,12 +161,14 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   try {
     app.parse(rest);
   } catch (const CLI::CallForHelp&) {
+    if (std::optional<int> code = LeaveTogether("--help", out, err)) return *code;
     out << app.help();
     return kExitOk;
   } catch (const CLI::ParseError& e) {
     return usage(e.what());
   }
   if (show_version) {
+    if (std::optional<int> code = LeaveTogether("--version", out, err)) return *code;
     out << VersionText();
     return kExitOk;
   }

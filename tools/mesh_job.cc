@@ -3,8 +3,11 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
+#include "nmesh/base/abbreviate.h"
+#include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/job/diagnosis.h"
 #include "nmesh/job/launch.h"
@@ -19,9 +22,36 @@ int ExitCodeOf(const absl::Status& status) {
   return job::IsConfigError(status) ? kExitUsage : kExitRuntimeFailure;
 }
 
-absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds) {
-  if (!seconds.has_value()) return std::nullopt;
-  return TimeoutFromNumber(*seconds, absl::Seconds(1), "seconds", "--timeout-s");
+void AddTimeoutFlag(CLI::App& verb, std::optional<std::string>& value,
+                    const std::string& default_text) {
+  verb.add_option("--timeout-s", value,
+                  absl::StrFormat(
+                      "Timeout of every communicator, in seconds (default: %s); a collective that "
+                      "a rank never joins then ends the job with a report naming it. 0 or none: "
+                      "no timeout, at a cost: such a collective hangs the job forever, silently",
+                      default_text))
+      ->type_name("T|none");
+}
+
+absl::StatusOr<TimeoutFlag> TimeoutFromFlag(const std::optional<std::string>& text) {
+  TimeoutFlag flag;
+  if (!text.has_value()) return flag;
+  if (*text == "none") {
+    flag.none = true;
+    return flag;
+  }
+  double seconds = 0;
+  if (!absl::SimpleAtod(*text, &seconds)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--timeout-s must be a number of seconds or none, got '%s'", Abbreviate(*text)));
+  }
+  if (seconds == 0) {
+    flag.none = true;
+    return flag;
+  }
+  NMESH_ASSIGN_OR_RETURN(flag.timeout,
+                         TimeoutFromNumber(seconds, absl::Seconds(1), "seconds", "--timeout-s"));
+  return flag;
 }
 
 void AddStoreFlag(CLI::App& verb, std::optional<std::string>& url) {

@@ -35,9 +35,20 @@ using job::JobMesh;
 // kExitRuntimeFailure.
 int ExitCodeOf(const absl::Status& status);
 
-// The --timeout-s flag of `run` and `bench`: unset gives no timeout; otherwise a positive, finite
-// number of seconds. InvalidArgument naming the flag and the value otherwise.
-absl::StatusOr<std::optional<absl::Duration>> TimeoutFromFlag(std::optional<double> seconds);
+// The --timeout-s flag of `run` and `bench`, as given.
+struct TimeoutFlag {
+  // A positive, finite number of seconds; unset: the default (job::JobTimeout).
+  std::optional<absl::Duration> timeout;
+  // "0" or "none": the explicit opt-out (job::JobOptions::no_timeout).
+  bool none = false;
+};
+
+// Registers --timeout-s on a verb that starts a job; `default_text` says what applies without it.
+void AddTimeoutFlag(CLI::App& verb, std::optional<std::string>& value,
+                    const std::string& default_text);
+// The --timeout-s flag: unset, a positive finite number of seconds, or "0"/"none" (no timeout).
+// InvalidArgument naming the flag and the value otherwise.
+absl::StatusOr<TimeoutFlag> TimeoutFromFlag(const std::optional<std::string>& text);
 
 // Registers --store URL on a verb that starts a job (`run`, `bench`).
 void AddStoreFlag(CLI::App& verb, std::optional<std::string>& url);

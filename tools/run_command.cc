@@ -173,9 +173,9 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
          "auto (NCCL when every rank has a GPU, else MPI; gloo under --store), mpi, nccl or "
          "gloo (with --store)")
       ->check(CLI::IsMember(FlagValues<job::BackendChoice>(job::kBackendChoiceNames)));
-  run->add_option("--timeout-s", options.timeout_s,
-                  "Timeout of every communicator, in seconds (overrides dist_env.timeout_minutes)")
-      ->type_name("T");
+  AddTimeoutFlag(*run, options.timeout_s,
+                 "the recipe's dist_env.timeout_minutes, else 600: 10 minutes; overrides the "
+                 "recipe");
   AddStartupTimeoutFlag(*run, options.startup_timeout_s);
   AddStoreFlag(*run, options.store);
   run->add_option("--flight-recorder", options.flight_recorder,
@@ -217,7 +217,7 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
   const bool json = options.format == "json";
   const std::optional<std::string> store_url = job::StoreUrlFrom(options.store);
   // Flags first, before MPI: every rank finds the same error (and prints it).
-  absl::StatusOr<std::optional<absl::Duration>> timeout = TimeoutFromFlag(options.timeout_s);
+  absl::StatusOr<TimeoutFlag> timeout = TimeoutFromFlag(options.timeout_s);
   if (!timeout.ok()) return ReportFlagError(timeout.status(), json, out, err, store_url);
   absl::StatusOr<std::optional<absl::Duration>> startup_timeout =
       StartupTimeoutFromFlag(options.startup_timeout_s);
@@ -230,19 +230,27 @@ int RunMeshes(const RunOptions& options, std::ostream& out, std::ostream& err) {
     if (!parsed.ok()) return ReportFlagError(parsed.status(), json, out, err, store_url);
     fault_skip = *std::move(parsed);
   }
+  // A delay the start-up deadline can bound: NaN or a huge value slept forever.
+  const double late_s = options.fault_late_s.value_or(0);
+  if (!(late_s >= 0 && late_s <= kMaxFaultLateSeconds)) {
+    return ReportFlagError(absl::InvalidArgumentError(absl::StrFormat(
+                               "--fault-late-s must be a number of seconds from 0 to %g, got %g",
+                               kMaxFaultLateSeconds, late_s)),
+                           json, out, err, store_url);
+  }
   JobReporter reporter(job::LauncherRank(), json, out, err);
   ApplyFlightRecorderFlag(options.flight_recorder, reporter);
   absl::StatusOr<job::BackendChoice> backend_choice = job::ParseBackendChoice(options.backend);
   if (!backend_choice.ok())
     return ReportFlagError(backend_choice.status(), json, out, err, store_url);
-  std::variant<CliJob, int> started =
-      StartJob({.mesh = options.mesh,
-                .command = "run",
-                .startup_timeout = *startup_timeout,
-                .backend = *backend_choice,
-                .timeout = *timeout,
-                .nccl_ranks_per_root = options.nccl_ranks_per_root},
-               reporter, store_url, absl::Seconds(options.fault_late_s.value_or(0)));
+  std::variant<CliJob, int> started = StartJob({.mesh = options.mesh,
+                                                .command = "run",
+                                                .startup_timeout = *startup_timeout,
+                                                .backend = *backend_choice,
+                                                .timeout = timeout->timeout,
+                                                .no_timeout = timeout->none,
+                                                .nccl_ranks_per_root = options.nccl_ranks_per_root},
+                                               reporter, store_url, absl::Seconds(late_s));
   if (const int* code = std::get_if<int>(&started)) return *code;
   Job& job = *std::get<CliJob>(started).job;
   const int64_t rank = job.rank();

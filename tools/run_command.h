@@ -56,8 +56,8 @@ namespace nmesh::tools {
 struct RunOptions {
   MeshOptions mesh;
   std::string backend = "auto";
-  // Overrides the recipe's dist_env.timeout_minutes.
-  std::optional<double> timeout_s;
+  // --timeout-s (TimeoutFromFlag): overrides the recipe's dist_env.timeout_minutes.
+  std::optional<std::string> timeout_s;
   // How long the ranks wait for each other at start-up (job::JobOptions::startup_timeout).
   std::optional<double> startup_timeout_s;
   // --store URL: a launch without MPI (job::StoreUrlFrom: else NMESH_STORE).
@@ -71,10 +71,14 @@ struct RunOptions {
   std::optional<std::string> fault_skip;
   // Fault injection for the start-up tests (hidden flag --fault-late-s S): this rank waits S
   // seconds after MPI has started, before the start-up agreement (a rank slow to read its recipe).
+  // From 0 to kMaxFaultLateSeconds.
   std::optional<double> fault_late_s;
   // --flight-recorder DIR: where ranks that report a timeout write their flight records.
   std::optional<std::string> flight_recorder;
 };
+
+// The longest --fault-late-s: a day.
+inline constexpr double kMaxFaultLateSeconds = 86400;
 
 // A parsed --fault-skip value (checked against the job by job::CheckFaultSkip).
 using FaultSkip = job::FaultSkip;

@@ -27,6 +27,7 @@
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/operations.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
+#include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/mpi/side_channel.h"
 #include "nmesh/comm/mpi/status.h"
 #include "nmesh/comm/watch/flight_recorder.h"
@@ -58,7 +59,18 @@ class MpiCommunicator final : public Communicator {
     restore_ = restore;
   }
 
-  ~MpiCommunicator() override {
+  ~MpiCommunicator() override { FreeNative(); }
+
+  bool Release(std::string_view reason) override {
+    abort_state_.Mark(std::string(reason));
+    FreeNative();
+    return true;
+  }
+
+  // What the destructor frees; once.
+  void FreeNative() {
+    if (freed_) return;
+    freed_ = true;
     Unwatch();
     int finalized = 0;
     MPI_Finalized(&finalized);
@@ -77,6 +89,7 @@ class MpiCommunicator final : public Communicator {
       MPI_Comm_set_errhandler(comm_, restore_);
       MPI_Errhandler_free(&restore_);
     }
+    comm_ = MPI_COMM_NULL;
   }
 
   int rank() const override { return rank_; }
@@ -203,7 +216,16 @@ class MpiCommunicator final : public Communicator {
     Kept keep;  // what MPI may still use
   };
 
-  absl::Status Usable(ci::OpName op) const { return abort_state_.Check(*this, op); }
+  absl::Status Usable(ci::OpName op) const {
+    // After MPI_Finalize any MPI call would end the process: an error instead.
+    if (MpiFinalizing()) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s: MPI has been finalised (its session was destroyed): the communicator can no "
+          "longer be used (rank %d of %d)",
+          ci::OpContext(*this, op), rank_, size_));
+    }
+    return abort_state_.Check(*this, op);
+  }
   absl::Status CheckUsable(std::string_view op) const override { return Usable(op); }
 
   MpiGroup group() const { return {comm_, rank_, size_}; }
@@ -333,6 +355,7 @@ class MpiCommunicator final : public Communicator {
   std::vector<Abandoned> abandoned_;
   ci::WorkRegistry works_;
   bool owned_ = true;
+  bool freed_ = false;  // FreeNative ran (Release or the destructor)
   MPI_Errhandler restore_ = MPI_ERRHANDLER_NULL;
   ci::AbortState abort_state_;
 };
@@ -395,6 +418,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(MPI_Comm comm, Ownership
     return absl::FailedPreconditionError(
         "mpi::AdoptComm: MPI is not initialised or already finalised");
   }
+  WatchFinalize();
   if (ownership == Ownership::kOwned) {
     NMESH_RETURN_IF_ERROR(
         MpiStatus(MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", -1));

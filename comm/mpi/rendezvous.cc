@@ -9,13 +9,18 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
 namespace {
 
 constexpr int kFirstTag = 32700;
-constexpr int kRounds = 34;  // tags kFirstTag .. kFirstTag + 2 * kRounds - 1 (<= 32767)
+constexpr int kTagsPerRound = 3;  // the record, the verdict, rank 0's acknowledgement
+constexpr int kRounds = 22;       // tags kFirstTag .. kFirstTag + 3 * kRounds - 1 (<= 32767)
+// How much longer than rank 0's own remaining wait a rank that rank 0 acknowledged waits for the
+// verdict (rank 0 decides and sends as soon as its deadline passes).
+constexpr absl::Duration kVerdictMargin = absl::Seconds(2);
 
 // The pause between polls: a yield at first, then growing to 1 ms, so that a rank waiting for a
 // late one costs little CPU on an oversubscribed host.
@@ -48,31 +53,42 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
                                        absl::Duration timeout, const RendezvousDecision& decide) {
   const int rank = session.world_rank();
   const int size = session.world_size();
+  MPI_Comm comm = SessionNative::Comm(session);
+  if (comm == MPI_COMM_NULL) {
+    return absl::FailedPreconditionError("rendezvous: MPI is already finalised");
+  }
   if (record.size() > kMaxRecordBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "rendezvous: a record of %d bytes is longer than %d", record.size(), kMaxRecordBytes));
   }
   static int rounds = 0;  // one thread calls Rendezvous (see the header)
-  const int record_tag = kFirstTag + 2 * (rounds % kRounds);
+  const int record_tag = kFirstTag + kTagsPerRound * (rounds % kRounds);
   const int verdict_tag = record_tag + 1;
+  const int ack_tag = record_tag + 2;
   ++rounds;
   const absl::Time start = absl::Now();
 
   if (rank != 0) {
-    // Rank 0 may have started later and waits up to `timeout` itself before it decides.
-    const absl::Time deadline = start + 2 * timeout + absl::Seconds(1);
+    // Rank 0 may have started later and waits up to `timeout` itself before it decides. Once it
+    // has acknowledged this rank's record, this rank waits as long as rank 0 still waits for the
+    // others (their start-up timeouts may differ): the verdict then names the ranks that are
+    // missing, instead of this rank blaming rank 0.
+    absl::Time deadline = start + 2 * timeout + absl::Seconds(1);
     // On the heap: if rank 0 never takes it, MPI may read it until the process exits.
     auto* sent = new std::string(record);
     std::string verdict(kMaxVerdictBytes, '\0');
+    int64_t rank0_left_ns = 0;
     MPI_Request requests[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
-    NMESH_RETURN_IF_ERROR(
-        MpiStatus(MPI_Isend(sent->data(), static_cast<int>(sent->size()), MPI_CHAR, 0, record_tag,
-                            MPI_COMM_WORLD, &requests[0]),
-                  "MPI_Isend", rank));
-    NMESH_RETURN_IF_ERROR(
-        MpiStatus(MPI_Irecv(verdict.data(), static_cast<int>(verdict.size()), MPI_CHAR, 0,
-                            verdict_tag, MPI_COMM_WORLD, &requests[1]),
-                  "MPI_Irecv", rank));
+    MPI_Request ack = MPI_REQUEST_NULL;
+    NMESH_RETURN_IF_ERROR(MpiStatus(MPI_Isend(sent->data(), static_cast<int>(sent->size()),
+                                              MPI_CHAR, 0, record_tag, comm, &requests[0]),
+                                    "MPI_Isend", rank));
+    NMESH_RETURN_IF_ERROR(MpiStatus(MPI_Irecv(verdict.data(), static_cast<int>(verdict.size()),
+                                              MPI_CHAR, 0, verdict_tag, comm, &requests[1]),
+                                    "MPI_Irecv", rank));
+    NMESH_RETURN_IF_ERROR(MpiStatus(
+        MPI_Irecv(&rank0_left_ns, 1, MPI_INT64_T, 0, ack_tag, comm, &ack), "MPI_Irecv", rank));
+    bool acknowledged = false;
     MPI_Status statuses[2];
     Backoff backoff;
     for (;;) {
@@ -80,9 +96,27 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
       NMESH_RETURN_IF_ERROR(
           MpiStatus(MPI_Testall(2, requests, &done, statuses), "MPI_Testall", rank));
       if (done) break;
+      if (!acknowledged) {
+        int acked = 0;
+        NMESH_RETURN_IF_ERROR(
+            MpiStatus(MPI_Test(&ack, &acked, MPI_STATUS_IGNORE), "MPI_Test", rank));
+        if (acked) {
+          acknowledged = true;
+          deadline =
+              std::max(deadline, absl::Now() + absl::Nanoseconds(rank0_left_ns) + kVerdictMargin);
+        }
+      }
       if (absl::Now() >= deadline) {
         CancelRecv(&requests[1]);
+        CancelRecv(&ack);
         if (requests[0] != MPI_REQUEST_NULL) MPI_Request_free(&requests[0]);  // `sent` is kept
+        if (acknowledged) {
+          return absl::DeadlineExceededError(absl::StrFormat(
+              "rank 0 took this rank's start-up record but sent no verdict within %s: it stopped "
+              "or died since (rank %d of %d waited)",
+              absl::FormatDuration(absl::Trunc(deadline - start, absl::Milliseconds(1))), rank,
+              size));
+        }
         return absl::DeadlineExceededError(absl::StrFormat(
             "rank 0 did not answer the start-up exchange within %s: it is late, stopped or dead "
             "(rank %d of %d waited)",
@@ -90,6 +124,7 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
       }
       backoff.Pause();
     }
+    CancelRecv(&ack);  // the verdict came first: rank 0's acknowledgement may never be matched
     delete sent;
     int bytes = 0;
     MPI_Get_count(&statuses[1], MPI_CHAR, &bytes);
@@ -108,9 +143,13 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
     std::string& buffer = buffers[static_cast<size_t>(r - 1)];
     NMESH_RETURN_IF_ERROR(
         MpiStatus(MPI_Irecv(buffer.data(), static_cast<int>(buffer.size()), MPI_CHAR, r, record_tag,
-                            MPI_COMM_WORLD, &requests[static_cast<size_t>(r - 1)]),
+                            comm, &requests[static_cast<size_t>(r - 1)]),
                   "MPI_Irecv", rank));
   }
+  // Each rank whose record arrived learns how much longer rank 0 waits for the others. Kept until
+  // the process exits when a send is never taken (MPI may still read it).
+  auto* acks = new std::vector<int64_t>(static_cast<size_t>(size), 0);
+  std::vector<MPI_Request> ack_sends;
   std::vector<int> indices(static_cast<size_t>(others));
   std::vector<MPI_Status> statuses(static_cast<size_t>(others));
   int pending = others;
@@ -128,6 +167,12 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
       std::string& buffer = buffers[static_cast<size_t>(index)];
       buffer.resize(static_cast<size_t>(std::max(bytes, 0)));
       records[static_cast<size_t>(index + 1)] = std::move(buffer);
+      int64_t& left = (*acks)[static_cast<size_t>(index + 1)];
+      left = absl::ToInt64Nanoseconds(std::max(deadline - absl::Now(), absl::ZeroDuration()));
+      MPI_Request sent = MPI_REQUEST_NULL;
+      if (MPI_Isend(&left, 1, MPI_INT64_T, index + 1, ack_tag, comm, &sent) == MPI_SUCCESS) {
+        ack_sends.push_back(sent);
+      }
     }
     pending -= completed;
     if (pending == 0) break;
@@ -138,6 +183,18 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
     if (completed == 0) backoff.Pause();
   }
 
+  // The acknowledgements are let go: a rank takes its own or cancels its receive once it has the
+  // verdict.
+  int acks_done = 0;
+  MPI_Testall(static_cast<int>(ack_sends.size()), ack_sends.data(), &acks_done,
+              MPI_STATUSES_IGNORE);
+  if (acks_done) {
+    delete acks;
+  } else {
+    for (MPI_Request& request : ack_sends) {
+      if (request != MPI_REQUEST_NULL) MPI_Request_free(&request);
+    }
+  }
   std::string verdict = decide(records);
   if (verdict.size() > kMaxVerdictBytes) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -152,7 +209,7 @@ absl::StatusOr<std::string> Rendezvous(Session& session, std::string_view record
     if (!records[static_cast<size_t>(r)].has_value()) continue;
     MPI_Request request = MPI_REQUEST_NULL;
     if (int rc = MPI_Isend(out->data(), static_cast<int>(out->size()), MPI_CHAR, r, verdict_tag,
-                           MPI_COMM_WORLD, &request);
+                           comm, &request);
         rc != MPI_SUCCESS) {
       for (MPI_Request& sent : sends) MPI_Request_free(&sent);
       return MpiStatus(rc, "MPI_Isend", rank);  // `out` stays allocated: MPI may read it

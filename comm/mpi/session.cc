@@ -2,9 +2,12 @@
 
 #include <mpi.h>
 
+#include <atomic>
 #include <cstdlib>
+#include <mutex>
 
 #include "absl/strings/str_format.h"
+#include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/mpi/status.h"
 
 namespace nmesh::comm::mpi {
@@ -24,7 +27,45 @@ std::string ThreadLevelName(int level) {
   return absl::StrFormat("unknown(%d)", level);
 }
 
+std::atomic<bool> finalizing{false};
+
+int OnFinalize(MPI_Comm, int, void*, void*) {
+  std::lock_guard<std::recursive_mutex> lock(MpiUseMutex());
+  finalizing.store(true, std::memory_order_release);
+  return MPI_SUCCESS;
+}
+
 }  // namespace
+
+std::recursive_mutex& MpiUseMutex() {
+  static auto* mu = new std::recursive_mutex();
+  return *mu;
+}
+
+bool MpiFinalizing() { return finalizing.load(std::memory_order_acquire); }
+
+void WatchFinalize() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    int keyval = MPI_KEYVAL_INVALID;
+    if (MPI_Comm_create_keyval(MPI_COMM_NULL_COPY_FN, OnFinalize, &keyval, nullptr) ==
+        MPI_SUCCESS) {
+      MPI_Comm_set_attr(MPI_COMM_SELF, keyval, nullptr);
+    }
+  });
+}
+
+struct Session::Native {
+  MPI_Comm comm = MPI_COMM_NULL;
+};
+
+Session::Session() : native_(std::make_unique<Native>()) {}
+
+MPI_Comm SessionNative::Comm(const Session& session) {
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  return finalized ? MPI_COMM_NULL : session.native_->comm;
+}
 
 absl::StatusOr<std::unique_ptr<Session>> Session::Init(int* argc, char*** argv) {
   std::unique_ptr<Session> session(new Session);
@@ -44,6 +85,14 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Init(int* argc, char*** argv) 
   MPI_Comm_rank(MPI_COMM_WORLD, &session->world_rank_);
   MPI_Comm_size(MPI_COMM_WORLD, &session->world_size_);
   session->thread_level_ = ThreadLevelName(provided);
+  WatchFinalize();
+  // nmesh's own channel: no message of the application on MPI_COMM_WORLD can match ours.
+  MPI_Comm comm = MPI_COMM_NULL;
+  if (int rc = MPI_Comm_dup(MPI_COMM_WORLD, &comm); rc != MPI_SUCCESS) {
+    return MpiStatus(rc, "MPI_Comm_dup", session->world_rank_);
+  }
+  MPI_Comm_set_errhandler(comm, MPI_ERRORS_RETURN);
+  session->native_->comm = comm;
   return session;
 }
 
@@ -63,6 +112,7 @@ void Session::AbortJob(int exit_code) {
 Session::~Session() {
   int finalized = 0;
   MPI_Finalized(&finalized);
+  if (!finalized && native_->comm != MPI_COMM_NULL) MPI_Comm_free(&native_->comm);
   if (owns_mpi_ && !finalized) MPI_Finalize();
 }
 

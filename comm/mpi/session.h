@@ -7,6 +7,10 @@
 // One Session per process. It must outlive every communicator created from it (a communicator
 // destroyed after MPI_Finalize frees nothing). The world communicator comes from
 // mpi::WorldCommunicator(session) (comm/mpi/communicator.h).
+//
+// nmesh's own traffic before any communicator exists (the start-up exchange, comm/mpi/rendezvous.h)
+// goes over the session's private duplicate of MPI_COMM_WORLD, never over MPI_COMM_WORLD itself:
+// an application's receive on MPI_COMM_WORLD (MPI_ANY_SOURCE, MPI_ANY_TAG) cannot take it.
 #ifndef NMESH_COMM_MPI_SESSION_H_
 #define NMESH_COMM_MPI_SESSION_H_
 
@@ -21,7 +25,8 @@ class Session {
  public:
   // Calls MPI_Init_thread asking for MPI_THREAD_MULTIPLE, unless MPI is already initialised (then
   // the session neither initialises nor finalises it). Sets MPI_ERRORS_RETURN on the world.
-  // Not thread-safe; call once, from the main thread, before any other MPI use.
+  // Not thread-safe; call once, from the main thread, before any other MPI use. Collective over
+  // MPI_COMM_WORLD (every process calls it): it duplicates the world for nmesh's own traffic.
   static absl::StatusOr<std::unique_ptr<Session>> Init(int* argc, char*** argv);
 
   ~Session();
@@ -43,8 +48,11 @@ class Session {
   const std::string& thread_level() const { return thread_level_; }
 
  private:
-  Session() = default;
+  struct Native;  // MPI handles (comm/mpi/session.cc)
+  friend struct SessionNative;
+  Session();
 
+  std::unique_ptr<Native> native_;
   bool owns_mpi_ = false;
   int world_rank_ = 0;
   int world_size_ = 1;

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/watch/diagnosis.h"
 #include "nmesh/comm/watch/flight_recorder.h"
 
@@ -80,10 +81,11 @@ class MpiSideChannel final : public ci::SideChannel {
 
   int Serve(const FlightRecorder& recorder,
             const std::function<ci::ProcessState()>& state) override {
+    std::lock_guard<std::recursive_mutex> lock(MpiUseMutex());
     int answered = 0;
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized) return answered;
+    if (finalized || MpiFinalizing()) return answered;
     std::erase_if(replies_, [](Reply& reply) {
       int done = 0;
       MPI_Test(&reply.request, &done, MPI_STATUS_IGNORE);
@@ -117,7 +119,9 @@ class MpiSideChannel final : public ci::SideChannel {
   std::vector<RankRecords> Exchange(const FlightRecorder& recorder,
                                     const ci::ExchangeDeadlines& deadlines,
                                     const std::function<void()>& serve) override {
+    std::lock_guard<std::recursive_mutex> lock(MpiUseMutex());
     std::vector<RankRecords> all(static_cast<size_t>(size_));
+    const bool gone = MpiFinalizing();  // then every other rank stays unanswered
     // Per rank: the request (null once it completed: the rank's process is alive) and whether it
     // completed.
     std::vector<MPI_Request> asks(all.size(), MPI_REQUEST_NULL);
@@ -132,10 +136,11 @@ class MpiSideChannel final : public ci::SideChannel {
         entry.records = recorder.Snapshot();
         continue;
       }
-      MPI_Issend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &asks[static_cast<size_t>(r)]);
+      if (!gone)
+        MPI_Issend(&rank_, 1, MPI_INT, r, kRequestTag, side_, &asks[static_cast<size_t>(r)]);
     }
     int missing = size_ - 1;
-    while (missing > 0) {
+    while (!gone && missing > 0) {
       // Wait on while a rank that has not answered may still: before the silent deadline any
       // rank, after it (until the alive deadline) only a rank shown to be alive.
       const absl::Time now = absl::Now();

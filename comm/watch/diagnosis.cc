@@ -180,6 +180,9 @@ struct WaitEdge {
   const AxisProgress* axis = nullptr;
   std::vector<int64_t> absent;  // members that never entered the collective (or its peer)
   std::vector<int64_t> silent;  // members that did not answer
+  // Members that were not asked (outside the group whose records were exchanged): where they
+  // stand is unknown, so the wait goes on through them rather than ending at this rank.
+  std::vector<int64_t> unasked;
 };
 
 }  // namespace
@@ -222,7 +225,10 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
     for (int64_t member : members) {
       if (member == NameOf(r)) continue;
       auto found = by_name.find(member);
-      if (found == by_name.end()) continue;  // not among the ranks that were asked
+      if (found == by_name.end()) {
+        edge.unasked.push_back(member);
+        continue;
+      }
       const RankRecords& other = *found->second;
       if (!other.answered) {
         edge.silent.push_back(member);
@@ -235,7 +241,11 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
                               : theirs->entered < op.collective_seq;
       if (behind) edge.absent.push_back(member);
     }
-    if (!edge.absent.empty() || !edge.silent.empty()) edges[NameOf(r)] = std::move(edge);
+    // Behind members known: those not asked are left out; none known: they may be the ones.
+    if (!edge.absent.empty() || !edge.silent.empty()) edge.unasked.clear();
+    if (!edge.absent.empty() || !edge.silent.empty() || !edge.unasked.empty()) {
+      edges[NameOf(r)] = std::move(edge);
+    }
   }
   if (edges.empty()) return "";
   // Reachability, to find where the waits end: the sets of ranks that every rank reachable from
@@ -249,7 +259,8 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
       todo.pop_back();
       auto edge = edges.find(at);
       if (edge == edges.end()) continue;
-      for (const std::vector<int64_t>* next : {&edge->second.absent, &edge->second.silent}) {
+      for (const std::vector<int64_t>* next :
+           {&edge->second.absent, &edge->second.silent, &edge->second.unasked}) {
         for (int64_t to : *next) {
           if (seen.insert(to).second) todo.push_back(to);
         }
@@ -275,12 +286,16 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
       absl::StrAppendFormat(&text, "%s %s did not answer (stopped or dead)",
                             edge.absent.empty() ? ", for which" : "; and", Ranks(edge.silent));
     }
+    if (!edge.unasked.empty()) {
+      absl::StrAppendFormat(&text, ", for %s, not asked (where %s stands is not known here)",
+                            Ranks(edge.unasked), edge.unasked.size() == 1 ? "it" : "they");
+    }
     return text;
   };
   std::vector<std::string> endings;
   std::set<int64_t> explained;
   for (const auto& [from, edge] : edges) {
-    for (const std::vector<int64_t>* next : {&edge.absent, &edge.silent}) {
+    for (const std::vector<int64_t>* next : {&edge.absent, &edge.silent, &edge.unasked}) {
       for (int64_t to : *next) {
         if (explained.count(to) > 0) continue;
         // `to` ends the waits when everything it reaches reaches it back.
@@ -296,13 +311,16 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
         }
         auto cycle_edge = edges.find(to);
         if (cycle_edge == edges.end()) {
-          // It waits for nobody: it did not answer, or it is somewhere no watched collective is.
-          const RankRecords& end = *by_name.at(to);
+          // It waits for nobody: it did not answer, was not asked, or it is somewhere no
+          // watched collective is.
           std::string text = step(from, edge);
-          if (!end.answered) {
+          auto asked = by_name.find(to);
+          if (asked == by_name.end()) {
             // Already said by the step.
-          } else if (!end.blocked_in.empty()) {
-            absl::StrAppendFormat(&text, "; rank %d waits in %s", to, end.blocked_in);
+          } else if (const RankRecords& end = *asked->second; !end.answered) {
+            // Already said by the step.
+          } else if (!asked->second->blocked_in.empty()) {
+            absl::StrAppendFormat(&text, "; rank %d waits in %s", to, asked->second->blocked_in);
           } else {
             absl::StrAppendFormat(&text, "; rank %d waits in no watched operation", to);
           }
@@ -318,12 +336,12 @@ std::string TraceWaits(const std::vector<RankRecords>& ranks) {
           steps.push_back(step(at, e));
           // Back to `to` if it can, else on to the first rank that leads back: the shortest way.
           int64_t next = at;
-          for (const std::vector<int64_t>* list : {&e.absent, &e.silent}) {
+          for (const std::vector<int64_t>* list : {&e.absent, &e.silent, &e.unasked}) {
             for (int64_t candidate : *list) {
               if (candidate == to) next = to;
             }
           }
-          for (const std::vector<int64_t>* list : {&e.absent, &e.silent}) {
+          for (const std::vector<int64_t>* list : {&e.absent, &e.silent, &e.unasked}) {
             for (int64_t candidate : *list) {
               if (next == at && reaches(candidate, to)) next = candidate;
             }

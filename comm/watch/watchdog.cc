@@ -161,7 +161,7 @@ void Watchdog::Remove(const Communicator* comm) {
     return;
   }
   std::unique_lock<std::mutex> lock(mu_);
-  idle_.wait(lock, [this, comm] { return busy_ != comm; });
+  idle_.wait(lock, [this, comm] { return busy_ != comm && busy_wide_ != comm; });
   std::erase_if(entries_, [comm](const Entry& e) { return e.comm == comm; });
 }
 
@@ -372,6 +372,42 @@ ProcessState Watchdog::StateLocked() {
   return state;
 }
 
+std::vector<RankRecords> Watchdog::WideRecords(const Entry& entry,
+                                               const std::vector<RankRecords>& ranks) {
+  // The widest other watched communicator with a channel (the job's world, where there is one).
+  std::optional<Entry> wide;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Entry& e : entries_) {
+      if (e.comm == nullptr || e.side == nullptr || e.comm == entry.comm) continue;
+      if (e.comm->size() <= entry.comm->size()) continue;
+      if (!wide.has_value() || e.comm->size() > wide->comm->size()) wide = e;
+    }
+    if (!wide.has_value()) return ranks;
+    busy_wide_ = wide->comm;  // Remove waits until the exchange is over
+  }
+  const std::string phase =
+      absl::StrFormat("exchanging flight records on axis '%s'", wide->comm->options().name);
+  std::vector<RankRecords> records =
+      wide->side->Exchange(*wide->recorder, absl::Now() + kExchangeTimeout, [this, &phase] {
+        Beat(phase);
+        ServeAll();
+      });
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    busy_wide_ = nullptr;
+    const int own = wide->comm->rank();
+    for (RankRecords& mine : records) {
+      if (mine.rank != own) continue;
+      ProcessState state = StateLocked();
+      mine.blocked_in = std::move(state.blocked_in);
+      mine.axes = std::move(state.axes);
+    }
+  }
+  idle_.notify_all();
+  return records;
+}
+
 void Watchdog::FireTimeout(const Firing& f) {
   const Entry& entry = f.entry;
   const OpRecord& stuck = *f.stuck;
@@ -403,6 +439,12 @@ void Watchdog::FireTimeout(const Firing& f) {
   }
   report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
   report.diagnosis.trace = TraceWaits(report.ranks);
+  // Only where the trace leaves the ranks heard from (TraceWaits says "not asked"): asking the
+  // whole job costs up to kExchangeTimeout more when ranks cannot answer (a partition).
+  if (report.global_rank == 0 &&
+      report.diagnosis.trace.find(", not asked (") != std::string::npos) {
+    report.diagnosis.trace = TraceWaits(WideRecords(entry, report.ranks));
+  }
   Beat("reporting");
   Report(report);
   if (entry.side == nullptr) return;

@@ -19,11 +19,15 @@
 // reported as stopped or dead.
 // 3. DiagnoseTimeout names the culprit, TraceWaits follows the waits across the ranks' other
 // communicators (each answer carries where its process stands on all of them), and the process's
-// TimeoutHandler gets a TimeoutReport (default: one line on stderr, FormatTimeoutReport).
-// 4. After a grace (at least kAbortGrace, while still answering the other ranks' requests, so
-// that they can name the culprit too) the job ends: MPI_Abort(MPI_COMM_WORLD, 1).
-// A communicator with CommOptions::interruptible polls nonblocking calls instead and returns
-// DeadlineExceeded from the operation, leaving the caller to recover; the watchdog leaves it alone.
+// TimeoutHandler gets a TimeoutReport (default: one line on stderr, FormatTimeoutReport). The
+// job's rank 0 (global rank 0, which prints the job's summary) follows the waits over every rank
+// of the widest communicator it watches with a channel (the job's world), asked over that one's
+// channel: a wait that leaves the timed-out group (rank 2 waits on 'pp' for rank 6) is followed
+// to its end instead of stopping at a rank that is itself only waiting.
+// 4. After a grace (at least kAbortGrace, while still answering the other ranks' requests, so that
+// they can name the culprit too) the job ends: MPI_Abort(MPI_COMM_WORLD, 1). A communicator with
+// CommOptions::interruptible polls nonblocking calls instead and returns DeadlineExceeded from the
+// operation, leaving the caller to recover; the watchdog leaves it alone.
 //
 // NCCL communicators (comm/nccl/communicator.h) are watched too, in the self-polling mode
 // (Communicator::WatchMode): a blocking operation enforces its own deadline, but an asynchronous

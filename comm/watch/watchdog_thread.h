@@ -79,6 +79,10 @@ class Watchdog {
   int ServeAll();
   // Where this process stands on every registered communicator.
   ProcessState StateLocked();
+  // The records of every rank of the widest other watched communicator with a side channel (the
+  // job's world), exchanged over it, for following the waits across the whole job; `ranks` (those
+  // of the timed-out communicator) when there is none. Called without the lock.
+  std::vector<RankRecords> WideRecords(const Entry& entry, const std::vector<RankRecords>& ranks);
   // Fires `f` (without the lock): aborts, reports and, with a side channel, ends the job.
   void FireTimeout(const Firing& f);
   void FireError(const Firing& f);
@@ -95,6 +99,8 @@ class Watchdog {
   // Guarded by mu_: the communicator the watchdog thread fires on, outside the lock (Remove
   // waits for it), and whether a family's abort removed it meanwhile.
   const Communicator* busy_ = nullptr;
+  // Guarded by mu_: the wider communicator whose channel WideRecords uses (Remove waits for it).
+  const Communicator* busy_wide_ = nullptr;
   bool busy_removed_ = false;
   // Only touched on the watchdog thread: it holds mu_ now.
   bool thread_holds_lock_ = false;

@@ -103,7 +103,7 @@ TEST(BenchCliTest, BadFlagsAreUsageErrorsNamingTheFlag) {
       {{"--axes", "tp,,cp"}, "--axes: empty axis name in 'tp,,cp'"},
       {{"--backend", "gloo"}, "--backend"},
       {{"--format", "xml"}, "--format"},
-      {{"--timeout-s", "0"}, "--timeout-s must be a positive number of seconds, got 0"},
+      {{"--timeout-s", "-2"}, "--timeout-s must be a positive number of seconds, got -2"},
       {{"--timeout-s", "-inf"}, "--timeout-s must be a positive number of seconds, got -inf"},
       {{"--timeout-s", "1e-300"},
        "--timeout-s must be a positive number of seconds, got 1e-300, which rounds to zero"},

@@ -89,7 +89,7 @@ TEST(CliTest, FlagErrorsPrintOnlyOnLauncherRankZero) {
   ASSERT_EQ(setenv("OMPI_COMM_WORLD_RANK", "3", 1), 0);
   EXPECT_EQ(job::LauncherRank(), 3);
   Result other = RunNmesh({"plan", "--tp", "x", "--format", "json"});
-  Result run = RunNmesh({"run", "--timeout-s", "0", "--format", "json"});
+  Result run = RunNmesh({"run", "--timeout-s", "-1", "--format", "json"});
   ASSERT_EQ(setenv("OMPI_COMM_WORLD_RANK", "0", 1), 0);
   Result first = RunNmesh({"plan", "--tp", "x", "--format", "json"});
   ASSERT_EQ(unsetenv("OMPI_COMM_WORLD_RANK"), 0);

@@ -7,12 +7,15 @@
 #include "absl/status/statusor.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/tools/cli.h"
+#include "nmesh/tools/mesh_job.h"
 #include "nmesh/tools/run_command.h"
 
 namespace nmesh::tools {
 namespace {
 
+using ::nmesh::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
 using testing::RunNmesh;
@@ -34,8 +37,9 @@ TEST(RunCliTest, BadBackendIsAUsageError) {
 }
 
 TEST(RunCliTest, TimeoutMustBeAPositiveNumber) {
-  // 1e-300 s rounds to a zero duration: every run then timed out at "0 s" (issue 14).
-  for (const char* bad : {"0", "-3", "nan", "inf", "1e-300", "-0"}) {
+  // 1e-300 s rounds to a zero duration: every run then timed out at "0 s" (issue 14). 0 is the
+  // opt-out (TimeoutFlagTest).
+  for (const char* bad : {"-3", "nan", "inf", "1e-300", "-1e-300"}) {
     testing::CliResult r = RunNmesh({"run", "--timeout-s", bad, "--format", "json"});
     EXPECT_EQ(r.code, kExitUsage) << bad;
     EXPECT_THAT(r.err, HasSubstr("--timeout-s must be a positive number of seconds")) << bad;
@@ -44,6 +48,39 @@ TEST(RunCliTest, TimeoutMustBeAPositiveNumber) {
   testing::CliResult r = RunNmesh({"run", "--timeout-s", "soon"});
   EXPECT_EQ(r.code, kExitUsage);
   EXPECT_THAT(r.err, HasSubstr("--timeout-s"));
+}
+
+TEST(RunCliTest, TimeoutFlagDefaultsAndTheOptOut) {
+  ASSERT_OK_AND_ASSIGN(TimeoutFlag unset, TimeoutFromFlag(std::nullopt));
+  EXPECT_EQ(unset.timeout, std::nullopt);
+  EXPECT_FALSE(unset.none);
+  for (const char* none : {"0", "none", "0.0", "-0"}) {
+    ASSERT_OK_AND_ASSIGN(TimeoutFlag flag, TimeoutFromFlag(std::string(none)));
+    EXPECT_TRUE(flag.none) << none;
+    EXPECT_EQ(flag.timeout, std::nullopt) << none;
+  }
+  ASSERT_OK_AND_ASSIGN(TimeoutFlag five, TimeoutFromFlag(std::string("5")));
+  EXPECT_EQ(five.timeout, absl::Seconds(5));
+  EXPECT_FALSE(five.none);
+  EXPECT_THAT(TimeoutFromFlag(std::string("soon")),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("--timeout-s must be a number of seconds or none, got 'soon'")));
+  // The help says the default and what opting out costs, for both verbs.
+  for (const char* verb : {"run", "bench"}) {
+    testing::CliResult r = RunNmesh({verb, "--help"});
+    EXPECT_THAT(r.out, HasSubstr("10 minutes")) << verb;
+    EXPECT_THAT(r.out, HasSubstr("0 or none: no timeout, at a cost")) << verb;
+  }
+}
+
+// A delay the start-up deadline cannot bound: NaN and 1e300 slept forever.
+TEST(RunCliTest, FaultLateMustBeFiniteAndBounded) {
+  for (const char* bad : {"nan", "1e300", "inf", "-1", "86401"}) {
+    testing::CliResult r = RunNmesh({"run", "--fault-late-s", bad});
+    EXPECT_EQ(r.code, kExitUsage) << bad;
+    EXPECT_THAT(r.err, HasSubstr("--fault-late-s must be a number of seconds from 0 to 86400"))
+        << bad;
+  }
 }
 
 TEST(RunCliTest, BadMeshFlagIsAUsageError) {

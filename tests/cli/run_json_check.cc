@@ -10,8 +10,10 @@
 // and every group it observed (native axes, the contract's flattened groups for the strategy, and
 // the moe axes) equals the group computed by brute force over the coordinates
 // (tests/mesh/brute_force.h). "communicators_created" equals the number of distinct partitions
-// that are neither trivial nor the whole world in order, counted here by brute force, and, with
-// --communicators, the number given. Exits 0 when everything holds, 1 otherwise (printing why).
+// that are not trivial, counted here by brute force (with --world-reused, for a run without a
+// timeout, not the whole world in order either: that group reuses the world communicator), and,
+// with --communicators, the number given. Exits 0 when everything holds, 1 otherwise (printing
+// why).
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
@@ -59,6 +61,8 @@ std::map<std::string, std::vector<bool>> FlattenedOf(const std::string& strategy
 
 // The backend every mesh must report (--backend).
 std::string expected_backend = "mpi";
+// --world-reused: the run had no timeout, so whole-world groups reuse the world communicator.
+bool world_reused = false;
 
 void CheckMesh(const json& mesh, const std::vector<int64_t>& shape,
                const std::vector<int64_t>& moe_shape, int64_t world,
@@ -143,7 +147,7 @@ void CheckMesh(const json& mesh, const std::vector<int64_t>& shape,
     std::sort(p.begin(), p.end());
     bool trivial = true;
     for (const auto& group : p) trivial = trivial && group.size() == 1;
-    if (!trivial && !(p.size() == 1 && p[0] == whole)) partitions.insert(p);
+    if (!trivial && !(world_reused && p.size() == 1 && p[0] == whole)) partitions.insert(p);
   }
   const int64_t created = mesh["communicators_created"];
   if (created != static_cast<int64_t>(partitions.size())) {
@@ -167,6 +171,10 @@ int main(int argc, char** argv) {
   for (; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg == "--") break;
+    if (arg == "--world-reused") {
+      world_reused = true;
+      continue;
+    }
     if (i + 1 >= argc) return Fail("missing value for " + arg), 2;
     if (arg == "--communicators")
       communicators = Split(argv[++i], ',');

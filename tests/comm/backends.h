@@ -8,11 +8,11 @@
 //                            ::testing::ValuesIn(nmesh::comm::testing::Backends()),
 //                            nmesh::comm::testing::BackendName);
 //
-// Factories: "mpi" (the MPI world, blocking), "mpi_timed" (the MPI world with a timeout, which
-// selects the nonblocking path), "self" (a one-rank communicator on every rank), where the build
-// has gloo, "gloo" (a gloo world that meets through a directory store under a fresh prefix, with
-// rank and size from the launcher's environment; MPI only agrees on the directory once, and
-// carries none of gloo's traffic) and, where the build has NCCL, "nccl" (an NCCL world
+// Factories: "mpi" (the MPI world, blocking, explicitly without a timeout), "mpi_timed" (the MPI
+// world with a timeout, watched by the watchdog), "self" (a one-rank communicator on every rank),
+// where the build has gloo, "gloo" (a gloo world that meets through a directory store under a fresh
+// prefix, with rank and size from the launcher's environment; MPI only agrees on the directory
+// once, and carries none of gloo's traffic) and, where the build has NCCL, "nccl" (an NCCL world
 // bootstrapped over MPI; it reports a skip, "no CUDA device ...", without a GPU). Each call makes
 // a fresh communicator spanning every rank the backend spans.
 #ifndef NMESH_TESTS_COMM_BACKENDS_H_
@@ -103,7 +103,8 @@ inline std::vector<Backend> Backends() {
   using ::nmesh::comm::mpi::testing::TheSession;
   std::vector<Backend> backends;
   backends.push_back({"mpi", [](const std::string& name, std::string*) {
-                        return mpi::WorldCommunicator(TheSession(), {.name = name});
+                        return mpi::WorldCommunicator(TheSession(),
+                                                      {.name = name, .timeout = std::nullopt});
                       }});
   backends.push_back({"mpi_timed", [](const std::string& name, std::string*) {
                         return mpi::WorldCommunicator(

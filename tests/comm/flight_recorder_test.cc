@@ -489,7 +489,7 @@ TEST(CommunicatorRecordingTest, RecordsEachOperation) {
 
 TEST(SetTimeoutTest, ChangesTheTimeoutAndRejectsUnusableOnes) {
   std::unique_ptr<Communicator> self = NewSelfCommunicator({.name = "tp"});
-  EXPECT_FALSE(self->options().timeout.has_value());
+  EXPECT_EQ(self->options().timeout, kDefaultTimeout);
   ASSERT_OK(self->SetTimeout(absl::Seconds(30)));
   EXPECT_EQ(self->options().timeout, absl::Seconds(30));
   for (absl::Duration bad : {absl::ZeroDuration(), absl::Seconds(-1), absl::InfiniteDuration(),

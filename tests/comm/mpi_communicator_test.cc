@@ -237,7 +237,7 @@ TEST(MpiSplitTest, ColorsGroupRanksOrderedByKey) {
   EXPECT_EQ(parity->size(), static_cast<int>(expected.size()));
   EXPECT_EQ(parity->rank(), r / 2);
   EXPECT_EQ(parity->options().name, "parity");
-  EXPECT_FALSE(parity->options().timeout.has_value());
+  EXPECT_EQ(parity->options().timeout, kDefaultTimeout);  // not inherited: the default
   EXPECT_EQ(MemberWorldRanks(*parity, r), expected);
   EXPECT_EQ(world->options().name, "world");  // the parent keeps its own options
 }

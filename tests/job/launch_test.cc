@@ -11,6 +11,8 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nmesh/base/testing/status_matchers.h"
+#include "nmesh/comm/options.h"
+#include "nmesh/job/job.h"
 #include "nmesh/job/placement.h"
 #include "nmesh/job/startup.h"
 #include "nmesh/job/verify_job.h"
@@ -120,6 +122,31 @@ TEST(FlagErrorTest, OutsideALauncherTheErrorIsReportedByRankZero) {
   EXPECT_EQ(outcome.rank, 0);
   EXPECT_FALSE(outcome.end_job);
   EXPECT_EQ(outcome.session, nullptr);
+}
+
+TEST(FlagErrorTest, OutsideALauncherLeavingNeedsNoAgreement) {
+  ScopedEnv env;
+  ClearLauncher(env);
+  const FlagErrorOutcome outcome = AgreeOnLeaving("--help");
+  EXPECT_OK(outcome.status);
+  EXPECT_FALSE(outcome.end_job);
+  EXPECT_EQ(outcome.session, nullptr);
+}
+
+// A job's communicators get a timeout unless the caller opts out: the flag's, else the recipe's,
+// else 10 minutes (PyTorch's default).
+TEST(JobTimeoutTest, FlagOverRecipeOverTheDefaultUnlessOptedOut) {
+  const absl::Duration recipe = absl::Minutes(3);
+  EXPECT_EQ(JobTimeout({}, std::nullopt), absl::Minutes(10));
+  EXPECT_EQ(comm::kDefaultTimeout, absl::Minutes(10));
+  EXPECT_EQ(JobTimeout({}, recipe), recipe);
+  EXPECT_EQ(JobTimeout({.timeout = absl::Seconds(5)}, recipe), absl::Seconds(5));
+  EXPECT_EQ(JobTimeout({.recipe_timeout = false}, recipe), absl::Minutes(10));
+  EXPECT_EQ(JobTimeout({.no_timeout = true}, recipe), std::nullopt);
+  EXPECT_EQ(JobTimeout({.timeout = absl::Seconds(5), .no_timeout = true}, recipe), std::nullopt);
+  // What a communicator or a mesh is created with, unless its creator says otherwise.
+  EXPECT_EQ(comm::CommOptions{}.timeout, absl::Minutes(10));
+  EXPECT_EQ(mesh::DeviceMeshOptions{}.timeout, absl::Minutes(10));
 }
 
 TEST(NcclSettingsStatusTest, NoneAppliedOrNotApplicable) {

@@ -72,8 +72,9 @@ class DeviceMeshTest : public BackendWorldTest {};
 
 // The mesh of `spec` over `world`. Whole-world groups reuse the world only when neither the
 // world nor the mesh has a timeout (WorldReused), so the split counts depend on the backend.
+// Without options: no timeout (the default is 10 minutes), so that a world without one is reused.
 absl::StatusOr<DeviceMesh> Build(const Spec& spec, comm::Communicator& world,
-                                 DeviceMeshOptions options = {}) {
+                                 DeviceMeshOptions options = {.timeout = std::nullopt}) {
   NMESH_ASSIGN_OR_RETURN(MeshPlan plan, PlanMesh(RequestOf(spec, world.size())));
   return DeviceMesh::Create(plan, world, std::move(options));
 }

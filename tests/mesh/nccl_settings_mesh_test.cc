@@ -120,9 +120,11 @@ TEST_P(NcclSettingsMeshTest, WithoutSettingsTheWorldIsStillReused) {
   if (world->options().timeout.has_value()) GTEST_SKIP() << "a timed world is never reused";
   const int np = world->size();
   ASSERT_OK_AND_ASSIGN(MeshPlan plan, PlanMesh(RequestOf({.size = np}, np)));
-  // Settings on tp (size 1: a self communicator) leave dp's whole-world group on the world.
-  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh,
-                       DeviceMesh::Create(plan, *world, {.nccl = {{"tp", {.max_ctas = 4}}}}));
+  // Settings on tp (size 1: a self communicator) leave dp's whole-world group on the world (no
+  // timeout on either: the mesh's default of 10 minutes would give dp its own communicator).
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, DeviceMesh::Create(plan, *world,
+                                                           {.timeout = std::nullopt,
+                                                            .nccl = {{"tp", {.max_ctas = 4}}}}));
   if (np > 1) {
     ASSERT_OK_AND_ASSIGN(comm::Communicator * dp, mesh.Comm("dp"));
     EXPECT_EQ(dp, world.get());

@@ -34,6 +34,35 @@ MATCHER_P(IsOkAndHolds, value, "is OK and holds " + ::testing::PrintToString(val
   return arg.ok() && *arg == value;
 }
 
+// The bench's memory check sums what the ranks sharing a host need: 16 ranks of 4 GiB each passed
+// on a 24 GiB machine (each rank compared alone), then filled their buffers until killed.
+TEST(CheckHostMemoryTest, SumsTheRanksSharingAHost) {
+  constexpr uint64_t kGiB = uint64_t{1} << 30;
+  std::vector<RankMemory> one_host(16, {.host = 7, .bytes = 4 * kGiB, .physical = 24 * kGiB});
+  EXPECT_THAT(CheckHostMemory(one_host, 512 << 20),
+              StatusIs(absl::StatusCode::kResourceExhausted,
+                       HasSubstr("needs 68719476736 bytes of host memory on the host of ranks "
+                                 "0..15 (16 ranks, up to 4294967296 bytes each")));
+  // The same ranks over 4 hosts: 16 GiB each, which fits.
+  std::vector<RankMemory> four_hosts = one_host;
+  for (size_t r = 0; r < four_hosts.size(); ++r) four_hosts[r].host = r % 4;
+  EXPECT_OK(CheckHostMemory(four_hosts, 512 << 20));
+  // Exactly full fits; one byte more does not, and names that host's lowest rank.
+  std::vector<RankMemory> full(6, {.host = 1, .bytes = 4 * kGiB, .physical = 24 * kGiB});
+  EXPECT_OK(CheckHostMemory(full, 1));
+  full.push_back({.host = 2, .bytes = 1, .physical = 24 * kGiB});
+  full.push_back({.host = 1, .bytes = 1, .physical = 24 * kGiB});
+  EXPECT_THAT(CheckHostMemory(full, 1),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("ranks 0..7 (7 ranks")));
+  // One rank alone over its host, and sums that would overflow 64 bits.
+  EXPECT_THAT(CheckHostMemory({{.host = 3, .bytes = 25 * kGiB, .physical = 24 * kGiB}}, 1),
+              StatusIs(absl::StatusCode::kResourceExhausted, HasSubstr("host of rank 0 (1 rank,")));
+  std::vector<RankMemory> huge(3, {.host = 3, .bytes = UINT64_MAX / 2, .physical = 24 * kGiB});
+  EXPECT_THAT(CheckHostMemory(huge, 1), StatusIs(absl::StatusCode::kResourceExhausted,
+                                                 HasSubstr("18446744073709551615 bytes")));
+  EXPECT_OK(CheckHostMemory({}, 1));
+}
+
 TEST(SweepSizesTest, MultipliesFromMinToMaxInclusive) {
   BenchConfig config;
   config.min_bytes = 8;
