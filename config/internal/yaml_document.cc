@@ -24,8 +24,16 @@ std::string FormatMark(std::string_view file, const YAML::Mark& mark) {
   return absl::StrFormat("%s:%d:%d", file, mark.line + 1, mark.column + 1);
 }
 
+// yaml-cpp's scanner keeps about 48 bytes for every value written in block style (an indentation
+// record per potential key, freed only with the parser): a list of `- 1` lines costs 12 times its
+// text. A document may have one such value per kBytesPerBlockValue bytes, plus kFreeBlockValues.
+constexpr size_t kBytesPerBlockValue = 10;
+constexpr size_t kFreeBlockValues = 65536;
+
 // What a handler throws to stop the parse at a limit.
 struct LimitHit {
+  enum class What { kAnchors, kBlockValues, kSize };
+  What what = What::kSize;
   YAML::Mark mark;
 };
 
@@ -75,7 +83,9 @@ class Document {
   }
 
   uint32_t Append(std::string_view text) {
-    if (pool.size() + text.size() > std::numeric_limits<uint32_t>::max()) throw LimitHit{};
+    if (pool.size() + text.size() > std::numeric_limits<uint32_t>::max()) {
+      throw LimitHit{LimitHit::What::kSize, YAML::Mark::null_mark()};
+    }
     const auto begin = static_cast<uint32_t>(pool.size());
     pool.append(text);
     return begin;
@@ -188,7 +198,8 @@ namespace {
 
 class EntryScanner : public YAML::EventHandler {
  public:
-  explicit EntryScanner(const std::vector<std::string_view>& read_keys) : read_keys_(read_keys) {}
+  EntryScanner(const std::vector<std::string_view>& read_keys, size_t max_block_values)
+      : read_keys_(read_keys), max_block_values_(max_block_values) {}
 
   std::vector<YAML::Mark> documents;
   // Top-level entries of a map root: the first read_keys.size() + 1 whose key is read, and each
@@ -201,6 +212,8 @@ class EntryScanner : public YAML::EventHandler {
   void OnDocumentStart(const YAML::Mark& mark) override {
     documents.push_back(mark);
     depth_ = 0;
+    flow_depth_ = 0;
+    open_.clear();
   }
   void OnDocumentEnd() override {}
   void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
@@ -214,29 +227,56 @@ class EntryScanner : public YAML::EventHandler {
     Node(mark, anchor, &value, YAML::NullAnchor);
   }
   void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
+                       YAML::EmitterStyle::value style) override {
     Node(mark, anchor, nullptr, YAML::NullAnchor);
-    ++depth_;
+    Open(/*map=*/false, style);
   }
-  void OnSequenceEnd() override { --depth_; }
+  void OnSequenceEnd() override { Close(); }
   void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value) override {
+                  YAML::EmitterStyle::value style) override {
     if (depth_ == 0 && documents.size() == 1) map_root_ = true;
     Node(mark, anchor, nullptr, YAML::NullAnchor);
-    ++depth_;
+    Open(/*map=*/true, style);
   }
-  void OnMapEnd() override { --depth_; }
+  void OnMapEnd() override { Close(); }
 
  private:
   bool IsReadKey(std::string_view name) const {
     return std::find(read_keys_.begin(), read_keys_.end(), name) != read_keys_.end();
   }
 
+  // The collections open: whether each is in flow style, and whether a block map expects a key.
+  struct OpenCollection {
+    bool flow = false;
+    bool block_map = false;
+    bool expecting_key = true;
+  };
+  void Open(bool map, YAML::EmitterStyle::value style) {
+    ++depth_;
+    const bool flow = style == YAML::EmitterStyle::Flow;
+    if (flow) ++flow_depth_;
+    open_.push_back({flow, map && !flow, true});
+  }
+  void Close() {
+    --depth_;
+    if (open_.back().flow) --flow_depth_;
+    open_.pop_back();
+  }
+
   void Node(const YAML::Mark& mark, YAML::anchor_t anchor, const std::string* scalar,
             YAML::anchor_t alias) {
     // yaml-cpp numbers anchors from 1 in each document and keeps every name.
     if (anchor != YAML::NullAnchor && anchor > static_cast<YAML::anchor_t>(kMaxAnchors)) {
-      throw LimitHit{mark};
+      throw LimitHit{LimitHit::What::kAnchors, mark};
+    }
+    // A value in block style: not a key of a block map, not inside a flow collection.
+    bool block_key = false;
+    if (!open_.empty() && open_.back().block_map) {
+      block_key = open_.back().expecting_key;
+      open_.back().expecting_key = !open_.back().expecting_key;
+    }
+    if (flow_depth_ == 0 && !block_key && ++block_values_ > max_block_values_) {
+      throw LimitHit{LimitHit::What::kBlockValues, mark};
     }
     if (documents.size() != 1) return;
     const bool in_entry = map_root_ && depth_ >= 1;
@@ -268,6 +308,10 @@ class EntryScanner : public YAML::EventHandler {
   }
 
   const std::vector<std::string_view>& read_keys_;
+  const size_t max_block_values_;
+  size_t block_values_ = 0;
+  std::vector<OpenCollection> open_;
+  int flow_depth_ = 0;
   int depth_ = 0;
   bool map_root_ = false;
   bool expecting_key_ = true;
@@ -451,7 +495,7 @@ absl::StatusOr<DocNode> LoadDocument(std::string_view text, std::string_view fil
         absl::StrFormat("recipe '%s' is %d bytes, more than the %d nmesh parses", file, text.size(),
                         kMaxTextBytes));
   }
-  EntryScanner scanner(read_keys);
+  EntryScanner scanner(read_keys, text.size() / kBytesPerBlockValue + kFreeBlockValues);
   try {
     ViewBuffer buffer(text);
     std::istream in(&buffer);
@@ -463,6 +507,13 @@ absl::StatusOr<DocNode> LoadDocument(std::string_view text, std::string_view fil
           FormatMark(file, scanner.documents.back())));
     }
   } catch (const LimitHit& limit) {
+    if (limit.what == LimitHit::What::kBlockValues) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "recipe '%s' has more than %d values in block style, more than nmesh reads from %d "
+          "bytes (one per %d bytes, and %d more) (%s)",
+          file, text.size() / kBytesPerBlockValue + kFreeBlockValues, text.size(),
+          kBytesPerBlockValue, kFreeBlockValues, FormatMark(file, limit.mark)));
+    }
     return absl::InvalidArgumentError(
         absl::StrFormat("recipe '%s' has more than %d anchors (&name), more than nmesh reads (%s)",
                         file, kMaxAnchors, FormatMark(file, limit.mark)));

@@ -182,6 +182,32 @@ TEST(RecipeDocumentTreeTest, TooManyAnchorsAreRefusedNamingTheFile) {
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("more than 10000 anchors")));
 }
 
+// yaml-cpp keeps about 48 bytes per value written in block style until the parse ends: a list of
+// "  - 1" lines (6 bytes each) would cost 8 times the file; past one value per 10 bytes (plus
+// 65536) the document is refused, naming the file and the line.
+TEST(RecipeDocumentTreeTest, TooManyBlockValuesForTheSizeAreRefused) {
+  std::string text = "distributed:\n  tp_plan:\n";
+  for (int i = 0; i < 170000; ++i) text += "  - 1\n";
+  const size_t limit = text.size() / 10 + 65536;
+  // The root, the section and the list are values too: item `limit - 2`, on line `limit`, is
+  // the first past the limit.
+  const std::string where = "f.yaml:" + std::to_string(limit) + ":5";
+  EXPECT_THAT(LoadDocument(text, "f.yaml", {"distributed"}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("recipe 'f.yaml' has more than " + std::to_string(limit) +
+                                 " values in block style, more than nmesh reads from " +
+                                 std::to_string(text.size()) + " bytes (one per 10 bytes, and " +
+                                 "65536 more) (" + where + ")")));
+  // Keys of block maps do not count, nor values in flow style: the same values as a flow list, or
+  // as "kN: 1" lines, are read.
+  std::string flow = "distributed:\n  tp_plan: [1";
+  for (int i = 1; i < 170000; ++i) flow += ", 1";
+  EXPECT_TRUE(LoadDocument(flow + "]\n", "f.yaml", {"distributed"}).ok());
+  std::string keys = "distributed:\n  tp_plan:\n";
+  for (int i = 0; i < 170000; ++i) keys += "    k" + std::to_string(i) + ": 1\n";
+  EXPECT_TRUE(LoadDocument(keys, "f.yaml", {"distributed"}).ok());
+}
+
 // ---- Through the recipe parser. ----------------------------------------------------------------
 
 // Issue 24's shape: a flow list under distributed.tp_plan (5 MB took 1.23 GB). Here 2 MB: the
