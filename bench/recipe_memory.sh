@@ -80,7 +80,7 @@ for file in "$dir"/*.yaml; do
   peak_kb=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$dir/err")
   user=$(sed -n 's/.*User time (seconds): //p' "$dir/err")
   system=$(sed -n 's/.*System time (seconds): //p' "$dir/err")
-  message=$(grep -v '^\s' "$dir/err" | grep -v '^Command' | head -1 | cut -c1-150)
+  message=$(grep -v '^\s' "$dir/err" | grep -v '^Command' | head -1 | cut -c1-150 || true)
   awk -v shape="$shape" -v size="$size" -v kb="$peak_kb" -v cpu="$user $system" -v code="$code" \
     -v message="$message" 'BEGIN {
       split(cpu, parts, " "); seconds = parts[1] + parts[2];
