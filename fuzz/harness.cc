@@ -1,6 +1,12 @@
 #include "nmesh/fuzz/harness.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -215,12 +221,18 @@ std::vector<std::string> SplitWords(std::string_view data) {
   return words;
 }
 
-bool PlanWordsWithinOutputCap(const std::vector<std::string>& words) {
+namespace {
+
+// PlanWordsWithinOutputCap with the mesh bound multiplied by `factor` (saturating).
+bool WithinOutputCap(const std::vector<std::string>& words, int64_t factor) {
   const bool rank = std::any_of(words.begin(), words.end(), IsRankFlag);
   const bool all_ranks = std::any_of(words.begin(), words.end(), IsAllRanksFlag);
   if (!rank && !all_ranks) return true;
   const int64_t cap = all_ranks ? kMaxWorldWithAllRanks : kMaxWorldWithRank;
-  if (SizeFlagProduct(words) > cap) return false;
+  int64_t product = 0;
+  if (__builtin_mul_overflow(SizeFlagProduct(words), factor, &product) || product > cap) {
+    return false;
+  }
   if (all_ranks) {
     int64_t tokens = 0;
     for (const std::string& word : words) tokens += 1 + std::count(word.begin(), word.end(), ',');
@@ -229,13 +241,22 @@ bool PlanWordsWithinOutputCap(const std::vector<std::string>& words) {
   return true;
 }
 
-PlanRun RunPlanWords(std::vector<std::string> words) {
+}  // namespace
+
+bool PlanWordsWithinOutputCap(const std::vector<std::string>& words) {
+  return WithinOutputCap(words, 1);
+}
+
+namespace {
+
+PlanRun RunPlan(const std::string& recipe_path, std::vector<std::string> words) {
   PlanRun run;
   if (!MapConfigToExamples(words) || !PlanWordsWithinOutputCap(words)) {
     run.skipped = true;
     return run;
   }
   std::vector<std::string> args = {"nmesh", "plan"};
+  if (!recipe_path.empty()) args.insert(args.end(), {"--config", recipe_path});
   args.insert(args.end(), words.begin(), words.end());
   CappedBuffer out_buffer(kKeptOutputBytes);
   std::ostream out(&out_buffer);
@@ -248,8 +269,7 @@ PlanRun RunPlanWords(std::vector<std::string> words) {
   return run;
 }
 
-void CheckPlanArgsInput(std::string_view data) {
-  const PlanRun run = RunPlanWords(SplitWords(data));
+void CheckPlanRun(const PlanRun& run) {
   if (run.skipped) return;
   NMESH_CHECK(run.code == tools::kExitOk || run.code == tools::kExitUsage) << run.code;
   if (run.code == tools::kExitUsage) {
@@ -258,6 +278,71 @@ void CheckPlanArgsInput(std::string_view data) {
   if (!run.out_head.empty() && run.out_head[0] == '{' && run.out_bytes == run.out_head.size()) {
     NMESH_CHECK(nlohmann::json::accept(run.out_head)) << "stdout is not JSON: " << run.out_head;
   }
+}
+
+}  // namespace
+
+PlanRun RunPlanWords(std::vector<std::string> words) { return RunPlan("", std::move(words)); }
+
+PlanRun RunPlanWordsWithRecipe(const std::string& recipe_path, std::vector<std::string> words) {
+  return RunPlan(recipe_path, std::move(words));
+}
+
+void CheckPlanArgsInput(std::string_view data) { CheckPlanRun(RunPlanWords(SplitWords(data))); }
+
+JobInput SplitJobInput(std::string_view data) {
+  const size_t nul = data.find('\0');
+  if (nul == std::string_view::npos) return {std::string(data), {}};
+  return {std::string(data.substr(0, nul)), SplitWords(data.substr(nul + 1))};
+}
+
+bool JobWithinOutputCap(const JobInput& job) {
+  const bool rank = std::any_of(job.words.begin(), job.words.end(), IsRankFlag);
+  const bool all_ranks = std::any_of(job.words.begin(), job.words.end(), IsAllRanksFlag);
+  if (!rank && !all_ranks) return true;
+  int64_t factor = 1;
+  bool any_parsed = false;
+  for (Section section : {Section::kDistributed, Section::kTeacherDistributed}) {
+    absl::StatusOr<Recipe> parsed = config::ParseRecipe(job.recipe, "fuzz.yaml", section);
+    if (!parsed.ok()) continue;
+    any_parsed = true;
+    const RequestedSizes& s = parsed->request.sizes;
+    for (const std::optional<int64_t>* size :
+         {&s.dp, &s.dp_replicate, &s.tp, &s.pp, &s.cp, &s.ep}) {
+      if (size->has_value() && __builtin_mul_overflow(factor, **size, &factor)) return false;
+    }
+  }
+  return any_parsed && WithinOutputCap(job.words, factor);
+}
+
+void CheckJobInput(std::string_view data) {
+  // One private directory per process; the recipe file in it is rewritten for every input.
+  static const std::string* recipe_path = [] {
+    std::string pattern =
+        (std::filesystem::temp_directory_path() / "nmesh_job_fuzz_XXXXXX").string();
+    NMESH_CHECK(mkdtemp(pattern.data()) != nullptr) << "mkdtemp: " << std::strerror(errno);
+    auto* path = new std::string(pattern + "/recipe.yaml");
+    static const std::string directory = pattern;
+    std::atexit([] {
+      std::error_code ignored;
+      std::filesystem::remove_all(directory, ignored);
+    });
+    return path;
+  }();
+  const JobInput job = SplitJobInput(data);
+  if (!JobWithinOutputCap(job)) return;
+  {
+    const int fd = open(recipe_path->c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, 0600);
+    NMESH_CHECK(fd >= 0) << *recipe_path << ": " << std::strerror(errno);
+    size_t written = 0;
+    while (written < job.recipe.size()) {
+      const ssize_t n = write(fd, job.recipe.data() + written, job.recipe.size() - written);
+      NMESH_CHECK(n > 0) << *recipe_path << ": " << std::strerror(errno);
+      written += static_cast<size_t>(n);
+    }
+    NMESH_CHECK(close(fd) == 0) << *recipe_path << ": " << std::strerror(errno);
+  }
+  CheckPlanRun(RunPlanWordsWithRecipe(*recipe_path, job.words));
 }
 
 }  // namespace nmesh::fuzz

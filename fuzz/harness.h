@@ -72,11 +72,35 @@ inline constexpr size_t kKeptOutputBytes = 1 << 20;
 // reads arbitrary files (devices, /proc, stdin). Files are tested by the recipe fuzzer instead.
 PlanRun RunPlanWords(std::vector<std::string> words);
 
+// Runs tools::RunCli({"nmesh", "plan", "--config", recipe_path, words...}) in-process: as
+// RunPlanWords, with `recipe_path` (not mapped) before the words.
+PlanRun RunPlanWordsWithRecipe(const std::string& recipe_path, std::vector<std::string> words);
+
 // Splits `data` into words and runs them as RunPlanWords does. Checks: the exit code is 0 or 2;
 // exit 2 always comes with "nmesh: error: " at the start of stderr; stdout that starts with '{'
 // (the JSON formats, plan or error) is one complete JSON document when it was kept whole.
 // Thread-compatible.
 void CheckPlanArgsInput(std::string_view data);
+
+// A whole job's input: recipe text and command-line words. A fuzz input is split at its first
+// NUL byte: the recipe is what comes before, the words (SplitWords) what comes after; without a NUL
+// the whole input is the recipe and there are no words.
+struct JobInput {
+  std::string recipe;
+  std::vector<std::string> words;
+};
+JobInput SplitJobInput(std::string_view data);
+
+// Whether a job's words are within the output caps of PlanWordsWithinOutputCap once the recipe's
+// own sizes are counted: with --rank or --all-ranks, every section of the recipe that parses (no
+// overrides) multiplies F by its sizes, and a recipe with neither section parsing is refused (the
+// flags could make it parse with sizes the bound does not know).
+bool JobWithinOutputCap(const JobInput& job);
+
+// Writes the recipe to a file in a private temporary directory (made once per process, 0700, the
+// file rewritten in place) and runs `nmesh plan --config FILE words...` in-process, as the CLI
+// would read a recipe from disk. Checks what CheckPlanArgsInput checks. Thread-compatible.
+void CheckJobInput(std::string_view data);
 
 }  // namespace nmesh::fuzz
 

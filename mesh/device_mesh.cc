@@ -244,8 +244,10 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
   if (settings.empty()) return per_kind;
   for (const auto& [name, group] : settings) {
     const std::string field = absl::StrCat("nccl.", name);
+    // Named again: clang before 16 cannot capture a structured binding in a lambda.
+    const std::string& group_name = name;
     const bool known = std::any_of(kinds.begin(), kinds.end(), [&](const GroupKind& kind) {
-      return std::find(kind.names.begin(), kind.names.end(), name) != kind.names.end();
+      return std::find(kind.names.begin(), kind.names.end(), group_name) != kind.names.end();
     });
     if (!known) {
       // In the mesh's order: native axes, flattened groups, then the moe axes.

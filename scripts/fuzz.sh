@@ -4,6 +4,10 @@
 #   scripts/fuzz.sh                 # 60 s per target
 #   scripts/fuzz.sh --time 300      # S seconds per target
 #   scripts/fuzz.sh --runs 500000   # N executions per target
+#   NMESH_FUZZ_TARGETS="job" scripts/fuzz.sh --runs 1000000   # only these targets
+# Memory: -rss_limit_mb=2048 for every target; job_fuzzer (whole jobs: recipe + flags) also stops
+# at any single allocation over 256 MiB (-malloc_limit_mb): its inputs are a few KiB, and parsing
+# a recipe is bounded by a small multiple of its size.
 # Each target starts from its seeds in fuzz/corpus/<target>/ plus what earlier runs found
 # (build-fuzz/corpus/<target>/, never written back to the repository). A crash, leak, timeout
 # (10 s per input) or out-of-memory stops the script with exit 1 and names the reproducer under
@@ -27,7 +31,7 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
     -DNMESH_BUILD_FUZZERS=ON -DNMESH_BUILD_TESTS=OFF -DNMESH_BUILD_BENCHMARKS=OFF \
     -DNMESH_WITH_NCCL=OFF
 fi
-targets=(recipe plan_args)
+read -r -a targets <<< "${NMESH_FUZZ_TARGETS:-recipe plan_args job}"
 cmake --build "$build_dir" -j "$(nproc)" --target "${targets[@]/%/_fuzzer}"
 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}"
@@ -39,8 +43,10 @@ for target in "${targets[@]}"; do
   mkdir -p "$corpus" "$artifacts"
   log="$build_dir/fuzz-$target.log"
   echo "+ $build_dir/fuzz/${target}_fuzzer ${limit[*]} $corpus fuzz/corpus/$target"
+  memory=(-rss_limit_mb=2048)
+  [ "$target" = job ] && memory+=(-malloc_limit_mb=256)
   status=0
-  "$build_dir/fuzz/${target}_fuzzer" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 \
+  "$build_dir/fuzz/${target}_fuzzer" "${limit[@]}" -timeout=10 "${memory[@]}" \
     -print_final_stats=1 -dict="fuzz/$target.dict" -artifact_prefix="$artifacts" \
     "$corpus" "fuzz/corpus/$target" > "$log" 2>&1 || status=$?
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

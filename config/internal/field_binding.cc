@@ -103,9 +103,14 @@ absl::Status Read(const Value& v, std::optional<std::vector<std::string>>& out) 
 }
 absl::Status Read(const Value& v, std::optional<std::vector<std::vector<std::string>>>& out) {
   if (!v.IsList()) return v.Invalid("a list of lists of strings");
+  NMESH_RETURN_IF_ERROR(v.CheckBuilt());
   std::vector<std::vector<std::string>> parts;
+  // Aliases can repeat a long list in every part: the strings are bounded as the nodes are.
+  size_t strings = 0;
   for (size_t i = 0; i < v.Size(); ++i) {
     NMESH_ASSIGN_OR_RETURN(std::vector<std::string> part, v.Item(i).StringList());
+    strings += part.size();
+    if (strings > static_cast<size_t>(kMaxBuiltNodes)) return v.TooLarge();
     parts.push_back(std::move(part));
   }
   out = std::move(parts);

@@ -65,12 +65,12 @@ void SectionParser::RecordEntries(const std::vector<Entry>& entries) {
 }
 
 absl::StatusOr<Recipe> SectionParser::Parse(std::string_view text) {
-  YAML::Node root;
+  DocNode root;
   try {
     // One document only; sections nmesh ignores are not built (a large one costs no memory).
-    NMESH_ASSIGN_OR_RETURN(root, LoadSingleDocument(text, file(),
-                                                    {"distributed", "teacher_distributed",
-                                                     "dist_env", "separate_meshes"}));
+    NMESH_ASSIGN_OR_RETURN(
+        root, LoadDocument(text, file(),
+                           {"distributed", "teacher_distributed", "dist_env", "separate_meshes"}));
   } catch (const YAML::DeepRecursion& e) {
     return absl::InvalidArgumentError(
         absl::StrFormat("recipe YAML nests deeper than %d levels (%s)", e.depth(),

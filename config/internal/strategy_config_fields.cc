@@ -70,6 +70,7 @@ absl::Status ReadFrameSharding(const Value& v, CpVisionFrameShardingConfig& out)
   if (const Entry* e = Find(entries, "mesh_dims")) {
     if (!e->value.IsList())
       return error(e->value, "mesh_dims must be a list of mesh-dimension names");
+    NMESH_RETURN_IF_ERROR(e->value.CheckBuilt());
     std::vector<std::string> dims;
     for (size_t i = 0; i < e->value.Size(); ++i) {
       const Value item = e->value.Item(i);
@@ -142,6 +143,7 @@ absl::Status Read(const Value& v, std::optional<TpPlan>& out) {
 absl::Status Read(const Value& v, std::vector<std::string>& out) {
   std::vector<std::string> entries;
   if (v.IsList()) {
+    NMESH_RETURN_IF_ERROR(v.CheckBuilt());
     for (size_t i = 0; i < v.Size(); ++i) {
       const Value item = v.Item(i);
       if (!item.IsScalar() || item.Bool().ok() || item.Number().ok()) {

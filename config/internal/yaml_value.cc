@@ -4,9 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
-#include <sstream>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/escaping.h"
@@ -15,10 +13,6 @@
 #include "absl/strings/str_join.h"
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
-#include "yaml-cpp/anchor.h"
-#include "yaml-cpp/emitterstyle.h"
-#include "yaml-cpp/eventhandler.h"
-#include "yaml-cpp/parser.h"
 
 namespace nmesh::config::internal {
 namespace {
@@ -185,7 +179,7 @@ std::string FormatWhere(std::string_view file, Position position) {
   return absl::StrFormat("%s:%d:%d", file, position.line, position.column);
 }
 
-Value::Value(YAML::Node node, std::string key, std::string_view file, Position fallback)
+Value::Value(DocNode node, std::string key, std::string_view file, Position fallback)
     : node_(std::move(node)), key_(std::move(key)), file_(file), position_(fallback) {
   if (node_.IsDefined()) {
     const Position own = ToPosition(node_.Mark());
@@ -203,6 +197,14 @@ bool Value::IsNull() const {
   // NeMo's ConfigNode turns the strings none/None into None; a quoted "null" stays a string.
   if (OneOf(text, {"none", "None"})) return true;
   return IsPlain() && text == "~";
+}
+
+absl::Status Value::CheckBuilt() const { return node_.partial() ? TooLarge() : absl::OkStatus(); }
+
+absl::Status Value::TooLarge() const {
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "%s is too large to read: the parts of the recipe nmesh reads hold more than %d values (%s)",
+      key_, kMaxBuiltNodes, Where()));
 }
 
 Value Value::Item(size_t i) const {
@@ -291,6 +293,7 @@ absl::StatusOr<std::string> Value::String() const {
 
 absl::StatusOr<std::vector<std::string>> Value::StringList() const {
   if (!node_.IsSequence()) return Invalid("a list of strings");
+  NMESH_RETURN_IF_ERROR(CheckBuilt());
   std::vector<std::string> items;
   for (size_t i = 0; i < node_.size(); ++i) {
     const Value item = Item(i);
@@ -331,6 +334,7 @@ absl::StatusOr<nlohmann::json> Value::JsonImpl(int64_t& budget, int depth) const
   if (depth > kMaxDepth || --budget < 0) return absl::ResourceExhaustedError("too large");
   if (IsNull()) return nlohmann::json(nullptr);
   if (node_.IsSequence()) {
+    NMESH_RETURN_IF_ERROR(CheckBuilt());
     nlohmann::json array = nlohmann::json::array();
     for (size_t i = 0; i < node_.size(); ++i) {
       NMESH_ASSIGN_OR_RETURN(nlohmann::json converted, Item(i).JsonImpl(budget, depth + 1));
@@ -384,6 +388,7 @@ absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int6
   // level or two.
   budget -= static_cast<int64_t>(node_.size());
   if (merge_depth > kMaxDepth || budget < 0) return absl::ResourceExhaustedError("too large");
+  NMESH_RETURN_IF_ERROR(CheckBuilt());
   // Names already in `out`, by index: a linear search per key made 100k keys take seconds.
   std::unordered_map<std::string, size_t> index;
   index.reserve(out.size() + node_.size());
@@ -421,6 +426,7 @@ absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int6
   for (const Value& merge : merges) {
     std::vector<Value> sources;
     if (merge.IsList()) {
+      NMESH_RETURN_IF_ERROR(merge.CheckBuilt());
       for (size_t i = 0; i < merge.node_.size(); ++i) {
         sources.emplace_back(merge.node_[i], merge.key_, file_, merge.position_);
       }
@@ -441,151 +447,6 @@ absl::Status Value::AppendEntries(std::vector<Entry>& out, int merge_depth, int6
     }
   }
   return absl::OkStatus();
-}
-
-namespace {
-
-// Walks the events of a document (without building nodes) and records each top-level entry: where
-// its key is, whether its value is a collection, the anchors it defines and the aliases it uses.
-class TopLevelScanner : public YAML::EventHandler {
- public:
-  struct TopEntry {
-    YAML::Mark key_mark;
-    std::optional<std::string> name;
-    bool collection = false;
-    std::vector<YAML::anchor_t> aliases = {};
-  };
-
-  std::vector<YAML::Mark> documents;
-  bool block_map_root = false;
-  std::vector<TopEntry> entries;
-  std::unordered_map<YAML::anchor_t, size_t> anchor_owner;
-
-  void OnDocumentStart(const YAML::Mark& mark) override {
-    documents.push_back(mark);
-    depth_ = 0;
-  }
-  void OnDocumentEnd() override {}
-  void OnNull(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    Node(mark, anchor, nullptr, false);
-  }
-  void OnAlias(const YAML::Mark& mark, YAML::anchor_t anchor) override {
-    Node(mark, YAML::NullAnchor, nullptr, false);
-    if (depth_ >= 1 && !entries.empty()) entries.back().aliases.push_back(anchor);
-  }
-  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                const std::string& value) override {
-    Node(mark, anchor, &value, false);
-  }
-  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                       YAML::EmitterStyle::value) override {
-    Node(mark, anchor, nullptr, true);
-    ++depth_;
-  }
-  void OnSequenceEnd() override { --depth_; }
-  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t anchor,
-                  YAML::EmitterStyle::value style) override {
-    if (depth_ == 0 && documents.size() == 1) block_map_root = style != YAML::EmitterStyle::Flow;
-    Node(mark, anchor, nullptr, true);
-    ++depth_;
-  }
-  void OnMapEnd() override { --depth_; }
-
- private:
-  void Node(const YAML::Mark& mark, YAML::anchor_t anchor, const std::string* scalar,
-            bool collection) {
-    if (documents.size() != 1) return;
-    if (depth_ == 1 && block_map_root) {
-      if (expecting_key_) {
-        entries.push_back(
-            TopEntry{mark, scalar ? std::optional<std::string>(*scalar) : std::nullopt});
-      } else if (!entries.empty()) {
-        entries.back().collection = collection;
-      }
-      expecting_key_ = !expecting_key_;
-    }
-    if (anchor != YAML::NullAnchor && depth_ >= 1 && !entries.empty()) {
-      anchor_owner[anchor] = entries.size() - 1;
-    }
-  }
-
-  int depth_ = 0;
-  bool expecting_key_ = true;
-};
-
-}  // namespace
-
-absl::StatusOr<YAML::Node> LoadSingleDocument(std::string_view text, std::string_view file,
-                                              const std::vector<std::string_view>& read_keys) {
-  const std::string whole(text);
-  TopLevelScanner scanner;
-  {
-    std::istringstream in(whole);
-    YAML::Parser parser(in);
-    if (parser.HandleNextDocument(scanner) && parser.HandleNextDocument(scanner)) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "recipe has more than one YAML document: a second one starts at %s; a recipe is a "
-          "single document",
-          FormatWhere(file, ToPosition(scanner.documents.back()))));
-    }
-  }
-  // The lines of each top-level entry run from its key to the next key, when every key starts a
-  // line of its own and lines end in \n (or \r\n).
-  std::vector<TopLevelScanner::TopEntry>& entries = scanner.entries;
-  bool usable = scanner.block_map_root && !entries.empty();
-  for (size_t i = 0; usable && i < entries.size(); ++i) {
-    usable = entries[i].key_mark.column == 0 &&
-             (i == 0 || entries[i].key_mark.line > entries[i - 1].key_mark.line);
-  }
-  for (size_t i = 0; usable && i < whole.size(); ++i) {
-    if (whole[i] == '\r' && (i + 1 == whole.size() || whole[i + 1] != '\n')) usable = false;
-  }
-  if (!usable) return YAML::Load(whole);
-
-  // Keep what nmesh reads, scalars (cheap), and whatever a kept entry refers to by alias.
-  std::vector<bool> keep(entries.size(), false);
-  std::vector<size_t> pending;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    const auto& name = entries[i].name;
-    const bool read =
-        name.has_value() && std::find(read_keys.begin(), read_keys.end(), *name) != read_keys.end();
-    if (read || !entries[i].collection) {
-      keep[i] = true;
-      pending.push_back(i);
-    }
-  }
-  while (!pending.empty()) {
-    const size_t i = pending.back();
-    pending.pop_back();
-    for (YAML::anchor_t alias : entries[i].aliases) {
-      auto owner = scanner.anchor_owner.find(alias);
-      if (owner != scanner.anchor_owner.end() && !keep[owner->second]) {
-        keep[owner->second] = true;
-        pending.push_back(owner->second);
-      }
-    }
-  }
-  if (std::all_of(keep.begin(), keep.end(), [](bool k) { return k; })) return YAML::Load(whole);
-
-  // Blank the lines of dropped entries, keeping their line breaks so positions stay the same.
-  std::string reduced;
-  reduced.reserve(whole.size());
-  int line = 0;
-  size_t entry = 0;  // the entry whose lines `line` belongs to, once past its key
-  bool dropping = false;
-  for (char c : whole) {
-    while (entry < entries.size() && entries[entry].key_mark.line <= line) {
-      dropping = !keep[entry];
-      ++entry;
-    }
-    if (c == '\n') {
-      reduced.push_back(c);
-      ++line;
-    } else if (!dropping) {
-      reduced.push_back(c);
-    }
-  }
-  return YAML::Load(reduced);
 }
 
 }  // namespace nmesh::config::internal

@@ -1,7 +1,7 @@
 // Internal: typed, position-aware reading of yaml-cpp nodes for the recipe layer. Not installed;
 // public headers never include yaml-cpp.
 //
-//   Value section(root["distributed"], "distributed", "recipe.yaml", key_position);
+//   Value section(distributed_node, "distributed", "recipe.yaml", key_position);
 //   NMESH_ASSIGN_OR_RETURN(std::vector<Entry> entries, section.Entries());
 //   NMESH_ASSIGN_OR_RETURN(bool sp, entries[0].value.Bool());
 //   // errors read "distributed.sequence_parallel must be a boolean, got 'maybe'
@@ -9,7 +9,8 @@
 //
 // Scalars are typed the way PyYAML (YAML 1.1) types plain scalars, so recipes read as they do in
 // the reference: quoted scalars are always strings; `none`/`None`/`null`/`~`/empty are null.
-// yaml-cpp may throw from node accessors; callers catch YAML::Exception at the API boundary.
+// Nodes come from LoadDocument (yaml_document.h); reading the children of one that was too large
+// to build fails with TooLarge, naming the file.
 #ifndef NMESH_CONFIG_INTERNAL_YAML_VALUE_H_
 #define NMESH_CONFIG_INTERNAL_YAML_VALUE_H_
 
@@ -22,7 +23,8 @@
 #include "absl/status/statusor.h"
 #include "nlohmann/json.hpp"
 #include "nmesh/config/dtype.h"
-#include "yaml-cpp/yaml.h"
+#include "nmesh/config/internal/yaml_document.h"
+#include "yaml-cpp/mark.h"
 
 namespace nmesh::config::internal {
 
@@ -41,16 +43,6 @@ std::string Printable(std::string_view text);
 // "file:line:col", or just "file" when the position is unknown.
 std::string FormatWhere(std::string_view file, Position position);
 
-// Parses `text` (read from `file`) as the single YAML document a recipe is, as YAML::Load would,
-// and throws what it throws on malformed YAML. A second document is InvalidArgument naming where
-// it starts (PyYAML's safe_load refuses it too). Memory stays proportionate to what nmesh reads:
-// a top-level entry whose value is a map or a list, whose key is not in `read_keys`, and which no
-// kept entry reaches through an alias, is not built (its lines are blanked before loading, so
-// positions are unchanged). Falls back to loading everything when the layout is unusual (a flow
-// map at the top, keys not at column 0, bare carriage returns).
-absl::StatusOr<YAML::Node> LoadSingleDocument(std::string_view text, std::string_view file,
-                                              const std::vector<std::string_view>& read_keys);
-
 // Lower bounds for integer fields.
 enum class IntRule { kAny, kNonNegative, kPositive };
 
@@ -60,7 +52,7 @@ struct Entry;
 class Value {
  public:
   // `fallback` is used when the node has no usable mark (e.g. an empty value).
-  Value(YAML::Node node, std::string key, std::string_view file, Position fallback);
+  Value(DocNode node, std::string key, std::string_view file, Position fallback);
 
   const std::string& key() const { return key_; }
   std::string_view file() const { return file_; }
@@ -73,8 +65,13 @@ class Value {
   bool IsMap() const { return node_.IsMap(); }
   bool IsList() const { return node_.IsSequence(); }
   bool IsScalar() const { return node_.IsScalar() && !IsNull(); }
-  // The number of items of a list (or keys of a map).
+  // The number of items of a list (or keys of a map), as written.
   size_t Size() const { return node_.size(); }
+  // OK, or TooLarge() when the list or map was too large to build (its size is known, its items
+  // are not): call before reading items with Item().
+  absl::Status CheckBuilt() const;
+  // InvalidArgument "<key> is too large to read: ... (<where>)".
+  absl::Status TooLarge() const;
   // Item `i` of a list, keyed "<key>[i]".
   Value Item(size_t i) const;
   // The scalar's text (empty for non-scalars).
@@ -111,7 +108,7 @@ class Value {
   absl::Status AppendEntries(std::vector<Entry>& out, int merge_depth, int64_t& budget) const;
   absl::StatusOr<nlohmann::json> JsonImpl(int64_t& budget, int depth) const;
 
-  YAML::Node node_;
+  DocNode node_;
   std::string key_;
   std::string_view file_;
   Position position_;

@@ -1,4 +1,6 @@
 // The fuzz harnesses on their seed corpus and past findings, and the harness's own helpers.
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -51,6 +53,59 @@ TEST(FuzzCorpusTest, EveryPlanArgsSeedAndFindingHoldsTheInvariants) {
     SCOPED_TRACE(file.filename().string());
     CheckPlanArgsInput(ReadFile(file));
   }
+}
+
+TEST(FuzzCorpusTest, EveryJobSeedAndFindingHoldsTheInvariants) {
+  const std::vector<std::filesystem::path> files = CorpusFiles("job");
+  ASSERT_GE(files.size(), 30u);
+  for (const std::filesystem::path& file : files) {
+    SCOPED_TRACE(file.filename().string());
+    CheckJobInput(ReadFile(file));
+  }
+}
+
+TEST(FuzzHarnessTest, SplitsAJobAtItsFirstNul) {
+  const JobInput job = SplitJobInput(std::string("distributed: {}\n\0--world\n8\0--tp", 31));
+  EXPECT_EQ(job.recipe, "distributed: {}\n");
+  EXPECT_THAT(job.words, ElementsAre("--world", "8", "--tp"));
+  const JobInput recipe_only = SplitJobInput("distributed: {}\n");
+  EXPECT_EQ(recipe_only.recipe, "distributed: {}\n");
+  EXPECT_THAT(recipe_only.words, IsEmpty());
+  EXPECT_THAT(SplitJobInput(std::string("\0", 1)).words, IsEmpty());
+}
+
+// The recipe's sizes count toward the output cap: tp_size 4096 with --world 4096 --rank 0 would
+// list 4096 members per group at most, tp_size 8192 with --rank is refused.
+TEST(FuzzHarnessTest, JobOutputCapCountsTheRecipeSizes) {
+  EXPECT_TRUE(JobWithinOutputCap({"distributed: {tp_size: 4096}\n", {"--world", "4096"}}));
+  EXPECT_TRUE(
+      JobWithinOutputCap({"distributed: {tp_size: 64}\n", {"--world", "64", "--rank", "0"}}));
+  EXPECT_FALSE(
+      JobWithinOutputCap({"distributed: {tp_size: 128}\n", {"--world", "64", "--rank", "0"}}));
+  EXPECT_FALSE(
+      JobWithinOutputCap({"distributed: {tp_size: 8}\n", {"--world", "16", "--all-ranks"}}));
+  // A recipe that parses in neither section cannot be bounded: refused with --rank only.
+  EXPECT_FALSE(JobWithinOutputCap({"distributed: [\n", {"--world", "2", "--rank", "0"}}));
+  EXPECT_TRUE(JobWithinOutputCap({"distributed: [\n", {"--world", "2"}}));
+}
+
+TEST(FuzzHarnessTest, RunsAJobFromItsRecipeText) {
+  // CheckJobInput aborts on a broken invariant; here the run itself is looked at.
+  const std::string recipe_path =
+      (std::filesystem::temp_directory_path() / ("nmesh_job_harness_" + std::to_string(getpid())))
+          .string();
+  {
+    std::ofstream out(recipe_path);
+    out << "distributed:\n  tp_size: 2\n  cp_size: 2\n";
+  }
+  const PlanRun ok = RunPlanWordsWithRecipe(recipe_path, {"--world", "8", "--format", "json"});
+  EXPECT_EQ(ok.code, tools::kExitOk) << ok.err;
+  EXPECT_THAT(ok.out_head, StartsWith("{\"strategy\":\"fsdp2\",\"world_size\":8,"));
+  const PlanRun bad = RunPlanWordsWithRecipe(recipe_path, {"--world", "6"});
+  EXPECT_EQ(bad.code, tools::kExitUsage);
+  EXPECT_THAT(bad.err, StartsWith("nmesh: error: "));
+  std::filesystem::remove(recipe_path);
+  CheckJobInput(std::string("distributed: {tp_size: 2}\n\0--world\n4", 36));
 }
 
 TEST(FuzzHarnessTest, SplitsOnNewlinesAndNulsKeepingEmptyWords) {
