@@ -30,7 +30,8 @@ absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name) {
   for (std::string_view valid : ValidStrategyNames())
     quoted.push_back(absl::StrFormat("'%s'", valid));
   return absl::InvalidArgumentError(absl::StrFormat("Unknown strategy: %s. Valid strategies: [%s]",
-                                                    Abbreviate(name), absl::StrJoin(quoted, ", ")));
+                                                    Abbreviate(lowered),
+                                                    absl::StrJoin(quoted, ", ")));
 }
 
 std::string_view StrategyName(StrategyKind kind) {
