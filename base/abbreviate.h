@@ -1,10 +1,9 @@
 // Shortens user input quoted in a message, so that a 1 MB value gives a short error line, and
-// escapes what a terminal would act on (base/printable.h):
+// escapes what a terminal would act on (base/printable.h: ESC becomes the four characters \x1b):
 //
-//   Abbreviate("fsdp2");                       // "fsdp2"
-//   Abbreviate(std::string(1048576, 'a'));     // "aaaa...a... (1048576 bytes)": 80 bytes kept
-//   Abbreviate("zero\x1b[31m3");               // "zero\x1b[31m3": the ESC as 4 printable
-//   characters Abbreviate(path, kMaxQuotedPathBytes);     // a path: up to 256 bytes kept
+//   Abbreviate("fsdp2");                            // "fsdp2"
+//   Abbreviate(std::string(1048576, 'a'));          // "aaaa...a... (1048576 bytes)": 80 kept
+//   Abbreviate("/some/path", kMaxQuotedPathBytes);  // a path: up to 256 bytes kept
 #ifndef NMESH_BASE_ABBREVIATE_H_
 #define NMESH_BASE_ABBREVIATE_H_
 

@@ -1,12 +1,12 @@
 // Makes untrusted text safe to print on a terminal: control characters and invisible Unicode
 // format characters (bidirectional overrides such as U+202E, zero-width characters) are written
 // as escapes, so that a recipe value or a flag cannot move the cursor, recolour the terminal or
-// reorder what a person reads. Printable UTF-8 (accented letters, CJK) is kept as it is.
+// reorder what a person reads. Printable UTF-8 (accented letters, CJK) is kept as it is. ESC
+// (0x1b) becomes the four characters \x1b, U+202E the six characters \u202e.
 //
-//   Printable("fsdp2\x1b[2J");        // "fsdp2\x1b[2J" with the ESC written as the 4 characters
-//   \x1b Printable("a\u202eb");            // "a\u202eb" written as the 6 characters \u202e
-//   Printable("café");                // "café"
-//   PrintableLines("line 1\nline 2"); // unchanged: a message's own line breaks are kept
+//   const std::string value = "zero3";
+//   const std::string shown = Printable(value);         // one quoted value
+//   const std::string message = PrintableLines(value);  // a whole message, line breaks kept
 //
 // Thread-safe.
 #ifndef NMESH_BASE_PRINTABLE_H_
