@@ -3,6 +3,7 @@
 // write error is reported with the path.
 //
 //   NMESH_RETURN_IF_ERROR(WriteNewFile("/tmp/dump/nmesh_flight_rank3.json", json));
+//   NMESH_ASSIGN_OR_RETURN(int fd, CreateNewFile("busbw.png"));  // for a child process to write
 //
 // Thread-safe (separate paths).
 #ifndef NMESH_BASE_FILE_H_
@@ -12,8 +13,14 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace nmesh {
+
+// Creates `path` (mode 0644 less the umask) for writing and returns its file descriptor, which
+// the caller closes. Fails as WriteNewFile does when something already exists at `path` or it
+// cannot be created.
+absl::StatusOr<int> CreateNewFile(const std::string& path);
 
 // Creates `path` (mode 0644 less the umask) and writes `contents` to it. Fails without touching
 // anything when something already exists at `path`: AlreadyExists naming the path and saying

@@ -8,7 +8,14 @@ namespace nmesh {
 
 absl::Status CheckTimeout(std::optional<absl::Duration> timeout, std::string_view what) {
   if (!timeout.has_value()) return absl::OkStatus();
-  if (*timeout < absl::Nanoseconds(1) || *timeout == absl::InfiniteDuration()) {
+  if (*timeout == absl::InfiniteDuration()) {
+    // absl::Seconds(NaN) is this same infinite duration: the NaN cannot be told apart here.
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s must be a positive, finite duration of at least 1 ns, got an infinite one (inf, or "
+        "a NaN amount: absl::Seconds(NaN) is infinite)",
+        what));
+  }
+  if (*timeout < absl::Nanoseconds(1)) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s must be a positive, finite duration of at least 1 ns, got %s", what,
                         absl::FormatDuration(*timeout)));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/internal/recipe_file.h"
+#include "nmesh/config/internal/recipe_text.h"
 #include "nmesh/config/internal/section_parser.h"
 #include "nmesh/config/internal/separate_meshes.h"
 #include "nmesh/config/internal/yaml_value.h"
@@ -65,6 +66,7 @@ absl::StatusOr<Recipe> ParseRecipe(std::string_view yaml_text, std::string_view 
                                    Section section, const RecipeOverrides& overrides) {
   // yaml-cpp reports errors by throwing, also from node accessors; nothing may escape.
   try {
+    NMESH_RETURN_IF_ERROR(internal::CheckRecipeText(yaml_text, filename));
     internal::SectionParser parser(filename, section, overrides);
     absl::StatusOr<Recipe> recipe = parser.Parse(yaml_text);
     if (!recipe.ok() || !recipe->separate_meshes) return recipe;

@@ -16,6 +16,7 @@ using validate::kStrategyNames;
 using validate::ParseStrategy;
 using validate::StrategyKind;
 using validate::StrategyName;
+using validate::UnknownStrategyError;
 using validate::ValidStrategyNames;
 
 }  // namespace nmesh::config

@@ -9,6 +9,8 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "nmesh/base/abbreviate.h"
+#include "nmesh/base/printable.h"
 
 namespace nmesh::job {
 
@@ -34,7 +36,7 @@ void ReportTimeouts(TimeoutReporting reporting) {
       if (!path.ok()) {
         absl::StrAppendFormat(&text, "nmesh: error: rank %d: --flight-recorder: %s\n",
                               report.global_rank >= 0 ? report.global_rank : report.rank,
-                              path.status().message());
+                              PrintableLines(std::string(path.status().message())));
       }
     }
     std::fwrite(text.data(), 1, text.size(), stderr);
@@ -49,11 +51,13 @@ absl::Status CheckFlightRecorderDir(const std::string& dir) {
   }
   if (!std::filesystem::is_directory(dir, error)) {
     return absl::FailedPreconditionError(
-        absl::StrFormat("--flight-recorder: cannot write into '%s': not a directory", dir));
+        absl::StrFormat("--flight-recorder: cannot write into '%s': not a directory",
+                        Abbreviate(dir, kMaxQuotedPathBytes)));
   }
   if (access(dir.c_str(), W_OK | X_OK) != 0) {
-    return absl::FailedPreconditionError(absl::StrFormat(
-        "--flight-recorder: cannot write into '%s': %s", dir, std::strerror(errno)));
+    return absl::FailedPreconditionError(
+        absl::StrFormat("--flight-recorder: cannot write into '%s': %s",
+                        Abbreviate(dir, kMaxQuotedPathBytes), std::strerror(errno)));
   }
   return absl::OkStatus();
 }

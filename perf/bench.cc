@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/fingerprint.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/comm/host_collectives.h"
@@ -154,8 +155,8 @@ absl::StatusOr<std::vector<mesh::GroupKind>> SelectBenchAxes(const mesh::MeshPla
       for (const mesh::GroupKind& kind : kinds) {
         all.insert(all.end(), kind.names.begin(), kind.names.end());
       }
-      return absl::InvalidArgumentError(
-          absl::StrFormat("unknown axis '%s'; this mesh has %s", name, absl::StrJoin(all, ", ")));
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "unknown axis '%s'; this mesh has %s", Abbreviate(name), absl::StrJoin(all, ", ")));
     }
   }
   std::vector<mesh::GroupKind> selected;

@@ -13,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
+#include "nmesh/base/printable.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/job/launch.h"
@@ -127,7 +128,8 @@ int RunBenchCommand(const BenchOptions& options, std::ostream& out, std::ostream
   }
   // Every rank exits with the same code.
   if (absl::Status agreed = comm::AgreeOnStatus(job.host_world(), plotted); !agreed.ok()) {
-    if (job.rank() == 0) err << absl::StrFormat("nmesh: error: %s\n", agreed.message());
+    if (job.rank() == 0)
+      err << absl::StrFormat("nmesh: error: %s\n", PrintableLines(std::string(agreed.message())));
     return kExitRuntimeFailure;
   }
   if (const int64_t wrong = report->TotalWrong(); wrong != 0) {

@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/job/job.h"
 #include "nmesh/tools/mesh_job.h"
@@ -26,7 +27,7 @@ absl::StatusOr<uint64_t> ParseSizeFlag(std::string_view flag, const std::string&
   }
   if (*bytes == 0) {
     return absl::InvalidArgumentError(
-        absl::StrFormat("%s must be at least 1 byte, got '%s'", flag, text));
+        absl::StrFormat("%s must be at least 1 byte, got '%s'", flag, Abbreviate(text)));
   }
   return *bytes;
 }
@@ -86,8 +87,8 @@ CLI::App* AddBenchCommand(CLI::App& app, BenchOptions& options) {
 absl::StatusOr<uint64_t> ParseByteSize(std::string_view text) {
   auto bad = [&](std::string_view why) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "invalid size '%s' (%s; expected bytes with an optional K, M or G suffix, e.g. 64K)", text,
-        why));
+        "invalid size '%s' (%s; expected bytes with an optional K, M or G suffix, e.g. 64K)",
+        Abbreviate(text), why));
   };
   std::string digits(text);
   uint64_t unit = 1;
@@ -129,7 +130,7 @@ absl::StatusOr<perf::BenchConfig> BenchConfigFromOptions(const BenchOptions& opt
     for (const std::string& name : names) {
       if (name.empty()) {
         return absl::InvalidArgumentError(
-            absl::StrFormat("--axes: empty axis name in '%s'", options.axes));
+            absl::StrFormat("--axes: empty axis name in '%s'", Abbreviate(options.axes)));
       }
       config.axes.emplace_back(name);
     }
@@ -163,7 +164,8 @@ absl::StatusOr<perf::BenchConfig> BenchConfigFromOptions(const BenchOptions& opt
     const std::string& plot = *options.plot;
     if (plot.size() <= 4 || absl::AsciiStrToLower(plot.substr(plot.size() - 4)) != ".png") {
       return absl::InvalidArgumentError(
-          absl::StrFormat("--plot: the file name must end in .png, got '%s'", plot));
+          absl::StrFormat("--plot: the file name must end in .png, got '%s'",
+                          Abbreviate(plot, kMaxQuotedPathBytes)));
     }
   }
   return config;

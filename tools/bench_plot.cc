@@ -19,6 +19,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/abbreviate.h"
+#include "nmesh/base/file.h"
 #include "nmesh/base/status_macros.h"
 
 extern char** environ;
@@ -151,12 +153,14 @@ absl::Status PlotBench(const perf::BenchReport& report, const std::string& path)
          << "unset output\n";
   }
   const std::string log = (dir / "gnuplot.log").string();
-  // The image goes where `path` names, never through a link placed there.
-  const int out = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-  if (out < 0) {
-    return absl::FailedPreconditionError(
-        absl::StrFormat("--plot: cannot write '%s': %s", path, std::strerror(errno)));
+  // The image goes where `path` names, into a file nmesh creates: never through a link placed
+  // there, never over an existing file.
+  absl::StatusOr<int> created = CreateNewFile(path);
+  if (!created.ok()) {
+    return absl::FailedPreconditionError(absl::StrFormat("--plot: %s", created.status().message()));
   }
+  const int out = *created;
+  const std::string quoted = Abbreviate(path, kMaxQuotedPathBytes);
   absl::StatusOr<int> exit_code = RunProgram(program, dir.string(), script, out, log);
   struct stat written {};
   const bool sized = ::fstat(out, &written) == 0;
@@ -170,26 +174,24 @@ absl::Status PlotBench(const perf::BenchReport& report, const std::string& path)
     if (output.size() > 2000) output = output.substr(0, 2000) + "...";
     return absl::FailedPreconditionError(
         absl::StrFormat("--plot: %s exited with status %d while drawing '%s': %s", program,
-                        *exit_code, path, output));
+                        *exit_code, quoted, output));
   }
   if (!sized || written.st_size == 0 || !closed) {
     return absl::FailedPreconditionError(
-        absl::StrFormat("--plot: %s wrote no image to '%s'", program, path));
+        absl::StrFormat("--plot: %s wrote no image to '%s'", program, quoted));
   }
   return absl::OkStatus();
 }
 
 absl::Status CheckPlotWritable(const std::string& path) {
-  std::error_code error;
-  const bool existed = std::filesystem::exists(path, error);
-  std::FILE* file = std::fopen(path.c_str(), "ab");
-  if (file == nullptr) {
-    // Bad input, like a bad flag: a usage error (exit 2), found before the sweep.
-    return absl::InvalidArgumentError(
-        absl::StrFormat("--plot: cannot write '%s': %s", path, std::strerror(errno)));
+  // Bad input, like a bad flag: a usage error (exit 2), found before the sweep. An existing file
+  // (or link) there is one too: nmesh never overwrites a file.
+  absl::StatusOr<int> created = CreateNewFile(path);
+  if (!created.ok()) {
+    return absl::InvalidArgumentError(absl::StrFormat("--plot: %s", created.status().message()));
   }
-  std::fclose(file);
-  if (!existed) std::filesystem::remove(path, error);
+  ::close(*created);
+  ::unlink(path.c_str());
   return absl::OkStatus();
 }
 

@@ -16,9 +16,10 @@ namespace nmesh::tools {
 // temporary directory under $TMPDIR (default /tmp) and removes it.
 absl::Status PlotBench(const perf::BenchReport& report, const std::string& path);
 
-// Whether `path` can be written, checked before a sweep so that a bad path fails in seconds
-// rather than after the whole benchmark; the file is left as it was. InvalidArgument
-// "--plot: cannot write '<path>': <reason>" otherwise (bad input, like a bad flag).
+// Whether `path` can be created, checked before a sweep so that a bad path fails in seconds
+// rather than after the whole benchmark; nothing is left there. InvalidArgument
+// "--plot: cannot write '<path>': <reason>" otherwise (bad input, like a bad flag), also when a
+// file or a link already exists there: nmesh never overwrites a file.
 absl::Status CheckPlotWritable(const std::string& path);
 
 }  // namespace nmesh::tools

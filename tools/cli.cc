@@ -10,9 +10,11 @@
 #include "CLI/CLI.hpp"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "nlohmann/json.hpp"
 #include "nmesh/base/abbreviate.h"
 #include "nmesh/base/build_config.h"
+#include "nmesh/base/printable.h"
 #include "nmesh/base/version.h"
 #include "nmesh/job/launch.h"
 #include "nmesh/tools/bench_command.h"
@@ -55,10 +57,12 @@ bool WantsJson(const std::vector<std::string>& args) {
 int UsageError(std::string_view message, bool json, std::ostream& out, std::ostream& err) {
   // A flag error is the same on every rank of an mpirun job: only the first rank prints it.
   if (job::LauncherRank() != 0) return kExitUsage;
-  // One write, so that the launcher cannot interleave it with other output.
-  err << absl::StrFormat("nmesh: error: %s\n", message);
+  // One write, so that the launcher cannot interleave it with other output. Flag values and
+  // recipe text reach the message: what a terminal would act on is escaped.
+  const std::string printable = PrintableLines(message);
+  err << absl::StrFormat("nmesh: error: %s\n", printable);
   if (json) {
-    nlohmann::ordered_json error{{"error", std::string(message)}};
+    nlohmann::ordered_json error{{"error", printable}};
     out << error.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << "\n";
   }
   return kExitUsage;
@@ -109,6 +113,48 @@ std::optional<int> LeaveTogether(std::string_view command, std::ostream& out, st
   JobReporter reporter(left.rank, false, out, err);
   if (left.end_job) reporter.Abort(left.status);
   return reporter.Fail(left.status);
+}
+
+// A CLI11 error message, with every word of the command line that is longer than
+// kMaxQuotedBytes (or the value of a long "--name=value") cut as Abbreviate cuts it, so that a
+// 100 KB flag value gives a short error line.
+std::string CutLongWords(std::string message, const std::vector<std::string>& args) {
+  std::vector<std::string_view> long_words;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string_view word = args[i];
+    if (word.size() <= kMaxQuotedBytes) continue;
+    long_words.push_back(word);
+    if (const size_t equals = word.find('='); IsOptionName(word) && equals != word.npos) {
+      long_words.push_back(word.substr(equals + 1));
+    }
+  }
+  // Longest first, so that a value is not cut inside the "--name=value" word holding it.
+  std::sort(long_words.begin(), long_words.end(),
+            [](std::string_view a, std::string_view b) { return a.size() > b.size(); });
+  for (std::string_view word : long_words) {
+    if (word.size() <= kMaxQuotedBytes) continue;
+    const std::string cut = Abbreviate(word);
+    for (size_t at = message.find(word); at != std::string::npos;
+         at = message.find(word, at + cut.size())) {
+      message.replace(at, word.size(), cut);
+    }
+  }
+  return message;
+}
+
+// What CLI11 says about a command line it rejects. Its list of unexpected words comes out in
+// reverse order (it parses a reversed copy): they are listed as given.
+std::string ParseErrorMessage(const CLI::ParseError& error, const CLI::App& app,
+                              const std::vector<std::string>& args) {
+  std::string message = error.what();
+  if (dynamic_cast<const CLI::ExtrasError*>(&error) != nullptr) {
+    const std::vector<std::string> extras = app.remaining(/*recurse=*/true);
+    if (!extras.empty()) {
+      message = absl::StrFormat("The following argument%s not expected: %s",
+                                extras.size() > 1 ? "s were" : " was", absl::StrJoin(extras, " "));
+    }
+  }
+  return CutLongWords(std::move(message), args);
 }
 
 }  // namespace
@@ -165,7 +211,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
     out << app.help();
     return kExitOk;
   } catch (const CLI::ParseError& e) {
-    return usage(e.what());
+    return usage(ParseErrorMessage(e, app, args));
   }
   if (show_version) {
     if (std::optional<int> code = LeaveTogether("--version", out, err)) return *code;

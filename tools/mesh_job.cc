@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "nlohmann/json.hpp"
 #include "nmesh/base/abbreviate.h"
+#include "nmesh/base/printable.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/job/diagnosis.h"
@@ -78,17 +79,19 @@ absl::StatusOr<std::optional<absl::Duration>> StartupTimeoutFromFlag(
 
 int JobReporter::Fail(const absl::Status& status) {
   if (rank_ == 0) {
-    err_ << absl::StrFormat("nmesh: error: %s\n", status.message());
-    if (json_) out_ << DumpJson(ordered_json{{"error", std::string(status.message())}}) << "\n";
+    const std::string message = PrintableLines(std::string(status.message()));
+    err_ << absl::StrFormat("nmesh: error: %s\n", message);
+    if (json_) out_ << DumpJson(ordered_json{{"error", message}}) << "\n";
   }
   return ExitCodeOf(status);
 }
 
 void JobReporter::Abort(const absl::Status& status) {
   // One write: several ranks report at once, and the launcher interleaves their writes.
-  err_ << absl::StrFormat("nmesh: error: rank %d: %s\n", rank_, status.message());
+  const std::string message = PrintableLines(std::string(status.message()));
+  err_ << absl::StrFormat("nmesh: error: rank %d: %s\n", rank_, message);
   if (json_ && rank_ == 0) {
-    out_ << DumpJson(ordered_json{{"error", std::string(status.message())}}) << "\n";
+    out_ << DumpJson(ordered_json{{"error", message}}) << "\n";
   }
   out_.flush();
   err_.flush();
@@ -97,7 +100,7 @@ void JobReporter::Abort(const absl::Status& status) {
 }
 
 void JobReporter::Note(const std::string& line) {
-  if (rank_ == 0) err_ << absl::StrFormat("nmesh: %s\n", line);
+  if (rank_ == 0) err_ << absl::StrFormat("nmesh: %s\n", PrintableLines(line));
 }
 
 int ReportFlagError(const absl::Status& status, bool json, std::ostream& out, std::ostream& err,
@@ -120,20 +123,20 @@ std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporte
                                    absl::Duration late) {
   // Job::Start calls `warn` on rank 0 only, possibly before the reporter knows its MPI rank.
   options.warn = [&err = reporter.err()](const std::string& warning) {
-    err << absl::StrFormat("nmesh: warning: %s\n", warning);
+    err << absl::StrFormat("nmesh: warning: %s\n", PrintableLines(warning));
   };
   CliJob started = job::StartLaunchedJob(options, store_url, late);
   if (!started.started) {
+    const std::string message = PrintableLines(std::string(started.status.message()));
     if (!store_url.has_value()) {
-      reporter.err() << absl::StrFormat("nmesh: error: cannot start MPI: %s\n",
-                                        started.status.message());
+      reporter.err() << absl::StrFormat("nmesh: error: cannot start MPI: %s\n", message);
       return kExitRuntimeFailure;
     }
     // Before any meeting: the environment is this rank's to report; the store (its URL, its
     // server) is the same for every rank, and rank 0 reports it.
     const bool environment = started.status.message().find("environment") != std::string::npos;
     if (environment || job::LauncherRank() == 0) {
-      reporter.err() << absl::StrFormat("nmesh: error: %s\n", started.status.message());
+      reporter.err() << absl::StrFormat("nmesh: error: %s\n", message);
     }
     return ExitCodeOf(started.status);
   }

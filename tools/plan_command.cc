@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nmesh/base/printable.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/job/placement.h"
@@ -97,11 +98,39 @@ absl::Status ForEachSelectedRank(const MeshPlan& plan, const PlanOptions& option
   return absl::OkStatus();
 }
 
+// JSON lists every member of each group of a per_rank entry; at most this many in all (about
+// 300 MB of output).
+constexpr int64_t kMaxListedRanks = int64_t{1} << 25;
+
+// The members a per_rank entry lists: the sizes of its groups and moe groups.
+int64_t ListedRanks(const RankPlan& rank) {
+  int64_t listed = 0;
+  for (const mesh::NamedGroup& g : rank.groups) listed += g.group.size();
+  if (rank.moe_groups.has_value()) {
+    for (const mesh::NamedGroup& g : *rank.moe_groups) listed += g.group.size();
+  }
+  return listed;
+}
+
+// --rank R --format json lists the rank's groups whole: at world 2^31 - 1 that is gigabytes.
+// Refused above kMaxListedRanks (JSON never holds a cut list); text output shows each group's
+// first and last members.
+absl::Status CheckOneRankOutput(const MeshPlan& plan, const PlanOptions& options) {
+  if (options.format != "json" || !options.rank.has_value()) return absl::OkStatus();
+  NMESH_ASSIGN_OR_RETURN(RankPlan rank, plan.QueryRank(*options.rank));
+  const int64_t listed = ListedRanks(rank);
+  if (listed <= kMaxListedRanks) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrFormat(
+      "--rank %d --format json would list %d ranks in the rank's groups, more than the %d it "
+      "prints; --format text shows each group's size and its first and last members (and the "
+      "library's MeshPlan::QueryRank gives any member without listing them)",
+      *options.rank, listed, kMaxListedRanks));
+}
+
 // --all-ranks streams an entry per rank, and under JSON every entry lists its groups whole: a
 // world of 2^31 ranks would print for days. Bounds the ranks, and the ranks listed in all.
 absl::Status CheckAllRanksOutput(const MeshPlan& plan, const PlanOptions& options) {
   constexpr int64_t kMaxAllRanks = 65536;
-  constexpr int64_t kMaxListedRanks = int64_t{1} << 25;
   const int64_t n = plan.device_mesh().size();
   if (n > kMaxAllRanks) {
     return absl::InvalidArgumentError(absl::StrFormat(
@@ -110,11 +139,7 @@ absl::Status CheckAllRanksOutput(const MeshPlan& plan, const PlanOptions& option
   }
   if (options.format != "json" || n == 0) return absl::OkStatus();
   NMESH_ASSIGN_OR_RETURN(RankPlan first, plan.QueryRank(plan.device_mesh().RankAtPosition(0)));
-  int64_t per_rank = 0;
-  for (const mesh::NamedGroup& g : first.groups) per_rank += g.group.size();
-  if (first.moe_groups.has_value()) {
-    for (const mesh::NamedGroup& g : *first.moe_groups) per_rank += g.group.size();
-  }
+  const int64_t per_rank = ListedRanks(first);
   if (per_rank > kMaxListedRanks / n) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--all-ranks --format json would list %d ranks in groups (%d ranks x %d), more than the "
@@ -368,8 +393,9 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
     return plan.QueryRank(*options.rank).status();
   }
   if (options.all_ranks) NMESH_RETURN_IF_ERROR(CheckAllRanksOutput(plan, options));
+  NMESH_RETURN_IF_ERROR(CheckOneRankOutput(plan, options));
   for (const std::string& warning : spec.warnings) {
-    err << absl::StrFormat("nmesh: warning: %s\n", warning);
+    err << absl::StrFormat("nmesh: warning: %s\n", PrintableLines(warning));
   }
   if (options.format == "json") return WritePlanJson(plan, options, placed, out);
   WritePlanText(plan, options, placed, out);

@@ -1,6 +1,7 @@
 #include "nmesh/tools/run_command.h"
 
 #include <cstdint>
+#include <limits>
 #include <set>
 #include <string>
 #include <utility>
@@ -12,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "nlohmann/json.hpp"
+#include "nmesh/base/abbreviate.h"
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/job/launch.h"
@@ -187,7 +189,14 @@ CLI::App* AddRunCommand(CLI::App& app, RunOptions& options) {
                   "NCCL backend: one bootstrap root per K ranks (ncclCommInitRankScalable when the "
                   "job has more; default 128)")
       ->type_name("K")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Validator(
+          [](std::string& text) -> std::string {
+            int value = 0;
+            if (absl::SimpleAtoi(text, &value) && value >= 1) return "";
+            return absl::StrFormat("must be an integer from 1 to %d, got '%s'",
+                                   std::numeric_limits<int>::max(), Abbreviate(text));
+          },
+          "", "POSITIVE"));
   // Hidden (no group): for the fault tests only.
   run->add_option("--fault-skip", options.fault_skip,
                   "Fault injection: rank RANK skips its collectives on group GROUP")
@@ -207,7 +216,7 @@ absl::StatusOr<FaultSkip> ParseFaultSkip(std::string_view value) {
       !absl::SimpleAtoi(std::string(value.substr(0, colon)), &skip.rank) || skip.rank < 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--fault-skip must be RANK:GROUP (a non-negative rank and a group name), got '%s'",
-        std::string(value)));
+        Abbreviate(value)));
   }
   skip.group = std::string(value.substr(colon + 1));
   return skip;

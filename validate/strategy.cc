@@ -26,11 +26,16 @@ absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name) {
   if (std::optional<StrategyKind> kind = ValueNamed<StrategyKind>(kStrategyNames, lowered)) {
     return *kind;
   }
+  return UnknownStrategyError(lowered);
+}
+
+absl::Status UnknownStrategyError(std::string_view shown) {
   std::vector<std::string> quoted;
   for (std::string_view valid : ValidStrategyNames())
     quoted.push_back(absl::StrFormat("'%s'", valid));
   return absl::InvalidArgumentError(absl::StrFormat("Unknown strategy: %s. Valid strategies: [%s]",
-                                                    Abbreviate(name), absl::StrJoin(quoted, ", ")));
+                                                    Abbreviate(shown),
+                                                    absl::StrJoin(quoted, ", ")));
 }
 
 std::string_view StrategyName(StrategyKind kind) {

@@ -28,9 +28,13 @@ inline constexpr NamedValue<StrategyKind> kStrategyNames[] = {
 };
 
 // Matches `name` case-insensitively against fsdp2, megatron_fsdp, megatron-fsdp, mfsdp and ddp.
-// Fails with InvalidArgument "Unknown strategy: <name>. Valid strategies: [<sorted names>]".
-// Thread-safe.
+// Fails with InvalidArgument "Unknown strategy: <name>. Valid strategies: [<sorted names>]",
+// <name> lower-cased as the reference does (contract §2). Thread-safe.
 absl::StatusOr<StrategyKind> ParseStrategy(std::string_view name);
+
+// The unknown-strategy error with `shown` quoted as it is (not lower-cased): for a value that is
+// not a string, such as null shown as "None". Thread-safe.
+absl::Status UnknownStrategyError(std::string_view shown);
 
 // The canonical name: "fsdp2", "megatron_fsdp" or "ddp".
 std::string_view StrategyName(StrategyKind kind);

@@ -16,10 +16,11 @@ namespace nmesh::config::internal {
 // A recipe is a few KiB; anything this large is not one.
 inline constexpr std::uintmax_t kMaxRecipeBytes = 64u << 20;
 
-// The contents of `path`. Fails with InvalidArgument naming the path when it is missing, a
-// directory, a FIFO or a socket (never opened: a FIFO with no writer would block), unreadable, or
-// longer than kMaxRecipeBytes (checked before reading where the size is known, and while reading
-// for devices and pipes).
+// The contents of `path`, which must be a regular file (or a link to one). Fails with
+// InvalidArgument naming the path when it is missing, unreadable, not a regular file (a directory,
+// a FIFO, a socket, a device such as /dev/zero or /dev/ptmx: never read, as reading a terminal or
+// a FIFO waits for ever), or longer than kMaxRecipeBytes (checked before reading and while
+// reading).
 absl::StatusOr<std::string> ReadRecipeText(const std::string& path);
 
 }  // namespace nmesh::config::internal

@@ -303,8 +303,8 @@ absl::Status SectionParser::ParseStrategy(const Entry* entry) {
   } else if (entry != nullptr) {
     // (nmesh) A null strategy gives the unknown-strategy message.
     strategy_label_.clear();
-    absl::StatusOr<StrategyKind> parsed = config::ParseStrategy("None");
-    strategy_error_ = entry->value.Error(std::string(parsed.status().message()));
+    strategy_error_ =
+        entry->value.Error(std::string(config::UnknownStrategyError("None").message()));
   }
   recipe_.request.strategy = kind;
   recipe_.strategy_config = DefaultStrategyConfig(kind);

@@ -15,6 +15,7 @@
 #include "nmesh/base/build_config.h"
 #include "nmesh/base/enum_names.h"
 #include "nmesh/base/file.h"
+#include "nmesh/base/printable.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/base/timeout.h"
@@ -73,6 +74,49 @@ TEST(AbbreviateTest, CutsLongTextAndSaysHowLongItWas) {
   EXPECT_EQ(Abbreviate(std::string(80, 'a')), std::string(80, 'a'));
   EXPECT_EQ(Abbreviate(std::string(81, 'a')), std::string(80, 'a') + "... (81 bytes)");
   EXPECT_EQ(Abbreviate("abcdef", 3), "abc... (6 bytes)");
+}
+
+TEST(AbbreviateTest, EscapesWhatItKeepsAndNeverSplitsACharacter) {
+  EXPECT_EQ(Abbreviate("zero\x1b[31m3"), "zero\\x1b[31m3");
+  // 79 'a' then "é" (2 bytes): the cut at 80 would split it, so it keeps 79 bytes.
+  const std::string accented = std::string(79, 'a') + "\xc3\xa9" + "tail";
+  EXPECT_EQ(Abbreviate(accented), std::string(79, 'a') + "... (85 bytes)");
+  EXPECT_EQ(Abbreviate(std::string(300, 'p'), kMaxQuotedPathBytes),
+            std::string(256, 'p') + "... (300 bytes)");
+}
+
+// Expected strings written by hand from the Unicode code charts (U+202E RIGHT-TO-LEFT OVERRIDE,
+// U+200B ZERO WIDTH SPACE, U+0085 NEXT LINE, U+FEFF, U+E0041 TAG LATIN CAPITAL LETTER A).
+TEST(PrintableTest, EscapesControlAndFormatCharacters) {
+  EXPECT_EQ(Printable("fsdp2"), "fsdp2");
+  EXPECT_EQ(Printable(std::string("a\0b", 3)), "a\\x00b");
+  EXPECT_EQ(Printable("\x1b[2J\x07\x7f\t\n\r"), "\\x1b[2J\\x07\\x7f\\x09\\x0a\\x0d");
+  EXPECT_EQ(Printable("a\u202eb"), "a\\u202eb");
+  EXPECT_EQ(Printable("\u200b\u0085\ufeff"), "\\u200b\\u0085\\ufeff");
+  EXPECT_EQ(Printable("\xf3\xa0\x81\x81"), "\\U000e0041");
+  // Printable UTF-8 stays: Latin, Greek, CJK, an emoji.
+  EXPECT_EQ(Printable("caf\xc3\xa9 \xce\xb1 \xe4\xb8\xad \xf0\x9f\x98\x80"),
+            "caf\xc3\xa9 \xce\xb1 \xe4\xb8\xad \xf0\x9f\x98\x80");
+  // Not UTF-8: a stray continuation byte, a truncated sequence, an overlong '/', a surrogate.
+  EXPECT_EQ(Printable("\x80"), "\\x80");
+  EXPECT_EQ(Printable("\xc3"), "\\xc3");
+  EXPECT_EQ(Printable("\xe2\x80"), "\\xe2\\x80");
+  EXPECT_EQ(Printable("\xc0\xaf"), "\\xc0\\xaf");
+  EXPECT_EQ(Printable("\xed\xa0\x80"), "\\xed\\xa0\\x80");
+  // A backslash is kept, and escaping twice changes nothing more.
+  EXPECT_EQ(Printable("C:\\dir"), "C:\\dir");
+  const std::string once = Printable("x\x1b\u202e\xff");
+  EXPECT_EQ(Printable(once), once);
+}
+
+TEST(PrintableTest, LinesKeepLineBreaksAndTabs) {
+  EXPECT_EQ(PrintableLines("a\n\tb\x1b"), "a\n\tb\\x1b");
+}
+
+// A NaN amount becomes an infinite absl::Duration; the message says so instead of only "inf".
+TEST(TimeoutTest, InfiniteDurationMentionsNaN) {
+  EXPECT_THAT(CheckTimeout(absl::Seconds(std::numeric_limits<double>::quiet_NaN()), "t"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NaN")));
 }
 
 // Issue 14, bad input: zero, negative, NaN, infinite, or rounding to zero.

@@ -301,6 +301,25 @@ TEST_F(PlotTest, PathIsNeverGnuplotCode) {
   EXPECT_EQ(kept.str(), "precious");
 }
 
+// An existing regular file at the path is never replaced: it was truncated and redrawn before.
+TEST_F(PlotTest, ExistingFileIsNeverReplaced) {
+  const std::string path = (dir_ / "busbw.png").string();
+  { std::ofstream(path) << "precious"; }
+  EXPECT_THAT(PlotBench(SyntheticReport(), path),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("'" + path + "': a file already exists there")));
+  EXPECT_THAT(CheckPlotWritable(path),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("'" + path + "': a file already exists there")));
+  std::stringstream kept;
+  kept << std::ifstream(path).rdbuf();
+  EXPECT_EQ(kept.str(), "precious");
+  // A path that can be created is checked without leaving anything there.
+  const std::string fresh = (dir_ / "fresh.png").string();
+  EXPECT_THAT(CheckPlotWritable(fresh), IsOk());
+  EXPECT_FALSE(std::filesystem::exists(fresh));
+}
+
 TEST_F(PlotTest, GnuplotFailuresAreReported) {
   const std::string path = (dir_ / "busbw.png").string();
   setenv("NMESH_GNUPLOT", "false", 1);

@@ -348,13 +348,28 @@ TEST(RecipeFileErrorsTest, FileErrorsNameTheFile) {
 }
 
 // Fuzz finding (plan_args_fuzzer after --config was added): a device has no size to check first,
-// and reading /dev/zero whole ran out of memory (std::bad_alloc). The read is bounded now.
-TEST(RecipeFileErrorsTest, EndlessDeviceStopsAtTheSizeLimit) {
-  if (!std::filesystem::exists("/dev/zero")) GTEST_SKIP() << "no /dev/zero";
-  EXPECT_THAT(LoadRecipeFile("/dev/zero"),
+// and reading /dev/zero whole ran out of memory (std::bad_alloc); /dev/ptmx and /dev/kmsg waited
+// for ever. Only regular files are read now.
+TEST(RecipeFileErrorsTest, DevicesAreNeverRead) {
+  for (const std::string device : {"/dev/zero", "/dev/ptmx", "/dev/null"}) {
+    if (!std::filesystem::exists(device)) continue;
+    EXPECT_THAT(LoadRecipeFile(device),
+                StatusIs(absl::StatusCode::kInvalidArgument,
+                         HasSubstr("cannot read recipe file '" + device +
+                                   "': it is a character device, not a regular file")));
+  }
+}
+
+// A sparse regular file beyond the cap is refused by its size, before anything is read.
+TEST(RecipeFileErrorsTest, LargeRegularFileIsRefusedBeforeReading) {
+  const std::string path = ::testing::TempDir() + "/nmesh_sparse_recipe.yaml";
+  std::filesystem::remove(path);
+  { std::ofstream(path) << "distributed:\n"; }
+  std::filesystem::resize_file(path, (64u << 20) + 1);
+  EXPECT_THAT(LoadRecipeFile(path),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       HasSubstr("recipe file '/dev/zero' has more than the 67108864 bytes a "
-                                 "recipe may have")));
+                       HasSubstr("is 67108865 bytes, more than the 67108864 a recipe may have")));
+  std::filesystem::remove(path);
 }
 
 }  // namespace
