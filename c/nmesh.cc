@@ -255,9 +255,9 @@ nmesh_result nmesh_job_start(const nmesh_job_options* given, int* argc, char*** 
     absl::StatusOr<std::unique_ptr<job::Job>> built = job::Job::Start(*started->session, options);
     if (!built.ok()) {
       agreed = job::IsAgreed(built.status());
-      // MPI stays initialised: the caller ends the job (nmesh_abort_job) or exits in order
-      // (MPI_Finalize at exit is the caller's, as after any failed MPI program).
-      (void)started->session.release();
+      // Agreed: every rank exits in order, and MPI ends here (when nmesh began it). Otherwise
+      // MPI stays up for the caller's nmesh_abort_job.
+      if (!agreed) (void)started->session.release();
       return built.status();
     }
     started->job = *std::move(built);

@@ -190,7 +190,9 @@ NMESH_C_API nmesh_result nmesh_job_options_init(nmesh_job_options* options);
  * reads the recipe and sizes, checks that every rank agrees, chooses the backend and builds every
  * mesh and its context: nmesh::job::Job::Start. Collective over MPI_COMM_WORLD: every rank calls
  * it with the same options. `argc` and `argv` may be NULL. On failure *job is NULL, and
- * nmesh_last_error_agreed() says whether every rank failed alike. */
+ * nmesh_last_error_agreed() says whether every rank failed alike: then MPI has been finalised
+ * (when nmesh initialised it) and every rank may exit; otherwise MPI is left running for
+ * nmesh_abort_job. */
 NMESH_C_API nmesh_result nmesh_job_start(const nmesh_job_options* options, int* argc, char*** argv,
                                          nmesh_job** job);
 

@@ -4,7 +4,8 @@
 #      directories and -lnmesh_c (no Abseil, no MPI, no C++ standard);
 #   2. checks that libnmesh_c exports only nmesh_* symbols (no C++ or Abseil symbol is its ABI);
 #   3. compiles nmesh/c/nmesh.h as C11 and as C++ with every warning an error;
-#   4. builds tests/consumer_c/main.c and runs it under mpirun -np 4 over NMESH_RECIPE.
+#   4. builds tests/consumer_c/main.c and runs it under mpirun -np 4 over NMESH_RECIPE;
+#   5. runs it over a missing recipe: exit 2 on every rank, the message naming the file.
 # Inputs: NMESH_BUILD_DIR, NMESH_CONSUMER_SOURCE, NMESH_WORK_DIR, NMESH_C_COMPILER,
 # NMESH_CXX_COMPILER, NMESH_SANITIZE, NMESH_MPIRUN, NMESH_RECIPE.
 set(staging "${NMESH_WORK_DIR}/staging")
@@ -91,3 +92,12 @@ foreach(rank RANGE 3)
     message(FATAL_ERROR "consumer_c: rank ${rank} printed no verdict:\n${last_output}")
   endif()
 endforeach()
+
+# 5. A bad recipe: every rank gets the same error (agreed), exits 2 in order, nothing crashes.
+execute_process(COMMAND ${NMESH_MPIRUN} -np 4 "${NMESH_WORK_DIR}/consumer_c"
+                        "${NMESH_WORK_DIR}/no_such_recipe.yaml"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message(STATUS "run consumer_c on a missing recipe (${rc}):\n${out}${err}")
+if(NOT rc EQUAL 2 OR NOT err MATCHES "consumer_c: [^\n]*no_such_recipe.yaml")
+  message(FATAL_ERROR "a missing recipe should end every rank with exit 2 and a message naming it")
+endif()
