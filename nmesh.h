@@ -19,6 +19,7 @@
 #include "nmesh/config/recipe.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/job/job.h"
+#include "nmesh/job/launch.h"
 #include "nmesh/job/spec.h"
 #include "nmesh/job/verify.h"
 #include "nmesh/mesh/axis_name.h"

@@ -114,6 +114,9 @@ struct Recipe {
   // and values are checked here; whether each name is an axis or group of the mesh is checked when
   // it is planned (the job layer, with the name's file:line:col from PositionOf("nccl.<name>")).
   comm::NcclSettingsMap nccl;
+  // nmesh's `comm_sharing:` key of the section: `partition` (names that split the ranks alike
+  // share one communicator) or `name` (one communicator per name); unset: the caller's choice.
+  std::optional<CommSharing> comm_sharing;
   // Human-readable notes, e.g. a `pipeline:` block dropped because pp_size <= 1, or an ignored
   // `loss_fn`. Each names the key and file:line:col.
   std::vector<std::string> warnings;

@@ -12,6 +12,7 @@
 #include <optional>
 #include <vector>
 
+#include "nmesh/base/enum_names.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/validate/sizes.h"
 
@@ -29,6 +30,22 @@ struct MeshRequest {
   // max(ranks) + 1 with them.
   std::optional<int64_t> job_world_size;
 };
+
+// How a mesh's names (native axes, flattened groups, moe axes) map to communicators.
+enum class CommSharing : uint8_t {
+  // One communicator per distinct partition of the ranks: names that split the ranks alike share
+  // it (at np 8, fsdp2 tp=2 ep=2: tp and ep are one communicator, dp_shard, dp, dp_shard_cp and
+  // dp_cp another). The fewest communicators; the default.
+  kPartition,
+  // One communicator per name, so that an engine may drive two names from two threads or streams
+  // at once (NCCL forbids concurrent use of one communicator). Whole-world names get their own
+  // communicator too, never the caller's world.
+  kName,
+};
+
+// The recipe's `comm_sharing:` values and the CLI's `--comm-sharing` (base/enum_names.h).
+inline constexpr NamedValue<CommSharing> kCommSharingNames[] = {
+    {CommSharing::kPartition, "partition"}, {CommSharing::kName, "name"}};
 
 }  // namespace nmesh::config
 

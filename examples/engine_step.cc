@@ -71,33 +71,33 @@ int main(int argc, char** argv) {
   const std::string recipe = argc > 1 ? argv[1] : "examples/engine_pp2_tp2_ep2.yaml";
 
   // ---- Start-up ---------------------------------------------------------------------------------
-  absl::StatusOr<std::unique_ptr<nmesh::comm::mpi::Session>> session =
-      nmesh::comm::mpi::Session::Init(&argc, &argv);
-  if (!session.ok()) {
-    std::cerr << "engine_step: " << session.status().message() << "\n";
-    return 1;
-  }
   nmesh::job::JobOptions options;
   options.mesh.config_path = recipe;
-  options.backend = nmesh::job::BackendChoice::kMpi;  // host buffers below
-  absl::StatusOr<std::unique_ptr<nmesh::job::Job>> job = nmesh::job::Job::Start(**session, options);
-  if (!job.ok()) {
+  options.backend = nmesh::job::BackendChoice::kMpi;              // host buffers below
+  nmesh::job::MpiJob started = nmesh::job::StartMpiJob(options);  // MPI, then Job::Start
+  if (!started.status.ok()) {
     // The same error on every rank (a bad recipe): rank 0 says it and all exit in order.
     // Otherwise other ranks may be blocked waiting for this one: end the whole job.
-    const bool agreed = nmesh::job::IsAgreed(job.status());
-    if (!agreed || (*session)->world_rank() == 0) {
-      std::cerr << "engine_step: " << job.status().message() << "\n";
+    const bool agreed = nmesh::job::IsAgreed(started.status);
+    if (!agreed || nmesh::job::LauncherRank() == 0) {
+      std::cerr << "engine_step: " << started.status.message() << "\n";
     }
-    if (!agreed) nmesh::comm::mpi::Session::AbortJob(1);
+    if (!agreed) nmesh::job::EndJob(started.status, 1);
     return 2;
   }
-  nmesh::job::JobMesh& model = (*job)->meshes().front();
+  nmesh::job::Job& job = *started.job;
+  nmesh::job::JobMesh& model = job.model();  // the only mesh of this recipe
   const nmesh::mesh::MeshContext& context = *model.context;
-  const int64_t rank = (*job)->rank();
-  Communicator* pp = *model.mesh->Comm("pp");
-  Communicator* tp = *model.mesh->Comm("tp");
-  Communicator* dp = *model.mesh->Comm("dp_shard_cp");
-  Communicator* ep = *model.mesh->moe_mesh()->Comm("ep");
+  const int64_t rank = job.rank();
+  namespace axis = nmesh::mesh::axis;  // the names as constants: a typo does not compile
+  Communicator* pp = model.mesh->FindComm(axis::kPp);
+  Communicator* tp = model.mesh->FindComm(axis::kTp);
+  Communicator* dp = model.mesh->FindComm(axis::kDpShardCp);
+  Communicator* ep = model.mesh->moe_mesh()->FindComm(axis::kEp);
+  if (pp == nullptr || tp == nullptr || dp == nullptr || ep == nullptr) {
+    std::cerr << "engine_step: the recipe's mesh lacks pp, tp, dp_shard_cp or ep\n";
+    return 2;
+  }
 
   // ---- One training step ------------------------------------------------------------------------
   auto step = [&]() -> absl::Status {

@@ -329,6 +329,11 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
       if (const std::string text = comm::NcclSettingsMapText(job_mesh.spec.nccl); !text.empty()) {
         absl::StrAppend(&nccl, " nccl[", names.back(), "]=", text);
       }
+      if (job_mesh.spec.comm_sharing != config::CommSharing::kPartition) {
+        absl::StrAppend(&nccl, " comm_sharing[", names.back(), "]=",
+                        std::string(NameOf<config::CommSharing>(config::kCommSharingNames,
+                                                                job_mesh.spec.comm_sharing)));
+      }
     }
   }
   const absl::Duration startup_timeout =
@@ -338,8 +343,9 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
       *meeting.exchange,
       MakeStartupRecord(
-          absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d%s", options.command,
-                          PlacementName(options.mesh.placement), options.nccl_ranks_per_root, nccl),
+          absl::StrFormat("%s placement=%s nccl_ranks_per_root=%d%s%s", options.command,
+                          PlacementName(options.mesh.placement), options.nccl_ranks_per_root, nccl,
+                          options.check_arguments ? " check_arguments" : ""),
           BackendChoiceName(options.backend), timeout, local, plans, names),
       startup_timeout));
   job->meshes_ = *std::move(planned);
@@ -378,9 +384,15 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   for (JobMesh& job_mesh : job->meshes_) {
     const std::optional<absl::Duration> mesh_timeout = JobTimeout(options, job_mesh.spec.timeout);
     const absl::Time start = absl::Now();
-    absl::StatusOr<mesh::DeviceMesh> built = mesh::DeviceMesh::Create(
-        *job_mesh.plan, *job->backend_.world,
-        {.name = MeshName(job_mesh.spec), .timeout = mesh_timeout, .nccl = job_mesh.spec.nccl});
+    absl::StatusOr<mesh::DeviceMesh> built =
+        mesh::DeviceMesh::Create(*job_mesh.plan, *job->backend_.world,
+                                 {.name = MeshName(job_mesh.spec),
+                                  .timeout = mesh_timeout,
+                                  .nccl = job_mesh.spec.nccl,
+                                  .comm_sharing = job_mesh.spec.comm_sharing,
+                                  .check_arguments = options.check_arguments,
+                                  // Two models in one process: their axes' messages name the model.
+                                  .qualify_names = job->meshes_.size() > 1});
     if (!built.ok()) {
       // Disagreement and size errors are found by every rank together (InvalidArgument);
       // anything else may leave the others inside a split.
@@ -411,5 +423,22 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   }
   return job;
 }
+
+absl::StatusOr<comm::Communicator*> JobMesh::Comm(std::string_view name) const {
+  if (!mesh.has_value()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("mesh '%s' has not been built, so it has no '%s' group", spec.label, name));
+  }
+  return mesh->Comm(name);
+}
+
+JobMesh* Job::my_mesh() {
+  for (JobMesh& m : meshes_) {
+    if (m.is_member()) return &m;
+  }
+  return nullptr;
+}
+
+const JobMesh* Job::my_mesh() const { return const_cast<Job*>(this)->my_mesh(); }
 
 }  // namespace nmesh::job

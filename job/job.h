@@ -153,6 +153,11 @@ struct JobMesh {
   double build_seconds = 0;
   // NcclSettingsStatus of the spec's NCCL settings on the job's backend.
   std::string nccl_status;
+
+  // The communicator of `name` (mesh->Comm); FailedPrecondition before the mesh is built.
+  absl::StatusOr<comm::Communicator*> Comm(std::string_view name) const;
+  // Whether this rank is one of the mesh's (false before it is built).
+  bool is_member() const { return mesh.has_value() && mesh->is_member(); }
 };
 
 struct JobOptions {
@@ -175,6 +180,10 @@ struct JobOptions {
   bool no_timeout = false;
   // One NCCL bootstrap root per this many ranks (the NCCL backend only; see ChooseBackend).
   int nccl_ranks_per_root = 128;
+  // CommOptions::check_arguments for every communicator of the meshes (mesh::DeviceMeshOptions):
+  // the ranks compare each collective's arguments first, and a mismatch (a count differing on one
+  // rank) fails on every rank instead of returning wrong data. A debugging aid.
+  bool check_arguments = false;
   // Build both meshes of a recipe with a teacher section (student first).
   bool all_sections = true;
   // Make the MeshContext of every mesh this rank is a member of (agreed on by every rank).
@@ -230,6 +239,13 @@ class Job {
   // In spec order: the student (or the only mesh) first.
   std::vector<JobMesh>& meshes() { return meshes_; }
   const std::vector<JobMesh>& meshes() const { return meshes_; }
+  // The first mesh (the student, or the only one): `job->model()` for `job->meshes().front()`.
+  JobMesh& model() { return meshes_.front(); }
+  const JobMesh& model() const { return meshes_.front(); }
+  // The first mesh this rank is a member of (with a student and a teacher over disjoint ranks,
+  // this rank's model); nullptr when it is a member of none.
+  JobMesh* my_mesh();
+  const JobMesh* my_mesh() const;
   // How the meshes' ranks were ordered over the hosts (MeshOptions::placement). Under kPack each
   // mesh's plan lists its ranks by host, then local rank, when that differs from the request.
   Placement placement() const { return placement_; }

@@ -78,6 +78,7 @@ MeshSpec SpecFromRecipe(config::Recipe recipe) {
   spec.timeout = recipe.dist_env.Timeout();
   spec.warnings = recipe.warnings;
   spec.nccl = recipe.nccl;
+  spec.comm_sharing = recipe.comm_sharing.value_or(config::CommSharing::kPartition);
   spec.recipe = std::move(recipe);
   return spec;
 }
@@ -88,6 +89,11 @@ void ApplyNcclFlags(const comm::NcclSettingsMap& flags, MeshSpec& spec) {
     spec.nccl[name] = comm::MergeNcclSettings(spec.nccl[name], settings);
     spec.nccl_from_flags.push_back(name);
   }
+}
+
+void ApplySharingFlag(const MeshOptions& options, std::vector<MeshSpec>& specs) {
+  if (!options.comm_sharing.has_value()) return;
+  for (MeshSpec& spec : specs) spec.comm_sharing = *options.comm_sharing;
 }
 
 }  // namespace
@@ -110,6 +116,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
     std::vector<MeshSpec> specs;
     specs.push_back(SpecFromFlags(std::move(request)));
     ApplyNcclFlags(options.nccl, specs.back());
+    ApplySharingFlag(options, specs);
     return specs;
   }
 
@@ -147,6 +154,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
     }
     std::vector<MeshSpec> specs;
     specs.push_back(std::move(chosen));
+    ApplySharingFlag(options, specs);
     return specs;
   }
 
@@ -164,6 +172,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
   specs.push_back(std::move(chosen));
   // Without a section, the chosen one is the student (distributed).
   if (all_sections && !options.section.has_value()) specs.push_back(std::move(other));
+  ApplySharingFlag(options, specs);
   return specs;
 }
 
@@ -175,7 +184,8 @@ absl::StatusOr<mesh::MeshPlan> CheckPlanOfSpec(const MeshSpec& spec,
                                                absl::StatusOr<mesh::MeshPlan> plan) {
   if (plan.ok()) {
     if (spec.nccl.empty()) return plan;
-    absl::Status nccl = mesh::NcclSettingsPerKind(*plan, spec.nccl, MeshName(spec)).status();
+    absl::Status nccl =
+        mesh::PlanMeshCommunicators(*plan, spec.nccl, spec.comm_sharing, MeshName(spec)).status();
     if (nccl.ok()) return plan;
     const std::string subject = validate::FieldsOf(nccl).subject;  // "nccl.<name>"
     for (const std::string& name : spec.nccl_from_flags) {

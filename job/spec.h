@@ -77,6 +77,9 @@ struct MeshOptions {
   // (or for the mesh given by the flags). Names are checked when the mesh is planned
   // (PlanMeshSpec).
   comm::NcclSettingsMap nccl = {};
+  // Whether names that split the ranks alike share a communicator (the CLI's `--comm-sharing`),
+  // over the recipe's `comm_sharing:` of every section; unset: the recipe's, else kPartition.
+  std::optional<config::CommSharing> comm_sharing = std::nullopt;
 };
 
 // One mesh to build: the request for the mesh builders and the typed configs a MeshContext holds.
@@ -104,6 +107,9 @@ struct MeshSpec {
   comm::NcclSettingsMap nccl;
   // The names whose settings came from MeshOptions::nccl, so that errors about them name the flag.
   std::vector<std::string> nccl_from_flags;
+  // One communicator per distinct partition or per name (mesh::DeviceMeshOptions::comm_sharing):
+  // MeshOptions::comm_sharing, else the recipe section's `comm_sharing:`, else kPartition.
+  config::CommSharing comm_sharing = config::CommSharing::kPartition;
 };
 
 // The name a mesh of this spec is given (communicator names, messages): "device_mesh" for a mesh
@@ -129,7 +135,7 @@ absl::StatusOr<std::vector<MeshSpec>> ResolveMeshSpecs(const MeshOptions& option
 // mesh::PlanMesh on spec.request; a size error names the flag that set the size it is about
 // (" (from --tp)"), or else the recipe's file:line:col of the first size it names that the file
 // sets (config::Recipe::AnnotateSizeError). Then the NCCL settings against the plan
-// (mesh::NcclSettingsPerKind: unknown axis or group names, conflicts, min_ctas > max_ctas), an
+// (mesh::PlanMeshCommunicators: unknown axis or group names, min_ctas > max_ctas), an
 // error naming " (from --nccl)" or the name's file:line:col in the recipe.
 absl::StatusOr<mesh::MeshPlan> PlanMeshSpec(const MeshSpec& spec);
 // PlanMeshSpec over the ranks of `members` (mesh::PlanMeshOver; spec.request.ranks must be unset),

@@ -15,16 +15,17 @@ namespace nmesh::mesh {
 
 namespace {
 
-constexpr NamedValue<MeshAxisName> kMeshAxisNames[] = {{MeshAxisName::kPp, "pp"},
-                                                       {MeshAxisName::kDp, "dp"},
-                                                       {MeshAxisName::kDpReplicate, "dp_replicate"},
-                                                       {MeshAxisName::kDpShard, "dp_shard"},
-                                                       {MeshAxisName::kDpShardCp, "dp_shard_cp"},
-                                                       {MeshAxisName::kDpCp, "dp_cp"},
-                                                       {MeshAxisName::kCp, "cp"},
-                                                       {MeshAxisName::kTp, "tp"},
-                                                       {MeshAxisName::kEp, "ep"},
-                                                       {MeshAxisName::kEpShard, "ep_shard"}};
+constexpr NamedValue<MeshAxisName> kMeshAxisNames[] = {
+    {MeshAxisName::kPp, axis::kPp},
+    {MeshAxisName::kDp, axis::kDp},
+    {MeshAxisName::kDpReplicate, axis::kDpReplicate},
+    {MeshAxisName::kDpShard, axis::kDpShard},
+    {MeshAxisName::kDpShardCp, axis::kDpShardCp},
+    {MeshAxisName::kDpCp, axis::kDpCp},
+    {MeshAxisName::kCp, axis::kCp},
+    {MeshAxisName::kTp, axis::kTp},
+    {MeshAxisName::kEp, axis::kEp},
+    {MeshAxisName::kEpShard, axis::kEpShard}};
 static_assert(std::size(kMeshAxisNames) == kAllMeshAxisNames.size());
 
 }  // namespace

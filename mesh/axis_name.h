@@ -32,6 +32,21 @@ inline constexpr std::array<MeshAxisName, 10> kAllMeshAxisNames = {
     MeshAxisName::kEpShard,
 };
 
+// The names as constants, for the accessors that take a name (DeviceMesh::Comm, Submesh):
+// `mesh.Comm(axis::kTp)` cannot be misspelt.
+namespace axis {
+inline constexpr std::string_view kPp = "pp";
+inline constexpr std::string_view kDp = "dp";
+inline constexpr std::string_view kDpReplicate = "dp_replicate";
+inline constexpr std::string_view kDpShard = "dp_shard";
+inline constexpr std::string_view kDpShardCp = "dp_shard_cp";
+inline constexpr std::string_view kDpCp = "dp_cp";
+inline constexpr std::string_view kCp = "cp";
+inline constexpr std::string_view kTp = "tp";
+inline constexpr std::string_view kEp = "ep";
+inline constexpr std::string_view kEpShard = "ep_shard";
+}  // namespace axis
+
 // "pp", "dp", "dp_replicate", "dp_shard", "dp_shard_cp", "dp_cp", "cp", "tp", "ep", "ep_shard".
 std::string_view MeshAxisNameString(MeshAxisName axis);
 

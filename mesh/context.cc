@@ -110,6 +110,8 @@ bool MeshContext::IsLastPipelineStage() const {
 
 std::vector<MeshAxisName> MeshContext::dp_axis_names() const { return DpAxisNamesOf(View()); }
 
+std::vector<MeshAxisName> MeshContext::dp_group_names() const { return DpGroupNamesOf(View()); }
+
 ParallelizeAxisKwargs MeshContext::parallelize_axis_kwargs() const {
   return ParallelizeAxisKwargsOf(View());
 }

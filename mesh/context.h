@@ -98,8 +98,13 @@ class MeshContext {
   bool IsLastPipelineStage() const;
 
   // (dp_replicate, dp_shard_cp) when the device mesh has a native dp_replicate axis and a
-  // dp_shard_cp group, otherwise (dp_shard_cp).
+  // dp_shard_cp group, otherwise (dp_shard_cp): the reference's parallelizer kwarg (contract §7),
+  // which on MegatronFSDP and DDP names a group those meshes lack. For communicators use
+  // dp_group_names().
   std::vector<MeshAxisName> dp_axis_names() const;
+  // The data-parallel groups, each one device_mesh().Comm resolves (DpGroupNamesOf): FSDP2
+  // (dp_replicate, dp_shard_cp); MegatronFSDP (dp_cp) when cp > 1, else (dp); DDP (dp).
+  std::vector<MeshAxisName> dp_group_names() const;
   ParallelizeAxisKwargs parallelize_axis_kwargs() const;
   PipelineAxisKwargs pipeline_axis_kwargs() const;
 

@@ -23,6 +23,11 @@ namespace nmesh::mesh {
 struct DeviceMesh::Shared {
   std::optional<absl::Duration> timeout;  // the mesh's (DeviceMesh::SetTimeout changes it)
   bool interruptible = false;
+  bool check_arguments = false;
+  // The names each communicator serves, in creation order (DeviceMesh::CommunicatorNames).
+  std::vector<std::vector<std::string>> names;
+  // "<mesh name>." when DeviceMeshOptions::qualify_names, else empty: communicator names' prefix.
+  std::string name_prefix;
   std::atomic<int> communicators_created{0};
   std::mutex mu;
   // Every communicator any view of the mesh created, for Abort().
@@ -108,6 +113,10 @@ std::string DescribePlan(const MeshPlan& plan, const DeviceMeshOptions& options)
   }
   absl::StrAppend(&text, ", timeout ", TimeoutText(options.timeout));
   if (options.isolate) absl::StrAppend(&text, ", isolated");
+  if (options.comm_sharing == config::CommSharing::kName) {
+    absl::StrAppend(&text, ", one communicator per name");
+  }
+  if (options.check_arguments) absl::StrAppend(&text, ", argument checks");
   if (const std::string nccl = comm::NcclSettingsMapText(options.nccl); !nccl.empty()) {
     absl::StrAppend(&text, ", nccl ", nccl);
   }
@@ -153,6 +162,11 @@ uint64_t FingerprintOf(const MeshPlan& plan, const DeviceMeshOptions& options,
   f.Add(options.isolate ? 1 : 0);
   // The NCCL settings decide each split's config, and whether a whole-world group is split.
   f.Add(comm::NcclSettingsMapText(options.nccl));
+  // The sharing decides the splits; argument checks add an exchange to every collective; the
+  // names only change messages, but are cheap to agree on.
+  f.Add(static_cast<int64_t>(options.comm_sharing));
+  f.Add(options.check_arguments ? 1 : 0);
+  f.Add(options.qualify_names ? 1 : 0);
   return f.value();
 }
 
@@ -237,11 +251,10 @@ AxisSet ExpandAxis(AxisSet axes, int axis, int count) {
 
 }  // namespace
 
-absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
-    const MeshPlan& plan, const comm::NcclSettingsMap& settings, std::string_view mesh_name) {
-  const std::vector<GroupKind> kinds = DistinctGroupKinds(plan);
-  std::vector<comm::NcclSettings> per_kind(kinds.size());
-  if (settings.empty()) return per_kind;
+absl::StatusOr<std::vector<MeshCommunicatorPlan>> PlanMeshCommunicators(
+    const MeshPlan& plan, const comm::NcclSettingsMap& settings, config::CommSharing sharing,
+    std::string_view mesh_name) {
+  const std::vector<GroupKind> kinds = DistinctGroupKinds(plan, sharing);
   for (const auto& [name, group] : settings) {
     const std::string field = absl::StrCat("nccl.", name);
     // Named again: clang before 16 cannot capture a structured binding in a lambda.
@@ -269,40 +282,34 @@ absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
       return validate::WithFields(s, field, {field});
     }
   }
-  for (size_t k = 0; k < kinds.size(); ++k) {
-    std::string first;                               // the first name with settings
-    std::map<std::string_view, std::string> set_by;  // field -> the name that set it
-    for (const std::string& name : kinds[k].names) {
-      auto it = settings.find(name);
-      if (it == settings.end()) continue;
-      for (const auto& [field_name, value] : comm::NcclSettingsItems(it->second)) {
-        for (const auto& [other_name, other_value] : comm::NcclSettingsItems(per_kind[k])) {
-          if (other_name != field_name || other_value == value) continue;
-          const std::string field = absl::StrCat("nccl.", name);
-          return validate::FieldError(
-              field, absl::StrFormat("NCCL settings for '%s' and '%s' conflict: they share one "
-                                     "communicator (%s) but set %s to %s and %s",
-                                     set_by[field_name], name, absl::StrJoin(kinds[k].names, "/"),
-                                     field_name, NcclValueText(other_value), NcclValueText(value)));
-        }
+  // Whether `extra` can join a communicator with settings `held`: no field set differently, and
+  // the merge passes the checks (min_ctas of one name above max_ctas of another does not).
+  auto compatible = [](const comm::NcclSettings& held, const comm::NcclSettings& extra) {
+    for (const auto& [field_name, value] : comm::NcclSettingsItems(extra)) {
+      for (const auto& [other_name, other_value] : comm::NcclSettingsItems(held)) {
+        if (other_name == field_name && other_value != value) return false;
       }
-      for (const auto& [field_name, value] : comm::NcclSettingsItems(it->second)) {
-        set_by.emplace(field_name, name);
-      }
-      per_kind[k] = comm::MergeNcclSettings(per_kind[k], it->second);
-      if (first.empty()) first = name;
     }
-    // Each name's settings passed on their own; together they may not (min_ctas of one name
-    // above max_ctas of another).
-    if (absl::Status s = comm::CheckNcclSettings(
-            per_kind[k], absl::StrFormat("NCCL settings of %s (one communicator)",
-                                         absl::StrJoin(kinds[k].names, "/")));
-        !s.ok()) {
-      const std::string field = absl::StrCat("nccl.", first);
-      return validate::WithFields(s, field, {field});
+    return comm::CheckNcclSettings(comm::MergeNcclSettings(held, extra), "").ok();
+  };
+  std::vector<MeshCommunicatorPlan> out;
+  for (const GroupKind& kind : kinds) {
+    const size_t first = out.size();
+    for (const std::string& name : kind.names) {
+      auto it = settings.find(name);
+      const comm::NcclSettings mine = it == settings.end() ? comm::NcclSettings{} : it->second;
+      size_t k = first;
+      while (k < out.size() && !compatible(out[k].nccl, mine)) ++k;
+      if (k == out.size()) {
+        GroupKind part = kind;
+        part.names.clear();
+        out.push_back({std::move(part), {}});
+      }
+      out[k].kind.names.push_back(name);
+      out[k].nccl = comm::MergeNcclSettings(out[k].nccl, mine);
     }
   }
-  return per_kind;
+  return out;
 }
 
 absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Communicator& world,
@@ -322,32 +329,40 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   shared->name = options.name;
   shared->timeout = options.timeout;
   shared->interruptible = options.interruptible;
+  shared->check_arguments = options.check_arguments;
+  shared->name_prefix = options.qualify_names ? absl::StrCat(options.name, ".") : "";
   // The world is not owned: a no-op deleter.
   std::shared_ptr<comm::Communicator> world_ref(&world, [](comm::Communicator*) {});
-  const bool world_reusable =
-      !options.timeout.has_value() && !world.options().timeout.has_value() && !options.isolate;
-  NMESH_ASSIGN_OR_RETURN(const std::vector<comm::NcclSettings> nccl,
-                         NcclSettingsPerKind(plan, options.nccl, options.name));
-  const std::vector<GroupKind> kinds = DistinctGroupKinds(plan);
+  // Reused by one group at most: with names of one partition split apart (conflicting NCCL
+  // settings), the others get communicators of their own.
+  bool world_reusable = !options.timeout.has_value() && !world.options().timeout.has_value() &&
+                        !options.isolate && !options.check_arguments &&
+                        options.comm_sharing == config::CommSharing::kPartition;
+  NMESH_ASSIGN_OR_RETURN(
+      const std::vector<MeshCommunicatorPlan> planned,
+      PlanMeshCommunicators(plan, options.nccl, options.comm_sharing, options.name));
 
   // Group name -> communicator. Names are unique across the device and moe meshes, and one kind
   // may hold names of both (ep's blocks can be tp's groups).
   std::vector<std::pair<std::string, std::shared_ptr<comm::Communicator>>> comms;
-  for (size_t k = 0; k < kinds.size(); ++k) {
-    const GroupKind& kind = kinds[k];
+  for (size_t k = 0; k < planned.size(); ++k) {
+    const GroupKind& kind = planned[k].kind;
+    shared->names.push_back(kind.names);
     const Layout& layout = plan.LayoutOf(kind.mesh);
-    const std::string comm_name = absl::StrJoin(kind.names, "/");
+    const std::string comm_name = absl::StrCat(shared->name_prefix, absl::StrJoin(kind.names, "/"));
     const comm::CommOptions comm_options{.name = comm_name,
                                          .timeout = options.timeout,
+                                         .check_arguments = options.check_arguments,
                                          .interruptible = options.interruptible,
-                                         .nccl = nccl[k]};
+                                         .nccl = planned[k].nccl};
     std::optional<GroupView> group;
     if (layout.Contains(rank)) group = *layout.ViewGroup(rank, kind.axes);
     std::shared_ptr<comm::Communicator> comm;
     if (kind.trivial) {
       if (group.has_value()) comm = world.NewSelf(comm_options);
     } else if (kind.whole_world && layout.size() == world.size() && world_reusable &&
-               nccl[k].empty()) {
+               planned[k].nccl.empty()) {
+      world_reusable = false;
       comm = world_ref;
       shared->borrowed_world = &world;
       shared->borrowed_world_lifetime = world.lifetime();
@@ -468,6 +483,19 @@ absl::StatusOr<comm::Communicator*> DeviceMesh::Comm(std::string_view name) cons
   return resolved.comm.get();
 }
 
+absl::StatusOr<comm::Communicator*> DeviceMesh::Comm(MeshAxisName name) const {
+  return Comm(MeshAxisNameString(name));
+}
+
+comm::Communicator* DeviceMesh::FindComm(std::string_view name) const {
+  absl::StatusOr<comm::Communicator*> comm = Comm(name);
+  return comm.ok() ? *comm : nullptr;
+}
+
+const std::vector<std::vector<std::string>>& DeviceMesh::CommunicatorNames() const {
+  return shared_->names;
+}
+
 absl::StatusOr<DeviceMesh> DeviceMesh::Submesh(absl::Span<const std::string_view> names) const {
   std::vector<AxisSet> sets;
   std::vector<std::shared_ptr<comm::Communicator>> comms;
@@ -533,9 +561,11 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Unflatten(std::string_view axis, std::vec
   for (int k = 0; k < count; ++k) {
     std::shared_ptr<comm::Communicator> comm;
     if (member_) {
-      const comm::CommOptions options{.name = names[static_cast<size_t>(k)],
-                                      .timeout = shared_->timeout,
-                                      .interruptible = shared_->interruptible};
+      const comm::CommOptions options{
+          .name = absl::StrCat(shared_->name_prefix, names[static_cast<size_t>(k)]),
+          .timeout = shared_->timeout,
+          .check_arguments = shared_->check_arguments,
+          .interruptible = shared_->interruptible};
       NMESH_ASSIGN_OR_RETURN(GroupView group,
                              view.layout_.ViewGroup(rank_, AxisSet::Of({index + k})));
       if (group.size() == 1) {

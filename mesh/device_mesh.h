@@ -17,24 +17,27 @@
 // mesh or not, in the same order for every mesh):
 //   1. Agreement: an all-reduce of the min and max of a fingerprint of the mesh (strategy, sizes,
 //      shape, axis names, flattened groups, rank list, moe shape, timeout, isolation, NCCL
-//      settings). If ranks
-//      differ, every rank fails with InvalidArgument "ranks disagree on the mesh: ..." describing
-//      its own mesh, before any split that could hang. It is issued asynchronously and waited for
-//      at most the mesh's timeout, whatever the world's: when a rank does not arrive in time, the
-//      others fail with DeadlineExceeded (and the job should end: the exchange stays pending).
-//      Once every rank has arrived, the splits below follow at once on every rank.
-//   2. One collective split per distinct group kind (DistinctGroupKinds: a partition of the ranks
-//      shared by every name that splits them alike, e.g. dp and dp_shard when dp_replicate = 1),
-//      in that deterministic order: color = the group's index, key = the local rank; non-members
-//      pass no color. Size-1 groups get a self communicator of the world's memory kind
-//      (Communicator::NewSelf). Whole-world groups in world order reuse the caller's world
-//      communicator when neither the world nor the mesh has a timeout and the mesh does not ask
-//      for isolation; otherwise they get their own communicator (a split of the world), so that
-//      the mesh's timeout applies and aborting the mesh never aborts the caller's world.
-//      communicators_created() counts the splits.
+//      settings, sharing, argument checks). If ranks differ, every rank fails with InvalidArgument
+//      "ranks disagree on the mesh: ..." describing its own mesh, before any split that could hang.
+//      It is issued asynchronously and waited for at most the mesh's timeout, whatever the world's:
+//      when a rank does not arrive in time, the others fail with DeadlineExceeded (and the job
+//      should end: the exchange stays pending). Once every rank has arrived, the splits below
+//      follow at once on every rank.
+//   2. One collective split per communicator of PlanMeshCommunicators: by default one per
+//      distinct group kind (DistinctGroupKinds: a partition of the ranks shared by every name that
+//      splits them alike, e.g. dp and dp_shard when dp_replicate = 1), with
+//      DeviceMeshOptions::comm_sharing = kName one per name, in that deterministic order: color =
+//      the group's index, key = the local rank; non-members pass no color. Size-1 groups get a self
+//      communicator of the world's memory kind (Communicator::NewSelf). Whole-world groups in world
+//      order reuse the caller's world communicator when neither the world nor the mesh has a
+//      timeout, the mesh does not ask for isolation or argument checks and shares by partition;
+//      otherwise they get their own communicator (a split of the world), so that the mesh's timeout
+//      applies and aborting the mesh never aborts the caller's world. communicators_created()
+//      counts the splits.
 // Each communicator is named after its group (CommOptions::name): the names sharing it joined
 // with "/", e.g. "dp_shard/dp", so timeouts name the axis; each gets the mesh's timeout and the
-// NCCL settings of its names (DeviceMeshOptions::nccl, NcclSettingsPerKind).
+// NCCL settings of its names (DeviceMeshOptions::nccl, PlanMeshCommunicators);
+// CommunicatorNames() lists which names share one.
 //
 // Rank subsets: a plan over a rank list makes the other ranks non-members. They take part in
 // construction (with no color) but hold no groups; asking one for a group, a coordinate or a
@@ -64,6 +67,8 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/config/sizes.h"
+#include "nmesh/mesh/axis_name.h"
 #include "nmesh/mesh/layout.h"
 #include "nmesh/mesh/plan.h"
 
@@ -84,25 +89,47 @@ struct DeviceMeshOptions {
   // operations poll and return DeadlineExceeded instead of the watchdog ending the job.
   bool interruptible = false;
   // NCCL settings per native axis, flattened group or moe axis name ("tp", "dp_shard_cp", "ep"):
-  // the CommOptions::nccl of the communicator that serves it (see NcclSettingsPerKind). Applied by
-  // the NCCL backend to that group's split, ignored by MPI. A whole-world group with settings
+  // the CommOptions::nccl of the communicator that serves it (see PlanMeshCommunicators). Applied
+  // by the NCCL backend to that group's split, ignored by MPI. A whole-world group with settings
   // gets its own communicator (the caller's world was created with its own); size-1 groups (self
   // communicators) and the sub-axes Unflatten makes have no NCCL communicator to apply them to.
   comm::NcclSettingsMap nccl = {};
+  // kPartition: one communicator per distinct partition of the ranks, shared by the names that
+  // split them alike (the fewest communicators). kName: one per name, so that two names can be
+  // driven from two threads or streams at once; whole-world names then never reuse the caller's
+  // world. Either way, names whose NCCL settings conflict get their own (PlanMeshCommunicators).
+  config::CommSharing comm_sharing = config::CommSharing::kPartition;
+  // CommOptions::check_arguments for every communicator the mesh creates (self ones included):
+  // before each collective the ranks compare their arguments, and a mismatch fails on every rank
+  // naming both ranks' values. A debugging aid: one small all_gather per collective.
+  bool check_arguments = false;
+  // Name each communicator "<mesh name>.<group>" ("teacher_distributed.tp") instead of "<group>",
+  // so that timeouts and errors say which model's axis failed when a process holds two meshes
+  // (job::Job::Start sets it when it builds more than one).
+  bool qualify_names = false;
 };
 
-// The NCCL settings of each kind of DistinctGroupKinds(plan), in that order: the merge of the
-// settings of the names that share its communicator. Fails with InvalidArgument, carrying the
-// field "nccl.<name>" (validate::FieldsOf), for
+// One communicator a mesh holds: the group kind it serves, with the names it serves (every name
+// of a DistinctGroupKinds kind, or some of them when their NCCL settings conflict), and its NCCL
+// settings (the merge of those names' settings).
+struct MeshCommunicatorPlan {
+  GroupKind kind;
+  comm::NcclSettings nccl;
+};
+
+// The communicators a mesh of `plan` holds, in creation order: one per kind of
+// DistinctGroupKinds(plan, sharing), except that names of one kind whose NCCL settings set a field
+// differently (or together give min_ctas > max_ctas) get communicators of their own. Names are
+// placed in kind order, each joining the first communicator of its kind whose settings it does not
+// conflict with (a name without settings joins the first), so every rank derives the same list.
+// Fails with InvalidArgument, carrying the field "nccl.<name>" (validate::FieldsOf), for
 //   - a name that is none of the plan's axes or groups: "NCCL settings for 'ep': mesh
 //     'device_mesh' has no axis or group 'ep'; its axes and groups are [pp, dp_replicate, ...]";
-//   - two names that share one communicator and set one field differently: "NCCL settings for
-//     'dp' and 'dp_shard' conflict: they share one communicator (dp_shard/dp) but set max_ctas to
-//     16 and 8";
 //   - settings that fail comm::CheckNcclSettings (min_ctas > max_ctas).
 // `mesh_name` names the mesh in messages. Pure; thread-safe.
-absl::StatusOr<std::vector<comm::NcclSettings>> NcclSettingsPerKind(
+absl::StatusOr<std::vector<MeshCommunicatorPlan>> PlanMeshCommunicators(
     const MeshPlan& plan, const comm::NcclSettingsMap& settings,
+    config::CommSharing sharing = config::CommSharing::kPartition,
     std::string_view mesh_name = "device_mesh");
 
 class DeviceMesh {
@@ -111,7 +138,7 @@ class DeviceMesh {
   // ranks are the global ranks of the plan. Fails with
   //   - InvalidArgument "ranks disagree on the mesh: ..." when the ranks' plans differ;
   //   - InvalidArgument when the plan needs more ranks than `world` has, or for NCCL settings
-  //     NcclSettingsPerKind refuses (after the agreement, on every rank alike);
+  //     PlanMeshCommunicators refuses (after the agreement, on every rank alike);
   //   - the communicators' errors (e.g. DeadlineExceeded from a split), prefixed with the mesh's
   //     name and the group being split.
   static absl::StatusOr<DeviceMesh> Create(const MeshPlan& plan, comm::Communicator& world,
@@ -139,8 +166,20 @@ class DeviceMesh {
   bool HasGroup(std::string_view name) const;
 
   // The communicator of native axis or flattened group `name` (owned by the mesh). Fails with
-  // FailedPrecondition on a non-member, or NotFound naming the mesh's axes and groups.
+  // FailedPrecondition on a non-member, or NotFound naming the mesh's axes and groups. The names
+  // exist as constants (mesh/axis_name.h: Comm(axis::kTp)), so that a typo does not compile.
   absl::StatusOr<comm::Communicator*> Comm(std::string_view name) const;
+  absl::StatusOr<comm::Communicator*> Comm(MeshAxisName name) const;
+  // Comm(name), or nullptr where Comm fails (a name this mesh lacks, a non-member): for call sites
+  // that test instead of dereferencing a StatusOr (`*mesh.Comm("tp")` ends the process on an
+  // error).
+  comm::Communicator* FindComm(std::string_view name) const;
+
+  // Which names share a communicator: one entry per communicator the mesh holds, in creation
+  // order, each listing the native axes, flattened groups and moe axes it serves (e.g. {"tp",
+  // "ep"}, {"dp_shard", "dp", "dp_shard_cp", "dp_cp"} at np 8 with tp=2 ep=2; one name per entry
+  // with CommSharing::kName). The same on every rank, members or not. Views share their mesh's.
+  const std::vector<std::vector<std::string>>& CommunicatorNames() const;
 
   // A view over the named groups of this rank, sharing their communicators. Native axes in mesh
   // order give a slice; one flattened name gives its 1-D group; (dp_replicate, dp_shard_cp) gives

@@ -297,7 +297,7 @@ absl::StatusOr<Layout> MeshPlan::Submesh(int64_t rank,
   return LayoutOf(*mesh).SubmeshOfGroups(rank, sets, std::move(sub_names));
 }
 
-std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {
+std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan, config::CommSharing sharing) {
   std::vector<std::pair<std::string, GroupRef>> named;
   for (int axis = 0; axis < plan.device_mesh().ndim(); ++axis) {
     named.push_back(
@@ -319,7 +319,8 @@ std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan) {
     const GroupRef& ref = entry.second;
     const Layout& layout = plan.LayoutOf(ref.mesh);
     auto same = std::find_if(kinds.begin(), kinds.end(), [&](const GroupKind& kind) {
-      return SamePartition(plan.LayoutOf(kind.mesh), kind.axes, layout, ref.axes);
+      return sharing == config::CommSharing::kPartition &&
+             SamePartition(plan.LayoutOf(kind.mesh), kind.axes, layout, ref.axes);
     });
     if (same != kinds.end()) {
       same->names.push_back(name);

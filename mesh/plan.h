@@ -165,10 +165,12 @@ absl::StatusOr<MeshPlan> PlanMesh(const config::MeshRequest& request);
 absl::StatusOr<MeshPlan> PlanMeshOver(const config::MeshRequest& request, const Layout& members);
 
 // The distinct partitions of a plan's groups (native axes, flattened groups, moe axes), merged by
-// SamePartition, in first-name order. The runtime makes one communicator split per kind that is
-// neither trivial nor whole_world. O(number of names^2 * ndim) (O(size) per comparison only across
-// different rank arrays, which a plan never has). Thread-safe.
-std::vector<GroupKind> DistinctGroupKinds(const MeshPlan& plan);
+// SamePartition, in first-name order; with CommSharing::kName, one kind per name, in the same
+// order (nothing merged). The runtime makes one communicator split per kind that is neither
+// trivial nor whole_world (DeviceMesh::Create). O(number of names^2 * ndim) (O(size) per
+// comparison only across different rank arrays, which a plan never has). Thread-safe.
+std::vector<GroupKind> DistinctGroupKinds(
+    const MeshPlan& plan, config::CommSharing sharing = config::CommSharing::kPartition);
 
 }  // namespace nmesh::mesh
 

@@ -81,6 +81,16 @@ std::vector<MeshAxisName> DpAxisNamesOf(const MeshView& view) {
   return {MeshAxisName::kDpShardCp};
 }
 
+std::vector<MeshAxisName> DpGroupNamesOf(const MeshView& view) {
+  std::vector<MeshAxisName> names = DpAxisNamesOf(view);
+  if (Find(view.device_mesh, MeshAxisName::kDpShardCp) != nullptr) return names;
+  // MegatronFSDP (dp, cp, tp) with dp_cp when cp > 1, DDP (dp): the group gradients are reduced
+  // over is dp x cp where the mesh has it, else dp.
+  if (Find(view.device_mesh, MeshAxisName::kDpCp) != nullptr) return {MeshAxisName::kDpCp};
+  if (Find(view.device_mesh, MeshAxisName::kDp) != nullptr) return {MeshAxisName::kDp};
+  return {};
+}
+
 ParallelizeAxisKwargs ParallelizeAxisKwargsOf(const MeshView& view) {
   ParallelizeAxisKwargs kwargs;
   kwargs.dp_axis_names = DpAxisNamesOf(view);

@@ -72,8 +72,15 @@ MeshView MeshViewOf(const MeshPlan& plan);
 validate::ResolvedSizes ContextSizesOf(const MeshView& view);
 
 // (dp_replicate, dp_shard_cp) when the device mesh has a native dp_replicate axis and a
-// dp_shard_cp group (every FSDP2 mesh, even with dp_replicate=1); otherwise (dp_shard_cp).
+// dp_shard_cp group (every FSDP2 mesh, even with dp_replicate=1); otherwise (dp_shard_cp). This
+// is the reference's parallelizer kwarg (contract §7): on MegatronFSDP and DDP meshes it names
+// dp_shard_cp, which those meshes lack; DpGroupNamesOf gives names they have.
 std::vector<MeshAxisName> DpAxisNamesOf(const MeshView& view);
+
+// The data-parallel groups of the device mesh, each a name DeviceMesh::Comm resolves: FSDP2
+// (dp_replicate, dp_shard_cp) as DpAxisNamesOf; MegatronFSDP (dp_cp) when cp > 1, else (dp);
+// DDP (dp); empty without a device mesh.
+std::vector<MeshAxisName> DpGroupNamesOf(const MeshView& view);
 
 // dp_axis_names; cp/tp when the device mesh has them natively; ep and (ep_shard) when the moe mesh
 // has them.

@@ -99,6 +99,22 @@ void AddMeshOptions(CLI::App& app, MeshOptions& options) {
          "as-launched (default: the launcher's rank order) or pack (ranks ordered by host, then "
          "local rank, so that each host holds whole groups of the innermost axes)")
       ->type_name("P");
+  app.add_option_function<std::string>(
+         "--comm-sharing",
+         [&options](const std::string& v) {
+           std::optional<config::CommSharing> sharing =
+               ValueNamed<config::CommSharing>(config::kCommSharingNames, v);
+           if (!sharing.has_value()) {
+             throw CLI::ValidationError(
+                 "--comm-sharing",
+                 absl::StrFormat("must be %s, got '%s'",
+                                 NameList<config::CommSharing>(config::kCommSharingNames), v));
+           }
+           options.comm_sharing = *sharing;
+         },
+         "partition (default: names that split the ranks alike share one communicator) or name "
+         "(one communicator per axis or group name); over the recipe's comm_sharing: key")
+      ->type_name("S");
   app.add_option_function<std::vector<std::string>>(
          "--nccl",
          [&options](const std::vector<std::string>& v) {

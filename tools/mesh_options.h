@@ -1,7 +1,7 @@
 // The mesh flags shared by `nmesh plan`, `run` and `bench` (the job layer's job::MeshOptions):
 //   [--config FILE [--section distributed|teacher_distributed]] [--strategy S] [--world N]
 //   [--dp N] [--dp-replicate N] [--tp N] [--pp N] [--cp N] [--ep N] [--ranks r0,r1,...]
-//   [--placement as-launched|pack] [--nccl AXIS.FIELD=VALUE ...]
+//   [--placement as-launched|pack] [--comm-sharing partition|name] [--nccl AXIS.FIELD=VALUE ...]
 //
 // Every flag is optional, so that a recipe (--config) fills the mesh first and the flags given on
 // the command line override it (job/spec.h resolves them):

@@ -224,8 +224,8 @@ std::string OptionalNameText(const std::optional<T>& value) {
   }
 }
 
-void WritePlanText(const MeshPlan& plan, const PlanOptions& options, const job::PlacedPlan* placed,
-                   std::ostream& out) {
+void WritePlanText(const MeshPlan& plan, const MeshSpec& spec, const PlanOptions& options,
+                   const job::PlacedPlan* placed, std::ostream& out) {
   const mesh::Layout& layout = plan.device_mesh();
   out << absl::StrFormat("strategy     %s\n", config::StrategyName(plan.strategy()));
   out << absl::StrFormat("world_size   %d\n", plan.world_size());
@@ -245,14 +245,28 @@ void WritePlanText(const MeshPlan& plan, const PlanOptions& options, const job::
                            plan.moe_mesh()->ep_shard, plan.moe_mesh()->ep, plan.moe_mesh()->stages);
   }
 
-  // One row per group name; names that split the ranks alike share a communicator.
+  // One row per group name; names that split the ranks alike share a communicator (unless the
+  // spec asks for one per name, or their NCCL settings conflict).
   std::map<std::string, std::string> shared;
-  const std::vector<mesh::GroupKind> kinds = mesh::DistinctGroupKinds(plan);
+  std::vector<mesh::MeshCommunicatorPlan> comms;
+  if (absl::StatusOr<std::vector<mesh::MeshCommunicatorPlan>> planned =
+          mesh::PlanMeshCommunicators(plan, spec.nccl, spec.comm_sharing);
+      planned.ok()) {
+    comms = *std::move(planned);
+  }
   int splits = 0;
-  for (const mesh::GroupKind& kind : kinds) {
-    const std::string what = kind.trivial       ? "self"
-                             : kind.whole_world ? "world"
-                                                : absl::StrCat("split #", ++splits);
+  bool world_used = spec.comm_sharing != config::CommSharing::kPartition;
+  for (const mesh::MeshCommunicatorPlan& comm : comms) {
+    const mesh::GroupKind& kind = comm.kind;
+    std::string what;
+    if (kind.trivial) {
+      what = "self";
+    } else if (kind.whole_world && !world_used && comm.nccl.empty()) {
+      what = "world";
+      world_used = true;
+    } else {
+      what = absl::StrCat("split #", ++splits);
+    }
     for (const std::string& name : kind.names) shared[name] = what;
   }
   out << absl::StrFormat("\n%-14s %-36s %10s %10s  %s\n", "group", "axes", "size", "groups",
@@ -398,7 +412,7 @@ absl::Status RunPlan(const PlanOptions& options, std::ostream& out, std::ostream
     err << absl::StrFormat("nmesh: warning: %s\n", PrintableLines(warning));
   }
   if (options.format == "json") return WritePlanJson(plan, options, placed, out);
-  WritePlanText(plan, options, placed, out);
+  WritePlanText(plan, spec, options, placed, out);
   return absl::OkStatus();
 }
 

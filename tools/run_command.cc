@@ -96,6 +96,8 @@ ordered_json MeshJson(const MeshResult& result, const job::Backend& backend,
   object["placement"] = job::PlacementName(placement);
   object["verified"] = result.verification->verified;
   object["communicators_created"] = run.mesh->communicators_created();
+  // Every communicator the mesh holds, as the names it serves: names in one list share it.
+  object["communicators"] = run.mesh->CommunicatorNames();
   object["build_seconds"] = result.verification->build_seconds;
   ordered_json axes = ordered_json::array();
   for (const job::GroupPlacement& row : result.verification->placement) {
@@ -145,8 +147,18 @@ void WriteMeshText(const MeshResult& result, const job::Backend& backend,
     groups_checked += static_cast<int64_t>(v.groups.size());
     if (v.moe_groups.has_value()) groups_checked += static_cast<int64_t>(v.moe_groups->size());
   }
-  out << absl::StrFormat("\ncommunicators created  %d (one split per distinct group kind)\n",
-                         run.mesh->communicators_created());
+  out << absl::StrFormat(
+      "\ncommunicators created  %d (one split per %s)\n", run.mesh->communicators_created(),
+      run.spec.comm_sharing == config::CommSharing::kName ? "axis or group name"
+                                                          : "distinct group kind");
+  // Which names one communicator serves (an engine overlapping them on two streams or threads
+  // must order them, or ask for --comm-sharing name).
+  std::vector<std::string> sharing;
+  for (const std::vector<std::string>& names : run.mesh->CommunicatorNames()) {
+    if (names.size() > 1) sharing.push_back(absl::StrJoin(names, "/"));
+  }
+  out << absl::StrFormat("shared communicators   %s\n",
+                         sharing.empty() ? "none" : absl::StrJoin(sharing, ", "));
   out << absl::StrFormat("build seconds          %.6f (slowest rank)\n",
                          verification.build_seconds);
   if (verification.verified) {

@@ -434,6 +434,20 @@ absl::StatusOr<std::unique_ptr<Communicator>> AdoptComm(MPI_Comm comm, Ownership
 }
 
 absl::StatusOr<MPI_Comm> NativeComm(const Communicator& comm) {
+  // A group of one rank on host memory (a size-1 axis of an MPI mesh): MPI's own one-rank
+  // communicator has the same members and semantics.
+  if (comm.backend() == "self" && comm.memory_kind() == MemoryKind::kHost) {
+    int initialized = 0, finalized = 0;
+    MPI_Initialized(&initialized);
+    MPI_Finalized(&finalized);
+    if (!initialized || finalized) {
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "mpi::NativeComm: axis '%s' has one rank, whose MPI communicator is MPI_COMM_SELF, but "
+          "MPI is not running",
+          comm.options().name));
+    }
+    return MPI_COMM_SELF;
+  }
   NMESH_ASSIGN_OR_RETURN(const MpiCommunicator* mpi_comm, AsMpi(comm, "NativeComm"));
   return mpi_comm->native();
 }

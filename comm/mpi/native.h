@@ -20,8 +20,10 @@
 
 namespace nmesh::comm::mpi {
 
-// The MPI_Comm that `comm` runs its operations on (still owned by `comm`: do not free it). Fails
-// with InvalidArgument when `comm` comes from another backend. Not collective; thread-safe.
+// The MPI_Comm that `comm` runs its operations on (still owned by `comm`: do not free it). For a
+// one-rank self communicator on host memory (a size-1 axis of an MPI mesh) it is MPI_COMM_SELF
+// (FailedPrecondition when MPI is not running). Fails with InvalidArgument when `comm` comes from
+// another backend (NCCL, or a self communicator on device memory). Not collective; thread-safe.
 absl::StatusOr<MPI_Comm> NativeComm(const Communicator& comm);
 
 enum class Ownership {

@@ -44,8 +44,9 @@ constexpr SizeKey kSizeKeys[] = {
 
 // Section keys that are not strategy fields.
 constexpr std::string_view kSectionKeys[] = {
-    "strategy", "dp_size", "dp_replicate_size",        "tp_size", "pp_size", "cp_size", "ep_size",
-    "pipeline", "moe",     "activation_checkpointing", "nccl"};
+    "strategy", "dp_size",     "dp_replicate_size", "tp_size", "pp_size",
+    "cp_size",  "ep_size",     "pipeline",          "moe",     "activation_checkpointing",
+    "nccl",     "comm_sharing"};
 
 }  // namespace
 
@@ -228,6 +229,17 @@ absl::Status SectionParser::ParseSection(const Value& section) {
 
   // nmesh: per-axis NCCL settings (names are checked against the mesh by the job layer).
   NMESH_RETURN_IF_ERROR(ParseNccl(Find(entries, "nccl")));
+  // nmesh: whether names that split the ranks alike share a communicator.
+  if (const Entry* sharing = Find(entries, "comm_sharing");
+      sharing != nullptr && !sharing->value.IsNull()) {
+    absl::StatusOr<std::string> text = sharing->value.String();
+    std::optional<CommSharing> value;
+    if (text.ok()) value = ValueNamed<CommSharing>(kCommSharingNames, *text);
+    if (!value.has_value()) {
+      return sharing->value.Invalid(NameList<CommSharing>(kCommSharingNames));
+    }
+    recipe_.comm_sharing = *value;
+  }
 
   // 9, 10. The pipeline config.
   if (validate::HasPipeline(sizes)) {

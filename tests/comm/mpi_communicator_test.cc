@@ -617,8 +617,18 @@ TEST(MpiNativeTest, OwnedCommunicatorSplitsAndNativeCommRejectsOtherBackends) {
                        owned->Split(owned->rank() % 2, owned->rank(), {.name = "half"}));
   ASSERT_NE(half, nullptr);
   EXPECT_OK(half->Barrier());
+  // A one-rank host communicator is MPI's own: MPI_COMM_SELF, usable for MPI calls of one rank.
   auto self = NewSelfCommunicator({.name = "solo"});
-  EXPECT_THAT(mpi::NativeComm(*self),
+  ASSERT_OK_AND_ASSIGN(MPI_Comm solo, mpi::NativeComm(*self));
+  EXPECT_EQ(solo, MPI_COMM_SELF);
+  int value = 7, sum = 0;
+  ASSERT_EQ(MPI_Allreduce(&value, &sum, 1, MPI_INT, MPI_SUM, solo), MPI_SUCCESS);
+  EXPECT_EQ(sum, 7);
+  // Device memory has no MPI communicator.
+  auto device_self =
+      NewSelfCommunicator({.name = "gpu_solo"}, MemoryKind::kDevice,
+                          [](void*, const void*, size_t) { return absl::OkStatus(); });
+  EXPECT_THAT(mpi::NativeComm(*device_self),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("self backend")));
 }
 

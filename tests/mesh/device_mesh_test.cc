@@ -8,7 +8,9 @@
 
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
+#include "nmesh/comm/work.h"
 #include "nmesh/config/strategy.h"
 #include "nmesh/mesh/plan.h"
 #include "nmesh/tests/mesh/mesh_runtime_testing.h"
@@ -152,6 +155,104 @@ TEST_P(DeviceMeshTest, IdenticalGroupsShareOneCommunicatorAndTheWorldIsReused) {
   EXPECT_EQ(comm("dp")->options().name, "dp_shard/dp/dp_shard_cp/dp_cp");
   EXPECT_EQ(comm("pp")->backend(), "self");
   EXPECT_EQ(comm("tp")->options().name, "tp");
+}
+
+TEST_P(DeviceMeshTest, OneCommunicatorPerNameOnRequest) {
+  auto world = World();
+  const int np = world->size();
+  for (const Spec& spec : WorldSpecs()) {
+    if (spec.size != np) continue;
+    SCOPED_TRACE(spec.label);
+    ASSERT_OK_AND_ASSIGN(DeviceMesh mesh,
+                         Build(spec, *world, {.comm_sharing = config::CommSharing::kName}));
+    const Expected expected = ExpectedOf(spec);
+    // Every group still holds the brute-force ranks.
+    ExpectGroupsAsObserved(mesh, expected, world->rank());
+    // Every name has a communicator of its own, never the caller's world, named after it alone.
+    std::vector<const comm::Communicator*> seen;
+    std::optional<DeviceMesh> moe = mesh.moe_mesh();
+    int non_trivial = 0;
+    for (const NamedSet& g : expected.groups) {
+      SCOPED_TRACE(g.name);
+      ASSERT_OK_AND_ASSIGN(comm::Communicator * comm, (g.moe ? *moe : mesh).Comm(g.name));
+      EXPECT_EQ(std::count(seen.begin(), seen.end(), comm), 0);
+      EXPECT_NE(comm, world.get());
+      EXPECT_EQ(comm->options().name, g.name);
+      seen.push_back(comm);
+      if (comm->size() > 1) ++non_trivial;
+    }
+    EXPECT_EQ(mesh.communicators_created(), non_trivial);
+    EXPECT_EQ(mesh.CommunicatorNames().size(), expected.groups.size());
+    for (const std::vector<std::string>& names : mesh.CommunicatorNames()) {
+      EXPECT_EQ(names.size(), 1u);
+    }
+  }
+}
+
+TEST_P(DeviceMeshTest, CommunicatorNamesListWhichNamesShare) {
+  auto world = World();
+  if (world->size() != 8) GTEST_SKIP() << "the issue's example needs 8 ranks";
+  // By hand, fsdp2 tp 2 ep 2 at 8 ranks: tp and ep are the pairs {0,1},{2,3},...; dp_shard, dp,
+  // dp_shard_cp, dp_cp and ep_shard the strided {0,2,4,6},{1,3,5,7}; pp, dp_replicate, cp size 1.
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.tp = 2, .ep = 2, .size = 8}, *world));
+  EXPECT_EQ(mesh.CommunicatorNames(), (std::vector<std::vector<std::string>>{
+                                          {"pp", "dp_replicate", "cp"},
+                                          {"dp_shard", "dp", "dp_shard_cp", "dp_cp", "ep_shard"},
+                                          {"tp", "ep"}}));
+  EXPECT_EQ(*mesh.Comm("tp"), *mesh.moe_mesh()->Comm("ep"));
+  ASSERT_OK_AND_ASSIGN(DeviceMesh apart, Build({.tp = 2, .ep = 2, .size = 8}, *world,
+                                               {.comm_sharing = config::CommSharing::kName}));
+  EXPECT_NE(*apart.Comm("tp"), *apart.moe_mesh()->Comm("ep"));
+  EXPECT_NE(*apart.Comm("dp"), *apart.Comm("dp_shard"));
+  // Two streams of traffic on tp and ep at once, each on its own communicator: both complete.
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * tp, apart.Comm(axis::kTp));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * ep, apart.moe_mesh()->Comm(MeshAxisName::kEp));
+  std::vector<int64_t> a(2, world->rank()), b(2, 10 * world->rank());
+  ASSERT_OK_AND_ASSIGN(
+      comm::Work wa,
+      tp->AllReduceAsync(a.data(), a.data(), 2, comm::DataType::kInt64, comm::ReduceOp::kSum));
+  ASSERT_OK_AND_ASSIGN(
+      comm::Work wb,
+      ep->AllReduceAsync(b.data(), b.data(), 2, comm::DataType::kInt64, comm::ReduceOp::kSum));
+  if (tp->memory_kind() == comm::MemoryKind::kHost) {
+    ASSERT_OK(wb.Wait(absl::Seconds(60)));
+    ASSERT_OK(wa.Wait(absl::Seconds(60)));
+    const int64_t pair = world->rank() / 2 * 2;
+    EXPECT_EQ(a[0], pair + pair + 1);
+    EXPECT_EQ(b[0], 10 * (pair + pair + 1));
+  }
+}
+
+TEST_P(DeviceMeshTest, SafeAccessorsAndNamesQualifiedByTheMesh) {
+  auto world = World();
+  const int np = world->size();
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh,
+                       Build({.size = np}, *world, {.name = "teacher", .qualify_names = true}));
+  EXPECT_EQ(mesh.FindComm("tpp"), nullptr);  // a typo: no crash, no communicator
+  ASSERT_NE(mesh.FindComm(axis::kDpShard), nullptr);
+  EXPECT_EQ(mesh.FindComm(axis::kDpShard), *mesh.Comm(MeshAxisName::kDpShard));
+  if (np > 1) {
+    EXPECT_EQ(mesh.FindComm("tp")->options().name, "teacher.pp/dp_replicate/cp/tp");
+    // A whole-world group reused from the world keeps the world's name; split ones are qualified.
+    if (*mesh.Comm("dp") != world.get()) {
+      EXPECT_EQ((*mesh.Comm("dp"))->options().name, "teacher.dp_shard/dp/dp_shard_cp/dp_cp");
+    }
+  }
+}
+
+TEST_P(DeviceMeshTest, ArgumentChecksCatchACountThatDiffersOnOneRank) {
+  auto world = World();
+  const int np = world->size();
+  if (np < 2) GTEST_SKIP() << "needs 2 ranks to differ";
+  ASSERT_OK_AND_ASSIGN(DeviceMesh mesh, Build({.size = np}, *world, {.check_arguments = true}));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * dp, mesh.Comm("dp_shard"));
+  EXPECT_TRUE(dp->options().check_arguments);
+  ASSERT_OK_AND_ASSIGN(comm::Buffer buffer, dp->AllocateBuffer(8 * sizeof(float)));
+  const size_t count = dp->rank() == np - 1 ? 4 : 8;
+  EXPECT_THAT(dp->AllReduce(buffer.data(), buffer.data(), count, comm::DataType::kFloat32,
+                            comm::ReduceOp::kSum),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("ranks disagree")));
+  EXPECT_OK(world->Barrier());
 }
 
 TEST_P(DeviceMeshTest, MoeMeshIsPerStageAndNeverSpansStages) {

@@ -16,6 +16,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/testing/status_matchers.h"
 #include "nmesh/comm/communicator.h"
+#include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/nccl_settings.h"
 #include "nmesh/mesh/device_mesh.h"
 #include "nmesh/mesh/plan.h"
@@ -132,7 +133,7 @@ TEST_P(NcclSettingsMeshTest, WithoutSettingsTheWorldIsStillReused) {
   EXPECT_EQ((*mesh.Comm("tp"))->options().nccl, (comm::NcclSettings{.max_ctas = 4}));
 }
 
-TEST_P(NcclSettingsMeshTest, UnknownNamesAndConflictsFailOnEveryRankBeforeAnySplit) {
+TEST_P(NcclSettingsMeshTest, UnknownNamesFailOnEveryRankBeforeAnySplit) {
   auto world = World();
   const int np = world->size();
   ASSERT_OK_AND_ASSIGN(MeshPlan plan, PlanMesh(RequestOf({.size = np}, np)));
@@ -140,11 +141,39 @@ TEST_P(NcclSettingsMeshTest, UnknownNamesAndConflictsFailOnEveryRankBeforeAnySpl
               StatusIs(absl::StatusCode::kInvalidArgument,
                        HasSubstr("NCCL settings for 'ep': mesh 'device_mesh' has no axis or group "
                                  "'ep'; its axes and groups are [pp, dp_replicate, dp_shard")));
-  // dp_shard and dp are one partition when dp_replicate is 1.
-  EXPECT_THAT(DeviceMesh::Create(
-                  plan, *world, {.nccl = {{"dp", {.max_ctas = 8}}, {"dp_shard", {.max_ctas = 4}}}}),
-              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("set max_ctas to 4 and 8")));
   EXPECT_OK(world->Barrier());  // nobody is left inside a split
+}
+
+TEST_P(NcclSettingsMeshTest, ConflictingSettingsGiveTheNamesCommunicatorsOfTheirOwn) {
+  auto world = World();
+  const int np = world->size();
+  ASSERT_OK_AND_ASSIGN(MeshPlan plan, PlanMesh(RequestOf({.size = np}, np)));
+  // dp_shard and dp are one partition when dp_replicate is 1 (by hand: both are every rank).
+  ASSERT_OK_AND_ASSIGN(
+      DeviceMesh mesh,
+      DeviceMesh::Create(plan, *world,
+                         {.nccl = {{"dp", {.max_ctas = 8}}, {"dp_shard", {.max_ctas = 4}}}}));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * dp, mesh.Comm("dp"));
+  ASSERT_OK_AND_ASSIGN(comm::Communicator * dp_shard, mesh.Comm("dp_shard"));
+  if (np == 1) {
+    EXPECT_EQ(dp->backend(), "self");  // one rank: settings have no NCCL communicator to reach
+    return;
+  }
+  EXPECT_NE(dp, dp_shard);
+  EXPECT_EQ(dp->options().nccl, (comm::NcclSettings{.max_ctas = 8}));
+  EXPECT_EQ(dp_shard->options().nccl, (comm::NcclSettings{.max_ctas = 4}));
+  EXPECT_EQ(dp->options().name, "dp");
+  EXPECT_EQ(dp_shard->options().name, "dp_shard/dp_shard_cp/dp_cp");
+  // Both hold every rank, in order.
+  for (comm::Communicator* c : {dp, dp_shard}) {
+    std::vector<int64_t> got(static_cast<size_t>(np), -1);
+    const int64_t rank = world->rank();
+    ASSERT_OK(comm::HostAllGather<int64_t>(*c, absl::MakeConstSpan(&rank, 1), absl::MakeSpan(got)));
+    for (int r = 0; r < np; ++r) EXPECT_EQ(got[static_cast<size_t>(r)], r);
+  }
+  EXPECT_EQ(mesh.CommunicatorNames(),
+            (std::vector<std::vector<std::string>>{
+                {"pp", "dp_replicate", "cp", "tp"}, {"dp_shard", "dp_shard_cp", "dp_cp"}, {"dp"}}));
 }
 
 TEST_P(NcclSettingsMeshTest, RanksWithDifferentSettingsDisagreeInsteadOfHanging) {

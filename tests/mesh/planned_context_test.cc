@@ -124,5 +124,31 @@ TEST(PlannedContextTest, AxisNamesNeedNativeAxesWhileSizesReadGroupsToo) {
   EXPECT_THAT(DpAxisNamesOf(view), ElementsAre(kDpReplicate, kDpShardCp));
 }
 
+TEST(PlannedContextTest, DpGroupNamesAreGroupsTheMeshHas) {
+  // The contract's dp_axis_names names dp_shard_cp on every mesh; the groups a mesh has, by hand:
+  // fsdp2 (dp_replicate, dp_shard_cp); megatron_fsdp (dp, cp, tp) + dp_cp when cp > 1: dp_cp,
+  // else dp; ddp (dp): dp.
+  struct Case {
+    MeshPlan plan;
+    std::vector<MeshAxisName> want;
+  };
+  const Case cases[] = {
+      {Plan(StrategyKind::kFsdp2, 8, 2, 2), {kDpReplicate, kDpShardCp}},
+      {Plan(StrategyKind::kMegatronFsdp, 8, 2, 2), {MeshAxisName::kDpCp}},
+      {Plan(StrategyKind::kMegatronFsdp, 8, 2, 1), {MeshAxisName::kDp}},
+      {Plan(StrategyKind::kDdp, 4), {MeshAxisName::kDp}},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.plan.device_mesh().DebugString());
+    const MeshView view = MeshViewOf(c.plan);
+    EXPECT_EQ(DpGroupNamesOf(view), c.want);
+    for (MeshAxisName name : DpGroupNamesOf(view)) {
+      EXPECT_TRUE(c.plan.ResolveGroup(MeshAxisNameString(name)).ok());
+    }
+  }
+  // The contract's kwarg stays as it is.
+  EXPECT_THAT(DpAxisNamesOf(MeshViewOf(Plan(StrategyKind::kDdp, 4))), ElementsAre(kDpShardCp));
+}
+
 }  // namespace
 }  // namespace nmesh::mesh
