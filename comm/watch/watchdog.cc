@@ -388,8 +388,11 @@ std::vector<RankRecords> Watchdog::WideRecords(const Entry& entry,
   }
   const std::string phase =
       absl::StrFormat("exchanging flight records on axis '%s'", wide->comm->options().name);
+  // A second, wider ask only completes the trace: bounded by the shortest window (ranks still
+  // waiting in their own exchange answer within it; the report is not held up by the others).
+  const absl::Time until = absl::Now() + kExchangeTimeout;
   std::vector<RankRecords> records =
-      wide->side->Exchange(*wide->recorder, absl::Now() + kExchangeTimeout, [this, &phase] {
+      wide->side->Exchange(*wide->recorder, {until, until}, [this, &phase] {
         Beat(phase);
         ServeAll();
       });
