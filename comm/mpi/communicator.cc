@@ -101,9 +101,9 @@ class MpiCommunicator final : public Communicator {
 
   absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreed(std::optional<int> color, int key,
                                                               CommOptions options) override {
-    // Without a timeout the exchange below only guards against bad colors, which the caller has
-    // ruled out; with one, it is what bounds the wait, so it stays.
-    if (options_.timeout) return DoSplit(color, key, std::move(options));
+    // The exchange only guards against bad colors, which the caller has ruled out, and bounds the
+    // wait where nothing else does (SplitNeedsExchange).
+    if (SplitNeedsExchange()) return DoSplit(color, key, std::move(options));
     return CommSplit(color, key, std::move(options));
   }
 
@@ -131,8 +131,9 @@ class MpiCommunicator final : public Communicator {
 
   absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreedMembers(absl::Span<const int> members,
                                                                      CommOptions options) override {
-    // With a timeout the split's exchange is what bounds the wait (DoSplitAgreed).
-    if (options_.timeout) return Communicator::DoSplitAgreedMembers(members, std::move(options));
+    if (SplitNeedsExchange()) {
+      return Communicator::DoSplitAgreedMembers(members, std::move(options));
+    }
     // A rank that joins none takes part in nothing: MPI_Comm_create_group is collective over
     // the new group only, which is what makes it cheaper than a split over the whole parent.
     if (members.empty()) return std::unique_ptr<Communicator>();
@@ -147,6 +148,14 @@ class MpiCommunicator final : public Communicator {
     MPI_Group_free(&group);
     NMESH_RETURN_IF_ERROR(Check(OpKind::kSplit, rc, "MPI_Comm_create_group"));
     return Adopt(out, std::move(options));
+  }
+
+  // Whether an agreed split still needs the color exchange before its blocking MPI call: only to
+  // bound the wait by an interruptible timeout (the exchange is polled; the MPI call is not). A
+  // watched communicator's blocking split is bounded by the watchdog like any blocking call, and
+  // without a timeout nothing bounds it anyway.
+  bool SplitNeedsExchange() const {
+    return options_.timeout.has_value() && (options_.interruptible || !watched());
   }
 
   // MPI_Comm_split (blocking), with MPI_UNDEFINED for no color.
