@@ -4,7 +4,6 @@
 #include <string_view>
 
 #include "absl/status/status.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "nmesh/base/abbreviate.h"
 
@@ -23,7 +22,7 @@ absl::StatusOr<std::optional<int>> StrictInt(const EnvironmentReader& environmen
   long number = digits ? std::strtol(value, nullptr, 10) : -1;
   if (!digits || number < min || number > max) {
     return absl::InvalidArgumentError(absl::StrFormat(
-        "environment variable %s='%s' is not %s", name, absl::CHexEscape(Abbreviate(text)), bound));
+        "environment variable %s='%s' is not %s", name, Abbreviate(text), bound));
   }
   return static_cast<int>(number);
 }

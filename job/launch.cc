@@ -8,7 +8,6 @@
 #include <thread>
 #include <utility>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -159,7 +158,7 @@ absl::StatusOr<std::shared_ptr<comm::Store>> OpenJobStore(std::string_view url,
   if (!prefixed.ok()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("environment variable NMESH_JOB_ID='%s' is not a store prefix: %s",
-                        absl::CHexEscape(Abbreviate(job_id)), prefixed.status().message()));
+                        Abbreviate(job_id), prefixed.status().message()));
   }
   return prefixed;
 }

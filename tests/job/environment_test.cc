@@ -103,7 +103,7 @@ TEST(LaunchEnvironmentTest, MalformedValuesAreNamedWithTheirValue) {
        "RANK='4' is not an integer from 0 to 3 "
        "(WORLD_SIZE=4)"},
       {{{"RANK", "0x1"}, {"WORLD_SIZE", "4"}}, "RANK='0x1'"},
-      {{{"RANK", "1\n"}, {"WORLD_SIZE", "4"}}, "RANK='1\\n'"},  // escaped, not a line break
+      {{{"RANK", "1\n"}, {"WORLD_SIZE", "4"}}, "RANK='1\\x0a'"},  // escaped, not a line break
       {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_WORLD_SIZE", "5"}},
        "LOCAL_WORLD_SIZE='5' is not an integer from 1 to 4"},
       {{{"RANK", "1"}, {"WORLD_SIZE", "4"}, {"LOCAL_WORLD_SIZE", "2"}, {"LOCAL_RANK", "2"}},
