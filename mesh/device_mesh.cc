@@ -123,12 +123,6 @@ std::string DescribePlan(const MeshPlan& plan, const DeviceMeshOptions& options)
   return text;
 }
 
-std::string NcclValueText(const comm::NcclValue& value) {
-  if (const int64_t* i = std::get_if<int64_t>(&value)) return absl::StrCat(*i);
-  if (const bool* b = std::get_if<bool>(&value)) return *b ? "true" : "false";
-  return absl::StrCat("'", std::get<std::string>(value), "'");
-}
-
 // Everything the splits depend on: two ranks with equal fingerprints make the same splits.
 uint64_t FingerprintOf(const MeshPlan& plan, const DeviceMeshOptions& options,
                        const comm::Communicator& world) {

@@ -4,8 +4,8 @@
 //   mpirun -np 8 nmesh run --tp 2 --cp 2 [--backend auto|mpi|nccl] [--timeout-s T]
 //                          [--format text|json]
 //   mpirun -np 8 nmesh run --config examples/fsdp2_tp2_cp2.yaml
-//   scripts/launch.sh -n 8 -- nmesh run --tp 2 --cp 2 --backend gloo \
-//       --store redis://127.0.0.1:6379/job1        # no MPI: RANK/WORLD_SIZE and a store
+//   scripts/launch.sh -n 8 -- nmesh run --tp 2 --cp 2 --backend gloo
+//       --store redis://127.0.0.1:6379/job1        # (one line) no MPI: RANK/WORLD_SIZE, a store
 //
 // Steps, on every rank (the order the overview of docs/ARCHITECTURE.md gives; steps 1 to 3 are
 // tools/mesh_job.h, shared with `nmesh bench`):

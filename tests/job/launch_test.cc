@@ -140,10 +140,11 @@ TEST(JobTimeoutTest, FlagOverRecipeOverTheDefaultUnlessOptedOut) {
   EXPECT_EQ(JobTimeout({}, std::nullopt), absl::Minutes(10));
   EXPECT_EQ(comm::kDefaultTimeout, absl::Minutes(10));
   EXPECT_EQ(JobTimeout({}, recipe), recipe);
-  EXPECT_EQ(JobTimeout({.timeout = absl::Seconds(5)}, recipe), absl::Seconds(5));
-  EXPECT_EQ(JobTimeout({.recipe_timeout = false}, recipe), absl::Minutes(10));
-  EXPECT_EQ(JobTimeout({.no_timeout = true}, recipe), std::nullopt);
-  EXPECT_EQ(JobTimeout({.timeout = absl::Seconds(5), .no_timeout = true}, recipe), std::nullopt);
+  EXPECT_EQ(JobTimeout({.mesh = {}, .timeout = absl::Seconds(5)}, recipe), absl::Seconds(5));
+  EXPECT_EQ(JobTimeout({.mesh = {}, .recipe_timeout = false}, recipe), absl::Minutes(10));
+  EXPECT_EQ(JobTimeout({.mesh = {}, .no_timeout = true}, recipe), std::nullopt);
+  EXPECT_EQ(JobTimeout({.mesh = {}, .timeout = absl::Seconds(5), .no_timeout = true}, recipe),
+            std::nullopt);
   // What a communicator or a mesh is created with, unless its creator says otherwise.
   EXPECT_EQ(comm::CommOptions{}.timeout, absl::Minutes(10));
   EXPECT_EQ(mesh::DeviceMeshOptions{}.timeout, absl::Minutes(10));
