@@ -21,8 +21,8 @@ absl::StatusOr<std::optional<int>> StrictInt(const EnvironmentReader& environmen
   for (char c : text) digits = digits && c >= '0' && c <= '9';
   long number = digits ? std::strtol(value, nullptr, 10) : -1;
   if (!digits || number < min || number > max) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "environment variable %s='%s' is not %s", name, Abbreviate(text), bound));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("environment variable %s='%s' is not %s", name, Abbreviate(text), bound));
   }
   return static_cast<int>(number);
 }
