@@ -18,6 +18,7 @@
 #include "gloo/transport/unbound_buffer.h"
 #include "gloo/types.h"
 #include "nmesh/comm/gloo/reduce.h"
+#include "nmesh/comm/internal/host_math.h"
 #include "nmesh/comm/types.h"
 
 namespace nmesh::comm::gloo {
@@ -60,7 +61,7 @@ void AllReduce(const std::shared_ptr<::gloo::Context>& ctx, const void* send, vo
     opts.setTimeout(timeout);
     ::gloo::allreduce(opts);
   });
-  if (op == ReduceOp::kAvg) DivideElements(recv, count, type, ctx->size);
+  if (op == ReduceOp::kAvg) internal::DivideElements(recv, count, type, ctx->size);
 }
 
 void AllToAllV(const std::shared_ptr<::gloo::Context>& ctx, const OpArgs& a,
@@ -214,7 +215,8 @@ void RunCollective(const std::shared_ptr<::gloo::Context>& ctx, const OpArgs& a,
         opts.setTimeout(timeout);
         ::gloo::reduce(opts);
       });
-      if (root && a.reduce == ReduceOp::kAvg) DivideElements(a.recv, a.count, a.type, ctx->size);
+      if (root && a.reduce == ReduceOp::kAvg)
+        internal::DivideElements(a.recv, a.count, a.type, ctx->size);
       return;
     }
     case OpKind::kSplit:

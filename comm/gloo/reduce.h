@@ -2,7 +2,7 @@
 //
 //   ReduceFunction f = ReduceFunctionFor(DataType::kBFloat16, ReduceOp::kAvg);  // the sum
 //   f(out, a, b, n);                                   // out[i] = a[i] + b[i], through float
-//   DivideElements(out, n, DataType::kBFloat16, size); // finishes the average
+//   internal::DivideElements(out, n, DataType::kBFloat16, size);  // the average (host_math.h)
 //
 // Every DataType and ReduceOp. float16 and bfloat16 combine each pair of values in float and round
 // back to nearest even; integers wrap (as MPI's sum does); kAvg gives the sum, and the caller
@@ -20,9 +20,6 @@ namespace nmesh::comm::gloo {
 using ReduceFunction = void (*)(void* out, const void* a, const void* b, size_t n);
 
 ReduceFunction ReduceFunctionFor(DataType type, ReduceOp op);
-
-// buffer[i] /= divisor for i < count, in the element type.
-void DivideElements(void* buffer, size_t count, DataType type, int divisor);
 
 }  // namespace nmesh::comm::gloo
 

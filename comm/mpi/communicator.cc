@@ -23,6 +23,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/internal/checks.h"
+#include "nmesh/comm/internal/host_math.h"
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/operations.h"
@@ -274,7 +275,7 @@ class MpiCommunicator final : public Communicator {
     const char* call = "";
     const int rc = BlockingCall(group(), a, &call);  // before Check reads `call`
     NMESH_RETURN_IF_ERROR(Check(name, rc, call));
-    if (Averages(group(), a)) DivideElements(a.recv, a.count, a.type, size_);
+    if (Averages(group(), a)) internal::DivideElements(a.recv, a.count, a.type, size_);
     return absl::OkStatus();
   }
 

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "absl/strings/str_format.h"
+#include "nmesh/comm/internal/host_math.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/status.h"
 
@@ -174,7 +175,9 @@ int StartCall(const MpiGroup& g, const OpArgs& a, Started& started, const char**
     const size_t count = a.count;
     const DataType type = a.type;
     const int size = g.size;
-    started.on_complete = [out, count, type, size] { DivideElements(out, count, type, size); };
+    started.on_complete = [out, count, type, size] {
+      internal::DivideElements(out, count, type, size);
+    };
   }
   switch (a.op) {
     case OpKind::kAllReduce: {

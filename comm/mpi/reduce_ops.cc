@@ -111,28 +111,6 @@ int OpIndex(ReduceOp op) {
 
 // Integers divide in 64 bits, so a divisor larger than the element type still truncates toward
 // zero correctly.
-template <typename T>
-void Divide(void* buffer, size_t count, int divisor) {
-  T* values = static_cast<T*>(buffer);
-  for (size_t i = 0; i < count; ++i) {
-    if constexpr (std::is_floating_point_v<T>) {
-      values[i] = values[i] / static_cast<T>(divisor);
-    } else if constexpr (std::is_signed_v<T>) {
-      values[i] = static_cast<T>(static_cast<int64_t>(values[i]) / divisor);
-    } else {
-      values[i] = static_cast<T>(static_cast<uint64_t>(values[i]) / static_cast<uint64_t>(divisor));
-    }
-  }
-}
-
-template <typename Half>
-void DivideHalf(void* buffer, size_t count, int divisor) {
-  Half* values = static_cast<Half*>(buffer);
-  for (size_t i = 0; i < count; ++i) {
-    values[i] = FromFloat<Half>(ToFloat(values[i]) / static_cast<float>(divisor));
-  }
-}
-
 }  // namespace
 
 MPI_Datatype MpiDatatype(DataType type) {
@@ -177,31 +155,6 @@ MPI_Op MpiOp(DataType type, ReduceOp op) {
       break;
   }
   return MPI_SUM;
-}
-
-void DivideElements(void* buffer, size_t count, DataType type, int divisor) {
-  switch (type) {
-    case DataType::kInt8:
-      return Divide<int8_t>(buffer, count, divisor);
-    case DataType::kUint8:
-      return Divide<uint8_t>(buffer, count, divisor);
-    case DataType::kInt32:
-      return Divide<int32_t>(buffer, count, divisor);
-    case DataType::kUint32:
-      return Divide<uint32_t>(buffer, count, divisor);
-    case DataType::kInt64:
-      return Divide<int64_t>(buffer, count, divisor);
-    case DataType::kUint64:
-      return Divide<uint64_t>(buffer, count, divisor);
-    case DataType::kFloat16:
-      return DivideHalf<Float16>(buffer, count, divisor);
-    case DataType::kBFloat16:
-      return DivideHalf<BFloat16>(buffer, count, divisor);
-    case DataType::kFloat32:
-      return Divide<float>(buffer, count, divisor);
-    case DataType::kFloat64:
-      return Divide<double>(buffer, count, divisor);
-  }
 }
 
 }  // namespace nmesh::comm::mpi

@@ -5,7 +5,8 @@
 //   MPI_Datatype type = MpiDatatype(DataType::kBFloat16);        // nmesh's 2-byte type
 //   MPI_Op op = MpiOp(DataType::kBFloat16, ReduceOp::kAvg);        // the bfloat16 sum
 //   MPI_Allreduce(send, recv, n, type, op, comm);
-//   DivideElements(recv, n, DataType::kBFloat16, comm_size);       // finishes the average
+//   internal::DivideElements(recv, n, DataType::kBFloat16, comm_size);  // the average
+//   (host_math.h)
 #ifndef NMESH_COMM_MPI_REDUCE_OPS_H_
 #define NMESH_COMM_MPI_REDUCE_OPS_H_
 
@@ -22,14 +23,10 @@ namespace nmesh::comm::mpi {
 MPI_Datatype MpiDatatype(DataType type);
 
 // The MPI operator computing `op` over `type`. kAvg gives the sum: the caller divides afterwards
-// (DivideElements). float16 and bfloat16 use user-defined, commutative operators that convert each
-// pair of values to float, combine them and round back to nearest even; they are created on first
-// use, like the datatypes. Thread-safe.
+// (comm/internal/host_math.h). float16 and bfloat16 use user-defined, commutative operators that
+// convert each pair of values to float, combine them and round back to nearest even; they are
+// created on first use, like the datatypes. Thread-safe.
 MPI_Op MpiOp(DataType type, ReduceOp op);
-
-// buffer[i] /= divisor for i < count, in the element type: integers truncate toward zero (C++
-// division), float16/bfloat16 divide in float and round back. Thread-safe on distinct buffers.
-void DivideElements(void* buffer, size_t count, DataType type, int divisor);
 
 }  // namespace nmesh::comm::mpi
 
