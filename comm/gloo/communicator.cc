@@ -9,6 +9,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -540,6 +541,27 @@ void ConfirmConnections(const std::shared_ptr<::gloo::Context>& context, Millis 
   ::gloo::alltoall(opts);
 }
 
+// A split's child: connects `transport`'s pair with every other member i (of `group_size`, this
+// rank being `group_rank`) to the address `address_of(i)`, confirms the connections and wraps the
+// group in a communicator with `options`. Throws what gloo throws.
+std::unique_ptr<Communicator> ConnectChild(const std::shared_ptr<::gloo::transport::Device>& device,
+                                           std::shared_ptr<::gloo::transport::Context> transport,
+                                           int group_rank, int group_size,
+                                           const std::function<const char*(int)>& address_of,
+                                           size_t address_bytes, Millis timeout,
+                                           CommOptions options) {
+  for (int i = 0; i < group_size; ++i) {
+    if (i == group_rank) continue;
+    const char* at = address_of(i);
+    transport->getPair(i)->connect(std::vector<char>(at, at + address_bytes));
+  }
+  auto group = std::make_shared<GroupContext>(group_rank, group_size);
+  group->Attach(device, std::move(transport));
+  ConfirmConnections(group, timeout);
+  group->setTimeout(GlooTimeout(options.timeout));
+  return std::make_unique<GlooCommunicator>(std::move(group), std::move(options));
+}
+
 absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::optional<int> color,
                                                                         int key,
                                                                         CommOptions options) {
@@ -636,18 +658,14 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::opt
       }
       if (!color) return absl::OkStatus();
       // 5. Connect: member i's entry for this rank is at index group_rank (less one past i).
-      for (int i = 0; i < static_cast<int>(members.size()); ++i) {
-        if (i == group_rank) continue;
-        const size_t index = static_cast<size_t>(group_rank < i ? group_rank : group_rank - 1);
-        const char* at =
-            addresses.data() + offsets[static_cast<size_t>(members[i])] + index * address_bytes;
-        transport->getPair(i)->connect(std::vector<char>(at, at + address_bytes));
-      }
-      auto group = std::make_shared<GroupContext>(group_rank, static_cast<int>(members.size()));
-      group->Attach(context_->getDevice(), std::move(transport));
-      ConfirmConnections(group, timeout);
-      group->setTimeout(GlooTimeout(options.timeout));
-      child = std::make_unique<GlooCommunicator>(std::move(group), std::move(options));
+      child = ConnectChild(
+          context_->getDevice(), std::move(transport), group_rank, static_cast<int>(members.size()),
+          [&](int i) {
+            const size_t index = static_cast<size_t>(group_rank < i ? group_rank : group_rank - 1);
+            return addresses.data() + offsets[static_cast<size_t>(members[i])] +
+                   index * address_bytes;
+          },
+          address_bytes, timeout, std::move(options));
       return absl::OkStatus();
     } catch (const std::exception& e) {
       return Failed(OpKind::kSplit, e.what(), options_.timeout, start);
@@ -707,16 +725,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMem
         for (int i = 1; i < group_size; ++i) out->waitRecv(timeout);
         for (int i = 1; i < group_size; ++i) in->waitSend(timeout);
       }
-      for (int i = 0; i < group_size; ++i) {
-        if (i == group_rank) continue;
-        const char* at = theirs.data() + i * address_bytes;
-        transport->getPair(i)->connect(std::vector<char>(at, at + address_bytes));
-      }
-      auto group = std::make_shared<GroupContext>(group_rank, group_size);
-      group->Attach(context_->getDevice(), std::move(transport));
-      ConfirmConnections(group, timeout);
-      group->setTimeout(GlooTimeout(options.timeout));
-      child = std::make_unique<GlooCommunicator>(std::move(group), std::move(options));
+      child = ConnectChild(
+          context_->getDevice(), std::move(transport), group_rank, group_size,
+          [&](int i) { return theirs.data() + static_cast<size_t>(i) * address_bytes; },
+          address_bytes, timeout, std::move(options));
       return absl::OkStatus();
     } catch (const std::exception& e) {
       return Failed(OpKind::kSplit, e.what(), options_.timeout, start);
