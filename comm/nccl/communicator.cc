@@ -506,9 +506,10 @@ class NcclCommunicator final : public Communicator {
       std::lock_guard<std::mutex> lock(mu_);
       if (!revoked && comm_ == nullptr) return Usable(kShrink);  // aborted meanwhile
       NMESH_RETURN_IF_ERROR(SetDevice(kShrink));
-      const ncclResult_t result =
-          Lib().ncclCommShrink(parent, exclude.data(), static_cast<int>(exclude.size()), &child,
-                               &config, revoked ? kNcclShrinkAbort : kNcclShrinkDefault);
+      int none = 0;  // a list NCCL may read even when it excludes no rank
+      const ncclResult_t result = Lib().ncclCommShrink(
+          parent, exclude.empty() ? &none : exclude.data(), static_cast<int>(exclude.size()),
+          &child, &config, revoked ? kNcclShrinkAbort : kNcclShrinkDefault);
       NMESH_RETURN_IF_ERROR(
           ci::WithContext(*this, kShrink, NcclStatus(result, "ncclCommShrink", rank_, parent)));
     }
