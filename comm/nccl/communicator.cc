@@ -453,17 +453,21 @@ class NcclCommunicator final : public Communicator {
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 22, 0)
     grouped = true;
 #endif
+    std::vector<Taken> refused;  // revokes NCCL refused: aborted after the group
     if (grouped) first.Update(NcclStatus(Lib().ncclGroupStart(), "ncclGroupStart", rank));
     for (const Taken& t : taken) {
       Lib().cudaSetDevice(t.owner->device_);
       if (revoke) {
-        first.Update(NcclStatus(Lib().ncclCommRevoke(t.comm, kNcclRevokeDefault), "ncclCommRevoke",
-                                t.owner->rank_));
+        absl::Status s = NcclStatus(Lib().ncclCommRevoke(t.comm, kNcclRevokeDefault),
+                                    "ncclCommRevoke", t.owner->rank_);
+        if (!s.ok()) refused.push_back(t);
+        first.Update(std::move(s));
       } else {
         Lib().ncclCommAbort(t.comm);
       }
     }
     if (grouped) first.Update(NcclStatus(Lib().ncclGroupEnd(), "ncclGroupEnd", rank));
+    for (const Taken& t : refused) t.owner->AbortRevoked(t.comm);
     return first;
   }
 
@@ -618,13 +622,24 @@ class NcclCommunicator final : public Communicator {
     if (std::optional<ncclComm_t> comm = Take(std::move(reason))) {
       KeepRevoked(*comm);
       Lib().cudaSetDevice(device_);
-      Lib().ncclCommRevoke(*comm, kNcclRevokeDefault);
+      const ncclResult_t result = Lib().ncclCommRevoke(*comm, kNcclRevokeDefault);
+      if (result != ncclSuccess && result != ncclInProgress) AbortRevoked(*comm);
     }
   }
 
   void KeepRevoked(ncclComm_t comm) {
     std::lock_guard<std::mutex> lock(mu_);
     revoked_ = comm;
+  }
+
+  // A revoke that NCCL refused: the communicator is aborted instead (and cannot be shrunk).
+  void AbortRevoked(ncclComm_t comm) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      revoked_ = nullptr;
+    }
+    Lib().cudaSetDevice(device_);
+    Lib().ncclCommAbort(comm);
   }
 
   // Marks this communicator aborted (first reason wins) and hands over the NCCL communicator to

@@ -49,6 +49,7 @@ struct Script {
   std::deque<FakeComm> comms;
   int version = 22809;
   ncclResult_t shrink_result = ncclSuccess;
+  std::string refuse_revoke_of;  // the name of a communicator whose revoke fails
   std::vector<int> shrink_exclude;
   int shrink_flags = -1;
 
@@ -137,7 +138,7 @@ Library ScriptedLibrary(bool with_revoke, bool with_shrink) {
   if (with_revoke) {
     lib.ncclCommRevoke = [](ncclComm_t c, int flags) {
       script->Log(absl::StrCat("revoke ", Of(c).name, " flags ", flags));
-      return ncclSuccess;
+      return Of(c).name == script->refuse_revoke_of ? ncclInvalidUsage : ncclSuccess;
     };
   }
   if (with_shrink) {
@@ -211,6 +212,28 @@ TEST_F(NcclRecoveryTest, RevokesAMeshsCommunicatorsInOneGroup) {
   // Revoked communicators are aborted when destroyed, never finalised.
   comms_.clear();
   EXPECT_THAT(script_.Take(), ElementsAre("abort tp", "abort dp", "abort dp_cp"));
+}
+
+TEST_F(NcclRecoveryTest, ARefusedRevokeIsAnAbort) {
+  Communicator* tp = Adopt("tp", 0, 2);
+  Communicator* dp = Adopt("dp", 0, 2);
+  ASSERT_NE(dp, nullptr);
+  script_.Take();
+  script_.refuse_revoke_of = "dp";
+  std::vector<Communicator*> family = {tp, dp};
+  EXPECT_THAT(RevokeTogether(family, "rank 1 died"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ncclCommRevoke failed")));
+  EXPECT_THAT(script_.Take(), ElementsAre("group start", "revoke tp flags 0", "revoke dp flags 0",
+                                          "group end", "abort dp"));
+  EXPECT_THAT(ShrinkComm(*dp, {1}, {.name = "dp"}),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("nothing to shrink")));
+  absl::StatusOr<std::unique_ptr<Communicator>> shrunk = ShrinkComm(*tp, {1}, {.name = "tp"});
+  ASSERT_THAT(shrunk, IsOk());
+  EXPECT_EQ(script_.shrink_flags, kNcclShrinkAbort);
+  script_.Take();
+  shrunk->reset();
+  comms_.clear();
+  EXPECT_THAT(script_.Take(), ElementsAre("finalize tp'", "destroy tp'", "abort tp"));
 }
 
 TEST_F(NcclRecoveryTest, WithoutRevokeTheMeshIsAbortedInOneGroup) {
