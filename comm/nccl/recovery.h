@@ -1,8 +1,8 @@
 // What a job that lost a rank needs of its NCCL communicators: stop every communicator of one mesh
 // together, and make smaller communicators without the lost ranks, with no new bootstrap.
 //
-//   // Another rank announced a failure (job/recovery.h): stop this rank's communicators of the
-//   mesh. NMESH_RETURN_IF_ERROR(nccl::RevokeTogether(mesh_comms, "rank 5 died"));
+//   // A rank announced a failure (job/recovery.h): stop this rank's communicators of the mesh.
+//   NMESH_RETURN_IF_ERROR(nccl::RevokeTogether(mesh_comms, "rank 5 died"));
 //   // The survivors, together (the excluded ranks do not call):
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> dp,
 //                          nccl::ShrinkComm(*old_dp, /*exclude=*/{5}, {.name = "dp"}));
