@@ -1,6 +1,6 @@
 // NcclCommunicator (nccl_communicator.h): its lifetime, polling NCCL until ready, the checks every
-// call makes, memory and copies; the queries NativeComm and DeviceOf, and the device self
-// communicator.
+// call makes, the timeout, the watchdog's polls (outstanding handles, asynchronous NCCL errors),
+// memory and copies; the queries NativeComm and DeviceOf, and the device self communicator.
 #include "nmesh/comm/nccl/communicator.h"
 
 #include <cuda_runtime_api.h>

@@ -2,9 +2,11 @@
 // its own (the semantics: comm/nccl/communicator.h). Not installed. Its members are defined by
 // concern:
 //   communicator.cc  lifetime (finalise or abort, then free), polling NCCL until ready, the checks
-//                    every call makes, memory and copies, the queries of native.h
+//                    every call makes, the timeout, the watchdog's polls, memory and copies;
+//                    NativeComm, DeviceOf, NewDeviceSelfCommunicator
 //   operations.cc    issuing one operation and polling it to completion (Run), each operation
 //   async.cc         asynchronous operations: the caller's stream, batches, the event of a handle
+//                    (EventOf, StreamWaitWork)
 //   create.cc        CreateWorld, Split and AdoptComm: how an NCCL communicator comes to be
 //   recovery.cc      failures and aborts (retire, revoke, the family stopped together), shrinking
 //
