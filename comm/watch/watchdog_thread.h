@@ -44,6 +44,16 @@ class Watchdog {
   void SetFamily(const Communicator* comm, std::function<void()> abort_family);
   // The monitor's limit and action (comm/watch/watchdog.h, SetWatchdogStall).
   void SetStall(absl::Duration limit, WatchdogStallHandler handler);
+  // For a backend that enforces its own deadlines and returns DeadlineExceeded (gloo): it registers
+  // its communicators with Add (not Communicator::Watch, so that their records carry no deadline
+  // and the watchdog never fires on them; the thread serves their side channels and reports where
+  // they stand), and calls this on the thread whose operation `stuck` outlived `timeout`, before
+  // it returns the error. Exchanges the records of `comm`'s ranks over its side channel (the
+  // watchdog thread goes on answering the others meanwhile), names the culprit as a firing does
+  // and hands the report to the process's TimeoutHandler; aborts nothing and never ends the job.
+  // Returns the report (this rank's records only when `comm` is not registered or has no
+  // channel).
+  TimeoutReport ReportTimeout(Communicator& comm, const OpRecord& stuck, absl::Duration timeout);
   // Testing: the thread's next tick sleeps `pause` before doing anything, as a thread the system
   // does not schedule for that long (a loaded node) would (tests/comm/watchdog_abort.cc).
   void PauseForTesting(absl::Duration pause);
@@ -82,7 +92,12 @@ class Watchdog {
   // The records of every rank of the widest other watched communicator with a side channel (the
   // job's world), exchanged over it, for following the waits across the whole job; `ranks` (those
   // of the timed-out communicator) when there is none. Called without the lock.
-  std::vector<RankRecords> WideRecords(const Entry& entry, const std::vector<RankRecords>& ranks);
+  // `serve` runs between the exchange's polls.
+  std::vector<RankRecords> WideRecords(const Entry& entry, const std::vector<RankRecords>& ranks,
+                                       const std::function<void()>& serve);
+  // The exchange of `entry`'s records (when it has a side channel) and the diagnosis of
+  // `report` (its stuck operation and timeout set), `serve` running between the polls.
+  void Diagnose(const Entry& entry, TimeoutReport& report, const std::function<void()>& serve);
   // Fires `f` (without the lock): aborts, reports and, with a side channel, ends the job.
   void FireTimeout(const Firing& f);
   void FireError(const Firing& f);
