@@ -344,6 +344,7 @@ int Watchdog::ServeAllLocked() {
   for (Entry& e : entries_) {
     if (e.comm != nullptr && e.side != nullptr) answered += e.side->Serve(*e.recorder, state);
   }
+  answers_.fetch_add(answered);
   return answered;
 }
 
@@ -460,7 +461,28 @@ TimeoutReport Watchdog::ReportTimeout(Communicator& comm, const OpRecord& stuck,
   // The watchdog thread answers the other ranks meanwhile: nothing to serve here.
   Diagnose(*entry, report, [] {});
   Report(report);
+  if (entry->side != nullptr) AnswerPeers(report, nullptr);
   return report;
+}
+
+void Watchdog::AnswerPeers(const TimeoutReport& report, const std::function<int()>& serve) {
+  const absl::Time reported = absl::Now();
+  const absl::Time limit = reported + AbortGraceLimit(report.timeout);
+  absl::Time end = std::min(limit, PeersReportBy(report, reported));
+  end = std::max(end, reported + kAbortGrace);
+  int64_t answers = answers_.load();
+  while (absl::Now() < end) {
+    bool answered = false;
+    if (serve) {
+      answered = serve() > 0;
+    } else {
+      const int64_t now = answers_.load();
+      answered = now != answers;
+      answers = now;
+    }
+    if (answered) end = std::min(limit, std::max(end, absl::Now() + kAbortGrace));
+    absl::SleepFor(absl::Milliseconds(serve ? 2 : 5));
+  }
 }
 
 void Watchdog::FireTimeout(const Firing& f) {
@@ -486,15 +508,10 @@ void Watchdog::FireTimeout(const Firing& f) {
   // least kAbortGrace, longer while they still ask (each request: another kAbortGrace) and until
   // the ranks that answered waiting in an operation whose deadline is near have had time to time
   // out, exchange and report; never beyond the limit.
-  const absl::Time reported = absl::Now();
-  const absl::Time limit = reported + AbortGraceLimit(report.timeout);
-  absl::Time end = std::min(limit, PeersReportBy(report, reported));
-  end = std::max(end, reported + kAbortGrace);
-  while (absl::Now() < end) {
+  AnswerPeers(report, [this] {
     Beat("answering the other ranks before the job ends");
-    if (ServeAll() > 0) end = std::min(limit, std::max(end, absl::Now() + kAbortGrace));
-    absl::SleepFor(absl::Milliseconds(2));
-  }
+    return ServeAll();
+  });
   entry.side->AbortJob(1);
 }
 
