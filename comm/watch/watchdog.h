@@ -38,6 +38,12 @@
 // (there is no separate channel for an exchange); the job goes on, so that the caller can
 // rebuild, and the watchdog keeps watching the other communicators.
 //
+// gloo communicators of a store-launched job enforce their own deadlines; the watchdog thread
+// answers the other ranks' asks for their records over the store, and a timed-out operation has
+// its ranks' records exchanged, diagnosed and reported (Watchdog::ReportTimeout in
+// watch/watchdog_thread.h, the channel in watch/store_side_channel.h) before it returns
+// DeadlineExceeded; the job goes on.
+//
 // The separate channel needs MPI's "multiple" thread level (comm/mpi/session.h requests it): the
 // watchdog makes MPI calls while the main thread is blocked in another. Where MPI grants less, MPI
 // communicators with a timeout run as if interruptible.
