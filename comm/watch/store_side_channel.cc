@@ -14,6 +14,8 @@ namespace {
 
 // How long the asker waits between two reads of the answers still missing.
 constexpr absl::Duration kAnswerPoll = absl::Milliseconds(5);
+// How long a hub waits before it reads a store that failed again.
+constexpr absl::Duration kStoreFailurePause = absl::Seconds(1);
 // The longest a Get may wait for an answer its Check found set.
 constexpr absl::Duration kReadLimit = absl::Seconds(1);
 
@@ -127,9 +129,15 @@ void StoreWatchHub::PollLocked() {
   while (true) {
     const std::string key = absl::StrFormat("%s/ask/%d", prefix_, seen_ + 1);
     absl::StatusOr<bool> set = store_->Check(key);
-    if (!set.ok() || !*set) return;
-    absl::StatusOr<std::string> id = store_->Get(key, absl::Now() + kReadLimit);
-    if (!id.ok()) return;
+    absl::StatusOr<std::string> id;
+    if (set.ok() && *set) id = store_->Get(key, absl::Now() + kReadLimit);
+    if (!set.ok() || (*set && !id.ok())) {
+      // A store that fails (gone, unreachable) is read again only after a pause: the watchdog
+      // thread, which polls, must not spend its ticks waiting for it.
+      last_poll_ = absl::Now() + kStoreFailurePause;
+      return;
+    }
+    if (!*set) return;
     ++seen_;
     // This process's own asks need no answer from it.
     if (own_.erase(seen_) == 0 && registered_.count(*id) > 0) pending_[*id].push_back(seen_);

@@ -2,7 +2,8 @@
 // carries (comm/watch/record_codec.h): the ranks of a job are hubs ("processes") over one
 // in-memory store. A rank that serves is heard with its records, its state and its global rank;
 // a rank that never serves is left unanswered once the silent deadline passes; an ask for one
-// communicator is not answered by another's channel; decoding untrusted bytes stays in bounds.
+// communicator is not answered by another's channel; a store that fails ends the exchange at
+// once; decoding untrusted bytes stays in bounds.
 #include "nmesh/comm/watch/store_side_channel.h"
 
 #include <atomic>
@@ -143,6 +144,22 @@ TEST(StoreSideChannelTest, AnAskForOneCommunicatorIsNotAnsweredByAnother) {
   const absl::Time until = absl::Now() + absl::Milliseconds(300);
   std::vector<RankRecords> all = asker->Exchange(*recorder, {until, until}, [] {});
   EXPECT_FALSE(all[1].answered);
+}
+
+TEST(StoreSideChannelTest, AStoreThatFailsLeavesTheOthersUnansweredAtOnce) {
+  auto store = std::make_shared<testing::MemoryStore>();
+  auto hub = std::make_shared<StoreWatchHub>(store, "w");
+  std::unique_ptr<SideChannel> rank0 = MakeStoreSideChannel(hub, "x", 0, {0, 1});
+  std::unique_ptr<FlightRecorder> recorder = Recorder(1);
+  store->FailAfter(0);
+  const absl::Time start = absl::Now();
+  std::vector<RankRecords> all =
+      rank0->Exchange(*recorder, {start + absl::Seconds(20), start + absl::Seconds(20)}, [] {});
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_TRUE(all[0].answered);
+  EXPECT_FALSE(all[1].answered);
+  EXPECT_EQ(rank0->Serve(*recorder, [] { return ProcessState(); }), 0);
 }
 
 TEST(RecordCodecTest, ShortOrMalformedBytesStayInBounds) {
