@@ -139,7 +139,7 @@ std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporte
     }
     // Before any meeting: the environment is this rank's to report; the store (its URL, its
     // server) is the same for every rank, and rank 0 reports it.
-    const bool environment = started.status.message().find("environment") != std::string::npos;
+    const bool environment = job::IsEnvironmentError(started.status);
     if (environment || job::LauncherRank() == 0) {
       reporter.err() << absl::StrFormat("nmesh: error: %s\n", message);
     }
