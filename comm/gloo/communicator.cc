@@ -358,8 +358,19 @@ class GlooCommunicator final : public Communicator {
   absl::Status Failed(OpKind op, std::string_view what, std::optional<absl::Duration> timeout,
                       absl::Time start) {
     if (abort_state_.aborted()) return abort_state_.Check(*this, op);
-    const bool timed_out = timeout.has_value() && (absl::Now() - start >= *timeout ||
-                                                   what.find("imed out") != std::string_view::npos);
+    bool timed_out = timeout.has_value() && (absl::Now() - start >= *timeout ||
+                                             what.find("imed out") != std::string_view::npos);
+    // A watched communicator's connection lost within kAbortGrace of the operation's deadline is
+    // most likely a peer's timeout (gloo closes a connection whose wait timed out, and the ranks of
+    // one collective time out within moments of each other): this rank waits out its own deadline
+    // (its watchdog thread answering the others meanwhile) and reports the timeout, as it would
+    // have without the close, instead of failing at once and leaving the others without its
+    // records (and, as the CLI exits, taking its other connections down with it).
+    if (!timed_out && side_ != nullptr && timeout.has_value() &&
+        start + *timeout - absl::Now() <= kAbortGrace) {
+      absl::SleepFor(start + *timeout - absl::Now());
+      timed_out = true;
+    }
     absl::Status status;
     if (timed_out) {
       abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", OpKindName(op),
