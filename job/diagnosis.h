@@ -16,7 +16,9 @@
 //   nmesh: error: summary: rank 2 waits in all_gather #1 (8 B int64) on axis 'tp' (group [2, 3]),
 //   which rank 3 never entered; rank 3 waits in all_reduce #9 (8 B int64) on axis 'world' (group
 //   [0, 1, 2, 3, 4, 5, 6, 7]), which ranks 0, 2 never entered: a cycle (...)
-// or, when nothing could be followed, its own diagnosis. Then the watchdog ends the job (exit 1).
+// or, when nothing could be followed, its own diagnosis. Then the watchdog ends the job (exit 1);
+// under a store launch (gloo) the timed-out operation returns DeadlineExceeded marked as reported
+// (comm::TimeoutReported), and the CLI exits 1 without printing it again.
 #ifndef NMESH_JOB_DIAGNOSIS_H_
 #define NMESH_JOB_DIAGNOSIS_H_
 

@@ -4,6 +4,7 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "nmesh/base/abbreviate.h"
 
@@ -27,11 +28,31 @@ absl::StatusOr<std::optional<int>> StrictInt(const EnvironmentReader& environmen
   return static_cast<int>(number);
 }
 
+// ReadLaunchEnvironment, its errors not yet marked.
+absl::StatusOr<LaunchEnvironment> ReadUnmarked(const EnvironmentReader& environment);
+
 }  // namespace
 
 const char* ProcessEnvironment(const char* name) { return std::getenv(name); }
 
+absl::Status MarkEnvironmentError(absl::Status status) {
+  if (!status.ok()) status.SetPayload(std::string(kEnvironmentPayloadUrl), absl::Cord());
+  return status;
+}
+
+bool IsEnvironmentError(const absl::Status& status) {
+  return status.GetPayload(std::string(kEnvironmentPayloadUrl)).has_value();
+}
+
 absl::StatusOr<LaunchEnvironment> ReadLaunchEnvironment(const EnvironmentReader& environment) {
+  absl::StatusOr<LaunchEnvironment> launch = ReadUnmarked(environment);
+  if (!launch.ok()) return MarkEnvironmentError(launch.status());
+  return launch;
+}
+
+namespace {
+
+absl::StatusOr<LaunchEnvironment> ReadUnmarked(const EnvironmentReader& environment) {
   LaunchEnvironment launch;
   const bool torchrun = environment("RANK") != nullptr || environment("WORLD_SIZE") != nullptr;
   if (!torchrun && environment("SLURM_PROCID") == nullptr) {
@@ -84,6 +105,8 @@ absl::StatusOr<LaunchEnvironment> ReadLaunchEnvironment(const EnvironmentReader&
   }
   return launch;
 }
+
+}  // namespace
 
 std::optional<std::string> StoreUrlFrom(const std::optional<std::string>& flag,
                                         const EnvironmentReader& environment) {

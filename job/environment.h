@@ -9,6 +9,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "absl/status/statusor.h"
 
@@ -34,6 +35,16 @@ struct LaunchEnvironment {
   std::string size_variable = "WORLD_SIZE";
 };
 
+// The type URL of the payload that marks an error found in this process's own launch
+// environment (RANK, WORLD_SIZE, LOCAL_*, SLURM_*, NMESH_JOB_ID): the ranks of one job may have
+// been started with different values, so each rank reports its own, and a caller tells such an
+// error from one of the store (the same for every rank) without reading the message.
+inline constexpr std::string_view kEnvironmentPayloadUrl = "nmesh.environment";
+// `status` marked as an error of the environment (an OK status stays OK).
+absl::Status MarkEnvironmentError(absl::Status status);
+// Whether `status` is so marked.
+bool IsEnvironmentError(const absl::Status& status);
+
 // The largest world a store launch accepts (WORLD_SIZE, SLURM_NTASKS).
 inline constexpr int kMaxLaunchWorldSize = 1 << 20;
 
@@ -42,7 +53,8 @@ inline constexpr int kMaxLaunchWorldSize = 1 << 20;
 // SLURM_NTASKS, optional SLURM_LOCALID). The environment is untrusted: each value must be a
 // decimal integer without sign or spaces, 0 <= rank < size <= kMaxLaunchWorldSize, and
 // 0 <= local rank < local size <= size. InvalidArgument naming the variable and its value
-// otherwise, or naming both sets of variables when neither is set. Thread-safe.
+// otherwise, or naming both sets of variables when neither is set, marked as an error of the
+// environment (IsEnvironmentError). Thread-safe.
 absl::StatusOr<LaunchEnvironment> ReadLaunchEnvironment(
     const EnvironmentReader& environment = ProcessEnvironment);
 

@@ -156,9 +156,9 @@ absl::StatusOr<std::shared_ptr<comm::Store>> OpenJobStore(std::string_view url,
   if (job_id == nullptr || *job_id == '\0') return store;
   absl::StatusOr<std::shared_ptr<comm::Store>> prefixed = comm::store::WithPrefix(store, job_id);
   if (!prefixed.ok()) {
-    return absl::InvalidArgumentError(
+    return MarkEnvironmentError(absl::InvalidArgumentError(
         absl::StrFormat("environment variable NMESH_JOB_ID='%s' is not a store prefix: %s",
-                        Abbreviate(job_id), prefixed.status().message()));
+                        Abbreviate(job_id), prefixed.status().message())));
   }
   return prefixed;
 }

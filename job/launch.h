@@ -71,8 +71,8 @@ bool MpiRunning();
 // The store of a job launched without MPI, opened from `url` (comm::store::OpenStore:
 // redis://HOST:PORT[/PREFIX], file:///DIR). The job's keys go under a prefix: the URL's path
 // (redis), else NMESH_JOB_ID when set (InvalidArgument naming it when it is not a usable prefix),
-// else none. InvalidArgument naming a URL that cannot be parsed; Unavailable naming a store that
-// cannot be reached.
+// else none (its error is marked as one of the environment: IsEnvironmentError). InvalidArgument
+// naming a URL that cannot be parsed; Unavailable naming a store that cannot be reached.
 absl::StatusOr<std::shared_ptr<comm::Store>> OpenJobStore(
     std::string_view url, const EnvironmentReader& environment = ProcessEnvironment);
 

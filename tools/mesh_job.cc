@@ -10,6 +10,7 @@
 #include "nmesh/base/printable.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
+#include "nmesh/comm/watch/watchdog.h"
 #include "nmesh/job/diagnosis.h"
 #include "nmesh/job/launch.h"
 #include "nmesh/tools/cli.h"
@@ -89,7 +90,11 @@ int JobReporter::Fail(const absl::Status& status) {
 void JobReporter::Abort(const absl::Status& status) {
   // One write: several ranks report at once, and the launcher interleaves their writes.
   const std::string message = PrintableLines(std::string(status.message()));
-  err_ << absl::StrFormat("nmesh: error: rank %d: %s\n", rank_, message);
+  // A timeout the watchdog's report has named already (gloo: comm/watch/watchdog.h) is not
+  // repeated.
+  if (!comm::TimeoutReported(status)) {
+    err_ << absl::StrFormat("nmesh: error: rank %d: %s\n", rank_, message);
+  }
   if (json_ && rank_ == 0) {
     out_ << DumpJson(ordered_json{{"error", message}}) << "\n";
   }
@@ -134,7 +139,7 @@ std::variant<CliJob, int> StartJob(job::JobOptions options, JobReporter& reporte
     }
     // Before any meeting: the environment is this rank's to report; the store (its URL, its
     // server) is the same for every rank, and rank 0 reports it.
-    const bool environment = started.status.message().find("environment") != std::string::npos;
+    const bool environment = job::IsEnvironmentError(started.status);
     if (environment || job::LauncherRank() == 0) {
       reporter.err() << absl::StrFormat("nmesh: error: %s\n", message);
     }

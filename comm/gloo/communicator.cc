@@ -10,6 +10,7 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,7 @@
 #include "gloo/transport/tcp/address.h"
 #include "gloo/transport/tcp/device.h"
 #include "gloo/transport/unbound_buffer.h"
+#include "nmesh/base/fingerprint.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/gloo/connections.h"
@@ -42,6 +44,9 @@
 #include "nmesh/comm/gloo/store_adapter.h"
 #include "nmesh/comm/internal/checks.h"
 #include "nmesh/comm/internal/work.h"
+#include "nmesh/comm/watch/store_side_channel.h"
+#include "nmesh/comm/watch/watchdog.h"
+#include "nmesh/comm/watch/watchdog_thread.h"
 
 namespace nmesh::comm::gloo {
 namespace {
@@ -139,6 +144,15 @@ struct Transfer {
   std::shared_ptr<Completion> done = std::make_shared<Completion>();
 };
 
+// How a communicator of a store-launched world is watched: the world's hub of asks (comm/watch/
+// store_side_channel.h), the communicator's id in it and its ranks' global ranks. No hub: not
+// watched (an adopted context).
+struct WatchSetup {
+  std::shared_ptr<ci::StoreWatchHub> hub;
+  std::string id;
+  std::vector<int64_t> global;
+};
+
 // A rank's message to itself, waiting for its receive (or the receive, waiting for the message).
 struct SelfSide {
   const void* send = nullptr;
@@ -149,13 +163,24 @@ struct SelfSide {
 
 class GlooCommunicator final : public Communicator {
  public:
-  GlooCommunicator(std::shared_ptr<::gloo::Context> context, CommOptions options)
+  GlooCommunicator(std::shared_ptr<::gloo::Context> context, CommOptions options,
+                   WatchSetup watch = {})
       : context_(std::move(context)),
         rank_(context_->rank),
         size_(context_->size),
-        options_(std::move(options)) {}
+        options_(std::move(options)),
+        watch_(std::move(watch)) {
+    // Registered with the watchdog, not watched (Communicator::Watch): gloo enforces its own
+    // deadlines, and the watchdog thread answers the other ranks' asks for this one's records and
+    // reports where it stands (comm/watch/watchdog_thread.h, ReportTimeout).
+    if (watch_.hub != nullptr) {
+      side_ = ci::MakeStoreSideChannel(watch_.hub, watch_.id, rank_, watch_.global);
+      ci::Watchdog::Get().Add(this, recorder(), side_.get());
+    }
+  }
 
   ~GlooCommunicator() override {
+    if (side_ != nullptr) ci::Watchdog::Get().Remove(this);
     {
       std::lock_guard<std::mutex> lock(queue_mu_);
       stop_ = true;
@@ -200,6 +225,7 @@ class GlooCommunicator final : public Communicator {
 
   absl::Status DoSetTimeout(std::optional<absl::Duration> timeout) override {
     options_.timeout = timeout;
+    if (timeout.has_value() && side_ != nullptr) ci::Watchdog::Get().Start();
     return absl::OkStatus();
   }
 
@@ -332,8 +358,19 @@ class GlooCommunicator final : public Communicator {
   absl::Status Failed(OpKind op, std::string_view what, std::optional<absl::Duration> timeout,
                       absl::Time start) {
     if (abort_state_.aborted()) return abort_state_.Check(*this, op);
-    const bool timed_out = timeout.has_value() && (absl::Now() - start >= *timeout ||
-                                                   what.find("imed out") != std::string_view::npos);
+    bool timed_out = timeout.has_value() && (absl::Now() - start >= *timeout ||
+                                             what.find("imed out") != std::string_view::npos);
+    // A watched communicator's connection lost within kAbortGrace of the operation's deadline is
+    // most likely a peer's timeout (gloo closes a connection whose wait timed out, and the ranks of
+    // one collective time out within moments of each other): this rank waits out its own deadline
+    // (its watchdog thread answering the others meanwhile) and reports the timeout, as it would
+    // have without the close, instead of failing at once and leaving the others without its
+    // records (and, as the CLI exits, taking its other connections down with it).
+    if (!timed_out && side_ != nullptr && timeout.has_value() &&
+        start + *timeout - absl::Now() <= kAbortGrace) {
+      absl::SleepFor(start + *timeout - absl::Now());
+      timed_out = true;
+    }
     absl::Status status;
     if (timed_out) {
       abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", OpKindName(op),
@@ -341,6 +378,12 @@ class GlooCommunicator final : public Communicator {
       status = absl::DeadlineExceededError(
           absl::StrFormat("%s timed out after %s (rank %d of %d)", ci::OpContext(*this, op),
                           ci::FormatTimeout(*timeout), rank_, size_));
+      // Before the connections close (the peers waiting with this rank time out on their own and
+      // ask too): the ranks' records, the culprit named, the process's TimeoutHandler told.
+      if (side_ != nullptr) {
+        ci::Watchdog::Get().ReportTimeout(*this, StuckRecord(op, *timeout), *timeout);
+        status = MarkTimeoutReported(std::move(status));
+      }
     } else {
       abort_state_.Mark(absl::StrFormat("an earlier %s failed: %s", OpKindName(op), what));
       status = absl::UnavailableError(absl::StrFormat(
@@ -350,6 +393,33 @@ class GlooCommunicator final : public Communicator {
     FailSelf(abort_state_.Check(*this, op));
     AbortFamilyOrSelf();
     return status;
+  }
+
+  // The record of the operation `op` that outlived `timeout`: the oldest still running (collectives
+  // run one at a time, in issue order), with the deadline gloo enforced.
+  OpRecord StuckRecord(OpKind op, absl::Duration timeout) const {
+    OpRecord stuck;
+    stuck.op = op;
+    for (const OpRecord& r : recorder()->Snapshot()) {
+      if (r.state == OpState::kRunning && r.op == op) {
+        stuck = r;
+        break;
+      }
+    }
+    if (stuck.seq != 0 && stuck.deadline_ns == 0) {
+      stuck.deadline_ns = stuck.start_ns + absl::ToInt64Nanoseconds(timeout);
+    }
+    return stuck;
+  }
+
+  // What a child of this communicator made by split `how` number `number` with `color` (its
+  // members' ranks here: `members`) is watched with.
+  WatchSetup ChildWatch(std::string_view how, int64_t number, int64_t color,
+                        const std::vector<int>& members) const {
+    if (watch_.hub == nullptr) return {};
+    WatchSetup child{watch_.hub, ci::StoreChannelId(watch_.id, how, number, color), {}};
+    for (int m : members) child.global.push_back(watch_.global[static_cast<size_t>(m)]);
+    return child;
   }
 
   // Posts a send, recv or sendrecv (checked): gloo transfers at once, and this rank's messages to
@@ -503,9 +573,13 @@ class GlooCommunicator final : public Communicator {
   const int rank_;
   const int size_;
   CommOptions options_;
+  WatchSetup watch_;
+  std::unique_ptr<ci::SideChannel> side_;  // null: not watched
   ci::AbortState abort_state_;
   ci::WorkRegistry registry_;
-  int splits_ = 0;
+  int64_t splits_ = 0;  // DoSplit calls so far (every rank calls each)
+  // DoSplitAgreedMembers calls so far, by a fingerprint of the members (only they call it).
+  std::map<uint64_t, int64_t> member_splits_;
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -549,7 +623,7 @@ std::unique_ptr<Communicator> ConnectChild(const std::shared_ptr<::gloo::transpo
                                            int group_rank, int group_size,
                                            const std::function<const char*(int)>& address_of,
                                            size_t address_bytes, Millis timeout,
-                                           CommOptions options) {
+                                           CommOptions options, WatchSetup watch) {
   for (int i = 0; i < group_size; ++i) {
     if (i == group_rank) continue;
     const char* at = address_of(i);
@@ -559,7 +633,7 @@ std::unique_ptr<Communicator> ConnectChild(const std::shared_ptr<::gloo::transpo
   group->Attach(device, std::move(transport));
   ConfirmConnections(group, timeout);
   group->setTimeout(GlooTimeout(options.timeout));
-  return std::make_unique<GlooCommunicator>(std::move(group), std::move(options));
+  return std::make_unique<GlooCommunicator>(std::move(group), std::move(options), std::move(watch));
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::optional<int> color,
@@ -573,6 +647,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::opt
                         ci::OpContext(*this, OpKind::kSplit), rank_, size_));
   }
   std::unique_ptr<Communicator> child;
+  const int64_t split_number = ++splits_;
   absl::Status status = RunExclusive([&]() -> absl::Status {
     if (absl::Status s = abort_state_.Check(*this, OpKind::kSplit); !s.ok()) return s;
     const Millis timeout = GlooTimeout(options_.timeout);
@@ -665,7 +740,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::opt
             return addresses.data() + offsets[static_cast<size_t>(members[i])] +
                    index * address_bytes;
           },
-          address_bytes, timeout, std::move(options));
+          address_bytes, timeout, std::move(options),
+          ChildWatch("split", split_number, *color, members));
       return absl::OkStatus();
     } catch (const std::exception& e) {
       return Failed(OpKind::kSplit, e.what(), options_.timeout, start);
@@ -688,6 +764,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMem
                         ci::OpContext(*this, OpKind::kSplit), rank_, size_));
   }
   std::unique_ptr<Communicator> child;
+  Fingerprint group;
+  for (int m : members) group.Add(int64_t{m});
+  const int64_t split_number = ++member_splits_[group.value()];
   absl::Status status = RunExclusive([&]() -> absl::Status {
     if (absl::Status s = abort_state_.Check(*this, OpKind::kSplit); !s.ok()) return s;
     const Millis timeout = GlooTimeout(options_.timeout);
@@ -728,7 +807,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMem
       child = ConnectChild(
           context_->getDevice(), std::move(transport), group_rank, group_size,
           [&](int i) { return theirs.data() + static_cast<size_t>(i) * address_bytes; },
-          address_bytes, timeout, std::move(options));
+          address_bytes, timeout, std::move(options),
+          ChildWatch("members", split_number, static_cast<int64_t>(group.value()),
+                     std::vector<int>(members.begin(), members.end())));
       return absl::OkStatus();
     } catch (const std::exception& e) {
       return Failed(OpKind::kSplit, e.what(), options_.timeout, start);
@@ -798,7 +879,11 @@ absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(std::shared_ptr<
                                         rank, size, store->Describe(), what));
   }
   context->setTimeout(GlooTimeout(options.timeout));
-  return std::make_unique<GlooCommunicator>(std::move(context), std::move(options));
+  WatchSetup watch{
+      std::make_shared<ci::StoreWatchHub>(store, gloo.prefix + "/watch"), gloo.prefix, {}};
+  for (int r = 0; r < size; ++r) watch.global.push_back(r);
+  return std::make_unique<GlooCommunicator>(std::move(context), std::move(options),
+                                            std::move(watch));
 }
 
 absl::StatusOr<std::shared_ptr<::gloo::Context>> NativeContext(const Communicator& comm) {

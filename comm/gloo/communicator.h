@@ -39,9 +39,16 @@
 // 'tp' timed out after 2 s (rank 3 of 8)"), and the communicator is aborted: its connections are
 // closed, so peers blocked with it fail at once instead of at their own timeout, and every later
 // operation is FailedPrecondition. A lost connection (a peer that died) is Unavailable naming the
-// operation, and aborts the communicator the same way. The watchdog does not watch gloo
-// communicators: they need no watching. CommOptions::interruptible changes nothing (gloo's
-// timeouts always return).
+// operation, and aborts the communicator the same way. CommOptions::interruptible changes nothing
+// (gloo's timeouts always return).
+//
+// The diagnosis. The communicators of a world met through a store (not an adopted context) are
+// registered with the watchdog (comm/watch/watchdog.h) without being watched: its thread answers
+// the other ranks' asks for their records over the store (comm/watch/store_side_channel.h). When an
+// operation times out, before it returns, this rank exchanges records with the communicator's
+// other ranks, names the culprit and hands the report to the process's TimeoutHandler (as a
+// firing does under MPI), waits while the others may still ask, and then returns DeadlineExceeded
+// marked as reported (comm::TimeoutReported). Nothing ends the job.
 //
 // Abort() may be called from any thread: it closes the connections, so an operation in progress
 // on any thread returns FailedPrecondition (and the peers' fail as well).

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "nmesh/base/file.h"
@@ -61,6 +62,15 @@ absl::StatusOr<std::string> WriteFlightRecord(const std::string& dir, const Time
     return absl::Status(written.code(), absl::StrFormat("flight recorder: %s", written.message()));
   }
   return path;
+}
+
+absl::Status MarkTimeoutReported(absl::Status status) {
+  if (!status.ok()) status.SetPayload(std::string(kTimeoutReportedPayloadUrl), absl::Cord());
+  return status;
+}
+
+bool TimeoutReported(const absl::Status& status) {
+  return status.GetPayload(std::string(kTimeoutReportedPayloadUrl)).has_value();
 }
 
 absl::Duration ExchangeSilentLimit(absl::Duration timeout) {
@@ -334,6 +344,7 @@ int Watchdog::ServeAllLocked() {
   for (Entry& e : entries_) {
     if (e.comm != nullptr && e.side != nullptr) answered += e.side->Serve(*e.recorder, state);
   }
+  answers_.fetch_add(answered);
   return answered;
 }
 
@@ -373,7 +384,8 @@ ProcessState Watchdog::StateLocked() {
 }
 
 std::vector<RankRecords> Watchdog::WideRecords(const Entry& entry,
-                                               const std::vector<RankRecords>& ranks) {
+                                               const std::vector<RankRecords>& ranks,
+                                               const std::function<void()>& serve) {
   // The widest other watched communicator with a channel (the job's world, where there is one).
   std::optional<Entry> wide;
   {
@@ -386,16 +398,10 @@ std::vector<RankRecords> Watchdog::WideRecords(const Entry& entry,
     if (!wide.has_value()) return ranks;
     busy_wide_ = wide->comm;  // Remove waits until the exchange is over
   }
-  const std::string phase =
-      absl::StrFormat("exchanging flight records on axis '%s'", wide->comm->options().name);
   // A second, wider ask only completes the trace: bounded by the shortest window (ranks still
   // waiting in their own exchange answer within it; the report is not held up by the others).
   const absl::Time until = absl::Now() + kExchangeTimeout;
-  std::vector<RankRecords> records =
-      wide->side->Exchange(*wide->recorder, {until, until}, [this, &phase] {
-        Beat(phase);
-        ServeAll();
-      });
+  std::vector<RankRecords> records = wide->side->Exchange(*wide->recorder, {until, until}, serve);
   {
     std::lock_guard<std::mutex> lock(mu_);
     busy_wide_ = nullptr;
@@ -411,6 +417,74 @@ std::vector<RankRecords> Watchdog::WideRecords(const Entry& entry,
   return records;
 }
 
+void Watchdog::Diagnose(const Entry& entry, TimeoutReport& report,
+                        const std::function<void()>& serve) {
+  if (entry.side != nullptr) {
+    const absl::Time start = absl::Now();
+    const ExchangeDeadlines deadlines{start + ExchangeSilentLimit(report.timeout),
+                                      start + ExchangeAliveLimit(report.timeout)};
+    report.ranks = entry.side->Exchange(*entry.recorder, deadlines, serve);
+    std::lock_guard<std::mutex> lock(mu_);
+    for (RankRecords& mine : report.ranks) {
+      if (mine.rank != report.rank) continue;
+      ProcessState state = StateLocked();
+      mine.blocked_in = std::move(state.blocked_in);
+      mine.axes = std::move(state.axes);
+    }
+  }
+  report.diagnosis = DiagnoseTimeout(report.axis, report.stuck, report.ranks);
+  report.diagnosis.trace = TraceWaits(report.ranks);
+  // Only where the trace leaves the ranks heard from (TraceWaits says "not asked"): asking the
+  // whole job costs up to kExchangeTimeout more when ranks cannot answer (a partition).
+  if (report.global_rank == 0 &&
+      report.diagnosis.trace.find(", not asked (") != std::string::npos) {
+    report.diagnosis.trace = TraceWaits(WideRecords(entry, report.ranks, serve));
+  }
+}
+
+TimeoutReport Watchdog::ReportTimeout(Communicator& comm, const OpRecord& stuck,
+                                      absl::Duration timeout) {
+  std::optional<Entry> entry;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const Entry& e : entries_) {
+      if (e.comm == &comm) entry = e;
+    }
+  }
+  if (!entry.has_value()) entry = Entry{&comm, comm.recorder(), nullptr, nullptr, false, 0, {}};
+  TimeoutReport report = ReportWithOwnRecords(comm, *entry->recorder, entry->side);
+  report.timeout = timeout;
+  report.stuck = stuck;
+  report.error = absl::StrFormat("%s timed out after %s (rank %d of %d)",
+                                 OpContext(comm, OpKindName(stuck.op)), FormatTimeout(timeout),
+                                 report.rank, report.size);
+  // The watchdog thread answers the other ranks meanwhile: nothing to serve here.
+  Diagnose(*entry, report, [] {});
+  Report(report);
+  if (entry->side != nullptr) AnswerPeers(report, nullptr);
+  return report;
+}
+
+void Watchdog::AnswerPeers(const TimeoutReport& report, const std::function<int()>& serve) {
+  const absl::Time reported = absl::Now();
+  const absl::Time limit = reported + AbortGraceLimit(report.timeout);
+  absl::Time end = std::min(limit, PeersReportBy(report, reported));
+  end = std::max(end, reported + kAbortGrace);
+  int64_t answers = answers_.load();
+  while (absl::Now() < end) {
+    bool answered = false;
+    if (serve) {
+      answered = serve() > 0;
+    } else {
+      const int64_t now = answers_.load();
+      answered = now != answers;
+      answers = now;
+    }
+    if (answered) end = std::min(limit, std::max(end, absl::Now() + kAbortGrace));
+    absl::SleepFor(absl::Milliseconds(serve ? 2 : 5));
+  }
+}
+
 void Watchdog::FireTimeout(const Firing& f) {
   const Entry& entry = f.entry;
   const OpRecord& stuck = *f.stuck;
@@ -422,32 +496,11 @@ void Watchdog::FireTimeout(const Firing& f) {
   report.error = absl::StrFormat("%s timed out after %s (rank %d of %d)",
                                  OpContext(comm, OpKindName(stuck.op)),
                                  FormatTimeout(report.timeout), report.rank, report.size);
-  if (entry.side != nullptr) {
-    const std::string phase =
-        absl::StrFormat("exchanging flight records on axis '%s'", report.axis);
-    const absl::Time start = absl::Now();
-    const ExchangeDeadlines deadlines{start + ExchangeSilentLimit(report.timeout),
-                                      start + ExchangeAliveLimit(report.timeout)};
-    report.ranks = entry.side->Exchange(*entry.recorder, deadlines, [this, &phase] {
-      Beat(phase);
-      ServeAll();
-    });
-    std::lock_guard<std::mutex> lock(mu_);
-    for (RankRecords& mine : report.ranks) {
-      if (mine.rank != report.rank) continue;
-      ProcessState state = StateLocked();
-      mine.blocked_in = std::move(state.blocked_in);
-      mine.axes = std::move(state.axes);
-    }
-  }
-  report.diagnosis = DiagnoseTimeout(report.axis, stuck, report.ranks);
-  report.diagnosis.trace = TraceWaits(report.ranks);
-  // Only where the trace leaves the ranks heard from (TraceWaits says "not asked"): asking the
-  // whole job costs up to kExchangeTimeout more when ranks cannot answer (a partition).
-  if (report.global_rank == 0 &&
-      report.diagnosis.trace.find(", not asked (") != std::string::npos) {
-    report.diagnosis.trace = TraceWaits(WideRecords(entry, report.ranks));
-  }
+  const std::string phase = absl::StrFormat("exchanging flight records on axis '%s'", report.axis);
+  Diagnose(entry, report, [this, &phase] {
+    Beat(phase);
+    ServeAll();
+  });
   Beat("reporting");
   Report(report);
   if (entry.side == nullptr) return;
@@ -455,15 +508,10 @@ void Watchdog::FireTimeout(const Firing& f) {
   // least kAbortGrace, longer while they still ask (each request: another kAbortGrace) and until
   // the ranks that answered waiting in an operation whose deadline is near have had time to time
   // out, exchange and report; never beyond the limit.
-  const absl::Time reported = absl::Now();
-  const absl::Time limit = reported + AbortGraceLimit(report.timeout);
-  absl::Time end = std::min(limit, PeersReportBy(report, reported));
-  end = std::max(end, reported + kAbortGrace);
-  while (absl::Now() < end) {
+  AnswerPeers(report, [this] {
     Beat("answering the other ranks before the job ends");
-    if (ServeAll() > 0) end = std::min(limit, std::max(end, absl::Now() + kAbortGrace));
-    absl::SleepFor(absl::Milliseconds(2));
-  }
+    return ServeAll();
+  });
   entry.side->AbortJob(1);
 }
 

@@ -38,6 +38,12 @@
 // (there is no separate channel for an exchange); the job goes on, so that the caller can
 // rebuild, and the watchdog keeps watching the other communicators.
 //
+// gloo communicators of a store-launched job enforce their own deadlines; the watchdog thread
+// answers the other ranks' asks for their records over the store, and a timed-out operation has
+// its ranks' records exchanged, diagnosed and reported (Watchdog::ReportTimeout in
+// watch/watchdog_thread.h, the channel in watch/store_side_channel.h) before it returns
+// DeadlineExceeded; the job goes on.
+//
 // The separate channel needs MPI's "multiple" thread level (comm/mpi/session.h requests it): the
 // watchdog makes MPI calls while the main thread is blocked in another. Where MPI grants less, MPI
 // communicators with a timeout run as if interruptible.
@@ -47,6 +53,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -126,6 +133,16 @@ void SetWatchdogStall(absl::Duration limit, WatchdogStallHandler handler = {});
 // "rank 2: all_reduce on axis 'tp' timed out after 1 s (rank 0 of 2): timeout on axis 'tp' (group
 // [2, 3]): rank 3 never entered all_reduce #42 (4 MiB float32); rank 2 waits in it since 1.0 s".
 std::string FormatTimeoutReport(const TimeoutReport& report);
+
+// The type URL of the payload that marks a DeadlineExceeded whose report the process's
+// TimeoutHandler has already had: a backend that returns its timeouts instead of ending the job
+// (gloo, whose communicators of a store-launched job are diagnosed as MPI's are) reports first, so
+// that a caller that prints errors need not print the timeout again.
+inline constexpr std::string_view kTimeoutReportedPayloadUrl = "nmesh.timeout_reported";
+// `status` marked as reported (an OK status stays OK).
+absl::Status MarkTimeoutReported(absl::Status status);
+// Whether `status` is so marked.
+bool TimeoutReported(const absl::Status& status);
 
 // Writes the report's records (FlightRecordJson) to `dir`/nmesh_flight_rank<global rank>.json and
 // returns the path; an error naming the path when it cannot be written. The file must not exist

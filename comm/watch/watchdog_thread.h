@@ -44,6 +44,18 @@ class Watchdog {
   void SetFamily(const Communicator* comm, std::function<void()> abort_family);
   // The monitor's limit and action (comm/watch/watchdog.h, SetWatchdogStall).
   void SetStall(absl::Duration limit, WatchdogStallHandler handler);
+  // For a backend that enforces its own deadlines and returns DeadlineExceeded (gloo): it registers
+  // its communicators with Add (not Communicator::Watch, so that their records carry no deadline
+  // and the watchdog never fires on them; the thread serves their side channels and reports where
+  // they stand), and calls this on the thread whose operation `stuck` outlived `timeout`, before
+  // it returns the error. Exchanges the records of `comm`'s ranks over its side channel (the
+  // watchdog thread goes on answering the others meanwhile), names the culprit as a firing does
+  // and hands the report to the process's TimeoutHandler; then, with a channel, waits as a firing
+  // does before it ends the job (at least kAbortGrace, longer while the other ranks still ask,
+  // never beyond AbortGraceLimit), so that the others, asking, find this rank still waiting in
+  // the operation rather than past it. Aborts nothing and never ends the job. Returns the report
+  // (this rank's records only when `comm` is not registered or has no channel).
+  TimeoutReport ReportTimeout(Communicator& comm, const OpRecord& stuck, absl::Duration timeout);
   // Testing: the thread's next tick sleeps `pause` before doing anything, as a thread the system
   // does not schedule for that long (a loaded node) would (tests/comm/watchdog_abort.cc).
   void PauseForTesting(absl::Duration pause);
@@ -82,12 +94,23 @@ class Watchdog {
   // The records of every rank of the widest other watched communicator with a side channel (the
   // job's world), exchanged over it, for following the waits across the whole job; `ranks` (those
   // of the timed-out communicator) when there is none. Called without the lock.
-  std::vector<RankRecords> WideRecords(const Entry& entry, const std::vector<RankRecords>& ranks);
+  // `serve` runs between the exchange's polls.
+  std::vector<RankRecords> WideRecords(const Entry& entry, const std::vector<RankRecords>& ranks,
+                                       const std::function<void()>& serve);
+  // The exchange of `entry`'s records (when it has a side channel) and the diagnosis of
+  // `report` (its stuck operation and timeout set), `serve` running between the polls.
+  void Diagnose(const Entry& entry, TimeoutReport& report, const std::function<void()>& serve);
   // Fires `f` (without the lock): aborts, reports and, with a side channel, ends the job.
   void FireTimeout(const Firing& f);
   void FireError(const Firing& f);
   // Aborts the family of `entry` (or its communicator); false when that destroyed it.
   bool Abort(const Entry& entry);
+  // Keeps this rank's state for the other ranks to ask (the watchdog thread answers) after
+  // `report`: kAbortGrace, extended by kAbortGrace after each answer and until the ranks that
+  // answered waiting in a watched operation have had time to report, never beyond
+  // AbortGraceLimit. `serve`: answer on this thread (the watchdog thread's firing); null: the
+  // watchdog thread answers.
+  void AnswerPeers(const TimeoutReport& report, const std::function<int()>& serve);
   // Hands `report` to the process's handler.
   static void Report(const TimeoutReport& report);
 
@@ -111,6 +134,7 @@ class Watchdog {
   // reported, and the watchdog goes on watching the others: a server may rebuild its meshes.)
   bool fired_ = false;
   std::atomic<int64_t> pause_ns_{0};  // PauseForTesting
+  std::atomic<int64_t> answers_{0};   // the requests ServeAllLocked has answered, ever
 
   // The heartbeat, read by the monitor. Never held across anything that may block.
   std::mutex beat_mu_;

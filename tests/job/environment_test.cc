@@ -111,10 +111,20 @@ TEST(LaunchEnvironmentTest, MalformedValuesAreNamedWithTheirValue) {
       {{{"SLURM_PROCID", "1"}, {"SLURM_NTASKS", "2"}, {"SLURM_LOCALID", "x"}}, "SLURM_LOCALID='x'"},
   };
   for (const Case& c : cases) {
-    EXPECT_THAT(ReadLaunchEnvironment(Env(c.env)).status(),
-                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.expected)))
+    const absl::Status status = ReadLaunchEnvironment(Env(c.env)).status();
+    EXPECT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr(c.expected)))
         << c.expected;
+    // Each rank reports its own (the CLI asks IsEnvironmentError, not the message).
+    EXPECT_TRUE(IsEnvironmentError(status)) << c.expected;
   }
+  EXPECT_TRUE(IsEnvironmentError(ReadLaunchEnvironment(Env({})).status()));
+  EXPECT_TRUE(IsEnvironmentError(ReadLaunchEnvironment(Env({{"RANK", "1"}})).status()));
+}
+
+TEST(LaunchEnvironmentTest, TheMarkIsAPayloadNotTheMessage) {
+  EXPECT_FALSE(IsEnvironmentError(absl::InvalidArgumentError("environment variable X")));
+  EXPECT_TRUE(IsEnvironmentError(MarkEnvironmentError(absl::InvalidArgumentError("bad"))));
+  EXPECT_TRUE(MarkEnvironmentError(absl::OkStatus()).ok());
 }
 
 TEST(StoreUrlTest, FlagThenEnvironmentThenNone) {

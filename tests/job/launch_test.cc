@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -95,6 +96,21 @@ TEST(LauncherTest, SkipsValuesThatAreNotUsable) {
   EXPECT_EQ(LauncherSize(), 1);
   env.Set("SLURM_NTASKS", "2");
   EXPECT_EQ(LauncherSize(), 2);
+}
+
+TEST(OpenJobStoreTest, AnUnusableJobIdIsAnErrorOfTheEnvironmentAndABadUrlIsNot) {
+  const char* dir = std::getenv("TEST_TMPDIR") != nullptr ? std::getenv("TEST_TMPDIR") : "/tmp";
+  const std::string url = std::string("file://") + dir + "/nmesh_open_job_store_test";
+  const EnvironmentReader bad_id = [](const char* name) -> const char* {
+    return std::string_view(name) == "NMESH_JOB_ID" ? "has space" : nullptr;
+  };
+  const absl::Status id = OpenJobStore(url, bad_id).status();
+  EXPECT_THAT(id, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("NMESH_JOB_ID")));
+  EXPECT_TRUE(IsEnvironmentError(id));
+  const EnvironmentReader none = [](const char*) -> const char* { return nullptr; };
+  const absl::Status scheme = OpenJobStore("gopher://h:1", none).status();
+  EXPECT_THAT(scheme, StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("gopher")));
+  EXPECT_FALSE(IsEnvironmentError(scheme));
 }
 
 TEST(FailurePolicyTest, ConfigErrorsAreTheUsageCodes) {
