@@ -142,7 +142,7 @@ absl::Status Communicator::AbortGroup(absl::Span<Communicator* const> family) {
   return first;
 }
 
-absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause) {
+absl::Status RevokeAll(absl::Span<Communicator* const> comms, std::string_view cause) {
   for (Communicator* comm : comms) {
     if (comm != nullptr) comm->revocation_->Mark(std::string(cause));
   }

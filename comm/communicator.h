@@ -277,7 +277,7 @@ class Communicator {
   // agreed that a failure happened elsewhere (job::Job::Recover). Not collective; idempotent; may
   // be called from any thread. Returns Abort()'s status.
   absl::Status Revoke(std::string cause);
-  // The cause given to Revoke (or RevokeTogether), or nullopt. Thread-safe.
+  // The cause given to Revoke (or RevokeAll), or nullopt. Thread-safe.
   std::optional<std::string> revocation_cause() const;
 
   // Frees what the backend holds for this communicator (its native communicator, its watchdog
@@ -563,13 +563,7 @@ class Communicator {
   friend class internal::Watchdog;
   friend class Work::Impl;
   friend absl::Status AbortTogether(absl::Span<Communicator* const> comms);
-
-  // Revokes every communicator of `comms` (null entries skipped) with the one `cause`
-  // (Communicator::Revoke), aborting them together as AbortTogether does: each records the cause
-  // before any is aborted, so that an operation of any of them that the abort ends names it. Not
-  // collective; may be called from any thread; idempotent. Returns the first error.
-  absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause);
-  friend absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause);
+  friend absl::Status RevokeAll(absl::Span<Communicator* const> comms, std::string_view cause);
 
   // `status` (an operation's failure), or Aborted naming the cause once revoked (Revoke). Only
   // failures pay for it: one atomic load.
@@ -615,7 +609,7 @@ absl::Status AbortTogether(absl::Span<Communicator* const> comms);
 // (Communicator::Revoke), aborting them together as AbortTogether does: each records the cause
 // before any is aborted, so that an operation of any of them that the abort ends names it. Not
 // collective; may be called from any thread; idempotent. Returns the first error.
-absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause);
+absl::Status RevokeAll(absl::Span<Communicator* const> comms, std::string_view cause);
 
 }  // namespace nmesh::comm
 

@@ -1,5 +1,7 @@
 #include "nmesh/job/job.h"
 
+#include <signal.h>
+
 #include <algorithm>
 #include <functional>
 #include <optional>
@@ -309,7 +311,15 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(const StoreLaunch& launch,
     return factory(std::move(scoped), rank, size, {.name = "world", .timeout = timeout},
                    std::max(deadline - absl::Now(), absl::Seconds(1)));
   };
-  if (options.on_failure != FailurePolicy::kAbort) job->StartMonitor();
+  if (options.on_failure != FailurePolicy::kAbort) {
+    // A survivor's write to a dead peer's socket (gloo) raises SIGPIPE, which would kill it: a
+    // job that recovers ignores the signal, unless the process handles it already.
+    struct sigaction current {};
+    if (sigaction(SIGPIPE, nullptr, &current) == 0 && current.sa_handler == SIG_DFL) {
+      signal(SIGPIPE, SIG_IGN);
+    }
+    job->StartMonitor();
+  }
   return job;
 }
 

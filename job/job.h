@@ -196,7 +196,9 @@ struct JobOptions {
   // What the job does when a communicator fails (job/recovery.h): kAbort ends it (Recover returns
   // the failure); kRebuild and kShrink make Recover agree with the other ranks and build the
   // meshes again, and start a thread that revokes the meshes as soon as any rank announces a
-  // failure (so that a rank blocked in, or late to, an operation fails at once, naming it).
+  // failure (so that a rank blocked in, or late to, an operation fails at once, naming it). Under
+  // a store launch such a job ignores SIGPIPE when the process left it at its default (a write
+  // to a dead peer's socket would otherwise end a survivor).
   FailurePolicy on_failure = FailurePolicy::kAbort;
   // With kShrink: how long the survivors' meeting waits after the last rank arrived before it
   // counts the ranks still missing as dead.

@@ -73,7 +73,7 @@ struct DeviceMesh::Shared {
     });
   }
 
-  // Aborts every communicator together; with a cause, revokes them (comm::RevokeTogether).
+  // Aborts every communicator together; with a cause, revokes them (comm::RevokeAll).
   absl::Status AbortAll(std::optional<std::string_view> cause = std::nullopt) {
     std::vector<std::shared_ptr<comm::Communicator>> all;
     {
@@ -84,8 +84,7 @@ struct DeviceMesh::Shared {
     family.reserve(all.size());
     for (const std::shared_ptr<comm::Communicator>& comm : all) family.push_back(comm.get());
     if (cause.has_value()) {
-      return comm::RevokeTogether(family,
-                                  absl::StrFormat("mesh '%s' was revoked: %s", name, *cause));
+      return comm::RevokeAll(family, absl::StrFormat("mesh '%s' was revoked: %s", name, *cause));
     }
     return comm::AbortTogether(family);
   }

@@ -213,7 +213,7 @@ class DeviceMesh {
   // communicator the mesh reuses is the caller's and is left alone. Idempotent; any thread;
   // returns the first error of a backend.
   absl::Status Abort() const;
-  // Abort() with a cause (comm::RevokeTogether): every pending and later operation on any of the
+  // Abort() with a cause (comm::RevokeAll): every pending and later operation on any of the
   // mesh's communicators fails with Aborted "<op> on axis '<name>': mesh '<mesh name>' was
   // revoked: <cause>". For a job whose ranks learned that the mesh failed elsewhere
   // (job::Job::Recover and its monitor). The first cause wins; the caller's world, when reused, is

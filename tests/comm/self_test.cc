@@ -146,7 +146,7 @@ TEST(SelfCommunicatorTest, AbortFromAnotherThreadIsIdempotent) {
 }
 
 // Revocation: every later operation is Aborted naming the cause, a handle that completed before
-// keeps its status, the first cause wins, and RevokeTogether gives one cause to communicators
+// keeps its status, the first cause wins, and RevokeAll gives one cause to communicators
 // aborted before (their failures name it from then on).
 TEST(SelfCommunicatorTest, RevokeNamesTheCause) {
   auto tp = NewSelfCommunicator({.name = "tp"});
@@ -156,7 +156,7 @@ TEST(SelfCommunicatorTest, RevokeNamesTheCause) {
   EXPECT_EQ(tp->revocation_cause(), std::nullopt);
   ASSERT_OK(dp->Abort());
   Communicator* both[] = {tp.get(), nullptr, dp.get()};
-  ASSERT_OK(RevokeTogether(both, "rank 3: gone"));
+  ASSERT_OK(RevokeAll(both, "rank 3: gone"));
   ASSERT_OK(tp->Revoke("later"));
   EXPECT_EQ(tp->revocation_cause(), "rank 3: gone");
   EXPECT_OK(done.Wait());
