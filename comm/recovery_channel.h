@@ -7,7 +7,7 @@
 //   // The rank that saw the failure first (any rank may; the first announcement of an epoch wins):
 //   NMESH_RETURN_IF_ERROR(channel.Announce(epoch, "rank 3: all_reduce on axis 'tp' timed out"));
 //   // Every other rank, from a thread that polls (job::Job's monitor):
-//   if (std::optional<std::string> cause = channel.Announced(epoch)) mesh.Revoke(*cause);
+//   if (std::optional<std::string> cause = channel.Announced(epoch)) (void)mesh.Revoke(*cause);
 //   // Then every surviving rank, together:
 //   NMESH_ASSIGN_OR_RETURN(RecoveryVerdict verdict, channel.Meet(epoch, options));
 //
