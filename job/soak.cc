@@ -142,4 +142,33 @@ absl::StatusOr<bool> AnyOverMesh(const mesh::DeviceMesh& mesh, bool want) {
   return any != 0;
 }
 
+SoakReport RunSoak(Job& job, const SoakOptions& options) {
+  if (!job.model().is_member()) {
+    SoakReport report;
+    if (absl::Status valid =
+            ValidateSoakOptions(options.steps, options.duration, options.step != nullptr);
+        !valid.ok()) {
+      report.status = SoakStatus::kFailed;
+      report.error = std::move(valid);
+      return report;
+    }
+    report.status = SoakStatus::kSpare;
+    return report;
+  }
+  SoakLoop loop;
+  if (options.step != nullptr) {
+    loop.step = [&job, &options](int64_t step) { return options.step(job, step); };
+  }
+  // After a recovery the first mesh is the new one: read it at each call.
+  loop.agree_stop = [&job](bool want) { return AnyOverMesh(*job.model().mesh, want); };
+  loop.agree_resume = [&job](int64_t completed) {
+    return ReduceOverMesh(*job.model().mesh, completed, comm::ReduceOp::kMin);
+  };
+  if (job.options().on_failure != FailurePolicy::kAbort) {
+    loop.recover = [&job](const absl::Status& cause) { return job.Recover(cause); };
+  }
+  loop.on_step = options.on_step;
+  return RunSoakLoop(options.steps, options.duration, loop);
+}
+
 }  // namespace nmesh::job
