@@ -89,7 +89,17 @@ absl::StatusOr<ShrunkMesh> PlanShrink(const MeshSpec& spec, const mesh::MeshPlan
   }
   std::sort(dead_here.begin(), dead_here.end());
   dead_here.erase(std::unique(dead_here.begin(), dead_here.end()), dead_here.end());
-  if (dead_here.empty()) return ShrunkMesh{spec, {}, "unchanged"};
+  if (dead_here.empty()) {
+    // The same mesh; a rank order the plan held apart from the request (a placement) is listed,
+    // so that the spec alone plans it again.
+    ShrunkMesh same{spec, {}, "unchanged"};
+    if (plan.has_explicit_ranks() && !same.spec.request.ranks.has_value()) {
+      std::vector<int64_t> ranks(static_cast<size_t>(layout.size()));
+      for (int64_t p = 0; p < layout.size(); ++p) ranks[p] = layout.RankAtPosition(p);
+      same.spec.request.ranks = std::move(ranks);
+    }
+    return same;
+  }
 
   const std::string prefix = absl::StrFormat(
       "mesh '%s' cannot shrink without %s: ", Printable(MeshName(spec)), RankWords(dead_here));

@@ -452,6 +452,13 @@ TEST(ShrinkTest, KeepsTheOrderOfAPackedPlacement) {
   ASSERT_THAT(shrunk, IsOk());
   EXPECT_THAT(*shrunk->spec.request.ranks, ElementsAre(0, 2, 1, 3, 5, 7));
   EXPECT_THAT(shrunk->left_out, ElementsAre(6));
+  // No dead member: the same mesh, its placed order listed so that the spec alone plans it.
+  absl::StatusOr<ShrunkMesh> same = PlanShrink(spec, *plan, {9});
+  ASSERT_THAT(same, IsOk());
+  ASSERT_TRUE(same->spec.request.ranks.has_value());
+  EXPECT_THAT(*same->spec.request.ranks, ElementsAre(0, 2, 4, 6, 1, 3, 5, 7));
+  EXPECT_EQ(same->change, "unchanged");
+  EXPECT_THAT(PlanMeshSpec(same->spec), IsOk());
 }
 
 TEST(ShrinkTest, FailurePolicyNames) {
