@@ -48,6 +48,7 @@ struct SoakFlags {
   std::optional<absl::Duration> startup_timeout;
   job::BackendChoice backend = job::BackendChoice::kAuto;
   uint64_t elements = perf::SoakStepConfig{}.elements;
+  absl::Duration recovery_quiet = job::JobOptions{}.recovery_quiet;
 };
 
 absl::Status CheckReportDir(const std::string& dir) {
@@ -95,6 +96,11 @@ absl::StatusOr<SoakFlags> ParseSoakFlags(const SoakCommandOptions& options) {
     }
     flags.elements = static_cast<uint64_t>(*options.elements);
   }
+  if (options.recovery_quiet_s.has_value()) {
+    NMESH_ASSIGN_OR_RETURN(flags.recovery_quiet,
+                           TimeoutFromNumber(*options.recovery_quiet_s, absl::Seconds(1), "seconds",
+                                             "--recovery-quiet-s"));
+  }
   if (options.report_dir.has_value()) NMESH_RETURN_IF_ERROR(CheckReportDir(*options.report_dir));
   return flags;
 }
@@ -104,7 +110,8 @@ std::string SoakCommandWords(const SoakFlags& flags) {
   return absl::StrFormat("soak steps=%s seconds=%s on_failure=%s elements=%d",
                          flags.steps.has_value() ? absl::StrCat(*flags.steps) : "-",
                          flags.duration.has_value() ? absl::FormatDuration(*flags.duration) : "-",
-                         job::FailurePolicyName(flags.policy), flags.elements);
+                         job::FailurePolicyName(flags.policy), flags.elements,
+                         absl::FormatDuration(flags.recovery_quiet));
 }
 
 double UnixSeconds(absl::Time t) {
@@ -207,6 +214,10 @@ CLI::App* AddSoakCommand(CLI::App& app, SoakCommandOptions& options) {
       ->type_name("DIR");
   AddInt64Option(*soak, "--elements", options.elements,
                  "float32 elements per operation and rank (default 1024)");
+  soak->add_option("--recovery-quiet-s", options.recovery_quiet_s,
+                   "Shrink: how long the survivors' meeting waits after the last rank arrived "
+                   "before it counts the ranks still missing as dead (default 1)")
+      ->type_name("S");
   soak->add_flag("--progress", options.progress,
                  "The mesh's lowest rank prints each completed step on stderr");
   soak->add_option("--flight-recorder", options.flight_recorder,
@@ -236,7 +247,8 @@ int RunSoakCommand(const SoakCommandOptions& options, std::ostream& out, std::os
                                                 .no_timeout = flags->timeout.none,
                                                 .all_sections = false,
                                                 .build_contexts = false,
-                                                .on_failure = flags->policy},
+                                                .on_failure = flags->policy,
+                                                .recovery_quiet = flags->recovery_quiet},
                                                reporter, store_url);
   if (const int* code = std::get_if<int>(&started)) return *code;
   job::Job& job = *std::get<CliJob>(started).job;

@@ -11,6 +11,8 @@
 // --section's), --steps N and/or --seconds S (whichever comes first; at least one),
 // --on-failure abort|rebuild|shrink (default abort), --timeout-s (as `run`), --backend, --store,
 // --startup-timeout-s, --elements E (float32 elements per operation and rank, default 1024),
+// --recovery-quiet-s S (shrink: how long the survivors' meeting waits after the last arrival
+// before it counts the ranks still missing as dead; default 1),
 // --progress (the lowest rank prints each completed step), --report-dir DIR, --flight-recorder DIR.
 //
 // --report-dir DIR: every rank that started the job writes DIR/rank<R>.json (R its rank as
@@ -53,6 +55,8 @@ struct SoakCommandOptions {
   std::optional<std::string> store;
   std::optional<std::string> report_dir;
   std::optional<int64_t> elements;
+  // --recovery-quiet-s: job::JobOptions::recovery_quiet (shrink).
+  std::optional<double> recovery_quiet_s;
   bool progress = false;
   std::optional<std::string> flight_recorder;
 };

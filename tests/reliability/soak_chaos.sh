@@ -4,7 +4,7 @@
 #
 #   soak_chaos.sh --nmesh BIN --checker BIN --kind kill|stop|none --launch store|mpi --np N
 #                 --seed S [--store URL] [--mpirun WRAPPER] [--tp T] [--timeout-s T]
-#                 [--seconds D] [--policy P] [--keep DIR] [--expect-fail TEXT]
+#                 [--seconds D] [--policy P] [--keep DIR] [--expect-fail TEXT] [--quiet-s Q]
 #
 #   kill: SIGKILL to a random rank (seeded) once rank 0 has completed a random step; policy shrink.
 #         Every survivor must complete (or be a spare), agree on dead = [victim] and on the new
@@ -12,6 +12,8 @@
 #   stop: SIGSTOP to a random rank at a random step, SIGCONT after timeout + 1.5 s; policy rebuild.
 #         Every rank, the frozen one included, must complete with one rebuild, dead = [], world N.
 #   none: no fault; every rank completes with no recovery.
+# --quiet-s Q: --recovery-quiet-s Q (shrink: how long the meeting waits for survivors after the
+#   last arrival; a survivor slower than that under load is counted dead).
 # --expect-fail TEXT (store launch): the recovery must fail instead (a mesh that cannot shrink):
 #   every survivor exits 1, says TEXT (a fixed string) on stderr and reports "failed".
 # Store launch: the ranks are started here with RANK/WORLD_SIZE and meet at --store (a redis URL,
@@ -20,13 +22,14 @@
 # Each trial checks the reports with --checker (soak_report_check), every survivor's exit code, and
 # that no process of the trial is left (ended by PID if one is: a hang). Last line:
 #   soak_chaos: seed=S kind=K launch=L np=N victim=V step=K result=ok|fail|hang <checker's numbers>
-# Exit 0 ok, 1 a check failed, 3 a hang (a process still running at the deadline), 2 bad usage.
+# Exit 0 ok, 1 a check failed, 3 a hang (a process still running at the deadline), 2 bad usage,
+# 77 (a skip) under mpirun when the job layer says it has no MPI recovery channel.
 set -u
 here="$(cd "$(dirname "$0")" && pwd)"
 . "$here/wait_job.sh"
 
 nmesh="" checker="" kind="" launch="store" np=8 seed="" store="" mpirun="" tp=2 timeout_s=2
-seconds="" policy="" keep="" expect_fail=""
+seconds="" policy="" keep="" expect_fail="" quiet_s=""
 while [[ $# -gt 0 ]]; do
   [[ $# -ge 2 ]] || { echo "soak_chaos: $1 needs a value" >&2; exit 2; }
   case "$1" in
@@ -34,7 +37,7 @@ while [[ $# -gt 0 ]]; do
     --launch) launch="$2" ;; --np) np="$2" ;; --seed) seed="$2" ;; --store) store="$2" ;;
     --mpirun) mpirun="$2" ;; --tp) tp="$2" ;; --timeout-s) timeout_s="$2" ;;
     --seconds) seconds="$2" ;; --policy) policy="$2" ;; --keep) keep="$2" ;;
-    --expect-fail) expect_fail="$2" ;;
+    --expect-fail) expect_fail="$2" ;; --quiet-s) quiet_s="$2" ;;
     *) echo "soak_chaos: unknown option $1" >&2; exit 2 ;;
   esac
   shift 2
@@ -61,6 +64,7 @@ trap cleanup EXIT
 mkdir "$dir/reports"
 args=(soak --tp "$tp" --steps 1000000 --seconds "$seconds" --on-failure "$policy"
       --timeout-s "$timeout_s" --report-dir "$dir/reports" --progress)
+[[ -n "$quiet_s" ]] && args+=(--recovery-quiet-s "$quiet_s")
 
 pids=()
 session=""
@@ -165,6 +169,12 @@ numbers="expected failure: $expect_fail"
 if [[ -z "$expect_fail" ]]; then
   numbers=$("$checker" "${check[@]}")
   [[ $? -eq 0 ]] || { [[ "$result" == ok ]] && result=fail; }
+fi
+# A build whose job layer cannot recover under mpirun yet: a visible skip (ctest's code 77).
+if [[ "$result" != ok && "$launch" == mpi ]] &&
+   grep -q "recovery under mpirun needs the MPI recovery channel" "$dir/err0"; then
+  echo "soak_chaos: SKIP: Job::Recover under mpirun needs the MPI recovery channel, which this build does not wire in"
+  exit 77
 fi
 if [[ "$result" != ok ]]; then
   for ((r = 0; r < np; r++)); do
