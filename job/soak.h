@@ -3,11 +3,12 @@
 // `nmesh soak` runs it with perf::RunSoakStep (one synthetic training step's communication); an
 // engine may run its own step:
 //
-//   job::SoakReport report = job::RunSoak(*job, {
-//       .steps = 1000,
-//       .step = [](job::Job& job, int64_t step) { return TrainStep(job, step); }});
-//   if (report.status == job::SoakStatus::kSpare) ...   // alive, in no mesh any more
-//   for (const job::SoakEvent& event : report.events) ... // what failed, old and new world
+//   job::SoakReport report = job::RunSoak(*job, {.steps = 1000,
+//                                               .step = [](job::Job& job, int64_t step) {
+//                                                 return TrainStep(job, step);
+//                                               }});
+//   if (report.status == job::SoakStatus::kSpare) return absl::OkStatus();  // in no mesh now
+//   for (const job::SoakEvent& event : report.events) Log(event.recovery);  // what failed
 //
 // Steps are numbered from 0. After a recovery the survivors go on from the lowest step any of them
 // has not completed (a rank the failure reached late may have completed one more step than

@@ -1,7 +1,8 @@
 // One synthetic training step's communication over a mesh, every result checked: the step that
 // `nmesh soak` repeats to burn a job in (job/soak.h runs it in a loop that survives failures).
 //
-//   NMESH_RETURN_IF_ERROR(perf::RunSoakStep(*job.model().plan, *job.model().mesh, step));
+//   // `plan` and the DeviceMesh built from it (`mesh`), e.g. job::Job::model()'s:
+//   NMESH_RETURN_IF_ERROR(perf::RunSoakStep(plan, mesh, step));
 //
 // A step runs, on this rank, in this order and each only where the mesh has the group with more
 // than one rank:
