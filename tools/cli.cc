@@ -21,6 +21,7 @@
 #include "nmesh/tools/mesh_job.h"
 #include "nmesh/tools/plan_command.h"
 #include "nmesh/tools/run_command.h"
+#include "nmesh/tools/soak_command.h"
 #if NMESH_HAVE_NCCL
 #include "nmesh/comm/nccl/runtime.h"
 #endif
@@ -68,7 +69,7 @@ int UsageError(std::string_view message, bool json, std::ostream& out, std::ostr
   return kExitUsage;
 }
 
-constexpr std::string_view kVerbs[] = {"plan", "run", "bench"};
+constexpr std::string_view kVerbs[] = {"plan", "run", "bench", "soak"};
 
 bool IsOptionName(std::string_view word) {
   const size_t dashes = word.rfind("--", 0) == 0 ? 2 : word.rfind('-', 0) == 0 ? 1 : 0;
@@ -170,6 +171,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   CLI::App* run = AddRunCommand(app, run_options);
   BenchOptions bench_options;
   CLI::App* bench = AddBenchCommand(app, bench_options);
+  SoakCommandOptions soak_options;
+  CLI::App* soak = AddSoakCommand(app, soak_options);
 
   // Without a verb CLI11 would print the usage and nothing about what is wrong; with an unknown
   // one it would list the remaining words (in reverse) instead of naming the verb.
@@ -177,7 +180,8 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // once, by rank 0, whichever ranks have them, and the ranks that start a job do not wait.
   const bool launched = job::LauncherSize() > 1;
   if (args.size() <= 1) {
-    constexpr char kNoVerb[] = "no verb given: use nmesh plan, run or bench (see nmesh --help)";
+    constexpr char kNoVerb[] =
+        "no verb given: use nmesh plan, run, bench or soak (see nmesh --help)";
     if (launched) return ReportFlagError(absl::InvalidArgumentError(kNoVerb), false, out, err);
     const int code = UsageError(kNoVerb, false, out, err);
     if (job::LauncherRank() == 0) err << app.help();
@@ -185,16 +189,16 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   if (!args[1].empty() && args[1][0] != '-' &&
       std::find(std::begin(kVerbs), std::end(kVerbs), args[1]) == std::end(kVerbs)) {
-    const std::string message =
-        absl::StrFormat("unknown verb '%s': expected plan, run or bench", Abbreviate(args[1]));
+    const std::string message = absl::StrFormat(
+        "unknown verb '%s': expected plan, run, bench or soak", Abbreviate(args[1]));
     if (launched) {
       return ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out, err);
     }
     return UsageError(message, WantsJson(args), out, err);
   }
-  // A flag error of `run` or `bench` under a launcher is agreed on by the ranks of the job, so
-  // that one rank with a bad flag in a multi-program launch is reported too (ReportFlagError).
-  const bool job_verb = args[1] == "run" || args[1] == "bench";
+  // A flag error of `run`, `bench` or `soak` under a launcher is agreed on by the ranks of the job,
+  // so that one rank with a bad flag in a multi-program launch is reported too (ReportFlagError).
+  const bool job_verb = args[1] == "run" || args[1] == "bench" || args[1] == "soak";
   auto usage = [&](const std::string& message) {
     return job_verb ? ReportFlagError(absl::InvalidArgumentError(message), WantsJson(args), out,
                                       err, StoreInArgs(args))
@@ -226,6 +230,7 @@ int RunCli(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   if (run->parsed()) return RunMeshes(run_options, out, err);
   if (bench->parsed()) return RunBenchCommand(bench_options, out, err);
+  if (soak->parsed()) return RunSoakCommand(soak_options, out, err);
   out << app.help();
   return kExitUsage;
 }
