@@ -156,25 +156,17 @@ class GlooCommunicator final : public Communicator {
         options_(std::move(options)) {}
 
   ~GlooCommunicator() override {
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      stop_ = true;
-    }
-    {
-      std::lock_guard<std::mutex> lock(transfer_mu_);
-      transfer_stop_ = true;
-    }
-    // Handles still pending end now, saying the communicator was destroyed.
-    registry_.OrphanAll();
-    // Operations still in flight would wait for peers (or use the caller's buffers) after the
-    // communicator is gone: end them. An idle communicator closes its connections gently (gloo's
-    // destructor), so peers still reading its last messages get them.
-    if (Busy()) CloseConnections();
-    FailSelf(absl::FailedPreconditionError("the communicator was destroyed"));
-    queue_cv_.notify_all();
-    transfer_cv_.notify_all();
-    if (worker_.joinable()) worker_.join();
-    if (waiter_.joinable()) waiter_.join();
+    Stop(absl::FailedPreconditionError("the communicator was destroyed"));
+  }
+
+  // The gloo context goes (its connections, closed gently when idle, as by the destructor) and the
+  // threads end; the object stays, and every later call fails with FailedPrecondition naming
+  // `reason` (NativeContext too).
+  bool Release(std::string_view reason) override {
+    abort_state_.Mark(std::string(reason));
+    Stop(abort_state_.Check(*this, "release"));
+    context_.reset();
+    return true;
   }
 
   int rank() const override { return rank_; }
@@ -497,7 +489,33 @@ class GlooCommunicator final : public Communicator {
 
   // Ends every transfer on this communicator's connections, here and on the peers (which see the
   // connection close). Thread-safe; idempotent.
-  void CloseConnections() { ShutdownConnections(*context_); }
+  void CloseConnections() {
+    if (context_ != nullptr) ShutdownConnections(*context_);
+  }
+
+  // What the destructor (and Release) does; `status` ends what is still pending on itself.
+  // Idempotent.
+  void Stop(const absl::Status& status) {
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      stop_ = true;
+    }
+    {
+      std::lock_guard<std::mutex> lock(transfer_mu_);
+      transfer_stop_ = true;
+    }
+    // Handles still pending end now, saying the communicator was destroyed.
+    registry_.OrphanAll();
+    // Operations still in flight would wait for peers (or use the caller's buffers) after the
+    // communicator is gone: end them. An idle communicator closes its connections gently (gloo's
+    // destructor), so peers still reading its last messages get them.
+    if (Busy()) CloseConnections();
+    FailSelf(status);
+    queue_cv_.notify_all();
+    transfer_cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    if (waiter_.joinable()) waiter_.join();
+  }
 
   std::shared_ptr<::gloo::Context> context_;
   const int rank_;
@@ -807,6 +825,11 @@ absl::StatusOr<std::shared_ptr<::gloo::Context>> NativeContext(const Communicato
     return absl::InvalidArgumentError(
         absl::StrFormat("NativeContext: communicator '%s' is a %s communicator, not gloo",
                         comm.options().name, comm.backend()));
+  }
+  if (gloo_comm->context() == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("NativeContext: communicator '%s' has been released (its mesh is gone)",
+                        comm.options().name));
   }
   return gloo_comm->context();
 }
