@@ -14,7 +14,7 @@
 #                     (job/launch.cc: the start-up deadline, at least 60 s).
 #   mpi.late          rank 3 stopped after MPI_Init, before the start-up agreement (it sleeps
 #                     there: hidden flag --fault-late-s, seen asleep through /proc/PID/wchan).
-#   mpi.inside        rank 0 is 3 s late (asleep after MPI_Init, seen through wchan); rank 3,
+#   mpi.inside        rank 0 is 6 s late (asleep after MPI_Init, seen through wchan); rank 3,
 #                     then inside the agreement waiting for rank 0's verdict, is stopped.
 #   store.before      store launch (file:// store): rank 3 stops itself before it starts nmesh.
 #   store.inside      store launch, rank 0 3 s late: rank 3 stopped once its start-up record is
@@ -92,7 +92,11 @@ case "$case_name" in
         ;;
       mpi.inside)
         sleeper_rank=0
-        set -- -np 1 "${run[@]}" --fault-late-s 3 : -np 3 "${run[@]}"
+        # 6 s late: long enough to be seen asleep on a loaded host, shorter than the others'
+        # wait for rank 0's verdict (2 x 8 s + 1 s).
+        startup=8
+        run=("$nmesh" run --tp 2 --backend mpi --startup-timeout-s "$startup")
+        set -- -np 1 "${run[@]}" --fault-late-s 6 : -np 3 "${run[@]}"
         ;;
     esac
     setsid "$mpirun_wrapper" "$@" >"$log" 2>&1 &
