@@ -84,8 +84,12 @@ std::string Escape(std::string_view text, bool keep_lines) {
       absl::StrAppendFormat(&out, "\\x%02x", byte);
       ++i;
     } else if (IsInvisible(code_point)) {
-      absl::StrAppendFormat(&out, code_point > 0xffff ? "\\U%08x" : "\\u%04x",
-                            static_cast<uint32_t>(code_point));
+      // Two calls: absl checks a format string at compile time only when it is a constant.
+      if (code_point > 0xffff) {
+        absl::StrAppendFormat(&out, "\\U%08x", static_cast<uint32_t>(code_point));
+      } else {
+        absl::StrAppendFormat(&out, "\\u%04x", static_cast<uint32_t>(code_point));
+      }
       i += length;
     } else {
       out.append(text.substr(i, length));

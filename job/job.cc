@@ -251,10 +251,12 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
       .rank = session.world_rank(),
       .size = session.world_size(),
       .exchange = exchange.get(),
-      .host_world =
-          [&session](std::optional<absl::Duration> timeout, absl::Time) {
-            return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
-          },
+      .host_world = [&session](std::optional<absl::Duration> timeout, absl::Time deadline)
+          -> absl::StatusOr<std::unique_ptr<Communicator>> {
+        // MPI_Comm_dup has no deadline: a rank stopped inside the agreement held it forever.
+        NMESH_RETURN_IF_ERROR(MeetAfterAgreement(session, deadline));
+        return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
+      },
       .topology = [](Communicator& world, absl::Time) { return comm::mpi::GetTopology(world); }};
   // Recovery under mpirun needs comm::mpi::MpiRecoveryChannel and a world of the survivors
   // (recovery_channel_, make_survivors_world_): until they are set here, Recover with kRebuild or

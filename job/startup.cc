@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/numbers.h"
@@ -322,6 +323,33 @@ absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mi
                             absl::Duration timeout) {
   MpiExchange exchange(session);
   return AgreeAtStartup(exchange, mine, timeout);
+}
+
+absl::Status MeetAfterAgreement(comm::mpi::Session& session, absl::Time deadline) {
+  const absl::Duration timeout =
+      std::max(absl::Ceil(deadline - absl::Now(), absl::Seconds(1)), absl::Seconds(1));
+  absl::StatusOr<std::string> verdict = comm::mpi::Rendezvous(
+      session, "after the agreement", timeout,
+      [timeout](absl::Span<const std::optional<std::string>> records) {
+        std::vector<int64_t> missing;
+        for (size_t r = 0; r < records.size(); ++r) {
+          if (!records[r].has_value()) missing.push_back(static_cast<int64_t>(r));
+        }
+        if (missing.empty()) return std::string();
+        constexpr size_t kShown = 16;
+        std::vector<int64_t> shown(
+            missing.begin(),
+            missing.begin() + static_cast<std::ptrdiff_t>(std::min(missing.size(), kShown)));
+        return absl::StrFormat(
+            "start-up: %s %s%s of %d did not come back from the agreement within %s (stopped or "
+            "dead since it sent its record; --startup-timeout-s sets how long the others wait)",
+            missing.size() == 1 ? "rank" : "ranks", absl::StrJoin(shown, ", "),
+            missing.size() > kShown ? absl::StrFormat(", ... (%d ranks)", missing.size()) : "",
+            records.size(), absl::FormatDuration(timeout));
+      });
+  if (!verdict.ok()) return verdict.status();
+  if (verdict->empty()) return absl::OkStatus();
+  return absl::UnavailableError(*verdict);
 }
 
 absl::Duration StartupTimeout(std::optional<absl::Duration> startup_timeout,

@@ -129,6 +129,14 @@ absl::Status AgreeAtStartup(StartupExchange& exchange, StartupRecord mine, absl:
 absl::Status AgreeAtStartup(comm::mpi::Session& session, const StartupRecord& mine,
                             absl::Duration timeout);
 
+// After the agreement, under MPI: every rank meets once more (a second comm::mpi::Rendezvous)
+// before the first collective that has no deadline of its own (the world's MPI_Comm_dup). A rank
+// stopped or dead since it sent its record (inside the agreement) is then named by rank 0 by
+// `deadline` (Unavailable: "start-up: rank 3 of 4 did not come back from the agreement within
+// 10s ..."), on every rank that came, instead of holding them in MPI_Comm_dup. Not agreed: the job
+// must end (MustEndJob).
+absl::Status MeetAfterAgreement(comm::mpi::Session& session, absl::Time deadline);
+
 // The start-up deadline of a job: `startup_timeout` when given; otherwise the job's timeout, but
 // at least kMinStartupTimeout (ranks of one job start seconds apart on a loaded host); otherwise
 // kDefaultStartupTimeout.
