@@ -6,7 +6,7 @@
 # ("... model_b served 20 steps, model_a rebuilt and serves"), the late rank must say it was the
 # late one, and no process may be left behind. Prints "server_failover: P/T trials passed".
 #   tests/reliability/server_failover.sh scripts/mpirun.sh build/examples/server_failover 4 20
-set -u
+set -u +m
 . "$(dirname "$0")/wait_job.sh"
 mpirun_wrapper="$1" program="$2" np="$3" trials="$4"
 cd "$(dirname "$0")/../.."
@@ -16,6 +16,10 @@ passed=0
 for ((t = 1; t <= trials; ++t)); do
   setsid "$mpirun_wrapper" -np "$np" "$program" >"$out" 2>&1 &
   job=$!
+  for ((i = 0; i < 20; ++i)); do  # setsid(2) may not have run yet
+    [ "$(ps -o sid= -p "$job" 2>/dev/null | tr -d ' ')" = "$job" ] && break
+    sleep 0.05
+  done
   check_session "$job" || exit 1
   wait_job "$job" 60
   problem=""
