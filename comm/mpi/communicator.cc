@@ -108,6 +108,7 @@ class MpiCommunicator final : public Communicator {
       return done != 0;
     });
     if (!abandoned_.empty() || revoked_.load(std::memory_order_acquire) ||
+        work_abandoned_->load(std::memory_order_acquire) ||
         (side_ != nullptr && side_->revoked())) {
       // A collective may still progress on it, or its peers may still send to it: never freed
       // (comm/mpi/quarantine.h).
@@ -227,7 +228,8 @@ class MpiCommunicator final : public Communicator {
     const char* call = "";
     const int rc = StartCall(group(), a, started, &call);
     NMESH_RETURN_IF_ERROR(Check(a.op, rc, call));
-    return Work(works_.Add(std::make_shared<MpiWork>(*this, a.op, rank_, std::move(started))));
+    return Work(works_.Add(
+        std::make_shared<MpiWork>(*this, a.op, rank_, std::move(started), work_abandoned_)));
   }
 
   // Marks this communicator aborted and tells its peers (a revocation notice over the side
@@ -455,6 +457,8 @@ class MpiCommunicator final : public Communicator {
   // Revoked (a timeout, Abort(), a peer's notice): its native communicators are quarantined, not
   // freed (comm/mpi/quarantine.h).
   std::atomic<bool> revoked_{false};
+  // Set by an asynchronous handle that gave up on a pending request (MpiWork::Abandon).
+  std::shared_ptr<std::atomic<bool>> work_abandoned_ = std::make_shared<std::atomic<bool>>(false);
   ci::WorkRegistry works_;
   bool owned_ = true;
   bool freed_ = false;  // FreeNative ran (Release or the destructor)
