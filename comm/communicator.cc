@@ -23,18 +23,37 @@ namespace nmesh::comm {
 
 namespace ci = internal;
 
+Communicator::Communicator() : revocation_(std::make_shared<ci::Revocation>()) {}
+
 absl::Status Communicator::CheckUsable(std::string_view) const { return absl::OkStatus(); }
+
+absl::Status Communicator::Revoked(std::string_view op, absl::Status status) const {
+  if (status.ok() || !revocation_->revoked()) return status;
+  return revocation_->Apply(ci::OpContext(*this, op), std::move(status));
+}
+
+absl::Status Communicator::Revoke(std::string cause) {
+  revocation_->Mark(std::move(cause));
+  return Abort();
+}
+
+std::optional<std::string> Communicator::revocation_cause() const {
+  if (!revocation_->revoked()) return std::nullopt;
+  return revocation_->cause();
+}
 
 bool Communicator::Release(std::string_view) { return false; }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::Split(std::optional<int> color, int key,
                                                                   CommOptions options) {
   NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, OpKindName(OpKind::kSplit)));
-  NMESH_RETURN_IF_ERROR(CheckUsable(OpKindName(OpKind::kSplit)));
+  NMESH_RETURN_IF_ERROR(
+      Revoked(OpKindName(OpKind::kSplit), CheckUsable(OpKindName(OpKind::kSplit))));
   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
   const uint64_t seq = BeginRecord({.op = OpKind::kSplit, .root = color.value_or(-1)});
   absl::StatusOr<std::unique_ptr<Communicator>> split = DoSplit(color, key, std::move(options));
   (void)EndRecord(seq, split.status());
+  if (!split.ok()) return Revoked(OpKindName(OpKind::kSplit), split.status());
   return split;
 }
 
@@ -42,20 +61,23 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(std::opt
                                                                         int key,
                                                                         CommOptions options) {
   NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, OpKindName(OpKind::kSplit)));
-  NMESH_RETURN_IF_ERROR(CheckUsable(OpKindName(OpKind::kSplit)));
+  NMESH_RETURN_IF_ERROR(
+      Revoked(OpKindName(OpKind::kSplit), CheckUsable(OpKindName(OpKind::kSplit))));
   NMESH_RETURN_IF_ERROR(ci::CheckSplit(*this, color));
   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
   const uint64_t seq = BeginRecord({.op = OpKind::kSplit, .root = color.value_or(-1)});
   absl::StatusOr<std::unique_ptr<Communicator>> split =
       DoSplitAgreed(color, key, std::move(options));
   (void)EndRecord(seq, split.status());
+  if (!split.ok()) return Revoked(OpKindName(OpKind::kSplit), split.status());
   return split;
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(
     absl::Span<const int> members, CommOptions options) {
   NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, OpKindName(OpKind::kSplit)));
-  NMESH_RETURN_IF_ERROR(CheckUsable(OpKindName(OpKind::kSplit)));
+  NMESH_RETURN_IF_ERROR(
+      Revoked(OpKindName(OpKind::kSplit), CheckUsable(OpKindName(OpKind::kSplit))));
   NMESH_RETURN_IF_ERROR(ci::CheckSplitMembers(*this, members));
   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
   const uint64_t seq =
@@ -63,13 +85,14 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(
   absl::StatusOr<std::unique_ptr<Communicator>> split =
       DoSplitAgreedMembers(members, std::move(options));
   (void)EndRecord(seq, split.status());
+  if (!split.ok()) return Revoked(OpKindName(OpKind::kSplit), split.status());
   return split;
 }
 
 // ---- Timeouts, the flight recorder and the watchdog -------------------------------------------
 
 absl::Status Communicator::SetTimeout(std::optional<absl::Duration> timeout) {
-  NMESH_RETURN_IF_ERROR(CheckUsable("set_timeout"));
+  NMESH_RETURN_IF_ERROR(Revoked("set_timeout", CheckUsable("set_timeout")));
   NMESH_RETURN_IF_ERROR(
       CheckTimeout(timeout, absl::StrFormat("the timeout of axis '%s'", options().name)));
   NMESH_RETURN_IF_ERROR(DoSetTimeout(timeout));
@@ -117,6 +140,13 @@ absl::Status Communicator::AbortGroup(absl::Span<Communicator* const> family) {
   absl::Status first;
   for (Communicator* comm : family) first.Update(comm->Abort());
   return first;
+}
+
+absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause) {
+  for (Communicator* comm : comms) {
+    if (comm != nullptr) comm->revocation_->Mark(std::string(cause));
+  }
+  return AbortTogether(comms);
 }
 
 absl::Status AbortTogether(absl::Span<Communicator* const> comms) {
@@ -193,7 +223,7 @@ absl::Status Communicator::Guard(const OpArgs& a, bool* empty) const {
         "Communicator::Split (rank %d of %d)",
         ci::OpContext(*this, name), rank(), size()));
   }
-  NMESH_RETURN_IF_ERROR(CheckUsable(name));
+  if (absl::Status usable = CheckUsable(name); !usable.ok()) return Revoked(name, usable);
   const OpTraits& traits = Traits(a.op);
   if (!traits.moves_data) return absl::OkStatus();
   NMESH_RETURN_IF_ERROR(ci::CheckDataType(*this, name, a.type));
@@ -302,7 +332,7 @@ absl::StatusOr<Work> Communicator::RunAsync(const OpArgs& args, AsyncOptions asy
   }
   const uint64_t seq = BeginRecord(args, /*async=*/true);
   absl::StatusOr<Work> issued = DoAsync(args, async);
-  if (!issued.ok()) return EndRecord(seq, issued.status());
+  if (!issued.ok()) return EndRecord(seq, Revoked(OpKindName(args.op), issued.status()));
   Work work = *std::move(issued);
   if (work.impl() != nullptr) work.impl()->SetRecord(recorder_, seq);
   if (batch != nullptr && work.impl() != nullptr) {
@@ -418,7 +448,9 @@ absl::Status Communicator::Run(const OpArgs& args) {
   NMESH_RETURN_IF_ERROR(CheckAcrossRanks(args));
   if (empty) return absl::OkStatus();
   const uint64_t seq = BeginRecord(args);
-  return EndRecord(seq, DoRun(args));
+  absl::Status status = DoRun(args);
+  if (!status.ok()) status = Revoked(name, std::move(status));
+  return EndRecord(seq, std::move(status));
 }
 
 absl::Status Communicator::AllReduce(const void* send, void* recv, size_t count, DataType type,

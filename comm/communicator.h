@@ -22,12 +22,13 @@
 // no-ops that synchronise nothing and succeed.
 //
 // Errors. Every call returns absl::Status: InvalidArgument for bad arguments, FailedPrecondition
-// for use after Abort() or after a timeout, DeadlineExceeded when an operation outlives the timeout
-// (the message names the communicator's name, the operation and the timeout, e.g.
-// "all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)"), Internal/Unavailable for backend
-// failures. Operation names in messages: split, all_reduce, all_gather, reduce_scatter,
-// broadcast, all_to_all, send, recv, barrier, all_to_all_v, gather, scatter, reduce and
-// sendrecv. A DataType or ReduceOp value outside its enum is InvalidArgument on every backend.
+// for use after Abort() or after a timeout, Aborted naming the cause after Revoke(),
+// DeadlineExceeded when an operation outlives the timeout (the message names the communicator's
+// name, the operation and the timeout, e.g. "all_reduce on axis 'tp' timed out after 2 s (rank 3 of
+// 8)"), Internal/Unavailable for backend failures. Operation names in messages: split, all_reduce,
+// all_gather, reduce_scatter, broadcast, all_to_all, send, recv, barrier, all_to_all_v, gather,
+// scatter, reduce and sendrecv. A DataType or ReduceOp value outside its enum is InvalidArgument on
+// every backend.
 //
 // Backend-neutral buffers. Code above the backends (the mesh runtime, `nmesh run`) runs collectives
 // without knowing where the communicator's memory lives: AllocateBuffer, CopyFromHost and
@@ -82,6 +83,7 @@ class FlightRecorder;  // comm/watch/flight_recorder.h
 namespace internal {
 class SideChannel;  // comm/watch/watchdog_thread.h
 class Watchdog;
+class Revocation;  // comm/internal/checks.h
 }  // namespace internal
 
 // The interface. The public operations are not virtual: each checks, once for every backend, that
@@ -266,6 +268,17 @@ class Communicator {
   // collective; idempotent; may be called from any thread. Whether an operation already blocked in
   // the backend is interrupted depends on the backend (see its header).
   virtual absl::Status Abort() = 0;
+
+  // Abort() with a cause: every pending and later operation (Work handles included) fails with
+  // Aborted "<op> on axis '<name>': <cause>", where `cause` says what was revoked and why (e.g.
+  // DeviceMesh::Revoke gives "mesh 'device_mesh' was revoked: rank 3: all_reduce on axis 'tp'
+  // timed out after 2 s (rank 3 of 8)"; empty: "the communicator was revoked"). The first cause
+  // wins; a communicator aborted before keeps failing, now naming the cause. For a job whose ranks
+  // agreed that a failure happened elsewhere (job::Job::Recover). Not collective; idempotent; may
+  // be called from any thread. Returns Abort()'s status.
+  absl::Status Revoke(std::string cause);
+  // The cause given to Revoke (or RevokeTogether), or nullopt. Thread-safe.
+  std::optional<std::string> revocation_cause() const;
 
   // Frees what the backend holds for this communicator (its native communicator, its watchdog
   // registration) while the object itself stays: every later operation fails with
@@ -452,7 +465,7 @@ class Communicator {
   }
 
  protected:
-  Communicator() = default;
+  Communicator();
 
   // OK while this communicator may run operations; otherwise the error every operation `op`
   // returns (FailedPrecondition after Abort() or a timeout). Called first by every public
@@ -548,7 +561,19 @@ class Communicator {
 
  private:
   friend class internal::Watchdog;
+  friend class Work::Impl;
   friend absl::Status AbortTogether(absl::Span<Communicator* const> comms);
+
+  // Revokes every communicator of `comms` (null entries skipped) with the one `cause`
+  // (Communicator::Revoke), aborting them together as AbortTogether does: each records the cause
+  // before any is aborted, so that an operation of any of them that the abort ends names it. Not
+  // collective; may be called from any thread; idempotent. Returns the first error.
+  absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause);
+  friend absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause);
+
+  // `status` (an operation's failure), or Aborted naming the cause once revoked (Revoke). Only
+  // failures pay for it: one atomic load.
+  absl::Status Revoked(std::string_view op, absl::Status status) const;
 
   // Records the start of a checked operation (`async`: enqueued through a *Async call); returns
   // its sequence number.
@@ -571,6 +596,8 @@ class Communicator {
   absl::Status CheckAcrossRanks(const OpArgs& args);
 
   std::shared_ptr<const int> lifetime_ = std::make_shared<const int>(0);
+  // Shared with the Work handles, so that a handle that fails after a revocation names its cause.
+  const std::shared_ptr<internal::Revocation> revocation_;
   mutable std::shared_ptr<FlightRecorder> recorder_;
   bool watched_ = false;
   WatchMode watch_mode_ = WatchMode::kBlocking;
@@ -583,6 +610,12 @@ class Communicator {
 // one another are aborted in one group, as NCCL requires. Not collective; may be called from any
 // thread; idempotent. Returns the first error.
 absl::Status AbortTogether(absl::Span<Communicator* const> comms);
+
+// Revokes every communicator of `comms` (null entries skipped) with the one `cause`
+// (Communicator::Revoke), aborting them together as AbortTogether does: each records the cause
+// before any is aborted, so that an operation of any of them that the abort ends names it. Not
+// collective; may be called from any thread; idempotent. Returns the first error.
+absl::Status RevokeTogether(absl::Span<Communicator* const> comms, std::string_view cause);
 
 }  // namespace nmesh::comm
 

@@ -15,6 +15,7 @@
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
 #include "nmesh/comm/self.h"
+#include "nmesh/comm/store/store.h"
 #include "nmesh/comm/store_exchange.h"
 #include "nmesh/job/launch.h"
 #include "nmesh/job/placement.h"
@@ -239,7 +240,7 @@ std::optional<absl::Duration> JobTimeout(const JobOptions& options,
   return comm::kDefaultTimeout;
 }
 
-Job::~Job() = default;
+Job::~Job() { StopMonitor(); }
 
 absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
                                                 const JobOptions& options) {
@@ -253,6 +254,9 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
             return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
           },
       .topology = [](Communicator& world, absl::Time) { return comm::mpi::GetTopology(world); }};
+  // Recovery under mpirun needs comm::mpi::MpiRecoveryChannel and a world of the survivors
+  // (recovery_channel_, make_survivors_world_): until they are set here, Recover with kRebuild or
+  // kShrink is FailedPrecondition and no monitor runs.
   return StartWith(meeting, options);
 }
 
@@ -291,13 +295,33 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(const StoreLaunch& launch,
         if (env.local_size.has_value()) topo.local_size = *env.local_size;
         return topo;
       }};
-  return StartWith(meeting, options);
+  NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Job> job, StartWith(meeting, options));
+  // Recovery meets at the job's store; the survivors of failure E make their world under the
+  // prefix "recover/E/world", apart from every earlier world's keys.
+  job->store_ = shared;
+  job->recovery_channel_ = comm::StoreRecoveryChannel(shared);
+  job->make_survivors_world_ =
+      [shared, factory](int64_t epoch, int rank, int size, std::optional<absl::Duration> timeout,
+                        absl::Time deadline) -> absl::StatusOr<std::unique_ptr<Communicator>> {
+    NMESH_ASSIGN_OR_RETURN(
+        std::shared_ptr<comm::Store> scoped,
+        comm::store::WithPrefix(shared, absl::StrCat("recover/", epoch, "/world")));
+    return factory(std::move(scoped), rank, size, {.name = "world", .timeout = timeout},
+                   std::max(deadline - absl::Now(), absl::Seconds(1)));
+  };
+  if (options.on_failure != FailurePolicy::kAbort) job->StartMonitor();
+  return job;
 }
 
 absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobOptions& options) {
   std::unique_ptr<Job> job(new Job());
+  job->options_ = options;
   job->rank_ = meeting.rank;
   job->world_size_ = meeting.size;
+  job->launch_rank_ = meeting.rank;
+  job->launch_size_ = meeting.size;
+  job->launch_ranks_.resize(static_cast<size_t>(meeting.size));
+  for (int r = 0; r < meeting.size; ++r) job->launch_ranks_[static_cast<size_t>(r)] = r;
   job->store_launched_ = meeting.store != nullptr;
 
   // 1. Specs and plans, then the start-up agreement: from here on every rank has the same plans.
@@ -340,6 +364,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
       StartupTimeout(startup_ok.ok() ? options.startup_timeout : std::nullopt,
                      timeout_ok.ok() ? asked : std::nullopt);
   const absl::Time startup_deadline = absl::Now() + startup_timeout;
+  job->startup_timeout_ = startup_timeout;
   NMESH_RETURN_IF_ERROR(AgreeAtStartup(
       *meeting.exchange,
       MakeStartupRecord(
@@ -380,19 +405,24 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
     if (!packed.ok()) return MarkAgreed(std::move(packed));
   }
 
+  NMESH_RETURN_IF_ERROR(job->BuildMeshes());
+  return job;
+}
+
+absl::Status Job::BuildMeshes() {
   // 3. Meshes: every rank builds every mesh, in order.
-  for (JobMesh& job_mesh : job->meshes_) {
-    const std::optional<absl::Duration> mesh_timeout = JobTimeout(options, job_mesh.spec.timeout);
+  for (JobMesh& job_mesh : meshes_) {
+    const std::optional<absl::Duration> mesh_timeout = JobTimeout(options_, job_mesh.spec.timeout);
     const absl::Time start = absl::Now();
     absl::StatusOr<mesh::DeviceMesh> built =
-        mesh::DeviceMesh::Create(*job_mesh.plan, *job->backend_.world,
+        mesh::DeviceMesh::Create(*job_mesh.plan, *backend_.world,
                                  {.name = MeshName(job_mesh.spec),
                                   .timeout = mesh_timeout,
                                   .nccl = job_mesh.spec.nccl,
                                   .comm_sharing = job_mesh.spec.comm_sharing,
-                                  .check_arguments = options.check_arguments,
+                                  .check_arguments = options_.check_arguments,
                                   // Two models in one process: their axes' messages name the model.
-                                  .qualify_names = job->meshes_.size() > 1});
+                                  .qualify_names = meshes_.size() > 1});
     if (!built.ok()) {
       // Disagreement and size errors are found by every rank together (InvalidArgument);
       // anything else may leave the others inside a split.
@@ -404,24 +434,22 @@ absl::StatusOr<std::unique_ptr<Job>> Job::StartWith(Meeting& meeting, const JobO
   }
 
   // 4. Contexts, on members; a context error is the config's, so every rank learns it.
-  if (options.build_contexts) {
-    absl::Status contexts;
-    for (JobMesh& run : job->meshes_) {
-      if (!run.mesh->is_member() || !contexts.ok()) continue;
-      absl::StatusOr<mesh::MeshContext> context = mesh::MeshContext::FromMeshes(
-          *run.mesh, run.mesh->moe_mesh(), run.spec.strategy_config, run.spec.pipeline,
-          run.spec.moe, run.spec.activation_checkpointing);
-      if (context.ok()) {
-        run.context = *std::move(context);
-      } else {
-        contexts = absl::Status(
-            context.status().code(),
-            absl::StrFormat("mesh '%s': %s", run.spec.label, context.status().message()));
-      }
+  if (!options_.build_contexts) return absl::OkStatus();
+  absl::Status contexts;
+  for (JobMesh& run : meshes_) {
+    if (!run.mesh->is_member() || !contexts.ok()) continue;
+    absl::StatusOr<mesh::MeshContext> context = mesh::MeshContext::FromMeshes(
+        *run.mesh, run.mesh->moe_mesh(), run.spec.strategy_config, run.spec.pipeline, run.spec.moe,
+        run.spec.activation_checkpointing);
+    if (context.ok()) {
+      run.context = *std::move(context);
+    } else {
+      contexts = absl::Status(
+          context.status().code(),
+          absl::StrFormat("mesh '%s': %s", run.spec.label, context.status().message()));
     }
-    NMESH_RETURN_IF_ERROR(Agree(world, contexts));
   }
-  return job;
+  return Agree(*host_world_, contexts);
 }
 
 absl::StatusOr<comm::Communicator*> JobMesh::Comm(std::string_view name) const {

@@ -44,11 +44,14 @@
 #ifndef NMESH_JOB_JOB_H_
 #define NMESH_JOB_JOB_H_
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -57,9 +60,11 @@
 #include "nmesh/base/enum_names.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/mpi/session.h"
+#include "nmesh/comm/recovery_channel.h"
 #include "nmesh/comm/store.h"
 #include "nmesh/comm/topology.h"
 #include "nmesh/job/environment.h"
+#include "nmesh/job/recovery.h"
 #include "nmesh/job/spec.h"
 #include "nmesh/job/startup.h"
 #include "nmesh/mesh/context.h"
@@ -188,6 +193,14 @@ struct JobOptions {
   bool all_sections = true;
   // Make the MeshContext of every mesh this rank is a member of (agreed on by every rank).
   bool build_contexts = true;
+  // What the job does when a communicator fails (job/recovery.h): kAbort ends it (Recover returns
+  // the failure); kRebuild and kShrink make Recover agree with the other ranks and build the
+  // meshes again, and start a thread that revokes the meshes as soon as any rank announces a
+  // failure (so that a rank blocked in, or late to, an operation fails at once, naming it).
+  FailurePolicy on_failure = FailurePolicy::kAbort;
+  // With kShrink: how long the survivors' meeting waits after the last rank arrived before it
+  // counts the ranks still missing as dead.
+  absl::Duration recovery_quiet = absl::Seconds(1);
   // Called on rank 0 with each recipe warning (e.g. a dropped `pipeline:` block, naming
   // file:line:col) once the ranks agree on the plans, before any mesh is built. Unset: ignored
   // (they stay in JobMesh::spec.warnings).
@@ -251,24 +264,98 @@ class Job {
   Placement placement() const { return placement_; }
   // The timeout the meshes were built with (JobTimeout); none only when opted out.
   std::optional<absl::Duration> timeout() const { return timeout_; }
+  // The options the job was started with.
+  const JobOptions& options() const { return options_; }
+  // This rank and the job's size as launched: unchanged by Recover (rank() and world_size() are
+  // the current host world's).
+  int64_t launch_rank() const { return launch_rank_; }
+  int64_t launch_size() const { return launch_size_; }
+  // The launch rank of each rank of the current host world, in rank order (ascending).
+  const std::vector<int64_t>& launch_ranks() const { return launch_ranks_; }
+  // The failures recovered from so far (the epoch of the next one).
+  int64_t epoch() const;
+
+  // Recovers from a failure `cause` of one of this job's operations (job/recovery.h), per
+  // options().on_failure. kAbort: returns `cause`. Otherwise collective over the ranks still
+  // alive, every one of which calls it (spares included; a rank that learned of the failure from
+  // AnnouncedFailure() may pass OK):
+  //   1. announces "rank <launch rank>: <cause's message>" on the recovery channel unless a rank
+  //      announced this failure already, and revokes every mesh and the host world here with the
+  //      announced cause;
+  //   2. meets the others over the channel: kRebuild waits for every rank until the start-up
+  //      timeout (StartupTimeout) has passed, kShrink until none has arrived for
+  //      options().recovery_quiet (the ranks that did not come are dead);
+  //   3. makes a new host world over the survivors (rank = index among them, in launch order),
+  //      chooses the backend again, and builds the meshes as Start does: kRebuild the same
+  //      meshes (FailedPrecondition naming the dead ranks when one did not come), kShrink the
+  //      meshes PlanShrink makes without the dead ranks' data-parallel slices.
+  // Returns the same event on every survivor (RecoveryEvent::spare aside); rank(), world_size(),
+  // host_world(), backend(), topology(), meshes() and model() are then the new ones (JobMesh
+  // references and communicator pointers taken before are stale). A rank that arrives after the
+  // others agreed without it gets FailedPrecondition. Any error leaves the job without meshes: end
+  // it. FailedPrecondition under mpirun until the MPI recovery channel is wired in.
+  absl::StatusOr<RecoveryEvent> Recover(const absl::Status& cause);
+  // The failure announced for the current epoch by any rank, or nullopt (also under kAbort or
+  // without a recovery channel). Never waits: for a rank that runs no operation (a spare) to learn
+  // that it must call Recover.
+  std::optional<std::string> AnnouncedFailure();
 
  private:
   Job() = default;
   struct Meeting;
   static absl::StatusOr<std::unique_ptr<Job>> StartWith(Meeting& meeting,
                                                         const JobOptions& options);
+  // Steps 3 and 4 of Start (and Recover): every mesh of meshes_ (spec and plan set) built over
+  // backend_.world, then the contexts.
+  absl::Status BuildMeshes();
+  // Revokes every mesh, the backend's world and the host world with `cause` (job/recover.cc).
+  // Requires state_mu_.
+  void RevokeAllLocked(const std::string& cause);
+  // The monitor (job/recover.cc): started by Start when a policy recovers, stopped by ~Job.
+  void StartMonitor();
+  void StopMonitor();
+  void MonitorLoop();
 
   // Members are destroyed in reverse order: the meshes' communicators before the worlds they
   // were split from.
+  JobOptions options_;
   int64_t rank_ = 0;
   int64_t world_size_ = 1;
+  int64_t launch_rank_ = 0;
+  int64_t launch_size_ = 1;
+  std::vector<int64_t> launch_ranks_;
+  // Launch ranks lost at earlier failures.
+  std::vector<int64_t> gone_;
   std::optional<absl::Duration> timeout_;
+  // The start-up deadline's length (StartupTimeout): how long a recovery's meeting and its new
+  // world's rendezvous may take.
+  absl::Duration startup_timeout_ = kDefaultStartupTimeout;
   Placement placement_ = Placement::kAsLaunched;
   bool store_launched_ = false;
+  // The hooks of recovery, set by Start: the channel that outlives a failure (under a store
+  // launch, comm::StoreRecoveryChannel over the job's store; under mpirun null until
+  // comm::mpi::MpiRecoveryChannel is wired in here), and how the host world of the survivors of
+  // failure `epoch` is made (this rank being `rank` of `size`, by `deadline`).
+  std::shared_ptr<comm::Store> store_;  // the job's store; null under mpirun
+  std::unique_ptr<comm::RecoveryChannel> recovery_channel_;
+  std::function<absl::StatusOr<std::unique_ptr<comm::Communicator>>(
+      int64_t epoch, int rank, int size, std::optional<absl::Duration> timeout,
+      absl::Time deadline)>
+      make_survivors_world_;
   std::unique_ptr<comm::Communicator> host_world_;
   comm::Topology topology_;
   Backend backend_;
   std::vector<JobMesh> meshes_;
+
+  // Guards what the monitor reads: epoch_, revoked_epoch_, and (while revoked_epoch_ < epoch_)
+  // the communicators it revokes.
+  mutable std::mutex state_mu_;
+  int64_t epoch_ = 0;
+  int64_t revoked_epoch_ = -1;
+  std::mutex monitor_mu_;
+  std::condition_variable monitor_cv_;
+  bool monitor_stop_ = false;  // guarded by monitor_mu_
+  std::thread monitor_;
 };
 
 }  // namespace nmesh::job

@@ -73,7 +73,8 @@ struct DeviceMesh::Shared {
     });
   }
 
-  absl::Status AbortAll() {
+  // Aborts every communicator together; with a cause, revokes them (comm::RevokeTogether).
+  absl::Status AbortAll(std::optional<std::string_view> cause = std::nullopt) {
     std::vector<std::shared_ptr<comm::Communicator>> all;
     {
       std::lock_guard<std::mutex> lock(mu);
@@ -82,6 +83,10 @@ struct DeviceMesh::Shared {
     std::vector<comm::Communicator*> family;
     family.reserve(all.size());
     for (const std::shared_ptr<comm::Communicator>& comm : all) family.push_back(comm.get());
+    if (cause.has_value()) {
+      return comm::RevokeTogether(family,
+                                  absl::StrFormat("mesh '%s' was revoked: %s", name, *cause));
+    }
     return comm::AbortTogether(family);
   }
 };
@@ -596,6 +601,8 @@ std::optional<DeviceMesh> DeviceMesh::moe_mesh() const {
 int DeviceMesh::communicators_created() const { return shared_->communicators_created.load(); }
 
 absl::Status DeviceMesh::Abort() const { return shared_->AbortAll(); }
+
+absl::Status DeviceMesh::Revoke(std::string_view cause) const { return shared_->AbortAll(cause); }
 
 absl::Status DeviceMesh::SetTimeout(std::optional<absl::Duration> timeout) const {
   NMESH_RETURN_IF_ERROR(CheckTimeout(timeout, absl::StrFormat("the timeout of mesh '%s'", name_)));

@@ -213,6 +213,12 @@ class DeviceMesh {
   // communicator the mesh reuses is the caller's and is left alone. Idempotent; any thread;
   // returns the first error of a backend.
   absl::Status Abort() const;
+  // Abort() with a cause (comm::RevokeTogether): every pending and later operation on any of the
+  // mesh's communicators fails with Aborted "<op> on axis '<name>': mesh '<mesh name>' was
+  // revoked: <cause>". For a job whose ranks learned that the mesh failed elsewhere
+  // (job::Job::Recover and its monitor). The first cause wins; the caller's world, when reused, is
+  // left alone as by Abort(). Idempotent; any thread; returns the first error of a backend.
+  absl::Status Revoke(std::string_view cause) const;
 
   // Sets the timeout of every communicator the mesh uses (Communicator::SetTimeout; flattened,
   // moe and unflattened ones included, and the world communicator when a whole-world group reuses

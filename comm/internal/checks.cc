@@ -105,6 +105,25 @@ absl::Status AbortState::Check(const Communicator& comm, OpName op) const {
   return AbortedError(comm, op, reason_);
 }
 
+bool Revocation::Mark(std::string cause) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (revoked_.load(std::memory_order_relaxed)) return false;
+  cause_ = cause.empty() ? "the communicator was revoked" : std::move(cause);
+  revoked_.store(true, std::memory_order_release);
+  return true;
+}
+
+std::string Revocation::cause() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cause_;
+}
+
+absl::Status Revocation::Apply(std::string_view context, absl::Status status) const {
+  if (status.ok() || !revoked()) return status;
+  std::lock_guard<std::mutex> lock(mu_);
+  return absl::AbortedError(absl::StrFormat("%s: %s", context, cause_));
+}
+
 absl::Status CheckSplit(const Communicator& comm, std::optional<int> color) {
   if (!color || *color >= 0) return absl::OkStatus();
   return Invalid(comm, OpKind::kSplit,

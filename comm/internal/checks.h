@@ -123,6 +123,24 @@ class AbortState {
   std::string reason_;  // guarded by mu_
 };
 
+// Whether a communicator has been revoked (Communicator::Revoke), and why (the first cause wins).
+// Mark() and the readers may be called from any thread.
+class Revocation {
+ public:
+  bool revoked() const { return revoked_.load(std::memory_order_acquire); }
+  // Records the revocation; returns false (and keeps the old cause) if it was already revoked.
+  bool Mark(std::string cause);
+  // The cause; empty before Mark().
+  std::string cause() const;
+  // `status` while not revoked or when OK; afterwards Aborted "<context>: <cause>".
+  absl::Status Apply(std::string_view context, absl::Status status) const;
+
+ private:
+  std::atomic<bool> revoked_{false};
+  mutable std::mutex mu_;
+  std::string cause_;  // guarded by mu_
+};
+
 // A point in time after which a waiting operation gives up; never expires without a timeout.
 class Deadline {
  public:

@@ -40,7 +40,8 @@ std::string_view Work::op() const { return impl_ == nullptr ? std::string_view()
 Work::Impl::Impl(const Communicator& comm, internal::OpName op)
     : op_(op.text),
       context_(internal::OpContext(comm, op)),
-      rank_suffix_(absl::StrFormat("(rank %d of %d)", comm.rank(), comm.size())) {}
+      rank_suffix_(absl::StrFormat("(rank %d of %d)", comm.rank(), comm.size())),
+      revocation_(comm.revocation_) {}
 
 bool Work::Impl::PollLocked() {
   if (done_) return true;
@@ -52,7 +53,7 @@ bool Work::Impl::PollLocked() {
 
 void Work::Impl::MarkDone(absl::Status status) {
   done_ = true;
-  status_ = std::move(status);
+  status_ = revocation_->Apply(context_, std::move(status));
   if (recorder_ != nullptr) {
     recorder_->Finish(seq_, status_.ok(), absl::GetCurrentTimeNanos());
     recorder_ = nullptr;

@@ -83,6 +83,8 @@ class Work::Impl {
   absl::Status status_;
   std::shared_ptr<const bool> batch_open_;
   std::shared_ptr<FlightRecorder> recorder_;  // guarded by mu_
+  // The communicator's revocation (Communicator::Revoke): a failure after it names the cause.
+  const std::shared_ptr<const internal::Revocation> revocation_;
   uint64_t seq_ = 0;
 };
 

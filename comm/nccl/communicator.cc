@@ -27,6 +27,7 @@
 #include "nmesh/comm/nccl/device.h"
 #include "nmesh/comm/nccl/library.h"
 #include "nmesh/comm/nccl/native.h"
+#include "nmesh/comm/nccl/recovery.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
@@ -39,6 +40,7 @@ namespace {
 namespace ci = ::nmesh::comm::internal;
 
 constexpr std::string_view kInit = "init";
+constexpr std::string_view kShrink = "shrink";
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -62,10 +64,14 @@ class NcclCommunicator final : public Communicator {
     Lib().cudaSetDevice(device_);
     works_.OrphanAll();
     ncclComm_t comm = nullptr;
+    ncclComm_t revoked = nullptr;
     {
       std::lock_guard<std::mutex> lock(mu_);
       comm = comm_;
+      revoked = revoked_;
     }
+    // A revoked communicator (and the parent of a shrink with abort) is aborted, never finalised.
+    if (revoked != nullptr && owned_) Lib().ncclCommAbort(revoked);
     if (comm != nullptr && owned_) {
       // Finalise (flushes outstanding work; nonblocking), wait up to the timeout, then destroy.
       // If finalisation fails or outlives the timeout, abort instead.
@@ -158,9 +164,8 @@ class NcclCommunicator final : public Communicator {
                      : CudaStatus(stream_error, "cudaStreamCreateWithFlags", rank_));
       Lib().ncclCommAbort(child);
       if (query == ncclInProgress) {
-        AbortComm(
-            absl::StrFormat("an earlier split timed out after %s",
-                            ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
+        Retire(absl::StrFormat("an earlier split timed out after %s",
+                               ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
       }
       return error;
     }
@@ -406,20 +411,30 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status Abort() override {
     works_.TryPollAll();  // operations already complete keep their success
-    AbortComm("Abort() was called");
+    Retire("Abort() was called");
     return absl::OkStatus();
   }
 
-  // NCCL >= 2.22 aborts communicators in a group: each ncclCommAbort alone may synchronise the
-  // device, which a kernel of another hung communicator of the family blocks (NVIDIA/nccl#1013);
-  // grouped, they are aborted together. Older NCCL: one after another.
+  // The mesh's communicators are stopped together (StopTogether): revoked where NCCL has
+  // ncclCommRevoke, aborted otherwise.
   absl::Status AbortGroup(absl::Span<Communicator* const> family) override {
+    return StopTogether(family, "aborted together with the other communicators of its mesh");
+  }
+
+  // Stops `family` together. With ncclCommRevoke: one group of ncclCommRevoke calls, each NCCL
+  // communicator kept (revoked_) for ShrinkComm. Without: NCCL >= 2.22 aborts communicators in a
+  // group: each ncclCommAbort alone may synchronise the device, which a kernel of another hung
+  // communicator of the family blocks (NVIDIA/nccl#1013); grouped, they are aborted together.
+  // Older NCCL: one after another. Members of other kinds are aborted (Abort()).
+  static absl::Status StopTogether(absl::Span<Communicator* const> family,
+                                   const std::string& reason) {
     struct Taken {
+      NcclCommunicator* owner;
       ncclComm_t comm;
-      int device;
     };
     std::vector<Taken> taken;
     absl::Status first;
+    const bool revoke = Lib().ncclCommRevoke != nullptr;
     for (Communicator* member : family) {
       auto* nccl = dynamic_cast<NcclCommunicator*>(member);
       if (nccl == nullptr) {  // e.g. a device self communicator
@@ -427,26 +442,124 @@ class NcclCommunicator final : public Communicator {
         continue;
       }
       nccl->works_.TryPollAll();
-      if (std::optional<ncclComm_t> comm =
-              nccl->Take("aborted together with the other communicators of its mesh")) {
-        taken.push_back({*comm, nccl->device_});
+      if (std::optional<ncclComm_t> comm = nccl->Take(reason)) {
+        taken.push_back({nccl, *comm});
+        if (revoke) nccl->KeepRevoked(*comm);
       }
     }
     if (taken.empty()) return first;
+    const int rank = taken.front().owner->rank_;
+    bool grouped = revoke;
 #if NCCL_VERSION_CODE >= NCCL_VERSION(2, 22, 0)
-    first.Update(NcclStatus(Lib().ncclGroupStart(), "ncclGroupStart", rank_));
-    for (const Taken& t : taken) {
-      Lib().cudaSetDevice(t.device);
-      Lib().ncclCommAbort(t.comm);
-    }
-    first.Update(NcclStatus(Lib().ncclGroupEnd(), "ncclGroupEnd", rank_));
-#else
-    for (const Taken& t : taken) {
-      Lib().cudaSetDevice(t.device);
-      Lib().ncclCommAbort(t.comm);
-    }
+    grouped = true;
 #endif
+    std::vector<Taken> refused;  // revokes NCCL refused: aborted after the group
+    if (grouped) first.Update(NcclStatus(Lib().ncclGroupStart(), "ncclGroupStart", rank));
+    for (const Taken& t : taken) {
+      Lib().cudaSetDevice(t.owner->device_);
+      if (revoke) {
+        absl::Status s = NcclStatus(Lib().ncclCommRevoke(t.comm, kNcclRevokeDefault),
+                                    "ncclCommRevoke", t.owner->rank_);
+        if (!s.ok()) refused.push_back(t);
+        first.Update(std::move(s));
+      } else {
+        Lib().ncclCommAbort(t.comm);
+      }
+    }
+    if (grouped) first.Update(NcclStatus(Lib().ncclGroupEnd(), "ncclGroupEnd", rank));
+    for (const Taken& t : refused) t.owner->AbortRevoked(t.comm);
     return first;
+  }
+
+  // ncclCommShrink of this communicator without `exclude` (checked by the caller).
+  absl::StatusOr<std::unique_ptr<Communicator>> Shrink(std::vector<int> exclude,
+                                                       CommOptions options) {
+    ci::Deadline deadline(options.timeout ? options.timeout : options_.timeout);
+    ncclConfig_t config = NonblockingConfig();
+    NMESH_RETURN_IF_ERROR(
+        ApplyNcclSettings(options.nccl, LinkedNcclVersionCode(), options.name, config));
+    // A healthy communicator stays usable; a revoked one is shrunk with abort, once NCCL has
+    // finished revoking it. revoked_ is never taken by another thread (Abort() takes comm_ only).
+    bool revoked = false;
+    ncclComm_t parent = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      revoked = comm_ == nullptr;
+      parent = revoked ? revoked_ : comm_;
+    }
+    if (parent == nullptr) {  // aborted (Abort(), or a failure without ncclCommRevoke)
+      absl::Status aborted = Usable(kShrink);
+      return absl::FailedPreconditionError(absl::StrFormat(
+          "%s; its NCCL communicator is gone: nothing to shrink",
+          aborted.ok() ? ci::OpContext(*this, kShrink) : std::string(aborted.message())));
+    }
+    // Polls `comm` while NCCL reports ncclInProgress; the last state, or ncclInProgress when the
+    // deadline passed first.
+    auto settle = [&](ncclComm_t c) {
+      ci::PollPacer pacer;
+      ncclResult_t state = ncclInProgress;
+      while (Lib().ncclCommGetAsyncError(c, &state) == ncclSuccess && state == ncclInProgress &&
+             !deadline.Expired()) {
+        pacer.Pause();
+      }
+      return state;
+    };
+    if (revoked && settle(parent) == ncclInProgress) return ci::TimeoutError(*this, kShrink);
+    ncclComm_t child = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!revoked && comm_ == nullptr) return Usable(kShrink);  // aborted meanwhile
+      NMESH_RETURN_IF_ERROR(SetDevice(kShrink));
+      int none = 0;  // a list NCCL may read even when it excludes no rank
+      const ncclResult_t result = Lib().ncclCommShrink(
+          parent, exclude.empty() ? &none : exclude.data(), static_cast<int>(exclude.size()),
+          &child, &config, revoked ? kNcclShrinkAbort : kNcclShrinkDefault);
+      NMESH_RETURN_IF_ERROR(
+          ci::WithContext(*this, kShrink, NcclStatus(result, "ncclCommShrink", rank_, parent)));
+    }
+    // The shrink runs as a job of the parent (nonblocking); the child may appear only when it ends.
+    const ncclResult_t parent_state = settle(parent);
+    if (parent_state == ncclInProgress || (!revoked && parent_state != ncclSuccess)) {
+      if (child != nullptr) Lib().ncclCommAbort(child);
+      if (!revoked) {  // the parent's job is stuck or failed: the parent goes the way of a failure
+        Retire(parent_state == ncclInProgress
+                   ? absl::StrFormat(
+                         "an earlier shrink timed out after %s",
+                         ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration())))
+                   : std::string("an earlier shrink failed"));
+      }
+      return parent_state == ncclInProgress
+                 ? ci::TimeoutError(*this, kShrink)
+                 : ci::WithContext(*this, kShrink,
+                                   NcclStatus(parent_state, "ncclCommShrink", rank_, parent));
+    }
+    if (child == nullptr) {
+      return absl::InternalError(
+          absl::StrFormat("%s: ncclCommShrink gave no communicator (rank %d)",
+                          ci::OpContext(*this, kShrink), rank_));
+    }
+    const ncclResult_t state = PollUntilReady(child, deadline);
+    int child_rank = 0, child_size = 0;
+    ncclResult_t query = state;
+    if (query == ncclSuccess) query = Lib().ncclCommUserRank(child, &child_rank);
+    if (query == ncclSuccess) query = Lib().ncclCommCount(child, &child_size);
+    cudaStream_t stream = nullptr;
+    cudaError_t stream_error = cudaSuccess;
+    if (query == ncclSuccess) {
+      stream_error = Lib().cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+    }
+    if (query != ncclSuccess || stream_error != cudaSuccess) {
+      absl::Status error =
+          query == ncclInProgress
+              ? ci::TimeoutError(*this, kShrink)
+              : (query != ncclSuccess
+                     ? NcclStatus(query, "ncclCommShrink", rank_, child)
+                     : CudaStatus(stream_error, "cudaStreamCreateWithFlags", rank_));
+      Lib().ncclCommAbort(child);
+      return query == ncclInProgress ? error : ci::WithContext(*this, kShrink, error);
+    }
+    return std::unique_ptr<Communicator>(
+        new NcclCommunicator(child, device_, stream, child_rank, child_size, std::move(options)));
   }
 
   void PollOutstanding() override { works_.TryPollAll(); }
@@ -501,6 +614,34 @@ class NcclCommunicator final : public Communicator {
     }
   }
 
+  // After a failure: revokes the NCCL communicator where NCCL has ncclCommRevoke (it is kept for
+  // ShrinkComm, and aborted when this Communicator is destroyed), aborts it otherwise. Safe from
+  // any thread.
+  void Retire(std::string reason) {
+    if (Lib().ncclCommRevoke == nullptr) return AbortComm(std::move(reason));
+    if (std::optional<ncclComm_t> comm = Take(std::move(reason))) {
+      KeepRevoked(*comm);
+      Lib().cudaSetDevice(device_);
+      const ncclResult_t result = Lib().ncclCommRevoke(*comm, kNcclRevokeDefault);
+      if (result != ncclSuccess && result != ncclInProgress) AbortRevoked(*comm);
+    }
+  }
+
+  void KeepRevoked(ncclComm_t comm) {
+    std::lock_guard<std::mutex> lock(mu_);
+    revoked_ = comm;
+  }
+
+  // A revoke that NCCL refused: the communicator is aborted instead (and cannot be shrunk).
+  void AbortRevoked(ncclComm_t comm) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      revoked_ = nullptr;
+    }
+    Lib().cudaSetDevice(device_);
+    Lib().ncclCommAbort(comm);
+  }
+
   // Marks this communicator aborted (first reason wins) and hands over the NCCL communicator to
   // abort, unless it was aborted already or is borrowed (the caller's to abort). Safe from any
   // thread.
@@ -518,8 +659,8 @@ class NcclCommunicator final : public Communicator {
 
   absl::Status FailTimeout(ci::OpName op) {
     absl::Status timeout = ci::TimeoutError(*this, op);
-    AbortComm(absl::StrFormat("an earlier %s timed out after %s", op,
-                              ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
+    Retire(absl::StrFormat("an earlier %s timed out after %s", op,
+                           ci::FormatTimeout(options_.timeout.value_or(absl::ZeroDuration()))));
     AbortFamilyAfter();
     return timeout;
   }
@@ -530,7 +671,7 @@ class NcclCommunicator final : public Communicator {
       std::lock_guard<std::mutex> lock(mu_);
       error = Check(op, state, "asynchronous NCCL operation");
     }
-    AbortComm(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
+    Retire(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
     AbortFamilyAfter();
     return error;
   }
@@ -565,7 +706,7 @@ class NcclCommunicator final : public Communicator {
       if (query == cudaSuccess) return absl::OkStatus();
       if (query != cudaErrorNotReady) {
         absl::Status error = CudaStatus(query, "cudaStreamQuery", rank_);
-        AbortComm(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
+        Retire(absl::StrFormat("an earlier %s failed: %s", op, error.message()));
         return ci::WithContext(*this, op, error);
       }
       // A peer's failure shows up as an asynchronous error while the kernel waits.
@@ -582,7 +723,10 @@ class NcclCommunicator final : public Communicator {
   }
 
   mutable std::mutex mu_;  // guards comm_ against Abort() from another thread
-  ncclComm_t comm_;        // null once aborted
+  ncclComm_t comm_;        // null once aborted or revoked
+  // The NCCL communicator once revoked (Retire, StopTogether), kept for Shrink; aborted by the
+  // destructor.
+  ncclComm_t revoked_ = nullptr;
   const int device_;
   cudaStream_t stream_;
   // Where the Do* hooks enqueue (stream_, or the caller's stream during DoAsync), and whether Run
@@ -866,6 +1010,56 @@ absl::StatusOr<int> DeviceOf(const Communicator& comm) {
                         comm.options().name, comm.backend()));
   }
   return nccl_comm->device();
+}
+
+bool HasCommRevoke() {
+  const absl::StatusOr<const Library*> lib = OpenLibrary();
+  return lib.ok() && (*lib)->ncclCommRevoke != nullptr;
+}
+
+bool HasCommShrink() {
+  const absl::StatusOr<const Library*> lib = OpenLibrary();
+  return lib.ok() && (*lib)->ncclCommShrink != nullptr;
+}
+
+absl::Status RevokeTogether(absl::Span<Communicator* const> family, std::string_view reason) {
+  return NcclCommunicator::StopTogether(family, std::string(reason));
+}
+
+absl::StatusOr<std::unique_ptr<Communicator>> ShrinkComm(Communicator& comm,
+                                                         absl::Span<const int> exclude,
+                                                         CommOptions options) {
+  auto* nccl_comm = dynamic_cast<NcclCommunicator*>(&comm);
+  if (nccl_comm == nullptr) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "nccl::ShrinkComm needs an NCCL communicator; axis '%s' uses the %s backend",
+        comm.options().name, comm.backend()));
+  }
+  const std::string context = ci::OpContext(comm, kShrink);
+  std::vector<int> sorted(exclude.begin(), exclude.end());
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    const int r = sorted[i];
+    if (r < 0 || r >= comm.size()) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "%s: excluded rank %d is outside the communicator's %d ranks", context, r, comm.size()));
+    }
+    if (i > 0 && sorted[i - 1] == r) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: excluded rank %d is listed twice", context, r));
+    }
+    if (r == comm.rank()) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: rank %d is excluded, so it must not call ShrinkComm", context, r));
+    }
+  }
+  NMESH_RETURN_IF_ERROR(LoadRuntime());
+  if (!HasCommShrink()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("%s needs ncclCommShrink (NCCL 2.27 or later); the loaded NCCL is %s",
+                        context, LinkedNcclVersion()));
+  }
+  return nccl_comm->Shrink(std::move(sorted), std::move(options));
 }
 
 std::unique_ptr<Communicator> NewDeviceSelfCommunicator(CommOptions options, int device) {

@@ -49,16 +49,20 @@
 // The watchdog (comm/watch/watchdog.h) watches every NCCL communicator: the deadline of each
 // asynchronous operation (which may never be waited for), and ncclCommGetAsyncError on every tick,
 // with or without a timeout. A timeout or an error found there, or by an operation's own polling,
-// aborts the communicator's family (SetAbortFamily: every communicator of its DeviceMesh) in one
+// stops the communicator's family (SetAbortFamily: every communicator of its DeviceMesh) in one
+// ncclGroupStart / ncclCommRevoke... / ncclGroupEnd (NCCL 2.28 and later), or else one
 // ncclGroupStart / ncclCommAbort... / ncclGroupEnd (NCCL 2.22 and later; one by one before), so
 // that the abort of one cannot wait on a kernel of another that hangs (NVIDIA/nccl#1013). A handle
 // whose communicator was aborted before it completed fails with the abort's reason (the kernel
 // ends early and its event completes, but the data is undefined).
 //
-// Abort() may be called from any thread: it calls ncclCommAbort, which also ends an operation that
-// another thread is polling (that call returns FailedPrecondition). Destruction finalises the
-// communicator (ncclCommFinalize, polled up to the timeout, then ncclCommDestroy) or, when it was
-// aborted, frees only the stream and buffers.
+// Abort() may be called from any thread: it calls ncclCommRevoke (NCCL 2.28 or later) or else
+// ncclCommAbort, either of which also ends an operation that another thread is polling (that call
+// returns FailedPrecondition). A timeout or an asynchronous error stops the communicator the same
+// way. A revoked NCCL communicator is kept, so that nccl::ShrinkComm (comm/nccl/recovery.h) can
+// still make a smaller one from it. Destruction finalises the communicator (ncclCommFinalize,
+// polled up to the timeout, then ncclCommDestroy); a revoked one is aborted (ncclCommAbort), and
+// an aborted one frees only the stream and buffers.
 //
 // Threads. One thread at a time per communicator, plus Abort() from any thread.
 #ifndef NMESH_COMM_NCCL_COMMUNICATOR_H_

@@ -70,6 +70,18 @@ namespace nmesh::comm::nccl {
 // version first: PlanBootstrap).
 #define NMESH_NCCL_OPTIONAL_FUNCTIONS(X) X(ncclCommInitRankScalable)
 
+// The fault-tolerance functions of NCCL 2.27 (ncclCommShrink) and 2.28 (ncclCommRevoke), typed
+// here rather than by the header's declarations, so that the table builds against older headers
+// too; null when the loaded NCCL predates them (comm/nccl/recovery.h says so, naming the version).
+using NcclCommRevokeFunction = ncclResult_t (*)(ncclComm_t comm, int revoke_flags);
+using NcclCommShrinkFunction = ncclResult_t (*)(ncclComm_t comm, int* exclude_ranks,
+                                                int exclude_count, ncclComm_t* newcomm,
+                                                ncclConfig_t* config, int shrink_flags);
+// NCCL_SHRINK_DEFAULT, NCCL_SHRINK_ABORT and NCCL_REVOKE_DEFAULT of nccl.h 2.28.
+inline constexpr int kNcclShrinkDefault = 0x00;
+inline constexpr int kNcclShrinkAbort = 0x01;
+inline constexpr int kNcclRevokeDefault = 0x00;
+
 // One pointer per function, named and typed as the function it points to.
 struct Library {
 #define NMESH_NCCL_LIBRARY_MEMBER(name) decltype(&::name) name = nullptr;
@@ -77,6 +89,8 @@ struct Library {
   NMESH_NCCL_FUNCTIONS(NMESH_NCCL_LIBRARY_MEMBER)
   NMESH_NCCL_OPTIONAL_FUNCTIONS(NMESH_NCCL_LIBRARY_MEMBER)
 #undef NMESH_NCCL_LIBRARY_MEMBER
+  NcclCommRevokeFunction ncclCommRevoke = nullptr;
+  NcclCommShrinkFunction ncclCommShrink = nullptr;
   // cuda_runtime.h (which nccl.h includes) adds template overloads of cudaMalloc: the C one.
   cudaError_t (*cudaMalloc)(void** pointer, size_t bytes) = nullptr;
 };
@@ -94,6 +108,11 @@ absl::StatusOr<const Library*> OpenLibrary();
 // The table, for code that runs only once OpenLibrary has succeeded (on a communicator, a work
 // handle): a failed or missing open there is a broken invariant and crashes (NMESH_CHECK).
 const Library& Lib();
+
+// Makes OpenLibrary and Lib return `library` instead of the loaded table (null: the loaded one
+// again), for tests that script NCCL and CUDA without a GPU. Call it while no communicator of this
+// backend exists; `library` must outlive them all.
+void SetLibraryForTesting(const Library* library);
 
 }  // namespace nmesh::comm::nccl
 

@@ -138,6 +138,46 @@ TEST(GlooAbortTest, AbortFromAnotherThreadEndsABlockedOperation) {
   }
 }
 
+// Revoke from another thread ends a blocked receive and a pending asynchronous all_reduce with
+// Aborted naming the cause; every later operation names it too, and the first cause wins.
+TEST(GlooRevokeTest, RevokeEndsPendingOperationsNamingTheCause) {
+  std::unique_ptr<Communicator> world = GlooWorld("world");
+  ASSERT_NE(world, nullptr);
+  if (world->size() == 1) GTEST_SKIP() << "needs a peer";
+  const int r = world->rank();
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> child, world->Split(0, r, {.name = "tp"}));
+  if (r == 0) {
+    const std::string cause = "mesh 'm' was revoked: rank 7: all_reduce on axis 'dp' timed out";
+    std::vector<int32_t> x(4, 1), y(4, 1);
+    ASSERT_OK_AND_ASSIGN(Work pending,
+                         child->AllReduceAsync<int32_t>(x, absl::MakeSpan(x), ReduceOp::kSum));
+    std::thread revoker([&] {
+      absl::SleepFor(absl::Milliseconds(200));
+      EXPECT_OK(child->Revoke(cause));
+    });
+    const absl::Time start = absl::Now();
+    const absl::Status blocked = child->Recv<int32_t>(absl::MakeSpan(y), 1);
+    revoker.join();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(10));
+    EXPECT_THAT(blocked,
+                StatusIs(absl::StatusCode::kAborted, HasSubstr("recv on axis 'tp': " + cause)));
+    EXPECT_THAT(
+        pending.Wait(absl::Seconds(10)),
+        StatusIs(absl::StatusCode::kAborted, HasSubstr("all_reduce on axis 'tp': " + cause)));
+    EXPECT_THAT(child->Barrier(),
+                StatusIs(absl::StatusCode::kAborted, HasSubstr("barrier on axis 'tp': " + cause)));
+    EXPECT_THAT(child->AllReduceAsync<int32_t>(x, absl::MakeSpan(x), ReduceOp::kSum),
+                StatusIs(absl::StatusCode::kAborted, HasSubstr(cause)));
+    EXPECT_THAT(child->Split(0, 0, {.name = "sub"}),
+                StatusIs(absl::StatusCode::kAborted, HasSubstr("split on axis 'tp': " + cause)));
+    EXPECT_OK(child->Revoke("a second cause"));
+    EXPECT_EQ(child->revocation_cause(), cause);
+    EXPECT_THAT(child->Barrier(), StatusIs(absl::StatusCode::kAborted, HasSubstr(cause)));
+  }
+  ASSERT_OK(world->Barrier());
+  EXPECT_EQ(world->revocation_cause(), std::nullopt);
+}
+
 // gloo's own calls on nmesh's context, and a context an engine connected with gloo's own
 // rendezvous (gloo's FileStore) used through nmesh, splits included.
 TEST(GlooNativeTest, NativeContextAndAdoption) {

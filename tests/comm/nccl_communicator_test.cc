@@ -26,6 +26,7 @@
 #include "nmesh/comm/mpi/session.h"
 #include "nmesh/comm/nccl/communicator.h"
 #include "nmesh/comm/nccl/native.h"
+#include "nmesh/comm/nccl/recovery.h"
 #include "nmesh/comm/nccl/runtime.h"
 #include "nmesh/comm/nccl/status.h"
 #include "nmesh/comm/self.h"
@@ -291,6 +292,38 @@ TEST_F(NcclGpuTest, WatchdogAbortsTheFamilyOfAStuckAsyncOperation) {
   SetTimeoutHandler(nullptr);
   cudaStreamSynchronize(stream);
   cudaStreamDestroy(stream);
+}
+
+// Recovery on one GPU (comm/nccl/recovery.h): a revoked communicator fails its operations, and a
+// shrink of it (with abort; excluding no rank on a world of one) gives a working communicator.
+TEST_F(NcclGpuTest, RevokeThenShrink) {
+  if (!nccl::HasCommShrink()) {
+    GTEST_SKIP() << "NCCL " << nccl::LinkedNcclVersion() << " has no ncclCommShrink";
+  }
+  auto world = SoloWorld({.name = "world", .timeout = absl::Seconds(60)});
+  ASSERT_NE(world, nullptr);
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> tp,
+                       world->Split(0, 0, {.name = "tp", .timeout = absl::Seconds(30)}));
+  ASSERT_OK_AND_ASSIGN(std::unique_ptr<Communicator> healthy,
+                       nccl::ShrinkComm(*tp, {}, {.name = "tp_healthy"}));
+  ExpectAllReduceEveryType<float>(*healthy);
+  std::vector<Communicator*> family = {tp.get()};
+  ASSERT_OK(nccl::RevokeTogether(family, "rank 1 died"));
+  EXPECT_THAT(tp->Barrier(),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("rank 1 died")));
+  absl::StatusOr<std::unique_ptr<Communicator>> shrunk =
+      nccl::ShrinkComm(*tp, {}, {.name = "tp", .timeout = absl::Seconds(30)});
+  if (!nccl::HasCommRevoke()) {
+    EXPECT_THAT(shrunk,
+                StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("nothing to shrink")));
+    return;
+  }
+  ASSERT_OK(shrunk.status());
+  EXPECT_EQ((*shrunk)->size(), 1);
+  ExpectAllReduceEveryType<float, BFloat16>(**shrunk);
+  EXPECT_OK(world->Barrier());  // the world was not revoked
+  shrunk->reset();
+  tp.reset();  // a revoked parent: aborted, never finalised
 }
 
 TEST_F(NcclGpuTest, WorldOverMpi) {

@@ -145,6 +145,37 @@ TEST(SelfCommunicatorTest, AbortFromAnotherThreadIsIdempotent) {
   EXPECT_THAT(self->Split(0, 0, {}), StatusIs(absl::StatusCode::kFailedPrecondition, _));
 }
 
+// Revocation: every later operation is Aborted naming the cause, a handle that completed before
+// keeps its status, the first cause wins, and RevokeTogether gives one cause to communicators
+// aborted before (their failures name it from then on).
+TEST(SelfCommunicatorTest, RevokeNamesTheCause) {
+  auto tp = NewSelfCommunicator({.name = "tp"});
+  auto dp = NewSelfCommunicator({.name = "dp"});
+  std::vector<float> x(2, 1.0f);
+  ASSERT_OK_AND_ASSIGN(Work done, tp->AllReduceAsync<float>(x, absl::MakeSpan(x), ReduceOp::kSum));
+  EXPECT_EQ(tp->revocation_cause(), std::nullopt);
+  ASSERT_OK(dp->Abort());
+  Communicator* both[] = {tp.get(), nullptr, dp.get()};
+  ASSERT_OK(RevokeTogether(both, "rank 3: gone"));
+  ASSERT_OK(tp->Revoke("later"));
+  EXPECT_EQ(tp->revocation_cause(), "rank 3: gone");
+  EXPECT_OK(done.Wait());
+  EXPECT_THAT(tp->AllReduce<float>(x, absl::MakeSpan(x), ReduceOp::kSum),
+              StatusIs(absl::StatusCode::kAborted, "all_reduce on axis 'tp': rank 3: gone"));
+  EXPECT_THAT(dp->Barrier(),
+              StatusIs(absl::StatusCode::kAborted, "barrier on axis 'dp': rank 3: gone"));
+  EXPECT_THAT(dp->BarrierAsync(), StatusIs(absl::StatusCode::kAborted, HasSubstr("rank 3: gone")));
+  EXPECT_THAT(dp->SetTimeout(absl::Seconds(1)),
+              StatusIs(absl::StatusCode::kAborted, "set_timeout on axis 'dp': rank 3: gone"));
+  // Zero-count collectives still check the state first.
+  EXPECT_THAT(tp->AllReduce(nullptr, nullptr, 0, DataType::kFloat32, ReduceOp::kSum),
+              StatusIs(absl::StatusCode::kAborted, _));
+  auto ep = NewSelfCommunicator({.name = "ep"});
+  ASSERT_OK(ep->Revoke(""));
+  EXPECT_THAT(ep->Barrier(), StatusIs(absl::StatusCode::kAborted,
+                                      "barrier on axis 'ep': the communicator was revoked"));
+}
+
 TEST(SelfCommunicatorTest, CustomMemoryKindUsesTheGivenCopy) {
   int copies = 0;
   auto self = NewSelfCommunicator({.name = "tp"}, MemoryKind::kDevice,
