@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -41,8 +42,8 @@ namespace {
 namespace ci = ::nmesh::comm::internal;
 
 // The cause a communicator's family is being revoked with, on the thread that revokes it (set
-// around AbortFamilyOrSelf, which calls Abort() on every member of the family): Abort() then
-// records and passes on that cause instead of "Abort() was called".
+// around AbortFamilyOrSelf, which calls Abort() on every member of the family, as the watchdog
+// does): Abort() then revokes with that cause (Communicator::Revoke) instead of a plain abort.
 thread_local const std::string* revoke_cause = nullptr;
 
 class RevokeScope {
@@ -233,15 +234,22 @@ class MpiCommunicator final : public Communicator {
   }
 
   // Marks this communicator aborted and tells its peers (a revocation notice over the side
-  // channel, sent by the watchdog thread or this communicator's next interruptible operation).
-  // Makes no MPI call. Within a family's revocation (RevokeScope) the reason is the family's cause.
+  // channel, sent by the watchdog thread or this communicator's next interruptible operation) the
+  // cause: Revoke's (Communicator::Revoke, RevokeTogether, DeviceMesh::Revoke record it before
+  // they call this), the family's (RevokeScope), or "Abort() was called". Makes no MPI call.
   absl::Status Abort() override {
-    if (revoke_cause != nullptr) {
-      Revoke(*revoke_cause, *revoke_cause);
+    if (revoke_cause != nullptr && !revoked_.load(std::memory_order_acquire) &&
+        !revocation_cause().has_value()) {
+      return Communicator::Revoke(*revoke_cause);  // records the cause, then calls Abort() again
+    }
+    std::optional<std::string> cause = revocation_cause();
+    if (!cause.has_value() && revoke_cause != nullptr) cause = *revoke_cause;
+    if (cause.has_value()) {
+      MarkRevoked(*cause, *cause);
     } else {
-      Revoke("Abort() was called",
-             absl::StrFormat("rank %d: axis '%s' was aborted (Abort() was called on it)",
-                             GlobalRank(), options_.name));
+      MarkRevoked("Abort() was called",
+                  absl::StrFormat("rank %d: axis '%s' was aborted (Abort() was called on it)",
+                                  GlobalRank(), options_.name));
     }
     return absl::OkStatus();
   }
@@ -278,7 +286,7 @@ class MpiCommunicator final : public Communicator {
 
   // Marks this communicator aborted with `reason` (what its own later operations say) and tells
   // its peers `cause` (once; nothing when it was revoked already).
-  void Revoke(const std::string& reason, const std::string& cause) {
+  void MarkRevoked(const std::string& reason, const std::string& cause) {
     revoked_.store(true, std::memory_order_release);
     if (!abort_state_.Mark(reason)) return;
     if (side_ != nullptr) side_->Revoke(cause);
@@ -286,7 +294,7 @@ class MpiCommunicator final : public Communicator {
 
   // Revokes this communicator, then every communicator of its family (its mesh), with `cause`.
   void RevokeFamily(const std::string& reason, const std::string& cause) {
-    Revoke(reason, cause);
+    MarkRevoked(reason, cause);
     RevokeScope scope(cause);
     AbortFamilyOrSelf();
   }
@@ -294,8 +302,7 @@ class MpiCommunicator final : public Communicator {
   // A peer's notice: the communicator was revoked there (it told every rank of it), so it is here,
   // and so is the rest of this rank's mesh, whose other communicators tell their own peers.
   void RevokedByPeer(const std::string& cause) {
-    revoked_.store(true, std::memory_order_release);
-    abort_state_.Mark(cause);
+    (void)Communicator::Revoke(cause);  // operations fail with Aborted naming it
     RevokeScope scope(cause);
     AbortFamilyOrSelf();  // must not touch `this` afterwards: the family's abort may release it
   }
@@ -454,8 +461,8 @@ class MpiCommunicator final : public Communicator {
   // Null: not watched (operations with a timeout poll) and no revocation notices.
   std::unique_ptr<MpiSideChannel> side_;
   std::vector<Abandoned> abandoned_;
-  // Revoked (a timeout, Abort(), a peer's notice): its native communicators are quarantined, not
-  // freed (comm/mpi/quarantine.h).
+  // Revoked (a timeout, Abort() or Revoke(), a peer's notice): its native communicators are
+  // quarantined, not freed (comm/mpi/quarantine.h).
   std::atomic<bool> revoked_{false};
   // Set by an asynchronous handle that gave up on a pending request (MpiWork::Abandon).
   std::shared_ptr<std::atomic<bool>> work_abandoned_ = std::make_shared<std::atomic<bool>>(false);

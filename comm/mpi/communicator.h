@@ -45,16 +45,16 @@
 // yields, then sleeps up to 1 ms, so oversubscribed ranks still progress. On completion the output
 // is copied back (two memcpy per call). On expiry the operation returns DeadlineExceeded
 // ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the communicator is revoked
-// together with its family (its DeviceMesh): every later operation is FailedPrecondition naming
-// the cause. A communicator with a side channel (created with a timeout) also tells its peers: a
-// revocation notice (the cause, cut to 1 KiB) goes to every other rank over the side channel,
-// where the watchdog thread (every tick) or the next interruptible operation takes it and
-// revokes that rank's communicator and family with the same cause, whose communicators tell their
-// own peers in turn; so every member of the mesh learns it, and a late rank's operation fails at
-// once ("... the communicator was aborted (rank 0: all_reduce on axis 'tp' timed out after 2 s
-// (rank 0 of 8)) (rank 3 of 8)") instead of completing the collective the others abandoned. An
-// interruptible operation that completes checks for a notice before it returns OK. Without a
-// side channel (SetTimeout, AdoptComm) the revocation stays local.
+// together with its family (its DeviceMesh): every later operation fails naming the cause
+// (FailedPrecondition on this communicator, Aborted on the rest of the family). A communicator with
+// a side channel (created with a timeout) also tells its peers: a revocation notice (the cause, cut
+// to 1 KiB) goes to every other rank over the side channel, where the watchdog thread (every tick)
+// or the next interruptible operation takes it and revokes that rank's communicator and family with
+// the same cause, whose communicators tell their own peers in turn; so every member of the mesh
+// learns it, and a late rank's operation fails at once (Aborted "all_reduce on axis 'tp': rank 0:
+// all_reduce on axis 'tp' timed out after 2 s (rank 0 of 8)") instead of completing the collective
+// the others abandoned. An interruptible operation that completes checks for a notice before it
+// returns OK. Without a side channel (SetTimeout, AdoptComm) the revocation stays local.
 //
 // What happens to the request: a Send or Recv is cancelled (MPI_Cancel); a collective cannot be
 // cancelled in MPI, so its request is abandoned together with its staging copy. Abandoned

@@ -31,7 +31,7 @@ for ((t = 1; t <= trials; ++t)); do
   fi
   lines=$(grep -c "^server_failover: rank [0-9]*: model_a failed .*model_b served 20 steps, model_a rebuilt and serves" "$out")
   [ -z "$problem" ] && [ "$lines" -ne "$np" ] && problem="$lines of $np ranks printed their verdict"
-  [ -z "$problem" ] && ! grep -q "^server_failover: rank 1: model_a failed (FAILED_PRECONDITION, late rank)" "$out" &&
+  [ -z "$problem" ] && ! grep -q "^server_failover: rank 1: model_a failed (ABORTED, late rank)" "$out" &&
     problem="the late rank did not fail naming the revocation"
   left=$(job_processes "$job" | tr '\n' ' ')
   if [ -n "$left" ]; then
