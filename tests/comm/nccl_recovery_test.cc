@@ -200,14 +200,14 @@ TEST_F(NcclRecoveryTest, RevokesAMeshsCommunicatorsInOneGroup) {
   ASSERT_NE(dp_cp, nullptr);
   script_.Take();
   std::vector<Communicator*> family = {tp, dp, dp_cp};
-  EXPECT_OK(RevokeTogether(family, "rank 5 died"));
+  EXPECT_OK(nccl::RevokeTogether(family, "rank 5 died"));
   EXPECT_THAT(script_.Take(), ElementsAre("group start", "revoke tp flags 0", "revoke dp flags 0",
                                           "revoke dp_cp flags 0", "group end"));
   // Every later operation fails naming the reason; nothing reaches NCCL.
   EXPECT_THAT(dp->AllReduce(kBuffer, kBuffer, 4, DataType::kFloat32, ReduceOp::kSum),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("rank 5 died")));
   // Idempotent: a second revoke calls nothing.
-  EXPECT_OK(RevokeTogether(family, "again"));
+  EXPECT_OK(nccl::RevokeTogether(family, "again"));
   EXPECT_THAT(script_.Take(), IsEmpty());
   // Revoked communicators are aborted when destroyed, never finalised.
   comms_.clear();
@@ -221,7 +221,7 @@ TEST_F(NcclRecoveryTest, ARefusedRevokeIsAnAbort) {
   script_.Take();
   script_.refuse_revoke_of = "dp";
   std::vector<Communicator*> family = {tp, dp};
-  EXPECT_THAT(RevokeTogether(family, "rank 1 died"),
+  EXPECT_THAT(nccl::RevokeTogether(family, "rank 1 died"),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("ncclCommRevoke failed")));
   EXPECT_THAT(script_.Take(), ElementsAre("group start", "revoke tp flags 0", "revoke dp flags 0",
                                           "group end", "abort dp"));
@@ -245,7 +245,7 @@ TEST_F(NcclRecoveryTest, WithoutRevokeTheMeshIsAbortedInOneGroup) {
   ASSERT_NE(dp, nullptr);
   script_.Take();
   std::vector<Communicator*> family = {tp, dp};
-  EXPECT_OK(RevokeTogether(family, "rank 1 died"));
+  EXPECT_OK(nccl::RevokeTogether(family, "rank 1 died"));
   EXPECT_THAT(script_.Take(), ElementsAre("group start", "abort tp", "abort dp", "group end"));
   // Nothing is left to shrink.
   EXPECT_THAT(ShrinkComm(*dp, {1}, {.name = "dp"}),
@@ -281,7 +281,7 @@ TEST_F(NcclRecoveryTest, ShrinksARevokedCommunicatorWithAbortAndNeverDestroysThe
   Communicator* dp = Adopt("dp", 0, 4);
   ASSERT_NE(dp, nullptr);
   std::vector<Communicator*> family = {tp, dp};
-  ASSERT_OK(RevokeTogether(family, "rank 2 died"));
+  ASSERT_OK(nccl::RevokeTogether(family, "rank 2 died"));
   script_.Take();
   absl::StatusOr<std::unique_ptr<Communicator>> shrunk = ShrinkComm(*dp, {2}, {.name = "dp"});
   ASSERT_THAT(shrunk, IsOk());
