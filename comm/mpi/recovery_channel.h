@@ -3,13 +3,14 @@
 // communicator.
 //
 //   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<MpiRecoveryChannel> channel,
-//                          MpiRecoveryChannel::Create(*session));      // collective, at start-up
+//                          MpiRecoveryChannel::Create(session));   // collective, at start-up
 //   NMESH_RETURN_IF_ERROR(channel->Announce(0, "rank 3: all_reduce on axis 'tp' timed out"));
-//   if (std::optional<std::string> cause = channel->Announced(0)) ...    // any rank, polled
-//   NMESH_ASSIGN_OR_RETURN(RecoveryVerdict verdict, channel->Meet(0, {.launch_rank = rank,
-//                                                                   .launch_size = size,
-//                                                                   .need_all = true,
-//                                                                   .deadline = deadline}));
+//   std::optional<std::string> cause = channel->Announced(0);       // any rank, polled
+//   NMESH_ASSIGN_OR_RETURN(RecoveryVerdict verdict,
+//                          channel->Meet(0, {.launch_rank = rank,
+//                                            .launch_size = size,
+//                                            .need_all = true,
+//                                            .deadline = deadline}));
 //
 // Announce sends a notice (the epoch and the cause, cut to 1 KiB) to every other rank with
 // nonblocking sends, completed by later calls (and left to MPI, never freed under it, when the
