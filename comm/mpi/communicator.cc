@@ -233,10 +233,11 @@ class MpiCommunicator final : public Communicator {
         std::make_shared<MpiWork>(*this, a.op, rank_, std::move(started), work_abandoned_)));
   }
 
-  // Marks this communicator aborted and tells its peers (a revocation notice over the side
-  // channel, sent by the watchdog thread or this communicator's next interruptible operation) the
-  // cause: Revoke's (Communicator::Revoke, RevokeTogether, DeviceMesh::Revoke record it before
-  // they call this), the family's (RevokeScope), or "Abort() was called". Makes no MPI call.
+  // Marks this communicator aborted. With a cause, tells its peers (a revocation notice over the
+  // side channel, sent by the watchdog thread or this communicator's next interruptible
+  // operation): Revoke's (Communicator::Revoke, RevokeTogether, DeviceMesh::Revoke record it
+  // before they call this) or the family's (RevokeScope, a timeout or a peer's notice). A plain
+  // Abort() stays local. Makes no MPI call.
   absl::Status Abort() override {
     if (revoke_cause != nullptr && !revoked_.load(std::memory_order_acquire) &&
         !revocation_cause().has_value()) {
@@ -247,9 +248,10 @@ class MpiCommunicator final : public Communicator {
     if (cause.has_value()) {
       MarkRevoked(*cause, *cause);
     } else {
-      MarkRevoked("Abort() was called",
-                  absl::StrFormat("rank %d: axis '%s' was aborted (Abort() was called on it)",
-                                  GlobalRank(), options_.name));
+      // A plain abort stays on this rank (a caller stopping its own use of the communicator, as
+      // before revocation existed): only a cause is told to the peers.
+      revoked_.store(true, std::memory_order_release);
+      abort_state_.Mark("Abort() was called");
     }
     return absl::OkStatus();
   }

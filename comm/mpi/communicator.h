@@ -65,9 +65,9 @@
 // reused or freed at once. An asynchronous handle that gives up on a pending request (dropped,
 // or orphaned by the communicator's destruction) quarantines it the same way.
 //
-// Abort() only marks the communicator revoked and queues its notice (no MPI call, so any thread
-// may call it whatever thread level MPI granted). It ends a timed operation that is being polled at
-// its next poll (FailedPrecondition) but cannot interrupt a blocking MPI call: give the
+// Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread
+// level MPI granted; it tells no peer: Revoke(cause) does). It ends a timed operation that is being
+// polled at its next poll (FailedPrecondition) but cannot interrupt a blocking MPI call: give the
 // communicator a timeout (the watchdog then ends the job) or an interruptible timeout to make it
 // abortable.
 //
