@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -27,6 +29,7 @@
 #include "nmesh/comm/internal/work.h"
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/operations.h"
+#include "nmesh/comm/mpi/quarantine.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/mpi/side_channel.h"
@@ -37,6 +40,24 @@ namespace nmesh::comm::mpi {
 namespace {
 
 namespace ci = ::nmesh::comm::internal;
+
+// The cause a communicator's family is being revoked with, on the thread that revokes it (set
+// around AbortFamilyOrSelf, which calls Abort() on every member of the family, as the watchdog
+// does): Abort() then revokes with that cause (Communicator::Revoke) instead of a plain abort.
+thread_local const std::string* revoke_cause = nullptr;
+
+class RevokeScope {
+ public:
+  explicit RevokeScope(const std::string& cause) : previous_(revoke_cause) {
+    revoke_cause = &cause;
+  }
+  ~RevokeScope() { revoke_cause = previous_; }
+  RevokeScope(const RevokeScope&) = delete;
+  RevokeScope& operator=(const RevokeScope&) = delete;
+
+ private:
+  const std::string* previous_;
+};
 
 class MpiCommunicator final : public Communicator {
  public:
@@ -49,8 +70,13 @@ class MpiCommunicator final : public Communicator {
     MPI_Comm_size(comm_, &size_);
     // Only a communicator created with a timeout gets one: the duplicate is one more collective
     // per creation, which meshes built without timeouts should not pay.
-    if (collective && options_.timeout.has_value()) side_ = MakeSideChannel(comm_);
-    if (side_ != nullptr) Watch(side_.get());
+    if (collective && options_.timeout.has_value()) {
+      side_ = MakeSideChannel(comm_, options_.name);
+    }
+    if (side_ != nullptr) {
+      side_->SetOnNotice([this](const std::string& cause) { RevokedByPeer(cause); });
+      Watch(side_.get());
+    }
   }
   // Borrows `comm` (adoption): sets MPI_ERRORS_RETURN on it for its lifetime and restores the
   // caller's error handler on destruction, without freeing it.
@@ -76,14 +102,29 @@ class MpiCommunicator final : public Communicator {
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (finalized) return;  // MPI_Finalize already released everything.
-    side_.reset();
     works_.OrphanAll();
-    for (Abandoned& a : abandoned_) {
+    std::erase_if(abandoned_, [](Abandoned& a) {
       int done = 0;
       MPI_Test(&a.request, &done, MPI_STATUS_IGNORE);
-      // MPI may still read or write the staging copy: never free it under MPI.
-      if (!done) KeepUntilExit(std::move(a.keep));
+      return done != 0;
+    });
+    if (!abandoned_.empty() || revoked_.load(std::memory_order_acquire) ||
+        work_abandoned_->load(std::memory_order_acquire) ||
+        (side_ != nullptr && side_->revoked())) {
+      // A collective may still progress on it, or its peers may still send to it: never freed
+      // (comm/mpi/quarantine.h).
+      const MPI_Comm side = side_ != nullptr ? side_->Retire() : MPI_COMM_NULL;
+      side_.reset();
+      if (!owned_) {
+        MPI_Comm_set_errhandler(comm_, restore_);
+        MPI_Errhandler_free(&restore_);
+      }
+      Quarantine(owned_ ? comm_ : MPI_COMM_NULL, side, std::move(abandoned_));
+      abandoned_.clear();
+      comm_ = MPI_COMM_NULL;
+      return;
     }
+    side_.reset();
     if (owned_) {
       MPI_Comm_free(&comm_);
     } else {
@@ -188,11 +229,30 @@ class MpiCommunicator final : public Communicator {
     const char* call = "";
     const int rc = StartCall(group(), a, started, &call);
     NMESH_RETURN_IF_ERROR(Check(a.op, rc, call));
-    return Work(works_.Add(std::make_shared<MpiWork>(*this, a.op, rank_, std::move(started))));
+    return Work(works_.Add(
+        std::make_shared<MpiWork>(*this, a.op, rank_, std::move(started), work_abandoned_)));
   }
 
+  // Marks this communicator aborted. With a cause, tells its peers (a revocation notice over the
+  // side channel, sent by the watchdog thread or this communicator's next interruptible
+  // operation): Revoke's (Communicator::Revoke, RevokeTogether, DeviceMesh::Revoke record it
+  // before they call this) or the family's (RevokeScope, a timeout or a peer's notice). A plain
+  // Abort() stays local. Makes no MPI call.
   absl::Status Abort() override {
-    abort_state_.Mark("Abort() was called");
+    if (revoke_cause != nullptr && !revoked_.load(std::memory_order_acquire) &&
+        !revocation_cause().has_value()) {
+      return Communicator::Revoke(*revoke_cause);  // records the cause, then calls Abort() again
+    }
+    std::optional<std::string> cause = revocation_cause();
+    if (!cause.has_value() && revoke_cause != nullptr) cause = *revoke_cause;
+    if (cause.has_value()) {
+      MarkRevoked(*cause, *cause);
+    } else {
+      // A plain abort stays on this rank (a caller stopping its own use of the communicator, as
+      // before revocation existed): only a cause is told to the peers.
+      revoked_.store(true, std::memory_order_release);
+      abort_state_.Mark("Abort() was called");
+    }
     return absl::OkStatus();
   }
 
@@ -221,10 +281,41 @@ class MpiCommunicator final : public Communicator {
   }
 
  private:
-  struct Abandoned {
-    MPI_Request request;
-    Kept keep;  // what MPI may still use
-  };
+  // This process's rank in the job's world, for causes told to other ranks.
+  int64_t GlobalRank() const {
+    return side_ != nullptr ? side_->GlobalRank(rank_) : static_cast<int64_t>(rank_);
+  }
+
+  // Marks this communicator aborted with `reason` (what its own later operations say) and tells
+  // its peers `cause` (once; nothing when it was revoked already).
+  void MarkRevoked(const std::string& reason, const std::string& cause) {
+    revoked_.store(true, std::memory_order_release);
+    if (!abort_state_.Mark(reason)) return;
+    if (side_ != nullptr) side_->Revoke(cause);
+  }
+
+  // Revokes this communicator, then every communicator of its family (its mesh), with `cause`.
+  void RevokeFamily(const std::string& reason, const std::string& cause) {
+    MarkRevoked(reason, cause);
+    RevokeScope scope(cause);
+    AbortFamilyOrSelf();
+  }
+
+  // A peer's notice: the communicator was revoked there (it told every rank of it), so it is here,
+  // and so is the rest of this rank's mesh, whose other communicators tell their own peers.
+  void RevokedByPeer(const std::string& cause) {
+    (void)Communicator::Revoke(cause);  // operations fail with Aborted naming it
+    RevokeScope scope(cause);
+    AbortFamilyOrSelf();  // must not touch `this` afterwards: the family's abort may release it
+  }
+
+  // Sends a pending notice and takes the arrived ones (a communicator with a side channel), then
+  // whether this communicator is still usable.
+  absl::Status TakeNotices(ci::OpName op) {
+    if (side_ == nullptr) return absl::OkStatus();
+    side_->CheckNotices();
+    return Usable(op);
+  }
 
   absl::Status Usable(ci::OpName op) const {
     // After MPI_Finalize any MPI call would end the process: an error instead.
@@ -302,6 +393,9 @@ class MpiCommunicator final : public Communicator {
       }
       if (io.preserve_out && io.out_bytes > 0) std::memcpy(out, io.out, io.out_bytes);
     }
+    // A notice that arrived since the last operation: fail now rather than start an operation
+    // the other ranks have given up on.
+    NMESH_RETURN_IF_ERROR(TakeNotices(name));
     OpArgs staged = a;
     staged.send = io.one_buffer ? out : in;
     staged.recv = out;
@@ -323,6 +417,10 @@ class MpiCommunicator final : public Communicator {
       NMESH_RETURN_IF_ERROR(Check(
           op, MPI_Testall(2, started.requests.data(), &done, MPI_STATUSES_IGNORE), "MPI_Testall"));
       if (done) {
+        // Completed, perhaps with ranks that had given up on it already (their requests were
+        // abandoned, not cancelled): when one of them has said so, the operation fails here too,
+        // and the caller's buffers stay as they were.
+        NMESH_RETURN_IF_ERROR(TakeNotices(op));
         if (started.on_complete) started.on_complete();
         return absl::OkStatus();
       }
@@ -333,8 +431,10 @@ class MpiCommunicator final : public Communicator {
       if (deadline.Expired()) {
         Abandon(started);
         absl::Status timeout = ci::TimeoutError(*this, op);
-        abort_state_.Mark(absl::StrFormat("an earlier %s timed out after %s", op,
-                                          ci::FormatTimeout(*options_.timeout)));
+        RevokeFamily(absl::StrFormat("an earlier %s timed out after %s", op,
+                                     ci::FormatTimeout(*options_.timeout)),
+                     absl::StrFormat("rank %d: %s", GlobalRank(), timeout.message()));
+        (void)TakeNotices(op);  // tell the peers now
         return timeout;
       }
       pacer.Pause();
@@ -360,9 +460,14 @@ class MpiCommunicator final : public Communicator {
   CommOptions options_;
   int rank_ = 0;
   int size_ = 1;
-  std::unique_ptr<internal::SideChannel>
-      side_;  // null: not watched (operations with a timeout poll)
+  // Null: not watched (operations with a timeout poll) and no revocation notices.
+  std::unique_ptr<MpiSideChannel> side_;
   std::vector<Abandoned> abandoned_;
+  // Revoked (a timeout, Abort() or Revoke(), a peer's notice): its native communicators are
+  // quarantined, not freed (comm/mpi/quarantine.h).
+  std::atomic<bool> revoked_{false};
+  // Set by an asynchronous handle that gave up on a pending request (MpiWork::Abandon).
+  std::shared_ptr<std::atomic<bool>> work_abandoned_ = std::make_shared<std::atomic<bool>>(false);
   ci::WorkRegistry works_;
   bool owned_ = true;
   bool freed_ = false;  // FreeNative ran (Release or the destructor)

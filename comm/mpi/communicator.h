@@ -44,20 +44,32 @@
 // buffers, polled with MPI_Test until it completes or the deadline passes; between polls the thread
 // yields, then sleeps up to 1 ms, so oversubscribed ranks still progress. On completion the output
 // is copied back (two memcpy per call). On expiry the operation returns DeadlineExceeded
-// ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the communicator is aborted:
-// every later operation is FailedPrecondition. What happens to the request: a Send or Recv is
-// cancelled (MPI_Cancel); a collective cannot be cancelled in MPI, so its request is abandoned
-// together with its staging copy, which the communicator keeps alive (and which is kept until the
-// process exits if MPI still holds it when the communicator is destroyed: MPI may use it until
-// MPI_Finalize). Either way MPI never touches the caller's buffers after the call returns: they may
-// be reused or freed at once. The intended reaction to a timeout is still to report it and exit
-// (MPI_Abort or a normal exit): MPI_Finalize may wait for the abandoned collective if the other
-// ranks never join it.
+// ("all_reduce on axis 'tp' timed out after 2 s (rank 3 of 8)") and the communicator is revoked
+// together with its family (its DeviceMesh): every later operation fails naming the cause
+// (FailedPrecondition on this communicator, Aborted on the rest of the family). A communicator with
+// a side channel (created with a timeout) also tells its peers: a revocation notice (the cause, cut
+// to 1 KiB) goes to every other rank over the side channel, where the watchdog thread (every tick)
+// or the next interruptible operation takes it and revokes that rank's communicator and family with
+// the same cause, whose communicators tell their own peers in turn; so every member of the mesh
+// learns it, and a late rank's operation fails at once (Aborted "all_reduce on axis 'tp': rank 0:
+// all_reduce on axis 'tp' timed out after 2 s (rank 0 of 8)") instead of completing the collective
+// the others abandoned. An interruptible operation that completes checks for a notice before it
+// returns OK. Without a side channel (SetTimeout, AdoptComm) the revocation stays local.
 //
-// Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread level
-// MPI granted). It ends a timed operation that is being polled at its next poll
-// (FailedPrecondition) but cannot interrupt a blocking MPI call: give the communicator a timeout
-// (the watchdog then ends the job) or an interruptible timeout to make it abortable.
+// What happens to the request: a Send or Recv is cancelled (MPI_Cancel); a collective cannot be
+// cancelled in MPI, so its request is abandoned together with its staging copy. Abandoned
+// requests, and the communicators (and side channels) of revoked communicators, are quarantined
+// for the life of the process when the communicator is destroyed (comm/mpi/quarantine.h): never
+// freed under MPI, so neither a late peer's arrival nor MPI_Finalize runs a collective on freed
+// memory. Either way MPI never touches the caller's buffers after the call returns: they may be
+// reused or freed at once. An asynchronous handle that gives up on a pending request (dropped,
+// or orphaned by the communicator's destruction) quarantines it the same way.
+//
+// Abort() only marks the communicator (no MPI call, so any thread may call it whatever thread
+// level MPI granted; it tells no peer: Revoke(cause) does). It ends a timed operation that is being
+// polled at its next poll (FailedPrecondition) but cannot interrupt a blocking MPI call: give the
+// communicator a timeout (the watchdog then ends the job) or an interruptible timeout to make it
+// abortable.
 //
 // Threads. One thread at a time per communicator. Using different communicators from different
 // threads needs the "multiple" thread level (Session::thread_level()).

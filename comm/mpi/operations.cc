@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
-#include <mutex>
 #include <utility>
 
 #include "absl/strings/str_format.h"
 #include "nmesh/comm/internal/host_math.h"
+#include "nmesh/comm/mpi/quarantine.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/status.h"
 
@@ -35,17 +35,6 @@ const void* StageIfOverlapping(const void* src, size_t src_bytes, const void* ds
   scratch = std::make_shared<std::vector<std::byte>>(src_bytes);
   std::memcpy(scratch->data(), src, src_bytes);
   return scratch->data();
-}
-
-// Keeps the staging area of a request that was still pending when its communicator was destroyed.
-// MPI may use it until MPI_Finalize, so it must not be freed; holding it here (until the process
-// exits) keeps it reachable, so leak checkers do not report it. Only timed-out collectives get
-// here. Thread-safe.
-void KeepUntilExit(Kept keep) {
-  static std::mutex mu;
-  static auto* kept = new std::vector<Kept>();
-  std::lock_guard<std::mutex> lock(mu);
-  kept->push_back(std::move(keep));
 }
 
 // Whether `a` ends with kAvg's division on this rank (MPI has no average).
@@ -308,6 +297,23 @@ Io IoOf(const MpiGroup& g, const OpArgs& a) {
       break;
   }
   return {};
+}
+
+void MpiWork::Abandon() {
+  std::vector<Abandoned> pending;
+  for (MPI_Request& request : started_.requests) {
+    if (request == MPI_REQUEST_NULL) continue;
+    int done = 0;
+    if (started_.cancellable) MPI_Cancel(&request);
+    MPI_Test(&request, &done, MPI_STATUS_IGNORE);
+    if (!done) pending.push_back({request, started_.keep});
+  }
+  if (!pending.empty()) {
+    Quarantine(MPI_COMM_NULL, MPI_COMM_NULL, std::move(pending));
+    if (abandoned_ != nullptr) abandoned_->store(true, std::memory_order_release);
+  }
+  started_.keep.clear();
+  pending_ = false;
 }
 
 }  // namespace nmesh::comm::mpi

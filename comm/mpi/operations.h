@@ -13,6 +13,7 @@
 #include <mpi.h>
 
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -70,10 +71,6 @@ struct Started {
 const void* StageIfOverlapping(const void* src, size_t src_bytes, const void* dst, size_t dst_bytes,
                                Scratch& scratch);
 
-// Keeps what MPI may still use after its request was given up on, until the process exits.
-// Thread-safe.
-void KeepUntilExit(Kept keep);
-
 // Whether `a` ends with kAvg's division on this rank (MPI has no average).
 bool Averages(const MpiGroup& g, const OpArgs& a);
 
@@ -94,8 +91,14 @@ Io IoOf(const MpiGroup& g, const OpArgs& a);
 // An operation issued through the asynchronous path, on the caller's buffers.
 class MpiWork final : public Work::Impl {
  public:
-  MpiWork(const Communicator& comm, internal::OpName op, int rank, Started started)
-      : Impl(comm, op), started_(std::move(started)), rank_(rank) {}
+  // `abandoned` (may be null) is set when the handle gives up on a pending request: its
+  // communicator must then be quarantined, not freed (comm/mpi/quarantine.h).
+  MpiWork(const Communicator& comm, internal::OpName op, int rank, Started started,
+          std::shared_ptr<std::atomic<bool>> abandoned = nullptr)
+      : Impl(comm, op),
+        started_(std::move(started)),
+        rank_(rank),
+        abandoned_(std::move(abandoned)) {}
 
   ~MpiWork() override {
     // A handle dropped while MPI still owns the request: never free memory MPI may still use.
@@ -124,17 +127,9 @@ class MpiWork final : public Work::Impl {
     return Finish(MPI_Waitall(2, started_.requests.data(), MPI_STATUSES_IGNORE), "MPI_Waitall");
   }
 
-  void Abandon() override {
-    for (MPI_Request& request : started_.requests) {
-      if (request == MPI_REQUEST_NULL || !started_.cancellable) continue;
-      MPI_Cancel(&request);
-      int done = 0;
-      MPI_Test(&request, &done, MPI_STATUS_IGNORE);
-    }
-    KeepUntilExit(std::move(started_.keep));
-    started_.keep.clear();
-    pending_ = false;
-  }
+  // Cancels point-to-point requests; what is still pending goes to the quarantine with the memory
+  // MPI may use, and the communicator is told (`abandoned`).
+  void Abandon() override;
 
  private:
   absl::Status Finish(int rc, const char* call) {
@@ -152,6 +147,7 @@ class MpiWork final : public Work::Impl {
   Started started_;
   bool pending_ = true;  // the requests have not been seen to complete
   int rank_;
+  std::shared_ptr<std::atomic<bool>> abandoned_;
 };
 
 }  // namespace nmesh::comm::mpi

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "absl/strings/str_format.h"
+#include "nmesh/comm/mpi/quarantine.h"
 #include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/mpi/status.h"
 
@@ -113,7 +114,12 @@ Session::~Session() {
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && native_->comm != MPI_COMM_NULL) MPI_Comm_free(&native_->comm);
-  if (owns_mpi_ && !finalized) MPI_Finalize();
+  // Operations abandoned on a failure that a late peer has completed since are done with; the
+  // others stay pending on their never-freed communicators (comm/mpi/quarantine.h).
+  if (owns_mpi_ && !finalized) {
+    DrainQuarantine(absl::Milliseconds(100));
+    MPI_Finalize();
+  }
 }
 
 }  // namespace nmesh::comm::mpi

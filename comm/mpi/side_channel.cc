@@ -9,10 +9,13 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/time/clock.h"
+#include "nmesh/base/fingerprint.h"
 #include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/watch/diagnosis.h"
 #include "nmesh/comm/watch/flight_recorder.h"
@@ -30,16 +33,22 @@ namespace ci = ::nmesh::comm::internal;
 // so a completed request shows that the peer's process is alive even while its watchdog thread
 // has not been scheduled yet; a stopped or dead process never completes it. The answer, with
 // kReplyTag, is a ReplyHeader followed by the records as bytes (every rank runs the same binary).
-class MpiSideChannel final : public ci::SideChannel {
+//
+// Revocation notices (kNoticeTag): a Notice (the group's fingerprint, so that a notice meant for a
+// communicator that no longer exists here is never taken for another one's, and the cause), sent
+// to every other rank when this rank's communicator is revoked, and taken off the channel by Serve
+// (the watchdog thread) or CheckNotices (the communicator's own thread).
+class SideChannelImpl final : public MpiSideChannel {
  public:
   static constexpr int kRequestTag = 1;
   static constexpr int kReplyTag = 2;
+  static constexpr int kNoticeTag = 3;
   // Receives kept posted for requests: so many askers are matched (shown alive) at once; the
   // others when the watchdog serves the first ones.
   static constexpr int kPostedRequests = 8;
 
-  // Takes ownership of `side`, a duplicate of `comm`.
-  MpiSideChannel(MPI_Comm comm, MPI_Comm side) : side_(side) {
+  // Takes ownership of `side`, a duplicate of `comm` (named `name`).
+  SideChannelImpl(MPI_Comm comm, MPI_Comm side, std::string_view name) : side_(side) {
     MPI_Comm_rank(side_, &rank_);
     MPI_Comm_size(side_, &size_);
     MPI_Group group = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
@@ -57,12 +66,16 @@ class MpiSideChannel final : public ci::SideChannel {
     for (int64_t& g : global_) {
       if (g == MPI_UNDEFINED) g = -1;
     }
+    Fingerprint fingerprint;
+    fingerprint.Add(name);
+    for (int64_t g : global_) fingerprint.Add(g);
+    group_ = fingerprint.value();
   }
 
-  ~MpiSideChannel() override {
+  ~SideChannelImpl() override {
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized) return;
+    if (finalized || side_ == MPI_COMM_NULL) return;
     for (MPI_Request& request : requests_) {
       if (request == MPI_REQUEST_NULL) continue;
       MPI_Cancel(&request);
@@ -85,7 +98,8 @@ class MpiSideChannel final : public ci::SideChannel {
     int answered = 0;
     int finalized = 0;
     MPI_Finalized(&finalized);
-    if (finalized || MpiFinalizing()) return answered;
+    if (finalized || MpiFinalizing() || side_ == MPI_COMM_NULL) return answered;
+    ExchangeNoticesLocked();
     std::erase_if(replies_, [](Reply& reply) {
       int done = 0;
       MPI_Test(&reply.request, &done, MPI_STATUS_IGNORE);
@@ -114,6 +128,55 @@ class MpiSideChannel final : public ci::SideChannel {
       }
     }
     return answered;
+  }
+
+  void SetOnNotice(std::function<void(const std::string&)> on_notice) override {
+    std::lock_guard<std::mutex> lock(notice_mu_);
+    on_notice_ = std::move(on_notice);
+  }
+
+  void Revoke(std::string_view cause) override {
+    std::lock_guard<std::mutex> lock(notice_mu_);
+    if (revoked_) return;
+    revoked_ = true;
+    outgoing_ = std::string(cause.substr(0, sizeof(Notice::cause) - 1));
+  }
+
+  bool revoked() const override {
+    std::lock_guard<std::mutex> lock(notice_mu_);
+    return revoked_;
+  }
+
+  void CheckNotices() override {
+    std::unique_lock<std::recursive_mutex> lock(MpiUseMutex(), std::try_to_lock);
+    if (!lock.owns_lock() || MpiFinalizing() || side_ == MPI_COMM_NULL) return;
+    ExchangeNoticesLocked();
+  }
+
+  MPI_Comm Retire() override {
+    std::lock_guard<std::recursive_mutex> lock(MpiUseMutex());
+    int finalized = 0;
+    MPI_Finalized(&finalized);
+    MPI_Comm side = side_;
+    side_ = MPI_COMM_NULL;
+    if (finalized || side == MPI_COMM_NULL) return MPI_COMM_NULL;
+    for (MPI_Request& request : requests_) {
+      if (request == MPI_REQUEST_NULL) continue;
+      MPI_Cancel(&request);
+      MPI_Wait(&request, MPI_STATUS_IGNORE);
+    }
+    // The sends complete on their own (the communicator is never freed); their bytes stay.
+    static std::mutex mu;
+    static auto* kept = new std::vector<std::vector<std::byte>>();
+    std::lock_guard<std::mutex> kept_lock(mu);
+    for (std::vector<Reply>* sends : {&replies_, &notices_}) {
+      for (Reply& reply : *sends) {
+        MPI_Request_free(&reply.request);
+        kept->push_back(std::move(reply.bytes));
+      }
+      sends->clear();
+    }
+    return side;
   }
 
   std::vector<RankRecords> Exchange(const FlightRecorder& recorder,
@@ -190,6 +253,73 @@ class MpiSideChannel final : public ci::SideChannel {
   }
 
  private:
+  // A revocation notice. `group`: the fingerprint of the communicator's name and members' global
+  // ranks; `cause`: NUL-terminated, cut to fit.
+  struct Notice {
+    uint64_t group;
+    char cause[1024];
+  };
+
+  // Sends this rank's pending notice to every other rank, completes earlier sends, and takes the
+  // notices that have arrived; calls the notice callback with the first cause (outside
+  // notice_mu_). The caller holds MpiUseMutex.
+  void ExchangeNoticesLocked() {
+    std::string outgoing;
+    {
+      std::lock_guard<std::mutex> lock(notice_mu_);
+      outgoing.swap(outgoing_);
+    }
+    if (!outgoing.empty()) {
+      Notice notice{group_, {}};
+      CopyText(outgoing, notice.cause);
+      for (int r = 0; r < size_; ++r) {
+        if (r == rank_) continue;
+        Reply send;
+        Append(send.bytes, &notice, sizeof(notice));
+        if (MPI_Isend(send.bytes.data(), static_cast<int>(send.bytes.size()), MPI_BYTE, r,
+                      kNoticeTag, side_, &send.request) == MPI_SUCCESS) {
+          notices_.push_back(std::move(send));
+        }
+      }
+    }
+    std::erase_if(notices_, [](Reply& send) {
+      int done = 0;
+      MPI_Test(&send.request, &done, MPI_STATUS_IGNORE);
+      return done != 0;
+    });
+    std::optional<std::string> cause;
+    while (true) {
+      int flag = 0;
+      MPI_Status status;
+      if (MPI_Iprobe(MPI_ANY_SOURCE, kNoticeTag, side_, &flag, &status) != MPI_SUCCESS || !flag) {
+        break;
+      }
+      Notice notice{};
+      int bytes = 0;
+      MPI_Get_count(&status, MPI_BYTE, &bytes);
+      std::vector<std::byte> buffer(static_cast<size_t>(std::max(bytes, 0)));
+      if (MPI_Recv(buffer.data(), bytes, MPI_BYTE, status.MPI_SOURCE, kNoticeTag, side_,
+                   MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        break;
+      }
+      if (buffer.size() != sizeof(Notice)) continue;  // not a notice of this build: ignored
+      std::memcpy(&notice, buffer.data(), sizeof(notice));
+      notice.cause[sizeof(notice.cause) - 1] = '\0';
+      if (notice.group != group_ || cause.has_value()) continue;
+      cause = notice.cause;
+    }
+    if (!cause.has_value()) return;
+    std::function<void(const std::string&)> on_notice;
+    {
+      std::lock_guard<std::mutex> lock(notice_mu_);
+      if (revoked_) return;  // this rank knew already (and told the others itself)
+      revoked_ = true;       // the sender told every rank: nothing to pass on over this channel
+      on_notice = on_notice_;
+    }
+    // Last: the callback may end this channel's communicator's use of it.
+    if (on_notice) on_notice(*cause);
+  }
+
   // A reply: the header, `count` OpRecords, then `axes` entries, each an AxisHeader followed by
   // its `members` global ranks (int64).
   struct ReplyHeader {
@@ -277,7 +407,8 @@ class MpiSideChannel final : public ci::SideChannel {
     }
   }
 
-  MPI_Comm side_;
+  MPI_Comm side_;  // MPI_COMM_NULL once retired
+  uint64_t group_ = 0;
   int rank_ = 0;
   int size_ = 1;
   std::vector<int64_t> global_;
@@ -285,6 +416,12 @@ class MpiSideChannel final : public ci::SideChannel {
   std::vector<MPI_Request> requests_;
   std::vector<int> askers_;
   std::vector<Reply> replies_;
+  std::vector<Reply> notices_;  // notices sent, not yet seen to complete
+
+  mutable std::mutex notice_mu_;
+  bool revoked_ = false;                               // guarded by notice_mu_
+  std::string outgoing_;                               // guarded by notice_mu_: a notice to send
+  std::function<void(const std::string&)> on_notice_;  // guarded by notice_mu_
 };
 
 // Whether MPI grants the "multiple" thread level, which the watchdog's separate channel needs.
@@ -298,12 +435,12 @@ bool ThreadMultiple() {
 // when MPI does not grant the "multiple" thread level or the duplicate fails.
 }  // namespace
 
-std::unique_ptr<internal::SideChannel> MakeSideChannel(MPI_Comm comm) {
+std::unique_ptr<MpiSideChannel> MakeSideChannel(MPI_Comm comm, std::string_view name) {
   if (!ThreadMultiple()) return nullptr;
   MPI_Comm side = MPI_COMM_NULL;
   if (MPI_Comm_dup(comm, &side) != MPI_SUCCESS) return nullptr;
   MPI_Comm_set_errhandler(side, MPI_ERRORS_RETURN);
-  return std::make_unique<MpiSideChannel>(comm, side);
+  return std::make_unique<SideChannelImpl>(comm, side, name);
 }
 
 }  // namespace nmesh::comm::mpi
