@@ -16,6 +16,7 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/recovery_channel.h"
 #include "nmesh/comm/self.h"
 #include "nmesh/comm/store/store.h"
 #include "nmesh/comm/store_exchange.h"
@@ -258,10 +259,28 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
         return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
       },
       .topology = [](Communicator& world, absl::Time) { return comm::mpi::GetTopology(world); }};
-  // Recovery under mpirun needs comm::mpi::MpiRecoveryChannel and a world of the survivors
-  // (recovery_channel_, make_survivors_world_): until they are set here, Recover with kRebuild or
-  // kShrink is FailedPrecondition and no monitor runs.
-  return StartWith(meeting, options);
+  NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Job> job, StartWith(meeting, options));
+  // Recovery under mpirun: the channel is a duplicate of MPI's world (its monitor probes it from
+  // its own thread, so MPI must run at the "multiple" thread level), and the survivors' world is
+  // MPI's world again: under mpirun a rank that is gone ends the job, so no world of fewer ranks
+  // is ever made (a shrink fails naming that).
+  if (options.on_failure != FailurePolicy::kAbort && session.thread_level() == "multiple") {
+    NMESH_ASSIGN_OR_RETURN(job->recovery_channel_, comm::mpi::MpiRecoveryChannel::Create(session));
+    const int world_size = session.world_size();
+    job->make_survivors_world_ = [&session, world_size](
+                                     int64_t, int, int size, std::optional<absl::Duration> timeout,
+                                     absl::Time) -> absl::StatusOr<std::unique_ptr<Communicator>> {
+      if (size != world_size) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "under mpirun a rank that is gone ends the job: no world of %d of the %d ranks can be "
+            "made (shrink needs a store launch)",
+            size, world_size));
+      }
+      return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
+    };
+    job->StartMonitor();
+  }
+  return job;
 }
 
 absl::StatusOr<std::unique_ptr<Job>> Job::Start(const StoreLaunch& launch,
@@ -430,6 +449,9 @@ absl::Status Job::BuildMeshes() {
         mesh::DeviceMesh::Create(*job_mesh.plan, *backend_.world,
                                  {.name = MeshName(job_mesh.spec),
                                   .timeout = mesh_timeout,
+                                  // A job that recovers gets its failures back as statuses:
+                                  // on MPI, operations poll instead of the watchdog ending it.
+                                  .interruptible = options_.on_failure != FailurePolicy::kAbort,
                                   .nccl = job_mesh.spec.nccl,
                                   .comm_sharing = job_mesh.spec.comm_sharing,
                                   .check_arguments = options_.check_arguments,

@@ -110,8 +110,8 @@ absl::StatusOr<RecoveryEvent> Job::Recover(const absl::Status& cause) {
   const std::string policy_name(FailurePolicyName(policy));
   if (recovery_channel_ == nullptr || !make_survivors_world_) {
     return absl::FailedPreconditionError(absl::StrFormat(
-        "on_failure %s: recovery under mpirun needs the MPI recovery channel, which this job "
-        "does not have; the failure was: %s",
+        "on_failure %s: this job has no recovery channel (under mpirun it needs MPI's "
+        "\"multiple\" thread level); the failure was: %s",
         policy_name, cause.ok() ? "(none given)" : std::string(cause.message())));
   }
   const absl::Time start = absl::Now();

@@ -170,12 +170,6 @@ if [[ -z "$expect_fail" ]]; then
   numbers=$("$checker" "${check[@]}")
   [[ $? -eq 0 ]] || { [[ "$result" == ok ]] && result=fail; }
 fi
-# A build whose job layer cannot recover under mpirun yet: a visible skip (ctest's code 77).
-if [[ "$result" != ok && "$launch" == mpi ]] &&
-   grep -q "recovery under mpirun needs the MPI recovery channel" "$dir/err0"; then
-  echo "soak_chaos: SKIP: Job::Recover under mpirun needs the MPI recovery channel, which this build does not wire in"
-  exit 77
-fi
 if [[ "$result" != ok ]]; then
   for ((r = 0; r < np; r++)); do
     echo "---- rank $r stderr (last lines) ----" >&2
