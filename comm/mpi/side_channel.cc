@@ -19,6 +19,7 @@
 #include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/watch/diagnosis.h"
 #include "nmesh/comm/watch/flight_recorder.h"
+#include "nmesh/comm/watch/record_codec.h"
 
 namespace nmesh::comm::mpi {
 namespace {
@@ -32,7 +33,7 @@ namespace ci = ::nmesh::comm::internal;
 // progress does whatever the peer's threads do (its main thread blocked in a collective drives it),
 // so a completed request shows that the peer's process is alive even while its watchdog thread
 // has not been scheduled yet; a stopped or dead process never completes it. The answer, with
-// kReplyTag, is a ReplyHeader followed by the records as bytes (every rank runs the same binary).
+// kReplyTag, is its records and state as comm/watch/record_codec.h encodes them.
 //
 // Revocation notices (kNoticeTag): a Notice (the group's fingerprint, so that a notice meant for a
 // communicator that no longer exists here is never taken for another one's, and the cause), sent
@@ -232,7 +233,8 @@ class SideChannelImpl final : public MpiSideChannel {
             MPI_SUCCESS) {
           continue;
         }
-        Decode(buffer, &entry);
+        ci::DecodeRecords(
+            std::string_view(reinterpret_cast<const char*>(buffer.data()), buffer.size()), &entry);
         --missing;
       }
       absl::SleepFor(absl::Milliseconds(1));
@@ -320,21 +322,6 @@ class SideChannelImpl final : public MpiSideChannel {
     if (on_notice) on_notice(*cause);
   }
 
-  // A reply: the header, `count` OpRecords, then `axes` entries, each an AxisHeader followed by
-  // its `members` global ranks (int64).
-  struct ReplyHeader {
-    int64_t now_ns;
-    int64_t count;
-    int64_t axes;
-    char blocked_in[160];  // NUL-terminated, truncated
-  };
-  struct AxisHeader {
-    char axis[64];  // NUL-terminated, truncated
-    uint64_t group;
-    uint64_t entered;
-    OpRecord waiting;
-    int64_t members;
-  };
   struct Reply {
     MPI_Request request = MPI_REQUEST_NULL;
     std::vector<std::byte> bytes;
@@ -352,59 +339,13 @@ class SideChannelImpl final : public MpiSideChannel {
     bytes.insert(bytes.end(), begin, begin + size);
   }
 
+  // This rank's records and state as the bytes of a reply (comm/watch/record_codec.h).
   static std::vector<std::byte> Encode(const FlightRecorder& recorder,
                                        const ci::ProcessState& state) {
-    const std::vector<OpRecord> records = recorder.Snapshot();
-    ReplyHeader header{absl::GetCurrentTimeNanos(),
-                       static_cast<int64_t>(records.size()),
-                       static_cast<int64_t>(state.axes.size()),
-                       {}};
-    CopyText(state.blocked_in, header.blocked_in);
-    std::vector<std::byte> bytes;
-    Append(bytes, &header, sizeof(header));
-    Append(bytes, records.data(), records.size() * sizeof(OpRecord));
-    for (const AxisProgress& axis : state.axes) {
-      AxisHeader a{
-          {}, axis.group, axis.entered, axis.waiting, static_cast<int64_t>(axis.members.size())};
-      CopyText(axis.axis, a.axis);
-      Append(bytes, &a, sizeof(a));
-      Append(bytes, axis.members.data(), axis.members.size() * sizeof(int64_t));
-    }
-    return bytes;
-  }
-
-  // Reads what Encode wrote; a short or malformed reply yields what could be read.
-  static void Decode(const std::vector<std::byte>& bytes, RankRecords* entry) {
-    size_t at = 0;
-    auto read = [&](void* out, size_t size) {
-      if (bytes.size() - at < size) return false;
-      if (size == 0) return true;  // `out` may be an empty vector's null data()
-      std::memcpy(out, bytes.data() + at, size);
-      at += size;
-      return true;
-    };
-    ReplyHeader header;
-    if (!read(&header, sizeof(header))) return;
-    entry->answered = true;
-    entry->now_ns = header.now_ns;
-    header.blocked_in[sizeof(header.blocked_in) - 1] = '\0';
-    entry->blocked_in = header.blocked_in;
-    const size_t n = std::min<size_t>(static_cast<size_t>(std::max<int64_t>(header.count, 0)),
-                                      (bytes.size() - at) / sizeof(OpRecord));
-    entry->records.resize(n);
-    read(entry->records.data(), n * sizeof(OpRecord));
-    for (int64_t i = 0; i < header.axes; ++i) {
-      AxisHeader a;
-      if (!read(&a, sizeof(a)) || a.members < 0 ||
-          static_cast<size_t>(a.members) > (bytes.size() - at) / sizeof(int64_t)) {
-        return;
-      }
-      a.axis[sizeof(a.axis) - 1] = '\0';
-      AxisProgress axis{a.axis, a.group, std::vector<int64_t>(static_cast<size_t>(a.members)),
-                        a.entered, a.waiting};
-      read(axis.members.data(), axis.members.size() * sizeof(int64_t));
-      entry->axes.push_back(std::move(axis));
-    }
+    const std::string text =
+        ci::EncodeRecords(recorder.Snapshot(), state, absl::GetCurrentTimeNanos());
+    const auto* begin = reinterpret_cast<const std::byte*>(text.data());
+    return std::vector<std::byte>(begin, begin + text.size());
   }
 
   MPI_Comm side_;  // MPI_COMM_NULL once retired
