@@ -51,7 +51,8 @@ TEST(CliTest, NoVerbIsAUsageErrorWithAnErrorLine) {
 TEST(CliTest, UnknownVerbIsNamed) {
   Result r = RunNmesh({"plann", "--world", "8"});
   EXPECT_EQ(r.code, kExitUsage);
-  EXPECT_THAT(r.err, HasSubstr("nmesh: error: unknown verb 'plann': expected plan, run, bench or soak"));
+  EXPECT_THAT(r.err,
+              HasSubstr("nmesh: error: unknown verb 'plann': expected plan, run, bench or soak"));
   Result json = RunNmesh({"plann", "--format", "json"});
   EXPECT_THAT(json.out, HasSubstr("{\"error\":\"unknown verb 'plann'"));
 }
