@@ -16,7 +16,6 @@
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/communicator.h"
-#include "nmesh/comm/mpi/recovery_channel.h"
 #include "nmesh/comm/self.h"
 #include "nmesh/comm/store/store.h"
 #include "nmesh/comm/store_exchange.h"
@@ -260,26 +259,7 @@ absl::StatusOr<std::unique_ptr<Job>> Job::Start(comm::mpi::Session& session,
       },
       .topology = [](Communicator& world, absl::Time) { return comm::mpi::GetTopology(world); }};
   NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Job> job, StartWith(meeting, options));
-  // Recovery under mpirun: the channel is a duplicate of MPI's world (its monitor probes it from
-  // its own thread, so MPI must run at the "multiple" thread level), and the survivors' world is
-  // MPI's world again: under mpirun a rank that is gone ends the job, so no world of fewer ranks
-  // is ever made (a shrink fails naming that).
-  if (options.on_failure != FailurePolicy::kAbort && session.thread_level() == "multiple") {
-    NMESH_ASSIGN_OR_RETURN(job->recovery_channel_, comm::mpi::MpiRecoveryChannel::Create(session));
-    const int world_size = session.world_size();
-    job->make_survivors_world_ = [&session, world_size](
-                                     int64_t, int, int size, std::optional<absl::Duration> timeout,
-                                     absl::Time) -> absl::StatusOr<std::unique_ptr<Communicator>> {
-      if (size != world_size) {
-        return absl::FailedPreconditionError(absl::StrFormat(
-            "under mpirun a rank that is gone ends the job: no world of %d of the %d ranks can be "
-            "made (shrink needs a store launch)",
-            size, world_size));
-      }
-      return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
-    };
-    job->StartMonitor();
-  }
+  NMESH_RETURN_IF_ERROR(job->EnableMpiRecovery(session));
   return job;
 }
 

@@ -314,6 +314,9 @@ class Job {
   // Requires state_mu_.
   void RevokeAllLocked(const std::string& cause);
   // The monitor (job/recover.cc): started by Start when a policy recovers, stopped by ~Job.
+  // Under mpirun, with a policy that recovers: the MPI recovery channel (collective) and the
+  // survivors' world, then the monitor (job/recover.cc).
+  absl::Status EnableMpiRecovery(comm::mpi::Session& session);
   void StartMonitor();
   void StopMonitor();
   void MonitorLoop();

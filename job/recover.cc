@@ -11,6 +11,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "nmesh/base/status_macros.h"
+#include "nmesh/comm/mpi/communicator.h"
+#include "nmesh/comm/mpi/recovery_channel.h"
 #include "nmesh/comm/store/store.h"
 #include "nmesh/job/job.h"
 #include "nmesh/job/launch.h"
@@ -59,6 +61,30 @@ void Job::RevokeAllLocked(const std::string& cause) {
   if (backend_.owned != nullptr) (void)backend_.owned->Revoke("the world was revoked: " + cause);
   if (host_world_ != nullptr) (void)host_world_->Revoke("the host world was revoked: " + cause);
   revoked_epoch_ = epoch_;
+}
+
+absl::Status Job::EnableMpiRecovery(comm::mpi::Session& session) {
+  // Recovery under mpirun: the channel is a duplicate of MPI's world (its monitor probes it from
+  // its own thread, so MPI must run at the "multiple" thread level), and the survivors' world is
+  // MPI's world again: under mpirun a rank that is gone ends the job, so no world of fewer ranks
+  // is ever made (a shrink fails naming that).
+  if (options_.on_failure != FailurePolicy::kAbort && session.thread_level() == "multiple") {
+    NMESH_ASSIGN_OR_RETURN(recovery_channel_, comm::mpi::MpiRecoveryChannel::Create(session));
+    const int world_size = session.world_size();
+    make_survivors_world_ = [&session, world_size](
+                                int64_t, int, int size, std::optional<absl::Duration> timeout,
+                                absl::Time) -> absl::StatusOr<std::unique_ptr<comm::Communicator>> {
+      if (size != world_size) {
+        return absl::FailedPreconditionError(absl::StrFormat(
+            "under mpirun a rank that is gone ends the job: no world of %d of the %d ranks can be "
+            "made (shrink needs a store launch)",
+            size, world_size));
+      }
+      return comm::mpi::WorldCommunicator(session, {.name = "world", .timeout = timeout});
+    };
+    StartMonitor();
+  }
+  return absl::OkStatus();
 }
 
 void Job::StartMonitor() {
