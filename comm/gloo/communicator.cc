@@ -39,6 +39,7 @@
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
 #include "nmesh/comm/gloo/connections.h"
+#include "nmesh/comm/gloo/loop_ticker.h"
 #include "nmesh/comm/gloo/native.h"
 #include "nmesh/comm/gloo/operations.h"
 #include "nmesh/comm/gloo/store_adapter.h"
@@ -164,8 +165,9 @@ struct SelfSide {
 class GlooCommunicator final : public Communicator {
  public:
   GlooCommunicator(std::shared_ptr<::gloo::Context> context, CommOptions options,
-                   WatchSetup watch = {})
-      : context_(std::move(context)),
+                   std::shared_ptr<LoopTicker> ticker, WatchSetup watch = {})
+      : ticker_(std::move(ticker)),
+        context_(std::move(context)),
         rank_(context_->rank),
         size_(context_->size),
         options_(std::move(options)),
@@ -200,6 +202,9 @@ class GlooCommunicator final : public Communicator {
     transfer_cv_.notify_all();
     if (worker_.joinable()) worker_.join();
     if (waiter_.joinable()) waiter_.join();
+    // Closing the pairs waits for turns of gloo's loop (comm/gloo/loop_ticker.h).
+    FastTicks fast(ticker_);
+    context_.reset();
   }
 
   int rank() const override { return rank_; }
@@ -569,6 +574,7 @@ class GlooCommunicator final : public Communicator {
   // connection close). Thread-safe; idempotent.
   void CloseConnections() { ShutdownConnections(*context_); }
 
+  std::shared_ptr<LoopTicker> ticker_;  // null: gloo's own loop turns
   std::shared_ptr<::gloo::Context> context_;
   const int rank_;
   const int size_;
@@ -623,7 +629,9 @@ std::unique_ptr<Communicator> ConnectChild(const std::shared_ptr<::gloo::transpo
                                            int group_rank, int group_size,
                                            const std::function<const char*(int)>& address_of,
                                            size_t address_bytes, Millis timeout,
-                                           CommOptions options, WatchSetup watch) {
+                                           std::shared_ptr<LoopTicker> ticker, CommOptions options,
+                                           WatchSetup watch) {
+  FastTicks fast(ticker);
   for (int i = 0; i < group_size; ++i) {
     if (i == group_rank) continue;
     const char* at = address_of(i);
@@ -633,7 +641,8 @@ std::unique_ptr<Communicator> ConnectChild(const std::shared_ptr<::gloo::transpo
   group->Attach(device, std::move(transport));
   ConfirmConnections(group, timeout);
   group->setTimeout(GlooTimeout(options.timeout));
-  return std::make_unique<GlooCommunicator>(std::move(group), std::move(options), std::move(watch));
+  return std::make_unique<GlooCommunicator>(std::move(group), std::move(options), std::move(ticker),
+                                            std::move(watch));
 }
 
 absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::optional<int> color,
@@ -740,7 +749,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::opt
             return addresses.data() + offsets[static_cast<size_t>(members[i])] +
                    index * address_bytes;
           },
-          address_bytes, timeout, std::move(options),
+          address_bytes, timeout, ticker_, std::move(options),
           ChildWatch("split", split_number, *color, members));
       return absl::OkStatus();
     } catch (const std::exception& e) {
@@ -807,7 +816,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMem
       child = ConnectChild(
           context_->getDevice(), std::move(transport), group_rank, group_size,
           [&](int i) { return theirs.data() + static_cast<size_t>(i) * address_bytes; },
-          address_bytes, timeout, std::move(options),
+          address_bytes, timeout, ticker_, std::move(options),
           ChildWatch("members", split_number, static_cast<int64_t>(group.value()),
                      std::vector<int>(members.begin(), members.end())));
       return absl::OkStatus();
@@ -855,7 +864,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(std::shared_ptr<
   auto context = std::make_shared<::gloo::rendezvous::Context>(rank, size);
   context->setTimeout(GlooTimeout(gloo.rendezvous_timeout));
   StoreAdapter adapter(store, gloo.prefix, absl::Now() + gloo.rendezvous_timeout);
+  std::shared_ptr<LoopTicker> ticker = LoopTicker::For(device);
   try {
+    FastTicks fast(ticker);
     context->connectFullMesh(adapter, device);
     ConfirmConnections(context, GlooTimeout(gloo.rendezvous_timeout));
   } catch (const std::exception& e) {
@@ -883,7 +894,7 @@ absl::StatusOr<std::unique_ptr<Communicator>> WorldCommunicator(std::shared_ptr<
       std::make_shared<ci::StoreWatchHub>(store, gloo.prefix + "/watch"), gloo.prefix, {}};
   for (int r = 0; r < size; ++r) watch.global.push_back(r);
   return std::make_unique<GlooCommunicator>(std::move(context), std::move(options),
-                                            std::move(watch));
+                                            std::move(ticker), std::move(watch));
 }
 
 absl::StatusOr<std::shared_ptr<::gloo::Context>> NativeContext(const Communicator& comm) {
@@ -904,7 +915,9 @@ absl::StatusOr<std::unique_ptr<Communicator>> AdoptContext(std::shared_ptr<::glo
         "AdoptContext: the gloo context has no device (connect it first, e.g. connectFullMesh)");
   }
   NMESH_RETURN_IF_ERROR(CheckTimeout(options.timeout, "CommOptions.timeout"));
-  return std::make_unique<GlooCommunicator>(std::move(context), std::move(options));
+  std::shared_ptr<LoopTicker> ticker = LoopTicker::For(context->getDevice());
+  return std::make_unique<GlooCommunicator>(std::move(context), std::move(options),
+                                            std::move(ticker));
 }
 
 }  // namespace nmesh::comm::gloo
