@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <iterator>
+#include <map>
 #include <set>
 #include <utility>
 
@@ -23,19 +24,23 @@ namespace {
 // (the N-th announcement, from 1), "recover/E/here/R" (launch rank R arrived at the meeting),
 // "recover/E/arrivals" (a counter of arrivals, so that a poll reads one key), "recover/E/decide"
 // (a counter: the rank that takes it to 1 writes the verdict), "recover/E/decider" (who did) and
-// "recover/E/verdict".
+// "recover/E/verdict". Not of an epoch: "recover/alive/R", a counter that rank R's Alive adds to.
 constexpr size_t kMaxCauseBytes = 1024;
 // How many announcements are looked at for the first one still readable (an announcer that died
 // between counting itself and writing its cause leaves a gap).
 constexpr int64_t kMaxCauses = 64;
 // How often a waiting rank looks at the store.
 constexpr absl::Duration kPoll = absl::Milliseconds(20);
+// How often a meeting looks at the beats of the ranks still missing.
+constexpr absl::Duration kBeatPoll = absl::Milliseconds(100);
 // How long the others wait for the verdict once the meeting closed and a rank took the decision.
 constexpr absl::Duration kDeciderGrace = absl::Seconds(10);
 
 std::string Key(int64_t epoch, std::string_view what) {
   return absl::StrCat("recover/", epoch, "/", std::string(what));
 }
+
+std::string AliveKey(int64_t rank) { return absl::StrCat("recover/alive/", rank); }
 
 std::string RankList(absl::Span<const int64_t> ranks) {
   constexpr size_t kShown = 16;
@@ -77,6 +82,10 @@ class StoreChannel final : public RecoveryChannel {
 
   absl::StatusOr<RecoveryVerdict> Meet(int64_t epoch, const RecoveryMeetOptions& options) override;
 
+  absl::Status Alive(int64_t launch_rank) override {
+    return store_->Add(AliveKey(launch_rank), 1).status();
+  }
+
   std::string Describe() const override { return absl::StrCat("the store ", store_->Describe()); }
 
  private:
@@ -117,6 +126,23 @@ class StoreChannel final : public RecoveryChannel {
       if (set) here.push_back(r);
     }
     return here;
+  }
+
+  // Whether a rank of `expected` that has not arrived beat within `quiet` of `now`. `beats` holds
+  // what earlier calls read: a rank first seen now counts as having beaten now.
+  absl::StatusOr<bool> MissingBeat(int64_t epoch, absl::Span<const int64_t> expected,
+                                   absl::Duration quiet, absl::Time now,
+                                   std::map<int64_t, std::pair<int64_t, absl::Time>>* beats) {
+    NMESH_ASSIGN_OR_RETURN(std::vector<int64_t> here, Arrived(epoch, expected));
+    bool beating = false;
+    for (int64_t r : expected) {
+      if (std::binary_search(here.begin(), here.end(), r)) continue;
+      NMESH_ASSIGN_OR_RETURN(int64_t n, store_->Add(AliveKey(r), 0));
+      auto [it, first] = beats->try_emplace(r, n, now);
+      if (!first && it->second.first != n) it->second = {n, now};
+      if (now - it->second.second < quiet) beating = true;
+    }
+    return beating;
   }
 
   absl::StatusOr<RecoveryVerdict> Decide(int64_t epoch, const RecoveryMeetOptions& options,
@@ -267,6 +293,10 @@ absl::StatusOr<RecoveryVerdict> StoreChannel::Meet(int64_t epoch,
   absl::StatusOr<int64_t> count = store_->Add(arrivals, 1);
   int64_t last_count = -1;
   absl::Time last_change = absl::Now();
+  // The ranks still missing, by the beat count last read and when it last changed (Alive).
+  std::map<int64_t, std::pair<int64_t, absl::Time>> beats;
+  absl::Time next_beat_poll = absl::InfinitePast();
+  bool missing_beat = false;  // a missing rank beat within `quiet`
   std::optional<absl::Time> give_up;  // set once another rank took the decision
   while (true) {
     if (!count.ok()) return Failed(epoch, "meet", count.status());
@@ -293,7 +323,14 @@ absl::StatusOr<RecoveryVerdict> StoreChannel::Meet(int64_t epoch,
       }
     } else {
       const bool all = *count >= static_cast<int64_t>(expected.size());
-      const bool quiet = !options.need_all && now - last_change >= options.quiet;
+      if (!all && !options.need_all && now >= next_beat_poll) {
+        next_beat_poll = now + kBeatPoll;
+        absl::StatusOr<bool> beating = MissingBeat(epoch, expected, options.quiet, now, &beats);
+        if (!beating.ok()) return Failed(epoch, "meet", beating.status());
+        missing_beat = *beating;
+      }
+      const bool quiet =
+          !options.need_all && !missing_beat && now - last_change >= options.quiet;
       if (all || quiet || now >= options.deadline) {
         absl::StatusOr<int64_t> ticket = store_->Add(Key(epoch, "decide"), 1);
         if (!ticket.ok()) return Failed(epoch, "meet", ticket.status());

@@ -41,8 +41,9 @@ struct RecoveryMeetOptions {
   // Whether every rank not gone must arrive (rebuild: the same ranks again) or the meeting may
   // close without the ranks that do not arrive in time (shrink: they are counted dead).
   bool need_all = false;
-  // Without need_all: the meeting closes when no new rank has arrived for `quiet` (or every rank
-  // not gone has arrived), and never later than `deadline`. With need_all: it waits until
+  // Without need_all: the meeting closes when no new rank has arrived for `quiet` and no rank still
+  // missing has beaten (RecoveryChannel::Alive) for `quiet` either (or every rank not gone has
+  // arrived), and never later than `deadline`. With need_all: it waits until
   // `deadline` for every rank not gone, and fails naming the missing ones (DeadlineExceeded).
   absl::Duration quiet = absl::Seconds(1);
   absl::Time deadline = absl::InfinitePast();
@@ -76,6 +77,12 @@ class RecoveryChannel {
   // Fails with the channel's own errors (a store that is gone: Unavailable naming it).
   virtual absl::StatusOr<RecoveryVerdict> Meet(int64_t epoch,
                                                const RecoveryMeetOptions& options) = 0;
+  // Tells the others that this rank's process still runs (job::Job's monitor calls it every
+  // 100 ms). A meeting without need_all does not close while a rank that has not arrived still
+  // beats: a rank that is only slow (a loaded machine, a long step) is waited for until the
+  // deadline, and one that stopped beating for `quiet` is counted dead. Never waits for another
+  // rank. Default: nothing (a channel whose ranks cannot die alone, as MPI's under mpirun).
+  virtual absl::Status Alive(int64_t /*launch_rank*/) { return absl::OkStatus(); }
   // How the channel is named in messages: "the store redis://h:6379/job1", "MPI's world".
   virtual std::string Describe() const = 0;
 };

@@ -107,18 +107,23 @@ void Job::MonitorLoop() {
     monitor_cv_.wait_for(wait, absl::ToChronoNanoseconds(kMonitorPoll),
                          [&] { return monitor_stop_; });
     if (monitor_stop_) return;
+    wait.unlock();
+    // This process still runs (also while Recover waits in a meeting): a slow rank is not dead.
+    (void)recovery_channel_->Alive(launch_rank_);
     int64_t epoch = 0;
+    bool revoked = false;
     {
       std::lock_guard<std::mutex> lock(state_mu_);
-      if (revoked_epoch_ >= epoch_) continue;  // revoked already: Recover runs or will run
+      revoked = revoked_epoch_ >= epoch_;  // revoked already: Recover runs or will run
       epoch = epoch_;
     }
-    wait.unlock();
-    std::optional<std::string> cause = recovery_channel_->Announced(epoch);
-    if (cause.has_value()) {
-      std::lock_guard<std::mutex> lock(state_mu_);
-      // Recover may have moved to a newer epoch meanwhile: its meshes are not this failure's.
-      if (epoch_ == epoch && revoked_epoch_ < epoch_) RevokeAllLocked(*cause);
+    if (!revoked) {
+      std::optional<std::string> cause = recovery_channel_->Announced(epoch);
+      if (cause.has_value()) {
+        std::lock_guard<std::mutex> lock(state_mu_);
+        // Recover may have moved to a newer epoch meanwhile: its meshes are not this failure's.
+        if (epoch_ == epoch && revoked_epoch_ < epoch_) RevokeAllLocked(*cause);
+      }
     }
     wait.lock();
   }

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gmock/gmock.h"
@@ -136,6 +137,64 @@ TEST(StoreRecoveryChannelTest, ARankThatNeverArrivesIsDead) {
     EXPECT_THAT(verdict->survivors, ElementsAre(1, 3));
     EXPECT_THAT(verdict->dead, ElementsAre(0));
   }
+}
+
+// Beats `rank` (RecoveryChannel::Alive) every 50 ms on its own thread until destroyed, as
+// job::Job's monitor does for a process that still runs.
+class Beating {
+ public:
+  Beating(std::shared_ptr<Store> store, int64_t rank)
+      : thread_([this, store, rank] {
+          std::unique_ptr<RecoveryChannel> channel = StoreRecoveryChannel(store);
+          while (!stop_.HasBeenNotified()) {
+            (void)channel->Alive(rank);
+            stop_.WaitForNotificationWithTimeout(absl::Milliseconds(50));
+          }
+        }) {}
+  ~Beating() {
+    stop_.Notify();
+    thread_.join();
+  }
+
+ private:
+  absl::Notification stop_;
+  std::thread thread_;
+};
+
+// Shrink, with a rank that is slow but alive: it still beats, so the meeting waits past the quiet
+// period for it (it arrives after 8 quiet periods), while the rank that neither beats nor arrives
+// is dead. Without the beats, ranks 0 and 3 would close the meeting after 100 ms and count rank 1
+// dead too.
+TEST(StoreRecoveryChannelTest, ASlowRankThatStillBeatsIsWaitedFor) {
+  auto store = std::make_shared<MemoryStore>();
+  Beating slow(store, 1);
+  const absl::Time start = absl::Now();
+  auto results = MeetAll(
+      store, 0, {{0}, {1, absl::Milliseconds(800)}, {3}},
+      {.launch_size = 4, .quiet = absl::Milliseconds(100), .deadline = start + absl::Seconds(30)});
+  for (auto& [rank, verdict] : results) {
+    ASSERT_THAT(verdict, IsOk()) << "rank " << rank;
+    EXPECT_THAT(verdict->survivors, ElementsAre(0, 1, 3));
+    EXPECT_THAT(verdict->dead, ElementsAre(2));
+  }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(20));
+}
+
+// A rank that beats but never arrives is waited for until the deadline, then counted dead: the
+// meeting stays bounded.
+TEST(StoreRecoveryChannelTest, ARankThatBeatsButNeverArrivesIsDeadAtTheDeadline) {
+  auto store = std::make_shared<MemoryStore>();
+  Beating stuck(store, 2);
+  const absl::Time start = absl::Now();
+  auto results = MeetAll(
+      store, 0, {{0}, {1}},
+      {.launch_size = 3, .quiet = absl::Milliseconds(50), .deadline = start + absl::Seconds(1)});
+  for (auto& [rank, verdict] : results) {
+    ASSERT_THAT(verdict, IsOk()) << "rank " << rank;
+    EXPECT_THAT(verdict->survivors, ElementsAre(0, 1));
+    EXPECT_THAT(verdict->dead, ElementsAre(2));
+  }
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));
 }
 
 // Rebuild: every rank must come; a rank later than the quiet period (but within the deadline) is
