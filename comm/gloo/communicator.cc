@@ -181,30 +181,14 @@ class GlooCommunicator final : public Communicator {
     }
   }
 
-  ~GlooCommunicator() override {
-    if (side_ != nullptr) ci::Watchdog::Get().Remove(this);
-    {
-      std::lock_guard<std::mutex> lock(queue_mu_);
-      stop_ = true;
-    }
-    {
-      std::lock_guard<std::mutex> lock(transfer_mu_);
-      transfer_stop_ = true;
-    }
-    // Handles still pending end now, saying the communicator was destroyed.
-    registry_.OrphanAll();
-    // Operations still in flight would wait for peers (or use the caller's buffers) after the
-    // communicator is gone: end them. An idle communicator closes its connections gently (gloo's
-    // destructor), so peers still reading its last messages get them.
-    if (Busy()) CloseConnections();
-    FailSelf(absl::FailedPreconditionError("the communicator was destroyed"));
-    queue_cv_.notify_all();
-    transfer_cv_.notify_all();
-    if (worker_.joinable()) worker_.join();
-    if (waiter_.joinable()) waiter_.join();
-    // Closing the pairs waits for turns of gloo's loop (comm/gloo/loop_ticker.h).
-    FastTicks fast(ticker_);
-    context_.reset();
+  ~GlooCommunicator() override { Shut("the communicator was destroyed"); }
+
+  // DeviceMesh::Comm handed out a plain pointer: the connections, threads and gloo context go now,
+  // the object stays and every later call fails naming `reason`.
+  bool Release(std::string_view reason) override {
+    abort_state_.Mark(std::string(reason));
+    Shut(reason);
+    return true;
   }
 
   int rank() const override { return rank_; }
@@ -571,8 +555,40 @@ class GlooCommunicator final : public Communicator {
   }
 
   // Ends every transfer on this communicator's connections, here and on the peers (which see the
-  // connection close). Thread-safe; idempotent.
-  void CloseConnections() { ShutdownConnections(*context_); }
+  // connection close). Thread-safe; idempotent; nothing once the context is gone (Shut).
+  void CloseConnections() {
+    if (context_ != nullptr) ShutdownConnections(*context_);
+  }
+
+  // What the destructor and Release free, once: pending handles and transfers end with `why`, the
+  // threads stop and the gloo context (its connections) goes.
+  void Shut(std::string_view why) {
+    if (shut_) return;
+    shut_ = true;
+    if (side_ != nullptr) ci::Watchdog::Get().Remove(this);
+    {
+      std::lock_guard<std::mutex> lock(queue_mu_);
+      stop_ = true;
+    }
+    {
+      std::lock_guard<std::mutex> lock(transfer_mu_);
+      transfer_stop_ = true;
+    }
+    // Handles still pending end now, saying the communicator was destroyed.
+    registry_.OrphanAll();
+    // Operations still in flight would wait for peers (or use the caller's buffers) after the
+    // communicator is gone: end them. An idle communicator closes its connections gently (gloo's
+    // destructor), so peers still reading its last messages get them.
+    if (Busy()) CloseConnections();
+    FailSelf(absl::FailedPreconditionError(std::string(why)));
+    queue_cv_.notify_all();
+    transfer_cv_.notify_all();
+    if (worker_.joinable()) worker_.join();
+    if (waiter_.joinable()) waiter_.join();
+    // Closing the pairs waits for turns of gloo's loop (comm/gloo/loop_ticker.h).
+    FastTicks fast(ticker_);
+    context_.reset();
+  }
 
   std::shared_ptr<LoopTicker> ticker_;  // null: gloo's own loop turns
   std::shared_ptr<::gloo::Context> context_;
@@ -583,6 +599,7 @@ class GlooCommunicator final : public Communicator {
   std::unique_ptr<ci::SideChannel> side_;  // null: not watched
   ci::AbortState abort_state_;
   ci::WorkRegistry registry_;
+  bool shut_ = false;   // Shut ran (Release or the destructor)
   int64_t splits_ = 0;  // DoSplit calls so far (every rank calls each)
   // DoSplitAgreedMembers calls so far, by a fingerprint of the members (only they call it).
   std::map<uint64_t, int64_t> member_splits_;

@@ -162,10 +162,6 @@ TEST(StoreJobTest, MpiIsRefusedUnderAStoreAndGlooWithoutOne) {
 // call read freed memory (ASan: heap-use-after-free). Now it stays, released, and says why.
 TEST(StoreJobTest, AGlooCommunicatorPointerUsedAfterItsMeshIsGoneFailsCleanly) {
   if (!NMESH_HAVE_GLOO) GTEST_SKIP() << "built without gloo";
-  // Known: under ASan this still reads freed memory (the gloo communicator is destroyed in
-  // DeviceMesh::Shared::~Shared, not released: ReleaseHandedOut skips it), so a pass in a normal
-  // build proves nothing. Kept, skipped, until that is found (docs/RELIABILITY.md).
-  GTEST_SKIP() << "known: a gloo mesh's communicator is still destroyed with its mesh (ASan)";
   auto store = std::make_shared<MemoryStore>();
   // Four ranks, so that tp (2) is a group of its own, not the whole world (see docs/RELIABILITY.md:
   // a whole-world group's communicator, shared, is not released).
