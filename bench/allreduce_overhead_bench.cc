@@ -1,7 +1,7 @@
 // P5 (docs/PERFORMANCE.md): what nmesh's AllReduce adds to a raw MPI_Allreduce on the same MPI
 // communicator.
 //
-//   scripts/mpirun.sh -np 8 build/bench/allreduce_overhead_bench [ROUNDS]
+//   scripts/mpirun.sh -np 8 build/bench/allreduce_overhead_bench [ROUNDS [--recovery]]
 //
 // For each size (8 B, then 64 KiB to 16 MiB), ROUNDS rounds (default 101); in each round both
 // variants run one batch of calls on the MPI world communicator (no timeout, so nmesh takes its
@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "nmesh/comm/communicator.h"
 #include "nmesh/comm/host_collectives.h"
 #include "nmesh/comm/mpi/baselines/allreduce_baseline.h"
@@ -75,7 +76,15 @@ int main(int argc, char** argv) {
   auto session = nmesh::comm::mpi::Session::Init(&argc, &argv);
   Check(session.status(), "MPI_Init");
   const int rounds = argc > 1 ? std::max(1, std::atoi(argv[1])) : 101;
-  auto world_or = nmesh::comm::mpi::WorldCommunicator(**session, {.name = "world"});
+  // --recovery: the communicator a job that recovers gives an engine under mpirun (job::JobOptions
+  // on_failure rebuild or shrink): interruptible, with the default 10-minute timeout.
+  const bool recovery = argc > 2 && std::string(argv[2]) == "--recovery";
+  nmesh::comm::CommOptions options{.name = "world"};
+  if (recovery) {
+    options.timeout = absl::Minutes(10);
+    options.interruptible = true;
+  }
+  auto world_or = nmesh::comm::mpi::WorldCommunicator(**session, options);
   Check(world_or.status(), "world communicator");
   Communicator& world = **world_or;
   const bool root = world.rank() == 0;
@@ -83,7 +92,8 @@ int main(int argc, char** argv) {
   const std::vector<size_t> sizes = {
       8, size_t{64} << 10, size_t{256} << 10, size_t{1} << 20, size_t{4} << 20, size_t{16} << 20};
   if (root) {
-    std::printf("# P5: nmesh AllReduce vs raw MPI_Allreduce on the same communicator\n");
+    std::printf("# P5: nmesh AllReduce vs raw MPI_Allreduce on the same communicator%s\n",
+                recovery ? " (recovery enabled: interruptible, 10-minute timeout)" : "");
     std::printf("# %d ranks, %d rounds per size, float32 sum, out of place, medians\n",
                 world.size(), rounds);
     std::printf("%12s %7s %12s %12s %10s %17s %12s\n", "size(B)", "calls", "raw(us)", "nmesh(us)",

@@ -298,9 +298,11 @@ absl::Status CheckHostMemory(const Communicator& comm, OpName op) {
 }
 
 void PollPacer::Pause() {
-  constexpr int kYieldingPolls = 64;
+  constexpr absl::Duration kSpin = absl::Milliseconds(10);
   constexpr absl::Duration kMaxSleep = absl::Milliseconds(1);
-  if (polls_++ < kYieldingPolls) {
+  const absl::Time now = absl::Now();
+  if (spin_until_ == absl::InfinitePast()) spin_until_ = now + kSpin;
+  if (now < spin_until_) {
     std::this_thread::yield();
     return;
   }

@@ -152,15 +152,17 @@ class Deadline {
   absl::Time at_;
 };
 
-// Paces a polling loop: yields the CPU for the first polls (short operations finish quickly), then
-// sleeps for growing intervals up to 1 ms, so that ranks oversubscribing a few cores still let the
-// others progress. One per wait; not thread-safe.
+// Paces a polling loop: for the first 10 ms it only yields the CPU between polls (an MPI
+// nonblocking collective progresses only while it is polled, so a sleep there stalls the peers
+// too: a blocking MPI call spins the same way), then it sleeps for growing intervals up to 1 ms,
+// so that a long wait (a late peer) on ranks oversubscribing a few cores lets the others progress.
+// One per wait; not thread-safe.
 class PollPacer {
  public:
   void Pause();
 
  private:
-  int polls_ = 0;
+  absl::Time spin_until_ = absl::InfinitePast();  // set by the first Pause
   absl::Duration sleep_ = absl::Microseconds(10);
 };
 

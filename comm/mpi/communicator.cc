@@ -30,6 +30,7 @@
 #include "nmesh/comm/mpi/native.h"
 #include "nmesh/comm/mpi/operations.h"
 #include "nmesh/comm/mpi/quarantine.h"
+#include "nmesh/comm/mpi/staging.h"
 #include "nmesh/comm/mpi/reduce_ops.h"
 #include "nmesh/comm/mpi/session_native.h"
 #include "nmesh/comm/mpi/side_channel.h"
@@ -383,7 +384,7 @@ class MpiCommunicator final : public Communicator {
     std::byte* in = nullptr;
     std::byte* out = nullptr;
     if (in_bytes + io.out_bytes > 0) {
-      staging = std::make_shared<std::vector<std::byte>>(in_bytes + io.out_bytes);
+      staging = staging_.Take(in_bytes + io.out_bytes);
       in = staging->data();
       out = in + in_bytes;
       if (io.one_buffer) {
@@ -399,13 +400,18 @@ class MpiCommunicator final : public Communicator {
     OpArgs staged = a;
     staged.send = io.one_buffer ? out : in;
     staged.recv = out;
-    Started started;
-    if (staging) started.keep.push_back(staging);
-    const char* call = "";
-    const int rc = StartCall(group(), staged, started, &call);  // before Check reads `call`
-    NMESH_RETURN_IF_ERROR(Check(name, rc, call));
-    NMESH_RETURN_IF_ERROR(Wait(name, started));
+    absl::Status status;
+    {
+      Started started;
+      if (staging) started.keep.push_back(staging);
+      const char* call = "";
+      const int rc = StartCall(group(), staged, started, &call);  // before Check reads `call`
+      status = Check(name, rc, call);
+      if (status.ok()) status = Wait(name, started);
+    }
+    if (!status.ok()) return status;  // an abandoned area stays with the quarantine
     if (io.out_bytes > 0) std::memcpy(io.out, out, io.out_bytes);
+    staging_.Give(std::move(staging));
     return absl::OkStatus();
   }
 
@@ -473,6 +479,7 @@ class MpiCommunicator final : public Communicator {
   bool freed_ = false;  // FreeNative ran (Release or the destructor)
   MPI_Errhandler restore_ = MPI_ERRHANDLER_NULL;
   ci::AbortState abort_state_;
+  StagingPool staging_;  // interruptible operations' staging areas (staging.h)
 };
 
 }  // namespace
