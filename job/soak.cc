@@ -62,7 +62,9 @@ SoakReport RunSoakLoop(std::optional<int64_t> steps, std::optional<absl::Duratio
     absl::Status failure;
     bool stop = false;
     if (duration.has_value()) {
-      const bool want = absl::Now() - start >= *duration;
+      // A recovery is always followed by a completed step (the new meshes shown to work), even
+      // past the duration.
+      const bool want = absl::Now() - start >= *duration && unresumed == report.events.size();
       if (loop.agree_stop == nullptr) {
         stop = want;
       } else if (absl::StatusOr<bool> agreed = loop.agree_stop(want); agreed.ok()) {

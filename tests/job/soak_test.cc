@@ -176,6 +176,24 @@ TEST(SoakLoopTest, StepsAndDurationWhicheverComesFirst) {
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(40));
 }
 
+// A recovery that ends after the duration: one more step shows the new meshes work (and gives
+// the event its resume time) before the loop stops.
+TEST(SoakLoopTest, ARecoveryPastTheDurationIsFollowedByOneCompletedStep) {
+  ScriptedSteps steps{.fail_calls = {1}};
+  SoakReport report =
+      RunSoakLoop(std::nullopt, absl::Milliseconds(40),
+                  {.step = [&](int64_t s) { return steps(s); },
+                   .recover = [&](const absl::Status&) -> absl::StatusOr<RecoveryEvent> {
+                     absl::SleepFor(absl::Milliseconds(80));
+                     return Event(FailurePolicy::kRebuild, {}, 4, 4);
+                   }});
+  EXPECT_EQ(report.status, SoakStatus::kCompleted);
+  EXPECT_THAT(steps.calls, ElementsAre(0, 1, 1));
+  EXPECT_EQ(report.steps, 2);
+  ASSERT_EQ(report.events.size(), 1u);
+  EXPECT_GE(report.events[0].resume_seconds(), 0.08);
+}
+
 TEST(SoakLoopTest, AFailedStopAgreementIsRecoveredFromLikeAStep) {
   ScriptedSteps steps;
   int agreements = 0;

@@ -30,9 +30,15 @@ kill_job() {
 }
 # check_session PID: fails (with a message) unless background job PID leads its own session,
 # i.e. `setsid` did not fork; then the helpers above would see none of the job's processes.
+# The job may not have reached its setsid() yet when this runs (a loaded machine): it is given
+# up to 2 s to.
 check_session() {
-  local sid
-  sid=$(ps -o sid= -p "$1" 2>/dev/null | tr -d ' ')
+  local sid _
+  for _ in $(seq 20); do
+    sid=$(ps -o sid= -p "$1" 2>/dev/null | tr -d ' ')
+    { [ -z "$sid" ] || [ "$sid" = "$1" ]; } && return 0
+    sleep 0.1
+  done
   if [ -n "$sid" ] && [ "$sid" != "$1" ]; then
     echo "fault test: job $1 is in session $sid, not its own: cannot tell its processes" >&2
     return 1
