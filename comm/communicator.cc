@@ -89,6 +89,28 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::SplitAgreed(
   return split;
 }
 
+absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> Communicator::SplitAgreedMany(
+    absl::Span<const AgreedSplit> splits) {
+  NMESH_RETURN_IF_ERROR(ci::CheckNoBatch(*this, OpKindName(OpKind::kSplit)));
+  NMESH_RETURN_IF_ERROR(
+      Revoked(OpKindName(OpKind::kSplit), CheckUsable(OpKindName(OpKind::kSplit))));
+  for (const AgreedSplit& split : splits) {
+    NMESH_RETURN_IF_ERROR(ci::CheckSplitMembers(*this, split.members));
+    NMESH_RETURN_IF_ERROR(CheckTimeout(split.options.timeout, "CommOptions.timeout"));
+  }
+  // One record per split, as SplitAgreed makes, all open while the splits are made together.
+  std::vector<uint64_t> seqs;
+  seqs.reserve(splits.size());
+  for (const AgreedSplit& split : splits) {
+    seqs.push_back(BeginRecord(
+        {.op = OpKind::kSplit, .root = split.members.empty() ? -1 : split.members.front()}));
+  }
+  absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> made = DoSplitAgreedMany(splits);
+  for (uint64_t seq : seqs) (void)EndRecord(seq, made.status());
+  if (!made.ok()) return Revoked(OpKindName(OpKind::kSplit), made.status());
+  return made;
+}
+
 // ---- Timeouts, the flight recorder and the watchdog -------------------------------------------
 
 absl::Status Communicator::SetTimeout(std::optional<absl::Duration> timeout) {
@@ -212,6 +234,18 @@ absl::StatusOr<std::unique_ptr<Communicator>> Communicator::DoSplitAgreedMembers
   const int key =
       static_cast<int>(std::find(members.begin(), members.end(), rank()) - members.begin());
   return DoSplitAgreed(members.front(), key, std::move(options));
+}
+
+absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> Communicator::DoSplitAgreedMany(
+    absl::Span<const AgreedSplit> splits) {
+  std::vector<std::unique_ptr<Communicator>> made;
+  made.reserve(splits.size());
+  for (const AgreedSplit& split : splits) {
+    NMESH_ASSIGN_OR_RETURN(std::unique_ptr<Communicator> comm,
+                           DoSplitAgreedMembers(split.members, split.options));
+    made.push_back(std::move(comm));
+  }
+  return made;
 }
 
 absl::Status Communicator::Guard(const OpArgs& a, bool* empty) const {

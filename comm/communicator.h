@@ -138,6 +138,14 @@ class Communicator {
   // or holds a rank outside [0, size()) or twice, is InvalidArgument.
   absl::StatusOr<std::unique_ptr<Communicator>> SplitAgreed(absl::Span<const int> members,
                                                             CommOptions options);
+  // Several SplitAgreed by members at once: entry i of the result is SplitAgreed(splits[i].members,
+  // splits[i].options) (null where the caller joins none). Every rank passes as many entries, in
+  // the same order, each under the promise above. Backends that can overlap the splits do (gloo:
+  // one exchange of addresses with each peer and one round of connections for all the new
+  // communicators, instead of one each); the others make them one after the other. Any entry's
+  // error fails the whole call.
+  absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> SplitAgreedMany(
+      absl::Span<const AgreedSplit> splits);
 
   // Collective. recv[i] = op over ranks of send[i], for i < count, on every rank. In-place:
   // send == recv.
@@ -486,6 +494,10 @@ class Communicator {
   // members[0] and key the caller's place in `members`.
   virtual absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreedMembers(
       absl::Span<const int> members, CommOptions options);
+  // SplitAgreedMany (each entry checked as SplitAgreed by members). Default: DoSplitAgreedMembers
+  // for each entry in order.
+  virtual absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> DoSplitAgreedMany(
+      absl::Span<const AgreedSplit> splits);
   // Runs one checked operation (`args`, comm/op.h; never split) to completion. A backend
   // overrides either this (one switch over args.op, as MPI does) or the per-operation hooks below,
   // which the default calls.

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/time/time.h"
 #include "nmesh/comm/nccl_settings.h"
@@ -59,6 +60,13 @@ struct CommOptions {
   // applied by the NCCL backend when it creates it (Split; CreateWorld for the world). MPI and
   // self ignore them. Not inherited: each Split takes the settings of its own options.
   NcclSettings nccl = {};
+};
+
+// One split of Communicator::SplitAgreedMany: the ranks of the new communicator, in its rank
+// order (empty: the caller joins none), and its options.
+struct AgreedSplit {
+  std::vector<int> members;
+  CommOptions options;
 };
 
 }  // namespace nmesh::comm

@@ -343,6 +343,12 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
   // Group name -> communicator. Names are unique across the device and moe meshes, and one kind
   // may hold names of both (ep's blocks can be tp's groups).
   std::vector<std::pair<std::string, std::shared_ptr<comm::Communicator>>> comms;
+  // Each kind's communicator: made here (trivial groups, the reused world) or by one split of the
+  // world among all the splits below, made together (Communicator::SplitAgreedMany).
+  std::vector<std::shared_ptr<comm::Communicator>> kind_comm(planned.size());
+  std::vector<comm::AgreedSplit> splits;
+  std::vector<size_t> split_kind;  // splits[i] makes kind_comm[split_kind[i]]
+  std::vector<std::string> split_names;
   for (size_t k = 0; k < planned.size(); ++k) {
     const GroupKind& kind = planned[k].kind;
     shared->names.push_back(kind.names);
@@ -355,35 +361,46 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
                                          .nccl = planned[k].nccl};
     std::optional<GroupView> group;
     if (layout.Contains(rank)) group = *layout.ViewGroup(rank, kind.axes);
-    std::shared_ptr<comm::Communicator> comm;
     if (kind.trivial) {
-      if (group.has_value()) comm = world.NewSelf(comm_options);
+      if (group.has_value()) kind_comm[k] = world.NewSelf(comm_options);
     } else if (kind.whole_world && layout.size() == world.size() && world_reusable &&
                planned[k].nccl.empty()) {
       world_reusable = false;
-      comm = world_ref;
+      kind_comm[k] = world_ref;
       shared->borrowed_world = &world;
       shared->borrowed_world_lifetime = world.lifetime();
     } else {
       // The agreement check above covers the groups: every rank derives them from the same plan,
       // so each member passes the same list and backends may build the group from it alone.
-      std::vector<int> members;
+      comm::AgreedSplit split{.members = {}, .options = comm_options};
       if (group.has_value()) {
-        members.reserve(static_cast<size_t>(group->size()));
-        group->ForEach([&members](int64_t r) { members.push_back(static_cast<int>(r)); });
+        split.members.reserve(static_cast<size_t>(group->size()));
+        group->ForEach([&split](int64_t r) { split.members.push_back(static_cast<int>(r)); });
       }
-      absl::StatusOr<std::unique_ptr<comm::Communicator>> split =
-          world.SplitAgreed(members, comm_options);
-      if (!split.ok()) {
-        return absl::Status(split.status().code(),
-                            absl::StrFormat("building mesh '%s', group %s: %s", options.name,
-                                            comm_name, split.status().message()));
-      }
-      comm = std::move(*split);
+      splits.push_back(std::move(split));
+      split_kind.push_back(k);
+      split_names.push_back(comm_name);
+    }
+  }
+  if (!splits.empty()) {
+    absl::StatusOr<std::vector<std::unique_ptr<comm::Communicator>>> made =
+        world.SplitAgreedMany(splits);
+    if (!made.ok()) {
+      return absl::Status(made.status().code(),
+                          absl::StrFormat("building mesh '%s', group%s %s: %s", options.name,
+                                          split_names.size() == 1 ? "" : "s",
+                                          absl::StrJoin(split_names, ", "),
+                                          made.status().message()));
+    }
+    for (size_t i = 0; i < made->size(); ++i) {
+      kind_comm[split_kind[i]] = std::move((*made)[i]);
       ++shared->communicators_created;
     }
+  }
+  for (size_t k = 0; k < planned.size(); ++k) {
+    const std::shared_ptr<comm::Communicator>& comm = kind_comm[k];
     if (comm != nullptr && comm != world_ref) shared->Keep(comm, shared);
-    for (const std::string& name : kind.names) comms.push_back({name, comm});
+    for (const std::string& name : planned[k].kind.names) comms.push_back({name, comm});
   }
   auto comm_of = [&comms](std::string_view name) {
     for (const auto& [n, c] : comms) {

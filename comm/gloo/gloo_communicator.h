@@ -193,6 +193,8 @@ class GlooCommunicator final : public Communicator {
                                                         CommOptions options) override;
   absl::StatusOr<std::unique_ptr<Communicator>> DoSplitAgreedMembers(absl::Span<const int> members,
                                                                      CommOptions options) override;
+  absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> DoSplitAgreedMany(
+      absl::Span<const AgreedSplit> splits) override;
 
   absl::Status DoRun(const OpArgs& args) override;
   absl::StatusOr<Work> DoAsync(const OpArgs& args, const AsyncOptions&) override;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -27,6 +28,7 @@
 #include "gloo/context.h"
 #include "gloo/transport/tcp/address.h"
 #include "gloo/transport/tcp/device.h"
+#include "gloo/transport/unbound_buffer.h"
 #include "nmesh/base/fingerprint.h"
 #include "nmesh/base/status_macros.h"
 #include "nmesh/base/timeout.h"
@@ -271,6 +273,161 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMem
   });
   NMESH_RETURN_IF_ERROR(status);
   return child;
+}
+
+namespace {
+
+// Every pair of `contexts` (freshly connected groups) carries one byte each way, all at once:
+// one round for all of them, where ConfirmConnections takes one per context.
+void ConfirmAllConnections(const std::vector<std::shared_ptr<::gloo::Context>>& contexts,
+                           Millis timeout) {
+  std::vector<std::vector<uint8_t>> outs, ins;
+  std::vector<std::unique_ptr<::gloo::transport::UnboundBuffer>> sends, recvs;
+  for (const std::shared_ptr<::gloo::Context>& context : contexts) {
+    if (context->size == 1) continue;
+    outs.emplace_back(static_cast<size_t>(context->size), 1);
+    ins.emplace_back(static_cast<size_t>(context->size), 0);
+    sends.push_back(context->createUnboundBuffer(outs.back().data(), outs.back().size()));
+    recvs.push_back(context->createUnboundBuffer(ins.back().data(), ins.back().size()));
+    for (int p = 0; p < context->size; ++p) {
+      if (p == context->rank) continue;
+      recvs.back()->recv(p, SplitSlot(), static_cast<size_t>(p), 1);
+      sends.back()->send(p, SplitSlot(), static_cast<size_t>(p), 1);
+    }
+  }
+  for (size_t i = 0; i < recvs.size(); ++i) {
+    for (size_t p = 1; p < ins[i].size(); ++p) recvs[i]->waitRecv(timeout);
+    for (size_t p = 1; p < outs[i].size(); ++p) sends[i]->waitSend(timeout);
+  }
+}
+
+}  // namespace
+
+// The splits together: every group's transport and pairs first; then one message with each peer
+// (over this communicator's connections, the split slot) holding this rank's pair addresses for
+// that peer in every group they share, in split order; then every pair connects (one round of
+// gloo loop turns for all, comm/gloo/loop_ticker.h) and one round of bytes confirms them all.
+absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> GlooCommunicator::DoSplitAgreedMany(
+    absl::Span<const AgreedSplit> splits) {
+  for (const AgreedSplit& split : splits) {
+    NMESH_RETURN_IF_ERROR(CheckTimeout(split.options.timeout, "CommOptions.timeout"));
+  }
+  if (dynamic_cast<::gloo::transport::tcp::Device*>(context_->getDevice().get()) == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrFormat("%s: splitting a gloo context needs gloo's TCP transport (rank %d of %d)",
+                        ci::OpContext(*this, OpKind::kSplit), rank_, size_));
+  }
+  // Each group's number among the splits of the same members (as DoSplitAgreedMembers counts).
+  std::vector<int64_t> numbers(splits.size(), 0);
+  std::vector<uint64_t> fingerprints(splits.size(), 0);
+  for (size_t i = 0; i < splits.size(); ++i) {
+    if (splits[i].members.empty()) continue;
+    Fingerprint group;
+    for (int m : splits[i].members) group.Add(int64_t{m});
+    fingerprints[i] = group.value();
+    numbers[i] = ++member_splits_[group.value()];
+  }
+  std::vector<std::unique_ptr<Communicator>> made(splits.size());
+  absl::Status status = RunExclusive([&]() -> absl::Status {
+    if (absl::Status s = abort_state_.Check(*this, OpKind::kSplit); !s.ok()) return s;
+    const Millis timeout = GlooTimeout(options_.timeout);
+    const absl::Time start = absl::Now();
+    try {
+      const size_t address_bytes = ::gloo::transport::tcp::Address().bytes().size();
+      struct Part {
+        int group_rank = -1;
+        std::shared_ptr<::gloo::transport::Context> transport;
+        std::vector<char> theirs;  // member j's address of its pair for this rank, at j
+      };
+      std::vector<Part> parts(splits.size());
+      // Peer (rank of this communicator) -> the (split, member index) pairs shared with it, in
+      // split order, and this rank's addresses for it, concatenated in the same order.
+      std::map<int, std::vector<std::pair<size_t, int>>> shared_with;
+      std::map<int, std::vector<char>> mine;
+      for (size_t i = 0; i < splits.size(); ++i) {
+        const std::vector<int>& members = splits[i].members;
+        if (members.empty()) continue;
+        const int group_size = static_cast<int>(members.size());
+        Part& part = parts[i];
+        part.group_rank =
+            static_cast<int>(std::find(members.begin(), members.end(), rank_) - members.begin());
+        part.transport = context_->getDevice()->createContext(part.group_rank, group_size);
+        part.transport->setTimeout(timeout);
+        part.theirs.resize(members.size() * address_bytes);
+        for (int j = 0; j < group_size; ++j) {
+          if (j == part.group_rank) continue;
+          std::vector<char> address = part.transport->createPair(j)->address().bytes();
+          if (address.size() != address_bytes) {
+            return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
+                                                       ci::OpContext(*this, OpKind::kSplit),
+                                                       address.size(), address_bytes));
+          }
+          const int peer = members[static_cast<size_t>(j)];
+          shared_with[peer].push_back({i, j});
+          std::vector<char>& out = mine[peer];
+          out.insert(out.end(), address.begin(), address.end());
+        }
+      }
+      // The exchange: one receive and one send per peer, all posted, then waited for.
+      std::map<int, std::vector<char>> theirs;
+      std::vector<std::unique_ptr<::gloo::transport::UnboundBuffer>> recvs, sends;
+      for (auto& [peer, list] : shared_with) {
+        std::vector<char>& in = theirs[peer];
+        in.resize(list.size() * address_bytes);
+        recvs.push_back(context_->createUnboundBuffer(in.data(), in.size()));
+        recvs.back()->recv(peer, SplitSlot(), 0, in.size());
+      }
+      for (auto& [peer, out] : mine) {
+        sends.push_back(context_->createUnboundBuffer(out.data(), out.size()));
+        sends.back()->send(peer, SplitSlot(), 0, out.size());
+      }
+      for (auto& recv : recvs) recv->waitRecv(timeout);
+      for (auto& send : sends) send->waitSend(timeout);
+      for (auto& [peer, list] : shared_with) {
+        const std::vector<char>& in = theirs[peer];
+        for (size_t n = 0; n < list.size(); ++n) {
+          const auto [i, j] = list[n];
+          std::copy(in.begin() + static_cast<std::ptrdiff_t>(n * address_bytes),
+                    in.begin() + static_cast<std::ptrdiff_t>((n + 1) * address_bytes),
+                    parts[i].theirs.begin() + static_cast<std::ptrdiff_t>(j * address_bytes));
+        }
+      }
+      // Connect every pair of every group, then confirm them all in one round.
+      std::vector<std::shared_ptr<::gloo::Context>> groups(splits.size());
+      std::vector<std::shared_ptr<::gloo::Context>> connected;
+      {
+        FastTicks fast(ticker_);
+        for (size_t i = 0; i < splits.size(); ++i) {
+          Part& part = parts[i];
+          if (part.transport == nullptr) continue;
+          const int group_size = static_cast<int>(splits[i].members.size());
+          for (int j = 0; j < group_size; ++j) {
+            if (j == part.group_rank) continue;
+            const char* at = part.theirs.data() + static_cast<size_t>(j) * address_bytes;
+            part.transport->getPair(j)->connect(std::vector<char>(at, at + address_bytes));
+          }
+          auto group = std::make_shared<GroupContext>(part.group_rank, group_size);
+          group->Attach(context_->getDevice(), std::move(part.transport));
+          groups[i] = group;
+          connected.push_back(group);
+        }
+        ConfirmAllConnections(connected, timeout);
+      }
+      for (size_t i = 0; i < splits.size(); ++i) {
+        if (groups[i] == nullptr) continue;
+        groups[i]->setTimeout(GlooTimeout(splits[i].options.timeout));
+        made[i] = std::make_unique<GlooCommunicator>(
+            std::move(groups[i]), splits[i].options, ticker_,
+            ChildWatch("members", numbers[i], static_cast<int64_t>(fingerprints[i]),
+                       splits[i].members));
+      }
+      return absl::OkStatus();
+    } catch (const std::exception& e) {
+      return Failed(OpKind::kSplit, e.what(), options_.timeout, start);
+    }
+  });
+  NMESH_RETURN_IF_ERROR(status);
+  return made;
 }
 
 }  // namespace nmesh::comm::gloo
