@@ -1,6 +1,6 @@
 // The staging areas of a communicator's interruptible operations (internal to comm/mpi): an
 // interruptible operation runs on a copy of the caller's memory (see RunInterruptible in
-// communicator.cc), and allocating that copy per call costs more than the copy itself at large
+// interruptible.cc), and allocating that copy per call costs more than the copy itself at large
 // sizes (a fresh mmap, its page faults and vector's zeroing). The pool keeps the area of the last
 // completed operation for the next one. An area whose request was abandoned is never given back:
 // MPI may still use it, and the quarantine (quarantine.h) holds it.

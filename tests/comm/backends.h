@@ -151,7 +151,7 @@ inline std::vector<Backend> Backends() {
 }
 
 // Backends() and "mpi_interruptible": the MPI world with a timeout and CommOptions::interruptible,
-// whose operations run polled on a staging copy of their buffers (comm/mpi/communicator.cc,
+// whose operations run polled on a staging copy of their buffers (comm/mpi/interruptible.cc,
 // RunInterruptible), a data path of its own. For the conformance suite.
 inline std::vector<Backend> BackendsWithInterruptible() {
   std::vector<Backend> backends = Backends();
