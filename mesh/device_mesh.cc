@@ -189,11 +189,11 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(const MeshPlan& plan, comm::Commun
     absl::StatusOr<std::vector<std::unique_ptr<comm::Communicator>>> made =
         world.SplitAgreedMany(splits);
     if (!made.ok()) {
-      return absl::Status(made.status().code(),
-                          absl::StrFormat("building mesh '%s', group%s %s: %s", options.name,
-                                          split_names.size() == 1 ? "" : "s",
-                                          absl::StrJoin(split_names, ", "),
-                                          made.status().message()));
+      return absl::Status(
+          made.status().code(),
+          absl::StrFormat("building mesh '%s', group%s %s: %s", options.name,
+                          split_names.size() == 1 ? "" : "s", absl::StrJoin(split_names, ", "),
+                          made.status().message()));
     }
     for (size_t i = 0; i < made->size(); ++i) {
       kind_comm[split_kind[i]] = std::move((*made)[i]);

@@ -22,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -700,6 +701,62 @@ TEST_P(ConformanceTest, OneFOneBExchangeCompletesInABatch) {
       Download<float>(grad_recv), [&](size_t i) { return Tag<float>(next + 50, i); }, "gradients");
   ExpectElements<float>(
       Download<float>(sum), [&](size_t) { return n(); }, "all_reduce");
+}
+
+// Several agreed splits made together (SplitAgreedMany): pairs (the last rank alone at odd sizes),
+// the ranks of this rank's parity in descending order, the lower half only (the others join
+// none), the pairs again (a second group with the same members), and everyone. Each group's size,
+// rank order and an all_gather of its members' ranks in this communicator are checked against the
+// members listed here, written out from the rank numbers.
+TEST_P(ConformanceTest, SplitAgreedManyMakesEveryGroupTogether) {
+  const int me = r();
+  std::vector<int> pair, parity, lower, all;
+  for (int q = 0; q < n(); ++q) {
+    if (q / 2 == me / 2) pair.push_back(q);
+    if (q % 2 == me % 2) parity.insert(parity.begin(), q);
+    if (me < n() / 2 && q < n() / 2) lower.push_back(q);
+    all.push_back(q);
+  }
+  const std::vector<std::vector<int>> groups = {pair, parity, lower, pair, all};
+  std::vector<AgreedSplit> splits;
+  for (size_t i = 0; i < groups.size(); ++i) {
+    splits.push_back({.members = groups[i], .options = {.name = absl::StrCat("many", i)}});
+  }
+  ASSERT_OK_AND_ASSIGN(std::vector<std::unique_ptr<Communicator>> made,
+                       comm_->SplitAgreedMany(splits));
+  ASSERT_EQ(made.size(), groups.size());
+  for (size_t i = 0; i < groups.size(); ++i) {
+    const std::vector<int>& members = groups[i];
+    if (members.empty()) {
+      EXPECT_EQ(made[i], nullptr) << "split " << i;
+      continue;
+    }
+    ASSERT_NE(made[i], nullptr) << "split " << i;
+    Communicator& child = *made[i];
+    ASSERT_EQ(child.size(), static_cast<int>(members.size())) << "split " << i;
+    EXPECT_EQ(child.rank(),
+              static_cast<int>(std::find(members.begin(), members.end(), me) - members.begin()))
+        << "split " << i;
+    EXPECT_EQ(child.options().name, absl::StrCat("many", i));
+    Buffer mine = Upload(std::vector<int64_t>{me});
+    Buffer gathered = Upload(std::vector<int64_t>(members.size(), -1));
+    ASSERT_OK(child.AllGather(mine.data(), gathered.data(), 1, DataType::kInt64)) << "split " << i;
+    ExpectElements<int64_t>(
+        Download<int64_t>(gathered), [&](size_t j) { return members[j]; },
+        absl::StrCat("split ", i));
+  }
+  // Each new communicator works on its own after the others are gone.
+  made.front().reset();
+  Buffer one = Upload(std::vector<int64_t>{1});
+  ASSERT_OK(made.back()->AllReduce(one.data(), one.data(), 1, DataType::kInt64, ReduceOp::kSum));
+  ExpectElements<int64_t>(
+      Download<int64_t>(one), [&](size_t) { return n(); }, "all");
+  // An entry that does not hold the caller is refused on every rank, before any split is made.
+  std::vector<AgreedSplit> bad = {{.members = {(me + 1) % n()}, .options = {.name = "bad"}}};
+  if (n() > 1) {
+    EXPECT_THAT(comm_->SplitAgreedMany(bad).status(),
+                StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("split")));
+  }
 }
 
 TEST_P(ConformanceTest, BatchMisuseIsAClearStatus) {
