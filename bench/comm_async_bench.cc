@@ -159,9 +159,7 @@ void Sizes(benchmark::internal::Benchmark* b, bool with_timeout_arg) {
 BENCHMARK(BM_BlockingAllReduce)
     ->Apply([](auto* b) { Sizes(b, true); }) -> ArgNames({"bytes", "timeout"});
 BENCHMARK(BM_AsyncEnqueueOnly)
-    ->Apply([](auto* b) { Sizes(b, true); })
-    ->ArgNames({"bytes", "timeout"})
-    ->UseManualTime();
+    ->Apply([](auto* b) { Sizes(b, true); }) -> ArgNames({"bytes", "timeout"}) -> UseManualTime();
 BENCHMARK(BM_AsyncEnqueueAndWait)->Apply([](auto* b) { Sizes(b, false); });
 BENCHMARK(BM_FourAxes)->Arg(0)->Arg(1)->Iterations(100)->ArgNames({"async"});
 

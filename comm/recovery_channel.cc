@@ -296,7 +296,7 @@ absl::StatusOr<RecoveryVerdict> StoreChannel::Meet(int64_t epoch,
   // The ranks still missing, by the beat count last read and when it last changed (Alive).
   std::map<int64_t, std::pair<int64_t, absl::Time>> beats;
   absl::Time next_beat_poll = absl::InfinitePast();
-  bool missing_beat = false;  // a missing rank beat within `quiet`
+  bool missing_beat = false;          // a missing rank beat within `quiet`
   std::optional<absl::Time> give_up;  // set once another rank took the decision
   while (true) {
     if (!count.ok()) return Failed(epoch, "meet", count.status());
@@ -329,8 +329,7 @@ absl::StatusOr<RecoveryVerdict> StoreChannel::Meet(int64_t epoch,
         if (!beating.ok()) return Failed(epoch, "meet", beating.status());
         missing_beat = *beating;
       }
-      const bool quiet =
-          !options.need_all && !missing_beat && now - last_change >= options.quiet;
+      const bool quiet = !options.need_all && !missing_beat && now - last_change >= options.quiet;
       if (all || quiet || now >= options.deadline) {
         absl::StatusOr<int64_t> ticket = store_->Add(Key(epoch, "decide"), 1);
         if (!ticket.ok()) return Failed(epoch, "meet", ticket.status());

@@ -14,9 +14,9 @@
 // has not completed (a rank the failure reached late may have completed one more step than
 // another: it runs that step again), so `steps` counts the steps completed by every member. The
 // loop ends after `steps` completed steps or once `duration` has passed (whichever comes first; at
-// least one must be given; a recovery is followed by one completed step even past `duration`). With `duration` the members of the mesh agree before each step whether
-// any of them has reached it (a max over each of the mesh's axes), so that every member stops at
-// the same step.
+// least one must be given; a recovery is followed by one completed step even past `duration`). With
+// `duration` the members of the mesh agree before each step whether any of them has reached it (a
+// max over each of the mesh's axes), so that every member stops at the same step.
 //
 // This sits in job/ because it drives Job::Recover; the step is a callback, so job/ does not
 // depend on perf/ (the bench and soak engine, which is not in the umbrella).

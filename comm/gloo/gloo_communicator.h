@@ -240,6 +240,10 @@ class GlooCommunicator final : public Communicator {
 
   // What a child of this communicator made by split `how` number `number` with `color` (its
   // members' ranks here: `members`) is watched with.
+  // A new pair of `transport` for its member `peer`, and its address (`address_bytes` long, else
+  // Internal). Throws what gloo throws.
+  absl::StatusOr<std::vector<char>> PairAddress(::gloo::transport::Context& transport, int peer,
+                                                size_t address_bytes) const;
   WatchSetup ChildWatch(std::string_view how, int64_t number, int64_t color,
                         const std::vector<int>& members) const;
 

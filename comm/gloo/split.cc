@@ -92,6 +92,17 @@ WatchSetup GlooCommunicator::ChildWatch(std::string_view how, int64_t number, in
   return child;
 }
 
+absl::StatusOr<std::vector<char>> GlooCommunicator::PairAddress(
+    ::gloo::transport::Context& transport, int peer, size_t address_bytes) const {
+  std::vector<char> address = transport.createPair(peer)->address().bytes();
+  if (address.size() != address_bytes) {
+    return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
+                                               ci::OpContext(*this, OpKind::kSplit),
+                                               address.size(), address_bytes));
+  }
+  return address;
+}
+
 absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::optional<int> color,
                                                                         int key,
                                                                         CommOptions options) {
@@ -162,12 +173,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplit(std::opt
         transport->setTimeout(timeout);
         for (int i = 0; i < group_size; ++i) {
           if (i == group_rank) continue;
-          std::vector<char> address = transport->createPair(i)->address().bytes();
-          if (address.size() != address_bytes) {
-            return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
-                                                       ci::OpContext(*this, OpKind::kSplit),
-                                                       address.size(), address_bytes));
-          }
+          NMESH_ASSIGN_OR_RETURN(std::vector<char> address,
+                                 PairAddress(*transport, i, address_bytes));
           blob.insert(blob.end(), address.begin(), address.end());
         }
       }
@@ -239,12 +246,8 @@ absl::StatusOr<std::unique_ptr<Communicator>> GlooCommunicator::DoSplitAgreedMem
       std::vector<char> mine(n * address_bytes), theirs(n * address_bytes);
       for (int i = 0; i < group_size; ++i) {
         if (i == group_rank) continue;
-        std::vector<char> address = transport->createPair(i)->address().bytes();
-        if (address.size() != address_bytes) {
-          return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
-                                                     ci::OpContext(*this, OpKind::kSplit),
-                                                     address.size(), address_bytes));
-        }
+        NMESH_ASSIGN_OR_RETURN(std::vector<char> address,
+                               PairAddress(*transport, i, address_bytes));
         std::copy(address.begin(), address.end(), mine.begin() + i * address_bytes);
       }
       if (group_size > 1) {
@@ -356,12 +359,8 @@ absl::StatusOr<std::vector<std::unique_ptr<Communicator>>> GlooCommunicator::DoS
         part.theirs.resize(members.size() * address_bytes);
         for (int j = 0; j < group_size; ++j) {
           if (j == part.group_rank) continue;
-          std::vector<char> address = part.transport->createPair(j)->address().bytes();
-          if (address.size() != address_bytes) {
-            return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
-                                                       ci::OpContext(*this, OpKind::kSplit),
-                                                       address.size(), address_bytes));
-          }
+          NMESH_ASSIGN_OR_RETURN(std::vector<char> address,
+                                 PairAddress(*part.transport, j, address_bytes));
           const int peer = members[static_cast<size_t>(j)];
           shared_with[peer].push_back({i, j});
           std::vector<char>& out = mine[peer];
