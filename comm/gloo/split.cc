@@ -97,8 +97,8 @@ absl::StatusOr<std::vector<char>> GlooCommunicator::PairAddress(
   std::vector<char> address = transport.createPair(peer)->address().bytes();
   if (address.size() != address_bytes) {
     return absl::InternalError(absl::StrFormat("%s: gloo address of %d bytes, expected %d",
-                                               ci::OpContext(*this, OpKind::kSplit),
-                                               address.size(), address_bytes));
+                                               ci::OpContext(*this, OpKind::kSplit), address.size(),
+                                               address_bytes));
   }
   return address;
 }
