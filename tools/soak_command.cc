@@ -107,7 +107,7 @@ absl::StatusOr<SoakFlags> ParseSoakFlags(const SoakCommandOptions& options) {
 
 // What every rank must agree on, beyond the mesh.
 std::string SoakCommandWords(const SoakFlags& flags) {
-  return absl::StrFormat("soak steps=%s seconds=%s on_failure=%s elements=%d",
+  return absl::StrFormat("soak steps=%s seconds=%s on_failure=%s elements=%d recovery_quiet=%s",
                          flags.steps.has_value() ? absl::StrCat(*flags.steps) : "-",
                          flags.duration.has_value() ? absl::FormatDuration(*flags.duration) : "-",
                          job::FailurePolicyName(flags.policy), flags.elements,
