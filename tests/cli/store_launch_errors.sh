@@ -18,7 +18,10 @@ expect() {
   local name="$1" code="$2" text="$3"
   shift 4
   local start=$SECONDS output rc
-  output=$(timeout -k 5 60 "$@" 2>&1)
+  # Every process of the case carries this token in its environment (inherited), so that the
+  # check below finds the case's own processes only, not another test's beside it.
+  local token="$$.$RANDOM.$name"
+  output=$(NMESH_TEST_CASE_TOKEN="$token" timeout -k 5 60 "$@" 2>&1)
   rc=$?
   local took=$((SECONDS - start))
   if [[ $rc -ne $code ]] || ! grep -qF -- "$text" <<<"$output"; then
@@ -28,9 +31,13 @@ expect() {
   else
     echo "ok   $name: exit $rc after ${took}s: $(grep -F -m1 -- "$text" <<<"$output")"
   fi
-  # Every process of the case has ended (this checkout's nmesh binary, by its full path).
-  local left
-  left=$(pgrep -f -- "^$nmesh " || true)
+  # Every process of the case has ended.
+  local left="" environ
+  for environ in /proc/[0-9]*/environ; do
+    if tr '\0' '\n' 2>/dev/null <"$environ" | grep -qxF -- "NMESH_TEST_CASE_TOKEN=$token"; then
+      left+="${environ//[^0-9]/} "
+    fi
+  done
   if [[ -n "$left" ]]; then
     echo "FAIL $name: processes left behind: $left"
     failures=$((failures + 1))
