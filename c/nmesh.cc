@@ -101,15 +101,26 @@ const comm::Communicator* AsComm(const nmesh_comm* comm) {
   return reinterpret_cast<const comm::Communicator*>(comm);
 }
 
-absl::StatusOr<comm::DataType> DataTypeOf(nmesh_dtype type) {
-  if (static_cast<int>(type) < NMESH_INT8 || static_cast<int>(type) > NMESH_FLOAT64) {
+// The integer a C caller passed for an enum parameter, read without loading it as the enum: a C
+// caller may pass any int, and a value outside the enumerators is undefined behaviour in C++ once
+// loaded as the enum type (UBSan's -fsanitize=enum reports it).
+template <typename E>
+int RawEnum(const E& e) {
+  static_assert(sizeof(E) == sizeof(int), "C enums are int-sized");
+  int raw = 0;
+  std::memcpy(&raw, &e, sizeof raw);
+  return raw;
+}
+
+absl::StatusOr<comm::DataType> DataTypeOf(int type) {
+  if (type < NMESH_INT8 || type > NMESH_FLOAT64) {
     return absl::InvalidArgumentError(absl::StrFormat("unknown nmesh_dtype %d", type));
   }
   return static_cast<comm::DataType>(type);
 }
 
-absl::StatusOr<comm::ReduceOp> ReduceOpOf(nmesh_reduce_op op) {
-  if (static_cast<int>(op) < NMESH_SUM || static_cast<int>(op) > NMESH_AVG) {
+absl::StatusOr<comm::ReduceOp> ReduceOpOf(int op) {
+  if (op < NMESH_SUM || op > NMESH_AVG) {
     return absl::InvalidArgumentError(absl::StrFormat("unknown nmesh_reduce_op %d", op));
   }
   return static_cast<comm::ReduceOp>(op);
@@ -578,13 +589,13 @@ nmesh_result nmesh_comm_nccl_comm(const nmesh_comm* comm, void** nccl_comm) {
 }
 
 // The collectives: each converts the enums, then calls the communicator's method.
-#define NMESH_C_TYPE(type)                                    \
-  absl::StatusOr<comm::DataType> dtype_or = DataTypeOf(type); \
-  if (!dtype_or.ok()) return dtype_or.status();               \
+#define NMESH_C_TYPE(type)                                             \
+  absl::StatusOr<comm::DataType> dtype_or = DataTypeOf(RawEnum(type)); \
+  if (!dtype_or.ok()) return dtype_or.status();                        \
   const comm::DataType dtype = *dtype_or
-#define NMESH_C_OP(op)                                    \
-  absl::StatusOr<comm::ReduceOp> rop_or = ReduceOpOf(op); \
-  if (!rop_or.ok()) return rop_or.status();               \
+#define NMESH_C_OP(op)                                             \
+  absl::StatusOr<comm::ReduceOp> rop_or = ReduceOpOf(RawEnum(op)); \
+  if (!rop_or.ok()) return rop_or.status();                        \
   const comm::ReduceOp rop = *rop_or
 
 nmesh_result nmesh_all_reduce(nmesh_comm* comm, const void* send, void* recv, size_t count,
